@@ -1,0 +1,1 @@
+"""How Herald talks to the world: chat front ends, network connectors, the clock, settings, the entry point."""

@@ -1,0 +1,75 @@
+"""Herald's command line: `python -m bot` runs it; `demo`, `key` and `migrate` are helpers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from bot.settings import Settings, SettingsError, load_settings
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+
+
+async def run(settings: Settings) -> int:
+    from bot.app import Herald
+
+    herald = Herald(settings)
+    if herald.key_note:
+        print(herald.key_note)
+    for name, token in (("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token),
+                        ("DISCORD_BOT_TOKEN", settings.discord_bot_token)):
+        if token is not None:
+            print(f"{name} is set, but this Herald has no {name.split('_')[0].title()} front end yet; "
+                  "serving the console chat only.")
+    await herald.start()
+    print("Herald is running on the console chat. Type /help to begin, /quit to stop.")
+    try:
+        await herald.console.serve(sys.stdin, prompt=sys.stdin.isatty())
+    finally:
+        await herald.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="herald", description="Herald: your team's campaign assistant in chat.")
+    parser.add_argument("action", nargs="?", default="run", choices=["run", "demo", "key", "migrate"],
+                        help="run (default): start Herald; demo: play a scripted session; "
+                             "key: print a new HERALD_SECRET_KEY; migrate: update the database and exit")
+    args = parser.parse_args(argv)
+    if args.action == "key":
+        from storage.crypto import SecretBox
+
+        print(SecretBox.new_key())
+        return 0
+    try:
+        if args.action == "demo":
+            from bot.demo import play
+
+            return asyncio.run(play())
+        settings = load_settings()
+        configure_logging(settings)
+        if args.action == "migrate":
+            from storage.db import Database
+
+            Database(settings.database_url).migrate()
+            print("The database is up to date.")
+            return 0
+        return asyncio.run(run(settings))
+    except SettingsError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The composition root: builds the database, the ports and the front ends, and runs them together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from bot.chats.console import PLATFORM as CONSOLE
+from bot.chats.console import ConsoleChat
+from bot.clock import SystemClock
+from bot.networks import NetworkDirectory, build_networks
+from bot.scheduler import HeraldScheduler
+from bot.settings import Settings, secret_key
+from handlers import dispatch
+from handlers.chat import ChatAddress, Command, Reply
+from handlers.context import Context
+from handlers.ports import Clock, Notifier
+from handlers.publishing import recover_interrupted
+from storage.crypto import SecretBox
+from storage.db import Database
+
+log = logging.getLogger("herald")
+
+
+class NotifierRouter:
+    """The Notifier port: hands each notice to the front end of the chat's platform."""
+
+    def __init__(self) -> None:
+        self.fronts: dict[str, Notifier] = {}
+
+    def register(self, platform: str, front: Notifier) -> None:
+        self.fronts[platform] = front
+
+    async def send(self, chat: ChatAddress, reply: Reply) -> None:
+        front = self.fronts.get(chat.platform)
+        if front is None:
+            log.warning("no %s front end is running; a notice for chat %s was not delivered", chat.platform, chat.chat_id)
+            return
+        await front.send(chat, reply)
+
+
+class Herald:
+    """One Herald process: database, scheduler, networks and the console chat, in one event loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        write: Callable[[str], None] | None = None,
+        networks: NetworkDirectory | None = None,
+    ) -> None:
+        self.settings = settings
+        key, self.key_note = secret_key(settings)
+        self.db = Database(settings.database_url)
+        self.clock = clock or SystemClock()
+        self.scheduler = HeraldScheduler(sweep_seconds=settings.sweep_seconds)
+        self.notifier = NotifierRouter()
+        self.networks = networks or build_networks(self.db, self.clock)
+        self.ctx = Context(
+            db=self.db, clock=self.clock, networks=self.networks, notifier=self.notifier,
+            scheduler=self.scheduler, secrets=SecretBox(key),
+            grace=timedelta(minutes=settings.grace_minutes), worker_id=settings.worker_id,
+        )
+        self.console = ConsoleChat(self.handle, write=write)
+        self.notifier.register(CONSOLE, self.console)
+
+    async def handle(self, command: Command) -> Reply:
+        return await dispatch.handle(self.ctx, command)
+
+    async def start(self) -> None:
+        """Migrate the database, settle sends a crash interrupted, and start the clock."""
+        self.db.migrate()
+        await recover_interrupted(self.ctx, at_start=True)
+        await self.scheduler.start(self.ctx)
+
+    async def stop(self) -> None:
+        self.scheduler.shutdown()
+        self.db.dispose()

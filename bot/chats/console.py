@@ -1,0 +1,151 @@
+"""The console chat: Herald on stdin/stdout, and the test backend every test talks through.
+
+- Lines starting with `/` are commands; `/as <name>` switches who is typing.
+- Buttons under a reply are shown numbered (`[1] Approve`); typing the number presses it.
+  A button that needs a note (Request changes, Reject) asks for it on the next line.
+- A line ending with `\\` continues on the next one, for multi-line posts.
+- Notifications Herald sends on its own (publish results, approval requests) print here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TextIO
+
+from handlers.chat import Actor, Button, ChatAddress, ChatRef, Command, Reply
+
+PLATFORM = "console"
+NAME_RE = re.compile(r"[\w.\-]{1,32}")
+
+
+class ConsoleChat:
+    """A line-based chat; `say()` pushes a line and returns what Herald printed in answer."""
+
+    def __init__(
+        self,
+        handle: Callable[[Command], Awaitable[Reply]],
+        *,
+        chat_id: str = "console",
+        user: str = "you",
+        write: Callable[[str], None] | None = None,
+    ) -> None:
+        self.handle = handle
+        self.chat_id = chat_id
+        self.user = user
+        self._write = write or (lambda text: print(text, flush=True))
+        self.buttons: list[Button] = []
+        self.prompting: Button | None = None
+        self.partial: list[str] = []
+        self.captured: list[str] | None = None
+        self.closed = False
+
+    @property
+    def chat(self) -> ChatRef:
+        return ChatRef(PLATFORM, self.chat_id, title="console", private=True)
+
+    def actor(self) -> Actor:
+        return Actor(PLATFORM, self.user, self.user)
+
+    def emit(self, text: str) -> None:
+        if self.captured is not None:
+            self.captured.append(text)
+        self._write(text)
+
+    def render(self, reply: Reply) -> str:
+        text = ("✋ " if reply.error else "") + reply.text
+        if reply.image is not None:
+            text += f"\n[image: {len(reply.image):,} bytes]"
+        if reply.buttons:
+            self.buttons = list(reply.buttons)
+            text += "\n" + "  ".join(
+                f"[{i}] {b.label}" for i, b in enumerate(reply.buttons, start=1)
+            ) + "   (type a number to press)"
+        return text
+
+    async def send(self, chat: ChatAddress, reply: Reply) -> None:
+        """Notifier: Herald speaking on its own into this chat."""
+        if chat.chat_id == self.chat_id:
+            self.emit(self.render(reply))
+
+    async def say(self, line: str) -> str:
+        """Handle one typed line; return everything printed because of it."""
+        self.captured = []
+        try:
+            await self._line(line)
+            return "\n".join(self.captured)
+        finally:
+            self.captured = None
+
+    async def _line(self, raw: str) -> None:
+        line = raw.rstrip("\n")
+        if line.endswith("\\"):
+            self.partial.append(line[:-1])
+            return
+        if self.partial:
+            line = "\n".join([*self.partial, line])
+            self.partial = []
+        stripped = line.strip()
+        if not stripped:
+            return
+        if self.prompting is not None and not stripped.startswith("/"):
+            button, self.prompting = self.prompting, None
+            await self._run(Command(button.command, self.actor(), self.chat, args={**button.args, "text": stripped}))
+            return
+        self.prompting = None
+        if stripped.isdigit():
+            await self._press(int(stripped))
+            return
+        if not stripped.startswith("/"):
+            self.emit("Commands start with /. Type /help to see them.")
+            return
+        name, _, rest = stripped[1:].partition(" ")
+        if "\n" in name:
+            name, _, more = name.partition("\n")
+            rest = more + (" " + rest if rest else "")
+        name = name.lower()
+        if name == "as":
+            who = rest.strip().lstrip("@")
+            if not NAME_RE.fullmatch(who):
+                self.emit("Usage: /as <name> — a name of letters, digits, '.', '-' or '_'.")
+                return
+            self.user = who
+            self.emit(f"(you are now {who})")
+            return
+        if name in ("quit", "exit"):
+            self.closed = True
+            return
+        await self._run(Command(name, self.actor(), self.chat, text=rest.strip()))
+
+    async def _press(self, number: int) -> None:
+        if not 1 <= number <= len(self.buttons):
+            self.emit(f"There's no button {number} on the last message." if self.buttons
+                      else "There are no buttons to press.")
+            return
+        button = self.buttons[number - 1]
+        if button.prompt:
+            self.prompting = button
+            self.emit(f"{button.prompt} (type it, or a /command to skip)")
+            return
+        await self._run(Command(button.command, self.actor(), self.chat, args=dict(button.args)))
+
+    async def _run(self, command: Command) -> None:
+        reply = await self.handle(command)
+        self.emit(self.render(reply))
+
+    async def serve(self, stream: TextIO = sys.stdin, prompt: bool = True) -> None:
+        """Read lines until end of input or /quit."""
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            if prompt:
+                self._write_prompt()
+            line = await loop.run_in_executor(None, stream.readline)
+            if line == "":
+                break
+            await self._line(line)
+
+    def _write_prompt(self) -> None:
+        sys.stdout.write(f"{self.user}> ")
+        sys.stdout.flush()

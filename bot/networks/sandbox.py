@@ -1,0 +1,141 @@
+"""The sandbox network: try Herald end to end with no social accounts.
+
+`/connect sandbox name=<name> [like=x|bluesky|mastodon|…] [fail=…] [max_characters=N] [token=…]`
+
+- It "publishes" into Herald's own database (table `sandboxpost`), deduplicating by the
+  delivery's idempotency key like Mastodon's `Idempotency-Key`, so a retry can't post twice.
+- `like=` makes it check text by another network's rules (X weighted length, Bluesky graphemes…),
+  so a team can rehearse a campaign before connecting the real accounts.
+- Its engagement is deterministic: a function of the post's id and age, growing like a real post's.
+- `fail=` rehearses what goes wrong: `reject` (the network refuses the content), `auth` (expired
+  token), `rate_limit` (429 with retry-after 60 s), `down` (unreachable before sending), and
+  `timeout` (the post lands but the answer never comes: outcome unknown).
+- `token=` is optional and stored encrypted like any credential; the sandbox refuses the
+  literal token `invalid`, to rehearse a wrong credential at connect time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from sqlmodel import select
+
+from handlers.limits import NETWORK_LABELS, LimitCheck, check_text
+from handlers.ports import (
+    AccountView,
+    Clock,
+    ConnectSpec,
+    ErrorKind,
+    Metrics,
+    Outgoing,
+    Published,
+    PublishError,
+)
+from storage.db import Database
+from storage.models import SandboxPost
+
+FAIL_MODES = ("reject", "auth", "rate_limit", "down", "timeout")
+URL_BASE = "https://sandbox.herald.invalid"
+
+
+class SandboxNetwork:
+    key = "sandbox"
+    label = "Sandbox"
+    idempotent = True
+    connect_spec = ConnectSpec(
+        required=(),
+        optional=("like", "fail", "max_characters"),
+        secret=("token",),
+        help=(
+            "A pretend network for trying Herald. like=x|bluesky|mastodon|… checks text by that network's rules; "
+            f"fail={'|'.join(FAIL_MODES)} rehearses a failure. Example: /connect sandbox name=brand-x like=x"
+        ),
+    )
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    def _rules(self, account: AccountView) -> tuple[str, int | None]:
+        like = str(account.settings.get("like") or "sandbox")
+        limit = account.settings.get("max_characters")
+        return like, int(limit) if limit else None
+
+    def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
+        like, limit = self._rules(account)
+        return check_text(like, text, media_count=media_count, max_characters=limit)
+
+    async def verify(self, account: AccountView) -> str:
+        like = str(account.settings.get("like") or "sandbox").lower()
+        if like not in NETWORK_LABELS:
+            raise ValueError(f"like={like} isn't a network. Use one of: {', '.join(sorted(NETWORK_LABELS))}")
+        fail = account.settings.get("fail")
+        if fail is not None and fail not in FAIL_MODES:
+            raise ValueError(f"fail={fail} isn't a failure I can rehearse. Use one of: {', '.join(FAIL_MODES)}")
+        limit = account.settings.get("max_characters")
+        if limit is not None and (not str(limit).isdigit() or not 1 <= int(limit) <= 100_000):
+            raise ValueError("max_characters must be a whole number from 1 to 100000")
+        if account.credentials.get("token") == "invalid":
+            raise PublishError(ErrorKind.AUTH_EXPIRED, "the sandbox refused token 'invalid'")
+        return f"sandbox account with {NETWORK_LABELS[like]} rules"
+
+    async def publish(self, account: AccountView, post: Outgoing) -> Published:
+        fail = account.settings.get("fail")
+        if fail == "down":
+            raise PublishError(ErrorKind.TRANSIENT, "the sandbox was unreachable (fail=down); nothing was sent")
+        if fail == "rate_limit":
+            raise PublishError(ErrorKind.RATE_LIMITED, "the sandbox said: too many posts (fail=rate_limit)",
+                               retry_after=60.0)
+        if fail == "auth":
+            raise PublishError(ErrorKind.AUTH_EXPIRED, "the sandbox token has expired (fail=auth)")
+        if fail == "reject":
+            raise PublishError(ErrorKind.REJECTED, "the sandbox refuses every post (fail=reject)")
+        check = self.check(account, post.text, len(post.media))
+        if not check.ok:
+            raise PublishError(ErrorKind.REJECTED, "; ".join(check.problems))
+        with self.db.session() as session:
+            row = session.exec(
+                select(SandboxPost).where(SandboxPost.idempotency_key == post.idempotency_key)
+            ).first()
+            if row is None:
+                row = SandboxPost(account_id=account.id, idempotency_key=post.idempotency_key, text=post.text,
+                                  created_at=self.clock.now())
+                session.add(row)
+                session.flush()
+            remote_id = str(row.id)
+        if fail == "timeout":
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME,
+                               "no answer came back within 30 seconds (fail=timeout), after the post was sent")
+        return Published(remote_id=remote_id, url=f"{URL_BASE}/{account.name}/{remote_id}")
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
+        now = self.clock.now()
+        ids = [int(r) for r in remote_ids if r.isdigit()]
+        with self.db.session() as session:
+            rows = session.exec(select(SandboxPost).where(SandboxPost.id.in_(ids))).all()  # type: ignore[union-attr]
+            found = {str(row.id): row for row in rows if row.account_id == account.id}
+        readings = {}
+        for remote_id, row in found.items():
+            assert row.created_at is not None
+            minutes = max(0.0, (now - row.created_at).total_seconds() / 60)
+            readings[remote_id] = engagement(f"{account.name}:{remote_id}", minutes)
+        return readings
+
+
+def engagement(seed_text: str, age_minutes: float) -> Metrics:
+    """Deterministic numbers that grow with age and level off over a couple of days."""
+    seed = int(hashlib.sha256(seed_text.encode()).hexdigest()[:8], 16)
+    reach = 800 + seed % 2400
+    impressions = int(reach * (1 - math.exp(-age_minutes / 600)))
+    like_rate = 0.02 + (seed % 5) / 100
+    likes = int(impressions * like_rate)
+    return Metrics(
+        likes=likes,
+        comments=likes // 9,
+        shares=likes // 6,
+        quotes=likes // 25,
+        impressions=impressions,
+        clicks=impressions // 45,
+        saves=likes // 12,
+    )

@@ -1,0 +1,127 @@
+"""Herald's settings, read from the environment and `.env` (pydantic-settings).
+
+A bad value stops start-up with one line that names the variable (`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from storage.crypto import SecretBox
+
+DEFAULT_DATABASE = "sqlite:///herald.db"
+KEY_FILE_NAME = "herald-secret.key"
+
+
+class SettingsError(Exception):
+    """One clear line about a bad setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field(DEFAULT_DATABASE, validation_alias="DATABASE_URL")
+    herald_secret_key: SecretStr | None = Field(None, validation_alias="HERALD_SECRET_KEY")
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_url: str = Field("https://api.telegram.org", validation_alias="TELEGRAM_API_URL")
+    discord_bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", validation_alias="LOG_LEVEL")
+    grace_minutes: int = Field(15, ge=0, le=24 * 60, validation_alias="HERALD_GRACE_MINUTES")
+    sweep_seconds: int = Field(30, ge=5, le=3600, validation_alias="HERALD_SWEEP_SECONDS")
+    worker_id: str = Field("herald", min_length=1, max_length=64, validation_alias="HERALD_WORKER_ID")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("must be a database URL such as sqlite:///herald.db or postgresql+psycopg://user@host/db") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"Herald runs on sqlite or postgresql, not {url.get_backend_name()}")
+        return value
+
+    @field_validator("herald_secret_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not SecretBox.is_valid_key(value.get_secret_value()):
+            raise ValueError("must be a Fernet key (32 url-safe base64 bytes); make one with `python -m bot key`")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def is_sqlite(self) -> bool:
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    def sqlite_path(self) -> Path | None:
+        url = make_url(self.database_url)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return Path(url.database)
+
+
+ENV_NAMES = {
+    name: (field.validation_alias if isinstance(field.validation_alias, str) else name.upper())
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise SettingsError naming the variable when one is wrong."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = str(error["loc"][0]) if error["loc"] else "?"
+        name = ENV_NAMES.get(loc, loc)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"Bad setting {name}: {message}.") from None
+
+
+def secret_key(settings: Settings) -> tuple[str, str | None]:
+    """The Fernet key; on the embedded SQLite default without one, made once into a 0600 file.
+
+    Returns (key, note) where note is a line to show once when a key file was just created.
+    """
+    if settings.herald_secret_key is not None:
+        return settings.herald_secret_key.get_secret_value(), None
+    db_path = settings.sqlite_path()
+    if db_path is None:
+        raise SettingsError(
+            "Bad setting HERALD_SECRET_KEY: it is required with this DATABASE_URL; "
+            "make one with `python -m bot key` and keep it safe."
+        )
+    key_path = db_path.resolve().parent / KEY_FILE_NAME
+    if key_path.exists():
+        key = key_path.read_text().strip()
+        if not SecretBox.is_valid_key(key):
+            raise SettingsError(f"Bad setting HERALD_SECRET_KEY: the key file {key_path} is damaged.")
+        return key, None
+    key = SecretBox.new_key()
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key, (
+        f"Made a new secret key for stored credentials in {key_path} (mode 0600). "
+        "Back it up: without it, connected accounts must be reconnected. "
+        "Set HERALD_SECRET_KEY to use your own."
+    )

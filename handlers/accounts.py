@@ -1,0 +1,193 @@
+"""Connected social accounts: /connect, /accounts, /slots."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from sqlmodel import select
+
+from handlers.chat import Reply
+from handlers.common import Request, account_rules, audit, get_workspace
+from handlers.errors import UserError
+from handlers.limits import NETWORK_LABELS
+from handlers.ports import AccountView, PublishError
+from handlers.registry import ADMINS, command
+from handlers.when import WhenError, parse_timezone
+from storage.models import Account
+
+# Keys every network takes in /connect, handled by Herald itself.
+COMMON_KEYS = ("name", "slots", "timezone", "base_url")
+SLOT_RE = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+def parse_slots(words: list[str]) -> str:
+    """'09:00 13:30' or '9:00,17:00' → '09:00,13:30' (sorted, unique); refuses anything else."""
+    slots = set()
+    for word in words:
+        for part in filter(None, word.split(",")):
+            m = SLOT_RE.fullmatch(part)
+            if not m:
+                raise UserError(f"'{part}' isn't a time of day. Posting slots look like 09:00 13:30 17:45.")
+            slots.add(f"{int(m.group(1)):02d}:{m.group(2)}")
+    return ",".join(sorted(slots))
+
+
+def parse_pairs(text: str, usage: str) -> dict[str, str]:
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise UserError(f"I couldn't read that ({exc}). Usage: {usage}") from None
+    pairs: dict[str, str] = {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if not sep or not key:
+            raise UserError(f"'{token}' isn't key=value. Usage: {usage}")
+        key = key.lower()
+        if key in pairs:
+            raise UserError(f"{key}= is given twice.")
+        pairs[key] = value
+    return pairs
+
+
+def connect_help(req: Request, key: str) -> str:
+    network = req.ctx.networks.get(key)
+    assert network is not None
+    spec = network.connect_spec
+    keys = [f"{k}=…" for k in spec.required] + [f"[{k}=…]" for k in spec.optional]
+    return (
+        f"/connect {key} {' '.join(keys)}\n"
+        f"{spec.help}\n"
+        "Every account also takes slots=09:00,13:00 (posting slots) and timezone=Area/City."
+    ).strip()
+
+
+@command(
+    "connect",
+    usage="/connect <network> name=<name> key=value…",
+    summary="connect a social account or channel (admins)",
+    details="/connect <network> alone shows what that network needs. Credentials go only in a private chat.",
+    roles=ADMINS,
+    group="Accounts",
+)
+async def connect(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    key, _, rest = req.command.text.strip().partition(" ")
+    key = key.lower()
+    known = ctx.networks.keys()
+    if not key:
+        raise UserError(f"Which network? Available here: {', '.join(known)}. Usage: {req.spec.usage}")
+    network = ctx.networks.get(key)
+    if network is None:
+        label = NETWORK_LABELS.get(key)
+        if label:
+            raise UserError(f"{label} isn't available in this Herald yet. Available: {', '.join(known)}.")
+        raise UserError(f"'{key}' isn't a network I know. Available: {', '.join(known)}.")
+    if not rest.strip():
+        return Reply(connect_help(req, key))
+    spec = network.connect_spec
+    pairs = parse_pairs(rest, req.spec.usage)
+    allowed = set(COMMON_KEYS) | set(spec.required) | set(spec.optional) | set(spec.secret)
+    unknown = sorted(set(pairs) - allowed)
+    if unknown:
+        raise UserError(f"{network.label} doesn't take {', '.join(unknown)}.\n{connect_help(req, key)}")
+    missing = [k for k in ("name", *spec.required) if not pairs.get(k)]
+    if missing:
+        raise UserError(f"Missing {', '.join(k + '=' for k in dict.fromkeys(missing))}.\n{connect_help(req, key)}")
+    secrets = {k: pairs.pop(k) for k in spec.secret if k in pairs}
+    if secrets and not req.command.chat.private:
+        raise UserError(
+            "That message holds credentials, so I didn't store anything. Send /connect to me in a "
+            "private chat, and consider the token seen by this chat: revoke it and make a new one."
+        )
+    name = pairs.pop("name")
+    if not re.fullmatch(r"[A-Za-z0-9][\w.\-]{0,39}", name):
+        raise UserError("name= must be 1–40 letters, digits, '.', '-' or '_' (it's how you'll refer to the account).")
+    slots = parse_slots([pairs.pop("slots")]) if "slots" in pairs else ""
+    tz = None
+    if "timezone" in pairs:
+        try:
+            tz = parse_timezone(pairs.pop("timezone"))
+        except WhenError as exc:
+            raise UserError(str(exc)) from None
+    base_url = pairs.pop("base_url", None)
+    if base_url is not None and not re.match(r"https?://[^\s/]+", base_url):
+        raise UserError("base_url= must start with http:// or https://")
+    with ctx.db.session() as session:
+        taken = session.exec(select(Account).where(Account.workspace_id == ws_id).where(Account.name == name)).first()
+        if taken:
+            raise UserError(f"There's already an account called {name}. Pick another name=.")
+    view = AccountView(id=0, workspace_id=ws_id, network=key, name=name, base_url=base_url,
+                       settings=pairs, credentials=secrets)
+    try:
+        who = await network.verify(view)
+    except PublishError as exc:
+        raise UserError(f"{network.label} didn't accept these credentials: {exc.reason}. Nothing was saved.") from None
+    with ctx.db.session() as session:
+        account = Account(
+            workspace_id=ws_id, network=key, name=name, base_url=base_url,
+            credentials=ctx.secrets.seal(secrets) if secrets else None,
+            settings=pairs, slots=slots, timezone=tz, created_at=ctx.clock.now(),
+        )
+        session.add(account)
+        session.flush()
+        audit(session, ctx, ws_id, None, req.actor_name, "connect", f"{key} account {name}")
+        rules = account_rules(account)
+    extra = f", following {NETWORK_LABELS.get(rules, rules)} rules" if rules != key else ""
+    slot_text = f"Posting slots: {slots.replace(',', ' ')}." if slots else f"No posting slots yet: /slots {name} 09:00 17:00"
+    return Reply(f"Connected {name} ({network.label}{extra}) — {who}.\n{slot_text}", private=bool(secrets))
+
+
+def describe_account(account: Account, ws_tz: str) -> str:
+    rules = account_rules(account)
+    parts = [f"{account.name}: {NETWORK_LABELS.get(account.network, account.network)}"]
+    if rules != account.network:
+        parts.append(f"{NETWORK_LABELS.get(rules, rules)} rules")
+    parts.append("healthy" if account.health == "ok" else f"⚠ {account.health_note or account.health}")
+    slots = account.slot_list()
+    parts.append(f"slots {' '.join(slots)} ({account.timezone or ws_tz})" if slots else "no slots")
+    if account.credentials:
+        parts.append("credentials stored encrypted")
+    return "  " + " · ".join(parts)
+
+
+@command("accounts", usage="/accounts", summary="list the connected accounts", group="Accounts")
+async def accounts(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        rows = session.exec(select(Account).where(Account.workspace_id == ws_id).order_by(Account.name)).all()
+        if not rows:
+            return Reply("No accounts yet. /connect sandbox name=brand connects one to try Herald with.")
+        lines = [describe_account(a, ws.timezone) for a in rows]
+    return Reply("Accounts:\n" + "\n".join(lines))
+
+
+@command(
+    "slots",
+    usage="/slots <account> <HH:MM…|off>",
+    summary="set an account's posting slots, used by /schedule <post> next slot",
+    details="Slots are times of day in the account's timezone (else the workspace's). Example: /slots brand 09:00 13:00 17:30",
+    roles=ADMINS,
+    group="Accounts",
+)
+async def slots(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    words = req.words
+    if len(words) < 2:
+        raise UserError(f"Usage: {req.spec.usage}")
+    with ctx.db.session() as session:
+        account = session.exec(
+            select(Account).where(Account.workspace_id == ws_id).where(Account.name == words[0])
+        ).first()
+        if account is None:
+            raise UserError(f"There's no account called {words[0]}. /accounts lists them.")
+        value = "" if words[1:] == ["off"] else parse_slots(words[1:])
+        account.slots = value
+        audit(session, ctx, ws_id, None, req.actor_name, "slots", f"{account.name}: {value or 'off'}")
+    return Reply(
+        f"{words[0]} posting slots: {value.replace(',', ' ')}." if value else f"{words[0]} has no posting slots now."
+    )

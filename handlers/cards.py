@@ -1,0 +1,114 @@
+"""How a post is shown in the chat: the draft card, the approval card, one-line summaries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from handlers.chat import Button, Reply
+from handlers.common import check_lines, post_targets, show_time, target_checks
+from handlers.context import Context
+from storage.models import Approval, Decision, Post, PostState, Workspace
+
+UNAPPROVED = (PostState.DRAFT, PostState.IN_REVIEW, PostState.CHANGES_REQUESTED)
+
+
+def state_label(post: Post) -> str:
+    return PostState(post.state).value.replace("_", " ")
+
+
+def short_text(text: str, width: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def approvals_at_revision(session: Session, post: Post) -> list[Approval]:
+    return list(
+        session.exec(
+            select(Approval)
+            .where(Approval.post_id == post.id)
+            .where(Approval.revision == post.revision)
+            .where(Approval.decision == Decision.APPROVE.value)
+            .order_by(Approval.id)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
+def post_body(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[str]:
+    """The post's header, text, link, time and a check line per target."""
+    head = f"Post #{post.id} · {state_label(post)} · revision {post.revision} · by {post.author_name}"
+    if post.campaign:
+        head += f" · campaign {post.campaign}"
+    lines = [head]
+    lines += ["│ " + line for line in (post.text or "(no text)").splitlines()]
+    if post.link:
+        lines.append(f"Link: {post.link}")
+    if post.media:
+        lines.append(f"Images: {len(post.media)}")
+    tz = post.due_tz or ws.timezone
+    lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}" if post.due_at else "Time: not scheduled")
+    if post.held_note:
+        lines.append(f"⚠ Held: {post.held_note}")
+    checks = target_checks(ctx, session, post)
+    if checks:
+        lines.append("Targets:")
+        lines += check_lines(post, checks)
+    else:
+        lines.append(f"Targets: none — /targets {post.id} <account…> (see /accounts)")
+    if post.variants:
+        lines.append("Variants for: " + ", ".join(sorted(post.variants)))
+    return lines
+
+
+def draft_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str) -> Reply:
+    lines = [headline, *post_body(ctx, session, post, ws)]
+    buttons: tuple[Button, ...] = ()
+    if PostState(post.state) in (PostState.DRAFT, PostState.CHANGES_REQUESTED):
+        buttons = (
+            Button("Submit for approval", "submit", {"post": post.id}),
+            Button("Preview", "preview", {"post": post.id}),
+            Button("Schedule…", "schedule", {"post": post.id}, prompt="When? e.g. tomorrow 9am"),
+        )
+    return Reply("\n".join(lines), buttons=buttons)
+
+
+def approval_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str) -> Reply:
+    have = len(approvals_at_revision(session, post))
+    lines = [
+        headline,
+        *post_body(ctx, session, post, ws),
+        f"Approvals: {have} of {ws.approvals_needed} (revision {post.revision})",
+    ]
+    args = {"post": post.id, "revision": post.revision}
+    buttons = (
+        Button("Approve", "approve", args),
+        Button("Request changes", "changes", args, prompt=f"What should change in #{post.id}?"),
+        Button("Reject", "reject", args, prompt=f"Why reject #{post.id}?"),
+    )
+    return Reply("\n".join(lines), buttons=buttons)
+
+
+def trigger_time(post: Post, ws: Workspace) -> datetime | None:
+    """When the clock should look at this post: its time, or its approval deadline if unapproved."""
+    if post.due_at is None:
+        return None
+    state = PostState(post.state)
+    if state == PostState.SCHEDULED:
+        return post.due_at
+    if state in UNAPPROVED:
+        return post.due_at - timedelta(minutes=ws.approval_deadline_minutes)
+    return None
+
+
+def rearm(ctx: Context, post: Post, ws: Workspace) -> None:
+    assert post.id is not None
+    at = trigger_time(post, ws)
+    if at is None:
+        ctx.scheduler.disarm(post.id)
+    else:
+        ctx.scheduler.arm(post.id, at)
+
+
+def target_names(session: Session, post: Post) -> str:
+    return ", ".join(account.name for _d, account in post_targets(session, post)) or "no accounts"

@@ -1,0 +1,22 @@
+"""Everything a handler may use, in one object built by bot/app.py (or a test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from handlers.ports import Clock, Networks, Notifier, Scheduler
+from storage.crypto import SecretBox
+from storage.db import Database
+
+
+@dataclass
+class Context:
+    db: Database
+    clock: Clock
+    networks: Networks
+    notifier: Notifier
+    scheduler: Scheduler
+    secrets: SecretBox
+    grace: timedelta = timedelta(minutes=15)
+    worker_id: str = "herald"

@@ -1,0 +1,99 @@
+"""The front door of every command: find the handler, the workspace and the caller's role, run it.
+
+Front ends call `handle(ctx, command)` and render the `Reply`. A refusal (`UserError`, an
+illegal state change, an unknown command, a missing role) comes back as a reply marked
+`error=True`, and the handler's transaction is rolled back so nothing changed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import select
+
+import handlers.accounts
+import handlers.approvals
+import handlers.drafts
+import handlers.engagement
+import handlers.publishing
+import handlers.reports
+import handlers.scheduling
+import handlers.workspace  # noqa: F401  (each module registers its commands)
+from handlers.chat import Command, Reply
+from handlers.common import Request
+from handlers.context import Context
+from handlers.errors import UserError
+from handlers.registry import COMMANDS, command
+from storage.models import ChatLink, IllegalTransition, Member, Role
+
+log = logging.getLogger("herald.dispatch")
+
+GROUP_ORDER = ("Workspace", "Accounts", "Posts", "Approvals", "Scheduling", "Publishing", "Engagement", "Other")
+
+
+def resolve(ctx: Context, cmd: Command) -> tuple[int | None, Role]:
+    """The workspace of the chat and the caller's role in it (chat admins default to admin)."""
+    with ctx.db.session() as session:
+        link = session.exec(
+            select(ChatLink).where(ChatLink.platform == cmd.chat.platform).where(ChatLink.chat_id == cmd.chat.chat_id)
+        ).first()
+        if link is None:
+            return None, Role.VIEWER
+        member = session.exec(
+            select(Member).where(Member.workspace_id == link.workspace_id)
+            .where(Member.platform == cmd.actor.platform).where(Member.user_id == cmd.actor.user_id)
+        ).first()
+        if member is not None:
+            return link.workspace_id, Role(member.role)
+        return link.workspace_id, Role.ADMIN if cmd.actor.is_chat_admin else Role.VIEWER
+
+
+async def handle(ctx: Context, cmd: Command) -> Reply:
+    """Run one command as its actor and return what to show them."""
+    name = cmd.name.lower().lstrip("/")
+    spec = COMMANDS.get(name)
+    if spec is None:
+        return Reply(f"I don't know /{name}. /help lists what I can do.", error=True)
+    workspace_id, role = resolve(ctx, cmd)
+    if spec.needs_workspace and workspace_id is None:
+        return Reply("This chat isn't set up yet. /setup creates a workspace here, with you as its admin.", error=True)
+    if role not in spec.roles:
+        allowed = " or ".join(sorted(r.value + "s" for r in spec.roles))
+        return Reply(
+            f"Only {allowed} can use /{name}. You're {role.value} here; "
+            f"an admin can change that with /role {cmd.actor.name} <role>.",
+            error=True,
+        )
+    request = Request(ctx=ctx, command=cmd, spec=spec, workspace_id=workspace_id, role=role)
+    try:
+        return await spec.handler(request)
+    except (UserError, IllegalTransition) as exc:
+        return Reply(str(exc), error=True)
+    except Exception:
+        log.exception("/%s failed", name)
+        return Reply(f"Something went wrong with /{name}; nothing was changed. The error is in Herald's log.", error=True)
+
+
+@command("help", usage="/help [command]", summary="what Herald can do, or the details of one command",
+         needs_workspace=False)
+async def help_command(req: Request) -> Reply:
+    wanted = req.command.text.strip().lstrip("/").lower()
+    if wanted:
+        spec = COMMANDS.get(wanted)
+        if spec is None:
+            raise UserError(f"There's no /{wanted}. /help lists every command.")
+        roles = "everyone" if len(spec.roles) == len(Role) else ", ".join(sorted(r.value for r in spec.roles))
+        parts = [spec.usage, spec.summary + ".", spec.details, f"Who: {roles}."]
+        return Reply("\n".join(p for p in parts if p))
+    lines = ["Herald drafts, approves, schedules and publishes your posts from this chat."]
+    for group in GROUP_ORDER:
+        specs = [s for s in COMMANDS.values() if s.group == group]
+        if specs:
+            lines.append(f"{group}:")
+            lines += [f"  {s.usage} — {s.summary}" for s in specs]
+    lines.append("/help <command> gives details and an example.")
+    return Reply("\n".join(lines))
+
+
+def command_names() -> list[str]:
+    return sorted(COMMANDS)

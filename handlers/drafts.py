@@ -1,0 +1,356 @@
+"""Writing posts: /draft, /edit, /variant, /targets, /preview, /posts and /history."""
+
+from __future__ import annotations
+
+import re
+import secrets as pysecrets
+
+from sqlmodel import Session, col, select
+
+from handlers.cards import approval_card, approvals_at_revision, draft_card, rearm, short_text, state_label
+from handlers.chat import Reply
+from handlers.common import (
+    Request,
+    account_rules,
+    account_view,
+    audit,
+    compose,
+    get_post,
+    get_workspace,
+    post_targets,
+    show_time,
+    split_post_and_rest,
+    tell_team,
+    text_for_account,
+)
+from handlers.context import Context
+from handlers.errors import UserError
+from handlers.limits import NETWORK_LABELS
+from handlers.registry import EDITORS, command
+from storage.models import (
+    Account,
+    AuditEvent,
+    Delivery,
+    Post,
+    PostState,
+    Workspace,
+    move_post,
+)
+
+OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to)=(\S+)\s*$", re.IGNORECASE)
+CAMPAIGN_RE = re.compile(r"[\w\-]{1,40}")
+URL_RE = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
+MAX_TEXT = 20_000
+EDITABLE = (
+    PostState.DRAFT, PostState.CHANGES_REQUESTED, PostState.IN_REVIEW,
+    PostState.APPROVED, PostState.SCHEDULED, PostState.EXPIRED,
+)
+
+
+def split_options(text: str) -> tuple[str, dict[str, str]]:
+    """Peel trailing link=…, campaign=… and to=… options off a post's text."""
+    options: dict[str, str] = {}
+    while m := OPTION_RE.search(text):
+        key = m.group(1).lower()
+        if key in options:
+            raise UserError(f"{key}= is given twice.")
+        options[key] = m.group(2)
+        text = text[: m.start()].rstrip()
+    link = options.get("link")
+    if link is not None and not URL_RE.fullmatch(link):
+        raise UserError(f"link={link} isn't a web address. Links start with https://")
+    campaign = options.get("campaign")
+    if campaign is not None and not CAMPAIGN_RE.fullmatch(campaign):
+        raise UserError("campaign= takes one word of letters, digits, '-' or '_' (at most 40).")
+    if len(text) > MAX_TEXT:
+        raise UserError(f"That text is {len(text)} characters; Herald keeps posts up to {MAX_TEXT}.")
+    return text.strip(), options
+
+
+def resolve_accounts(session: Session, ws_id: int, names: list[str]) -> list[Account]:
+    accounts = list(session.exec(select(Account).where(Account.workspace_id == ws_id).order_by(Account.name)).all())
+    if [n.lower() for n in names] == ["all"]:
+        if not accounts:
+            raise UserError("No accounts are connected yet. /connect sandbox name=brand connects one.")
+        return accounts
+    by_name = {a.name.lower(): a for a in accounts}
+    chosen, unknown = [], []
+    for name in names:
+        account = by_name.get(name.lower())
+        if account is None:
+            unknown.append(name)
+        elif account not in chosen:
+            chosen.append(account)
+    if unknown:
+        known = ", ".join(a.name for a in accounts) or "none yet"
+        raise UserError(f"No account called {', '.join(unknown)}. Accounts: {known}.")
+    return chosen
+
+
+def set_targets(session: Session, post: Post, accounts: list[Account]) -> None:
+    """Make the post's deliveries match `accounts`: add new ones, drop the others."""
+    assert post.id is not None
+    current = {d.account_id: d for d, _a in post_targets(session, post)}
+    wanted = {a.id for a in accounts}
+    for account_id, delivery in current.items():
+        if account_id not in wanted:
+            session.delete(delivery)
+    for account in accounts:
+        if account.id not in current:
+            assert account.id is not None
+            key = f"h{post.id}a{account.id}-{pysecrets.token_hex(4)}"
+            session.add(Delivery(post_id=post.id, account_id=account.id, idempotency_key=key))
+
+
+def content_changed(ctx: Context, session: Session, post: Post, ws: Workspace, actor: str, what: str) -> str:
+    """A content change: new revision, earlier approvals void, approved posts go back to review."""
+    voided = len(approvals_at_revision(session, post))
+    post.revision += 1
+    post.updated_at = ctx.clock.now()
+    state = PostState(post.state)
+    note = f"Revision {post.revision}."
+    if state in (PostState.APPROVED, PostState.SCHEDULED) and ws.approvals_needed > 0:
+        move_post(post, PostState.IN_REVIEW)
+        note += f" It was {state.value}; it's back in review."
+    elif state == PostState.EXPIRED:
+        move_post(post, PostState.DRAFT)
+        note += " It's a draft again: /submit it when ready."
+    if voided:
+        note += f" The {voided} earlier approval(s) no longer count."
+    audit(session, ctx, ws.id or 0, post.id, actor, "edit", f"{what}; revision {post.revision}")
+    return note
+
+
+async def after_content_change(req: Request, post_id: int, headline: str, note: str) -> Reply:
+    """Re-arm the clock and, for a post in review, send the new version to the approvers."""
+    ctx = req.ctx
+    with ctx.db.session() as session:
+        post = get_post(session, req.need_workspace(), post_id)
+        ws = get_workspace(session, post.workspace_id)
+        rearm(ctx, post, ws)
+        if PostState(post.state) == PostState.IN_REVIEW:
+            card = approval_card(ctx, session, post, ws, f"{headline} {note} Please review the new version.")
+        else:
+            card = draft_card(ctx, session, post, ws, f"{headline} {note}")
+    if PostState(post.state) == PostState.IN_REVIEW:
+        await tell_team(ctx, post.workspace_id, card, purpose="approvals", skip=req.command.chat)
+    return card
+
+
+def editable_post(session: Session, ws_id: int, post_id: int, doing: str) -> Post:
+    post = get_post(session, ws_id, post_id)
+    if PostState(post.state) not in EDITABLE:
+        raise UserError(f"Post #{post_id} is {state_label(post)}, so it can't be {doing} any more.")
+    return post
+
+
+@command(
+    "draft",
+    usage="/draft <text> [link=https://…] [campaign=name] [to=account,account|all]",
+    summary="write a new post; shows a live check against each target network's limits",
+    details=(
+        "The text may span several lines. Options go at the end: link= adds a link, campaign= tags it, "
+        "to= picks accounts (default: all connected accounts).\n"
+        "Example: /draft Spring sale starts today! link=https://shop.example/sale campaign=spring"
+    ),
+    roles=EDITORS,
+    group="Posts",
+)
+async def draft(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    text, options = split_options(str(req.arg("text", req.command.text)))
+    if not text:
+        raise UserError(f"What should the post say? Usage: {req.spec.usage}")
+    cmd = req.command
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        accounts = resolve_accounts(session, ws_id, options["to"].split(",")) if "to" in options else list(
+            session.exec(select(Account).where(Account.workspace_id == ws_id).order_by(Account.name)).all()
+        )
+        post = Post(
+            workspace_id=ws_id, author_platform=cmd.actor.platform, author_user_id=cmd.actor.user_id,
+            author_name=cmd.actor.name, text=text, link=options.get("link"), campaign=options.get("campaign"),
+            created_at=now, updated_at=now,
+        )
+        session.add(post)
+        session.flush()
+        set_targets(session, post, accounts)
+        session.flush()
+        audit(session, ctx, ws_id, post.id, cmd.actor.name, "draft", short_text(text))
+        return draft_card(ctx, session, post, ws, f"Draft #{post.id} saved.")
+
+
+@command(
+    "edit",
+    usage="/edit <post> <new text> [link=…] [campaign=…]",
+    summary="replace a post's text; earlier approvals no longer count",
+    roles=EDITORS,
+    group="Posts",
+)
+async def edit(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, rest = split_post_and_rest(req)
+    text, options = split_options(rest)
+    if "to" in options:
+        raise UserError(f"Change targets with /targets {post_id} <accounts…>.")
+    if not text and not options:
+        raise UserError(f"What's the new text? Usage: {req.spec.usage}")
+    with ctx.db.session() as session:
+        post = editable_post(session, ws_id, post_id, "edited")
+        ws = get_workspace(session, ws_id)
+        if text:
+            post.text = text
+        if "link" in options:
+            post.link = options["link"]
+        if "campaign" in options:
+            post.campaign = options["campaign"]
+        note = content_changed(ctx, session, post, ws, req.actor_name, "text edited")
+    return await after_content_change(req, post_id, f"Edited #{post_id}.", note)
+
+
+@command(
+    "variant",
+    usage="/variant <post> <network|account> <text|off>",
+    summary="write a different text for one network or account",
+    details="Example: /variant 12 x Short version for X #launch — /variant 12 x off removes it.",
+    roles=EDITORS,
+    group="Posts",
+)
+async def variant(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, rest = split_post_and_rest(req)
+    target, _, text = rest.partition(" ")
+    target, text = target.strip(), text.strip()
+    if not target or not text:
+        raise UserError(f"Usage: {req.spec.usage}")
+    with ctx.db.session() as session:
+        post = editable_post(session, ws_id, post_id, "edited")
+        ws = get_workspace(session, ws_id)
+        names = {a.name for _d, a in post_targets(session, post)}
+        networks = {account_rules(a) for _d, a in post_targets(session, post)} | {
+            a.network for _d, a in post_targets(session, post)
+        }
+        key = target if target in names else target.lower()
+        if key not in names and key not in NETWORK_LABELS:
+            raise UserError(
+                f"'{target}' is neither a network ({', '.join(sorted(NETWORK_LABELS))}) nor one of "
+                f"#{post_id}'s accounts ({', '.join(sorted(names)) or 'none'})."
+            )
+        if key not in names and key not in networks:
+            raise UserError(f"#{post_id} has no {NETWORK_LABELS[key]} account among its targets.")
+        variants = dict(post.variants)
+        if text.lower() == "off":
+            if key not in variants:
+                raise UserError(f"#{post_id} has no variant for {target}.")
+            del variants[key]
+            what = f"variant for {key} removed"
+        else:
+            variants[key] = text
+            what = f"variant for {key} set"
+        post.variants = variants
+        note = content_changed(ctx, session, post, ws, req.actor_name, what)
+    return await after_content_change(req, post_id, f"#{post_id}: {what}.", note)
+
+
+@command(
+    "targets",
+    usage="/targets <post> <account…|all>",
+    summary="choose which accounts a post goes to",
+    roles=EDITORS,
+    group="Posts",
+)
+async def targets(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, rest = split_post_and_rest(req)
+    names = rest.replace(",", " ").split()
+    if not names:
+        raise UserError(f"Which accounts? Usage: {req.spec.usage}")
+    with ctx.db.session() as session:
+        post = editable_post(session, ws_id, post_id, "retargeted")
+        ws = get_workspace(session, ws_id)
+        set_targets(session, post, resolve_accounts(session, ws_id, names))
+        session.flush()
+        what = "targets set to " + ", ".join(a.name for _d, a in post_targets(session, post))
+        note = content_changed(ctx, session, post, ws, req.actor_name, what)
+    return await after_content_change(req, post_id, f"#{post_id}: {what}.", note)
+
+
+@command(
+    "preview",
+    usage="/preview <post>",
+    summary="show exactly what goes to each account, with each network's check",
+    group="Posts",
+)
+async def preview(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        lines = [f"Preview of #{post.id} ({state_label(post)}, revision {post.revision}):"]
+        pairs = post_targets(session, post)
+        if not pairs:
+            lines.append(f"No targets yet — /targets {post.id} <account…>")
+        for _delivery, account in pairs:
+            network = ctx.networks.get(account.network)
+            text = compose(post, text_for_account(post, account))
+            lines.append(f"── {account.name} ──")
+            lines += ["│ " + line for line in text.splitlines()] or ["│ (empty)"]
+            if network is not None:
+                lines.append("  " + network.check(account_view(ctx, account), text, len(post.media)).line())
+        tz = post.due_tz or ws.timezone
+        lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}")
+    return Reply("\n".join(lines))
+
+
+@command(
+    "posts",
+    usage="/posts [state]",
+    summary="list recent posts, optionally only those in one state",
+    details="States: " + ", ".join(s.value for s in PostState),
+    group="Posts",
+)
+async def posts(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    wanted = req.command.text.strip().lower().replace(" ", "_")
+    if wanted and wanted not in {s.value for s in PostState}:
+        raise UserError(f"'{wanted}' isn't a post state. States: {', '.join(s.value for s in PostState)}.")
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        query = select(Post).where(Post.workspace_id == ws_id)
+        if wanted:
+            query = query.where(Post.state == wanted)
+        rows = session.exec(query.order_by(col(Post.id).desc()).limit(25)).all()
+        if not rows:
+            return Reply(f"No {wanted.replace('_', ' ') + ' ' if wanted else ''}posts yet. /draft <text> writes one.")
+        lines = []
+        for post in rows:
+            when = f" · {show_time(post.due_at, post.due_tz or ws.timezone)}" if post.due_at else ""
+            lines.append(f"  #{post.id} {state_label(post)}{when} · {short_text(post.text, 50)}")
+    title = f"{wanted.replace('_', ' ').capitalize()} posts" if wanted else "Recent posts"
+    return Reply(f"{title}:\n" + "\n".join(lines))
+
+
+@command("history", usage="/history <post>", summary="show a post's audit trail", group="Posts")
+async def history(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        events = session.exec(
+            select(AuditEvent).where(AuditEvent.post_id == post.id).order_by(col(AuditEvent.id))
+        ).all()
+        lines = [f"History of #{post.id} (now {state_label(post)}):"]
+        for event in events:
+            when = show_time(event.created_at, ws.timezone)
+            lines.append(f"  {when} · {event.actor} · {event.action}{': ' + event.detail if event.detail else ''}")
+    return Reply("\n".join(lines))

@@ -1,0 +1,126 @@
+"""The small protocols handlers need from the outside world; bot/app.py plugs the real ones in.
+
+- `Network`: one social network connector (validate, verify, publish, fetch metrics).
+- `Networks`: the directory of connectors by network key.
+- `Notifier`: posts a reply into a team chat on Herald's own initiative.
+- `Clock`: the current time (tests inject a fake one).
+- `Scheduler`: arms and disarms the on-time trigger of a post.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from handlers.chat import ChatAddress, Reply
+from handlers.limits import LimitCheck
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """An account as a connector sees it, credentials decrypted (never printed: repr=False)."""
+
+    id: int
+    workspace_id: int
+    network: str
+    name: str
+    base_url: str | None
+    settings: dict[str, Any]
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One delivery to send: the network's text variant, the link and media of the post."""
+
+    delivery_id: int
+    post_id: int
+    idempotency_key: str
+    text: str
+    link: str | None = None
+    media: tuple[str, ...] = ()
+    campaign: str | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    remote_id: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One reading of a delivery's engagement; None where the network doesn't give that number."""
+
+    likes: int | None = None
+    comments: int | None = None
+    shares: int | None = None
+    quotes: int | None = None
+    impressions: int | None = None
+    clicks: int | None = None
+    saves: int | None = None
+
+
+class ErrorKind(StrEnum):
+    RATE_LIMITED = "rate_limited"  # not sent; try again after retry_after
+    AUTH_EXPIRED = "auth_expired"  # not sent; reconnect the account
+    REJECTED = "rejected"  # not sent; the network refused the content
+    TRANSIENT = "transient"  # not sent (failed before the request left); safe to retry
+    UNKNOWN_OUTCOME = "unknown_outcome"  # the request may have reached the network
+
+
+class PublishError(Exception):
+    """A network's failure, classified so Herald knows whether a retry could post twice."""
+
+    def __init__(self, kind: ErrorKind, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class ConnectSpec:
+    """What `/connect <network>` takes: required and optional keys, and which of them are secret."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    secret: tuple[str, ...] = ()
+    help: str = ""
+
+
+class Network(Protocol):
+    key: str
+    label: str
+    idempotent: bool
+    connect_spec: ConnectSpec
+
+    def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck: ...
+
+    async def verify(self, account: AccountView) -> str: ...
+
+    async def publish(self, account: AccountView, post: Outgoing) -> Published: ...
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]: ...
+
+
+class Networks(Protocol):
+    def get(self, key: str) -> Network | None: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class Notifier(Protocol):
+    async def send(self, chat: ChatAddress, reply: Reply) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Scheduler(Protocol):
+    def arm(self, post_id: int, at: datetime) -> None: ...
+
+    def disarm(self, post_id: int) -> None: ...

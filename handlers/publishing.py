@@ -1,0 +1,511 @@
+"""Publishing: exactly once per account, never silently.
+
+The rules (ARCHITECTURE.md, "The promises"):
+- a post is claimed by one conditional UPDATE (state → publishing) and each delivery by another
+  (pending → sending) before any network call, so two workers or two triggers can't both send;
+- the remote id is stored the moment the network answers, in its own transaction;
+- a send whose outcome is unknown (an error after the request may have left, or a crash while
+  sending) becomes `unconfirmed`, is shown to the team, and is never retried automatically;
+- only failures that surely did not post (rate limited, failed before sending) are retried on
+  their own, after the wait the network asked for;
+- every outcome is reported per account in the team chat with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from handlers.approvals import require_publishable
+from handlers.cards import UNAPPROVED, rearm, state_label
+from handlers.chat import Reply
+from handlers.common import (
+    Request,
+    account_view,
+    audit,
+    compose,
+    get_post,
+    get_workspace,
+    post_targets,
+    show_time,
+    split_post_and_rest,
+    tell_team,
+    text_for_account,
+)
+from handlers.context import Context
+from handlers.engagement import first_metrics_at
+from handlers.errors import UserError
+from handlers.ports import AccountView, ErrorKind, Outgoing, Published, PublishError
+from handlers.registry import EDITORS, command
+from storage.models import (
+    POST_TRANSITIONS,
+    Account,
+    Delivery,
+    DeliveryState,
+    Post,
+    PostState,
+    UnapprovedAction,
+    Workspace,
+    move_delivery,
+    move_post,
+)
+
+log = logging.getLogger("herald.publishing")
+
+MAX_AUTOMATIC_ATTEMPTS = 5
+STALE_SENDING = timedelta(minutes=10)
+DEFAULT_RETRY_AFTER = 60.0
+
+
+@dataclass(frozen=True)
+class Job:
+    delivery_id: int
+    account: AccountView
+    outgoing: Outgoing
+
+
+def claim_post(session: Session, post: Post, expected: PostState) -> bool:
+    """Move a post to publishing with one conditional UPDATE; False if someone else got there first."""
+    if PostState.PUBLISHING not in POST_TRANSITIONS[expected]:
+        return False
+    result = session.exec(  # type: ignore[call-overload]
+        update(Post)
+        .where(col(Post.id) == post.id)
+        .where(col(Post.state) == expected.value)
+        .values(state=PostState.PUBLISHING.value, held_note=None)
+    )
+    return bool(result.rowcount == 1)
+
+
+def claim_delivery(ctx: Context, delivery_id: int, text: str) -> bool:
+    """pending → sending for exactly one caller, before any network call."""
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        result = session.exec(  # type: ignore[call-overload]
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id)
+            .where(col(Delivery.state) == DeliveryState.PENDING.value)
+            .where((col(Delivery.not_before).is_(None)) | (col(Delivery.not_before) <= now))
+            .values(
+                state=DeliveryState.SENDING.value, attempts=Delivery.attempts + 1, claimed_at=now,
+                claimed_by=ctx.worker_id, text=text, updated_at=now,
+            )
+        )
+        return bool(result.rowcount == 1)
+
+
+def record_sent(ctx: Context, delivery_id: int, published: Published) -> None:
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        delivery = session.get(Delivery, delivery_id)
+        assert delivery is not None
+        move_delivery(delivery, DeliveryState.SENT)
+        delivery.remote_id, delivery.remote_url = published.remote_id, published.url
+        delivery.sent_at = delivery.updated_at = now
+        delivery.error_kind = delivery.last_error = None
+        delivery.metrics_due_at = first_metrics_at(now)
+
+
+def record_failure(ctx: Context, delivery_id: int, kind: ErrorKind, reason: str, retry_after: float | None) -> None:
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        delivery = session.get(Delivery, delivery_id)
+        assert delivery is not None
+        delivery.error_kind, delivery.last_error, delivery.updated_at = kind.value, reason, now
+        if kind == ErrorKind.UNKNOWN_OUTCOME:
+            move_delivery(delivery, DeliveryState.UNCONFIRMED)
+        elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and delivery.attempts < MAX_AUTOMATIC_ATTEMPTS:
+            wait = retry_after if retry_after is not None else (
+                DEFAULT_RETRY_AFTER if kind == ErrorKind.RATE_LIMITED else 15.0 * 2 ** delivery.attempts
+            )
+            move_delivery(delivery, DeliveryState.PENDING)
+            delivery.not_before = now + timedelta(seconds=max(1.0, wait))
+        else:
+            move_delivery(delivery, DeliveryState.FAILED)
+            if kind == ErrorKind.AUTH_EXPIRED:
+                account = session.get(Account, delivery.account_id)
+                if account is not None:
+                    account.health, account.health_note = "auth_expired", reason
+
+
+async def send_one(ctx: Context, job: Job) -> None:
+    if not claim_delivery(ctx, job.delivery_id, job.outgoing.text):
+        return
+    network = ctx.networks.get(job.account.network)
+    if network is None:
+        record_failure(ctx, job.delivery_id, ErrorKind.REJECTED,
+                       f"this Herald has no {job.account.network} connector", None)
+        return
+    try:
+        published = await network.publish(job.account, job.outgoing)
+    except PublishError as exc:
+        record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after)
+    except Exception as exc:  # the request may have left: outcome unknown, never resend blindly
+        log.exception("publishing delivery %s failed with an unexpected error", job.delivery_id)
+        record_failure(ctx, job.delivery_id, ErrorKind.UNKNOWN_OUTCOME,
+                       f"the send broke off ({type(exc).__name__}) after it may have reached the network", None)
+    else:
+        record_sent(ctx, job.delivery_id, published)
+
+
+def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> list[Job]:
+    jobs = []
+    for delivery, account in post_targets(session, post):
+        if DeliveryState(delivery.state) != DeliveryState.PENDING:
+            continue
+        if delivery.not_before is not None and delivery.not_before > now:
+            continue
+        assert delivery.id is not None and post.id is not None
+        text = compose(post, text_for_account(post, account))
+        jobs.append(Job(delivery.id, account_view(ctx, account, with_secrets=True), Outgoing(
+            delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key, text=text,
+            link=post.link, media=tuple(post.media), campaign=post.campaign,
+        )))
+    return jobs
+
+
+async def send_pending(ctx: Context, post_id: int) -> Reply | None:
+    """Send every pending delivery of a publishing post, then settle its state; the outcome notice."""
+    with ctx.db.session() as session:
+        post = session.get(Post, post_id)
+        if post is None or PostState(post.state) != PostState.PUBLISHING:
+            return None
+        jobs = pending_jobs(ctx, session, post, ctx.clock.now())
+    await asyncio.gather(*(send_one(ctx, job) for job in jobs))
+    return settle(ctx, post_id)
+
+
+FIXES = {
+    ErrorKind.REJECTED.value: "fix the text with /variant {post} {account} <text>, then /retry {post}",
+    ErrorKind.AUTH_EXPIRED.value: "reconnect with /connect {network} name={account} …, then /retry {post}",
+    ErrorKind.RATE_LIMITED.value: "the network kept refusing for now; /retry {post} later",
+    ErrorKind.TRANSIENT.value: "the network was unreachable; /retry {post}",
+}
+
+
+def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str) -> str:
+    state = DeliveryState(delivery.state)
+    who = f"{account.name} ({account.network})"
+    if state == DeliveryState.SENT:
+        return f"  ✓ {who}: {delivery.remote_url or delivery.remote_id}"
+    if state == DeliveryState.UNCONFIRMED:
+        return (
+            f"  ? {who}: unconfirmed — {delivery.last_error}. It may be live, so Herald won't resend it on "
+            f"its own. Check the account: if it's there, /confirm {post.id} {account.name} <link>; "
+            f"if not, /retry {post.id} {account.name}"
+        )
+    if state == DeliveryState.FAILED:
+        fix = FIXES.get(delivery.error_kind or "", "/retry {post}").format(
+            post=post.id, account=account.name, network=account.network)
+        return f"  ✗ {who}: {delivery.last_error} → {fix}"
+    if state == DeliveryState.PENDING and delivery.not_before is not None:
+        return f"  ⏳ {who}: {delivery.last_error}; retrying by itself at {show_time(delivery.not_before, tz)}"
+    return f"  … {who}: {state.value}"
+
+
+def settle(ctx: Context, post_id: int) -> Reply | None:
+    """Set a publishing post's final state from its deliveries; the per-account notice, or None if not done."""
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        post = session.get(Post, post_id)
+        if post is None or PostState(post.state) != PostState.PUBLISHING:
+            return None
+        ws = get_workspace(session, post.workspace_id)
+        pairs = post_targets(session, post)
+        states = [DeliveryState(d.state) for d, _a in pairs]
+        if DeliveryState.SENDING in states:
+            return None  # another send is still in flight; it settles the post when it ends
+        tz = post.due_tz or ws.timezone
+        lines = [delivery_line(post, d, a, tz) for d, a in pairs]
+        waiting = [d.not_before for d, _a in pairs if DeliveryState(d.state) == DeliveryState.PENDING and d.not_before]
+        sent = states.count(DeliveryState.SENT)
+        if DeliveryState.PENDING in states:
+            if waiting:
+                ctx.scheduler.arm(post_id, min(waiting))
+            head = f"⏳ #{post.id}: {sent} of {len(states)} sent so far; the rest retry by themselves."
+            return Reply(head + "\n" + "\n".join(lines))
+        if sent == len(states):
+            move_post(post, PostState.PUBLISHED)
+            head = f"📣 #{post.id} is published on {'all ' if sent > 1 else ''}{sent} account(s):"
+        elif sent:
+            move_post(post, PostState.PARTIALLY_PUBLISHED)
+            head = f"⚠️ #{post.id} is partly published: {sent} of {len(states)} accounts."
+        else:
+            move_post(post, PostState.FAILED)
+            head = f"❌ #{post.id} didn't publish on any of its {len(states)} account(s)."
+        if sent and post.published_at is None:
+            post.published_at = now
+        audit(session, ctx, post.workspace_id, post.id, "Herald", "publish", f"{state_label(post)}: {sent}/{len(states)} sent")
+    return Reply(head + "\n" + "\n".join(lines))
+
+
+async def run_due(ctx: Context, post_id: int) -> None:
+    """The clock reached this post's trigger time: publish it, hold it, or expire it, per the rules."""
+    now = ctx.clock.now()
+    notice: Reply | None = None
+    with ctx.db.session() as session:
+        post = session.get(Post, post_id)
+        if post is None:
+            return
+        ws = get_workspace(session, post.workspace_id)
+        state = PostState(post.state)
+        if state == PostState.PUBLISHING:
+            pass  # resume pending deliveries (retry time reached, or a restart)
+        elif post.due_at is None or post.held_note:
+            return
+        elif state in UNAPPROVED:
+            deadline = post.due_at - timedelta(minutes=ws.approval_deadline_minutes)
+            if now < deadline:
+                rearm(ctx, post, ws)
+                return
+            if ws.unapproved_action == UnapprovedAction.HOLD:
+                move_post(post, PostState.EXPIRED)
+                audit(session, ctx, ws.id or 0, post.id, "Herald", "expire", "not approved by its deadline")
+                ctx.scheduler.disarm(post_id)
+                notice = Reply(
+                    f"⌛ #{post.id} wasn't approved by its deadline ({show_time(deadline, post.due_tz or ws.timezone)}), "
+                    f"so it was held and won't publish. To still send it: /submit {post.id} is not needed — "
+                    f"/schedule {post.id} <new time> puts it back in review."
+                )
+            elif now < post.due_at:
+                ctx.scheduler.arm(post_id, post.due_at)
+                return
+            else:
+                notice = begin_publishing(ctx, session, post, ws, state, now, unapproved=True)
+        elif state == PostState.SCHEDULED:
+            if post.due_at > now:
+                rearm(ctx, post, ws)
+                return
+            notice = begin_publishing(ctx, session, post, ws, state, now)
+        else:
+            return
+    if notice is not None:
+        await tell_team(ctx, ws.id or 0, notice)
+    with ctx.db.session() as session:
+        current = session.get(Post, post_id)
+        going = current is not None and PostState(current.state) == PostState.PUBLISHING and not ws_paused(session, current)
+    if going:
+        result = await send_pending(ctx, post_id)
+        if result is not None:
+            await tell_team(ctx, ws.id or 0, result)
+
+
+def ws_paused(session: Session, post: Post) -> bool:
+    return get_workspace(session, post.workspace_id).paused
+
+
+def begin_publishing(
+    ctx: Context, session: Session, post: Post, ws: Workspace, state: PostState, now: datetime, *, unapproved: bool = False
+) -> Reply | None:
+    """Claim a due post, unless the workspace is paused or the post is past its grace period."""
+    assert post.due_at is not None
+    tz = post.due_tz or ws.timezone
+    if ws.paused:
+        return None  # held by the pause; /resume sweeps it
+    late = now - post.due_at
+    if late > ctx.grace:
+        post.held_note = (
+            f"due {show_time(post.due_at, tz)}, but it couldn't go out within the "
+            f"{int(ctx.grace.total_seconds() // 60)}-minute grace period (Herald was down or paused)"
+        )
+        audit(session, ctx, ws.id or 0, post.id, "Herald", "hold", post.held_note)
+        return Reply(
+            f"⚠️ #{post.id} was {post.held_note}. It's held so it doesn't go out late by surprise.\n"
+            f"/publish {post.id} sends it now · /schedule {post.id} <when> moves it · /cancel {post.id} drops it"
+        )
+    if claim_post(session, post, state):
+        session.refresh(post)
+        detail = "published without approval, as the policy allows" if unapproved else "due"
+        audit(session, ctx, ws.id or 0, post.id, "Herald", "publishing", detail)
+        if unapproved:
+            return Reply(f"ℹ️ #{post.id} wasn't approved by its time; the policy says publish anyway, so it's going out.")
+    return None
+
+
+async def recover_interrupted(ctx: Context, *, at_start: bool = False) -> int:
+    """Deliveries left `sending` by a crash become unconfirmed, and the team is told. Returns how many."""
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        query = select(Delivery).where(Delivery.state == DeliveryState.SENDING.value)
+        stuck = [
+            d for d in session.exec(query).all()
+            if (at_start and d.claimed_by == ctx.worker_id) or (d.claimed_at and now - d.claimed_at > STALE_SENDING)
+        ]
+        post_ids = set()
+        for delivery in stuck:
+            move_delivery(delivery, DeliveryState.UNCONFIRMED)
+            delivery.error_kind = ErrorKind.UNKNOWN_OUTCOME.value
+            delivery.last_error = "Herald stopped while sending it, before the network's answer was saved"
+            delivery.updated_at = now
+            post_ids.add(delivery.post_id)
+    for post_id in sorted(post_ids):
+        notice = settle(ctx, post_id)
+        if notice is not None:
+            with ctx.db.session() as session:
+                post = session.get(Post, post_id)
+                ws_id = post.workspace_id if post else 0
+            await tell_team(ctx, ws_id, notice)
+    return len(stuck)
+
+
+async def sweep(ctx: Context, *, workspace_id: int | None = None) -> int:
+    """The safety net: find every post whose time has come and isn't done, and run it. Returns how many."""
+    now = ctx.clock.now()
+    await recover_interrupted(ctx)
+    with ctx.db.session() as session:
+        query = select(Post, Workspace).where(col(Post.workspace_id) == col(Workspace.id))
+        if workspace_id is not None:
+            query = query.where(Post.workspace_id == workspace_id)
+        due_states = [s.value for s in (*UNAPPROVED, PostState.SCHEDULED)]
+        candidates = session.exec(
+            query.where(col(Post.state).in_(due_states)).where(col(Post.due_at).is_not(None))
+            .where(col(Post.held_note).is_(None))
+            .where(col(Post.due_at) <= now + timedelta(days=15))
+        ).all()
+        due = [
+            post.id for post, ws in candidates
+            if post.due_at is not None and (
+                post.due_at <= now if PostState(post.state) == PostState.SCHEDULED
+                else post.due_at - timedelta(minutes=ws.approval_deadline_minutes) <= now
+            )
+        ]
+        publishing = session.exec(
+            query.where(Post.state == PostState.PUBLISHING.value)
+        ).all()
+        for post, _ws in publishing:
+            if any(
+                DeliveryState(d.state) == DeliveryState.PENDING and (d.not_before is None or d.not_before <= now)
+                for d, _a in post_targets(session, post)
+            ):
+                due.append(post.id)
+    for post_id in due:
+        assert post_id is not None
+        try:
+            await run_due(ctx, post_id)
+        except Exception:
+            log.exception("sweep could not run post %s", post_id)
+    return len(due)
+
+
+@command(
+    "publish",
+    usage="/publish <post>",
+    summary="publish an approved post now (also sends a post held after downtime)",
+    roles=EDITORS,
+    group="Publishing",
+)
+async def publish(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        state = PostState(post.state)
+        if ws.paused:
+            raise UserError(f"Publishing is paused ({ws.pause_reason or 'no reason given'}). /resume first.")
+        if state in UNAPPROVED:
+            if ws.approvals_needed > 0:
+                raise UserError(f"#{post.id} isn't approved yet ({state_label(post)}). /submit {post.id} sends it to the approvers.")
+            require_publishable(ctx, session, post)
+            move_post(post, PostState.IN_REVIEW)
+            move_post(post, PostState.APPROVED)
+            session.flush()
+            state = PostState.APPROVED
+        elif state not in (PostState.APPROVED, PostState.SCHEDULED):
+            hint = f" /retry {post.id} re-sends what failed." if state in (
+                PostState.FAILED, PostState.PARTIALLY_PUBLISHED) else ""
+            raise UserError(f"#{post.id} is {state_label(post)}, so it can't be published now.{hint}")
+        require_publishable(ctx, session, post)
+        if not claim_post(session, post, state):
+            raise UserError(f"#{post.id} is already being published.")
+        audit(session, ctx, ws_id, post.id, req.actor_name, "publish now")
+        ctx.scheduler.disarm(post_id)
+    result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being published.")
+    await tell_team(ctx, ws_id, result, skip=req.command.chat)
+    return result
+
+
+@command(
+    "retry",
+    usage="/retry <post> [account]",
+    summary="send again what failed; name an account to resend an unconfirmed one after checking it's not live",
+    roles=EDITORS,
+    group="Publishing",
+)
+async def retry(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, account_name = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        if ws.paused:
+            raise UserError(f"Publishing is paused ({ws.pause_reason or 'no reason given'}). /resume first.")
+        state = PostState(post.state)
+        if state not in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED):
+            raise UserError(f"#{post.id} is {state_label(post)}; /retry is for posts that failed on some account.")
+        pairs = post_targets(session, post)
+        if account_name:
+            chosen = [(d, a) for d, a in pairs if a.name.lower() == account_name.lower()]
+            if not chosen:
+                raise UserError(f"#{post.id} wasn't sent to an account called {account_name}.")
+            delivery, account = chosen[0]
+            if DeliveryState(delivery.state) not in (DeliveryState.FAILED, DeliveryState.UNCONFIRMED):
+                raise UserError(f"#{post.id} on {account.name} is {delivery.state}; nothing to retry there.")
+            again = [delivery]
+        else:
+            again = [d for d, _a in pairs if DeliveryState(d.state) == DeliveryState.FAILED]
+            unconfirmed = [a.name for d, a in pairs if DeliveryState(d.state) == DeliveryState.UNCONFIRMED]
+            if not again:
+                raise UserError(
+                    f"#{post.id} has no failed deliveries. Unconfirmed ones ({', '.join(unconfirmed) or 'none'}) "
+                    f"may be live: check, then /retry {post.id} <account> or /confirm {post.id} <account> <link>."
+                )
+        for delivery in again:
+            move_delivery(delivery, DeliveryState.PENDING)
+            delivery.not_before = None
+        claim_post(session, post, state)
+        audit(session, ctx, ws_id, post.id, req.actor_name, "retry",
+              ", ".join(a.name for d, a in pairs if d in again))
+    result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being retried.")
+    await tell_team(ctx, ws_id, result, skip=req.command.chat)
+    return result
+
+
+@command(
+    "confirm",
+    usage="/confirm <post> <account> [link]",
+    summary="mark an unconfirmed delivery as live after you found it on the network",
+    roles=EDITORS,
+    group="Publishing",
+)
+async def confirm(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, rest = split_post_and_rest(req)
+    account_name, _, link = rest.partition(" ")
+    if not account_name:
+        raise UserError(f"Which account? Usage: {req.spec.usage}")
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        chosen = [(d, a) for d, a in post_targets(session, post) if a.name.lower() == account_name.lower()]
+        if not chosen or DeliveryState(chosen[0][0].state) != DeliveryState.UNCONFIRMED:
+            raise UserError(f"#{post.id} has no unconfirmed delivery to {account_name}.")
+        delivery, account = chosen[0]
+        move_delivery(delivery, DeliveryState.SENT)
+        delivery.remote_url = link.strip() or None
+        delivery.remote_id = delivery.remote_id or link.strip() or "confirmed by the team"
+        delivery.sent_at = delivery.updated_at = ctx.clock.now()
+        audit(session, ctx, ws_id, post.id, req.actor_name, "confirm", f"{account.name} is live {link}".strip())
+        state = PostState(post.state)
+        if state in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED):
+            move_post(post, PostState.PUBLISHING)
+    result = settle(ctx, post_id) or Reply(f"Marked #{post_id} on {account_name} as live.")
+    await tell_team(ctx, ws_id, result, skip=req.command.chat)
+    return result

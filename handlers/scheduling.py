@@ -1,0 +1,214 @@
+"""When posts go out: /schedule (plain words or the next posting slot), /unschedule, /cancel, /queue."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from handlers.approvals import approved_now, require_publishable
+from handlers.cards import (
+    UNAPPROVED,
+    approval_card,
+    approvals_at_revision,
+    rearm,
+    short_text,
+    state_label,
+    target_names,
+)
+from handlers.chat import Reply
+from handlers.common import (
+    Request,
+    audit,
+    get_post,
+    get_workspace,
+    post_targets,
+    show_time,
+    split_post_and_rest,
+    tell_team,
+)
+from handlers.errors import UserError
+from handlers.registry import EDITORS, command
+from handlers.when import When, WhenError, parse_when
+from storage.models import Delivery, Post, PostState, Workspace, move_post
+
+SLOT_SEARCH_DAYS = 14
+SCHEDULABLE = (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED, PostState.EXPIRED)
+
+
+def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> When:
+    """The earliest posting slot of the post's accounts that no other post already takes."""
+    pairs = post_targets(session, post)
+    slotted = [a for _d, a in pairs if a.slot_list()]
+    if not slotted:
+        names = ", ".join(a.name for _d, a in pairs) or "its accounts"
+        raise UserError(
+            f"None of #{post.id}'s accounts ({names}) has posting slots. Set them with "
+            f"/slots <account> 09:00 13:00 17:30, or give a time: /schedule {post.id} tomorrow 9am"
+        )
+    account_ids = [a.id for _d, a in pairs]
+    taken_rows = session.exec(
+        select(Post.due_at)
+        .join(Delivery, col(Delivery.post_id) == col(Post.id))
+        .where(col(Delivery.account_id).in_(account_ids))
+        .where(Post.id != post.id)
+        .where(col(Post.state).in_([s.value for s in (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED)]))
+        .where(col(Post.due_at).is_not(None))
+    ).all()
+    taken = {t for t in taken_rows if t is not None}
+    candidates: list[tuple[datetime, str]] = []
+    for account in slotted:
+        tz = account.timezone or ws.timezone
+        zone = ZoneInfo(tz)
+        local_today = now.astimezone(zone).date()
+        for day in range(SLOT_SEARCH_DAYS + 1):
+            date = local_today + timedelta(days=day)
+            for slot in account.slot_list():
+                hh, mm = (int(x) for x in slot.split(":"))
+                at = datetime.combine(date, time(hh, mm), tzinfo=zone).astimezone(ZoneInfo("UTC"))
+                if at > now + timedelta(minutes=1) and at not in taken:
+                    candidates.append((at, tz))
+    if not candidates:
+        raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")
+    at, tz = min(candidates)
+    return When(at=at, tz=tz)
+
+
+@command(
+    "schedule",
+    usage="/schedule <post> <when>",
+    summary="set when a post goes out: 'tomorrow 9am', 'in 2 hours', '2026-12-01 18:30 Europe/Paris', 'next slot'",
+    details=(
+        "Times are read in the workspace timezone unless you name a zone, and echoed back in full.\n"
+        "A post that isn't approved yet keeps its time and publishes once approved (see /policy)."
+    ),
+    roles=EDITORS,
+    group="Scheduling",
+)
+async def schedule(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, when_text = split_post_and_rest(req)
+    if not when_text:
+        raise UserError(f"When? Usage: {req.spec.usage}")
+    now = ctx.clock.now()
+    notify_approvers = False
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        state = PostState(post.state)
+        if state not in SCHEDULABLE:
+            raise UserError(f"#{post.id} is {state_label(post)}, so it can't be scheduled.")
+        if not post_targets(session, post):
+            raise UserError(f"#{post.id} has no target accounts yet: /targets {post.id} <account…>")
+        if when_text.lower() in ("next slot", "next", "slot", "queue"):
+            when = next_slot(session, post, ws, now)
+        else:
+            try:
+                when = parse_when(when_text, now=now, default_tz=ws.timezone)
+            except WhenError as exc:
+                raise UserError(str(exc)) from None
+        post.due_at, post.due_tz, post.held_note = when.at, when.tz, None
+        shown = show_time(when.at, when.tz, now)
+        if state in (PostState.APPROVED, PostState.SCHEDULED):
+            if state == PostState.APPROVED:
+                move_post(post, PostState.SCHEDULED)
+            outcome = f"🗓 #{post.id} is scheduled for {shown} on {target_names(session, post)}."
+        elif ws.approvals_needed == 0 and state in (PostState.DRAFT, PostState.CHANGES_REQUESTED):
+            require_publishable(ctx, session, post)
+            move_post(post, PostState.IN_REVIEW)
+            outcome = f"🗓 #{post.id}: " + approved_now(ctx, post, ws)
+        else:
+            if state == PostState.EXPIRED:
+                move_post(post, PostState.IN_REVIEW)
+                notify_approvers = True
+            missing = ws.approvals_needed - len(approvals_at_revision(session, post))
+            deadline = when.at - timedelta(minutes=ws.approval_deadline_minutes)
+            if deadline <= now:
+                raise UserError(
+                    f"{shown} leaves no time for approval: this workspace wants approval "
+                    f"{ws.approval_deadline_minutes} minutes before. Pick a later time."
+                )
+            step = "" if PostState(post.state) == PostState.IN_REVIEW else f" Send it for approval with /submit {post.id}."
+            outcome = (
+                f"🗓 #{post.id} is set for {shown}. It publishes then once approved "
+                f"({missing} approval(s) still needed by {show_time(deadline, when.tz)}).{step}"
+            )
+        if ws.paused:
+            outcome += "\n⏸ Publishing is paused right now: nothing goes out until /resume."
+        audit(session, ctx, ws_id, post.id, req.actor_name, "schedule", show_time(when.at, when.tz))
+        rearm(ctx, post, ws)
+        card = approval_card(ctx, session, post, ws, f"🔔 #{post.id} has a new time and needs approval.") \
+            if notify_approvers else None
+    if card is not None:
+        await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
+    return Reply(outcome)
+
+
+@command("unschedule", usage="/unschedule <post>", summary="remove a post's time; it stays approved",
+         roles=EDITORS, group="Scheduling")
+async def unschedule(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        state = PostState(post.state)
+        if post.due_at is None or state not in SCHEDULABLE:
+            raise UserError(f"#{post.id} isn't scheduled.")
+        if state == PostState.SCHEDULED:
+            move_post(post, PostState.APPROVED)
+        post.due_at, post.due_tz, post.held_note = None, None, None
+        audit(session, ctx, ws_id, post.id, req.actor_name, "unschedule")
+        rearm(ctx, post, ws)
+    return Reply(f"#{post_id} has no time now ({state_label(post)}). /schedule {post_id} <when> sets one again.")
+
+
+@command("cancel", usage="/cancel <post>", summary="drop a post; it will never publish", roles=EDITORS,
+         group="Scheduling")
+async def cancel(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        move_post(post, PostState.CANCELLED)
+        post.held_note = None
+        audit(session, ctx, ws_id, post.id, req.actor_name, "cancel")
+        rearm(ctx, post, ws)
+    reply = Reply(f"#{post_id} is cancelled and won't publish.")
+    await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+    return reply
+
+
+@command("queue", usage="/queue", summary="what's coming up, in time order", group="Scheduling")
+async def queue(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        states = [s.value for s in (*UNAPPROVED, PostState.SCHEDULED, PostState.PUBLISHING)]
+        rows = session.exec(
+            select(Post).where(Post.workspace_id == ws_id).where(col(Post.state).in_(states))
+            .where(col(Post.due_at).is_not(None)).order_by(col(Post.due_at)).limit(50)
+        ).all()
+        lines = []
+        if ws.paused:
+            lines.append(f"⏸ Paused by {ws.paused_by}{': ' + ws.pause_reason if ws.pause_reason else ''} — /resume")
+        if not rows:
+            lines.append("Nothing is scheduled. /schedule <post> <when> sets a time.")
+        for post in rows:
+            flag = ""
+            if post.held_note:
+                flag = " ⚠ held"
+            elif PostState(post.state) in UNAPPROVED:
+                flag = f" (needs approval: {state_label(post)})"
+            lines.append(
+                f"  {show_time(post.due_at, post.due_tz or ws.timezone, now)} · #{post.id}{flag} · "
+                f"{target_names(session, post)} · {short_text(post.text, 40)}"
+            )
+    return Reply("Queue:\n" + "\n".join(lines) if rows else "\n".join(lines))

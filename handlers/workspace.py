@@ -1,0 +1,302 @@
+"""The workspace: /setup, /timezone, /role, /policy, /pause and /resume."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import func, select
+
+from handlers.chat import Reply
+from handlers.common import Request, audit, get_workspace, tell_team
+from handlers.errors import UserError
+from handlers.registry import ADMINS, ALL_ROLES, CREW, command
+from handlers.when import WhenError, format_when, parse_timezone
+from storage.models import (
+    ChatLink,
+    Member,
+    Post,
+    PostState,
+    Role,
+    UnapprovedAction,
+    Workspace,
+)
+
+
+def require_role(req: Request, allowed: frozenset[Role], doing: str) -> None:
+    if req.role not in allowed:
+        names = " or ".join(sorted(r.value + "s" for r in allowed))
+        raise UserError(
+            f"Only {names} can {doing}. You're {req.role.value} here; an admin can change that "
+            f"with /role {req.actor_name} <role>."
+        )
+
+
+@command(
+    "setup",
+    usage="/setup [workspace name]",
+    summary="create a workspace for this chat; you become its admin",
+    details="Run once in the team chat. Everyone else starts as a viewer until an admin gives them a /role.",
+    needs_workspace=False,
+    group="Workspace",
+)
+async def setup(req: Request) -> Reply:
+    ctx, cmd = req.ctx, req.command
+    if req.workspace_id is not None:
+        with ctx.db.session() as session:
+            ws = get_workspace(session, req.workspace_id)
+            raise UserError(f"This chat already belongs to workspace '{ws.name}'. /policy shows its rules.")
+    name = cmd.text.strip() or cmd.chat.title or "Team"
+    if len(name) > 80:
+        raise UserError("A workspace name can be at most 80 characters.")
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        ws = Workspace(name=name, created_at=now)
+        session.add(ws)
+        session.flush()
+        assert ws.id is not None
+        session.add(
+            ChatLink(workspace_id=ws.id, platform=cmd.chat.platform, chat_id=cmd.chat.chat_id,
+                     title=cmd.chat.title, created_at=now)
+        )
+        session.add(
+            Member(workspace_id=ws.id, platform=cmd.actor.platform, user_id=cmd.actor.user_id,
+                   name=cmd.actor.name, role=Role.ADMIN.value, created_at=now)
+        )
+        audit(session, ctx, ws.id, None, cmd.actor.name, "setup", f"workspace '{name}' created")
+    return Reply(
+        f"Workspace '{name}' is ready and {cmd.actor.name} is its admin.\n"
+        "Next:\n"
+        "  /timezone Europe/Paris — the zone times are read and shown in (now UTC)\n"
+        "  /connect sandbox name=brand — an account to try publishing with\n"
+        "  /role <person> editor|approver — give your team their roles\n"
+        "  /draft <text> — write your first post"
+    )
+
+
+@command(
+    "timezone",
+    usage="/timezone [Area/City]",
+    summary="show or set the workspace timezone",
+    details="Times you type are read in this zone unless you name another; every time is shown with it.",
+    group="Workspace",
+)
+async def timezone(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    zone_text = req.command.text.strip()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        now = ctx.clock.now()
+        if not zone_text:
+            return Reply(f"This workspace's timezone is {ws.timezone}: it's {format_when(now, ws.timezone)} now.")
+        require_role(req, ADMINS, "change the timezone")
+        try:
+            zone = parse_timezone(zone_text)
+        except WhenError as exc:
+            raise UserError(str(exc)) from exc
+        old, ws.timezone = ws.timezone, zone
+        audit(session, ctx, ws_id, None, req.actor_name, "timezone", f"{old} → {zone}")
+    return Reply(f"Timezone set to {zone} (was {old}). It's {format_when(now, zone)} there now.")
+
+
+@command(
+    "role",
+    usage="/role <person> <admin|editor|approver|viewer>",
+    summary="give someone a role (admins); without arguments, list the members",
+    details=(
+        "admin: everything, including settings and accounts. editor: drafts, edits, schedules, publishes.\n"
+        "approver: approves, requests changes, rejects. viewer: reads posts, queue, stats and reports."
+    ),
+    group="Workspace",
+)
+async def role(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    words = req.words
+    with ctx.db.session() as session:
+        members = session.exec(select(Member).where(Member.workspace_id == ws_id).order_by(Member.name)).all()
+        if not words:
+            lines = [f"  {m.name} ({m.platform}): {m.role}" for m in members]
+            return Reply("Members:\n" + "\n".join(lines) + "\nEveryone else is a viewer.")
+        require_role(req, ADMINS, "give roles")
+        if len(words) != 2:
+            raise UserError(f"Usage: {req.spec.usage}")
+        who, role_name = words[0].lstrip("@"), words[1].lower()
+        try:
+            new_role = Role(role_name)
+        except ValueError:
+            raise UserError(
+                f"'{words[1]}' isn't a role. Roles: admin, editor, approver, viewer."
+            ) from None
+        platform = req.command.chat.platform
+        matches = [m for m in members if who.lower() in (m.user_id.lower(), m.name.lower())]
+        if len(matches) > 1:
+            raise UserError(f"More than one member is called {who}; use their user id.")
+        member = matches[0] if matches else None
+        if member is None:
+            if not re.fullmatch(r"[\w.\-]{1,64}", who):
+                raise UserError(f"'{words[0]}' isn't a name I can use. Use their username, e.g. /role @sam editor.")
+            member = Member(workspace_id=ws_id, platform=platform, user_id=who, name=who,
+                            role=new_role.value, created_at=ctx.clock.now())
+            session.add(member)
+            old = "viewer"
+        else:
+            old = member.role
+            admins = [m for m in members if m.role == Role.ADMIN.value]
+            if old == Role.ADMIN.value and new_role != Role.ADMIN and len(admins) == 1:
+                raise UserError(f"{member.name} is the only admin. Make someone else admin first.")
+            member.role = new_role.value
+        audit(session, ctx, ws_id, None, req.actor_name, "role", f"{member.name}: {old} → {new_role.value}")
+    return Reply(f"{member.name} is now {new_role.value} (was {old}).")
+
+
+POLICY_KEYS = {
+    "approvals": "how many approvals a post needs (0–10; 0 = no approval step)",
+    "approvers": "which roles may approve, comma-separated (e.g. admin,approver)",
+    "self_approval": "on|off — may authors approve their own posts",
+    "unapproved": "hold|publish — what happens to a post still unapproved at its deadline",
+    "deadline": "how long before its time a post must be approved (e.g. 0, 30m, 2h)",
+}
+
+
+def parse_duration_minutes(text: str) -> int:
+    m = re.fullmatch(r"(\d{1,4})\s*(m|min|mins|minutes?|h|hours?|d|days?)?", text.strip().lower())
+    if not m:
+        raise UserError(f"'{text}' isn't a duration. Use minutes or hours, e.g. 30m or 2h.")
+    value, unit = int(m.group(1)), (m.group(2) or "m")[0]
+    minutes = value * {"m": 1, "h": 60, "d": 1440}[unit]
+    if minutes > 14 * 1440:
+        raise UserError("The approval deadline can be at most 14 days before the post's time.")
+    return minutes
+
+
+def describe_policy(ws: Workspace) -> str:
+    approvers = ", ".join(sorted(ws.approver_role_set()))
+    deadline = (
+        "at the post's time" if ws.approval_deadline_minutes == 0
+        else f"{ws.approval_deadline_minutes} minutes before the post's time"
+    )
+    unapproved = (
+        "held and the team is told (it won't publish)" if ws.unapproved_action == UnapprovedAction.HOLD
+        else "published anyway, and the team is told"
+    )
+    return (
+        f"Approval policy of '{ws.name}':\n"
+        f"  approvals={ws.approvals_needed} — approvals each post needs\n"
+        f"  approvers={','.join(sorted(ws.approver_role_set()))} — who may approve ({approvers})\n"
+        f"  self_approval={'on' if ws.self_approval else 'off'} — authors approving their own posts\n"
+        f"  deadline={ws.approval_deadline_minutes}m — approval is due {deadline}\n"
+        f"  unapproved={ws.unapproved_action} — a post not approved by then is {unapproved}\n"
+        "Change with e.g. /policy approvals=2 deadline=2h unapproved=hold"
+    )
+
+
+@command(
+    "policy",
+    usage="/policy [approvals=N] [approvers=roles] [self_approval=on|off] [unapproved=hold|publish] [deadline=2h]",
+    summary="show or change the approval policy (admins)",
+    details="\n".join(f"{k}: {v}" for k, v in POLICY_KEYS.items()),
+    group="Workspace",
+)
+async def policy(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        if not req.words:
+            return Reply(describe_policy(ws))
+        require_role(req, ADMINS, "change the approval policy")
+        changes: dict[str, object] = {}
+        for word in req.words:
+            key, sep, value = word.partition("=")
+            key, value = key.lower(), value.strip()
+            if not sep or key not in POLICY_KEYS:
+                raise UserError(
+                    f"'{word}' isn't a policy setting. Settings: "
+                    + ", ".join(f"{k}=…" for k in POLICY_KEYS) + f"\nUsage: {req.spec.usage}"
+                )
+            if key == "approvals":
+                if not value.isdigit() or not 0 <= int(value) <= 10:
+                    raise UserError("approvals must be a whole number from 0 to 10.")
+                changes["approvals_needed"] = int(value)
+            elif key == "approvers":
+                roles = {r.strip().lower() for r in value.split(",") if r.strip()}
+                bad = roles - {r.value for r in Role}
+                if not roles or bad or Role.VIEWER.value in roles:
+                    raise UserError("approvers must be roles from admin, editor, approver (comma-separated).")
+                changes["approver_roles"] = ",".join(sorted(roles))
+            elif key == "self_approval":
+                if value.lower() not in ("on", "off"):
+                    raise UserError("self_approval must be on or off.")
+                changes["self_approval"] = value.lower() == "on"
+            elif key == "unapproved":
+                if value.lower() not in ("hold", "publish"):
+                    raise UserError("unapproved must be hold or publish.")
+                changes["unapproved_action"] = value.lower()
+            elif key == "deadline":
+                changes["approval_deadline_minutes"] = parse_duration_minutes(value)
+        for attr, value in changes.items():
+            setattr(ws, attr, value)
+        audit(session, ctx, ws_id, None, req.actor_name, "policy", " ".join(req.words))
+        text = "Policy updated.\n" + describe_policy(ws)
+    return Reply(text)
+
+
+@command(
+    "pause",
+    usage="/pause [reason]",
+    summary="hold every publication of the workspace until /resume",
+    details="For the day bad news breaks. Scheduled posts stay in the queue; nothing goes out while paused.",
+    roles=CREW,
+    group="Publishing",
+)
+async def pause(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    reason = req.command.text.strip() or None
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        if ws.paused:
+            raise UserError(
+                f"Already paused by {ws.paused_by} since {format_when(ws.paused_at, ws.timezone) if ws.paused_at else '?'}"
+                f"{': ' + ws.pause_reason if ws.pause_reason else ''}. /resume lifts it."
+            )
+        ws.paused, ws.pause_reason, ws.paused_by, ws.paused_at = True, reason, req.actor_name, ctx.clock.now()
+        waiting = session.exec(
+            select(func.count()).select_from(Post).where(Post.workspace_id == ws_id)
+            .where(Post.state == PostState.SCHEDULED.value)
+        ).one()
+        audit(session, ctx, ws_id, None, req.actor_name, "pause", reason or "")
+    notice = Reply(
+        f"⏸ Publishing paused by {req.actor_name}{': ' + reason if reason else ''}.\n"
+        f"Nothing goes out until /resume. {waiting} scheduled post(s) wait in /queue."
+    )
+    await tell_team(ctx, ws_id, notice, skip=req.command.chat)
+    return notice
+
+
+@command(
+    "resume",
+    usage="/resume",
+    summary="lift the pause; posts that came due meanwhile publish if within the grace period",
+    roles=CREW,
+    group="Publishing",
+)
+async def resume(req: Request) -> Reply:
+    from handlers.publishing import sweep
+
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        if not ws.paused:
+            raise UserError("Publishing isn't paused.")
+        ws.paused, ws.pause_reason, ws.paused_by, ws.paused_at = False, None, None, None
+        audit(session, ctx, ws_id, None, req.actor_name, "resume")
+    notice = Reply(f"▶️ Publishing resumed by {req.actor_name}. Due posts go out now; /queue shows what's next.")
+    await tell_team(ctx, ws_id, notice, skip=req.command.chat)
+    await sweep(ctx, workspace_id=ws_id)
+    return notice
+
+
+__all__ = ["ALL_ROLES", "require_role"]

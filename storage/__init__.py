@@ -1,0 +1,1 @@
+"""Herald's storage: SQLModel tables, the database engine, queries and Alembic migrations."""

@@ -1,0 +1,327 @@
+"""Herald's memory: the SQLModel tables and the state rules of posts and deliveries.
+
+Every table of ARCHITECTURE.md lives here, together with the two state machines
+(`POST_TRANSITIONS`, `DELIVERY_TRANSITIONS`). A change of state goes through
+`move_post` / `move_delivery`, which refuse anything the table does not allow with a
+message a user understands.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as naive UTC and hands them back aware (SQLite forgets zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("Herald stores only timezone-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+    APPROVER = "approver"
+    VIEWER = "viewer"
+
+
+class PostState(StrEnum):
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+    SCHEDULED = "scheduled"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    PARTIALLY_PUBLISHED = "partially_published"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    CHANGES = "changes"
+    REJECT = "reject"
+
+
+class UnapprovedAction(StrEnum):
+    HOLD = "hold"
+    PUBLISH = "publish"
+
+
+class ChatPurpose(StrEnum):
+    TEAM = "team"
+    APPROVALS = "approvals"
+    REPORTS = "reports"
+
+
+P = PostState
+POST_TRANSITIONS: dict[PostState, frozenset[PostState]] = {
+    P.DRAFT: frozenset({P.IN_REVIEW, P.APPROVED, P.CANCELLED, P.EXPIRED, P.PUBLISHING}),
+    P.IN_REVIEW: frozenset(
+        {P.APPROVED, P.CHANGES_REQUESTED, P.REJECTED, P.CANCELLED, P.EXPIRED, P.PUBLISHING}
+    ),
+    P.CHANGES_REQUESTED: frozenset({P.IN_REVIEW, P.CANCELLED, P.EXPIRED, P.PUBLISHING}),
+    P.APPROVED: frozenset({P.SCHEDULED, P.PUBLISHING, P.IN_REVIEW, P.CANCELLED}),
+    P.SCHEDULED: frozenset({P.APPROVED, P.PUBLISHING, P.IN_REVIEW, P.CANCELLED}),
+    P.PUBLISHING: frozenset({P.PUBLISHED, P.PARTIALLY_PUBLISHED, P.FAILED}),
+    P.PARTIALLY_PUBLISHED: frozenset({P.PUBLISHING, P.PUBLISHED}),
+    P.FAILED: frozenset({P.PUBLISHING, P.PUBLISHED, P.PARTIALLY_PUBLISHED, P.CANCELLED}),
+    P.EXPIRED: frozenset({P.DRAFT, P.IN_REVIEW, P.CANCELLED}),
+    P.PUBLISHED: frozenset(),
+    P.REJECTED: frozenset(),
+    P.CANCELLED: frozenset(),
+}
+
+D = DeliveryState
+DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
+    D.PENDING: frozenset({D.SENDING, D.FAILED}),
+    D.SENDING: frozenset({D.SENT, D.FAILED, D.UNCONFIRMED, D.PENDING}),
+    D.FAILED: frozenset({D.PENDING}),
+    D.UNCONFIRMED: frozenset({D.PENDING, D.SENT}),
+    D.SENT: frozenset(),
+}
+
+POST_STATE_WORDS: dict[PostState, str] = {
+    P.DRAFT: "a draft",
+    P.IN_REVIEW: "waiting for approval",
+    P.CHANGES_REQUESTED: "back with its author for changes",
+    P.APPROVED: "approved",
+    P.SCHEDULED: "scheduled",
+    P.PUBLISHING: "being published right now",
+    P.PUBLISHED: "already published",
+    P.PARTIALLY_PUBLISHED: "partly published",
+    P.FAILED: "failed to publish",
+    P.REJECTED: "rejected",
+    P.CANCELLED: "cancelled",
+    P.EXPIRED: "expired (not approved in time)",
+}
+
+ACTION_WORDS: dict[PostState, str] = {
+    P.DRAFT: "go back to draft",
+    P.IN_REVIEW: "go to review",
+    P.CHANGES_REQUESTED: "get a change request",
+    P.APPROVED: "be approved",
+    P.SCHEDULED: "be scheduled",
+    P.PUBLISHING: "be published",
+    P.PUBLISHED: "be marked published",
+    P.PARTIALLY_PUBLISHED: "be marked partly published",
+    P.FAILED: "be marked failed",
+    P.REJECTED: "be rejected",
+    P.CANCELLED: "be cancelled",
+    P.EXPIRED: "expire",
+}
+
+
+class IllegalTransition(Exception):
+    """A state change the transition table does not allow; str() is for the user."""
+
+
+def move_post(post: Post, to: PostState) -> None:
+    """Change a post's state if the table allows it, else raise IllegalTransition."""
+    current = PostState(post.state)
+    if to not in POST_TRANSITIONS[current]:
+        raise IllegalTransition(
+            f"Post #{post.id} is {POST_STATE_WORDS[current]}, so it can't {ACTION_WORDS[to]}."
+        )
+    post.state = to
+
+
+def move_delivery(delivery: Delivery, to: DeliveryState) -> None:
+    current = DeliveryState(delivery.state)
+    if to not in DELIVERY_TRANSITIONS[current]:
+        raise IllegalTransition(f"That delivery is {current.value}, so it can't become {to.value}.")
+    delivery.state = to
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Workspace(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    timezone: str = "UTC"
+    approvals_needed: int = 1
+    approver_roles: str = "admin,approver"
+    self_approval: bool = False
+    unapproved_action: str = UnapprovedAction.HOLD.value
+    approval_deadline_minutes: int = 0
+    paused: bool = False
+    pause_reason: str | None = None
+    paused_by: str | None = None
+    paused_at: datetime | None = utc_column()
+    created_at: datetime | None = utc_column()
+
+    def approver_role_set(self) -> set[str]:
+        return {r for r in self.approver_roles.split(",") if r}
+
+
+class ChatLink(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("platform", "chat_id", name="uq_chatlink_chat"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    platform: str
+    chat_id: str
+    title: str = ""
+    purposes: str = "team,approvals,reports"
+    created_at: datetime | None = utc_column()
+
+    def serves(self, purpose: str) -> bool:
+        return purpose in self.purposes.split(",")
+
+
+class Member(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("workspace_id", "platform", "user_id", name="uq_member_user"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    platform: str
+    user_id: str
+    name: str
+    role: str = Role.VIEWER.value
+    created_at: datetime | None = utc_column()
+
+
+class Account(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_account_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    network: str
+    name: str
+    base_url: str | None = None
+    # Fernet ciphertext of a JSON object; never shown (repr=False) and never decrypted in logs.
+    credentials: bytes | None = Field(default=None, sa_column=Column(LargeBinary), repr=False)
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    health: str = "ok"
+    health_note: str | None = None
+    slots: str = ""
+    timezone: str | None = None
+    created_at: datetime | None = utc_column()
+
+    def slot_list(self) -> list[str]:
+        return [s for s in self.slots.split(",") if s]
+
+
+class Post(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    author_platform: str
+    author_user_id: str
+    author_name: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    link: str | None = None
+    campaign: str | None = Field(default=None, index=True)
+    media: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    variants: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    revision: int = 1
+    state: str = Field(default=PostState.DRAFT.value, index=True)
+    due_at: datetime | None = utc_column(index=True)
+    due_tz: str | None = None
+    held_note: str | None = None
+    published_at: datetime | None = utc_column()
+    created_at: datetime | None = utc_column()
+    updated_at: datetime | None = utc_column()
+
+    def text_for(self, network: str) -> str:
+        return self.variants.get(network, self.text)
+
+
+class Delivery(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("post_id", "account_id", name="uq_delivery_target"),)
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    state: str = Field(default=DeliveryState.PENDING.value, index=True)
+    idempotency_key: str = Field(unique=True)
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    remote_id: str | None = None
+    remote_url: str | None = None
+    attempts: int = 0
+    error_kind: str | None = None
+    last_error: str | None = None
+    not_before: datetime | None = utc_column()
+    claimed_at: datetime | None = utc_column()
+    claimed_by: str | None = None
+    sent_at: datetime | None = utc_column()
+    metrics_due_at: datetime | None = utc_column(index=True)
+    updated_at: datetime | None = utc_column()
+
+
+class Approval(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    revision: int
+    platform: str
+    user_id: str
+    name: str
+    decision: str
+    note: str | None = None
+    created_at: datetime | None = utc_column()
+
+
+class AuditEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    post_id: int | None = Field(default=None, foreign_key="post.id", index=True)
+    actor: str
+    action: str
+    detail: str = ""
+    created_at: datetime | None = utc_column()
+
+
+class MetricSnapshot(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    taken_at: datetime | None = utc_column(index=True)
+    likes: int | None = None
+    comments: int | None = None
+    shares: int | None = None
+    quotes: int | None = None
+    impressions: int | None = None
+    clicks: int | None = None
+    saves: int | None = None
+
+
+class SandboxPost(SQLModel, table=True):
+    """What the sandbox network 'published': Herald's stand-in for a real network's servers."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    idempotency_key: str = Field(unique=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = utc_column()
+
+
+METRIC_FIELDS: tuple[str, ...] = ("likes", "comments", "shares", "quotes", "impressions", "clicks", "saves")
