@@ -55,7 +55,9 @@ class Herald:
         key, self.key_note = secret_key(settings)
         self.db = Database(settings.database_url)
         self.clock = clock or SystemClock()
-        self.scheduler = HeraldScheduler(sweep_seconds=settings.sweep_seconds)
+        self.scheduler = HeraldScheduler(
+            self.clock, sweep_seconds=settings.sweep_seconds, poll_seconds=settings.metrics_poll_seconds
+        )
         self.notifier = NotifierRouter()
         self.networks = networks or build_networks(self.db, self.clock)
         self.ctx = Context(

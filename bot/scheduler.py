@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from handlers.cards import UNAPPROVED, trigger_time
 from handlers.context import Context
 from handlers.engagement import poll_metrics
+from handlers.ports import Clock
 from handlers.publishing import run_due, sweep
 from storage.models import Post, PostState, Workspace
 
@@ -30,8 +31,10 @@ log = logging.getLogger("herald.scheduler")
 class HeraldScheduler:
     """Implements the handlers' Scheduler port on APScheduler."""
 
-    def __init__(self, *, sweep_seconds: int = 30, poll_seconds: int = 60) -> None:
+    def __init__(self, clock: Clock, *, sweep_seconds: int = 30, poll_seconds: int = 60) -> None:
         self.ctx: Context | None = None
+        self.clock = clock
+        self._armed: dict[int, datetime] = {}
         self.sweep_seconds = sweep_seconds
         self.poll_seconds = poll_seconds
         self.aps = AsyncIOScheduler(
@@ -40,24 +43,26 @@ class HeraldScheduler:
         )
 
     def arm(self, post_id: int, at: datetime) -> None:
+        """Run the post at `at` on Herald's clock (translated to a wall-clock delay for APScheduler)."""
+        delay = max(at - self.clock.now(), timedelta())
+        self._armed[post_id] = at
         self.aps.add_job(
-            self._fire, DateTrigger(run_date=at, timezone=UTC), args=[post_id],
+            self._fire, DateTrigger(run_date=datetime.now(UTC) + delay, timezone=UTC), args=[post_id],
             id=f"post:{post_id}", replace_existing=True,
         )
 
     def disarm(self, post_id: int) -> None:
+        self._armed.pop(post_id, None)
         with contextlib.suppress(JobLookupError):
             self.aps.remove_job(f"post:{post_id}")
 
     def armed(self) -> dict[int, datetime]:
-        """Post id → run time of every armed post job (for /status and tests)."""
-        return {
-            int(job.id.split(":", 1)[1]): job.trigger.run_date
-            for job in self.aps.get_jobs() if job.id.startswith("post:")
-        }
+        """Post id → the time (on Herald's clock) each armed post job is set for."""
+        return dict(self._armed)
 
     async def _fire(self, post_id: int) -> None:
         assert self.ctx is not None
+        self._armed.pop(post_id, None)
         try:
             await run_due(self.ctx, post_id)
         except Exception:
@@ -104,7 +109,7 @@ class HeraldScheduler:
         self.aps.add_job(self._sweep, "interval", seconds=self.sweep_seconds, id="sweep",
                          replace_existing=True, next_run_time=now + timedelta(seconds=self.sweep_seconds))
         self.aps.add_job(self._poll, "interval", seconds=self.poll_seconds, id="metrics",
-                         replace_existing=True, next_run_time=now + timedelta(seconds=5))
+                         replace_existing=True, next_run_time=now + timedelta(seconds=self.poll_seconds))
         self.aps.start()
         log.info("scheduler started: %d post(s) armed", armed)
         await sweep(ctx)

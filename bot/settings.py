@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", validation_alias="LOG_LEVEL")
     grace_minutes: int = Field(15, ge=0, le=24 * 60, validation_alias="HERALD_GRACE_MINUTES")
     sweep_seconds: int = Field(30, ge=5, le=3600, validation_alias="HERALD_SWEEP_SECONDS")
+    metrics_poll_seconds: int = Field(60, ge=5, le=86400, validation_alias="HERALD_METRICS_POLL_SECONDS")
     worker_id: str = Field("herald", min_length=1, max_length=64, validation_alias="HERALD_WORKER_ID")
 
     @field_validator("log_level", mode="before")

@@ -1,0 +1,128 @@
+"""The test backend: a real Herald (SQLite, APScheduler, sandbox network) driven through the console chat.
+
+`team.say("alice", "/draft Hello")` types a line as alice and returns everything Herald printed,
+including notices it sent on its own. The clock is a FakeClock: tests move it, never sleep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.app import Herald
+from bot.settings import load_settings
+from handlers.publishing import sweep
+from storage.models import Delivery, Post, SandboxPost
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
+
+
+class FakeClock:
+    def __init__(self, start: datetime = START) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **kwargs: float) -> None:
+        self.current += timedelta(**kwargs)
+
+
+class Team:
+    """People typing into one console chat of one Herald process."""
+
+    def __init__(self, herald: Herald, clock: FakeClock, db_url: str) -> None:
+        self.herald = herald
+        self.clock = clock
+        self.db_url = db_url
+        self.transcript: list[str] = []
+
+    async def say(self, user: str, line: str) -> str:
+        self.herald.console.user = user
+        out = await self.herald.console.say(line)
+        self.transcript.append(f"{user}> {line}\n{out}")
+        return out
+
+    async def tick(self, **kwargs: float) -> str:
+        """Move the clock and run the sweep, as the scheduler would; returns what Herald printed."""
+        self.clock.advance(**kwargs)
+        captured: list[str] = []
+        self.herald.console.captured = captured
+        try:
+            await sweep(self.herald.ctx)
+        finally:
+            self.herald.console.captured = None
+        return "\n".join(captured)
+
+    def post(self, post_id: int) -> Post:
+        with self.herald.db.session() as session:
+            post = session.get(Post, post_id)
+            assert post is not None
+            return post
+
+    def deliveries(self, post_id: int) -> list[Delivery]:
+        with self.herald.db.session() as session:
+            return list(session.exec(select(Delivery).where(Delivery.post_id == post_id).order_by(Delivery.id)).all())
+
+    def sandbox_posts(self) -> list[SandboxPost]:
+        with self.herald.db.session() as session:
+            return list(session.exec(select(SandboxPost).order_by(SandboxPost.id)).all())
+
+    def snapshot(self) -> dict[str, list[Any]]:
+        """Every row of every table, to prove a refused command changed nothing."""
+        from sqlmodel import SQLModel
+
+        with self.herald.db.session() as session:
+            return {
+                table.name: [tuple(row) for row in session.execute(table.select()).all()]
+                for table in SQLModel.metadata.sorted_tables
+            }
+
+    async def setup_workspace(self, *, approvers: tuple[str, ...] = ("bob",), accounts: tuple[str, ...] = (
+            "brand-x like=x", "brand-bsky like=bluesky")) -> None:
+        """alice: admin; bob: approver; two sandbox accounts with X and Bluesky rules."""
+        await self.say("alice", "/setup Acme")
+        await self.say("alice", "/timezone Europe/Paris")
+        for spec in accounts:
+            await self.say("alice", f"/connect sandbox name={spec}")
+        for person in approvers:
+            await self.say("alice", f"/role {person} approver")
+
+    async def approved_post(self, text: str = "Spring sale starts today!") -> int:
+        """A post drafted by alice and approved by bob; returns its number."""
+        out = await self.say("alice", f"/draft {text}")
+        post_id = int(out.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+        await self.say("alice", f"/submit {post_id}")
+        await self.say("bob", f"/approve {post_id}")
+        return post_id
+
+
+def make_herald(db_url: str, clock: FakeClock, **settings: Any) -> Herald:
+    """A Herald on `db_url` whose periodic sweep and poll never fire by themselves (tests tick instead)."""
+    values = {"HERALD_SWEEP_SECONDS": 3600, "HERALD_METRICS_POLL_SECONDS": 3600, **settings}
+    return Herald(load_settings(DATABASE_URL=db_url, **values), clock=clock, write=lambda _text: None)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'herald.db'}"
+
+
+@pytest.fixture
+async def team(db_url: str, clock: FakeClock) -> AsyncIterator[Team]:
+    herald = make_herald(db_url, clock)
+    await herald.start()
+    try:
+        yield Team(herald, clock, db_url)
+    finally:
+        await herald.stop()
