@@ -66,7 +66,11 @@ def connect_help(req: Request, key: str) -> str:
     "connect",
     usage="/connect <network> name=<name> key=value…",
     summary="connect a social account or channel (admins)",
-    details="/connect <network> alone shows what that network needs. Credentials go only in a private chat.",
+    details=(
+        "/connect <network> alone shows what that network needs. Credentials go only in a private chat.\n"
+        "Connecting again with the name of an existing account of the same network reconnects it\n"
+        "(new credentials and settings, health reset)."
+    ),
     roles=ADMINS,
     group="Accounts",
 )
@@ -115,28 +119,37 @@ async def connect(req: Request) -> Reply:
     if base_url is not None and not re.match(r"https?://[^\s/]+", base_url):
         raise UserError("base_url= must start with http:// or https://")
     with ctx.db.session() as session:
-        taken = session.exec(select(Account).where(Account.workspace_id == ws_id).where(Account.name == name)).first()
-        if taken:
-            raise UserError(f"There's already an account called {name}. Pick another name=.")
-    view = AccountView(id=0, workspace_id=ws_id, network=key, name=name, base_url=base_url,
-                       settings=pairs, credentials=secrets)
+        existing = session.exec(
+            select(Account).where(Account.workspace_id == ws_id).where(Account.name == name)
+        ).first()
+        if existing is not None and existing.network != key:
+            raise UserError(f"There's already a {existing.network} account called {name}. Pick another name=.")
+    view = AccountView(id=existing.id if existing else 0, workspace_id=ws_id, network=key, name=name,
+                       base_url=base_url, settings=pairs, credentials=secrets)
     try:
         who = await network.verify(view)
+    except ValueError as exc:
+        raise UserError(f"{network.label}: {exc}. Nothing was saved.") from None
     except PublishError as exc:
         raise UserError(f"{network.label} didn't accept these credentials: {exc.reason}. Nothing was saved.") from None
     with ctx.db.session() as session:
-        account = Account(
-            workspace_id=ws_id, network=key, name=name, base_url=base_url,
-            credentials=ctx.secrets.seal(secrets) if secrets else None,
-            settings=pairs, slots=slots, timezone=tz, created_at=ctx.clock.now(),
-        )
-        session.add(account)
+        account = session.get(Account, existing.id) if existing else None
+        if account is None:
+            account = Account(workspace_id=ws_id, network=key, name=name, created_at=ctx.clock.now())
+            session.add(account)
+        elif not slots:
+            slots = account.slots
+        account.base_url, account.settings, account.slots = base_url, pairs, slots
+        account.timezone = tz or account.timezone
+        account.credentials = ctx.secrets.seal(secrets) if secrets else None
+        account.health, account.health_note = "ok", None
         session.flush()
-        audit(session, ctx, ws_id, None, req.actor_name, "connect", f"{key} account {name}")
+        verb = "Reconnected" if existing else "Connected"
+        audit(session, ctx, ws_id, None, req.actor_name, verb.lower(), f"{key} account {name}")
         rules = account_rules(account)
     extra = f", following {NETWORK_LABELS.get(rules, rules)} rules" if rules != key else ""
     slot_text = f"Posting slots: {slots.replace(',', ' ')}." if slots else f"No posting slots yet: /slots {name} 09:00 17:00"
-    return Reply(f"Connected {name} ({network.label}{extra}) — {who}.\n{slot_text}", private=bool(secrets))
+    return Reply(f"{verb} {name} ({network.label}{extra}) — {who}.\n{slot_text}", private=bool(secrets))
 
 
 def describe_account(account: Account, ws_tz: str) -> str:

@@ -1,0 +1,46 @@
+"""A Network for tests that records every publish call and can be told how to fail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from handlers.limits import LimitCheck, check_text
+from handlers.ports import AccountView, ConnectSpec, Metrics, Outgoing, Published
+
+
+class RecordingNetwork:
+    """Counts calls per account. `behaviour[account_name]` may raise, or block until released."""
+
+    key = "recording"
+    label = "Recording"
+    idempotent = False
+    connect_spec = ConnectSpec(required=(), optional=(), secret=(), help="test network")
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []  # (account name, text) per publish call that reached "the network"
+        self.behaviour: dict[str, Callable[[], None]] = {}
+        self.gate: asyncio.Event | None = None
+        self.entered = asyncio.Event()
+
+    def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
+        return check_text("sandbox", text, media_count=media_count)
+
+    async def verify(self, account: AccountView) -> str:
+        return "test account"
+
+    async def publish(self, account: AccountView, post: Outgoing) -> Published:
+        self.calls.append((account.name, post.text))
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        behaviour = self.behaviour.get(account.name)
+        if behaviour is not None:
+            behaviour()
+        return Published(remote_id=f"r{len(self.calls)}", url=f"https://recording.invalid/{len(self.calls)}")
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
+        return {remote_id: Metrics(likes=1) for remote_id in remote_ids}
+
+    def count(self, account_name: str) -> int:
+        return sum(1 for name, _text in self.calls if name == account_name)

@@ -1,0 +1,199 @@
+"""Publishing keeps its promises: once per account, never silently, partial is partial, unknown is unconfirmed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlmodel import select
+
+from handlers.publishing import claim_delivery, run_due, sweep
+from storage.models import Account
+from tests.conftest import Team, make_herald
+from tests.networks import RecordingNetwork
+
+
+@pytest.fixture
+def recording(team: Team) -> RecordingNetwork:
+    network = RecordingNetwork()
+    team.herald.networks.add(network)
+    return network
+
+
+async def rec_workspace(team: Team, *names: str) -> None:
+    await team.setup_workspace(accounts=())
+    for name in names:
+        await team.say("alice", f"/connect recording name={name}")
+
+
+async def test_a_send_that_broke_off_after_leaving_is_unconfirmed_shown_and_never_resent(
+    team: Team, recording: RecordingNetwork
+) -> None:
+    await rec_workspace(team, "news", "blog")
+
+    def connection_reset() -> None:
+        raise ConnectionResetError("peer reset the connection")
+
+    recording.behaviour["news"] = connection_reset
+    post_id = await team.approved_post("Big announcement")
+    out = await team.say("alice", f"/publish {post_id}")
+    assert f"#{post_id} is partly published: 1 of 2 accounts." in out
+    assert "? news (recording): unconfirmed" in out
+    assert "Herald won't resend it on its own" in out
+    assert f"/confirm {post_id} news <link>" in out and f"/retry {post_id} news" in out
+    states = {d.account_id: d.state for d in team.deliveries(post_id)}
+    assert sorted(states.values()) == ["sent", "unconfirmed"]
+    for _ in range(3):
+        await team.tick(minutes=20)
+    assert recording.count("news") == 1
+    out = await team.say("alice", f"/retry {post_id}")
+    assert "no failed deliveries" in out and "news" in out
+    assert recording.count("news") == 1
+
+
+async def test_the_team_resends_an_unconfirmed_delivery_only_when_they_name_it(
+    team: Team, recording: RecordingNetwork
+) -> None:
+    await rec_workspace(team, "news")
+    recording.behaviour["news"] = lambda: (_ for _ in ()).throw(TimeoutError("read timed out"))
+    post_id = await team.approved_post()
+    await team.say("alice", f"/publish {post_id}")
+    assert team.post(post_id).state == "failed"
+    recording.behaviour.clear()
+    out = await team.say("alice", f"/retry {post_id} news")
+    assert f"#{post_id} is published on 1 account(s)" in out
+    assert recording.count("news") == 2
+    assert team.post(post_id).state == "published"
+
+
+async def test_confirming_an_unconfirmed_delivery_completes_the_post(team: Team) -> None:
+    await team.setup_workspace(accounts=("brand-x like=x", "slow fail=timeout"))
+    post_id = await team.approved_post()
+    out = await team.say("alice", f"/publish {post_id}")
+    assert "? slow (sandbox): unconfirmed — no answer came back within 30 seconds" in out
+    out = await team.say("alice", f"/confirm {post_id} slow https://sandbox.herald.invalid/slow/2")
+    assert f"#{post_id} is published on all 2 account(s)" in out
+    assert team.post(post_id).state == "published"
+    assert len(team.sandbox_posts()) == 2
+
+
+async def test_partial_failure_is_reported_per_account_and_retry_resends_only_the_failed(team: Team) -> None:
+    await team.setup_workspace(accounts=("brand-x like=x", "shop fail=reject"))
+    post_id = await team.approved_post()
+    out = await team.say("alice", f"/publish {post_id}")
+    assert f"#{post_id} is partly published: 1 of 2 accounts." in out
+    assert "✓ brand-x (sandbox): https://sandbox.herald.invalid/brand-x/1" in out
+    assert "✗ shop (sandbox): the sandbox refuses every post (fail=reject)" in out
+    assert f"/variant {post_id} shop <text>, then /retry {post_id}" in out
+    assert team.post(post_id).state == "partially_published"
+    out = await team.say("alice", "/connect sandbox name=shop")
+    assert "Reconnected shop" in out
+    out = await team.say("alice", f"/retry {post_id}")
+    assert f"#{post_id} is published on all 2 account(s)" in out
+    by_account = [p.account_id for p in team.sandbox_posts()]
+    assert sorted(by_account) == sorted(set(by_account)), "brand-x was sent again"
+    sent = {d.account_id: d.attempts for d in team.deliveries(post_id)}
+    assert sorted(sent.values()) == [1, 2]
+
+
+async def test_a_rate_limited_delivery_waits_as_told_then_goes_out_once(team: Team) -> None:
+    await team.setup_workspace(accounts=("busy fail=rate_limit",))
+    post_id = await team.approved_post()
+    out = await team.say("alice", f"/publish {post_id}")
+    assert "⏳ busy (sandbox): the sandbox said: too many posts" in out
+    assert "retrying by itself at Mon 23 Nov 2026 10:01 CET" in out
+    assert team.post(post_id).state == "publishing"
+    assert team.herald.scheduler.armed()[post_id] == team.clock.now().replace(minute=1)
+    await team.say("alice", "/connect sandbox name=busy")
+    assert await team.tick(seconds=30) == ""  # not yet: the network said 60 seconds
+    assert team.deliveries(post_id)[0].attempts == 1
+    out = await team.tick(seconds=31)
+    assert f"#{post_id} is published on 1 account(s)" in out
+    assert len(team.sandbox_posts()) == 1
+
+
+async def test_an_expired_token_fails_the_delivery_marks_the_account_and_says_how_to_reconnect(team: Team) -> None:
+    await team.setup_workspace(accounts=("old fail=auth",))
+    post_id = await team.approved_post()
+    out = await team.say("alice", f"/publish {post_id}")
+    assert "✗ old (sandbox): the sandbox token has expired (fail=auth)" in out
+    assert f"reconnect with /connect sandbox name=old …, then /retry {post_id}" in out
+    out = await team.say("alice", "/accounts")
+    assert "⚠ the sandbox token has expired" in out
+
+
+async def test_two_triggers_at_once_publish_each_account_once(team: Team, recording: RecordingNetwork) -> None:
+    await rec_workspace(team, "news", "blog")
+    post_id = await team.approved_post()
+    await team.say("alice", f"/schedule {post_id} in 1 hour")
+    team.clock.advance(hours=1)
+    await asyncio.gather(run_due(team.herald.ctx, post_id), run_due(team.herald.ctx, post_id),
+                         sweep(team.herald.ctx))
+    assert recording.count("news") == 1 and recording.count("blog") == 1
+    assert team.post(post_id).state == "published"
+
+
+async def test_a_delivery_can_be_claimed_only_once(team: Team) -> None:
+    await team.setup_workspace()
+    post_id = await team.approved_post()
+    delivery = team.deliveries(post_id)[0]
+    assert delivery.id is not None
+    assert claim_delivery(team.herald.ctx, delivery.id, "text") is True
+    assert claim_delivery(team.herald.ctx, delivery.id, "text") is False
+
+
+async def test_two_herald_processes_on_one_database_publish_each_account_once(
+    team: Team, db_url: str
+) -> None:
+    network = RecordingNetwork()
+    team.herald.networks.add(network)
+    await rec_workspace(team, "news", "blog")
+    ids = [await team.approved_post(f"Post number {n}") for n in range(5)]
+    for post_id in ids:
+        await team.say("alice", f"/schedule {post_id} in 1 hour")
+    other = make_herald(db_url, team.clock)
+    other.networks.add(network)
+    await other.start()
+    try:
+        team.clock.advance(hours=1)
+        await asyncio.gather(sweep(team.herald.ctx), sweep(other.ctx))
+    finally:
+        await other.stop()
+    assert network.count("news") == 5 and network.count("blog") == 5
+    assert {team.post(i).state for i in ids} == {"published"}
+
+
+async def test_publish_now_is_refused_for_an_unapproved_post_and_while_paused(team: Team) -> None:
+    await team.setup_workspace()
+    await team.say("alice", "/draft Not yet approved")
+    before = team.snapshot()
+    out = await team.say("alice", "/publish 1")
+    assert "#1 isn't approved yet (draft). /submit 1 sends it to the approvers." in out
+    assert team.snapshot() == before
+    post_id = await team.approved_post()
+    await team.say("alice", "/pause Crisis")
+    before = team.snapshot()
+    out = await team.say("alice", f"/publish {post_id}")
+    assert "Publishing is paused (Crisis). /resume first." in out
+    assert team.snapshot() == before
+    assert team.sandbox_posts() == []
+
+
+async def test_a_post_over_a_network_limit_is_not_published(team: Team) -> None:
+    await team.setup_workspace(accounts=("tiny max_characters=20",))
+    await team.say("alice", "/policy approvals=0")
+    out = await team.say("alice", "/draft This text is longer than twenty characters")
+    assert "tiny: ✗ Sandbox: 42/20 characters — 22 characters over the limit" in out
+    out = await team.say("alice", "/publish 1")
+    assert "doesn't fit every network yet" in out
+    assert team.sandbox_posts() == []
+
+
+async def test_credentials_are_decrypted_only_for_the_network_call(team: Team) -> None:
+    await team.setup_workspace(accounts=("brand token=s3cret-token",))
+    with team.herald.db.session() as session:
+        account = session.exec(select(Account)).one()
+    assert account.credentials is not None and b"s3cret-token" not in account.credentials
+    post_id = await team.approved_post()
+    out = await team.say("alice", f"/publish {post_id}")
+    assert "s3cret-token" not in out
