@@ -124,7 +124,7 @@ async def connect(req: Request) -> Reply:
         ).first()
         if existing is not None and existing.network != key:
             raise UserError(f"There's already a {existing.network} account called {name}. Pick another name=.")
-    view = AccountView(id=existing.id if existing else 0, workspace_id=ws_id, network=key, name=name,
+    view = AccountView(id=existing.id or 0 if existing else 0, workspace_id=ws_id, network=key, name=name,
                        base_url=base_url, settings=pairs, credentials=secrets)
     try:
         who = await network.verify(view)

@@ -133,7 +133,7 @@ async def approve(req: Request) -> Reply:
                 f"it needs {ws.approvals_needed - len(approvals)} more from someone else."
             )
         require_publishable(ctx, session, post)
-        session.add(Approval(post_id=post.id, revision=post.revision, platform=actor.platform,
+        session.add(Approval(post_id=post_id, revision=post.revision, platform=actor.platform,
                              user_id=actor.user_id, name=actor.name, decision=Decision.APPROVE.value,
                              created_at=ctx.clock.now()))
         have = len(approvals) + 1
@@ -162,7 +162,7 @@ async def decide(req: Request, decision: Decision) -> Reply:
         require_approver(req, ws, post, verb)
         check_button(req, post, "changed" if decision == Decision.CHANGES else "rejected")
         actor = req.command.actor
-        session.add(Approval(post_id=post.id, revision=post.revision, platform=actor.platform,
+        session.add(Approval(post_id=post_id, revision=post.revision, platform=actor.platform,
                              user_id=actor.user_id, name=actor.name, decision=decision.value, note=note,
                              created_at=ctx.clock.now()))
         if decision == Decision.CHANGES:

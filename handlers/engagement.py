@@ -82,13 +82,13 @@ async def poll_metrics(ctx: Context, *, limit: int = 1000) -> int:
                 readings = {}
             with ctx.db.session() as session:
                 for delivery_id, remote_id in chunk:
-                    delivery = session.get(Delivery, delivery_id)
-                    if delivery is None or delivery.sent_at is None:
+                    row = session.get(Delivery, delivery_id)
+                    if row is None or row.sent_at is None:
                         continue
                     if remote_id in readings:
-                        store_snapshot(session, delivery, readings[remote_id], now)
+                        store_snapshot(session, row, readings[remote_id], now)
                         polled += 1
-                    delivery.metrics_due_at = next_metrics_at(delivery.sent_at, now)
+                    row.metrics_due_at = next_metrics_at(row.sent_at, now)
     return polled
 
 

@@ -235,8 +235,8 @@ async def policy(req: Request) -> Reply:
                 changes["unapproved_action"] = value.lower()
             elif key == "deadline":
                 changes["approval_deadline_minutes"] = parse_duration_minutes(value)
-        for attr, value in changes.items():
-            setattr(ws, attr, value)
+        for attr, new_value in changes.items():
+            setattr(ws, attr, new_value)
         audit(session, ctx, ws_id, None, req.actor_name, "policy", " ".join(req.words))
         text = "Policy updated.\n" + describe_policy(ws)
     return Reply(text)

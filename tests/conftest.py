@@ -6,6 +6,7 @@ including notices it sent on its own. The clock is a FakeClock: tests move it, n
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from bot.settings import load_settings
 from handlers.publishing import sweep
 from storage.models import Delivery, Post, SandboxPost
 
+TEST_KEY = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1rZXktLS0="  # a valid Fernet key, for PostgreSQL test runs
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
 
 
@@ -105,6 +107,8 @@ class Team:
 def make_herald(db_url: str, clock: FakeClock, **settings: Any) -> Herald:
     """A Herald on `db_url` whose periodic sweep and poll never fire by themselves (tests tick instead)."""
     values = {"HERALD_SWEEP_SECONDS": 3600, "HERALD_METRICS_POLL_SECONDS": 3600, **settings}
+    if not db_url.startswith("sqlite"):
+        values.setdefault("HERALD_SECRET_KEY", TEST_KEY)
     return Herald(load_settings(DATABASE_URL=db_url, **values), clock=clock, write=lambda _text: None)
 
 
@@ -113,9 +117,31 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+POSTGRES_ENV = "HERALD_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str | None:
+    """The PostgreSQL server to test on (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/herald_test)."""
+    return os.environ.get(POSTGRES_ENV) or None
+
+
+def fresh_postgres(url: str) -> str:
+    """Empty the test database's public schema so the migrations start from nothing."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'herald.db'}"
+    """SQLite in a temporary folder, or PostgreSQL when HERALD_TEST_POSTGRES_URL is set (CI runs both)."""
+    url = postgres_url()
+    return fresh_postgres(url) if url else f"sqlite:///{tmp_path / 'herald.db'}"
 
 
 @pytest.fixture
