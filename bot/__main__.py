@@ -16,7 +16,9 @@ def configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    quiet = max(logging.WARNING, logging.getLevelName(settings.log_level))
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(quiet)
 
 
 async def run(settings: Settings) -> int:

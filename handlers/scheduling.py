@@ -31,7 +31,7 @@ from handlers.common import (
 from handlers.errors import UserError
 from handlers.registry import EDITORS, command
 from handlers.when import When, WhenError, parse_when
-from storage.models import Delivery, Post, PostState, Workspace, move_post
+from storage.models import Account, Delivery, Post, PostState, Workspace, move_post
 
 SLOT_SEARCH_DAYS = 14
 SCHEDULABLE = (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED, PostState.EXPIRED)
@@ -184,6 +184,18 @@ async def cancel(req: Request) -> Reply:
     return reply
 
 
+def targets_by_post(session: Session, post_ids: list[int]) -> dict[int, list[str]]:
+    """Account names per post, for many posts in one query."""
+    rows = session.exec(
+        select(Delivery.post_id, Account.name).where(col(Delivery.account_id) == col(Account.id))
+        .where(col(Delivery.post_id).in_(post_ids)).order_by(col(Account.name))
+    ).all()
+    names: dict[int, list[str]] = {}
+    for post_id, name in rows:
+        names.setdefault(post_id, []).append(name)
+    return names
+
+
 @command("queue", usage="/queue", summary="what's coming up, in time order", group="Scheduling")
 async def queue(req: Request) -> Reply:
     ctx = req.ctx
@@ -201,6 +213,7 @@ async def queue(req: Request) -> Reply:
             lines.append(f"⏸ Paused by {ws.paused_by}{': ' + ws.pause_reason if ws.pause_reason else ''} — /resume")
         if not rows:
             lines.append("Nothing is scheduled. /schedule <post> <when> sets a time.")
+        names = targets_by_post(session, [post.id for post in rows if post.id is not None])
         for post in rows:
             flag = ""
             if post.held_note:
@@ -209,6 +222,6 @@ async def queue(req: Request) -> Reply:
                 flag = f" (needs approval: {state_label(post)})"
             lines.append(
                 f"  {show_time(post.due_at, post.due_tz or ws.timezone, now)} · #{post.id}{flag} · "
-                f"{target_names(session, post)} · {short_text(post.text, 40)}"
+                f"{', '.join(names.get(post.id or 0, [])) or 'no accounts'} · {short_text(post.text, 40)}"
             )
     return Reply("Queue:\n" + "\n".join(lines) if rows else "\n".join(lines))
