@@ -269,8 +269,8 @@ async def run_due(ctx: Context, post_id: int) -> None:
                 ctx.scheduler.disarm(post_id)
                 notice = Reply(
                     f"⌛ #{post.id} wasn't approved by its deadline ({show_time(deadline, post.due_tz or ws.timezone)}), "
-                    f"so it was held and won't publish. To still send it: /submit {post.id} is not needed — "
-                    f"/schedule {post.id} <new time> puts it back in review."
+                    f"so it was held and won't publish. To still send it, /schedule {post.id} <new time> "
+                    "puts it back in review."
                 )
             elif now < post.due_at:
                 ctx.scheduler.arm(post_id, post.due_at)
