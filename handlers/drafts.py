@@ -114,7 +114,8 @@ def content_changed(ctx: Context, session: Session, post: Post, ws: Workspace, a
         note += f" It was {state.value}; it's back in review."
     elif state == PostState.EXPIRED:
         move_post(post, PostState.DRAFT)
-        note += " It's a draft again: /submit it when ready."
+        post.due_at = post.due_tz = None  # its time has passed; keeping it would expire the draft again
+        note += f" It's a draft again and its old time is dropped: /submit it and /schedule {post.id} <when>."
     if voided:
         note += f" The {voided} earlier approval(s) no longer count."
     audit(session, ctx, ws.id or 0, post.id, actor, "edit", f"{what}; revision {post.revision}")

@@ -58,8 +58,8 @@ class ConsoleChat:
         text = ("✋ " if reply.error else "") + reply.text
         if reply.image is not None:
             text += f"\n[image: {len(reply.image):,} bytes]"
+        self.buttons = list(reply.buttons)  # buttons belong to the last message shown
         if reply.buttons:
-            self.buttons = list(reply.buttons)
             text += "\n" + "  ".join(
                 f"[{i}] {b.label}" for i, b in enumerate(reply.buttons, start=1)
             ) + "   (type a number to press)"
