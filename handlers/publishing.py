@@ -263,12 +263,18 @@ async def run_due(ctx: Context, post_id: int) -> None:
             if now < deadline:
                 rearm(ctx, post, ws)
                 return
-            if ws.unapproved_action == UnapprovedAction.HOLD:
+            # Only a submitted post that nobody objected to may go out unapproved, and only if the policy says so.
+            if ws.unapproved_action == UnapprovedAction.HOLD or state != PostState.IN_REVIEW:
                 move_post(post, PostState.EXPIRED)
                 audit(session, ctx, ws.id or 0, post.id, "Herald", "expire", "not approved by its deadline")
                 ctx.scheduler.disarm(post_id)
+                why = {
+                    PostState.DRAFT: "was never submitted for approval",
+                    PostState.CHANGES_REQUESTED: "was sent back for changes and not resubmitted",
+                    PostState.IN_REVIEW: "wasn't approved",
+                }[state]
                 notice = Reply(
-                    f"⌛ #{post.id} wasn't approved by its deadline ({show_time(deadline, post.due_tz or ws.timezone)}), "
+                    f"⌛ #{post.id} {why} by its deadline ({show_time(deadline, post.due_tz or ws.timezone)}), "
                     f"so it was held and won't publish. To still send it, /schedule {post.id} <new time> "
                     "puts it back in review."
                 )
@@ -319,6 +325,7 @@ def begin_publishing(
             f"/publish {post.id} sends it now · /schedule {post.id} <when> moves it · /cancel {post.id} drops it"
         )
     if claim_post(session, post, state):
+        ctx.scheduler.disarm(post.id or 0)
         session.refresh(post)
         detail = "published without approval, as the policy allows" if unapproved else "due"
         audit(session, ctx, ws.id or 0, post.id, "Herald", "publishing", detail)

@@ -38,7 +38,13 @@ SCHEDULABLE = (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED, PostState.E
 
 
 def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> When:
-    """The earliest posting slot of the post's accounts that no other post already takes."""
+    """The earliest posting slot of the post's accounts that no other post already takes.
+
+    For a post still waiting for approval, slots inside the approval deadline are skipped.
+    """
+    earliest = now + timedelta(minutes=1)
+    if PostState(post.state) not in (PostState.APPROVED, PostState.SCHEDULED) and ws.approvals_needed > 0:
+        earliest += timedelta(minutes=ws.approval_deadline_minutes)
     pairs = post_targets(session, post)
     slotted = [a for _d, a in pairs if a.slot_list()]
     if not slotted:
@@ -67,7 +73,7 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
             for slot in account.slot_list():
                 hh, mm = (int(x) for x in slot.split(":"))
                 at = datetime.combine(date, time(hh, mm), tzinfo=zone).astimezone(ZoneInfo("UTC"))
-                if at > now + timedelta(minutes=1) and at not in taken:
+                if at > earliest and at not in taken:
                     candidates.append((at, tz))
     if not candidates:
         raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlmodel import func, select
+from sqlmodel import Session, func, select
 
 from handlers.chat import Reply
 from handlers.common import Request, audit, get_workspace, tell_team
@@ -239,7 +239,28 @@ async def policy(req: Request) -> Reply:
             setattr(ws, attr, new_value)
         audit(session, ctx, ws_id, None, req.actor_name, "policy", " ".join(req.words))
         text = "Policy updated.\n" + describe_policy(ws)
-    return Reply(text)
+        settled = approve_what_now_has_enough(req, session, ws)
+    return Reply("\n".join([text, *settled]))
+
+
+def approve_what_now_has_enough(req: Request, session: Session, ws: Workspace) -> list[str]:
+    """After the policy changed, posts in review that already have enough approvals become approved."""
+    from handlers.approvals import approved_now
+    from handlers.cards import approvals_at_revision, rearm
+
+    lines = []
+    posts = session.exec(
+        select(Post).where(Post.workspace_id == ws.id).where(Post.state == PostState.IN_REVIEW.value)
+    ).all()
+    for post in posts:
+        have = len(approvals_at_revision(session, post))
+        if have >= ws.approvals_needed:
+            outcome = approved_now(req.ctx, post, ws)
+            audit(session, req.ctx, ws.id or 0, post.id, req.actor_name, "approve",
+                  f"policy now needs {ws.approvals_needed}; it had {have}")
+            rearm(req.ctx, post, ws)
+            lines.append(f"#{post.id} has enough approvals under the new policy. {outcome}")
+    return lines
 
 
 @command(
