@@ -104,6 +104,17 @@ class Team:
         return post_id
 
 
+async def refused(team: Team, user: str, line: str, *words: str) -> str:
+    """Type a line that Herald must refuse: a ✋ reply holding `words`, and not one row changed."""
+    before = team.snapshot()
+    out = await team.say(user, line)
+    assert out.startswith("✋"), out
+    for word in words:
+        assert word in out, f"{word!r} not in {out!r}"
+    assert team.snapshot() == before
+    return out
+
+
 def make_herald(db_url: str, clock: FakeClock, **settings: Any) -> Herald:
     """A Herald on `db_url` whose periodic sweep and poll never fire by themselves (tests tick instead)."""
     values = {"HERALD_SWEEP_SECONDS": 3600, "HERALD_METRICS_POLL_SECONDS": 3600, **settings}

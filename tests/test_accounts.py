@@ -5,20 +5,10 @@ from __future__ import annotations
 from sqlmodel import select
 
 from storage.models import Account, AuditEvent
-from tests.conftest import Team
+from tests.conftest import Team, refused
 
 SECRET = "supersecret123"
 
-
-async def refused(team: Team, user: str, line: str, *words: str) -> str:
-    """Type a line that Herald must refuse: a ✋ reply holding `words`, and not one row changed."""
-    before = team.snapshot()
-    out = await team.say(user, line)
-    assert out.startswith("✋"), out
-    for word in words:
-        assert word in out, f"{word!r} not in {out!r}"
-    assert team.snapshot() == before
-    return out
 
 
 def accounts(team: Team) -> list[Account]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.conftest import Team
 
 
-async def refused(team: Team, user: str, line: str, *words: str) -> str:
+async def changes_nothing(team: Team, user: str, line: str, *words: str) -> str:
     """Type a line that must change nothing: the reply holds `words`, and not one row changed."""
     before = team.snapshot()
     out = await team.say(user, line)
@@ -39,10 +39,10 @@ async def test_as_switches_who_is_typing(team: Team) -> None:
 
 async def test_as_with_a_bad_name_keeps_the_same_person(team: Team) -> None:
     await team.say("alice", "/setup Acme")
-    out = await refused(team, "alice", "/as bad name!", "Usage: /as <name>")
+    out = await changes_nothing(team, "alice", "/as bad name!", "Usage: /as <name>")
     assert team.herald.console.user == "alice"
     assert "Usage: /as <name>" in out
-    await refused(team, "alice", "/as", "Usage: /as <name>")
+    await changes_nothing(team, "alice", "/as", "Usage: /as <name>")
     assert team.herald.console.user == "alice"
 
 
@@ -97,28 +97,28 @@ async def test_a_command_instead_of_the_note_skips_the_prompt(team: Team) -> Non
     out = await team.say("bob", "/posts")
     assert "#1 in review" in out  # the command ran instead
     assert team.post(1).state == "in_review"
-    out = await refused(team, "bob", "Actually, never mind", "Commands start with /")
+    out = await changes_nothing(team, "bob", "Actually, never mind", "Commands start with /")
     assert "rejected" not in out
     assert team.post(1).state == "in_review"
 
 
 async def test_pressing_a_number_with_no_buttons(team: Team) -> None:
     await team.say("alice", "/setup Acme")
-    assert await refused(team, "alice", "1") == "There are no buttons to press."
+    assert await changes_nothing(team, "alice", "1") == "There are no buttons to press."
 
 
 async def test_pressing_a_number_past_the_last_button(team: Team) -> None:
     await team.setup_workspace()
     await team.say("alice", "/draft Spring sale")
-    assert await refused(team, "alice", "7") == "There's no button 7 on the last message."
-    assert await refused(team, "alice", "0") == "There's no button 0 on the last message."
+    assert await changes_nothing(team, "alice", "7") == "There's no button 7 on the last message."
+    assert await changes_nothing(team, "alice", "0") == "There's no button 0 on the last message."
 
 
 async def test_a_number_after_a_reply_without_buttons_presses_nothing(team: Team) -> None:
     await team.setup_workspace()
     await submitted_post(team)  # the approval card: [1] Approve [2] Request changes [3] Reject
     await team.say("bob", "/posts")  # the last message now has no buttons
-    out = await refused(team, "bob", "1")
+    out = await changes_nothing(team, "bob", "1")
     assert "no buttons" in out
     assert team.post(1).state == "in_review"
 
@@ -129,7 +129,7 @@ async def test_a_stale_button_for_an_older_revision_changes_nothing(team: Team) 
     stale = team.herald.console.buttons[0]
     await team.say("alice", "/edit 1 Spring sale -20%")
     team.herald.console.buttons = [stale]  # bob still looks at the card of revision 1
-    await refused(team, "bob", "1", "That button is for revision 1 of #1", "now revision 2")
+    await changes_nothing(team, "bob", "1", "That button is for revision 1 of #1", "now revision 2")
     assert team.post(1).state == "in_review"
 
 
@@ -149,7 +149,7 @@ async def test_a_backslash_continues_the_line(team: Team) -> None:
 
 async def test_an_unknown_command_is_refused(team: Team) -> None:
     await team.setup_workspace()
-    out = await refused(team, "alice", "/frobnicate now", "I don't know /frobnicate", "/help lists what I can do")
+    out = await changes_nothing(team, "alice", "/frobnicate now", "I don't know /frobnicate", "/help lists what I can do")
     assert out.startswith("✋")
 
 
@@ -160,13 +160,13 @@ async def test_commands_are_case_insensitive(team: Team) -> None:
 
 async def test_a_line_without_a_slash_is_not_a_command(team: Team) -> None:
     await team.setup_workspace()
-    out = await refused(team, "alice", "draft Hello", "Commands start with /. Type /help to see them.")
+    out = await changes_nothing(team, "alice", "draft Hello", "Commands start with /. Type /help to see them.")
     assert out == "Commands start with /. Type /help to see them."
 
 
 async def test_an_empty_line_prints_nothing(team: Team) -> None:
     await team.setup_workspace()
-    assert await refused(team, "alice", "   ") == ""
+    assert await changes_nothing(team, "alice", "   ") == ""
 
 
 async def test_notices_for_the_team_print_in_the_console(team: Team) -> None:

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from tests.conftest import Team
+from tests.conftest import Team, refused
 
 LONG = "Our biggest sale ever starts today. " * 9  # 323 characters (stripped): over X's 280 and Bluesky's 300
 
-
-async def refused(team: Team, user: str, line: str, *words: str) -> str:
-    """Type a line that Herald must refuse: a ✋ reply holding `words`, and not one row changed."""
-    before = team.snapshot()
-    out = await team.say(user, line)
-    assert out.startswith("✋"), out
-    for word in words:
-        assert word in out, f"{word!r} not in {out!r}"
-    assert team.snapshot() == before
-    return out
 
 
 # /draft
