@@ -12,6 +12,7 @@ from bot.clock import SystemClock
 from bot.networks import NetworkDirectory, build_networks
 from bot.scheduler import HeraldScheduler
 from bot.settings import Settings, secret_key
+from bot.worker_lock import WorkerLock
 from handlers import dispatch
 from handlers.chat import ChatAddress, Command, Reply
 from handlers.context import Context
@@ -65,6 +66,7 @@ class Herald:
             scheduler=self.scheduler, secrets=SecretBox(key),
             grace=timedelta(minutes=settings.grace_minutes), worker_id=settings.worker_id,
         )
+        self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
         self.console = ConsoleChat(self.handle, write=write)
         self.notifier.register(CONSOLE, self.console)
 
@@ -72,11 +74,13 @@ class Herald:
         return await dispatch.handle(self.ctx, command)
 
     async def start(self) -> None:
-        """Migrate the database, settle sends a crash interrupted, and start the clock."""
+        """Migrate the database, take this worker's id, settle sends it left in flight, and start the clock."""
         self.db.migrate()
+        self.lock.acquire()
         await recover_interrupted(self.ctx, at_start=True)
         await self.scheduler.start(self.ctx)
 
     async def stop(self) -> None:
         self.scheduler.shutdown()
+        self.lock.release()
         self.db.dispose()

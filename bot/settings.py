@@ -6,6 +6,7 @@ A bad value stops start-up with one line that names the variable (`SettingsError
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 from typing import Literal
@@ -37,7 +38,10 @@ class Settings(BaseSettings):
     grace_minutes: int = Field(15, ge=0, le=24 * 60, validation_alias="HERALD_GRACE_MINUTES")
     sweep_seconds: int = Field(30, ge=5, le=3600, validation_alias="HERALD_SWEEP_SECONDS")
     metrics_poll_seconds: int = Field(60, ge=5, le=86400, validation_alias="HERALD_METRICS_POLL_SECONDS")
-    worker_id: str = Field("herald", min_length=1, max_length=64, validation_alias="HERALD_WORKER_ID")
+    # Names this process in delivery claims; at start it settles only its own interrupted sends.
+    # Defaults to the host name; several workers on one host must each set their own.
+    worker_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64,
+                           validation_alias="HERALD_WORKER_ID")
 
     @field_validator("log_level", mode="before")
     @classmethod

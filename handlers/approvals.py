@@ -47,7 +47,13 @@ def approved_now(ctx: Context, post: Post, ws: Workspace) -> str:
     return f"Approved and scheduled for {when}.{paused}"
 
 
-def check_button(req: Request, post: Post, verb: str) -> None:
+def awaiting_fix_approval(post: Post) -> bool:
+    """A post that failed somewhere and got a new variant since it went out: it needs approval before /retry."""
+    return PostState(post.state) in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED) and (
+        post.sent_revision is not None and post.revision != post.sent_revision)
+
+
+def check_button(req: Request, post: Post, verb: str, *, fix_ok: bool = False) -> None:
     """Refuse a stale button or command: wrong revision, or the post is no longer in review."""
     revision = req.arg("revision")
     if revision is not None and int(revision) != post.revision:
@@ -55,7 +61,7 @@ def check_button(req: Request, post: Post, verb: str) -> None:
             f"That button is for revision {revision} of #{post.id}, but the post was edited since "
             f"(now revision {post.revision}). Nothing changed; look at the latest version."
         )
-    if PostState(post.state) != PostState.IN_REVIEW:
+    if PostState(post.state) != PostState.IN_REVIEW and not (fix_ok and awaiting_fix_approval(post)):
         raise UserError(f"#{post.id} is {state_label(post)}, not waiting for approval, so it can't be {verb}.")
 
 
@@ -67,10 +73,13 @@ def require_approver(req: Request, ws: Workspace, post: Post, verb: str) -> None
             f"an admin can change that with /role {req.actor_name} approver."
         )
     actor = req.command.actor
-    if (post.author_platform, post.author_user_id) == (actor.platform, actor.user_id) and not ws.self_approval:
+    me = (actor.platform, actor.user_id)
+    wrote = me == (post.author_platform, post.author_user_id)
+    edited = me == (post.editor_platform, post.editor_user_id)
+    if (wrote or edited) and not ws.self_approval:
         raise UserError(
-            f"You wrote #{post.id}, and this workspace doesn't let authors {verb} their own posts. "
-            "Ask another approver (an admin can allow it with /policy self_approval=on)."
+            f"You {'wrote' if wrote else 'wrote the current version of'} #{post.id}, and this workspace doesn't let "
+            f"authors {verb} their own posts. Ask another approver (an admin can allow it with /policy self_approval=on)."
         )
 
 
@@ -125,7 +134,7 @@ async def approve(req: Request) -> Reply:
         post = get_post(session, ws_id, post_id)
         ws = get_workspace(session, ws_id)
         require_approver(req, ws, post, "approve")
-        check_button(req, post, "approved")
+        check_button(req, post, "approved", fix_ok=True)
         approvals = approvals_at_revision(session, post)
         if any((a.platform, a.user_id) == (actor.platform, actor.user_id) for a in approvals):
             raise UserError(
@@ -138,7 +147,9 @@ async def approve(req: Request) -> Reply:
                              created_at=ctx.clock.now()))
         have = len(approvals) + 1
         audit(session, ctx, ws_id, post.id, actor.name, "approve", f"revision {post.revision} ({have}/{ws.approvals_needed})")
-        if have >= ws.approvals_needed:
+        if have >= ws.approvals_needed and awaiting_fix_approval(post):
+            outcome = f"The new version is approved: /retry {post.id} sends it where it failed."
+        elif have >= ws.approvals_needed:
             outcome = approved_now(ctx, post, ws)
         else:
             outcome = f"{ws.approvals_needed - have} more approval(s) needed."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import select
 
 import handlers.accounts
@@ -69,6 +70,12 @@ async def handle(ctx: Context, cmd: Command) -> Reply:
         return await spec.handler(request)
     except (UserError, IllegalTransition) as exc:
         return Reply(str(exc), error=True)
+    except StaleDataError:
+        return Reply(
+            "That post changed at the same moment (another person or Herald itself, e.g. publishing it), "
+            "so nothing was changed. Look at it again with /posts and retry.",
+            error=True,
+        )
     except Exception:
         log.exception("/%s failed", name)
         return Reply(f"Something went wrong with /{name}; nothing was changed. The error is in Herald's log.", error=True)

@@ -8,7 +8,7 @@ import secrets as pysecrets
 from sqlmodel import Session, col, select
 
 from handlers.cards import approval_card, approvals_at_revision, draft_card, rearm, short_text, state_label
-from handlers.chat import Reply
+from handlers.chat import Actor, Reply
 from handlers.common import (
     Request,
     account_rules,
@@ -45,6 +45,8 @@ EDITABLE = (
     PostState.DRAFT, PostState.CHANGES_REQUESTED, PostState.IN_REVIEW,
     PostState.APPROVED, PostState.SCHEDULED, PostState.EXPIRED,
 )
+# A post that failed on some account can get a new variant for it (then /retry), after re-approval.
+FIXABLE = (PostState.FAILED, PostState.PARTIALLY_PUBLISHED)
 
 
 def split_options(text: str) -> tuple[str, dict[str, str]]:
@@ -102,13 +104,16 @@ def set_targets(session: Session, post: Post, accounts: list[Account]) -> None:
             session.add(Delivery(post_id=post.id, account_id=account.id, idempotency_key=key))
 
 
-def content_changed(ctx: Context, session: Session, post: Post, ws: Workspace, actor: str, what: str) -> str:
-    """A content change: new revision, earlier approvals void, approved posts go back to review."""
+def content_changed(ctx: Context, session: Session, post: Post, ws: Workspace, actor: Actor, what: str) -> str:
+    """A content change: new revision by `actor`, earlier approvals void, approved posts go back to review."""
     voided = len(approvals_at_revision(session, post))
     post.revision += 1
     post.updated_at = ctx.clock.now()
+    post.editor_platform, post.editor_user_id = actor.platform, actor.user_id
     state = PostState(post.state)
     note = f"Revision {post.revision}."
+    if state in FIXABLE and ws.approvals_needed > 0:
+        note += f" The new version needs approval before /retry {post.id}."
     if state in (PostState.APPROVED, PostState.SCHEDULED) and ws.approvals_needed > 0:
         move_post(post, PostState.IN_REVIEW)
         note += f" It was {state.value}; it's back in review."
@@ -118,7 +123,7 @@ def content_changed(ctx: Context, session: Session, post: Post, ws: Workspace, a
         note += f" It's a draft again and its old time is dropped: /submit it and /schedule {post.id} <when>."
     if voided:
         note += f" The {voided} earlier approval(s) no longer count."
-    audit(session, ctx, ws.id or 0, post.id, actor, "edit", f"{what}; revision {post.revision}")
+    audit(session, ctx, ws.id or 0, post.id, actor.name, "edit", f"{what}; revision {post.revision}")
     return note
 
 
@@ -129,18 +134,21 @@ async def after_content_change(req: Request, post_id: int, headline: str, note: 
         post = get_post(session, req.need_workspace(), post_id)
         ws = get_workspace(session, post.workspace_id)
         rearm(ctx, post, ws)
-        if PostState(post.state) == PostState.IN_REVIEW:
+        needs_review = PostState(post.state) == PostState.IN_REVIEW or (
+            PostState(post.state) in FIXABLE and ws.approvals_needed > 0)
+        if needs_review:
             card = approval_card(ctx, session, post, ws, f"{headline} {note} Please review the new version.")
         else:
             card = draft_card(ctx, session, post, ws, f"{headline} {note}")
-    if PostState(post.state) == PostState.IN_REVIEW:
+    if needs_review:
         await tell_team(ctx, post.workspace_id, card, purpose="approvals", skip=req.command.chat)
     return card
 
 
-def editable_post(session: Session, ws_id: int, post_id: int, doing: str) -> Post:
+def editable_post(session: Session, ws_id: int, post_id: int, doing: str, *, fixing: bool = False) -> Post:
+    """The post, if it may still change; `fixing` also allows a post that failed on some account."""
     post = get_post(session, ws_id, post_id)
-    if PostState(post.state) not in EDITABLE:
+    if PostState(post.state) not in EDITABLE + (FIXABLE if fixing else ()):
         raise UserError(f"Post #{post_id} is {state_label(post)}, so it can't be {doing} any more.")
     return post
 
@@ -173,7 +181,7 @@ async def draft(req: Request) -> Reply:
         post = Post(
             workspace_id=ws_id, author_platform=cmd.actor.platform, author_user_id=cmd.actor.user_id,
             author_name=cmd.actor.name, text=text, link=options.get("link"), campaign=options.get("campaign"),
-            created_at=now, updated_at=now,
+            editor_platform=cmd.actor.platform, editor_user_id=cmd.actor.user_id, created_at=now, updated_at=now,
         )
         session.add(post)
         session.flush()
@@ -208,7 +216,7 @@ async def edit(req: Request) -> Reply:
             post.link = options["link"]
         if "campaign" in options:
             post.campaign = options["campaign"]
-        note = content_changed(ctx, session, post, ws, req.actor_name, "text edited")
+        note = content_changed(ctx, session, post, ws, req.command.actor, "text edited")
     return await after_content_change(req, post_id, f"Edited #{post_id}.", note)
 
 
@@ -229,7 +237,7 @@ async def variant(req: Request) -> Reply:
     if not target or not text:
         raise UserError(f"Usage: {req.spec.usage}")
     with ctx.db.session() as session:
-        post = editable_post(session, ws_id, post_id, "edited")
+        post = editable_post(session, ws_id, post_id, "edited", fixing=True)
         ws = get_workspace(session, ws_id)
         names = {a.name for _d, a in post_targets(session, post)}
         networks = {account_rules(a) for _d, a in post_targets(session, post)} | {
@@ -253,7 +261,7 @@ async def variant(req: Request) -> Reply:
             variants[key] = text
             what = f"variant for {key} set"
         post.variants = variants
-        note = content_changed(ctx, session, post, ws, req.actor_name, what)
+        note = content_changed(ctx, session, post, ws, req.command.actor, what)
     return await after_content_change(req, post_id, f"#{post_id}: {what}.", note)
 
 
@@ -277,7 +285,7 @@ async def targets(req: Request) -> Reply:
         set_targets(session, post, resolve_accounts(session, ws_id, names))
         session.flush()
         what = "targets set to " + ", ".join(a.name for _d, a in post_targets(session, post))
-        note = content_changed(ctx, session, post, ws, req.actor_name, what)
+        note = content_changed(ctx, session, post, ws, req.command.actor, what)
     return await after_content_change(req, post_id, f"#{post_id}: {what}.", note)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from handlers.approvals import require_publishable
-from handlers.cards import UNAPPROVED, rearm, state_label
+from handlers.cards import UNAPPROVED, approvals_at_revision, rearm, state_label
 from handlers.chat import Reply
 from handlers.common import (
     Request,
@@ -42,6 +42,7 @@ from handlers.engagement import first_metrics_at
 from handlers.errors import UserError
 from handlers.ports import AccountView, ErrorKind, Outgoing, Published, PublishError
 from handlers.registry import EDITORS, command
+from storage.crypto import SecretBoxError
 from storage.models import (
     POST_TRANSITIONS,
     Account,
@@ -69,17 +70,31 @@ class Job:
     outgoing: Outgoing
 
 
-def claim_post(session: Session, post: Post, expected: PostState) -> bool:
-    """Move a post to publishing with one conditional UPDATE; False if someone else got there first."""
+def claim_post(session: Session, post: Post, expected: PostState, now: datetime) -> bool:
+    """Move a post to publishing with one conditional UPDATE; False if someone else got there first.
+
+    The claim bumps the post's version (so any stale write elsewhere fails), records which revision
+    goes out, and stamps its pending deliveries with the time they are meant to go out from.
+    """
     if PostState.PUBLISHING not in POST_TRANSITIONS[expected]:
         return False
     result = session.exec(  # type: ignore[call-overload]
         update(Post)
         .where(col(Post.id) == post.id)
         .where(col(Post.state) == expected.value)
-        .values(state=PostState.PUBLISHING.value, held_note=None)
+        .values(state=PostState.PUBLISHING.value, held_note=None, version=col(Post.version) + 1,
+                sent_revision=col(Post.revision))
     )
-    return bool(result.rowcount == 1)
+    if result.rowcount != 1:
+        return False
+    session.exec(  # type: ignore[call-overload]
+        update(Delivery)
+        .where(col(Delivery.post_id) == post.id)
+        .where(col(Delivery.state) == DeliveryState.PENDING.value)
+        .where(col(Delivery.not_before).is_(None))
+        .values(not_before=now)
+    )
+    return True
 
 
 def claim_delivery(ctx: Context, delivery_id: int, text: str) -> bool:
@@ -92,34 +107,48 @@ def claim_delivery(ctx: Context, delivery_id: int, text: str) -> bool:
             .where(col(Delivery.state) == DeliveryState.PENDING.value)
             .where((col(Delivery.not_before).is_(None)) | (col(Delivery.not_before) <= now))
             .values(
-                state=DeliveryState.SENDING.value, attempts=Delivery.attempts + 1, claimed_at=now,
+                state=DeliveryState.SENDING.value, attempts=col(Delivery.attempts) + 1,
+                auto_attempts=col(Delivery.auto_attempts) + 1, claimed_at=now,
                 claimed_by=ctx.worker_id, text=text, updated_at=now,
             )
         )
         return bool(result.rowcount == 1)
 
 
-def record_sent(ctx: Context, delivery_id: int, published: Published) -> None:
+def record_sent(ctx: Context, delivery_id: int, published: Published) -> bool:
+    """Store the network's answer at once. True if it came late (the delivery was given up as unconfirmed)."""
     now = ctx.clock.now()
     with ctx.db.session() as session:
         delivery = session.get(Delivery, delivery_id)
         assert delivery is not None
+        if DeliveryState(delivery.state) == DeliveryState.SENT:
+            log.warning("delivery %s answered twice; keeping the first remote id %s", delivery_id, delivery.remote_id)
+            return False
+        late = DeliveryState(delivery.state) != DeliveryState.SENDING
         move_delivery(delivery, DeliveryState.SENT)
         delivery.remote_id, delivery.remote_url = published.remote_id, published.url
         delivery.sent_at = delivery.updated_at = now
         delivery.error_kind = delivery.last_error = None
         delivery.metrics_due_at = first_metrics_at(now)
+        return late
 
 
-def record_failure(ctx: Context, delivery_id: int, kind: ErrorKind, reason: str, retry_after: float | None) -> None:
+def record_failure(ctx: Context, delivery_id: int, kind: ErrorKind, reason: str, retry_after: float | None) -> bool:
+    """Store a failure by its kind. True if it came late (the delivery was given up as unconfirmed)."""
     now = ctx.clock.now()
     with ctx.db.session() as session:
         delivery = session.get(Delivery, delivery_id)
         assert delivery is not None
+        state = DeliveryState(delivery.state)
+        if state not in (DeliveryState.SENDING, DeliveryState.UNCONFIRMED, DeliveryState.PENDING):
+            return False
+        late = state == DeliveryState.UNCONFIRMED
+        if late and kind in (ErrorKind.UNKNOWN_OUTCOME, ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT):
+            return False  # still unknown, or a retry the team must decide on: leave it unconfirmed
         delivery.error_kind, delivery.last_error, delivery.updated_at = kind.value, reason, now
         if kind == ErrorKind.UNKNOWN_OUTCOME:
             move_delivery(delivery, DeliveryState.UNCONFIRMED)
-        elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and delivery.attempts < MAX_AUTOMATIC_ATTEMPTS:
+        elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and delivery.auto_attempts < MAX_AUTOMATIC_ATTEMPTS:
             wait = retry_after if retry_after is not None else (
                 DEFAULT_RETRY_AFTER if kind == ErrorKind.RATE_LIMITED else 15.0 * 2 ** delivery.attempts
             )
@@ -131,6 +160,7 @@ def record_failure(ctx: Context, delivery_id: int, kind: ErrorKind, reason: str,
                 account = session.get(Account, delivery.account_id)
                 if account is not None:
                     account.health, account.health_note = "auth_expired", reason
+        return late
 
 
 async def send_one(ctx: Context, job: Job) -> None:
@@ -144,16 +174,32 @@ async def send_one(ctx: Context, job: Job) -> None:
     try:
         published = await network.publish(job.account, job.outgoing)
     except PublishError as exc:
-        record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after)
+        late = record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after)
     except Exception as exc:  # the request may have left: outcome unknown, never resend blindly
         log.exception("publishing delivery %s failed with an unexpected error", job.delivery_id)
-        record_failure(ctx, job.delivery_id, ErrorKind.UNKNOWN_OUTCOME,
-                       f"the send broke off ({type(exc).__name__}) after it may have reached the network", None)
+        late = record_failure(ctx, job.delivery_id, ErrorKind.UNKNOWN_OUTCOME,
+                              f"the send broke off ({type(exc).__name__}) after it may have reached the network", None)
     else:
-        record_sent(ctx, job.delivery_id, published)
+        late = record_sent(ctx, job.delivery_id, published)
+    if late:
+        await resettle(ctx, job.outgoing.post_id)
+
+
+async def resettle(ctx: Context, post_id: int) -> None:
+    """A late answer changed what the team was told: settle the post again and say so."""
+    with ctx.db.session() as session:
+        post = session.get(Post, post_id)
+        if post is None or PostState(post.state) not in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED):
+            return
+        move_post(post, PostState.PUBLISHING)
+        ws_id = post.workspace_id
+    notice = settle(ctx, post_id)
+    if notice is not None:
+        await tell_team(ctx, ws_id, Reply("Update — a late answer arrived.\n" + notice.text))
 
 
 def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> list[Job]:
+    """The deliveries to send now. One that can't be prepared, or is past the grace period, fails with a reason."""
     jobs = []
     for delivery, account in post_targets(session, post):
         if DeliveryState(delivery.state) != DeliveryState.PENDING:
@@ -161,8 +207,22 @@ def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> l
         if delivery.not_before is not None and delivery.not_before > now:
             continue
         assert delivery.id is not None and post.id is not None
+        if delivery.not_before is not None and now - delivery.not_before > ctx.grace:
+            move_delivery(delivery, DeliveryState.FAILED)
+            delivery.error_kind = HELD
+            delivery.last_error = (
+                f"it was meant to go out {show_time(delivery.not_before, post.due_tz or 'UTC')} and couldn't within "
+                f"the {int(ctx.grace.total_seconds() // 60)}-minute grace period (Herald was down or paused)"
+            )
+            continue
+        try:
+            view = account_view(ctx, account, with_secrets=True)
+        except SecretBoxError as exc:
+            move_delivery(delivery, DeliveryState.FAILED)
+            delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, str(exc)
+            continue
         text = compose(post, text_for_account(post, account))
-        jobs.append(Job(delivery.id, account_view(ctx, account, with_secrets=True), Outgoing(
+        jobs.append(Job(delivery.id, view, Outgoing(
             delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key, text=text,
             link=post.link, media=tuple(post.media), campaign=post.campaign,
         )))
@@ -180,7 +240,9 @@ async def send_pending(ctx: Context, post_id: int) -> Reply | None:
     return settle(ctx, post_id)
 
 
+HELD = "held"
 FIXES = {
+    HELD: "/retry {post} sends it now",
     ErrorKind.REJECTED.value: "fix the text with /variant {post} {account} <text>, then /retry {post}",
     ErrorKind.AUTH_EXPIRED.value: "reconnect with /connect {network} name={account} …, then /retry {post}",
     ErrorKind.RATE_LIMITED.value: "the network kept refusing for now; /retry {post} later",
@@ -324,7 +386,7 @@ def begin_publishing(
             f"⚠️ #{post.id} was {post.held_note}. It's held so it doesn't go out late by surprise.\n"
             f"/publish {post.id} sends it now · /schedule {post.id} <when> moves it · /cancel {post.id} drops it"
         )
-    if claim_post(session, post, state):
+    if claim_post(session, post, state, now):
         ctx.scheduler.disarm(post.id or 0)
         session.refresh(post)
         detail = "published without approval, as the policy allows" if unapproved else "due"
@@ -385,10 +447,12 @@ async def sweep(ctx: Context, *, workspace_id: int | None = None) -> int:
             query.where(Post.state == PostState.PUBLISHING.value)
         ).all()
         for post, _ws in publishing:
-            if any(
-                DeliveryState(d.state) == DeliveryState.PENDING and (d.not_before is None or d.not_before <= now)
-                for d, _a in post_targets(session, post)
-            ):
+            deliveries = [d for d, _a in post_targets(session, post)]
+            if any(DeliveryState(d.state) == DeliveryState.SENDING for d in deliveries):
+                continue  # in flight; whoever sends it settles the post (or recovery does)
+            pending = [d for d in deliveries if DeliveryState(d.state) == DeliveryState.PENDING]
+            # a pending delivery whose time has come, or none pending at all: a post a crash left unsettled
+            if not pending or any(d.not_before is None or d.not_before <= now for d in pending):
                 due.append(post.id)
     for post_id in due:
         assert post_id is not None
@@ -416,22 +480,30 @@ async def publish(req: Request) -> Reply:
         state = PostState(post.state)
         if ws.paused:
             raise UserError(f"Publishing is paused ({ws.pause_reason or 'no reason given'}). /resume first.")
+        unapproved = False
         if state in UNAPPROVED:
-            if ws.approvals_needed > 0:
+            if ws.approvals_needed == 0:
+                require_publishable(ctx, session, post)
+                if state != PostState.IN_REVIEW:
+                    move_post(post, PostState.IN_REVIEW)
+                move_post(post, PostState.APPROVED)
+                session.flush()
+                state = PostState.APPROVED
+            elif state == PostState.IN_REVIEW and ws.unapproved_action == UnapprovedAction.PUBLISH:
+                unapproved = True
+            elif state == PostState.IN_REVIEW:
+                raise UserError(f"#{post.id} isn't approved yet: it's waiting for the approvers (/approve {post.id}).")
+            else:
                 raise UserError(f"#{post.id} isn't approved yet ({state_label(post)}). /submit {post.id} sends it to the approvers.")
-            require_publishable(ctx, session, post)
-            move_post(post, PostState.IN_REVIEW)
-            move_post(post, PostState.APPROVED)
-            session.flush()
-            state = PostState.APPROVED
         elif state not in (PostState.APPROVED, PostState.SCHEDULED):
             hint = f" /retry {post.id} re-sends what failed." if state in (
                 PostState.FAILED, PostState.PARTIALLY_PUBLISHED) else ""
             raise UserError(f"#{post.id} is {state_label(post)}, so it can't be published now.{hint}")
         require_publishable(ctx, session, post)
-        if not claim_post(session, post, state):
+        if not claim_post(session, post, state, ctx.clock.now()):
             raise UserError(f"#{post.id} is already being published.")
-        audit(session, ctx, ws_id, post.id, req.actor_name, "publish now")
+        audit(session, ctx, ws_id, post.id, req.actor_name, "publish now",
+              "without approval, as the policy allows" if unapproved else "")
         ctx.scheduler.disarm(post_id)
     result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being published.")
     await tell_team(ctx, ws_id, result, skip=req.command.chat)
@@ -474,10 +546,17 @@ async def retry(req: Request) -> Reply:
                     f"#{post.id} has no failed deliveries. Unconfirmed ones ({', '.join(unconfirmed) or 'none'}) "
                     f"may be live: check, then /retry {post.id} <account> or /confirm {post.id} <account> <link>."
                 )
+        if (ws.approvals_needed > 0 and post.sent_revision is not None and post.revision != post.sent_revision
+                and len(approvals_at_revision(session, post)) < ws.approvals_needed):
+            raise UserError(
+                f"#{post.id} changed since it went out (now revision {post.revision}), so the new version needs "
+                f"approval first: approvers, /approve {post.id}. Then /retry {post.id}."
+            )
         for delivery in again:
             move_delivery(delivery, DeliveryState.PENDING)
-            delivery.not_before = None
-        claim_post(session, post, state)
+            delivery.not_before, delivery.auto_attempts = None, 0
+        session.flush()
+        claim_post(session, post, state, ctx.clock.now())
         audit(session, ctx, ws_id, post.id, req.actor_name, "retry",
               ", ".join(a.name for d, a in pairs if d in again))
     result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being retried.")

@@ -121,9 +121,10 @@ async def schedule(req: Request) -> Reply:
             if state == PostState.APPROVED:
                 move_post(post, PostState.SCHEDULED)
             outcome = f"🗓 #{post.id} is scheduled for {shown} on {target_names(session, post)}."
-        elif ws.approvals_needed == 0 and state in (PostState.DRAFT, PostState.CHANGES_REQUESTED):
+        elif ws.approvals_needed == 0 and state in (*UNAPPROVED, PostState.EXPIRED):
             require_publishable(ctx, session, post)
-            move_post(post, PostState.IN_REVIEW)
+            if state != PostState.IN_REVIEW:
+                move_post(post, PostState.IN_REVIEW)
             outcome = f"🗓 #{post.id}: " + approved_now(ctx, post, ws)
         else:
             if state == PostState.EXPIRED:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Integer, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -110,7 +110,7 @@ DELIVERY_TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
     D.PENDING: frozenset({D.SENDING, D.FAILED}),
     D.SENDING: frozenset({D.SENT, D.FAILED, D.UNCONFIRMED, D.PENDING}),
     D.FAILED: frozenset({D.PENDING}),
-    D.UNCONFIRMED: frozenset({D.PENDING, D.SENT}),
+    D.UNCONFIRMED: frozenset({D.PENDING, D.SENT, D.FAILED}),
     D.SENT: frozenset(),
 }
 
@@ -234,18 +234,31 @@ class Account(SQLModel, table=True):
         return [s for s in self.slots.split(",") if s]
 
 
+POST_VERSION = Column("version", Integer, nullable=False)
+
+
 class Post(SQLModel, table=True):
+    # Optimistic locking: every ORM update of a post checks and bumps `version`, so a write based on a
+    # stale read (e.g. /cancel racing another worker's claim) fails with StaleDataError instead of
+    # silently overwriting. Core UPDATEs (the claim) bump it themselves.
+    __mapper_args__ = {"version_id_col": POST_VERSION}
+
     id: int | None = Field(default=None, primary_key=True)
+    version: int | None = Field(default=None, sa_column=POST_VERSION)
     workspace_id: int = Field(foreign_key="workspace.id", index=True)
     author_platform: str
     author_user_id: str
     author_name: str
+    # who wrote the current revision (an edit makes the editor an author for self-approval)
+    editor_platform: str | None = None
+    editor_user_id: str | None = None
     text: str = Field(sa_column=Column(Text, nullable=False))
     link: str | None = None
     campaign: str | None = Field(default=None, index=True)
     media: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     variants: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     revision: int = 1
+    sent_revision: int | None = None  # the revision that went out when publishing started
     state: str = Field(default=PostState.DRAFT.value, index=True)
     due_at: datetime | None = utc_column(index=True)
     due_tz: str | None = None
@@ -269,6 +282,7 @@ class Delivery(SQLModel, table=True):
     remote_id: str | None = None
     remote_url: str | None = None
     attempts: int = 0
+    auto_attempts: int = 0  # sends since the last human decision; automatic retries stop at a cap
     error_kind: str | None = None
     last_error: str | None = None
     not_before: datetime | None = utc_column()

@@ -151,7 +151,7 @@ async def test_two_herald_processes_on_one_database_publish_each_account_once(
     ids = [await team.approved_post(f"Post number {n}") for n in range(5)]
     for post_id in ids:
         await team.say("alice", f"/schedule {post_id} in 1 hour")
-    other = make_herald(db_url, team.clock)
+    other = make_herald(db_url, team.clock, HERALD_WORKER_ID="second-worker")
     other.networks.add(network)
     await other.start()
     try:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 21:25:52.140766
+Create Date: 2026-11-23 21:55:41.396457
 """
 
 from alembic import op
@@ -87,16 +87,20 @@ def upgrade() -> None:
 
     op.create_table('post',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sa.Integer(), nullable=False),
     sa.Column('author_platform', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('author_user_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('author_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('editor_platform', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('editor_user_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('link', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('campaign', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('media', sa.JSON(), nullable=False),
     sa.Column('variants', sa.JSON(), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('sent_revision', sa.Integer(), nullable=True),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('due_at', storage.models.UTCDateTime(), nullable=True),
     sa.Column('due_tz', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -155,6 +159,7 @@ def upgrade() -> None:
     sa.Column('remote_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('remote_url', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('auto_attempts', sa.Integer(), nullable=False),
     sa.Column('error_kind', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('not_before', storage.models.UTCDateTime(), nullable=True),
