@@ -115,6 +115,28 @@ async def refused(team: Team, user: str, line: str, *words: str) -> str:
     return out
 
 
+def capturing(db_url: str, clock: FakeClock, network: Any = None, **settings: Any) -> tuple[Herald, list[str]]:
+    """A Herald (not started) whose console output is collected in the returned list."""
+    herald = make_herald(db_url, clock, **settings)
+    lines: list[str] = []
+    herald.console._write = lines.append
+    if network is not None:
+        herald.networks.add(network)
+    return herald, lines
+
+
+async def recording_team(team: Team, *names: str) -> Any:
+    """alice's workspace with one account per name on a fresh RecordingNetwork; returns the network."""
+    from tests.networks import RecordingNetwork
+
+    network = RecordingNetwork()
+    team.herald.networks.add(network)
+    await team.setup_workspace(accounts=())
+    for name in names:
+        await team.say("alice", f"/connect recording name={name}")
+    return network
+
+
 def make_herald(db_url: str, clock: FakeClock, **settings: Any) -> Herald:
     """A Herald on `db_url` whose periodic sweep and poll never fire by themselves (tests tick instead)."""
     values = {"HERALD_SWEEP_SECONDS": 3600, "HERALD_METRICS_POLL_SECONDS": 3600, **settings}

@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlmodel import select
 
 from handlers.publishing import claim_delivery, run_due, sweep
 from storage.models import Account
-from tests.conftest import Team, make_herald
-from tests.networks import RecordingNetwork
+from tests.conftest import Team, make_herald, recording_team
 
 
-@pytest.fixture
-def recording(team: Team) -> RecordingNetwork:
-    network = RecordingNetwork()
-    team.herald.networks.add(network)
-    return network
-
-
-async def rec_workspace(team: Team, *names: str) -> None:
-    await team.setup_workspace(accounts=())
-    for name in names:
-        await team.say("alice", f"/connect recording name={name}")
-
-
-async def test_a_send_that_broke_off_after_leaving_is_unconfirmed_shown_and_never_resent(
-    team: Team, recording: RecordingNetwork
-) -> None:
-    await rec_workspace(team, "news", "blog")
+async def test_a_send_that_broke_off_after_leaving_is_unconfirmed_shown_and_never_resent(team: Team) -> None:
+    recording = await recording_team(team, "news", "blog")
 
     def connection_reset() -> None:
         raise ConnectionResetError("peer reset the connection")
@@ -51,10 +34,8 @@ async def test_a_send_that_broke_off_after_leaving_is_unconfirmed_shown_and_neve
     assert recording.count("news") == 1
 
 
-async def test_the_team_resends_an_unconfirmed_delivery_only_when_they_name_it(
-    team: Team, recording: RecordingNetwork
-) -> None:
-    await rec_workspace(team, "news")
+async def test_the_team_resends_an_unconfirmed_delivery_only_when_they_name_it(team: Team) -> None:
+    recording = await recording_team(team, "news")
     recording.behaviour["news"] = lambda: (_ for _ in ()).throw(TimeoutError("read timed out"))
     post_id = await team.approved_post()
     await team.say("alice", f"/publish {post_id}")
@@ -122,8 +103,8 @@ async def test_an_expired_token_fails_the_delivery_marks_the_account_and_says_ho
     assert "⚠ the sandbox token has expired" in out
 
 
-async def test_two_triggers_at_once_publish_each_account_once(team: Team, recording: RecordingNetwork) -> None:
-    await rec_workspace(team, "news", "blog")
+async def test_two_triggers_at_once_publish_each_account_once(team: Team) -> None:
+    recording = await recording_team(team, "news", "blog")
     post_id = await team.approved_post()
     await team.say("alice", f"/schedule {post_id} in 1 hour")
     team.clock.advance(hours=1)
@@ -145,9 +126,7 @@ async def test_a_delivery_can_be_claimed_only_once(team: Team) -> None:
 async def test_two_herald_processes_on_one_database_publish_each_account_once(
     team: Team, db_url: str
 ) -> None:
-    network = RecordingNetwork()
-    team.herald.networks.add(network)
-    await rec_workspace(team, "news", "blog")
+    network = await recording_team(team, "news", "blog")
     ids = [await team.approved_post(f"Post number {n}") for n in range(5)]
     for post_id in ids:
         await team.say("alice", f"/schedule {post_id} in 1 hour")

@@ -8,33 +8,13 @@ import pytest
 
 import handlers.publishing as pub
 import handlers.scheduling as sched
-from bot.app import Herald
 from bot.settings import SettingsError
 from handlers.chat import Command
 from handlers.ports import ErrorKind, PublishError
 from storage.crypto import SecretBox
 from storage.models import Post, PostState
-from tests.conftest import FakeClock, Team, make_herald
+from tests.conftest import FakeClock, Team, capturing, make_herald, recording_team
 from tests.networks import RecordingNetwork
-
-
-def capturing(db_url: str, clock: FakeClock, network: RecordingNetwork | None = None, **settings: str) -> tuple[
-        Herald, list[str]]:
-    herald = make_herald(db_url, clock, **settings)
-    lines: list[str] = []
-    herald.console._write = lines.append
-    if network is not None:
-        herald.networks.add(network)
-    return herald, lines
-
-
-async def recording_team(team: Team, *names: str) -> RecordingNetwork:
-    network = RecordingNetwork()
-    team.herald.networks.add(network)
-    await team.setup_workspace(accounts=())
-    for name in names:
-        await team.say("alice", f"/connect recording name={name}")
-    return network
 
 
 async def test_a_crash_between_the_last_answer_and_settling_is_settled_and_reported_after_restart(

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.app import Herald
-from tests.conftest import FakeClock, Team, make_herald
+from tests.conftest import FakeClock, Team, capturing
 from tests.networks import RecordingNetwork
-
-
-def capturing_herald(db_url: str, clock: FakeClock, network: RecordingNetwork | None = None) -> tuple[Herald, list[str]]:
-    herald = make_herald(db_url, clock)
-    lines: list[str] = []
-    herald.console._write = lines.append
-    if network is not None:
-        herald.networks.add(network)
-    return herald, lines
 
 
 async def test_posts_scheduled_before_a_restart_publish_once_on_time_or_per_the_grace_rule(
@@ -29,7 +19,7 @@ async def test_posts_scheduled_before_a_restart_publish_once_on_time_or_per_the_
     await team.herald.stop()  # Herald goes down…
 
     clock.advance(hours=2, minutes=5)  # …for two hours: #1 is 65 minutes late, #2 five minutes late
-    herald, lines = capturing_herald(db_url, clock)
+    herald, lines = capturing(db_url, clock)
     await herald.start()
     try:
         said = "\n".join(lines)
@@ -63,7 +53,7 @@ async def test_a_restart_with_nothing_due_changes_nothing(team: Team, db_url: st
     post_id = await team.approved_post()
     await team.say("alice", f"/schedule {post_id} tomorrow 9am")
     await team.herald.stop()
-    herald, lines = capturing_herald(db_url, clock)
+    herald, lines = capturing(db_url, clock)
     await herald.start()
     try:
         assert lines == []
@@ -76,7 +66,7 @@ async def test_a_crash_while_sending_leaves_the_delivery_unconfirmed_and_it_is_n
     db_url: str, clock: FakeClock
 ) -> None:
     network = RecordingNetwork()
-    herald, _ = capturing_herald(db_url, clock, network)
+    herald, _ = capturing(db_url, clock, network)
     await herald.start()
     team = Team(herald, clock, db_url)
     await team.setup_workspace(accounts=())
@@ -91,7 +81,7 @@ async def test_a_crash_while_sending_leaves_the_delivery_unconfirmed_and_it_is_n
     assert [d.state for d in team.deliveries(post_id)] == ["sending"]
 
     network.gate = None
-    herald, lines = capturing_herald(db_url, clock, network)
+    herald, lines = capturing(db_url, clock, network)
     await herald.start()
     try:
         said = "\n".join(lines)
