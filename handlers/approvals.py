@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from handlers.cards import approval_card, approvals_at_revision, rearm, state_label, target_names
+from handlers.cards import approval_card, approvals_at_revision, rearm, state_label
 from handlers.chat import Reply
 from handlers.common import (
     Request,
@@ -20,7 +20,7 @@ from handlers.common import (
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.registry import EDITORS, command
-from storage.models import Approval, Decision, Post, PostState, Role, Workspace, move_post
+from storage.models import Approval, Decision, Post, PostState, Workspace, move_post
 
 
 def require_publishable(ctx: Context, session: Session, post: Post) -> None:
@@ -200,5 +200,3 @@ async def changes(req: Request) -> Reply:
 async def reject(req: Request) -> Reply:
     return await decide(req, Decision.REJECT)
 
-
-__all__ = ["Role", "require_publishable", "target_names"]

@@ -101,6 +101,3 @@ async def help_command(req: Request) -> Reply:
     lines.append("/help <command> gives details and an example.")
     return Reply("\n".join(lines))
 
-
-def command_names() -> list[str]:
-    return sorted(COMMANDS)

@@ -9,7 +9,7 @@ from sqlmodel import Session, func, select
 from handlers.chat import Reply
 from handlers.common import Request, audit, get_workspace, tell_team
 from handlers.errors import UserError
-from handlers.registry import ADMINS, ALL_ROLES, CREW, command
+from handlers.registry import ADMINS, CREW, command
 from handlers.when import WhenError, format_when, parse_timezone
 from storage.models import (
     ChatLink,
@@ -319,5 +319,3 @@ async def resume(req: Request) -> Reply:
     await sweep(ctx, workspace_id=ws_id)
     return notice
 
-
-__all__ = ["ALL_ROLES", "require_role"]

@@ -166,10 +166,6 @@ def move_delivery(delivery: Delivery, to: DeliveryState) -> None:
     delivery.state = to
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 class Workspace(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str
