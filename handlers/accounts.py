@@ -64,7 +64,7 @@ def connect_help(req: Request, key: str) -> str:
 
 @command(
     "connect",
-    usage="/connect <network> name=<name> key=value…",
+    usage="/connect <network> name=<name> key=value…", example="/connect sandbox name=acme-x like=x slots=09:00,17:00",
     summary="connect a social account or channel (admins)",
     details=(
         "/connect <network> alone shows what that network needs. Credentials go only in a private chat.\n"
@@ -165,7 +165,7 @@ def describe_account(account: Account, ws_tz: str) -> str:
     return "  " + " · ".join(parts)
 
 
-@command("accounts", usage="/accounts", summary="list the connected accounts", group="Accounts")
+@command("accounts", usage="/accounts", example="/accounts", summary="list the connected accounts", group="Accounts")
 async def accounts(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
@@ -180,9 +180,9 @@ async def accounts(req: Request) -> Reply:
 
 @command(
     "slots",
-    usage="/slots <account> <HH:MM…|off>",
+    usage="/slots <account> <HH:MM…|off>", example="/slots acme-x 09:00 13:00 17:30",
     summary="set an account's posting slots, used by /schedule <post> next slot",
-    details="Slots are times of day in the account's timezone (else the workspace's). Example: /slots brand 09:00 13:00 17:30",
+    details="Slots are times of day in the account's timezone (else the workspace's); /slots <account> off clears them.",
     roles=ADMINS,
     group="Accounts",
 )

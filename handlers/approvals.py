@@ -85,7 +85,7 @@ def require_approver(req: Request, ws: Workspace, post: Post, verb: str) -> None
 
 @command(
     "submit",
-    usage="/submit <post>",
+    usage="/submit <post>", example="/submit 12",
     summary="send a draft to the approvers (or approve it at once if the policy needs no approval)",
     roles=EDITORS,
     group="Approvals",
@@ -121,7 +121,7 @@ async def submit(req: Request) -> Reply:
 
 @command(
     "approve",
-    usage="/approve <post>",
+    usage="/approve <post>", example="/approve 12",
     summary="approve a post waiting for review",
     group="Approvals",
 )
@@ -190,13 +190,13 @@ async def decide(req: Request, decision: Decision) -> Reply:
     return reply
 
 
-@command("changes", usage="/changes <post> <note>", summary="send a post back to its author with a note",
+@command("changes", usage="/changes <post> <note>", example="/changes 12 Please add the price", summary="send a post back to its author with a note",
          group="Approvals")
 async def changes(req: Request) -> Reply:
     return await decide(req, Decision.CHANGES)
 
 
-@command("reject", usage="/reject <post> <reason>", summary="reject a post for good", group="Approvals")
+@command("reject", usage="/reject <post> <reason>", example="/reject 12 Off-brand", summary="reject a post for good", group="Approvals")
 async def reject(req: Request) -> Reply:
     return await decide(req, Decision.REJECT)
 

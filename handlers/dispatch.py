@@ -81,7 +81,7 @@ async def handle(ctx: Context, cmd: Command) -> Reply:
         return Reply(f"Something went wrong with /{name}; nothing was changed. The error is in Herald's log.", error=True)
 
 
-@command("help", usage="/help [command]", summary="what Herald can do, or the details of one command",
+@command("help", usage="/help [command]", example="/help schedule", summary="what Herald can do, or the details of one command",
          needs_workspace=False)
 async def help_command(req: Request) -> Reply:
     wanted = req.command.text.strip().lstrip("/").lower()
@@ -90,7 +90,7 @@ async def help_command(req: Request) -> Reply:
         if spec is None:
             raise UserError(f"There's no /{wanted}. /help lists every command.")
         roles = "everyone" if len(spec.roles) == len(Role) else ", ".join(sorted(r.value for r in spec.roles))
-        parts = [spec.usage, spec.summary + ".", spec.details, f"Who: {roles}."]
+        parts = [spec.usage, spec.summary + ".", spec.details, f"Example: {spec.example}", f"Who: {roles}."]
         return Reply("\n".join(p for p in parts if p))
     lines = ["Herald drafts, approves, schedules and publishes your posts from this chat."]
     for group in GROUP_ORDER:

@@ -155,12 +155,11 @@ def editable_post(session: Session, ws_id: int, post_id: int, doing: str, *, fix
 
 @command(
     "draft",
-    usage="/draft <text> [link=https://…] [campaign=name] [to=account,account|all]",
+    usage="/draft <text> [link=https://…] [campaign=name] [to=account,account|all]", example="/draft Spring sale starts today! link=https://shop.example/sale campaign=spring",
     summary="write a new post; shows a live check against each target network's limits",
     details=(
         "The text may span several lines. Options go at the end: link= adds a link, campaign= tags it, "
-        "to= picks accounts (default: all connected accounts).\n"
-        "Example: /draft Spring sale starts today! link=https://shop.example/sale campaign=spring"
+        "to= picks accounts (default: all connected accounts)."
     ),
     roles=EDITORS,
     group="Posts",
@@ -193,7 +192,7 @@ async def draft(req: Request) -> Reply:
 
 @command(
     "edit",
-    usage="/edit <post> <new text> [link=…] [campaign=…]",
+    usage="/edit <post> <new text> [link=…] [campaign=…]", example="/edit 12 Spring sale starts tomorrow!",
     summary="replace a post's text; earlier approvals no longer count",
     roles=EDITORS,
     group="Posts",
@@ -222,9 +221,9 @@ async def edit(req: Request) -> Reply:
 
 @command(
     "variant",
-    usage="/variant <post> <network|account> <text|off>",
+    usage="/variant <post> <network|account> <text|off>", example="/variant 12 x Spring sale 🌸 today only",
     summary="write a different text for one network or account",
-    details="Example: /variant 12 x Short version for X #launch — /variant 12 x off removes it.",
+    details="/variant 12 x off removes the X variant again.",
     roles=EDITORS,
     group="Posts",
 )
@@ -267,7 +266,7 @@ async def variant(req: Request) -> Reply:
 
 @command(
     "targets",
-    usage="/targets <post> <account…|all>",
+    usage="/targets <post> <account…|all>", example="/targets 12 acme-x acme-bsky",
     summary="choose which accounts a post goes to",
     roles=EDITORS,
     group="Posts",
@@ -291,7 +290,7 @@ async def targets(req: Request) -> Reply:
 
 @command(
     "preview",
-    usage="/preview <post>",
+    usage="/preview <post>", example="/preview 12",
     summary="show exactly what goes to each account, with each network's check",
     group="Posts",
 )
@@ -320,7 +319,7 @@ async def preview(req: Request) -> Reply:
 
 @command(
     "posts",
-    usage="/posts [state]",
+    usage="/posts [state]", example="/posts scheduled",
     summary="list recent posts, optionally only those in one state",
     details="States: " + ", ".join(s.value for s in PostState),
     group="Posts",
@@ -347,7 +346,7 @@ async def posts(req: Request) -> Reply:
     return Reply(f"{title}:\n" + "\n".join(lines))
 
 
-@command("history", usage="/history <post>", summary="show a post's audit trail", group="Posts")
+@command("history", usage="/history <post>", example="/history 12", summary="show a post's audit trail", group="Posts")
 async def history(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()

@@ -118,7 +118,7 @@ def engagements(snapshot: MetricSnapshot) -> int:
     return sum(getattr(snapshot, f) or 0 for f in ("likes", "comments", "shares", "quotes", "saves", "clicks"))
 
 
-@command("stats", usage="/stats <post>", summary="engagement of a published post, per account and in total",
+@command("stats", usage="/stats <post>", example="/stats 12", summary="engagement of a published post, per account and in total",
          group="Engagement")
 async def stats(req: Request) -> Reply:
     ctx = req.ctx

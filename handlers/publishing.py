@@ -465,7 +465,7 @@ async def sweep(ctx: Context, *, workspace_id: int | None = None) -> int:
 
 @command(
     "publish",
-    usage="/publish <post>",
+    usage="/publish <post>", example="/publish 12",
     summary="publish an approved post now (also sends a post held after downtime)",
     roles=EDITORS,
     group="Publishing",
@@ -512,7 +512,7 @@ async def publish(req: Request) -> Reply:
 
 @command(
     "retry",
-    usage="/retry <post> [account]",
+    usage="/retry <post> [account]", example="/retry 12",
     summary="send again what failed; name an account to resend an unconfirmed one after checking it's not live",
     roles=EDITORS,
     group="Publishing",
@@ -566,7 +566,7 @@ async def retry(req: Request) -> Reply:
 
 @command(
     "confirm",
-    usage="/confirm <post> <account> [link]",
+    usage="/confirm <post> <account> [link]", example="/confirm 12 acme-x https://x.com/acme/status/1",
     summary="mark an unconfirmed delivery as live after you found it on the network",
     roles=EDITORS,
     group="Publishing",

@@ -28,6 +28,7 @@ class CommandSpec:
     details: str
     roles: frozenset[Role]
     handler: Handler
+    example: str
     needs_workspace: bool = True
     group: str = "Other"
 
@@ -39,6 +40,7 @@ def command(
     name: str,
     *,
     usage: str,
+    example: str,
     summary: str,
     details: str = "",
     roles: frozenset[Role] = ALL_ROLES,
@@ -49,7 +51,7 @@ def command(
 
     def register(handler: Handler) -> Handler:
         COMMANDS[name] = CommandSpec(
-            name, usage, summary, details.strip(), roles, handler, needs_workspace, group
+            name, usage, summary, details.strip(), roles, handler, example, needs_workspace, group
         )
         return handler
 

@@ -25,7 +25,7 @@ def summarize(numbers: dict[str, int]) -> str:
 
 @command(
     "report",
-    usage="/report [day|week]",
+    usage="/report [day|week]", example="/report week",
     summary="what was published in the last day or week, totals per network, and the top posts",
     group="Engagement",
 )

@@ -83,7 +83,7 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
 
 @command(
     "schedule",
-    usage="/schedule <post> <when>",
+    usage="/schedule <post> <when>", example="/schedule 12 tomorrow 9am",
     summary="set when a post goes out: 'tomorrow 9am', 'in 2 hours', '2026-12-01 18:30 Europe/Paris', 'next slot'",
     details=(
         "Times are read in the workspace timezone unless you name a zone, and echoed back in full.\n"
@@ -153,7 +153,7 @@ async def schedule(req: Request) -> Reply:
     return Reply(outcome)
 
 
-@command("unschedule", usage="/unschedule <post>", summary="remove a post's time; it stays approved",
+@command("unschedule", usage="/unschedule <post>", example="/unschedule 12", summary="remove a post's time; it stays approved",
          roles=EDITORS, group="Scheduling")
 async def unschedule(req: Request) -> Reply:
     ctx = req.ctx
@@ -173,7 +173,7 @@ async def unschedule(req: Request) -> Reply:
     return Reply(f"#{post_id} has no time now ({state_label(post)}). /schedule {post_id} <when> sets one again.")
 
 
-@command("cancel", usage="/cancel <post>", summary="drop a post; it will never publish", roles=EDITORS,
+@command("cancel", usage="/cancel <post>", example="/cancel 12", summary="drop a post; it will never publish", roles=EDITORS,
          group="Scheduling")
 async def cancel(req: Request) -> Reply:
     ctx = req.ctx
@@ -203,7 +203,7 @@ def targets_by_post(session: Session, post_ids: list[int]) -> dict[int, list[str
     return names
 
 
-@command("queue", usage="/queue", summary="what's coming up, in time order", group="Scheduling")
+@command("queue", usage="/queue", example="/queue", summary="what's coming up, in time order", group="Scheduling")
 async def queue(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()

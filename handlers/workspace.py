@@ -33,7 +33,7 @@ def require_role(req: Request, allowed: frozenset[Role], doing: str) -> None:
 
 @command(
     "setup",
-    usage="/setup [workspace name]",
+    usage="/setup [workspace name]", example="/setup Acme Marketing",
     summary="create a workspace for this chat; you become its admin",
     details="Run once in the team chat. Everyone else starts as a viewer until an admin gives them a /role.",
     needs_workspace=False,
@@ -75,7 +75,7 @@ async def setup(req: Request) -> Reply:
 
 @command(
     "timezone",
-    usage="/timezone [Area/City]",
+    usage="/timezone [Area/City]", example="/timezone Europe/Paris",
     summary="show or set the workspace timezone",
     details="Times you type are read in this zone unless you name another; every time is shown with it.",
     group="Workspace",
@@ -101,7 +101,7 @@ async def timezone(req: Request) -> Reply:
 
 @command(
     "role",
-    usage="/role <person> <admin|editor|approver|viewer>",
+    usage="/role <person> <admin|editor|approver|viewer>", example="/role bob approver",
     summary="give someone a role (admins); without arguments, list the members",
     details=(
         "admin: everything, including settings and accounts. editor: drafts, edits, schedules, publishes.\n"
@@ -193,7 +193,7 @@ def describe_policy(ws: Workspace) -> str:
 
 @command(
     "policy",
-    usage="/policy [approvals=N] [approvers=roles] [self_approval=on|off] [unapproved=hold|publish] [deadline=2h]",
+    usage="/policy [approvals=N] [approvers=roles] [self_approval=on|off] [unapproved=hold|publish] [deadline=2h]", example="/policy approvals=2 deadline=2h unapproved=hold",
     summary="show or change the approval policy (admins)",
     details="\n".join(f"{k}: {v}" for k, v in POLICY_KEYS.items()),
     group="Workspace",
@@ -265,7 +265,7 @@ def approve_what_now_has_enough(req: Request, session: Session, ws: Workspace) -
 
 @command(
     "pause",
-    usage="/pause [reason]",
+    usage="/pause [reason]", example="/pause Waiting for the press statement",
     summary="hold every publication of the workspace until /resume",
     details="For the day bad news breaks. Scheduled posts stay in the queue; nothing goes out while paused.",
     roles=CREW,
@@ -298,7 +298,7 @@ async def pause(req: Request) -> Reply:
 
 @command(
     "resume",
-    usage="/resume",
+    usage="/resume", example="/resume",
     summary="lift the pause; posts that came due meanwhile publish if within the grace period",
     roles=CREW,
     group="Publishing",

@@ -265,3 +265,14 @@ async def test_help_for_one_command_gives_details_and_who_may_use_it(team: Team)
 
 async def test_help_for_an_unknown_command_is_refused(team: Team) -> None:
     await refused(team, "carol", "/help frobnicate", "There's no /frobnicate", "/help lists every command")
+
+
+async def test_every_command_has_help_with_an_example_that_names_it(team: Team) -> None:
+    from handlers.registry import COMMANDS
+
+    assert len(COMMANDS) >= 30
+    for name, spec in COMMANDS.items():
+        out = await team.say("alice", f"/help {name}")
+        assert out.startswith(spec.usage), name
+        assert f"Example: /{name}" in out and out.count("Example:") == 1, name
+        assert "Who: " in out, name
