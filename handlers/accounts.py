@@ -16,6 +16,8 @@ from handlers.registry import ADMINS, command
 from handlers.when import WhenError, parse_timezone
 from storage.models import Account
 
+# Other names people use for a network.
+NETWORK_ALIASES = {"twitter": "x", "fb": "facebook", "ig": "instagram", "bsky": "bluesky", "yt": "youtube"}
 # Keys every network takes in /connect, handled by Herald itself.
 COMMON_KEYS = ("name", "slots", "timezone", "base_url")
 SLOT_RE = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -78,7 +80,7 @@ async def connect(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
     key, _, rest = req.command.text.strip().partition(" ")
-    key = key.lower()
+    key = NETWORK_ALIASES.get(key.lower(), key.lower())
     known = ctx.networks.keys()
     if not key:
         raise UserError(f"Which network? Available here: {', '.join(known)}. Usage: {req.spec.usage}")

@@ -69,7 +69,7 @@ def require_approver(req: Request, ws: Workspace, post: Post, verb: str) -> None
     roles = ws.approver_role_set()
     if req.role.value not in roles:
         raise UserError(
-            f"Only {' or '.join(sorted(r + 's' for r in roles))} can {verb} posts here. You're {req.role.value}; "
+            f"Only {' or '.join(sorted(r + 's' for r in roles))} can {verb} posts here. You're {req.role.with_article}; "
             f"an admin can change that with /role {req.actor_name} approver."
         )
     actor = req.command.actor

@@ -61,7 +61,7 @@ async def handle(ctx: Context, cmd: Command) -> Reply:
     if role not in spec.roles:
         allowed = " or ".join(sorted(r.value + "s" for r in spec.roles))
         return Reply(
-            f"Only {allowed} can use /{name}. You're {role.value} here; "
+            f"Only {allowed} can use /{name}. You're {role.with_article} here; "
             f"an admin can change that with /role {cmd.actor.name} <role>.",
             error=True,
         )

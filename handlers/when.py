@@ -124,9 +124,13 @@ def parse_timezone(name: str) -> str:
     if canonical is not None:
         return canonical
     message = f"I don't know the time zone '{cleaned}'."
-    close = difflib.get_close_matches(cleaned.lower(), list(zones), n=1, cutoff=0.75)
+    city = cleaned.lower().replace(" ", "_")
+    by_city = sorted(z for lower, z in zones.items() if lower.rsplit("/", 1)[-1] == city and "/" in lower)
+    close = by_city[:1] or [
+        zones[m] for m in difflib.get_close_matches(cleaned.lower(), list(zones), n=1, cutoff=0.75)
+    ]
     if close:
-        message += f" Did you mean '{zones[close[0]]}'?"
+        message += f" Did you mean '{close[0]}'?"
     raise WhenError(f"{message} {_ZONE_EXAMPLES}")
 
 

@@ -26,7 +26,7 @@ def require_role(req: Request, allowed: frozenset[Role], doing: str) -> None:
     if req.role not in allowed:
         names = " or ".join(sorted(r.value + "s" for r in allowed))
         raise UserError(
-            f"Only {names} can {doing}. You're {req.role.value} here; an admin can change that "
+            f"Only {names} can {doing}. You're {req.role.with_article} here; an admin can change that "
             f"with /role {req.actor_name} <role>."
         )
 

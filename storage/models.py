@@ -46,6 +46,11 @@ class Role(StrEnum):
     APPROVER = "approver"
     VIEWER = "viewer"
 
+    @property
+    def with_article(self) -> str:
+        """'an admin', 'a viewer': for sentences like "You're a viewer here"."""
+        return ("an " if self.value[0] in "aeiou" else "a ") + self.value
+
 
 class PostState(StrEnum):
     DRAFT = "draft"

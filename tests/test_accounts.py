@@ -136,8 +136,8 @@ async def test_connect_with_a_bad_name_slot_timezone_or_base_url_is_refused(team
 
 async def test_only_admins_can_connect(team: Team) -> None:
     await team.setup_workspace()
-    await refused(team, "carol", "/connect sandbox name=c", "Only admins can use /connect", "You're viewer")
-    await refused(team, "bob", "/connect sandbox name=c", "Only admins can use /connect", "You're approver")
+    await refused(team, "carol", "/connect sandbox name=c", "Only admins can use /connect", "You're a viewer")
+    await refused(team, "bob", "/connect sandbox name=c", "Only admins can use /connect", "You're an approver")
 
 
 # secrets
@@ -234,5 +234,11 @@ async def test_slots_for_an_unknown_account_or_without_times_are_refused(team: T
 
 async def test_only_admins_set_slots(team: Team) -> None:
     await team.setup_workspace()
-    await refused(team, "carol", "/slots brand-x 09:00", "Only admins can use /slots", "You're viewer")
-    await refused(team, "bob", "/slots brand-x 09:00", "Only admins can use /slots", "You're approver")
+    await refused(team, "carol", "/slots brand-x 09:00", "Only admins can use /slots", "You're a viewer")
+    await refused(team, "bob", "/slots brand-x 09:00", "Only admins can use /slots", "You're an approver")
+
+
+async def test_common_network_nicknames_are_understood(team: Team) -> None:
+    await team.setup_workspace(accounts=())
+    out = await refused(team, "alice", "/connect twitter name=acme")
+    assert "X isn't available in this Herald yet" in out

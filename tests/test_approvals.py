@@ -195,7 +195,7 @@ async def test_a_viewer_pressing_approve_is_refused(team: Team) -> None:
     before = team.snapshot()
     out = await team.say("vera", "1")  # never given a role: a viewer
     assert out == (
-        "✋ Only admins or approvers can approve posts here. You're viewer; "
+        "✋ Only admins or approvers can approve posts here. You're a viewer; "
         "an admin can change that with /role vera approver."
     )
     assert team.post(post_id).state == "in_review"
@@ -209,9 +209,9 @@ async def test_an_editor_pressing_approve_is_refused(team: Team) -> None:
     await team.say("alice", f"/submit {post_id}")
     before = team.snapshot()
     out = await team.say("eddie", "1")
-    assert out.startswith("✋ Only admins or approvers can approve posts here. You're editor;")
+    assert out.startswith("✋ Only admins or approvers can approve posts here. You're an editor;")
     out = await team.say("eddie", f"/approve {post_id}")
-    assert out.startswith("✋ Only admins or approvers can approve posts here. You're editor;")
+    assert out.startswith("✋ Only admins or approvers can approve posts here. You're an editor;")
     assert team.post(post_id).state == "in_review"
     assert team.snapshot() == before
 
@@ -223,7 +223,7 @@ async def test_a_viewer_cannot_reject_by_button_either(team: Team) -> None:
     before = team.snapshot()
     await team.say("vera", "3")
     out = await team.say("vera", "I don't like it")
-    assert out.startswith("✋ Only admins or approvers can reject posts here. You're viewer;")
+    assert out.startswith("✋ Only admins or approvers can reject posts here. You're a viewer;")
     assert team.post(post_id).state == "in_review"
     assert team.snapshot() == before
 

@@ -32,7 +32,7 @@ async def test_as_switches_who_is_typing(team: Team) -> None:
     assert await team.say("alice", "/as @dave") == "(you are now dave)"
     assert console.user == "dave"
     out = await console.say("/draft Hello")  # the next line is typed by dave, a viewer
-    assert "Only admins or editors can use /draft. You're viewer here" in out
+    assert "Only admins or editors can use /draft. You're a viewer here" in out
     assert "/role dave <role>" in out
     assert team.snapshot()["post"] == []
 

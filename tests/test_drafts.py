@@ -72,13 +72,13 @@ async def test_a_draft_over_the_x_limit_shows_the_count_and_the_variant_fix(team
 
 async def test_a_viewer_cannot_draft_and_nothing_is_saved(team: Team) -> None:
     await team.setup_workspace()
-    await refused(team, "carol", "/draft Hello", "Only admins or editors can use /draft", "You're viewer",
+    await refused(team, "carol", "/draft Hello", "Only admins or editors can use /draft", "You're a viewer",
                   "/role carol")
 
 
 async def test_an_approver_cannot_draft(team: Team) -> None:
     await team.setup_workspace()
-    await refused(team, "bob", "/draft Hello", "Only admins or editors can use /draft", "You're approver")
+    await refused(team, "bob", "/draft Hello", "Only admins or editors can use /draft", "You're an approver")
 
 
 async def test_a_draft_without_text_is_refused(team: Team) -> None:
@@ -213,8 +213,8 @@ async def test_an_edit_without_text_or_with_to_is_refused(team: Team) -> None:
 async def test_a_viewer_or_approver_cannot_edit(team: Team) -> None:
     await team.setup_workspace()
     await team.say("alice", "/draft Hello")
-    await refused(team, "carol", "/edit 1 Hacked", "Only admins or editors can use /edit", "You're viewer")
-    await refused(team, "bob", "/edit 1 Hacked", "Only admins or editors can use /edit", "You're approver")
+    await refused(team, "carol", "/edit 1 Hacked", "Only admins or editors can use /edit", "You're a viewer")
+    await refused(team, "bob", "/edit 1 Hacked", "Only admins or editors can use /edit", "You're an approver")
     assert team.post(1).text == "Hello"
 
 

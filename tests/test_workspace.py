@@ -79,7 +79,7 @@ async def test_a_misspelled_timezone_is_refused_with_a_suggestion(team: Team) ->
 
 async def test_a_viewer_cannot_change_the_timezone(team: Team) -> None:
     await team.say("alice", "/setup Acme")
-    await refused(team, "carol", "/timezone Europe/Paris", "Only admins can change the timezone", "You're viewer")
+    await refused(team, "carol", "/timezone Europe/Paris", "Only admins can change the timezone", "You're a viewer")
 
 
 # /role
@@ -104,13 +104,13 @@ async def test_a_new_role_takes_effect_at_once(team: Team) -> None:
 
 async def test_a_viewer_cannot_give_roles(team: Team) -> None:
     await team.say("alice", "/setup Acme")
-    await refused(team, "carol", "/role carol admin", "Only admins can give roles", "You're viewer")
+    await refused(team, "carol", "/role carol admin", "Only admins can give roles", "You're a viewer")
     assert roles(team) == {"alice": "admin"}
 
 
 async def test_an_approver_cannot_give_roles(team: Team) -> None:
     await team.setup_workspace()
-    await refused(team, "bob", "/role bob admin", "Only admins can give roles", "You're approver")
+    await refused(team, "bob", "/role bob admin", "Only admins can give roles", "You're an approver")
 
 
 async def test_an_unknown_role_is_refused(team: Team) -> None:
@@ -175,7 +175,7 @@ async def test_one_bad_setting_refuses_the_whole_policy_change(team: Team) -> No
 async def test_an_approver_cannot_change_the_policy(team: Team) -> None:
     await team.setup_workspace()
     await refused(team, "bob", "/policy approvals=0", "Only admins can change the approval policy",
-                  "You're approver")
+                  "You're an approver")
     assert workspace(team).approvals_needed == 1
 
 
@@ -228,7 +228,7 @@ async def test_a_post_due_while_paused_past_the_grace_is_held_on_resume(team: Te
 async def test_a_viewer_cannot_pause_or_resume(team: Team) -> None:
     await team.setup_workspace()
     await refused(team, "carol", "/pause Panic", "Only admins or approvers or editors can use /pause",
-                  "You're viewer")
+                  "You're a viewer")
     assert not workspace(team).paused
     await team.say("alice", "/pause")
     await refused(team, "carol", "/resume", "Only admins or approvers or editors can use /resume")
@@ -276,3 +276,9 @@ async def test_every_command_has_help_with_an_example_that_names_it(team: Team) 
         assert out.startswith(spec.usage), name
         assert f"Example: /{name}" in out and out.count("Example:") == 1, name
         assert "Who: " in out, name
+
+
+async def test_a_city_alone_is_answered_with_its_zone(team: Team) -> None:
+    await team.setup_workspace()
+    out = await refused(team, "alice", "/timezone Paris")
+    assert "Did you mean 'Europe/Paris'?" in out
