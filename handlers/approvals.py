@@ -12,6 +12,7 @@ from handlers.common import (
     get_post,
     get_workspace,
     post_targets,
+    role_refusal,
     show_time,
     split_post_and_rest,
     target_checks,
@@ -68,10 +69,8 @@ def check_button(req: Request, post: Post, verb: str, *, fix_ok: bool = False) -
 def require_approver(req: Request, ws: Workspace, post: Post, verb: str) -> None:
     roles = ws.approver_role_set()
     if req.role.value not in roles:
-        raise UserError(
-            f"Only {' or '.join(sorted(r + 's' for r in roles))} can {verb} posts here. You're {req.role.with_article}; "
-            f"an admin can change that with /role {req.actor_name} approver."
-        )
+        raise UserError(role_refusal(roles, req.role, f"{verb} posts here", req.actor_name, suggest="approver",
+                                     here=False))
     actor = req.command.actor
     me = (actor.platform, actor.user_id)
     wrote = me == (post.author_platform, post.author_user_id)

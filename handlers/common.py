@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,17 @@ class Request:
         if self.workspace_id is None:
             raise UserError("This chat isn't set up yet. /setup creates a workspace here.")
         return self.workspace_id
+
+
+def role_refusal(
+    allowed: Iterable[str], role: Role, doing: str, actor: str, *, suggest: str = "<role>", here: bool = True
+) -> str:
+    """'Only admins or editors can use /draft. You're a viewer here; an admin can change that with /role …'"""
+    names = " or ".join(sorted(r + "s" for r in allowed))
+    return (
+        f"Only {names} can {doing}. You're {role.with_article}{' here' if here else ''}; "
+        f"an admin can change that with /role {actor} {suggest}."
+    )
 
 
 def parse_post_id(token: Any, usage: str) -> int:
@@ -178,6 +190,11 @@ def post_targets(session: Session, post: Post) -> list[tuple[Delivery, Account]]
         select(Delivery, Account).where(Delivery.post_id == post.id).where(Delivery.account_id == Account.id)
     ).all()
     return sorted(((d, a) for d, a in rows), key=lambda pair: pair[1].name)
+
+
+def target_named(pairs: list[tuple[Delivery, Account]], name: str) -> tuple[Delivery, Account] | None:
+    """The (delivery, account) of a post's target called `name` (any case), or None."""
+    return next(((d, a) for d, a in pairs if a.name.lower() == name.lower()), None)
 
 
 def target_checks(ctx: Context, session: Session, post: Post) -> list[tuple[Account, LimitCheck]]:

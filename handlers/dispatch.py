@@ -21,7 +21,7 @@ import handlers.reports
 import handlers.scheduling
 import handlers.workspace  # noqa: F401  (each module registers its commands)
 from handlers.chat import Command, Reply
-from handlers.common import Request
+from handlers.common import Request, role_refusal
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.registry import COMMANDS, command
@@ -59,12 +59,7 @@ async def handle(ctx: Context, cmd: Command) -> Reply:
     if spec.needs_workspace and workspace_id is None:
         return Reply("This chat isn't set up yet. /setup creates a workspace here, with you as its admin.", error=True)
     if role not in spec.roles:
-        allowed = " or ".join(sorted(r.value + "s" for r in spec.roles))
-        return Reply(
-            f"Only {allowed} can use /{name}. You're {role.with_article} here; "
-            f"an admin can change that with /role {cmd.actor.name} <role>.",
-            error=True,
-        )
+        return Reply(role_refusal((r.value for r in spec.roles), role, f"use /{name}", cmd.actor.name), error=True)
     request = Request(ctx=ctx, command=cmd, spec=spec, workspace_id=workspace_id, role=role)
     try:
         return await spec.handler(request)

@@ -238,10 +238,9 @@ async def variant(req: Request) -> Reply:
     with ctx.db.session() as session:
         post = editable_post(session, ws_id, post_id, "edited", fixing=True)
         ws = get_workspace(session, ws_id)
-        names = {a.name for _d, a in post_targets(session, post)}
-        networks = {account_rules(a) for _d, a in post_targets(session, post)} | {
-            a.network for _d, a in post_targets(session, post)
-        }
+        accounts = [a for _d, a in post_targets(session, post)]
+        names = {a.name for a in accounts}
+        networks = {account_rules(a) for a in accounts} | {a.network for a in accounts}
         key = target if target in names else target.lower()
         if key not in names and key not in NETWORK_LABELS:
             raise UserError(

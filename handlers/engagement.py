@@ -9,7 +9,15 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from handlers.chat import Reply
-from handlers.common import Request, account_view, get_post, get_workspace, show_time, split_post_and_rest
+from handlers.common import (
+    Request,
+    account_view,
+    get_post,
+    get_workspace,
+    post_targets,
+    show_time,
+    split_post_and_rest,
+)
 from handlers.context import Context
 from handlers.ports import Metrics, PublishError
 from handlers.registry import command
@@ -128,11 +136,7 @@ async def stats(req: Request) -> Reply:
     with ctx.db.session() as session:
         post = get_post(session, ws_id, post_id)
         ws = get_workspace(session, ws_id)
-        rows = session.exec(
-            select(Delivery, Account).where(Delivery.post_id == post.id)
-            .where(col(Delivery.account_id) == col(Account.id)).order_by(col(Account.name))
-        ).all()
-        sent = [(d, a) for d, a in rows if DeliveryState(d.state) == DeliveryState.SENT]
+        sent = [(d, a) for d, a in post_targets(session, post) if DeliveryState(d.state) == DeliveryState.SENT]
         if not sent:
             return Reply(f"#{post.id} isn't live anywhere yet ({post.state.replace('_', ' ')}), so there are no numbers.")
         lines = [f"📊 #{post.id} — published {show_time(post.published_at, ws.timezone, now)}"]
@@ -172,10 +176,7 @@ def post_total(session: Session, post: Post) -> tuple[dict[str, int], dict[str, 
     """Latest numbers of a post: totals, and per network."""
     totals: dict[str, int] = defaultdict(int)
     per_network: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    rows = session.exec(
-        select(Delivery, Account).where(Delivery.post_id == post.id).where(col(Delivery.account_id) == col(Account.id))
-    ).all()
-    for delivery, account in rows:
+    for delivery, account in post_targets(session, post):
         snaps = latest_two(session, delivery.id or 0)
         if not snaps:
             continue

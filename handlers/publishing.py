@@ -34,6 +34,7 @@ from handlers.common import (
     post_targets,
     show_time,
     split_post_and_rest,
+    target_named,
     tell_team,
     text_for_account,
 )
@@ -531,10 +532,10 @@ async def retry(req: Request) -> Reply:
             raise UserError(f"#{post.id} is {state_label(post)}; /retry is for posts that failed on some account.")
         pairs = post_targets(session, post)
         if account_name:
-            chosen = [(d, a) for d, a in pairs if a.name.lower() == account_name.lower()]
-            if not chosen:
+            chosen = target_named(pairs, account_name)
+            if chosen is None:
                 raise UserError(f"#{post.id} wasn't sent to an account called {account_name}.")
-            delivery, account = chosen[0]
+            delivery, account = chosen
             if DeliveryState(delivery.state) not in (DeliveryState.FAILED, DeliveryState.UNCONFIRMED):
                 raise UserError(f"#{post.id} on {account.name} is {delivery.state}; nothing to retry there.")
             again = [delivery]
@@ -580,10 +581,10 @@ async def confirm(req: Request) -> Reply:
         raise UserError(f"Which account? Usage: {req.spec.usage}")
     with ctx.db.session() as session:
         post = get_post(session, ws_id, post_id)
-        chosen = [(d, a) for d, a in post_targets(session, post) if a.name.lower() == account_name.lower()]
-        if not chosen or DeliveryState(chosen[0][0].state) != DeliveryState.UNCONFIRMED:
+        chosen = target_named(post_targets(session, post), account_name)
+        if chosen is None or DeliveryState(chosen[0].state) != DeliveryState.UNCONFIRMED:
             raise UserError(f"#{post.id} has no unconfirmed delivery to {account_name}.")
-        delivery, account = chosen[0]
+        delivery, account = chosen
         move_delivery(delivery, DeliveryState.SENT)
         delivery.remote_url = link.strip() or None
         delivery.remote_id = delivery.remote_id or link.strip() or "confirmed by the team"

@@ -7,7 +7,7 @@ import re
 from sqlmodel import Session, func, select
 
 from handlers.chat import Reply
-from handlers.common import Request, audit, get_workspace, tell_team
+from handlers.common import Request, audit, get_workspace, role_refusal, tell_team
 from handlers.errors import UserError
 from handlers.registry import ADMINS, CREW, command
 from handlers.when import WhenError, format_when, parse_timezone
@@ -24,11 +24,7 @@ from storage.models import (
 
 def require_role(req: Request, allowed: frozenset[Role], doing: str) -> None:
     if req.role not in allowed:
-        names = " or ".join(sorted(r.value + "s" for r in allowed))
-        raise UserError(
-            f"Only {names} can {doing}. You're {req.role.with_article} here; an admin can change that "
-            f"with /role {req.actor_name} <role>."
-        )
+        raise UserError(role_refusal((r.value for r in allowed), req.role, doing, req.actor_name))
 
 
 @command(
