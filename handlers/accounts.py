@@ -11,7 +11,7 @@ from handlers.chat import Reply
 from handlers.common import Request, account_rules, audit, get_workspace
 from handlers.errors import UserError
 from handlers.limits import NETWORK_LABELS
-from handlers.ports import AccountView, PublishError
+from handlers.ports import AccountView, PublishError, Verified
 from handlers.registry import ADMINS, command
 from handlers.when import WhenError, parse_timezone
 from storage.models import Account
@@ -129,11 +129,17 @@ async def connect(req: Request) -> Reply:
     view = AccountView(id=existing.id or 0 if existing else 0, workspace_id=ws_id, network=key, name=name,
                        base_url=base_url, settings=pairs, credentials=secrets)
     try:
-        who = await network.verify(view)
+        verified = await network.verify(view)
     except ValueError as exc:
         raise UserError(f"{network.label}: {exc}. Nothing was saved.") from None
     except PublishError as exc:
         raise UserError(f"{network.label} didn't accept these credentials: {exc.reason}. Nothing was saved.") from None
+    if isinstance(verified, Verified):
+        who = verified.description
+        pairs = {**pairs, **verified.settings}
+        secrets = {**secrets, **verified.credentials}
+    else:
+        who = verified
     with ctx.db.session() as session:
         account = session.get(Account, existing.id) if existing else None
         if account is None:

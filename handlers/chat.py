@@ -14,6 +14,8 @@ class Actor:
     user_id: str
     name: str
     is_chat_admin: bool = False
+    username: str | None = None  # the @handle where the platform has one (Telegram), lowercase, no '@'
+    groups: tuple[str, ...] = ()  # the platform roles the person holds in this chat (Discord role ids)
 
 
 @dataclass(frozen=True)
@@ -24,17 +26,34 @@ class ChatRef:
     chat_id: str
     title: str = ""
     private: bool = False
+    space: str = ""  # the server a channel belongs to (Discord guild id); "" where chats stand alone
+
+
+@dataclass(frozen=True)
+class MediaIn:
+    """A file a user handed in with a command (a photo sent to the chat), already downloaded."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
 class Command:
-    """One command: `name` without the slash, `text` the raw words after it, `args` from buttons."""
+    """One command: `name` without the slash, `text` the raw words after it, `args` from buttons.
+
+    `mentions` are the people (or platform roles, user_id "role:<id>") the front end resolved
+    from the message: a text mention, the author of the message replied to, a Discord member
+    or role option. `media` are files sent with the command.
+    """
 
     name: str
     actor: Actor
     chat: ChatRef
     text: str = ""
     args: dict[str, Any] = field(default_factory=dict)
+    mentions: tuple[Actor, ...] = ()
+    media: tuple[MediaIn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,13 +72,26 @@ class Button:
 
 @dataclass(frozen=True)
 class Reply:
-    """What Herald answers: text, buttons, and an optional image (PNG bytes)."""
+    """What Herald answers: text, buttons, and an optional image (PNG bytes).
+
+    - `private`: holds something only the asker should see (credentials, account details).
+    - `ask`: Herald wants one more line from the asker; the front end collects their next
+      message (a reply prompt, a modal) and runs `ask.command` with it as `args["text"]`.
+    - `update`: answering a button press, the new content of the message that carried the
+      button (the card edited to show who did what); None leaves that message as it was.
+    - `delete_command`: the command message itself held a secret; delete it where possible.
+    - `card`: the post this reply is the card of, so a front end can find it again.
+    """
 
     text: str
     buttons: tuple[Button, ...] = ()
     image: bytes | None = None
     private: bool = False
     error: bool = False
+    ask: Button | None = None
+    update: Reply | None = None
+    delete_command: bool = False
+    card: int | None = None
 
 
 @dataclass(frozen=True)

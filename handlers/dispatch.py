@@ -16,6 +16,7 @@ import handlers.accounts
 import handlers.approvals
 import handlers.drafts
 import handlers.engagement
+import handlers.media
 import handlers.publishing
 import handlers.reports
 import handlers.scheduling

@@ -8,7 +8,7 @@ import secrets as pysecrets
 from sqlmodel import Session, col, select
 
 from handlers.cards import approval_card, approvals_at_revision, draft_card, rearm, short_text, state_label
-from handlers.chat import Actor, Reply
+from handlers.chat import Actor, Button, Reply
 from handlers.common import (
     Request,
     account_rules,
@@ -168,9 +168,13 @@ async def draft(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
     text, options = split_options(str(req.arg("text", req.command.text)))
-    if not text:
-        raise UserError(f"What should the post say? Usage: {req.spec.usage}")
     cmd = req.command
+    if not text and not cmd.media:
+        if "text" in cmd.args or options:
+            raise UserError(f"What should the post say? It needs some text. Usage: {req.spec.usage}")
+        return Reply("What should the post say? Write it as your next message "
+                     "(options like link=https://… or campaign=name go at the end).",
+                     ask=Button("Write the post", "draft", prompt="What should the post say?"))
     now = ctx.clock.now()
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
@@ -182,6 +186,12 @@ async def draft(req: Request) -> Reply:
             author_name=cmd.actor.name, text=text, link=options.get("link"), campaign=options.get("campaign"),
             editor_platform=cmd.actor.platform, editor_user_id=cmd.actor.user_id, created_at=now, updated_at=now,
         )
+        if cmd.media:
+            from handlers.media import MAX_ITEMS, store_media
+
+            if len(cmd.media) > MAX_ITEMS:
+                raise UserError(f"A post can hold at most {MAX_ITEMS} files; you sent {len(cmd.media)}.")
+            post.media = store_media(session, ws_id, cmd.media, cmd.actor.name)
         session.add(post)
         session.flush()
         set_targets(session, post, accounts)

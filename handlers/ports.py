@@ -32,16 +32,45 @@ class AccountView:
 
 
 @dataclass(frozen=True)
+class MediaFile:
+    """One image (or video) of a post, read from Herald's media store for sending."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
 class Outgoing:
-    """One delivery to send: the network's text variant, the link and media of the post."""
+    """One delivery to send: the network's text variant, the link and media of the post.
+
+    `resume` is what an earlier attempt of this delivery left (a container or upload id),
+    so two-phase networks carry on from it instead of starting again.
+    """
 
     delivery_id: int
     post_id: int
     idempotency_key: str
     text: str
     link: str | None = None
-    media: tuple[str, ...] = ()
+    media: tuple[MediaFile, ...] = ()
     campaign: str | None = None
+    resume: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What `verify` learned at connect time: who the account is, and values to keep with it.
+
+    `settings` (ids, handles) are stored in the clear beside the account's own settings;
+    `credentials` (session or long-lived tokens the network handed back) are sealed with the
+    rest of its credentials.
+    """
+
+    description: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -61,6 +90,19 @@ class Metrics:
     impressions: int | None = None
     clicks: int | None = None
     saves: int | None = None
+    followers: int | None = None  # the account's audience at reading time, where the network gives it
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment or reply on a published post, for the team's inbox."""
+
+    remote_id: str  # the comment's id on the network
+    parent_remote_id: str  # the published post it answers
+    author: str
+    text: str
+    created_at: datetime
+    url: str | None = None
 
 
 class ErrorKind(StrEnum):
@@ -74,11 +116,15 @@ class ErrorKind(StrEnum):
 class PublishError(Exception):
     """A network's failure, classified so Herald knows whether a retry could post twice."""
 
-    def __init__(self, kind: ErrorKind, reason: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, kind: ErrorKind, reason: str, *, retry_after: float | None = None,
+        resume: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.retry_after = retry_after
+        self.resume = resume or {}  # progress to keep for the next attempt (container / upload id)
 
 
 @dataclass(frozen=True)
@@ -99,11 +145,25 @@ class Network(Protocol):
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck: ...
 
-    async def verify(self, account: AccountView) -> str: ...
+    async def verify(self, account: AccountView) -> str | Verified:
+        """Check the credentials against the network (PublishError AUTH_EXPIRED when wrong,
+        ValueError for a bad setting) and say who the account is."""
+        ...
 
     async def publish(self, account: AccountView, post: Outgoing) -> Published: ...
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]: ...
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]: ...
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        """New credentials when the account's token needs refreshing now, else None.
+
+        Raises PublishError(AUTH_EXPIRED) when the token is dead and only the team can fix it.
+        """
+        ...
 
 
 class Networks(Protocol):

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -41,7 +42,8 @@ from handlers.common import (
 from handlers.context import Context
 from handlers.engagement import first_metrics_at
 from handlers.errors import UserError
-from handlers.ports import AccountView, ErrorKind, Outgoing, Published, PublishError
+from handlers.media import load_media
+from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, Published, PublishError
 from handlers.registry import EDITORS, command
 from storage.crypto import SecretBoxError
 from storage.models import (
@@ -134,8 +136,15 @@ def record_sent(ctx: Context, delivery_id: int, published: Published) -> bool:
         return late
 
 
-def record_failure(ctx: Context, delivery_id: int, kind: ErrorKind, reason: str, retry_after: float | None) -> bool:
-    """Store a failure by its kind. True if it came late (the delivery was given up as unconfirmed)."""
+def record_failure(
+    ctx: Context, delivery_id: int, kind: ErrorKind, reason: str, retry_after: float | None,
+    resume: dict[str, Any] | None = None,
+) -> bool:
+    """Store a failure by its kind. True if it came late (the delivery was given up as unconfirmed).
+
+    `resume` is the progress a two-phase network made (its container or upload id), kept so the
+    next attempt carries on from it instead of starting again.
+    """
     now = ctx.clock.now()
     with ctx.db.session() as session:
         delivery = session.get(Delivery, delivery_id)
@@ -147,6 +156,8 @@ def record_failure(ctx: Context, delivery_id: int, kind: ErrorKind, reason: str,
         if late and kind in (ErrorKind.UNKNOWN_OUTCOME, ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT):
             return False  # still unknown, or a retry the team must decide on: leave it unconfirmed
         delivery.error_kind, delivery.last_error, delivery.updated_at = kind.value, reason, now
+        if resume:
+            delivery.resume = {**(delivery.resume or {}), **resume}
         if kind == ErrorKind.UNKNOWN_OUTCOME:
             move_delivery(delivery, DeliveryState.UNCONFIRMED)
         elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and delivery.auto_attempts < MAX_AUTOMATIC_ATTEMPTS:
@@ -175,7 +186,7 @@ async def send_one(ctx: Context, job: Job) -> None:
     try:
         published = await network.publish(job.account, job.outgoing)
     except PublishError as exc:
-        late = record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after)
+        late = record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after, exc.resume)
     except Exception as exc:  # the request may have left: outcome unknown, never resend blindly
         log.exception("publishing delivery %s failed with an unexpected error", job.delivery_id)
         late = record_failure(ctx, job.delivery_id, ErrorKind.UNKNOWN_OUTCOME,
@@ -202,6 +213,7 @@ async def resettle(ctx: Context, post_id: int) -> None:
 def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> list[Job]:
     """The deliveries to send now. One that can't be prepared, or is past the grace period, fails with a reason."""
     jobs = []
+    media: tuple[MediaFile, ...] | None = None
     for delivery, account in post_targets(session, post):
         if DeliveryState(delivery.state) != DeliveryState.PENDING:
             continue
@@ -223,9 +235,11 @@ def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> l
             delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, str(exc)
             continue
         text = compose(post, text_for_account(post, account))
+        if media is None:
+            media = load_media(session, post)
         jobs.append(Job(delivery.id, view, Outgoing(
             delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key, text=text,
-            link=post.link, media=tuple(post.media), campaign=post.campaign,
+            link=post.link, media=media, campaign=post.campaign, resume=dict(delivery.resume or {}),
         )))
     return jobs
 

@@ -256,7 +256,7 @@ class Post(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     link: str | None = None
     campaign: str | None = Field(default=None, index=True)
-    media: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    media: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # Media ids, in order
     variants: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     revision: int = 1
     sent_revision: int | None = None  # the revision that went out when publishing started
@@ -292,6 +292,8 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = utc_column()
     metrics_due_at: datetime | None = utc_column(index=True)
     updated_at: datetime | None = utc_column()
+    # what an earlier attempt left on a two-phase network (container / upload id), to resume from
+    resume: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
 
 
 class Approval(SQLModel, table=True):
@@ -327,6 +329,34 @@ class MetricSnapshot(SQLModel, table=True):
     impressions: int | None = None
     clicks: int | None = None
     saves: int | None = None
+
+
+class Media(SQLModel, table=True):
+    """An image or video a team member handed in, kept in the database so every worker can send it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    filename: str
+    content_type: str
+    size: int
+    sha256: str = Field(index=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False), repr=False)
+    added_by: str = ""
+    created_at: datetime | None = utc_column()
+
+
+class LinkCode(SQLModel, table=True):
+    """A one-time code from /link that lets another chat join a workspace."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    code_hash: str = Field(unique=True)
+    created_by: str
+    purposes: str = "team,approvals,reports"
+    expires_at: datetime | None = utc_column()
+    used_at: datetime | None = utc_column()
+    used_by_chat: str | None = None
+    created_at: datetime | None = utc_column()
 
 
 class SandboxPost(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from storage.models import Post
 from tests.conftest import Team, refused
 
 LONG = "Our biggest sale ever starts today. " * 9  # 323 characters (stripped): over X's 280 and Bluesky's 300
@@ -81,10 +82,20 @@ async def test_an_approver_cannot_draft(team: Team) -> None:
     await refused(team, "bob", "/draft Hello", "Only admins or editors can use /draft", "You're an approver")
 
 
-async def test_a_draft_without_text_is_refused(team: Team) -> None:
+async def test_a_draft_without_text_asks_for_it_and_the_next_line_is_the_text(team: Team) -> None:
     await team.setup_workspace()
-    await refused(team, "alice", "/draft", "What should the post say?", "Usage: /draft <text>")
-    await refused(team, "alice", "/draft link=https://a.example", "What should the post say?")
+    asked = await team.say("alice", "/draft")
+    assert "What should the post say?" in asked and not asked.startswith("✋")
+    out = await team.say("alice", "Spring sale starts today! campaign=spring")
+    assert "Draft #1 saved." in out
+    with team.herald.db.session() as session:
+        post = session.get(Post, 1)
+        assert post is not None and post.text == "Spring sale starts today!" and post.campaign == "spring"
+
+
+async def test_a_draft_with_options_but_no_text_is_refused(team: Team) -> None:
+    await team.setup_workspace()
+    await refused(team, "alice", "/draft link=https://a.example", "What should the post say?", "Usage: /draft <text>")
 
 
 async def test_bad_draft_options_are_refused(team: Team) -> None:

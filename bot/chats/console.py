@@ -134,6 +134,8 @@ class ConsoleChat:
     async def _run(self, command: Command) -> None:
         reply = await self.handle(command)
         self.emit(self.render(reply))
+        if reply.ask is not None:  # Herald wants the next line as text for ask.command
+            self.prompting = reply.ask
 
     async def serve(self, stream: TextIO = sys.stdin, prompt: bool = True) -> None:
         """Read lines until end of input or /quit."""

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import select
 
@@ -25,6 +27,7 @@ from handlers.limits import NETWORK_LABELS, LimitCheck, check_text
 from handlers.ports import (
     AccountView,
     Clock,
+    Comment,
     ConnectSpec,
     ErrorKind,
     Metrics,
@@ -121,6 +124,38 @@ class SandboxNetwork:
             minutes = max(0.0, (now - row.created_at).total_seconds() / 60)
             readings[remote_id] = engagement(f"{account.name}:{remote_id}", minutes)
         return readings
+
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]:
+        """Deterministic comments: one every few hours of a post's life, from a small cast of fans."""
+        now = self.clock.now()
+        ids = [int(r) for r in remote_ids if r.isdigit()]
+        with self.db.session() as session:
+            rows = session.exec(select(SandboxPost).where(SandboxPost.id.in_(ids))).all()  # type: ignore[union-attr]
+        comments = []
+        for row in rows:
+            if row.account_id != account.id or row.created_at is None:
+                continue
+            seed = int(hashlib.sha256(f"{account.name}:{row.id}".encode()).hexdigest()[:8], 16)
+            every = timedelta(hours=2 + seed % 4)
+            at, n = row.created_at + every, 0
+            while at <= now and n < 20:
+                if since is None or at > since:
+                    fan = FANS[(seed + n) % len(FANS)]
+                    comments.append(Comment(remote_id=f"{row.id}-c{n}", parent_remote_id=str(row.id), author=fan,
+                                            text=COMMENTS[(seed // 7 + n) % len(COMMENTS)], created_at=at,
+                                            url=f"{URL_BASE}/{account.name}/{row.id}#c{n}"))
+                at, n = at + every, n + 1
+        return comments
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        return None  # sandbox tokens never expire
+
+
+FANS = ("ana_k", "ben.builds", "chloe", "dev_dan", "emma_reads")
+COMMENTS = ("Love this!", "When is it available?", "Great news 🎉", "Can you share more details?", "Congrats team")
 
 
 def engagement(seed_text: str, age_minutes: float) -> Metrics:

@@ -1,0 +1,246 @@
+"""What every HTTP connector shares: one async client, error classification, up-front rate limits.
+
+A connector subclasses `HttpNetwork`, sets its key/label/limits, and calls `self.call(...)`,
+which turns every way a request can go wrong into a `PublishError` of the right kind:
+
+- the request never left (connection refused, connect timeout, pool full) → TRANSIENT;
+- it left but no usable answer came (read timeout, reset, 5xx, malformed JSON on success)
+  → UNKNOWN_OUTCOME when it was a non-idempotent send (the post may exist), else TRANSIENT;
+- 429 → RATE_LIMITED with the wait read from Retry-After or the network's reset headers;
+- 401 → AUTH_EXPIRED; 400/403/404/409/413/415/422 → REJECTED with the network's own reason
+  (a connector refines this with `classify()`).
+
+Rate limits are also respected before sending: `publish_limits` (e.g. X: 100 posts per 15
+minutes per account) are kept per account with aiolimiter, and a send that would break them
+is not made: it comes back RATE_LIMITED with the time to wait, and Herald retries it then.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+from aiolimiter import AsyncLimiter
+
+from handlers.limits import LimitCheck, check_text
+from handlers.ports import AccountView, Clock, Comment, ConnectSpec, ErrorKind, Metrics, PublishError
+
+USER_AGENT = "Herald/0.1 (+https://github.com/herald-bot)"
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def new_client() -> httpx.AsyncClient:
+    """The one HTTP client all connectors share (connection pooling, timeouts, user agent)."""
+    return httpx.AsyncClient(
+        timeout=TIMEOUT,
+        headers={"User-Agent": USER_AGENT},
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False,
+    )
+
+
+def seconds_until(value: str | None, *, now: float | None = None) -> float | None:
+    """Read a wait from a header value: seconds, an epoch timestamp, an HTTP date or ISO 8601."""
+    if value is None or not str(value).strip():
+        return None
+    raw = str(value).strip()
+    now = time.time() if now is None else now
+    try:
+        number = float(raw)
+    except ValueError:
+        number = None
+    if number is not None:
+        if number > 1_000_000_000:  # an epoch timestamp (X's x-rate-limit-reset, Bluesky's ratelimit-reset)
+            return max(0.0, number - now)
+        return max(0.0, number)
+    try:
+        parsed = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None:
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return max(0.0, parsed.timestamp() - now)
+
+
+class HttpNetwork:
+    """Base of the HTTP connectors. Subclasses set the class attributes and implement the calls."""
+
+    key: ClassVar[str]
+    label: ClassVar[str]
+    idempotent: ClassVar[bool] = False  # True when the network itself dedupes a retried send
+    connect_spec: ClassVar[ConnectSpec]
+    default_base_url: ClassVar[str]
+    # (count, seconds) budgets per account, kept before sending a post
+    publish_limits: ClassVar[tuple[tuple[int, float], ...]] = ()
+    # headers that say when a rate limit resets, most specific first
+    reset_headers: ClassVar[tuple[str, ...]] = ("retry-after", "x-rate-limit-reset", "x-ratelimit-reset",
+                                                "ratelimit-reset")
+
+    def __init__(self, client: httpx.AsyncClient, clock: Clock) -> None:
+        self.client = client
+        self.clock = clock
+        self._limiters: dict[tuple[int, int], AsyncLimiter] = {}
+
+    # -- what the handlers call -------------------------------------------------------------
+
+    def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
+        return check_text(self.key, text, media_count=media_count)
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]:
+        return []
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        return None
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
+        raise NotImplementedError
+
+    # -- helpers for subclasses --------------------------------------------------------------
+
+    def base(self, account: AccountView) -> str:
+        return (account.base_url or self.default_base_url).rstrip("/")
+
+    async def hold_back(self, account: AccountView) -> None:
+        """Count one send against the account's budgets; refuse (RATE_LIMITED) when one is spent."""
+        limiters = []
+        for i, (count, seconds) in enumerate(self.publish_limits):
+            limiter = self._limiters.setdefault((account.id, i), AsyncLimiter(count, seconds))
+            if not limiter.has_capacity():
+                raise PublishError(
+                    ErrorKind.RATE_LIMITED,
+                    f"{self.label} allows {count} posts per {_span(seconds)} for one account; "
+                    f"Herald waits rather than be blocked",
+                    retry_after=seconds / count,
+                )
+            limiters.append(limiter)
+        for limiter in limiters:
+            await limiter.acquire()  # returns at once: has_capacity() just said so
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        sending: bool = False,
+        expect_json: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Make one request; return its JSON (or the response when `expect_json` is False).
+
+        `sending` marks a request that creates something on the network: a failure after it
+        left is then UNKNOWN_OUTCOME unless the network dedupes retries (`idempotent`).
+        """
+        unsafe = sending and not self.idempotent
+        try:
+            response = await self.client.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+                httpx.InvalidURL) as exc:
+            raise PublishError(ErrorKind.TRANSIENT, f"couldn't reach {self.label} ({_describe(exc)}); "
+                               "nothing was sent") from exc
+        except httpx.TransportError as exc:
+            if unsafe:
+                raise PublishError(
+                    ErrorKind.UNKNOWN_OUTCOME,
+                    f"the connection to {self.label} broke after the request was sent ({_describe(exc)}); "
+                    "the post may or may not be there",
+                ) from exc
+            raise PublishError(ErrorKind.TRANSIENT, f"{self.label} didn't answer ({_describe(exc)})") from exc
+        self.raise_for(response, unsafe=unsafe)
+        if not expect_json:
+            return response
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            kind = ErrorKind.UNKNOWN_OUTCOME if unsafe else ErrorKind.TRANSIENT
+            raise PublishError(kind, f"{self.label} answered {response.status_code} with something that "
+                               "isn't JSON" + ("; the post may or may not be there" if unsafe else "")) from exc
+
+    def raise_for(self, response: httpx.Response, *, unsafe: bool) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        refined = self.classify(response)
+        if refined is not None:
+            raise refined
+        reason = self.error_reason(response)
+        if status == 429:
+            raise PublishError(ErrorKind.RATE_LIMITED, f"{self.label} says too many requests: {reason}",
+                               retry_after=self.retry_after(response))
+        if status == 401:
+            raise PublishError(ErrorKind.AUTH_EXPIRED, f"{self.label} refused the credentials: {reason}")
+        if status >= 500:
+            if unsafe:
+                raise PublishError(ErrorKind.UNKNOWN_OUTCOME,
+                                   f"{self.label} failed with {status} while handling the post ({reason}); "
+                                   "the post may or may not be there")
+            raise PublishError(ErrorKind.TRANSIENT, f"{self.label} is having trouble ({status}: {reason})",
+                               retry_after=self.retry_after(response))
+        raise PublishError(ErrorKind.REJECTED, f"{self.label} refused it: {reason}")
+
+    def classify(self, response: httpx.Response) -> PublishError | None:
+        """A connector's own reading of an error answer (e.g. X's 403 duplicate); None = the default rules."""
+        return None
+
+    def error_reason(self, response: httpx.Response) -> str:
+        """The network's message in plain words; connectors override for their error shapes."""
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            text = response.text.strip()
+            return text[:300] if text else f"HTTP {response.status_code}"
+        return _find_message(body) or f"HTTP {response.status_code}"
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        for name in self.reset_headers:
+            wait = seconds_until(response.headers.get(name))
+            if wait is not None:
+                return wait
+        return None
+
+
+def _find_message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        for key in ("error_description", "message", "detail", "error_msg", "error_user_msg", "title", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:300]
+            if isinstance(value, dict | list):
+                found = _find_message(value)
+                if found:
+                    return found
+        for key in ("errors", "error"):
+            found = _find_message(body.get(key))
+            if found:
+                return found
+    if isinstance(body, list):
+        for item in body:
+            found = _find_message(item)
+            if found:
+                return found
+    return None
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _span(seconds: float) -> str:
+    if seconds % 86400 == 0:
+        return f"{int(seconds // 86400)} day" + ("s" if seconds != 86400 else "")
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} hour" + ("s" if seconds != 3600 else "")
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)} minutes"
+    return f"{seconds:g} seconds"
