@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 from datetime import timedelta
 
 from bot.chats.console import PLATFORM as CONSOLE
@@ -22,6 +23,18 @@ from storage.crypto import SecretBox
 from storage.db import Database
 
 log = logging.getLogger("herald")
+
+
+class Front(Protocol):
+    """A chat front end (Telegram, Discord): turns its updates into Commands and speaks for Herald."""
+
+    platform: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, chat: ChatAddress, reply: Reply) -> None: ...
 
 
 class NotifierRouter:
@@ -67,20 +80,34 @@ class Herald:
             grace=timedelta(minutes=settings.grace_minutes), worker_id=settings.worker_id,
         )
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
+        self.fronts: list[Front] = []
         self.console = ConsoleChat(self.handle, write=write)
         self.notifier.register(CONSOLE, self.console)
 
     async def handle(self, command: Command) -> Reply:
         return await dispatch.handle(self.ctx, command)
 
+    def add_front(self, front: Front) -> None:
+        """Serve a chat front end too: it gets Herald's notices for its platform and runs with Herald."""
+        self.fronts.append(front)
+        self.notifier.register(front.platform, front)
+
     async def start(self) -> None:
-        """Migrate the database, take this worker's id, settle sends it left in flight, and start the clock."""
+        """Migrate the database, take this worker's id, settle sends it left in flight, start the clock
+        and the chat front ends."""
         self.db.migrate()
         self.lock.acquire()
         await recover_interrupted(self.ctx, at_start=True)
         await self.scheduler.start(self.ctx)
+        for front in self.fronts:
+            await front.start()
 
     async def stop(self) -> None:
+        for front in reversed(self.fronts):
+            try:
+                await front.stop()
+            except Exception:
+                log.exception("stopping the %s front end failed", front.platform)
         self.scheduler.shutdown()
         self.lock.release()
         self.db.dispose()

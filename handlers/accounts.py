@@ -103,9 +103,11 @@ async def connect(req: Request) -> Reply:
         raise UserError(f"Missing {', '.join(k + '=' for k in dict.fromkeys(missing))}.\n{connect_help(req, key)}")
     secrets = {k: pairs.pop(k) for k in spec.secret if k in pairs}
     if secrets and not req.command.chat.private:
-        raise UserError(
-            "That message holds credentials, so I didn't store anything. Send /connect to me in a "
-            "private chat, and consider the token seen by this chat: revoke it and make a new one."
+        return Reply(
+            "That message holds credentials, so I didn't store anything and removed it where I could. "
+            "Send /connect to me in a private chat, and consider the token seen by this chat: "
+            "revoke it and make a new one.",
+            error=True, delete_command=True,
         )
     name = pairs.pop("name")
     if not re.fullmatch(r"[A-Za-z0-9][\w.\-]{0,39}", name):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from handlers.cards import approval_card, approvals_at_revision, rearm, state_label
+from handlers.cards import approval_card, approvals_at_revision, draft_card, rearm, state_label
 from handlers.chat import Reply
 from handlers.common import (
     Request,
@@ -104,7 +104,8 @@ async def submit(req: Request) -> Reply:
             outcome = approved_now(ctx, post, ws)
             audit(session, ctx, ws_id, post.id, req.actor_name, "submit", "no approval needed by policy")
             rearm(ctx, post, ws)
-            return Reply(f"#{post.id} needs no approval in this workspace. {outcome}")
+            done = draft_card(ctx, session, post, ws, f"#{post.id} was submitted by {req.actor_name}. {outcome}")
+            return Reply(f"#{post.id} needs no approval in this workspace. {outcome}", update=done)
         move_post(post, PostState.IN_REVIEW)
         post.held_note = None
         audit(session, ctx, ws_id, post.id, req.actor_name, "submit", f"revision {post.revision}")
@@ -114,8 +115,9 @@ async def submit(req: Request) -> Reply:
             ctx, session, post, ws,
             f"🔔 {req.actor_name} asks for approval of #{post.id} ({ws.approvals_needed} needed, from {roles}).",
         )
+        sent_card = draft_card(ctx, session, post, ws, f"#{post.id} was submitted for approval by {req.actor_name}.")
     await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
-    return card
+    return Reply(card.text, buttons=card.buttons, card=card.card, update=sent_card)
 
 
 @command(
@@ -154,8 +156,10 @@ async def approve(req: Request) -> Reply:
             outcome = f"{ws.approvals_needed - have} more approval(s) needed."
         rearm(ctx, post, ws)
         text = f"✅ {actor.name} approved #{post.id} ({have} of {ws.approvals_needed}). {outcome}"
-    reply = Reply(text)
-    await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+        session.flush()
+        card = approval_card(ctx, session, post, ws, f"#{post.id}: {outcome}")
+    reply = Reply(text, update=card)
+    await tell_team(ctx, ws_id, Reply(text), skip=req.command.chat)
     return reply
 
 
@@ -184,8 +188,10 @@ async def decide(req: Request, decision: Decision) -> Reply:
             text = f"⛔ {actor.name} rejected #{post.id}: {note}\nIt won't publish. /draft starts a new post."
         audit(session, ctx, ws_id, post.id, actor.name, decision.value, note)
         rearm(ctx, post, ws)
-    reply = Reply(text)
-    await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+        session.flush()
+        card = approval_card(ctx, session, post, ws, f"#{post.id} is {state_label(post)}.")
+    reply = Reply(text, update=card)
+    await tell_team(ctx, ws_id, Reply(text), skip=req.command.chat)
     return reply
 
 

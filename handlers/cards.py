@@ -70,23 +70,46 @@ def draft_card(ctx: Context, session: Session, post: Post, ws: Workspace, headli
             Button("Preview", "preview", {"post": post.id}),
             Button("Schedule…", "schedule", {"post": post.id}, prompt="When? e.g. tomorrow 9am"),
         )
-    return Reply("\n".join(lines), buttons=buttons)
+    return Reply("\n".join(lines), buttons=buttons, card=post.id)
+
+
+DECISION_MARKS = {Decision.APPROVE.value: "✅", Decision.CHANGES.value: "✏️", Decision.REJECT.value: "⛔"}
+DECISION_WORDS = {Decision.APPROVE.value: "approved", Decision.CHANGES.value: "asked for changes",
+                  Decision.REJECT.value: "rejected"}
+
+
+def decision_lines(session: Session, post: Post) -> list[str]:
+    """Who decided what on the current revision, in order ("✅ bob approved", "✏️ carol asked for changes: …")."""
+    rows = session.exec(
+        select(Approval).where(Approval.post_id == post.id).where(Approval.revision == post.revision)
+        .order_by(Approval.id)  # type: ignore[arg-type]
+    ).all()
+    return [f"{DECISION_MARKS.get(a.decision, '•')} {a.name} {DECISION_WORDS.get(a.decision, a.decision)}"
+            + (f": {a.note}" if a.note else "") for a in rows]
 
 
 def approval_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str) -> Reply:
+    """The card approvers act on; once the post leaves review it shows the decisions and no buttons."""
     have = len(approvals_at_revision(session, post))
     lines = [
         headline,
         *post_body(ctx, session, post, ws),
         f"Approvals: {have} of {ws.approvals_needed} (revision {post.revision})",
+        *decision_lines(session, post),
     ]
-    args = {"post": post.id, "revision": post.revision}
-    buttons = (
-        Button("Approve", "approve", args),
-        Button("Request changes", "changes", args, prompt=f"What should change in #{post.id}?"),
-        Button("Reject", "reject", args, prompt=f"Why reject #{post.id}?"),
-    )
-    return Reply("\n".join(lines), buttons=buttons)
+    buttons: tuple[Button, ...] = ()
+    if PostState(post.state) == PostState.IN_REVIEW or (
+        PostState(post.state) in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED)
+        and post.sent_revision is not None and post.revision != post.sent_revision
+        and have < ws.approvals_needed
+    ):
+        args = {"post": post.id, "revision": post.revision}
+        buttons = (
+            Button("Approve", "approve", args),
+            Button("Request changes", "changes", args, prompt=f"What should change in #{post.id}?"),
+            Button("Reject", "reject", args, prompt=f"Why reject #{post.id}?"),
+        )
+    return Reply("\n".join(lines), buttons=buttons, card=post.id)
 
 
 def trigger_time(post: Post, ws: Workspace) -> datetime | None:

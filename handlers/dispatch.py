@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.orm.exc import StaleDataError
-from sqlmodel import select
+from sqlmodel import Session, col, select
 
 import handlers.accounts
 import handlers.approvals
@@ -21,7 +21,7 @@ import handlers.publishing
 import handlers.reports
 import handlers.scheduling
 import handlers.workspace  # noqa: F401  (each module registers its commands)
-from handlers.chat import Command, Reply
+from handlers.chat import Actor, Command, Reply
 from handlers.common import Request, role_refusal
 from handlers.context import Context
 from handlers.errors import UserError
@@ -33,21 +33,56 @@ log = logging.getLogger("herald.dispatch")
 GROUP_ORDER = ("Workspace", "Accounts", "Posts", "Approvals", "Scheduling", "Publishing", "Engagement", "Other")
 
 
+ROLE_RANK = {Role.VIEWER: 0, Role.APPROVER: 1, Role.EDITOR: 2, Role.ADMIN: 3}
+
+
+def chat_workspace(session: Session, cmd: Command) -> int | None:
+    """The workspace of a chat: its own link, else a linked chat of the same server (Discord guild)."""
+    link = session.exec(
+        select(ChatLink).where(ChatLink.platform == cmd.chat.platform).where(ChatLink.chat_id == cmd.chat.chat_id)
+    ).first()
+    if link is None and cmd.chat.space:
+        link = session.exec(
+            select(ChatLink).where(ChatLink.platform == cmd.chat.platform).where(ChatLink.space == cmd.chat.space)
+            .order_by(ChatLink.id)  # type: ignore[arg-type]
+        ).first()
+    if link is not None:
+        return link.workspace_id
+    if cmd.chat.private:  # a private chat with Herald works in the workspace where the person is a member
+        member = session.exec(
+            select(Member).where(Member.platform == cmd.actor.platform).where(Member.user_id == cmd.actor.user_id)
+            .order_by(Member.id.desc())  # type: ignore[union-attr]
+        ).first()
+        return member.workspace_id if member is not None else None
+    return None
+
+
+def member_role(session: Session, workspace_id: int, actor: Actor) -> Role | None:
+    """The person's Herald role: as a member, else as the @username an admin named, else by platform role."""
+    members = select(Member).where(Member.workspace_id == workspace_id).where(Member.platform == actor.platform)
+    member = session.exec(members.where(Member.user_id == actor.user_id)).first()
+    if member is None and actor.username:  # named by @username in /role (a reply ties the role to their id)
+        member = session.exec(members.where(Member.user_id == "@" + actor.username.lower())).first()
+    if member is not None:
+        return Role(member.role)
+    if actor.groups:
+        ids = ["role:" + g for g in actor.groups]
+        held = session.exec(members.where(col(Member.user_id).in_(ids))).all()
+        if held:
+            return max((Role(m.role) for m in held), key=ROLE_RANK.__getitem__)
+    return None
+
+
 def resolve(ctx: Context, cmd: Command) -> tuple[int | None, Role]:
     """The workspace of the chat and the caller's role in it (chat admins default to admin)."""
     with ctx.db.session() as session:
-        link = session.exec(
-            select(ChatLink).where(ChatLink.platform == cmd.chat.platform).where(ChatLink.chat_id == cmd.chat.chat_id)
-        ).first()
-        if link is None:
+        workspace_id = chat_workspace(session, cmd)
+        if workspace_id is None:
             return None, Role.VIEWER
-        member = session.exec(
-            select(Member).where(Member.workspace_id == link.workspace_id)
-            .where(Member.platform == cmd.actor.platform).where(Member.user_id == cmd.actor.user_id)
-        ).first()
-        if member is not None:
-            return link.workspace_id, Role(member.role)
-        return link.workspace_id, Role.ADMIN if cmd.actor.is_chat_admin else Role.VIEWER
+        role = member_role(session, workspace_id, cmd.actor)
+        if role is not None:
+            return workspace_id, role
+        return workspace_id, Role.ADMIN if cmd.actor.is_chat_admin else Role.VIEWER
 
 
 async def handle(ctx: Context, cmd: Command) -> Reply:

@@ -12,6 +12,7 @@ from handlers.cards import (
     UNAPPROVED,
     approval_card,
     approvals_at_revision,
+    draft_card,
     rearm,
     short_text,
     state_label,
@@ -148,9 +149,11 @@ async def schedule(req: Request) -> Reply:
         rearm(ctx, post, ws)
         card = approval_card(ctx, session, post, ws, f"🔔 #{post.id} has a new time and needs approval.") \
             if notify_approvers else None
+        session.flush()
+        shown_card = draft_card(ctx, session, post, ws, outcome.splitlines()[0])
     if card is not None:
         await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
-    return Reply(outcome)
+    return Reply(outcome, update=shown_card)
 
 
 @command("unschedule", usage="/unschedule <post>", example="/unschedule 12", summary="remove a post's time; it stays approved",

@@ -196,6 +196,7 @@ class ChatLink(SQLModel, table=True):
     workspace_id: int = Field(foreign_key="workspace.id", index=True)
     platform: str
     chat_id: str
+    space: str = Field(default="", index=True)  # the server the chat belongs to (Discord guild id)
     title: str = ""
     purposes: str = "team,approvals,reports"
     created_at: datetime | None = utc_column()

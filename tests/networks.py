@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from handlers.limits import LimitCheck, check_text
-from handlers.ports import AccountView, ConnectSpec, Metrics, Outgoing, Published
+from handlers.ports import AccountView, Comment, ConnectSpec, Metrics, Outgoing, Published
 
 
 class RecordingNetwork:
@@ -19,6 +21,7 @@ class RecordingNetwork:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []  # (account name, text) per publish call that reached "the network"
+        self.outgoing: list[Outgoing] = []  # everything each call was handed (media bytes, resume)
         self.behaviour: dict[str, Callable[[], None]] = {}
         self.gate: asyncio.Event | None = None
         self.entered = asyncio.Event()
@@ -31,6 +34,7 @@ class RecordingNetwork:
 
     async def publish(self, account: AccountView, post: Outgoing) -> Published:
         self.calls.append((account.name, post.text))
+        self.outgoing.append(post)
         self.entered.set()
         if self.gate is not None:
             await self.gate.wait()
@@ -41,6 +45,12 @@ class RecordingNetwork:
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
         return {remote_id: Metrics(likes=1) for remote_id in remote_ids}
+
+    async def fetch_comments(self, account: AccountView, remote_ids: list[str], since: datetime | None) -> list[Comment]:
+        return []
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        return None
 
     def count(self, account_name: str) -> int:
         return sum(1 for name, _text in self.calls if name == account_name)

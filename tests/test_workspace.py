@@ -250,7 +250,7 @@ async def test_help_lists_every_group_and_works_before_setup(team: Team) -> None
     assert not out.startswith("✋")
     for group in ("Workspace:", "Accounts:", "Posts:", "Approvals:", "Scheduling:", "Publishing:"):
         assert group in out
-    for usage in ("/setup [workspace name]", "/draft <text>", "/pause [reason]", "/connect <network>"):
+    for usage in ("/setup [workspace name | approvals | reports | team]", "/draft <text>", "/pause [reason]", "/connect <network>"):
         assert usage in out
 
 

@@ -47,7 +47,7 @@ class ConsoleChat:
         return ChatRef(PLATFORM, self.chat_id, title="console", private=True)
 
     def actor(self) -> Actor:
-        return Actor(PLATFORM, self.user, self.user)
+        return Actor(PLATFORM, self.user, self.user, username=self.user.lower())
 
     def emit(self, text: str) -> None:
         if self.captured is not None:

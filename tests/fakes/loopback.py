@@ -127,9 +127,11 @@ class LoopbackServer:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        body = await request.read()
         form: dict[str, Any] = {}
         ctype = request.content_type
+        # multipart is parsed from the stream (the parts land in `form`, `body` stays empty);
+        # everything else is read whole (aiohttp caches it, so handlers can read it again)
+        body = b"" if ctype == "multipart/form-data" else await request.read()
         if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             posted = await request.post()
             for key in posted:

@@ -1,0 +1,196 @@
+"""Chats and people across platforms: /link codes, /setup approvals in a server, roles by mention,
+@username or Discord role, private chats, and the replies front ends act on (update, delete)."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+from PIL import Image
+from sqlmodel import select
+
+from handlers import dispatch
+from handlers.chat import Actor, ChatRef, Command, MediaIn, Reply
+from storage.models import ChatLink, Media, Member
+from tests.conftest import Team, recording_team, refused
+
+
+async def run(team: Team, platform: str, chat: str, user: str, line: str, *, space: str = "",
+              private: bool = False, **actor: Any) -> Reply:
+    name, _, text = line.lstrip("/").partition(" ")
+    extra = {k: actor.pop(k) for k in ("mentions", "media", "args") if k in actor}
+    if platform == "console":
+        actor.setdefault("username", user.lower())  # as the console chat names its people
+    who = Actor(platform, actor.pop("user_id", user), user, **actor)
+    command = Command(name, who, ChatRef(platform, chat, title=chat, private=private, space=space), text=text,
+                      **extra)
+    return await dispatch.handle(team.herald.ctx, command)
+
+
+def code_in(reply: Reply) -> str:
+    match = re.search(r"/link ([A-Z0-9]{4}-[A-Z0-9]{4})", reply.text)
+    assert match, reply.text
+    return match.group(1)
+
+
+async def test_link_joins_a_telegram_group_to_the_console_workspace(team: Team) -> None:
+    await team.setup_workspace()
+    made = await run(team, "console", "console", "alice", "/link")
+    assert made.private and "works once" in made.text and "console" in made.text
+    code = code_in(made)
+    joined = await run(team, "telegram", "-100", "carol", f"/link {code.lower()}", user_id="42")
+    assert "part of workspace 'Acme'" in joined.text and not joined.error
+    with team.herald.db.session() as session:
+        link = session.exec(select(ChatLink).where(ChatLink.platform == "telegram")).one()
+        carol = session.exec(select(Member).where(Member.user_id == "42")).one()
+    assert link.workspace_id == 1 and carol.role == "admin"
+    drafted = await run(team, "telegram", "-100", "carol", "/draft Hello from Telegram", user_id="42")
+    assert "Draft #1 saved." in drafted.text
+    again = await run(team, "telegram", "-200", "dave", f"/link {code}")
+    assert again.error and "already used" in again.text
+
+
+async def test_bad_expired_and_misplaced_link_codes_change_nothing(team: Team) -> None:
+    await team.setup_workspace()
+    code = code_in(await run(team, "console", "console", "alice", "/link"))
+    before = team.snapshot()
+    for line, words in [("/link nope", "isn't a link code"), ("/link ABCD-EFGH", "isn't valid"),
+                        (f"/link {code}", "already belongs")]:
+        chat = "console" if "already" in words else "-300"
+        reply = await run(team, "console" if chat == "console" else "telegram", chat, "alice", line)
+        assert reply.error and words in reply.text, reply.text
+    team.clock.advance(minutes=16)
+    expired = await run(team, "telegram", "-300", "eve", f"/link {code}")
+    assert expired.error and "expired" in expired.text
+    assert team.snapshot() == before
+    viewer = await run(team, "console", "console", "mallory", "/link")
+    assert viewer.error and "Only admins" in viewer.text
+
+
+async def test_any_channel_of_a_server_belongs_to_its_workspace_and_setup_approvals_moves_requests(team: Team) -> None:
+    setup = await run(team, "discord", "general", "alice", "/setup Acme", space="G1", is_chat_admin=True)
+    assert "is ready" in setup.text
+    await run(team, "discord", "general", "alice", "/connect sandbox name=brand", space="G1")
+    moved = await run(team, "discord", "approvals", "alice", "/setup approvals", space="G1")
+    assert "now gets the approval requests" in moved.text and "general no longer gets them" in moved.text
+    with team.herald.db.session() as session:
+        links = {link.chat_id: link.purposes for link in session.exec(select(ChatLink)).all()}
+    assert links == {"general": "team,reports", "approvals": "approvals"}
+    other_server = await run(team, "discord", "x", "zed", "/draft hi", space="G2")
+    assert other_server.error and "isn't set up" in other_server.text
+    viewer = await run(team, "discord", "random", "vic", "/setup reports", space="G1")
+    assert viewer.error and "Only admins" in viewer.text
+
+
+async def test_roles_by_reply_by_username_and_by_discord_role(team: Team) -> None:
+    await run(team, "telegram", "-1", "alice", "/setup Acme", user_id="1")
+    bob = Actor("telegram", "2", "Bob B", username="bobb")
+    given = await run(team, "telegram", "-1", "alice", "/role approver", user_id="1", mentions=(bob,))
+    assert "Bob B is now approver" in given.text
+    await run(team, "telegram", "-1", "alice", "/role @Sam_K editor", user_id="1")
+    sam = await run(team, "telegram", "-1", "Sam", "/draft By Sam", user_id="3", username="sam_k")
+    assert "Draft #1 saved." in sam.text  # recognised by @username: an editor
+    stranger = await run(team, "telegram", "-1", "Sam", "/draft By someone else", user_id="4", username="other")
+    assert stranger.error and "You're a viewer" in stranger.text
+    await run(team, "discord", "c1", "alice", "/setup Other", space="G", user_id="10")
+    role = Actor("discord", "role:777", "@Approvers")
+    given = await run(team, "discord", "c1", "alice", "/role approver", space="G", user_id="10", mentions=(role,))
+    assert "@Approvers is now approver" in given.text
+    with team.herald.db.session() as session:
+        assert session.exec(select(Member).where(Member.user_id == "role:777")).one().role == "approver"
+    members = await run(team, "discord", "c1", "alice", "/role", space="G", user_id="10")
+    assert "@Approvers (discord): approver" in members.text
+
+
+async def test_a_discord_role_holder_may_approve(team: Team) -> None:
+    await run(team, "discord", "c1", "alice", "/setup Acme", space="G", user_id="10")
+    await run(team, "discord", "c1", "alice", "/connect sandbox name=brand", space="G", user_id="10")
+    await run(team, "discord", "c1", "alice", "/role approver", space="G", user_id="10",
+              mentions=(Actor("discord", "role:777", "@Approvers"),))
+    await run(team, "discord", "c1", "alice", "/draft Hello", space="G", user_id="10")
+    await run(team, "discord", "c1", "alice", "/submit 1", space="G", user_id="10")
+    outsider = await run(team, "discord", "c1", "olga", "/approve 1", space="G", user_id="11", groups=("555",))
+    assert outsider.error and "You're a viewer" in outsider.text
+    ok = await run(team, "discord", "c1", "bob", "/approve 1", space="G", user_id="12", groups=("555", "777"))
+    assert "bob approved #1" in ok.text
+
+
+async def test_private_chat_works_in_the_members_workspace_and_group_secrets_are_deleted(team: Team) -> None:
+    await run(team, "telegram", "-1", "alice", "/setup Acme", user_id="1")
+    before = team.snapshot()
+    group = await run(team, "telegram", "-1", "alice", "/connect sandbox name=brand token=s3cret", user_id="1")
+    assert group.error and group.delete_command and "didn't store anything" in group.text
+    assert team.snapshot() == before
+    private = await run(team, "telegram", "1", "alice", "/connect sandbox name=brand token=s3cret", user_id="1",
+                        private=True)
+    assert "Connected brand" in private.text and private.private
+    stranger = await run(team, "telegram", "9", "zoe", "/accounts", user_id="9", private=True)
+    assert stranger.error and "isn't set up" in stranger.text
+
+
+async def test_button_answers_carry_the_updated_card(team: Team) -> None:
+    await team.setup_workspace()
+    await team.say("alice", "/draft Hello")
+    submitted = await run(team, "console", "console", "alice", "/submit", args={"post": 1})
+    assert submitted.update is not None and "submitted for approval by alice" in submitted.update.text
+    assert [b.label for b in submitted.buttons] == ["Approve", "Request changes", "Reject"]
+    approved = await run(team, "console", "console", "bob", "/approve", args={"post": 1, "revision": 1})
+    assert approved.update is not None and approved.update.card == 1
+    assert "✅ bob approved" in approved.update.text and approved.update.buttons == ()
+    stale = await run(team, "console", "console", "bob", "/reject", args={"post": 1, "revision": 1, "text": "no"})
+    assert stale.error and stale.update is None
+
+
+def png(size: tuple[int, int] = (4, 3)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_photos_make_and_join_drafts_and_reach_the_network(team: Team) -> None:
+    network = await recording_team(team, "brand")
+    photo = MediaIn("photo.png", "image/png", png())
+    made = await run(team, "console", "console", "alice", "/draft With a photo", media=(photo,))
+    assert "Draft #1 saved." in made.text and "Images: 1" in made.text
+    joined = await run(team, "console", "console", "alice", "/attach", media=(photo, photo))
+    assert "#1: 2 file(s) attached (3 in all)" in joined.text
+    with team.herald.db.session() as session:
+        rows = session.exec(select(Media)).all()
+    assert [(m.content_type, m.size) for m in rows] == [("image/png", len(photo.data))] * 3
+    await team.say("alice", "/submit 1")
+    await team.say("bob", "/approve 1")
+    await team.say("alice", "/publish 1")
+    sent = network.outgoing[-1]
+    assert [m.content_type for m in sent.media] == ["image/png"] * 3 and sent.media[0].data == photo.data
+
+
+async def test_bad_files_are_refused_and_nothing_is_stored(team: Team) -> None:
+    await recording_team(team, "brand")
+    await team.say("alice", "/draft Hello")
+    before = team.snapshot()
+    for item, words in [
+        (MediaIn("x.png", "image/png", b"not an image"), "isn't an image I can read"),
+        (MediaIn("x.png", "image/png", b""), "is empty"),
+        (MediaIn("v.mp4", "video/mp4", b"\x00" * 16), "isn't an MP4/MOV"),
+    ]:
+        reply = await run(team, "console", "console", "alice", "/attach 1", media=(MediaIn("ok.png", "image/png", png()), item))
+        assert reply.error and words in reply.text, reply.text
+    too_many = await run(team, "console", "console", "alice", "/attach 1",
+                         media=tuple(MediaIn("p.png", "image/png", png()) for _ in range(11)))
+    assert too_many.error and "at most 10 files" in too_many.text
+    assert team.snapshot() == before
+    nothing = await run(team, "console", "console", "bob", "/attach", media=(MediaIn("ok.png", "image/png", png()),))
+    assert nothing.error
+
+
+async def test_attach_clear_and_no_recent_draft(team: Team) -> None:
+    await recording_team(team, "brand")
+    await refused(team, "alice", "/attach", "Send the photo or video itself")
+    team.herald.console.user = "alice"
+    reply = await run(team, "console", "console", "alice", "/attach", media=(MediaIn("p.png", "image/png", png()),))
+    assert reply.error and "no draft from the last 30 minutes" in reply.text
+    await run(team, "console", "console", "alice", "/draft Hi", media=(MediaIn("p.png", "image/png", png()),))
+    cleared = await team.say("alice", "/attach 1 clear")
+    assert "#1: media removed." in cleared
+    await refused(team, "alice", "/attach 1 clear", "has no media to clear")
