@@ -90,8 +90,7 @@ _MAX_IMAGES: dict[str, int] = {
 
 # Networks that accept a post with media and no text.
 _MEDIA_ONLY_OK: frozenset[str] = frozenset(
-    {"instagram", "tiktok", "pinterest", "telegram", "discord", "x", "mastodon", "bluesky", "facebook", "threads",
-     "linkedin", "youtube"}
+    {"instagram", "tiktok", "pinterest", "telegram", "discord", "x", "mastodon", "bluesky", "facebook", "threads"}
 )
 
 _TELEGRAM_CAPTION_LIMIT = 1024

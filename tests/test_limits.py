@@ -220,9 +220,10 @@ def test_pinterest_needs_an_image():
 
 def test_empty_text_is_a_problem_unless_media_only_is_allowed():
     assert check_text("linkedin", "   ", media_count=1).problems == ("the text is empty",)
-    assert check_text("threads", "", media_count=1).problems == ("the text is empty",)
+    assert check_text("youtube", "", media_count=1).problems == ("the text is empty",)
     assert check_text("x", "").problems == ("the text is empty",)
-    for network in ("x", "mastodon", "bluesky", "telegram", "discord", "instagram", "tiktok", "pinterest"):
+    for network in ("x", "mastodon", "bluesky", "telegram", "discord", "instagram", "tiktok", "pinterest",
+                    "facebook", "threads"):
         assert check_text(network, "", media_count=1).ok, network
 
 
