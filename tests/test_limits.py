@@ -220,7 +220,7 @@ def test_pinterest_needs_an_image():
 
 def test_empty_text_is_a_problem_unless_media_only_is_allowed():
     assert check_text("linkedin", "   ", media_count=1).problems == ("the text is empty",)
-    assert check_text("youtube", "", media_count=1).problems == ("the text is empty",)
+    assert "the text is empty" in check_text("youtube", "", media_count=1).problems
     assert check_text("x", "").problems == ("the text is empty",)
     for network in ("x", "mastodon", "bluesky", "telegram", "discord", "instagram", "tiktok", "pinterest",
                     "facebook", "threads"):
