@@ -22,20 +22,21 @@ def configure_logging(settings: Settings) -> None:
 
 
 async def run(settings: Settings) -> int:
-    from bot.app import Herald
+    from bot.app import Herald, chat_fronts
 
     herald = Herald(settings)
     if herald.key_note:
         print(herald.key_note)
-    for name, token in (("TELEGRAM_BOT_TOKEN", settings.telegram_bot_token),
-                        ("DISCORD_BOT_TOKEN", settings.discord_bot_token)):
-        if token is not None:
-            print(f"{name} is set, but this Herald has no {name.split('_')[0].title()} front end yet; "
-                  "serving the console chat only.")
+    fronts = chat_fronts(herald)
     await herald.start()
-    print("Herald is running on the console chat. Type /help to begin, /quit to stop.")
     try:
-        await herald.console.serve(sys.stdin, prompt=sys.stdin.isatty())
+        if fronts:
+            print(f"Herald is running: {', '.join(fronts)}, and the console chat. Ctrl-C stops it.")
+        else:
+            print("Herald is running on the console chat. Type /help to begin, /quit to stop.")
+        await herald.console.serve(sys.stdin, prompt=sys.stdin.isatty() and not fronts)
+        if fronts:  # stdin closed (a Procfile process has none): keep serving the chat front ends
+            await asyncio.Event().wait()
     finally:
         await herald.stop()
     return 0

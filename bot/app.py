@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
 from datetime import timedelta
+from typing import Any, Protocol
+
+from pydantic import SecretStr
 
 from bot.chats.console import PLATFORM as CONSOLE
 from bot.chats.console import ConsoleChat
@@ -70,17 +72,24 @@ class Herald:
         self.db = Database(settings.database_url)
         self.clock = clock or SystemClock()
         self.scheduler = HeraldScheduler(
-            self.clock, sweep_seconds=settings.sweep_seconds, poll_seconds=settings.metrics_poll_seconds
+            self.clock, sweep_seconds=settings.sweep_seconds, poll_seconds=settings.metrics_poll_seconds,
+            check_seconds=settings.account_check_seconds,
         )
         self.notifier = NotifierRouter()
-        self.networks = networks or build_networks(self.db, self.clock)
+        self.networks = networks or build_networks(
+            self.db, self.clock,
+            telegram_token=_secret(settings.telegram_bot_token), telegram_api_url=settings.telegram_api_url,
+            discord_token=_secret(settings.discord_bot_token),
+        )
         self.ctx = Context(
             db=self.db, clock=self.clock, networks=self.networks, notifier=self.notifier,
             scheduler=self.scheduler, secrets=SecretBox(key),
             grace=timedelta(minutes=settings.grace_minutes), worker_id=settings.worker_id,
+            public_url=settings.public_url,
         )
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
         self.fronts: list[Front] = []
+        self.services: list[Any] = []  # other servers Herald runs (the public media server)
         self.console = ConsoleChat(self.handle, write=write)
         self.notifier.register(CONSOLE, self.console)
 
@@ -101,13 +110,52 @@ class Herald:
         await self.scheduler.start(self.ctx)
         for front in self.fronts:
             await front.start()
+        for service in self.services:
+            await service.start()
 
     async def stop(self) -> None:
+        for service in self.services:
+            await service.stop()
         for front in reversed(self.fronts):
             try:
                 await front.stop()
             except Exception:
                 log.exception("stopping the %s front end failed", front.platform)
         self.scheduler.shutdown()
+        if self.networks.client is not None:
+            await self.networks.client.aclose()
         self.lock.release()
         self.db.dispose()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def chat_fronts(herald: Herald) -> list[str]:
+    """Add the front ends whose tokens are set (Telegram, Discord) and the public media server; their names."""
+    settings = herald.settings
+    names = []
+    if settings.telegram_bot_token is not None:
+        from bot.chats.telegram import TelegramFront
+
+        herald.add_front(TelegramFront(
+            herald.handle, settings.telegram_bot_token.get_secret_value(), api_url=settings.telegram_api_url,
+            webhook_url=settings.telegram_webhook_url, webhook_listen=settings.telegram_webhook_listen,
+            webhook_port=settings.telegram_webhook_port, webhook_secret=_secret(settings.telegram_webhook_secret),
+        ))
+        names.append("Telegram (webhook)" if settings.telegram_webhook_url else "Telegram (polling)")
+    if settings.discord_bot_token is not None:
+        from bot.chats.discord import DiscordFront
+
+        herald.add_front(DiscordFront(
+            herald.handle, settings.discord_bot_token.get_secret_value(), api_url=settings.discord_api_url,
+            guild_ids=settings.guild_ids() or None,
+        ))
+        names.append("Discord")
+    if settings.public_url:
+        from bot.media_server import MediaServer
+
+        herald.services.append(MediaServer(herald.db, port=settings.http_port, public_url=settings.public_url))
+        names.append(f"media at {settings.public_url}/media/")
+    return names

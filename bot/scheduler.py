@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from handlers.cards import UNAPPROVED, trigger_time
 from handlers.context import Context
 from handlers.engagement import poll_metrics
+from handlers.health import check_accounts
 from handlers.ports import Clock
 from handlers.publishing import run_due, sweep
 from storage.models import Post, PostState, Workspace
@@ -31,12 +32,14 @@ log = logging.getLogger("herald.scheduler")
 class HeraldScheduler:
     """Implements the handlers' Scheduler port on APScheduler."""
 
-    def __init__(self, clock: Clock, *, sweep_seconds: int = 30, poll_seconds: int = 60) -> None:
+    def __init__(self, clock: Clock, *, sweep_seconds: int = 30, poll_seconds: int = 60,
+                 check_seconds: int = 900) -> None:
         self.ctx: Context | None = None
         self.clock = clock
         self._armed: dict[int, datetime] = {}
         self.sweep_seconds = sweep_seconds
         self.poll_seconds = poll_seconds
+        self.check_seconds = check_seconds
         self.aps = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -82,6 +85,13 @@ class HeraldScheduler:
         except Exception:
             log.exception("metrics poll failed")
 
+    async def _check(self) -> None:
+        assert self.ctx is not None
+        try:
+            await check_accounts(self.ctx)
+        except Exception:
+            log.exception("account check failed")
+
     def rebuild(self) -> int:
         """Arm a job for every post with a trigger time still ahead; returns how many."""
         assert self.ctx is not None
@@ -110,6 +120,8 @@ class HeraldScheduler:
                          replace_existing=True, next_run_time=now + timedelta(seconds=self.sweep_seconds))
         self.aps.add_job(self._poll, "interval", seconds=self.poll_seconds, id="metrics",
                          replace_existing=True, next_run_time=now + timedelta(seconds=self.poll_seconds))
+        self.aps.add_job(self._check, "interval", seconds=self.check_seconds, id="accounts",
+                         replace_existing=True, next_run_time=now + timedelta(seconds=min(60, self.check_seconds)))
         self.aps.start()
         log.info("scheduler started: %d post(s) armed", armed)
         await sweep(ctx)

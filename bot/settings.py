@@ -33,7 +33,19 @@ class Settings(BaseSettings):
     herald_secret_key: SecretStr | None = Field(None, validation_alias="HERALD_SECRET_KEY")
     telegram_bot_token: SecretStr | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str = Field("https://api.telegram.org", validation_alias="TELEGRAM_API_URL")
+    # Telegram webhook mode (behind a load balancer); unset = long polling
+    telegram_webhook_url: str | None = Field(None, validation_alias="TELEGRAM_WEBHOOK_URL")
+    telegram_webhook_listen: str = Field("0.0.0.0", validation_alias="TELEGRAM_WEBHOOK_LISTEN")
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535, validation_alias="TELEGRAM_WEBHOOK_PORT")
+    telegram_webhook_secret: SecretStr | None = Field(None, validation_alias="TELEGRAM_WEBHOOK_SECRET")
     discord_bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")
+    discord_api_url: str | None = Field(None, validation_alias="DISCORD_API_URL")
+    # slash commands sync to these servers at once (global sync can take a while to show)
+    discord_guild_ids: str = Field("", validation_alias="DISCORD_GUILD_IDS")
+    # where networks that fetch images by URL (Instagram, Threads, TikTok photos) can reach Herald's media
+    public_url: str | None = Field(None, validation_alias="HERALD_PUBLIC_URL")
+    http_port: int = Field(8080, ge=1, le=65535, validation_alias="HERALD_HTTP_PORT")
+    account_check_seconds: int = Field(900, ge=30, le=86400, validation_alias="HERALD_ACCOUNT_CHECK_SECONDS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", validation_alias="LOG_LEVEL")
     grace_minutes: int = Field(15, ge=0, le=24 * 60, validation_alias="HERALD_GRACE_MINUTES")
     sweep_seconds: int = Field(30, ge=5, le=3600, validation_alias="HERALD_SWEEP_SECONDS")
@@ -66,12 +78,25 @@ class Settings(BaseSettings):
             raise ValueError("must be a Fernet key (32 url-safe base64 bytes); make one with `python -m bot key`")
         return value
 
-    @field_validator("telegram_api_url")
+    @field_validator("telegram_api_url", "telegram_webhook_url", "discord_api_url", "public_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("discord_guild_ids")
+    @classmethod
+    def _guild_ids(cls, value: str) -> str:
+        ids = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        if any(not part.isdigit() for part in ids):
+            raise ValueError("must be Discord server ids (numbers) separated by commas")
+        return ",".join(ids)
+
+    def guild_ids(self) -> list[int]:
+        return [int(part) for part in self.discord_guild_ids.split(",") if part]
 
     def is_sqlite(self) -> bool:
         return make_url(self.database_url).get_backend_name() == "sqlite"

@@ -152,7 +152,7 @@ async def connect(req: Request) -> Reply:
         account.base_url, account.settings, account.slots = base_url, pairs, slots
         account.timezone = tz or account.timezone
         account.credentials = ctx.secrets.seal(secrets) if secrets else None
-        account.health, account.health_note = "ok", None
+        account.health, account.health_note, account.checked_at = "ok", None, ctx.clock.now()
         session.flush()
         verb = "Reconnected" if existing else "Connected"
         audit(session, ctx, ws_id, None, req.actor_name, verb.lower(), f"{key} account {name}")

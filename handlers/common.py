@@ -159,13 +159,16 @@ def account_rules(account: Account) -> str:
 
 def account_view(ctx: Context, account: Account, *, with_secrets: bool = False) -> AccountView:
     assert account.id is not None
+    settings = dict(account.settings)
+    if ctx.public_url and not settings.get("media_url_template") and not settings.get("media_base_url"):
+        settings["media_url_template"] = ctx.public_url + "/media/{sha256}.jpg"  # served by bot/media_server.py
     return AccountView(
         id=account.id,
         workspace_id=account.workspace_id,
         network=account.network,
         name=account.name,
         base_url=account.base_url,
-        settings=dict(account.settings),
+        settings=settings,
         credentials=ctx.secrets.open(account.credentials) if with_secrets else {},
     )
 

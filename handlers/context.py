@@ -20,3 +20,5 @@ class Context:
     secrets: SecretBox
     grace: timedelta = timedelta(minutes=15)
     worker_id: str = "herald"
+    # Herald's public address (HERALD_PUBLIC_URL) where networks that fetch images by URL find them
+    public_url: str | None = None

@@ -19,6 +19,7 @@ from handlers.common import (
     split_post_and_rest,
 )
 from handlers.context import Context
+from handlers.health import fresh_view
 from handlers.ports import Metrics, PublishError
 from handlers.registry import command
 from storage.models import METRIC_FIELDS, Account, Delivery, DeliveryState, MetricSnapshot, Post
@@ -80,6 +81,10 @@ async def poll_metrics(ctx: Context, *, limit: int = 1000) -> int:
         network = ctx.networks.get(view.network)
         if network is None:
             continue
+        try:
+            view = await fresh_view(ctx, network, view)
+        except PublishError as exc:
+            log.warning("metrics for %s not read: %s", view.name, exc.reason)
         for start in range(0, len(deliveries), BATCH):
             chunk = deliveries[start:start + BATCH]
             ids = [remote for _id, remote in chunk if remote]

@@ -138,10 +138,17 @@ class ConnectSpec:
 
 
 class Network(Protocol):
-    key: str
-    label: str
-    idempotent: bool
-    connect_spec: ConnectSpec
+    @property
+    def key(self) -> str: ...  # the network's key: x, mastodon, …
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def idempotent(self) -> bool: ...  # True when the network itself dedupes a retried send
+
+    @property
+    def connect_spec(self) -> ConnectSpec: ...
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck: ...
 

@@ -42,6 +42,7 @@ from handlers.common import (
 from handlers.context import Context
 from handlers.engagement import first_metrics_at
 from handlers.errors import UserError
+from handlers.health import DEAD, fresh_view, held_reason
 from handlers.media import load_media
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, Published, PublishError
 from handlers.registry import EDITORS, command
@@ -184,7 +185,8 @@ async def send_one(ctx: Context, job: Job) -> None:
                        f"this Herald has no {job.account.network} connector", None)
         return
     try:
-        published = await network.publish(job.account, job.outgoing)
+        view = await fresh_view(ctx, network, job.account)
+        published = await network.publish(view, job.outgoing)
     except PublishError as exc:
         late = record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after, exc.resume)
     except Exception as exc:  # the request may have left: outcome unknown, never resend blindly
@@ -227,6 +229,10 @@ def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> l
                 f"it was meant to go out {show_time(delivery.not_before, post.due_tz or 'UTC')} and couldn't within "
                 f"the {int(ctx.grace.total_seconds() // 60)}-minute grace period (Herald was down or paused)"
             )
+            continue
+        if account.health == DEAD:  # held: never send with a token known to be dead
+            move_delivery(delivery, DeliveryState.FAILED)
+            delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, held_reason(account)
             continue
         try:
             view = account_view(ctx, account, with_secrets=True)

@@ -228,6 +228,7 @@ class Account(SQLModel, table=True):
     settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     health: str = "ok"
     health_note: str | None = None
+    checked_at: datetime | None = utc_column()  # last time its credentials were verified with the network
     slots: str = ""
     timezone: str | None = None
     created_at: datetime | None = utc_column()

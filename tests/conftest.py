@@ -139,7 +139,8 @@ async def recording_team(team: Team, *names: str) -> Any:
 
 def make_herald(db_url: str, clock: FakeClock, **settings: Any) -> Herald:
     """A Herald on `db_url` whose periodic sweep and poll never fire by themselves (tests tick instead)."""
-    values = {"HERALD_SWEEP_SECONDS": 3600, "HERALD_METRICS_POLL_SECONDS": 3600, **settings}
+    values = {"HERALD_SWEEP_SECONDS": 3600, "HERALD_METRICS_POLL_SECONDS": 3600, "HERALD_ACCOUNT_CHECK_SECONDS": 86400,
+              **settings}
     if not db_url.startswith("sqlite"):
         values.setdefault("HERALD_SECRET_KEY", TEST_KEY)
     return Herald(load_settings(DATABASE_URL=db_url, **values), clock=clock, write=lambda _text: None)

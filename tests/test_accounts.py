@@ -81,7 +81,8 @@ async def test_connecting_the_same_name_again_keeps_one_account(team: Team) -> N
 
 async def test_connect_without_a_network_is_refused(team: Team) -> None:
     await workspace_of_alice(team)
-    await refused(team, "alice", "/connect", "Which network?", "Available here: sandbox")
+    await refused(team, "alice", "/connect", "Which network?", "Available here: bluesky, discord, facebook",
+                  "sandbox, telegram, threads, tiktok, x, youtube")
 
 
 async def test_connect_without_name_is_refused(team: Team) -> None:
@@ -104,8 +105,8 @@ async def test_connect_with_a_word_that_is_not_key_value_is_refused(team: Team) 
 
 async def test_connect_to_an_unknown_or_unavailable_network_is_refused(team: Team) -> None:
     await workspace_of_alice(team)
-    await refused(team, "alice", "/connect myspace name=a", "'myspace' isn't a network I know", "Available: sandbox")
-    await refused(team, "alice", "/connect x name=a", "X isn't available in this Herald yet", "Available: sandbox")
+    await refused(team, "alice", "/connect myspace name=a", "'myspace' isn't a network I know",
+                  "Available: bluesky, discord")
 
 
 async def test_connect_with_bad_sandbox_settings_is_refused_clearly(team: Team) -> None:
@@ -241,4 +242,4 @@ async def test_only_admins_set_slots(team: Team) -> None:
 async def test_common_network_nicknames_are_understood(team: Team) -> None:
     await team.setup_workspace(accounts=())
     out = await refused(team, "alice", "/connect twitter name=acme")
-    assert "X isn't available in this Herald yet" in out
+    assert "Missing access_token=." in out and "/connect x access_token=" in out

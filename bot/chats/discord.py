@@ -1,0 +1,507 @@
+"""The Discord front end: Herald's commands as slash commands, its cards as embeds with buttons.
+
+- Every command of `handlers.registry.COMMANDS` is a slash command with one text option `args`
+  (the words after the command, described from the command's usage and example). `/draft` and
+  `/attach` also take an `image` attachment (downloaded and handed in as Command.media); `/role`
+  takes a `member` or a Discord `group` (a server role: everyone holding it gets the Herald role),
+  or a `person` by name, and the Herald `role`. Post numbers and account names autocomplete,
+  from what `/posts` and `/accounts` answer (kept a few seconds): front ends never read storage.
+- Replies are embeds: the first line is the title, the rest the description, red for a refusal.
+  A refusal, a private reply (credentials) and the answer to a command that held a secret are
+  ephemeral: only the person who asked sees them.
+- Buttons are `discord.ui.DynamicItem`s whose custom_id carries the command and its arguments
+  ("herald:approve:post=12,revision=3:"), registered with `add_dynamic_items` at every start, so a
+  button still works after Herald restarts. Pressing one runs the command as the presser; a reply
+  with `update` edits the message the button was on and the answer follows it; a refusal (a
+  stale button, a missing role) is shown only to the presser and changes nothing.
+- A button that needs a note (Request changes, Reject, Schedule…) and `Reply.ask` open a modal
+  with one text field; its submission runs the command with `args["text"]`. Submissions are read
+  in `on_interaction` from the modal's custom_id, so a modal opened before a restart still works.
+- `send(chat, reply)` is Herald's Notifier for Discord: a message in that channel.
+
+Actor: the member's id, display name, username, whether they may administrate the server
+(Administrator or Manage Server) and their role ids (`groups`). ChatRef: the channel id and
+name, private for DMs, space = the guild id.
+
+`api_url` points discord.py at another Discord (tests: a loopback fake). discord.py builds REST
+URLs from the class attribute `discord.http.Route.BASE` and, for a plain `Client`, connects the
+gateway at `DiscordWebSocket.DEFAULT_GATEWAY` (it asks GET /gateway/bot only when sharding), then
+resumes at READY's `resume_gateway_url`. So with `api_url` we set `Route.BASE` to
+f"{api_url}/api/v10", ask that API's GET /gateway/bot for the gateway URL as a sharded client would,
+and set `DEFAULT_GATEWAY` to it; both are process-wide and put back by stop().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+from urllib.parse import quote, unquote
+
+import discord
+import yarl
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+
+from handlers.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
+from handlers.registry import COMMANDS, CommandSpec
+
+log = logging.getLogger("herald.discord")
+
+PLATFORM = "discord"
+BUTTON_PREFIX = "herald"
+MODAL_PREFIX = "heraldm"
+CUSTOM_ID_MAX = 100
+ERROR_COLOUR = discord.Colour.red()
+COLOUR = discord.Colour.blurple()
+DEFER_AFTER = 2.0  # Discord wants an answer within 3 s; a slower command is deferred and answered later
+OPTIONS_TTL = 5.0  # seconds the post numbers / account names for autocomplete are kept
+SUCCESS = {"approve", "submit", "publish", "confirm"}
+DANGER = {"reject", "cancel"}
+
+
+# -- custom ids -----------------------------------------------------------------------------------
+
+
+def _encode_args(args: dict[str, Any]) -> str:
+    parts = []
+    for key, value in args.items():
+        if not re.fullmatch(r"[a-z_]{1,20}", key):
+            raise ValueError(f"button argument {key!r} can't go in a custom_id")
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else "~" + quote(str(value), safe="")
+        parts.append(f"{key}={text}")
+    return ",".join(parts)
+
+
+def _decode_args(text: str) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        args[key] = unquote(value[1:]) if value.startswith("~") else int(value)
+    return args
+
+
+def button_id(button: Button) -> str:
+    """herald:<command>:<k=v,…>:<prompt> — the prompt shortened to fit Discord's 100 characters."""
+    head = f"{BUTTON_PREFIX}:{button.command}:{_encode_args(button.args)}:"
+    if len(head) > CUSTOM_ID_MAX:
+        raise ValueError(f"the button {button.label!r} carries too much for a custom_id")
+    prompt = button.prompt or ""
+    while prompt and len(head) + len(quote(prompt, safe="")) + 1 > CUSTOM_ID_MAX:
+        prompt = prompt[:-1]
+    return head + ("?" + quote(prompt, safe="") if button.prompt else "")
+
+
+def modal_id(button: Button) -> str:
+    return f"{MODAL_PREFIX}:{button.command}:{_encode_args(button.args)}"
+
+
+BUTTON_TEMPLATE = rf"{BUTTON_PREFIX}:(?P<command>[a-z_]+):(?P<args>[^:]*):(?P<prompt>.*)"
+MODAL_RE = re.compile(rf"{MODAL_PREFIX}:(?P<command>[a-z_]+):(?P<args>[^:]*)")
+
+
+class HeraldButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_TEMPLATE):
+    """A Herald button that works on any message, also one sent before a restart."""
+
+    def __init__(self, button: Button) -> None:
+        style = (discord.ButtonStyle.success if button.command in SUCCESS
+                 else discord.ButtonStyle.danger if button.command in DANGER
+                 else discord.ButtonStyle.secondary)
+        super().__init__(discord.ui.Button(label=button.label[:80], style=style, custom_id=button_id(button)))
+        self.button = button
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> HeraldButton:
+        label = getattr(item, "label", None) or match["command"]
+        prompt = unquote(match["prompt"][1:]) if match["prompt"].startswith("?") else None
+        return cls(Button(label, match["command"], _decode_args(match["args"]), prompt=prompt or None))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        front = getattr(interaction.client, "front", None)
+        if isinstance(front, DiscordFront):
+            await front.press(interaction, self.button)
+
+
+class HeraldModal(discord.ui.Modal):
+    """One line (or paragraph) of text for a button's command; submissions are read in on_interaction."""
+
+    def __init__(self, button: Button, title: str) -> None:
+        super().__init__(title=_clip(title or button.label, 45), custom_id=modal_id(button), timeout=900)
+        prompt = button.prompt or "Your answer"
+        self.add_item(discord.ui.TextInput(
+            label=_clip(prompt, 45), custom_id="text", style=discord.TextStyle.paragraph, max_length=4000,
+            placeholder=_clip(prompt, 100) if len(prompt) > 45 else None,
+        ))
+
+
+class HeraldClient(discord.Client):
+    def __init__(self, front: DiscordFront) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=front.guild_ready_timeout)
+        self.front = front
+        self.tree = app_commands.CommandTree(self)
+
+    async def setup_hook(self) -> None:
+        await self.front.setup(self)
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        if interaction.type == discord.InteractionType.modal_submit:
+            await self.front.modal_submitted(interaction)
+
+
+# -- the front end ----------------------------------------------------------------------------------
+
+
+class DiscordFront:
+    platform = PLATFORM
+
+    def __init__(
+        self,
+        handle: Callable[[Command], Awaitable[Reply]],
+        token: str,
+        *,
+        api_url: str | None = None,
+        guild_ids: list[int] | None = None,
+        ready_timeout: float = 30.0,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        self.handle = handle
+        self.token = token
+        self.api_url = api_url.rstrip("/") if api_url else None
+        self.guild_ids = list(guild_ids or [])
+        self.ready_timeout = ready_timeout
+        self.guild_ready_timeout = guild_ready_timeout  # how long discord.py waits for more GUILD_CREATEs
+        self.client: HeraldClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._saved: tuple[str, yarl.URL] | None = None
+        self._options: dict[tuple[str, str, str], tuple[float, list[tuple[str, str]]]] = {}
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.api_url:
+            self._saved = (discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+            discord.http.Route.BASE = f"{self.api_url}/api/v10"
+        client = self.client = HeraldClient(self)
+        try:
+            await client.login(self.token)  # GET /users/@me and the application; setup_hook syncs the commands
+            if self.api_url:
+                _shards, url, _limit = await client.http.get_bot_gateway()
+                DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        except BaseException:
+            await self.stop()
+            raise
+        self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
+        ready = asyncio.create_task(client.wait_until_ready())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=self.ready_timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            failure = self._task.exception() if self._task in done else None
+            await self.stop()
+            raise RuntimeError(f"Discord didn't get ready in {self.ready_timeout:g} s"
+                               + (f": {failure}" if failure else "")) from failure
+
+    async def stop(self) -> None:
+        client, task = self.client, self._task
+        self.client, self._task = None, None
+        if client is not None:
+            await client.close()
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, 5.0)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+            except Exception:
+                log.debug("the Discord gateway task ended with an error", exc_info=True)
+        if self._saved is not None:
+            discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._saved
+            self._saved = None
+
+    async def setup(self, client: HeraldClient) -> None:
+        """Register the dynamic buttons and the slash commands, and sync them with Discord."""
+        client.add_dynamic_items(HeraldButton)
+        for spec in COMMANDS.values():
+            client.tree.add_command(self.slash_command(spec))
+        if self.guild_ids:
+            for guild_id in self.guild_ids:
+                guild = discord.Object(id=guild_id)
+                client.tree.copy_global_to(guild=guild)
+                await client.tree.sync(guild=guild)
+        else:
+            await client.tree.sync()
+
+    # -- Notifier -----------------------------------------------------------------------------
+
+    async def send(self, chat: ChatAddress, reply: Reply) -> None:
+        """Herald speaking on its own: a message with the reply's embed and buttons in that channel."""
+        client = self.client
+        if client is None:
+            log.warning("the Discord front end isn't running; a notice for channel %s was dropped", chat.chat_id)
+            return
+        channel = client.get_channel(int(chat.chat_id)) or await client.fetch_channel(int(chat.chat_id))
+        if not isinstance(channel, discord.abc.Messageable):
+            log.warning("Discord channel %s can't take messages", chat.chat_id)
+            return
+        await channel.send(**self.render(reply))
+
+    # -- slash commands -----------------------------------------------------------------------
+
+    def slash_command(self, spec: CommandSpec) -> app_commands.Command[Any, Any, None]:
+        front = self
+        words = spec.usage.split()[1:]
+        described = _clip(" ".join(words) + f" — e.g. {spec.example}", 100) if words else ""
+
+        if spec.name == "role":
+            async def role_callback(
+                interaction: discord.Interaction[Any],
+                role: Literal["admin", "editor", "approver", "viewer"] | None = None,
+                member: discord.Member | None = None,
+                group: discord.Role | None = None,
+                person: str | None = None,
+            ) -> None:
+                mentions = []
+                if member is not None:
+                    mentions.append(front.actor_of(member))
+                if group is not None:
+                    mentions.append(Actor(PLATFORM, f"role:{group.id}", f"@{group.name}"))
+                text = " ".join(w for w in (person, role) if w)
+                await front.run_slash(interaction, spec.name, text, mentions=tuple(mentions))
+
+            callback: Any = app_commands.describe(
+                role="the Herald role to give", member="a member of this server",
+                group="a server role: everyone holding it gets the Herald role",
+                person="someone by name (instead of member)",
+            )(role_callback)
+        elif spec.name in ("draft", "attach"):
+            async def media_callback(interaction: discord.Interaction[Any], args: str | None = None,
+                                     image: discord.Attachment | None = None) -> None:
+                await front.run_slash(interaction, spec.name, args or "", image=image)
+
+            callback = app_commands.describe(args=described, image="a picture or video for the post")(media_callback)
+        elif words:
+            async def text_callback(interaction: discord.Interaction[Any], args: str | None = None) -> None:
+                await front.run_slash(interaction, spec.name, args or "")
+
+            callback = app_commands.describe(args=described)(text_callback)
+        else:
+            async def bare_callback(interaction: discord.Interaction[Any]) -> None:
+                await front.run_slash(interaction, spec.name, "")
+
+            callback = bare_callback
+        command: app_commands.Command[Any, Any, None] = app_commands.Command(
+            name=spec.name, description=_clip(spec.summary, 100), callback=callback
+        )
+        if any(_placeholder_kind(w) for w in words) and "args" in command._params:
+            async def complete(interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+                return await front.complete(interaction, spec, current)
+
+            command.autocomplete("args")(complete)
+        return command
+
+    async def run_slash(self, interaction: discord.Interaction[Any], name: str, text: str, *,
+                        mentions: tuple[Actor, ...] = (), image: discord.Attachment | None = None) -> None:
+        actor, chat = self.actor_of(interaction.user, interaction), self.chat_of(interaction)
+
+        async def run() -> Reply:
+            media: tuple[MediaIn, ...] = ()
+            if image is not None:
+                media = (MediaIn(image.filename, image.content_type or "application/octet-stream",
+                                 await image.read()),)
+            return await self.handle(Command(name, actor, chat, text=text.strip(), mentions=mentions, media=media))
+
+        reply = await self._in_time(interaction, run())
+        await self.answer(interaction, reply)
+
+    # -- buttons and modals -------------------------------------------------------------------
+
+    async def press(self, interaction: discord.Interaction[Any], button: Button) -> None:
+        if button.prompt:
+            await interaction.response.send_modal(HeraldModal(button, button.label))
+            return
+        command = Command(button.command, self.actor_of(interaction.user, interaction), self.chat_of(interaction),
+                          args=dict(button.args))
+        reply = await self._in_time(interaction, self.handle(command))
+        await self.answer(interaction, reply, on_message=True)
+
+    async def modal_submitted(self, interaction: discord.Interaction[Any]) -> None:
+        data: dict[str, Any] = dict(interaction.data or {})
+        match = MODAL_RE.fullmatch(str(data.get("custom_id", "")))
+        if match is None:
+            return
+        text = _modal_text(data.get("components") or [])
+        command = Command(match["command"], self.actor_of(interaction.user, interaction), self.chat_of(interaction),
+                          args={**_decode_args(match["args"]), "text": text.strip()})
+        reply = await self._in_time(interaction, self.handle(command))
+        await self.answer(interaction, reply, on_message=interaction.message is not None)
+
+    # -- answering ----------------------------------------------------------------------------
+
+    async def _in_time(self, interaction: discord.Interaction[Any], work: Awaitable[Reply]) -> Reply:
+        """Run a command; if it takes long, acknowledge the interaction first (Discord waits 3 s)."""
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER)
+        if not done and not interaction.response.is_done():
+            if interaction.type == discord.InteractionType.application_command:
+                await interaction.response.defer(thinking=True)
+            else:
+                await interaction.response.defer()  # components and modals: "deferred update"
+        return await task
+
+    async def answer(self, interaction: discord.Interaction[Any], reply: Reply, *, on_message: bool = False) -> None:
+        """Show a reply: as the response, editing the button's message for `update`, ephemeral when private."""
+        hidden = reply.private or reply.error or reply.delete_command
+        deferred = interaction.response.is_done()
+        can_modal = not deferred and interaction.type != discord.InteractionType.modal_submit
+        if reply.ask is not None and can_modal and not reply.error:
+            await interaction.response.send_modal(HeraldModal(reply.ask, _first_line(reply.text)))
+            return
+        if reply.ask is not None:  # a modal can't answer a modal: offer a button that opens one
+            ask = reply.ask
+            reply = Reply(reply.text, buttons=(*reply.buttons, Button(ask.label, ask.command, dict(ask.args),
+                                                                     prompt=ask.prompt or "Your answer")),
+                          image=reply.image, private=reply.private, error=reply.error)
+        content = self.render(reply)
+        if on_message and reply.update is not None and not reply.error:
+            card = self.render(reply.update, editing=True)
+            if deferred:
+                await interaction.edit_original_response(**card)
+            else:
+                await interaction.response.edit_message(**card)
+            await interaction.followup.send(**content, ephemeral=hidden)
+            return
+        if not deferred:
+            await interaction.response.send_message(**content, ephemeral=hidden)
+        elif interaction.response.type == discord.InteractionResponseType.deferred_channel_message and not hidden:
+            await interaction.edit_original_response(**_as_edit(content))
+        else:
+            if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
+                await interaction.delete_original_response()  # the public "thinking…" can't turn ephemeral
+            await interaction.followup.send(**content, ephemeral=hidden)
+
+    def render(self, reply: Reply, *, editing: bool = False) -> dict[str, Any]:
+        """channel.send / send_message keyword arguments: an embed, the image as a file, the buttons."""
+        text = reply.text.strip() or "…"
+        first, _, rest = text.partition("\n")
+        title = ("✋ " if reply.error else "") + first
+        if len(title) > 256:
+            title, rest = _clip(title, 256), first + ("\n" + rest if rest else "")
+        embed = discord.Embed(title=title, description=_clip(rest.strip(), 4096) or None,
+                              colour=ERROR_COLOUR if reply.error else COLOUR)
+        out: dict[str, Any] = {"embed": embed}
+        if reply.image is not None:
+            embed.set_image(url="attachment://chart.png")
+            image = discord.File(io.BytesIO(reply.image), filename="chart.png")
+            out["attachments" if editing else "files"] = [image]
+        if reply.buttons:
+            view = discord.ui.View(timeout=None)
+            for button in reply.buttons[:25]:
+                view.add_item(HeraldButton(button))
+            out["view"] = view
+        elif editing:
+            out["view"] = None  # the card's buttons go away when its new content has none
+        return out
+
+    # -- who and where ------------------------------------------------------------------------
+
+    def actor_of(self, user: discord.User | discord.Member,
+                 interaction: discord.Interaction[Any] | None = None) -> Actor:
+        admin = False
+        groups: tuple[str, ...] = ()
+        if isinstance(user, discord.Member):
+            permissions = interaction.permissions if interaction is not None else user.guild_permissions
+            admin = permissions.administrator or permissions.manage_guild
+            # the role ids as Discord sent them with the member (the guild's role cache may be partial)
+            groups = tuple(str(role_id) for role_id in getattr(user, "_roles", ()))
+        return Actor(PLATFORM, str(user.id), user.display_name, is_chat_admin=admin,
+                     username=user.name.lower(), groups=groups)
+
+    def chat_of(self, interaction: discord.Interaction[Any]) -> ChatRef:
+        channel = interaction.channel
+        private = interaction.guild_id is None
+        title = getattr(channel, "name", None) or ("direct messages" if private else "")
+        return ChatRef(PLATFORM, str(interaction.channel_id), title=str(title), private=private,
+                       space=str(interaction.guild_id) if interaction.guild_id else "")
+
+    # -- autocomplete -------------------------------------------------------------------------
+
+    async def complete(self, interaction: discord.Interaction[Any], spec: CommandSpec,
+                       current: str) -> list[app_commands.Choice[str]]:
+        words = current.split(" ")
+        usage = spec.usage.split()[1:]
+        index = len(words) - 1
+        kind = _placeholder_kind(usage[index]) if index < len(usage) else (
+            _placeholder_kind(usage[-1]) if usage and "…" in usage[-1] else None)
+        if kind is None:
+            return []
+        before, partial = " ".join(words[:-1]), words[-1].lstrip("#").lower()
+        options = await self.options(interaction, kind)
+        return [app_commands.Choice(name=_clip(label, 100), value=_clip(f"{before} {value}".strip(), 100))
+                for value, label in options if value.lower().startswith(partial)][:25]
+
+    async def options(self, interaction: discord.Interaction[Any], kind: str) -> list[tuple[str, str]]:
+        """(value, label) of recent posts or of the accounts, read from /posts or /accounts as the asker."""
+        key = (kind, str(interaction.channel_id), str(interaction.user.id))
+        now = time.monotonic()
+        cached = self._options.get(key)
+        if cached is not None and now - cached[0] < OPTIONS_TTL:
+            return cached[1]
+        command = "posts" if kind == "post" else "accounts"
+        reply = await self.handle(Command(command, self.actor_of(interaction.user, interaction),
+                                          self.chat_of(interaction)))
+        found: list[tuple[str, str]] = []
+        if not reply.error:
+            pattern = r"^\s*#(\d+) (.*)$" if kind == "post" else r"^\s+([A-Za-z0-9][\w.\-]*): (.*)$"
+            for line in reply.text.splitlines():
+                match = re.match(pattern, line)
+                if match:
+                    label = f"#{match[1]} {match[2]}" if kind == "post" else f"{match[1]} — {match[2]}"
+                    found.append((match[1], label))
+        self._options[key] = (now, found)
+        return found
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _placeholder_kind(word: str) -> str | None:
+    """'post' for a usage word like <post> or [post], 'account' for <account>, <account…|all>, <network|account>."""
+    choices = word.strip("<>[]").replace("…", "").split("|")
+    for kind in ("post", "account"):
+        if kind in choices:
+            return kind
+    return None
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n", 1)[0]
+
+
+def _as_edit(content: dict[str, Any]) -> dict[str, Any]:
+    edit = dict(content)
+    if "files" in edit:
+        edit["attachments"] = edit.pop("files")
+    return edit
+
+
+def _modal_text(components: list[Any]) -> str:
+    """The value of the modal's text input (inside action rows, or labels in newer payloads)."""
+    for component in components:
+        if not isinstance(component, dict):
+            continue
+        if "value" in component and component.get("type") == 4:
+            return str(component["value"])
+        inner = component.get("components") or ([component["component"]] if "component" in component else [])
+        found = _modal_text(inner)
+        if found:
+            return found
+    return ""

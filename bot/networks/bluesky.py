@@ -1,0 +1,492 @@
+"""Bluesky (AT Protocol) connector: XRPC over plain HTTP against the account's PDS.
+
+- Session: `com.atproto.server.createSession` (handle + app password) once at connect time; the
+  access and refresh JWTs are kept with the account's credentials and renewed by `refresh()` with
+  `com.atproto.server.refreshSession` (createSession is tightly limited: 30 / 5 min, 300 / day).
+- Posting: `com.atproto.repo.createRecord` of an `app.bsky.feed.post` WITH A CLIENT-CHOSEN rkey: a
+  TID derived from the delivery's idempotency key, so every attempt of one delivery names the same
+  record. A resend can't make a second post: the PDS refuses to create an existing record (today
+  with a 500, soon with an explicit error), and Herald then reads the record back with
+  `com.atproto.repo.getRecord` and reports it as published. Hence `idempotent = True`.
+- Rich text: link and #hashtag facets with UTF-8 byte offsets; `outgoing.link` becomes an
+  `app.bsky.embed.external` card (title = the URL: Herald doesn't fetch pages), unless images take the
+  embed; images via `com.atproto.repo.uploadBlob` (≤ 1,000,000 bytes each, ≤ 4) → `app.bsky.embed.images`.
+- Metrics: `app.bsky.feed.getPosts` (25 uris per call); replies: `app.bsky.feed.getPostThread`.
+- Rate limits: 429 with `ratelimit-reset` (epoch seconds); 5,000 points/hour per account where a
+  create costs 3 points (≈ 1,666 posts/hour).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import regex
+from PIL import Image, UnidentifiedImageError
+
+from handlers.ports import (
+    AccountView,
+    Comment,
+    ConnectSpec,
+    ErrorKind,
+    Metrics,
+    Outgoing,
+    Published,
+    PublishError,
+    Verified,
+)
+
+from .http import HttpNetwork
+
+POST = "app.bsky.feed.post"
+URIS_PER_CALL = 25  # app.bsky.feed.getPosts takes up to 25 uris
+MAX_BLOB = 1_000_000  # bytes per image in app.bsky.embed.images
+REFRESH_WINDOW = timedelta(minutes=30)  # access JWTs live about 2 hours
+BLOB_TTL = timedelta(minutes=30)  # a PDS drops blobs no record references after a while
+THREAD_DEPTH = 10
+TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+TID_EPOCH_US = 1_672_531_200_000_000  # 2023-01-01T00:00:00Z in microseconds
+TID_SPAN_US = 1 << 46  # derived TIDs fall in 2023-01-01 … 2025-03 (always in the past)
+AUTH_ERRORS = ("ExpiredToken", "InvalidToken", "AuthMissing", "AuthenticationRequired", "AccountTakedown")
+URL_RE = regex.compile(r"https?://[^\s<>\"]+")
+TAG_RE = regex.compile(r"(?:^|\s)([#＃])([^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*"
+                       r"[^\d\s\p{P}\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]+"
+                       r"[^\s\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2]*)")
+
+
+class BlueskyNetwork(HttpNetwork):
+    key = "bluesky"
+    label = "Bluesky"
+    idempotent = True  # the rkey is fixed per delivery: a resend can't create a second post
+    default_base_url = "https://bsky.social"
+    publish_limits = ((1666, 3600.0),)  # 5,000 points/hour per account, 3 points per created record
+    reset_headers = ("retry-after", "ratelimit-reset")
+    refresh_window = REFRESH_WINDOW
+    connect_spec = ConnectSpec(
+        required=("handle", "app_password"),
+        optional=(),
+        secret=("app_password",),
+        help=(
+            "Your handle and an app password (Bluesky → Settings → Privacy and security → App passwords → Add; "
+            "not your account password). base_url= only if the account lives on its own PDS "
+            "(default https://bsky.social). Example: /connect bluesky name=brand handle=brand.bsky.social "
+            "app_password=abcd-efgh-ijkl-mnop"
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # sessions renewed in the middle of a call (access JWT expired), until refresh() hands them over
+        self._sessions: dict[int, dict[str, Any]] = {}
+
+    # -- session -------------------------------------------------------------------------------
+
+    async def verify(self, account: AccountView) -> Verified:
+        handle = str(account.settings.get("handle") or "").lstrip("@").strip()
+        if not handle:
+            raise ValueError("handle= is missing (e.g. handle=brand.bsky.social)")
+        if not account.credentials.get("app_password"):
+            raise ValueError("app_password= is missing")
+        if account.credentials.get("access_jwt") and account.settings.get("did"):
+            # a stored account (the health check): check the session it has rather than open another one
+            # (createSession allows 30 per 5 minutes); a session renewed on the way waits for refresh()
+            current = await self._xrpc(account, "GET", "com.atproto.server.getSession")
+            if current.get("active") is False:
+                raise PublishError(ErrorKind.AUTH_EXPIRED, self._reconnect(
+                    account, f"the Bluesky account is {current.get('status', 'inactive')}"))
+            return Verified(description=f"@{current.get('handle')} on Bluesky ({current.get('did')})",
+                            settings={"did": current.get("did"), "handle": current.get("handle")})
+        session = await self._create_session(account)
+        return Verified(
+            description=f"@{session['handle']} on Bluesky ({session['did']})",
+            settings={"did": session["did"], "handle": session["handle"]},
+            credentials=self._session_credentials(session),
+        )
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        """New session credentials when the access JWT is near its end, or one renewed mid-call."""
+        creds = self._creds(account)
+        expires = _jwt_expiry(creds.get("access_jwt"))
+        if expires is None or expires - self.clock.now() <= self.refresh_window:
+            await self._renew(account)
+        renewed = self._sessions.pop(account.id, None)
+        if renewed is None or renewed.get("access_jwt") == account.credentials.get("access_jwt"):
+            return None
+        return {**account.credentials, **renewed}
+
+    def _creds(self, account: AccountView) -> dict[str, Any]:
+        """The stored credentials, or the session renewed since, whichever lasts longer."""
+        stored = dict(account.credentials)
+        renewed = self._sessions.get(account.id)
+        if renewed is None:
+            return stored
+        mine, theirs = _jwt_expiry(renewed.get("access_jwt")), _jwt_expiry(stored.get("access_jwt"))
+        if theirs is not None and (mine is None or theirs > mine):
+            self._sessions.pop(account.id, None)  # a reconnect stored a newer session
+            return stored
+        return {**stored, **renewed}
+
+    async def _renew(self, account: AccountView) -> None:
+        """refreshSession with the refresh JWT; if that is dead too, createSession with the app password."""
+        creds = self._creds(account)
+        session: dict[str, Any] | None = None
+        if creds.get("refresh_jwt"):
+            try:
+                session = await self.call("POST", f"{self.base(account)}/xrpc/com.atproto.server.refreshSession",
+                                          headers=_bearer(creds["refresh_jwt"]))
+            except PublishError as exc:
+                if exc.kind not in (ErrorKind.AUTH_EXPIRED, ErrorKind.REJECTED):
+                    raise
+                session = None  # the refresh JWT is dead too: log in again with the app password
+        if session is None:
+            if not creds.get("app_password"):
+                raise PublishError(ErrorKind.AUTH_EXPIRED, self._reconnect(account, "the Bluesky session ended"))
+            session = await self._create_session(account)
+        self._sessions[account.id] = self._session_credentials(session)
+
+    async def _xrpc(self, account: AccountView, method: str, nsid: str, *, sending: bool = False,
+                    headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        """One XRPC call with the account's session; an expired access JWT is renewed and the call made once more
+        (safe: an expired token means the PDS did nothing)."""
+        url = f"{self.base(account)}/xrpc/{nsid}"
+        try:
+            return await self.call(method, url, sending=sending, headers={**self._headers(account), **(headers or {})},
+                                   **kwargs)
+        except PublishError as exc:
+            if exc.kind != ErrorKind.AUTH_EXPIRED or not exc.reason.startswith("Bluesky session:"):
+                raise
+        await self._renew(account)
+        return await self.call(method, url, sending=sending, headers={**self._headers(account), **(headers or {})},
+                               **kwargs)
+
+    async def _create_session(self, account: AccountView) -> dict[str, Any]:
+        handle = str(account.settings.get("handle") or account.settings.get("did") or "").lstrip("@")
+        try:
+            session = await self.call(
+                "POST", f"{self.base(account)}/xrpc/com.atproto.server.createSession",
+                json={"identifier": handle, "password": account.credentials.get("app_password")},
+            )
+        except PublishError as exc:
+            if exc.kind == ErrorKind.AUTH_EXPIRED:
+                raise PublishError(ErrorKind.AUTH_EXPIRED, self._reconnect(account, exc.reason)) from exc
+            raise
+        if not session.get("accessJwt") or not session.get("did"):
+            raise PublishError(ErrorKind.TRANSIENT, "Bluesky's session answer had no token")
+        if session.get("active") is False:
+            raise PublishError(ErrorKind.AUTH_EXPIRED, f"the Bluesky account is {session.get('status', 'inactive')}")
+        return session
+
+    def _session_credentials(self, session: dict[str, Any]) -> dict[str, Any]:
+        creds = {"access_jwt": session["accessJwt"], "refresh_jwt": session.get("refreshJwt")}
+        expires = _jwt_expiry(session["accessJwt"])
+        if expires is not None:
+            creds["expires_at"] = _iso(expires)
+        return creds
+
+    def _reconnect(self, account: AccountView, why: str) -> str:
+        return (f"{why}; reconnect with /connect bluesky name={account.name} handle=… app_password=… "
+                "(a new app password if the old one was revoked)")
+
+    def _headers(self, account: AccountView) -> dict[str, str]:
+        token = self._creds(account).get("access_jwt")
+        if not token:
+            raise PublishError(ErrorKind.AUTH_EXPIRED, self._reconnect(account, "no Bluesky session stored"))
+        return _bearer(token)
+
+    def _did(self, account: AccountView) -> str:
+        did = account.settings.get("did")
+        if not did:
+            raise PublishError(ErrorKind.AUTH_EXPIRED, self._reconnect(account, "the account's DID isn't known"))
+        return str(did)
+
+    # -- publish -------------------------------------------------------------------------------
+
+    async def publish(self, account: AccountView, post: Outgoing) -> Published:
+        did = self._did(account)
+        rkey = tid_for(post.idempotency_key)
+        if len(post.media) > 4:
+            raise PublishError(ErrorKind.REJECTED, "Bluesky takes at most 4 images per post")
+        for media in post.media:
+            if not media.content_type.startswith("image/"):
+                raise PublishError(ErrorKind.REJECTED, f"{media.filename}: Herald posts images to Bluesky, not "
+                                   f"{media.content_type}")
+        images = await self._upload_all(account, post)
+        record: dict[str, Any] = {"$type": POST, "text": post.text, "createdAt": _iso(self.clock.now())}
+        facets = make_facets(post.text)
+        if facets:
+            record["facets"] = facets
+        if images:
+            record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
+        elif post.link:
+            record["embed"] = {"$type": "app.bsky.embed.external",
+                               "external": {"uri": post.link, "title": post.link, "description": ""}}
+        if account.settings.get("lang"):
+            record["langs"] = [str(account.settings["lang"])]
+        resume = self._resume(post, images)
+        await _with_resume(self.hold_back(account), resume)
+        try:
+            created = await self._xrpc(account, "POST", "com.atproto.repo.createRecord", sending=True,
+                                       json={"repo": did, "collection": POST, "rkey": rkey, "record": record})
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.AUTH_EXPIRED, ErrorKind.RATE_LIMITED):
+                exc.resume = exc.resume or resume
+                raise
+            existing = await self._existing(account, did, rkey)  # an earlier attempt may have made it
+            if existing is not None:
+                return existing
+            exc.resume = exc.resume or resume
+            raise
+        uri = str(created.get("uri") or f"at://{did}/{POST}/{rkey}")
+        return Published(remote_id=uri, url=self._url(account, uri))
+
+    async def _existing(self, account: AccountView, did: str, rkey: str) -> Published | None:
+        try:
+            found = await self._xrpc(account, "GET", "com.atproto.repo.getRecord",
+                                     params={"repo": did, "collection": POST, "rkey": rkey})
+        except PublishError:
+            return None
+        uri = str(found.get("uri") or f"at://{did}/{POST}/{rkey}")
+        return Published(remote_id=uri, url=self._url(account, uri))
+
+    async def _upload_all(self, account: AccountView, post: Outgoing) -> list[dict[str, Any]]:
+        done = self._resumed(post)
+        images: list[dict[str, Any]] = []
+        for i, media in enumerate(post.media):
+            key = _media_key(i, media.sha256)
+            data, content_type, size = fit_image(media.data, media.content_type, media.filename)
+            if key in done:
+                blob = done[key]
+            else:
+                answer = await _with_resume(self._xrpc(
+                    account, "POST", "com.atproto.repo.uploadBlob", content=data,
+                    headers={"Content-Type": content_type},
+                ), self._resume(post, images))
+                blob = answer.get("blob")
+                if not isinstance(blob, dict):
+                    raise PublishError(ErrorKind.TRANSIENT, f"Bluesky's upload answer for {media.filename} had "
+                                       "no blob", resume=self._resume(post, images))
+            image: dict[str, Any] = {"alt": "", "image": blob}
+            if size:
+                image["aspectRatio"] = {"width": size[0], "height": size[1]}
+            images.append(image)
+        return images
+
+    def _resumed(self, post: Outgoing) -> dict[str, dict[str, Any]]:
+        saved = post.resume.get("blobs")
+        at = _parse_time(post.resume.get("blobs_uploaded_at"))
+        if not isinstance(saved, dict) or at is None or self.clock.now() - at > BLOB_TTL:
+            return {}
+        return {str(k): v for k, v in saved.items() if isinstance(v, dict)}
+
+    def _resume(self, post: Outgoing, images: list[dict[str, Any]]) -> dict[str, Any]:
+        if not images:
+            return {}
+        at = post.resume.get("blobs_uploaded_at") if self._resumed(post) else None
+        keys = [_media_key(i, m.sha256) for i, m in enumerate(post.media)]
+        return {"blobs": {k: img["image"] for k, img in zip(keys, images, strict=False)},
+                "blobs_uploaded_at": at or _iso(self.clock.now())}
+
+    def _url(self, account: AccountView, uri: str) -> str:
+        handle = account.settings.get("handle") or account.settings.get("did")
+        return f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}"
+
+    # -- metrics and replies ---------------------------------------------------------------------
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
+        uris = list(dict.fromkeys(r for r in remote_ids if r))
+        followers = await self._followers(account)
+        readings: dict[str, Metrics] = {}
+        for start in range(0, len(uris), URIS_PER_CALL):
+            chunk = uris[start:start + URIS_PER_CALL]
+            body = await self._xrpc(account, "GET", "app.bsky.feed.getPosts", params={"uris": chunk})
+            for view in body.get("posts") or []:
+                if view.get("uri") in chunk:
+                    readings[view["uri"]] = Metrics(
+                        likes=view.get("likeCount"), comments=view.get("replyCount"),
+                        shares=view.get("repostCount"), quotes=view.get("quoteCount"), followers=followers)
+        return readings
+
+    async def _followers(self, account: AccountView) -> int | None:
+        try:
+            profile = await self._xrpc(account, "GET", "app.bsky.actor.getProfile",
+                                       params={"actor": self._did(account)})
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.AUTH_EXPIRED, ErrorKind.RATE_LIMITED):
+                raise
+            return None
+        count = profile.get("followersCount")
+        return int(count) if count is not None else None
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]:
+        own = account.settings.get("did")
+        comments: list[Comment] = []
+        for uri in dict.fromkeys(r for r in remote_ids if r):
+            try:
+                body = await self._xrpc(account, "GET", "app.bsky.feed.getPostThread",
+                                        params={"uri": uri, "depth": THREAD_DEPTH, "parentHeight": 0})
+            except PublishError as exc:
+                if exc.kind == ErrorKind.REJECTED:
+                    continue  # NotFound: the post is gone
+                raise
+            pending = list((body.get("thread") or {}).get("replies") or [])
+            while pending:
+                node = pending.pop(0)
+                pending.extend(node.get("replies") or [])
+                view = node.get("post")
+                if not isinstance(view, dict):
+                    continue  # notFoundPost / blockedPost
+                author = view.get("author") or {}
+                record = view.get("record") or {}
+                created = _parse_time(record.get("createdAt") or view.get("indexedAt"))
+                if created is None or author.get("did") == own or (since is not None and created <= since):
+                    continue
+                handle = author.get("handle") or author.get("did")
+                comments.append(Comment(
+                    remote_id=str(view["uri"]), parent_remote_id=uri, author=f"@{handle}",
+                    text=str(record.get("text") or ""), created_at=created,
+                    url=f"https://bsky.app/profile/{handle}/post/{str(view['uri']).rsplit('/', 1)[-1]}",
+                ))
+        return comments
+
+    # -- XRPC errors ---------------------------------------------------------------------------
+
+    def classify(self, response: httpx.Response) -> PublishError | None:
+        if response.status_code in (400, 401) and _xrpc_error(response) in AUTH_ERRORS:
+            return PublishError(ErrorKind.AUTH_EXPIRED, f"Bluesky session: {self.error_reason(response)}")
+        return None
+
+    def error_reason(self, response: httpx.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return super().error_reason(response)
+        if isinstance(body, dict) and (body.get("message") or body.get("error")):
+            message, code = body.get("message"), body.get("error")
+            return (f"{message} ({code})" if message and code else str(message or code))[:300]
+        return super().error_reason(response)
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def tid_for(key: str) -> str:
+    """A valid TID (13 chars, base32-sortable) derived from `key`: the same delivery, the same rkey.
+
+    64 bits: a zero top bit, 53 bits of microseconds (2023-01-01 plus up to ~2.2 years, so it never
+    lies in the future) and 10 bits of "clock id", all taken from SHA-256 of the key.
+    """
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    micros = TID_EPOCH_US + (digest >> 18) % TID_SPAN_US
+    value = (micros << 10) | (digest & 0x3FF)
+    chars = []
+    for _ in range(13):
+        chars.append(TID_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def make_facets(text: str) -> list[dict[str, Any]]:
+    """Link and #hashtag facets with UTF-8 byte offsets (start inclusive, end exclusive)."""
+    facets: list[dict[str, Any]] = []
+    taken: list[tuple[int, int]] = []
+    for match in URL_RE.finditer(text):
+        url = match.group(0).rstrip(".,;:!?)]}'\"")
+        start = match.start()
+        end = start + len(url)
+        taken.append((start, end))
+        facets.append(_facet(text, start, end, {"$type": "app.bsky.richtext.facet#link", "uri": url}))
+    for match in TAG_RE.finditer(text):
+        tag = regex.sub(r"\p{P}+$", "", match.group(2))
+        start = match.start(1)
+        end = match.start(2) + len(tag)
+        if not tag or len(tag) > 64 or any(s < end and start < e for s, e in taken):
+            continue
+        facets.append(_facet(text, start, end, {"$type": "app.bsky.richtext.facet#tag", "tag": tag}))
+    facets.sort(key=lambda f: f["index"]["byteStart"])
+    return facets
+
+
+def _facet(text: str, start: int, end: int, feature: dict[str, Any]) -> dict[str, Any]:
+    byte_start = len(text[:start].encode())
+    byte_end = byte_start + len(text[start:end].encode())
+    return {"index": {"byteStart": byte_start, "byteEnd": byte_end}, "features": [feature]}
+
+
+def fit_image(data: bytes, content_type: str, filename: str) -> tuple[bytes, str, tuple[int, int] | None]:
+    """The image as Bluesky takes it: EXIF stripped from JPEGs, ≤ 1,000,000 bytes; and its size."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        if len(data) > MAX_BLOB:
+            raise PublishError(ErrorKind.REJECTED, f"{filename} is over Bluesky's 1 MB image limit") from exc
+        return data, content_type, None
+    size = image.size
+    if len(data) <= MAX_BLOB and not (content_type == "image/jpeg" and image.getexif()):
+        return data, content_type, size
+    rgb = image.convert("RGB")
+    for scale, quality in ((1.0, 90), (1.0, 80), (0.75, 80), (0.5, 75), (0.35, 70), (0.25, 65)):
+        frame = rgb if scale == 1.0 else rgb.resize((max(1, int(size[0] * scale)), max(1, int(size[1] * scale))))
+        out = io.BytesIO()
+        frame.save(out, format="JPEG", quality=quality, optimize=True)  # no exif= → metadata dropped
+        if out.tell() <= MAX_BLOB:
+            return out.getvalue(), "image/jpeg", frame.size
+    raise PublishError(ErrorKind.REJECTED, f"{filename} can't be brought under Bluesky's 1 MB image limit")
+
+
+def _jwt_expiry(token: str | None) -> datetime | None:
+    """The `exp` of a JWT, read without verifying it (Herald only needs to know when to renew)."""
+    if not token or token.count(".") < 2:
+        return None
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return datetime.fromtimestamp(int(claims["exp"]), UTC)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _xrpc_error(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None
+
+
+async def _with_resume(awaitable: Any, resume: dict[str, Any]) -> Any:
+    try:
+        return await awaitable
+    except PublishError as exc:
+        if resume and not exc.resume:
+            exc.resume = resume
+        raise
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _media_key(index: int, sha256: str) -> str:
+    return f"{index}:{sha256}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,257 @@
+"""Instagram professional accounts through the Graph API's content publishing.
+
+Publishing is two-phase and Meta downloads every image itself from a public URL:
+
+1. ``POST /{ig-user-id}/media`` (``image_url``, ``caption``) → a container id; for several images
+   one child container each (``is_carousel_item=true``) then a ``media_type=CAROUSEL`` container
+   with ``children=…``;
+2. wait until ``GET /{container-id}?fields=status_code`` is ``FINISHED``;
+3. ``POST /{ig-user-id}/media_publish`` (``creation_id``) → the media id.
+
+A failure after step 1 carries ``resume={"container_id": …}``; the next attempt reads that
+container's status and publishes it (or, when it says PUBLISHED, finds the post) instead of
+making another. Image URLs come from the account's ``media_url_template=`` or ``media_base_url=``
+(see bot/networks/meta.py): Herald must serve its media store publicly for Instagram to work.
+
+Two logins (both from platforms.md §3): ``login=instagram`` (default, Instagram Login,
+graph.instagram.com, a 60-day token extended with ``grant_type=ig_refresh_token``) or
+``login=facebook`` (Facebook Login, graph.facebook.com, the IG account linked to a Page, with a
+Page or system-user token that doesn't expire, so no refresh).
+
+Limits: 50 API posts per account per rolling 24 h (the current ``media_publish`` reference; a
+carousel counts once), captions 2,200 characters, 30 hashtags, 20 mentions, 10 carousel items,
+JPEG only (so the public media endpoint should serve JPEG).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from bot.networks.meta import (
+    MetaGraphNetwork,
+    check_media_template,
+    insight_values,
+    media_url,
+    parse_time,
+)
+from handlers.limits import LimitCheck
+from handlers.ports import (
+    AccountView,
+    Comment,
+    ConnectSpec,
+    ErrorKind,
+    Metrics,
+    Outgoing,
+    Published,
+    PublishError,
+    Verified,
+)
+
+INSIGHTS = ("views", "reach", "likes", "comments", "shares", "saved")
+HOSTS = {"instagram": "https://graph.instagram.com", "facebook": "https://graph.facebook.com"}
+
+
+class InstagramNetwork(MetaGraphNetwork):
+    key: ClassVar[str] = "instagram"
+    label: ClassVar[str] = "Instagram"
+    default_base_url: ClassVar[str] = HOSTS["instagram"]
+    publish_limits: ClassVar[tuple[tuple[int, float], ...]] = ((50, 86400.0),)
+    status_field: ClassVar[str] = "status_code"
+    connect_spec: ClassVar[ConnectSpec] = ConnectSpec(
+        required=("token",),
+        optional=("login", "ig_user_id", "page_id", "media_url_template", "media_base_url"),
+        secret=("token",),
+        help=(
+            "An Instagram professional (Business/Creator) account. Default login=instagram: in your Meta app's "
+            "Instagram use case (Instagram Login, permissions instagram_business_basic, "
+            "instagram_business_content_publish, instagram_business_manage_insights, "
+            "instagram_business_manage_comments) generate a long-lived (60-day) token; Herald renews it. "
+            "Or login=facebook with a Page token of the Page linked to the account and page_id= (or ig_user_id=). "
+            "Instagram downloads images from a public URL: give media_url_template= with {sha256} "
+            "(and {ext}/{filename}) where Herald's media is served. "
+            "Example: /connect instagram name=brand-ig token=IGAA… "
+            "media_url_template=https://media.example.com/herald/{sha256}.jpg"
+        ),
+    )
+
+    def login(self, account: AccountView) -> str:
+        return str(account.settings.get("login") or "instagram").lower()
+
+    def base(self, account: AccountView) -> str:
+        return (account.base_url or HOSTS.get(self.login(account), self.default_base_url)).rstrip("/")
+
+    def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
+        result = super().check(account, text, media_count)
+        if media_count and not (account.settings.get("media_url_template") or account.settings.get("media_base_url")):
+            problem = "Instagram needs public image URLs: reconnect the account with media_url_template="
+            return LimitCheck(result.network, result.used, result.limit, result.unit, (*result.problems, problem))
+        return result
+
+    def user_id(self, account: AccountView) -> str:
+        user = str(account.settings.get("ig_user_id") or "").strip()
+        if not user:
+            raise PublishError(ErrorKind.REJECTED, "this Instagram account has no ig_user_id; reconnect it with "
+                               f"/connect instagram name={account.name} token=…")
+        return user
+
+    async def verify(self, account: AccountView) -> Verified:
+        login = self.login(account)
+        if login not in HOSTS:
+            raise ValueError("login= is instagram (Instagram Login, the default) or facebook (a Page-linked account)")
+        check_media_template(account.settings)
+        ig_user = str(account.settings.get("ig_user_id") or "").strip()
+        page = str(account.settings.get("page_id") or "").strip()
+        if login == "instagram":
+            body = await self.graph("GET", account, "me", params={"fields": "user_id,username"})
+            found = str(body.get("user_id") or body.get("id") or "")
+            if ig_user and found and ig_user != found:
+                raise ValueError(f"the token belongs to @{body.get('username')} (id {found}), not {ig_user}")
+        elif ig_user:
+            body = await self.graph("GET", account, ig_user, params={"fields": "id,username"})
+            found = str(body.get("id") or ig_user)
+        elif page:
+            linked = await self.graph("GET", account, page,
+                                      params={"fields": "instagram_business_account{id,username}"})
+            body = linked.get("instagram_business_account") or {}
+            if not body:
+                raise ValueError(f"Page {page} has no Instagram professional account linked to it")
+            found = str(body.get("id"))
+        else:
+            raise ValueError("with login=facebook, give page_id= (the Page linked to the account) or ig_user_id=")
+        username = body.get("username") or found
+        return Verified(description=f"@{username} on Instagram (id {found})",
+                        settings={"ig_user_id": found, "username": username})
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    async def publish(self, account: AccountView, outgoing: Outgoing) -> Published:
+        user = self.user_id(account)
+        if not outgoing.media:
+            raise PublishError(ErrorKind.REJECTED, "Instagram needs at least one image; it has no text-only posts")
+        container = str(outgoing.resume.get("container_id") or "")
+        if container:
+            status, _ = await self.container_status(account, container)
+            if status == "PUBLISHED":
+                return await self._find_published(account, user, outgoing, container)
+            if status not in ("FINISHED", "IN_PROGRESS"):
+                container = ""  # expired or failed: nothing was posted, start again
+        if not container:
+            container = await self._create(account, user, outgoing)
+        try:
+            await self.wait_until_finished(account, container)
+            await self.hold_back(account)
+            body = await self.graph("POST", account, user, "media_publish", sending=True,
+                                    data={"creation_id": container})
+        except PublishError as exc:
+            exc.resume = {"container_id": container, **exc.resume}
+            raise
+        media_id = str(body.get("id") or "")
+        if not media_id:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Instagram answered the publish without a media id",
+                               resume={"container_id": container})
+        return Published(remote_id=media_id, url=await self._permalink(account, media_id))
+
+    async def _create(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
+        urls = [media_url(account, m, self.label) for m in outgoing.media]
+        if len(urls) == 1:
+            body = await self.graph("POST", account, user, "media",
+                                    data={"image_url": urls[0], "caption": outgoing.text})
+            return str(body["id"])
+        children = []
+        for url in urls:
+            child = await self.graph("POST", account, user, "media",
+                                     data={"image_url": url, "is_carousel_item": "true"})
+            children.append(str(child["id"]))
+        for child_id in children:
+            await self.wait_until_finished(account, child_id)
+        body = await self.graph("POST", account, user, "media",
+                                data={"media_type": "CAROUSEL", "children": ",".join(children),
+                                      "caption": outgoing.text})
+        return str(body["id"])
+
+    async def _find_published(self, account: AccountView, user: str, outgoing: Outgoing,
+                              container: str) -> Published:
+        body = await self.graph("GET", account, user, "media",
+                                params={"fields": "id,caption,permalink,timestamp", "limit": 25})
+        for item in body.get("data", []) if isinstance(body, dict) else []:
+            if (item.get("caption") or "") == outgoing.text:
+                return Published(remote_id=str(item["id"]), url=item.get("permalink"))
+        raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"Instagram says container {container} was published, but "
+                           "Herald can't find the post among the latest 25; check the account",
+                           resume={"container_id": container})
+
+    async def _permalink(self, account: AccountView, media_id: str) -> str | None:
+        try:
+            body = await self.graph("GET", account, media_id, params={"fields": "permalink"})
+        except PublishError:
+            return None  # the post exists: never fail the publish for its URL
+        url = body.get("permalink")
+        return url if isinstance(url, str) and url else None
+
+    # -- metrics, comments, token -------------------------------------------------------------
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
+        out: dict[str, Metrics] = {}
+        followers = await self._followers(account)
+        for media_id in remote_ids:
+            try:
+                counts = await self.graph("GET", account, media_id, params={"fields": "id,like_count,comments_count"})
+            except PublishError as exc:
+                if exc.kind == ErrorKind.REJECTED:
+                    continue  # deleted or unknown: left out
+                raise
+            values: dict[str, int] = {}
+            try:
+                values = insight_values(await self.graph("GET", account, media_id, "insights",
+                                                         params={"metric": ",".join(INSIGHTS)}))
+            except PublishError as exc:
+                if exc.kind in (ErrorKind.AUTH_EXPIRED, ErrorKind.RATE_LIMITED):
+                    raise
+                # e.g. "(#10) Not enough viewers", carousel children: keep the plain counts
+            likes = values.get("likes", counts.get("like_count"))
+            comments = values.get("comments", counts.get("comments_count"))
+            out[media_id] = Metrics(
+                likes=likes if isinstance(likes, int) else None,
+                comments=comments if isinstance(comments, int) else None,
+                shares=values.get("shares"), saves=values.get("saved"),
+                impressions=values.get("views", values.get("impressions")), followers=followers,
+            )
+        return out
+
+    async def _followers(self, account: AccountView) -> int | None:
+        try:
+            body = await self.graph("GET", account, self.user_id(account), params={"fields": "followers_count"})
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.AUTH_EXPIRED, ErrorKind.RATE_LIMITED):
+                raise
+            return None
+        count = body.get("followers_count")
+        return count if isinstance(count, int) else None
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]:
+        out: list[Comment] = []
+        for media_id in remote_ids:
+            try:
+                body = await self.graph("GET", account, media_id, "comments",
+                                        params={"fields": "id,text,timestamp,username", "limit": 50})
+            except PublishError as exc:
+                if exc.kind == ErrorKind.REJECTED:
+                    continue
+                raise
+            for item in body.get("data", []) if isinstance(body, dict) else []:
+                created = parse_time(item.get("timestamp"))
+                if created is None or (since is not None and created <= since):
+                    continue
+                out.append(Comment(remote_id=str(item.get("id")), parent_remote_id=media_id,
+                                   author=f"@{item.get('username') or 'someone'}", text=str(item.get("text") or ""),
+                                   created_at=created))
+        return out
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        if self.login(account) != "instagram":
+            return None  # Page / system-user tokens don't expire
+        return await self.refresh_long_lived(account, f"{self.base(account)}/refresh_access_token",
+                                             "ig_refresh_token")

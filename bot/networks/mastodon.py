@@ -1,0 +1,317 @@
+"""Mastodon connector: statuses, images, metrics and replies on any instance (plain REST).
+
+- Posting: `POST /api/v1/statuses` with `Idempotency-Key: <delivery key>`: Mastodon remembers the key
+  (about an hour) and answers a resend with the status it already made, so a retry can't post twice.
+- Images: `POST /api/v2/media` (multipart `file`); a 202 means the server is still processing it, so
+  Herald polls `GET /api/v1/media/:id` (206 while processing, 200 when ready) before attaching.
+  Uploaded ids travel in the error's `resume`, so a retry attaches them instead of uploading again.
+- Metrics: `GET /api/v1/statuses?id[]=…` (Mastodon 4.3+), else one `GET /api/v1/statuses/:id` each.
+  No impressions, clicks or saves: Mastodon doesn't publish them.
+- Replies: `GET /api/v1/statuses/:id/context` → `descendants`.
+- Limits: the instance's own `max_characters` / `characters_reserved_per_url` (read at connect time
+  from `GET /api/v2/instance`); rate limits 300 requests / 5 min and 30 media uploads / 30 min per
+  account by default, signalled with `X-RateLimit-*` headers (reset as an ISO time).
+- base_url (the instance) is required: a token only works on the instance that issued it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from aiolimiter import AsyncLimiter
+
+from handlers.limits import LimitCheck, check_text
+from handlers.ports import (
+    AccountView,
+    Comment,
+    ConnectSpec,
+    ErrorKind,
+    Metrics,
+    Outgoing,
+    Published,
+    PublishError,
+    Verified,
+)
+
+from .http import HttpNetwork
+
+IDS_PER_CALL = 20  # GET /api/v1/statuses?id[]=… (Mastodon pages 20 statuses by default; no documented max)
+MEDIA_LIMIT = (30, 1800.0)  # POST /api/v2/media: 30 per 30 minutes per account
+MEDIA_TTL = timedelta(hours=12)  # unattached media are removed by the instance after a day
+MEDIA_POLLS = 30
+
+
+class MastodonNetwork(HttpNetwork):
+    key = "mastodon"
+    label = "Mastodon"
+    idempotent = True  # Idempotency-Key: a resent status comes back as the one already made
+    default_base_url = "https://mastodon.social"
+    publish_limits = ((300, 300.0),)  # every API call shares 300 / 5 min per account; posts can't exceed it
+    reset_headers = ("retry-after", "x-ratelimit-reset")
+    media_poll_seconds = 1.0
+    media_limit = MEDIA_LIMIT
+    connect_spec = ConnectSpec(
+        required=("access_token",),
+        optional=("visibility",),
+        secret=("access_token",),
+        help=(
+            "Your instance's address and an access token: on the instance, Preferences → Development → "
+            "New application, scopes read and write (or write:statuses, write:media, read:statuses, "
+            "read:accounts), then copy 'Your access token'. visibility= public (default), unlisted or private. "
+            "Example: /connect mastodon name=brand base_url=https://mastodon.social access_token=…"
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._media_limiters: dict[int, AsyncLimiter] = {}
+        self._no_batch: set[str] = set()  # instances older than 4.3 (no GET /api/v1/statuses?id[]=)
+
+    def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
+        limit = _int(account.settings.get("max_characters"))
+        per_url = _int(account.settings.get("characters_reserved_per_url"))
+        return check_text(self.key, text, media_count=media_count, max_characters=limit, url_weight=per_url)
+
+    # -- connect -------------------------------------------------------------------------------
+
+    async def verify(self, account: AccountView) -> Verified:
+        if not account.base_url:
+            raise ValueError("Mastodon needs your instance's address: add base_url=https://your.instance "
+                             "(e.g. base_url=https://mastodon.social)")
+        visibility = account.settings.get("visibility")
+        if visibility is not None and visibility not in ("public", "unlisted", "private"):
+            raise ValueError("visibility= must be public, unlisted or private")
+        me = await self.call("GET", f"{self.base(account)}/api/v1/accounts/verify_credentials",
+                             headers=self._headers(account))
+        host = urlparse(self.base(account)).hostname or ""
+        settings: dict[str, Any] = {"account_id": str(me["id"]), "username": me.get("username"),
+                                    "profile_url": me.get("url")}
+        settings.update(await self._instance_limits(account))
+        return Verified(description=f"@{me.get('username')}@{host} on Mastodon (id {me['id']})", settings=settings)
+
+    async def _instance_limits(self, account: AccountView) -> dict[str, Any]:
+        try:
+            info = await self.call("GET", f"{self.base(account)}/api/v2/instance")
+        except PublishError as exc:
+            if exc.kind == ErrorKind.RATE_LIMITED:
+                raise
+            return {}  # an older or unusual server: Mastodon's defaults apply
+        statuses = (info.get("configuration") or {}).get("statuses") or {}
+        limits = {"max_characters": _int(statuses.get("max_characters")),
+                  "max_media": _int(statuses.get("max_media_attachments")),
+                  "characters_reserved_per_url": _int(statuses.get("characters_reserved_per_url"))}
+        return {k: v for k, v in limits.items() if v}
+
+    # -- publish -------------------------------------------------------------------------------
+
+    async def publish(self, account: AccountView, post: Outgoing) -> Published:
+        headers = self._headers(account)
+        max_media = _int(account.settings.get("max_media")) or 4
+        if len(post.media) > max_media:
+            raise PublishError(ErrorKind.REJECTED, f"this instance takes at most {max_media} images per post")
+        media_ids = await self._upload_all(account, post, headers)
+        resume = self._resume(post, media_ids)
+        body: dict[str, Any] = {"status": post.text,
+                                "visibility": account.settings.get("visibility") or "public"}
+        if media_ids:
+            body["media_ids"] = media_ids
+        await _with_resume(self.hold_back(account), resume)
+        status = await _with_resume(self.call(
+            "POST", f"{self.base(account)}/api/v1/statuses", sending=True,
+            headers={**headers, "Idempotency-Key": post.idempotency_key}, json=body,
+        ), resume)
+        if not isinstance(status, dict) or not status.get("id"):
+            raise PublishError(ErrorKind.TRANSIENT, "Mastodon answered without the status id; a retry is safe "
+                               "(same Idempotency-Key)", resume=resume)
+        return Published(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
+
+    async def _upload_all(self, account: AccountView, post: Outgoing, headers: dict[str, str]) -> list[str]:
+        done = self._resumed_media(post)
+        ids: list[str] = []
+        todo = [i for i, m in enumerate(post.media) if _media_key(i, m.sha256) not in done]
+        if todo:
+            count, seconds = self.media_limit
+            limiter = self._media_limiters.setdefault(account.id, AsyncLimiter(count, seconds))
+            if not limiter.has_capacity(len(todo)):
+                raise PublishError(ErrorKind.RATE_LIMITED, f"Mastodon allows {count} image uploads per "
+                                   f"{seconds / 60:g} minutes for one account; Herald waits rather than be blocked",
+                                   retry_after=seconds / count * len(todo))
+        for i, media in enumerate(post.media):
+            key = _media_key(i, media.sha256)
+            if key in done:
+                ids.append(done[key])
+                continue
+            resume = self._resume(post, ids)
+            await self._media_limiters[account.id].acquire()
+            answer = await _with_resume(self.call(
+                "POST", f"{self.base(account)}/api/v2/media", headers=headers, expect_json=False,
+                files={"file": (media.filename, media.data, media.content_type)}, data={"description": ""},
+            ), resume)
+            attachment = _json(answer)
+            media_id = str(attachment.get("id") or "")
+            if not media_id:
+                raise PublishError(ErrorKind.TRANSIENT, f"Mastodon's upload answer for {media.filename} had no id",
+                                   resume=resume)
+            if answer.status_code == 202 or not attachment.get("url"):
+                await _with_resume(self._wait_processed(account, headers, media_id, media.filename),
+                                   self._resume(post, [*ids, media_id]))
+            ids.append(media_id)
+        return ids
+
+    async def _wait_processed(self, account: AccountView, headers: dict[str, str], media_id: str,
+                              filename: str) -> None:
+        for _ in range(MEDIA_POLLS):
+            await asyncio.sleep(self.media_poll_seconds)
+            answer = await self.call("GET", f"{self.base(account)}/api/v1/media/{media_id}", headers=headers,
+                                     expect_json=False)
+            if answer.status_code == 200 and _json(answer).get("url"):
+                return
+        raise PublishError(ErrorKind.TRANSIENT, f"Mastodon is still processing {filename}; Herald will attach it "
+                           "on the next attempt")
+
+    def _resumed_media(self, post: Outgoing) -> dict[str, str]:
+        saved = post.resume.get("media_ids")
+        at = _parse_time(post.resume.get("media_uploaded_at"))
+        if not isinstance(saved, dict) or at is None or self.clock.now() - at > MEDIA_TTL:
+            return {}
+        return {str(k): str(v) for k, v in saved.items()}
+
+    def _resume(self, post: Outgoing, ids: list[str]) -> dict[str, Any]:
+        if not ids:
+            return {}
+        at = post.resume.get("media_uploaded_at") if self._resumed_media(post) else None
+        keys = [_media_key(i, m.sha256) for i, m in enumerate(post.media)]
+        return {"media_ids": dict(zip(keys, ids, strict=False)), "media_uploaded_at": at or _iso(self.clock.now())}
+
+    def _headers(self, account: AccountView) -> dict[str, str]:
+        token = account.credentials.get("access_token")
+        if not token:
+            raise PublishError(ErrorKind.AUTH_EXPIRED, f"no Mastodon token stored; reconnect with /connect mastodon "
+                               f"name={account.name} base_url=… access_token=…")
+        return {"Authorization": f"Bearer {token}"}
+
+    # -- metrics and replies ---------------------------------------------------------------------
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
+        headers = self._headers(account)
+        ids = list(dict.fromkeys(r for r in remote_ids if r))
+        followers = await self._followers(account, headers)
+        statuses: list[dict[str, Any]] = []
+        base = self.base(account)
+        for start in range(0, len(ids), IDS_PER_CALL):
+            chunk = ids[start:start + IDS_PER_CALL]
+            if base not in self._no_batch:
+                try:
+                    found = await self.call("GET", f"{base}/api/v1/statuses", headers=headers,
+                                            params={"id[]": chunk})
+                except PublishError as exc:
+                    if exc.kind != ErrorKind.REJECTED:
+                        raise
+                    self._no_batch.add(base)  # before 4.3: no batch endpoint (404)
+                else:
+                    statuses.extend(s for s in found if isinstance(s, dict))
+                    continue
+            for status_id in chunk:
+                try:
+                    statuses.append(await self.call("GET", f"{base}/api/v1/statuses/{status_id}", headers=headers))
+                except PublishError as exc:
+                    if exc.kind != ErrorKind.REJECTED:
+                        raise  # 404: deleted, left out
+        wanted = set(ids)
+        return {str(s["id"]): _metrics(s, followers) for s in statuses if str(s.get("id")) in wanted}
+
+    async def _followers(self, account: AccountView, headers: dict[str, str]) -> int | None:
+        try:
+            me = await self.call("GET", f"{self.base(account)}/api/v1/accounts/verify_credentials", headers=headers)
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.AUTH_EXPIRED, ErrorKind.RATE_LIMITED):
+                raise
+            return None
+        return _int(me.get("followers_count"))
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]:
+        headers = self._headers(account)
+        own = str(account.settings.get("account_id") or "")
+        comments: list[Comment] = []
+        for status_id in dict.fromkeys(r for r in remote_ids if r):
+            try:
+                context = await self.call("GET", f"{self.base(account)}/api/v1/statuses/{status_id}/context",
+                                          headers=headers)
+            except PublishError as exc:
+                if exc.kind == ErrorKind.REJECTED:
+                    continue  # the status is gone
+                raise
+            for reply in context.get("descendants") or []:
+                who = reply.get("account") or {}
+                created = _parse_time(reply.get("created_at"))
+                if created is None or str(who.get("id")) == own or (since is not None and created <= since):
+                    continue
+                comments.append(Comment(
+                    remote_id=str(reply["id"]), parent_remote_id=str(status_id), author=f"@{who.get('acct')}",
+                    text=plain_text(reply.get("content") or ""), created_at=created,
+                    url=reply.get("url") or reply.get("uri"),
+                ))
+        return comments
+
+
+def _metrics(status: dict[str, Any], followers: int | None) -> Metrics:
+    return Metrics(likes=_int(status.get("favourites_count")), comments=_int(status.get("replies_count")),
+                   shares=_int(status.get("reblogs_count")), quotes=_int(status.get("quotes_count")),
+                   followers=followers)
+
+
+def plain_text(content: str) -> str:
+    """Mastodon's HTML status content as plain text (paragraphs and <br> as line breaks)."""
+    text = re.sub(r"(?i)<br\s*/?>", "\n", content)
+    text = re.sub(r"(?i)</p>\s*<p[^>]*>", "\n\n", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    return html.unescape(text).strip()
+
+
+async def _with_resume(awaitable: Any, resume: dict[str, Any]) -> Any:
+    try:
+        return await awaitable
+    except PublishError as exc:
+        if resume and not exc.resume:
+            exc.resume = resume
+        raise
+
+
+def _json(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise PublishError(ErrorKind.TRANSIENT, "Mastodon's media answer wasn't JSON") from exc
+    return body if isinstance(body, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _media_key(index: int, sha256: str) -> str:
+    return f"{index}:{sha256}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

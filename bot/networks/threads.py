@@ -1,0 +1,212 @@
+"""Threads through the Threads API (graph.threads.net, v1.0), with a Threads user token.
+
+Two-phase like Instagram: ``POST /{user-id}/threads`` (``media_type`` TEXT | IMAGE | CAROUSEL,
+``text``, ``image_url``, ``link_attachment``) → a container; wait for
+``GET /{container-id}?fields=status,error_message`` = FINISHED; ``POST /{user-id}/threads_publish``
+(``creation_id``) → the post id. A failure after the container exists keeps
+``resume={"container_id": …}`` and the next attempt publishes that container (or, when it says
+PUBLISHED, finds the post) instead of making another.
+
+- Links: a text post gets ``link_attachment`` (the preview card); the text keeps its URL.
+- Images: Meta downloads them from public URLs built from ``media_url_template=`` /
+  ``media_base_url=`` (bot/networks/meta.py); a carousel takes 2–20 items.
+- Limits: 500 characters (handlers.limits counts emoji by UTF-8 bytes), 5 links, 250 API posts
+  per profile per rolling 24 h.
+- Metrics: ``GET /{media-id}/insights?metric=views,likes,replies,reposts,quotes,shares``;
+  replies: ``GET /{media-id}/replies``.
+- Token: long-lived (60 days), extended with ``GET /refresh_access_token?grant_type=th_refresh_token``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from bot.networks.meta import (
+    THREADS_VERSION,
+    MetaGraphNetwork,
+    check_media_template,
+    insight_values,
+    media_url,
+    parse_time,
+)
+from handlers.limits import LimitCheck
+from handlers.ports import (
+    AccountView,
+    Comment,
+    ConnectSpec,
+    ErrorKind,
+    Metrics,
+    Outgoing,
+    Published,
+    PublishError,
+    Verified,
+)
+
+INSIGHTS = ("views", "likes", "replies", "reposts", "quotes", "shares")
+
+
+class ThreadsNetwork(MetaGraphNetwork):
+    key: ClassVar[str] = "threads"
+    label: ClassVar[str] = "Threads"
+    api_version: ClassVar[str] = THREADS_VERSION
+    default_base_url: ClassVar[str] = "https://graph.threads.net"
+    publish_limits: ClassVar[tuple[tuple[int, float], ...]] = ((250, 86400.0),)
+    status_field: ClassVar[str] = "status"
+    connect_spec: ClassVar[ConnectSpec] = ConnectSpec(
+        required=("token",),
+        optional=("media_url_template", "media_base_url"),
+        secret=("token",),
+        help=(
+            "A long-lived Threads user token: in your Meta app's Threads use case (use the Threads app id and "
+            "secret) grant threads_basic, threads_content_publish, threads_read_replies and "
+            "threads_manage_insights, then exchange the short-lived token (grant_type=th_exchange_token); "
+            "Herald renews it before its 60 days end. For images give media_url_template= with {sha256} "
+            "where Herald's media is publicly served. "
+            "Example: /connect threads name=brand-threads token=THAA… "
+            "media_url_template=https://media.example.com/herald/{sha256}.jpg"
+        ),
+    )
+
+    def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
+        result = super().check(account, text, media_count)
+        if media_count and not (account.settings.get("media_url_template") or account.settings.get("media_base_url")):
+            problem = "Threads needs public image URLs: reconnect the account with media_url_template="
+            return LimitCheck(result.network, result.used, result.limit, result.unit, (*result.problems, problem))
+        return result
+
+    def user_id(self, account: AccountView) -> str:
+        return str(account.settings.get("user_id") or "me")
+
+    async def verify(self, account: AccountView) -> Verified:
+        check_media_template(account.settings)
+        body = await self.graph("GET", account, "me", params={"fields": "id,username,name"})
+        user = str(body.get("id") or "")
+        if not user:
+            raise ValueError("Threads didn't say whose token this is")
+        username = body.get("username") or user
+        return Verified(description=f"@{username} on Threads (id {user})",
+                        settings={"user_id": user, "username": username})
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    async def publish(self, account: AccountView, outgoing: Outgoing) -> Published:
+        user = self.user_id(account)
+        container = str(outgoing.resume.get("container_id") or "")
+        if container:
+            status, _ = await self.container_status(account, container)
+            if status == "PUBLISHED":
+                return await self._find_published(account, user, outgoing, container)
+            if status not in ("FINISHED", "IN_PROGRESS"):
+                container = ""  # expired or failed: nothing was posted, start again
+        if not container:
+            container = await self._create(account, user, outgoing)
+        try:
+            await self.wait_until_finished(account, container)
+            await self.hold_back(account)
+            body = await self.graph("POST", account, user, "threads_publish", sending=True,
+                                    data={"creation_id": container})
+        except PublishError as exc:
+            exc.resume = {"container_id": container, **exc.resume}
+            raise
+        media_id = str(body.get("id") or "")
+        if not media_id:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Threads answered the publish without a post id",
+                               resume={"container_id": container})
+        return Published(remote_id=media_id, url=await self._permalink(account, media_id))
+
+    async def _create(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
+        if not outgoing.media:
+            data = {"media_type": "TEXT", "text": outgoing.text}
+            if outgoing.link:
+                data["link_attachment"] = outgoing.link
+        elif len(outgoing.media) == 1:
+            data = {"media_type": "IMAGE", "image_url": media_url(account, outgoing.media[0], self.label),
+                    "text": outgoing.text}
+        else:
+            children = []
+            for image in outgoing.media:
+                child = await self.graph("POST", account, user, "threads",
+                                         data={"media_type": "IMAGE", "is_carousel_item": "true",
+                                               "image_url": media_url(account, image, self.label)})
+                children.append(str(child["id"]))
+            for child_id in children:
+                await self.wait_until_finished(account, child_id)
+            data = {"media_type": "CAROUSEL", "children": ",".join(children), "text": outgoing.text}
+        body = await self.graph("POST", account, user, "threads", data=data)
+        return str(body["id"])
+
+    async def _find_published(self, account: AccountView, user: str, outgoing: Outgoing,
+                              container: str) -> Published:
+        body = await self.graph("GET", account, user, "threads",
+                                params={"fields": "id,text,permalink,timestamp", "limit": 25})
+        for item in body.get("data", []) if isinstance(body, dict) else []:
+            if (item.get("text") or "") == outgoing.text:
+                return Published(remote_id=str(item["id"]), url=item.get("permalink"))
+        raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"Threads says container {container} was published, but "
+                           "Herald can't find the post among the latest 25; check the profile",
+                           resume={"container_id": container})
+
+    async def _permalink(self, account: AccountView, media_id: str) -> str | None:
+        try:
+            body = await self.graph("GET", account, media_id, params={"fields": "permalink"})
+        except PublishError:
+            return None  # the post exists: never fail the publish for its URL
+        url = body.get("permalink")
+        return url if isinstance(url, str) and url else None
+
+    # -- metrics, replies, token --------------------------------------------------------------
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
+        out: dict[str, Metrics] = {}
+        followers = await self._followers(account)
+        for media_id in remote_ids:
+            try:
+                body = await self.graph("GET", account, media_id, "insights", params={"metric": ",".join(INSIGHTS)})
+            except PublishError as exc:
+                if exc.kind == ErrorKind.REJECTED:
+                    continue  # deleted or unknown: left out
+                raise
+            values = insight_values(body)
+            shared = [values[k] for k in ("reposts", "shares") if k in values]
+            out[media_id] = Metrics(
+                likes=values.get("likes"), comments=values.get("replies"),
+                shares=sum(shared) if shared else None, quotes=values.get("quotes"),
+                impressions=values.get("views"), followers=followers,
+            )
+        return out
+
+    async def _followers(self, account: AccountView) -> int | None:
+        try:
+            body = await self.graph("GET", account, self.user_id(account), "threads_insights",
+                                    params={"metric": "followers_count"})
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.AUTH_EXPIRED, ErrorKind.RATE_LIMITED):
+                raise
+            return None
+        return insight_values(body).get("followers_count")
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]:
+        out: list[Comment] = []
+        for media_id in remote_ids:
+            try:
+                body = await self.graph("GET", account, media_id, "replies",
+                                        params={"fields": "id,text,username,timestamp,permalink"})
+            except PublishError as exc:
+                if exc.kind == ErrorKind.REJECTED:
+                    continue
+                raise
+            for item in body.get("data", []) if isinstance(body, dict) else []:
+                created = parse_time(item.get("timestamp"))
+                if created is None or (since is not None and created <= since):
+                    continue
+                out.append(Comment(remote_id=str(item.get("id")), parent_remote_id=media_id,
+                                   author=f"@{item.get('username') or 'someone'}", text=str(item.get("text") or ""),
+                                   created_at=created, url=item.get("permalink")))
+        return out
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        return await self.refresh_long_lived(account, f"{self.base(account)}/refresh_access_token",
+                                             "th_refresh_token")

@@ -1,0 +1,387 @@
+"""X (Twitter) API v2 connector: posts, images, metrics and replies over plain HTTP.
+
+- Posting: `POST /2/tweets` `{text, media: {media_ids}}` with an OAuth 2.0 user token (Bearer).
+- Images: one-shot `POST /2/media/upload` (multipart `media` + `media_category=tweet_image|tweet_gif`),
+  ids kept in the error's `resume` so a retry within the media's lifetime doesn't upload again.
+- X has no idempotency key: a post whose answer is lost is UNKNOWN_OUTCOME (the base class rule),
+  and a resend of the same text is refused by X as a duplicate (REJECTED "duplicate").
+- Metrics: `GET /2/tweets?ids=` (100 per call) with `public_metrics` (+ `non_public_metrics` for link
+  clicks on own posts of the last 30 days, dropped when X refuses them).
+- Replies: recent search `conversation_id:<id>` (the last 7 days).
+- Tokens: access tokens live 2 hours; with `offline.access` X also hands out a refresh token, which
+  `refresh()` trades at `POST /2/oauth2/token` (the refresh token rotates on every use).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from handlers.ports import (
+    AccountView,
+    Comment,
+    ConnectSpec,
+    ErrorKind,
+    Metrics,
+    Outgoing,
+    Published,
+    PublishError,
+    Verified,
+)
+
+from .http import HttpNetwork, seconds_until
+
+IDS_PER_CALL = 100  # GET /2/tweets takes up to 100 ids
+QUERY_MAX = 512  # recent search query length on the self-serve tiers
+SEARCH_WINDOW = timedelta(days=7)  # recent search only reaches back 7 days
+SEARCH_PAGES = 5  # at most 5 pages of 100 replies per query per run
+REFRESH_WINDOW = timedelta(hours=1)  # access tokens live 2 h: refresh in their second hour
+MEDIA_TTL = timedelta(hours=23)  # media ids expire after 24 h (expires_after_secs 86400)
+NOT_FOUND = "resource-not-found"
+
+
+class XNetwork(HttpNetwork):
+    key = "x"
+    label = "X"
+    idempotent = False
+    default_base_url = "https://api.x.com"
+    publish_limits = ((100, 900.0),)  # POST /2/tweets: 100 per 15 minutes per user
+    reset_headers = ("retry-after", "x-rate-limit-reset")
+    refresh_window = REFRESH_WINDOW
+    connect_spec = ConnectSpec(
+        required=("access_token",),
+        optional=("client_id",),
+        secret=("access_token", "refresh_token", "client_secret"),
+        help=(
+            "An OAuth 2.0 user token of the X account, from your app at developer.x.com (scopes tweet.read "
+            "tweet.write users.read media.write offline.access). Add refresh_token= and your app's client_id= "
+            "(and client_secret= for a confidential app) so Herald can renew the 2-hour token by itself. "
+            "Example: /connect x name=brand access_token=… refresh_token=… client_id=…"
+        ),
+    )
+
+    # -- connect -------------------------------------------------------------------------------
+
+    async def verify(self, account: AccountView) -> Verified:
+        creds = dict(account.credentials)
+        if not creds.get("access_token"):
+            raise ValueError("access_token= is missing")
+        new_creds: dict[str, Any] = {}
+        if creds.get("refresh_token") and not self._client_id(account):
+            raise ValueError("refresh_token= needs your app's client_id= to be used")
+        if creds.get("refresh_token") and not creds.get("expires_at"):
+            # just typed into /connect: a token of unknown age, so start a fresh 2 hours. (A stored account
+            # has expires_at: the health check's verify must not rotate tokens it wouldn't keep.)
+            new_creds = await self._refresh_tokens(account, creds)
+            creds = new_creds
+        body = await self.call("GET", f"{self.base(account)}/2/users/me", headers=_auth(creds["access_token"]),
+                               params={"user.fields": "public_metrics"})
+        user = body.get("data") or {}
+        if not user.get("id"):
+            raise PublishError(ErrorKind.TRANSIENT, "X didn't say who the token belongs to")
+        return Verified(
+            description=f"@{user.get('username')} on X (id {user['id']})",
+            settings={"user_id": str(user["id"]), "username": user.get("username")},
+            credentials=new_creds,
+        )
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        creds = dict(account.credentials)
+        if not creds.get("refresh_token"):
+            return None  # a bare access token: nothing to renew it with
+        expires_at = _parse_time(creds.get("expires_at"))
+        if expires_at is not None and expires_at - self.clock.now() > self.refresh_window:
+            return None
+        return await self._refresh_tokens(account, creds)
+
+    async def _refresh_tokens(self, account: AccountView, creds: dict[str, Any]) -> dict[str, Any]:
+        client_id = self._client_id(account)
+        if not client_id:
+            raise PublishError(ErrorKind.AUTH_EXPIRED, f"X needs your app's client_id to renew the token; "
+                               f"reconnect with /connect x name={account.name} access_token=… "
+                               "refresh_token=… client_id=…")
+        secret = creds.get("client_secret")
+        auth = httpx.BasicAuth(client_id, secret) if secret else None
+        try:
+            body = await self.call(
+                "POST", f"{self.base(account)}/2/oauth2/token", auth=auth,
+                data={"grant_type": "refresh_token", "refresh_token": creds["refresh_token"], "client_id": client_id},
+            )
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.REJECTED, ErrorKind.AUTH_EXPIRED):
+                raise PublishError(
+                    ErrorKind.AUTH_EXPIRED,
+                    f"X refused to renew the token ({exc.reason}); reconnect with /connect x name={account.name} "
+                    "access_token=… refresh_token=… client_id=…",
+                ) from exc
+            raise
+        if not body.get("access_token"):
+            raise PublishError(ErrorKind.TRANSIENT, "X's token answer had no access_token")
+        expires_in = int(body.get("expires_in") or 7200)
+        return {
+            **creds,
+            "access_token": body["access_token"],
+            "refresh_token": body.get("refresh_token") or creds["refresh_token"],
+            "expires_at": _iso(self.clock.now() + timedelta(seconds=expires_in)),
+        }
+
+    @staticmethod
+    def _client_id(account: AccountView) -> str | None:
+        return account.settings.get("client_id") or account.credentials.get("client_id")
+
+    # -- publish -------------------------------------------------------------------------------
+
+    async def publish(self, account: AccountView, post: Outgoing) -> Published:
+        headers = self._headers(account)
+        for media in post.media:
+            if not media.content_type.startswith("image/"):
+                raise PublishError(ErrorKind.REJECTED, f"{media.filename}: Herald posts images to X, not "
+                                   f"{media.content_type} (videos need X's chunked upload)")
+        media_ids = await self._upload_all(account, post, headers)
+        body: dict[str, Any] = {"text": post.text}
+        if media_ids:
+            body["media"] = {"media_ids": media_ids}
+        resume = self._resume(post, media_ids)
+        await _with_resume(self.hold_back(account), resume)
+        answer = await _with_resume(
+            self.call("POST", f"{self.base(account)}/2/tweets", sending=True, headers=headers, json=body), resume)
+        data = answer.get("data") or {}
+        if not data.get("id"):
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "X answered without the post's id; the post may be there",
+                               resume=resume)
+        tweet_id = str(data["id"])
+        return Published(remote_id=tweet_id, url=self._url(account, tweet_id))
+
+    async def _upload_all(self, account: AccountView, post: Outgoing, headers: dict[str, str]) -> list[str]:
+        done = self._resumed_media(post)
+        ids: list[str] = []
+        for i, media in enumerate(post.media):
+            key = _media_key(i, media.sha256)
+            if key in done:
+                ids.append(done[key])
+                continue
+            category = "tweet_gif" if media.content_type == "image/gif" else "tweet_image"
+            answer = await _with_resume(self.call(
+                "POST", f"{self.base(account)}/2/media/upload", headers=headers,
+                files={"media": (media.filename, media.data, media.content_type)},
+                data={"media_category": category, "media_type": media.content_type},
+            ), self._resume(post, ids))
+            data = answer.get("data") or answer
+            media_id = data.get("id") or data.get("media_id_string") or data.get("media_id")
+            if not media_id:
+                raise PublishError(ErrorKind.TRANSIENT, f"X's upload answer for {media.filename} had no media id",
+                                   resume=self._resume(post, ids))
+            ids.append(str(media_id))
+        return ids
+
+    def _resumed_media(self, post: Outgoing) -> dict[str, str]:
+        saved = post.resume.get("media_ids")
+        at = _parse_time(post.resume.get("media_uploaded_at"))
+        if not isinstance(saved, dict) or at is None or self.clock.now() - at > MEDIA_TTL:
+            return {}
+        return {str(k): str(v) for k, v in saved.items()}
+
+    def _resume(self, post: Outgoing, ids: list[str]) -> dict[str, Any]:
+        if not ids:
+            return {}
+        at = post.resume.get("media_uploaded_at") if self._resumed_media(post) else None
+        keys = [_media_key(i, m.sha256) for i, m in enumerate(post.media)]
+        return {"media_ids": dict(zip(keys, ids, strict=False)),
+                "media_uploaded_at": at or _iso(self.clock.now())}
+
+    def _url(self, account: AccountView, tweet_id: str) -> str:
+        username = account.settings.get("username")
+        return f"https://x.com/{username}/status/{tweet_id}" if username else f"https://x.com/i/status/{tweet_id}"
+
+    def _headers(self, account: AccountView) -> dict[str, str]:
+        token = account.credentials.get("access_token")
+        if not token:
+            raise PublishError(ErrorKind.AUTH_EXPIRED, f"no X token stored; reconnect with /connect x "
+                               f"name={account.name} access_token=…")
+        return _auth(token)
+
+    # -- metrics and replies ---------------------------------------------------------------------
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
+        headers = self._headers(account)
+        ids = list(dict.fromkeys(r for r in remote_ids if r))
+        followers = await self._followers(account, headers)
+        readings: dict[str, Metrics] = {}
+        for start in range(0, len(ids), IDS_PER_CALL):
+            chunk = ids[start:start + IDS_PER_CALL]
+            found, retry = await self._tweets(account, headers, chunk, private=True)
+            if retry:
+                more, _ = await self._tweets(account, headers, retry, private=False)
+                found.update(more)
+            for tweet_id, tweet in found.items():
+                readings[tweet_id] = _metrics(tweet, followers)
+        return readings
+
+    async def _tweets(self, account: AccountView, headers: dict[str, str], ids: list[str],
+                      *, private: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """The tweets X returns for `ids`, and the ids to ask again without the private metrics."""
+        fields = "public_metrics,non_public_metrics" if private else "public_metrics"
+        try:
+            body = await self.call("GET", f"{self.base(account)}/2/tweets", headers=headers,
+                                   params={"ids": ",".join(ids), "tweet.fields": fields})
+        except PublishError as exc:
+            if private and exc.kind == ErrorKind.REJECTED:
+                return {}, ids  # X refuses private metrics for this token or these posts: public ones only
+            raise
+        found = {str(t["id"]): t for t in body.get("data") or [] if t.get("id")}
+        retry = []
+        if private:
+            gone = {str(e.get("resource_id") or e.get("value")) for e in body.get("errors") or []
+                    if NOT_FOUND in str(e.get("type", "")) or e.get("title") == "Not Found Error"}
+            retry = [i for i in ids if i not in found and i not in gone and body.get("errors")]
+        return found, retry
+
+    async def _followers(self, account: AccountView, headers: dict[str, str]) -> int | None:
+        try:
+            body = await self.call("GET", f"{self.base(account)}/2/users/me", headers=headers,
+                                   params={"user.fields": "public_metrics"})
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.AUTH_EXPIRED, ErrorKind.RATE_LIMITED):
+                raise
+            return None
+        count = ((body.get("data") or {}).get("public_metrics") or {}).get("followers_count")
+        return int(count) if count is not None else None
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]:
+        headers = self._headers(account)
+        now = self.clock.now()
+        floor = now - SEARCH_WINDOW + timedelta(minutes=1)
+        start = max(since, floor) if since else None
+        own = str(account.settings.get("user_id") or "")
+        wanted = set(remote_ids)
+        comments: list[Comment] = []
+        for query in _queries([r for r in dict.fromkeys(remote_ids) if r]):
+            params: dict[str, Any] = {
+                "query": query, "max_results": 100,
+                "tweet.fields": "author_id,conversation_id,created_at,in_reply_to_user_id",
+                "expansions": "author_id", "user.fields": "username",
+            }
+            if start is not None:
+                params["start_time"] = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for _page in range(SEARCH_PAGES):
+                body = await self.call("GET", f"{self.base(account)}/2/tweets/search/recent",
+                                       headers=headers, params=params)
+                users = {str(u["id"]): u.get("username") for u in (body.get("includes") or {}).get("users", [])}
+                for tweet in body.get("data") or []:
+                    parent = str(tweet.get("conversation_id") or "")
+                    created = _parse_time(tweet.get("created_at"))
+                    if parent not in wanted or str(tweet.get("id")) == parent or created is None:
+                        continue
+                    if str(tweet.get("author_id")) == own or (since is not None and created <= since):
+                        continue
+                    username = users.get(str(tweet.get("author_id"))) or str(tweet.get("author_id"))
+                    comments.append(Comment(
+                        remote_id=str(tweet["id"]), parent_remote_id=parent, author=f"@{username}",
+                        text=tweet.get("text", ""), created_at=created,
+                        url=f"https://x.com/{username}/status/{tweet['id']}",
+                    ))
+                token = (body.get("meta") or {}).get("next_token")
+                if not token:
+                    break
+                params["next_token"] = token
+        return comments
+
+    # -- X's error shapes ------------------------------------------------------------------------
+
+    def classify(self, response: httpx.Response) -> PublishError | None:
+        if response.status_code == 403 and "duplicate" in self.error_reason(response).lower():
+            return PublishError(ErrorKind.REJECTED, "duplicate: X refuses a post identical to one already on the "
+                                "account (it may be there from an earlier attempt)")
+        return None
+
+    def error_reason(self, response: httpx.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return super().error_reason(response)
+        if isinstance(body, dict):
+            messages = [str(e.get("message") or e.get("detail")) for e in body.get("errors") or []
+                        if isinstance(e, dict) and (e.get("message") or e.get("detail"))]
+            if messages:
+                return "; ".join(dict.fromkeys(messages))[:300]
+            for key in ("detail", "error_description", "title", "error"):
+                if isinstance(body.get(key), str) and body[key].strip():
+                    return str(body[key]).strip()[:300]
+        return super().error_reason(response)
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        """The wait of the limit that is spent: per 15 minutes, or the user's / app's 24-hour cap."""
+        waits = []
+        for family in ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour"):
+            if response.headers.get(f"{family}-remaining") == "0":
+                wait = seconds_until(response.headers.get(f"{family}-reset"))
+                if wait is not None:
+                    waits.append(wait)
+        return max(waits) if waits else super().retry_after(response)
+
+
+def _metrics(tweet: dict[str, Any], followers: int | None) -> Metrics:
+    public = tweet.get("public_metrics") or {}
+    private = tweet.get("non_public_metrics") or {}
+    return Metrics(
+        likes=public.get("like_count"),
+        comments=public.get("reply_count"),
+        shares=public.get("retweet_count"),
+        quotes=public.get("quote_count"),
+        impressions=public.get("impression_count", private.get("impression_count")),
+        clicks=private.get("url_link_clicks"),
+        saves=public.get("bookmark_count"),
+        followers=followers,
+    )
+
+
+def _queries(ids: list[str]) -> list[str]:
+    """`conversation_id:a OR conversation_id:b …` queries that each fit X's query length."""
+    queries: list[str] = []
+    current = ""
+    for remote_id in ids:
+        term = f"conversation_id:{remote_id}"
+        candidate = f"{current} OR {term}" if current else term
+        if current and len(candidate) > QUERY_MAX:
+            queries.append(current)
+            candidate = term
+        current = candidate
+    if current:
+        queries.append(current)
+    return queries
+
+
+async def _with_resume(awaitable: Any, resume: dict[str, Any]) -> Any:
+    """Await; a PublishError on the way carries `resume` so the next attempt reuses the uploads."""
+    try:
+        return await awaitable
+    except PublishError as exc:
+        if resume and not exc.resume:
+            exc.resume = resume
+        raise
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _media_key(index: int, sha256: str) -> str:
+    return f"{index}:{sha256}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,360 @@
+"""YouTube: one video per post through the Data API v3 resumable upload.
+
+`/connect youtube name=<name> access_token=<token> refresh_token=<token> client_id=<id> client_secret=<secret>`
+
+- Upload: `POST /upload/youtube/v3/videos?uploadType=resumable&part=snippet,status` with the JSON
+  metadata (title = the text's first line, ≤100 characters; description = the text, ≤5,000 bytes;
+  privacyStatus from `privacy_status=`, default public) → a session URI in `Location` → `PUT` the
+  bytes there. Starting a session creates nothing, so only the `PUT` can leave a video behind.
+- Resume: from the session on, failures carry `resume={"upload_url": …}`; a retry asks the session
+  how far it got (`PUT` with `Content-Range: bytes */<size>`): 308 + `Range` → send the rest, 200/201
+  → the video exists already (read it, don't upload again), 404/410 → the session is gone, start over.
+- Quota: 10,000 units a day per Google Cloud project, reset at midnight Pacific time. platforms.md
+  prices `videos.insert` at 1,600 units (→ 6 uploads a day); Google's current quota page gives it
+  its own bucket of 100 calls a day. Herald keeps the stricter 6 a day per account (`publish_limits`).
+  A `quotaExceeded` answer waits until the next Pacific midnight.
+- Metrics: `GET /youtube/v3/videos?part=statistics` (≤50 ids): viewCount → impressions, likeCount,
+  commentCount (favoriteCount is obsolete). Comments: `commentThreads?videoId=`.
+- Tokens: Google access tokens last an hour; refresh at `POST https://oauth2.googleapis.com/token`
+  (`oauth_base_url=` to change) with grant_type=refresh_token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from bot.networks.http import HttpNetwork
+from handlers.limits import LimitCheck
+from handlers.ports import (
+    AccountView,
+    Comment,
+    ConnectSpec,
+    ErrorKind,
+    MediaFile,
+    Metrics,
+    Outgoing,
+    Published,
+    PublishError,
+    Verified,
+)
+
+OAUTH_BASE = "https://oauth2.googleapis.com"
+PACIFIC = ZoneInfo("America/Los_Angeles")
+PRIVACY = ("public", "unlisted", "private")
+STATS_BATCH = 50
+QUOTA_REASONS = ("quotaExceeded", "dailyLimitExceeded")
+SHORT_LIMIT_REASONS = ("rateLimitExceeded", "userRateLimitExceeded")
+AUTH_REASONS = ("authError", "insufficientPermissions", "forbidden")
+NEEDS_VIDEO = "YouTube needs a video; Herald can't post text or images there"
+
+
+def parse_expiry(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def seconds_to_pacific_midnight(now: datetime) -> float:
+    """How long until YouTube's daily quota resets (midnight in America/Los_Angeles, DST included)."""
+    local = now.astimezone(PACIFIC)
+    midnight = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=PACIFIC)
+    return (midnight.astimezone(UTC) - now.astimezone(UTC)).total_seconds()
+
+
+def google_error(response: httpx.Response) -> tuple[list[str], str]:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return [], ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        reasons = [str(e.get("reason")) for e in error.get("errors") or [] if isinstance(e, dict) and e.get("reason")]
+        return reasons, str(error.get("message") or "")
+    if isinstance(error, str):  # OAuth: {"error": "invalid_grant", "error_description": …}
+        return [error], str(body.get("error_description") or "")
+    return [], ""
+
+
+def video_title(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        cleaned = re.sub(r"[<>]", "", line).strip()
+        if cleaned:
+            return cleaned[:100]
+    return fallback[:100]
+
+
+class SessionGone(PublishError):
+    """The resumable upload session no longer exists (404/410)."""
+
+
+class YouTubeNetwork(HttpNetwork):
+    key = "youtube"
+    label = "YouTube"
+    idempotent = False
+    default_base_url = "https://www.googleapis.com"
+    # 10,000 units/day per project at 1,600 per upload = 6 uploads a day (see the module docstring)
+    publish_limits = ((6, 86400.0),)
+    connect_spec = ConnectSpec(
+        required=("access_token",),
+        optional=("privacy_status", "category_id", "client_id", "expires_at", "oauth_base_url"),
+        secret=("access_token", "refresh_token", "client_secret"),
+        help=(
+            "In Google Cloud Console enable the YouTube Data API v3, create an OAuth client (scopes "
+            "youtube.upload and youtube.force-ssl), authorize the channel's Google account (e.g. with the "
+            "OAuth Playground) and copy the access and refresh tokens with the client id and secret. "
+            "privacy_status=public|unlisted|private (default public; unverified API projects upload "
+            "private only). Example: /connect youtube name=acme-yt access_token=ya29.… refresh_token=1//… "
+            "client_id=123.apps.googleusercontent.com client_secret=GOCSPX-…"
+        ),
+    )
+
+    def headers(self, account: AccountView) -> dict[str, str]:
+        return {"Authorization": f"Bearer {account.credentials.get('access_token', '')}"}
+
+    def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
+        """handlers.limits can't tell a video from an image: with media, the video is checked at publish."""
+        result = super().check(account, text, media_count)
+        if media_count == 0:
+            return result
+        problems = [p for p in result.problems if p != NEEDS_VIDEO]
+        if media_count > 1:
+            problems.append(f"YouTube takes one video per post; this post has {media_count} files")
+        return LimitCheck(result.network, result.used, result.limit, result.unit, tuple(problems))
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def error_reason(self, response: httpx.Response) -> str:
+        reasons, message = google_error(response)
+        if message or reasons:
+            return f"{message} ({', '.join(reasons)})" if reasons and message else (message or reasons[0])
+        return super().error_reason(response)
+
+    def classify(self, response: httpx.Response) -> PublishError | None:
+        reasons, _ = google_error(response)
+        reason = self.error_reason(response)
+        if response.status_code in (404, 410) and response.request.method == "PUT":
+            return SessionGone(ErrorKind.REJECTED, f"the YouTube upload session has expired ({reason})")
+        if any(r in QUOTA_REASONS for r in reasons):
+            wait = seconds_to_pacific_midnight(self.clock.now())
+            return PublishError(ErrorKind.RATE_LIMITED, f"the Google project's daily YouTube quota is used up "
+                                f"({reason}); it resets at midnight Pacific time", retry_after=wait)
+        if any(r in SHORT_LIMIT_REASONS for r in reasons):
+            return PublishError(ErrorKind.RATE_LIMITED, f"YouTube says too many requests ({reason})",
+                                retry_after=self.retry_after(response) or 60.0)
+        if "uploadLimitExceeded" in reasons:
+            return PublishError(ErrorKind.REJECTED, f"the channel reached YouTube's daily upload limit ({reason}); "
+                                "post it again tomorrow")
+        if response.status_code == 401 or any(r in AUTH_REASONS for r in reasons):
+            return PublishError(ErrorKind.AUTH_EXPIRED, f"YouTube refused the credentials: {reason}")
+        if "youtubeSignupRequired" in reasons:
+            return PublishError(ErrorKind.REJECTED, f"this Google account has no YouTube channel ({reason})")
+        return None
+
+    # -- connect ---------------------------------------------------------------------------
+
+    async def verify(self, account: AccountView) -> Verified:
+        privacy = str(account.settings.get("privacy_status") or "public").lower()
+        if privacy not in PRIVACY:
+            raise ValueError(f"privacy_status= must be one of {', '.join(PRIVACY)}")
+        category = str(account.settings.get("category_id") or "22")
+        if not category.isdigit():
+            raise ValueError("category_id= is a number (22 = People & Blogs)")
+        data = await self.call("GET", f"{self.base(account)}/youtube/v3/channels", headers=self.headers(account),
+                               params={"part": "snippet", "mine": "true"})
+        items = data.get("items") or []
+        if not items:
+            raise ValueError("this Google account has no YouTube channel; create one, then connect again")
+        channel = items[0]
+        snippet = channel.get("snippet") or {}
+        handle = snippet.get("customUrl") or ""
+        return Verified(
+            description=f"YouTube channel {snippet.get('title')}{' (' + handle + ')' if handle else ''} "
+                        f"(id {channel.get('id')}), uploads {privacy}",
+            settings={"channel_id": str(channel.get("id")), "privacy_status": privacy},
+        )
+
+    # -- publish ---------------------------------------------------------------------------
+
+    async def publish(self, account: AccountView, post: Outgoing) -> Published:
+        videos = [m for m in post.media if m.content_type.startswith("video/")]
+        if len(videos) != 1 or len(post.media) != 1:
+            raise PublishError(ErrorKind.REJECTED, "YouTube needs exactly one video (and no images) in the post")
+        video = videos[0]
+        upload_url = str(post.resume.get("upload_url") or "")
+        if upload_url:
+            resumed = await self.resume_upload(account, video, upload_url)
+            if resumed is not None:
+                return resumed
+        return await self.new_upload(account, post, video)
+
+    def metadata(self, account: AccountView, post: Outgoing, video: MediaFile) -> dict[str, Any]:
+        stem = video.filename.rsplit(".", 1)[0] or "Video"
+        return {
+            "snippet": {"title": video_title(post.text, stem), "description": post.text,
+                        "categoryId": str(account.settings.get("category_id") or "22")},
+            "status": {"privacyStatus": str(account.settings.get("privacy_status") or "public"),
+                       "selfDeclaredMadeForKids": False},
+        }
+
+    async def new_upload(self, account: AccountView, post: Outgoing, video: MediaFile) -> Published:
+        await self.hold_back(account)
+        response = await self.call(
+            "POST", f"{self.base(account)}/upload/youtube/v3/videos", expect_json=False,
+            params={"uploadType": "resumable", "part": "snippet,status"},
+            headers={**self.headers(account), "X-Upload-Content-Length": str(len(video.data)),
+                     "X-Upload-Content-Type": video.content_type or "video/mp4"},
+            json=self.metadata(account, post, video))
+        upload_url = response.headers.get("location")
+        if not upload_url:
+            raise PublishError(ErrorKind.TRANSIENT, "YouTube didn't open an upload session; nothing was uploaded")
+        return await self.send_bytes(account, video, upload_url, 0)
+
+    async def send_bytes(self, account: AccountView, video: MediaFile, upload_url: str, offset: int) -> Published:
+        size = len(video.data)
+        resume = {"upload_url": upload_url}
+        headers = {**self.headers(account), "Content-Type": video.content_type or "video/mp4"}
+        if offset:
+            headers["Content-Range"] = f"bytes {offset}-{size - 1}/{size}"
+        try:
+            response = await self.call("PUT", upload_url, sending=True, expect_json=False,
+                                       content=video.data[offset:], headers=headers)
+        except PublishError as exc:
+            raise self.carry(exc, resume) from exc
+        if response.status_code == 308:
+            raise PublishError(ErrorKind.TRANSIENT, "YouTube kept only part of the video; Herald sends the rest "
+                               "on the next try", retry_after=30.0, resume=resume)
+        return self.finished(response, resume)
+
+    async def resume_upload(self, account: AccountView, video: MediaFile, upload_url: str) -> Published | None:
+        """Carry on with an earlier upload session; None when the session is gone and a new upload is safe."""
+        size = len(video.data)
+        resume = {"upload_url": upload_url}
+        try:
+            response = await self.call("PUT", upload_url, expect_json=False, content=b"",
+                                       headers={**self.headers(account), "Content-Range": f"bytes */{size}"})
+        except SessionGone:
+            return None  # expired before the upload finished: no video was made
+        except PublishError as exc:
+            raise self.carry(exc, resume) from exc
+        if response.status_code == 308:
+            match = re.match(r"bytes=0-(\d+)", response.headers.get("range", ""))
+            offset = int(match.group(1)) + 1 if match else 0
+            return await self.send_bytes(account, video, upload_url, offset)
+        return self.finished(response, resume)
+
+    def finished(self, response: httpx.Response, resume: dict[str, Any]) -> Published:
+        try:
+            video = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PublishError(ErrorKind.TRANSIENT, "YouTube's answer to the upload wasn't readable; Herald asks "
+                               "the upload session again", resume=resume) from exc
+        video_id = str(video.get("id") or "")
+        if not video_id:
+            raise PublishError(ErrorKind.TRANSIENT, "YouTube's answer to the upload had no video id; Herald asks "
+                               "the upload session again", resume=resume)
+        status = video.get("status") or {}
+        if status.get("uploadStatus") == "rejected":
+            raise PublishError(ErrorKind.REJECTED, f"YouTube rejected the video ({status.get('rejectionReason')})")
+        if status.get("uploadStatus") == "failed":
+            raise PublishError(ErrorKind.REJECTED, f"YouTube couldn't process the video ({status.get('failureReason')})")
+        return Published(remote_id=video_id, url=f"https://www.youtube.com/watch?v={video_id}")
+
+    def carry(self, exc: PublishError, resume: dict[str, Any]) -> PublishError:
+        """A failure once the session exists: keep it; the retry asks the session first, so it's safe."""
+        kind = ErrorKind.TRANSIENT if exc.kind == ErrorKind.UNKNOWN_OUTCOME else exc.kind
+        return PublishError(kind, exc.reason, retry_after=exc.retry_after, resume=resume)
+
+    # -- metrics and comments --------------------------------------------------------------
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
+        readings: dict[str, Metrics] = {}
+        for start in range(0, len(remote_ids), STATS_BATCH):
+            batch = remote_ids[start:start + STATS_BATCH]
+            data = await self.call("GET", f"{self.base(account)}/youtube/v3/videos", headers=self.headers(account),
+                                   params={"part": "statistics", "id": ",".join(batch), "maxResults": "50"})
+            for item in data.get("items") or []:
+                stats = item.get("statistics") or {}
+                if item.get("id") in batch:
+                    readings[str(item["id"])] = Metrics(
+                        likes=_int(stats.get("likeCount")), comments=_int(stats.get("commentCount")),
+                        impressions=_int(stats.get("viewCount")))
+        return readings
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]:
+        found: list[Comment] = []
+        for video_id in remote_ids:
+            try:
+                data = await self.call("GET", f"{self.base(account)}/youtube/v3/commentThreads",
+                                       headers=self.headers(account),
+                                       params={"part": "snippet", "videoId": video_id, "maxResults": "100",
+                                               "order": "time", "textFormat": "plainText"})
+            except PublishError as exc:
+                if exc.kind == ErrorKind.REJECTED:  # comments disabled, or the video is gone
+                    continue
+                raise
+            for thread in data.get("items") or []:
+                top = ((thread.get("snippet") or {}).get("topLevelComment") or {})
+                snippet = top.get("snippet") or {}
+                created = parse_expiry(snippet.get("publishedAt"))
+                if created is None or (since is not None and created <= since):
+                    continue
+                comment_id = str(top.get("id") or thread.get("id"))
+                found.append(Comment(
+                    remote_id=comment_id, parent_remote_id=video_id,
+                    author=str(snippet.get("authorDisplayName") or "someone"),
+                    text=str(snippet.get("textOriginal") or snippet.get("textDisplay") or ""),
+                    created_at=created, url=f"https://www.youtube.com/watch?v={video_id}&lc={comment_id}"))
+        return found
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        creds = account.credentials
+        refresh_token = creds.get("refresh_token")
+        if not refresh_token:
+            return None
+        now = self.clock.now()
+        expires = parse_expiry(creds.get("expires_at") or account.settings.get("expires_at"))
+        if expires is not None and expires - now > timedelta(hours=24):
+            return None
+        client_id = account.settings.get("client_id") or creds.get("client_id")
+        client_secret = creds.get("client_secret")
+        if not client_id or not client_secret:
+            return None
+        oauth = str(account.settings.get("oauth_base_url") or OAUTH_BASE).rstrip("/")
+        try:
+            data = await self.call("POST", f"{oauth}/token", data={
+                "client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token,
+                "grant_type": "refresh_token"})
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.REJECTED, ErrorKind.AUTH_EXPIRED):
+                raise PublishError(ErrorKind.AUTH_EXPIRED, f"Google refused the refresh token ({exc.reason}); "
+                                   f"reconnect with /connect youtube name={account.name} access_token=<new> "
+                                   "refresh_token=<new>") from exc
+            raise
+        new = {**creds, "access_token": data["access_token"],
+               "expires_at": (now + timedelta(seconds=int(data.get("expires_in") or 3599))).isoformat()}
+        if data.get("refresh_token"):
+            new["refresh_token"] = data["refresh_token"]
+        return new
+
+
+def _int(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,171 @@
+"""Account health: tokens refreshed before they expire, dead ones found before a post is due.
+
+- `fresh_view` refreshes an account's credentials just before Herald uses them (publishing,
+  metrics) when its connector says they need it, and stores the new ones sealed.
+- `check_accounts` runs on the clock: every account is verified against its network once a
+  day, and again within the hours before one of its posts is due. An account whose token is
+  dead is marked `auth_expired`; the team is told once, with the posts it affects and the
+  command that fixes it. Its deliveries are held (failed with the reconnect fix, never sent
+  with a dead token) until someone reconnects it with /connect.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+
+from handlers.chat import Reply
+from handlers.common import account_view, show_time, tell_team
+from handlers.context import Context
+from handlers.ports import AccountView, ErrorKind, Network, PublishError
+from storage.crypto import SecretBoxError
+from storage.models import Account, Delivery, DeliveryState, Post, PostState, Workspace
+
+log = logging.getLogger("herald.health")
+
+DAILY = timedelta(hours=24)
+SOON = timedelta(hours=3)  # a post due this soon gets its accounts checked hourly
+HOURLY = timedelta(hours=1)
+DEAD = "auth_expired"
+
+
+def reconnect_hint(account: Account) -> str:
+    return f"/connect {account.network} name={account.name} … (in a private chat with me)"
+
+
+async def fresh_view(ctx: Context, network: Network, view: AccountView) -> AccountView:
+    """The account view with credentials refreshed first if they need it. AUTH_EXPIRED marks the account."""
+    try:
+        renewed = await network.refresh(view)
+    except PublishError as exc:
+        if exc.kind == ErrorKind.AUTH_EXPIRED:
+            await mark_dead(ctx, view.id, exc.reason)
+            raise
+        log.warning("refreshing %s (%s) failed for now: %s", view.name, view.network, exc.reason)
+        return view
+    if not renewed:
+        return view
+    credentials = {**view.credentials, **renewed}
+    with ctx.db.session() as session:
+        account = session.get(Account, view.id)
+        if account is not None:
+            account.credentials = ctx.secrets.seal(credentials)
+    log.info("refreshed the credentials of %s (%s)", view.name, view.network)
+    return AccountView(id=view.id, workspace_id=view.workspace_id, network=view.network, name=view.name,
+                       base_url=view.base_url, settings=view.settings, credentials=credentials)
+
+
+def affected_posts(ctx: Context, account_id: int) -> list[tuple[Post, Workspace]]:
+    """Posts not yet published that would go to this account, soonest first."""
+    waiting = [s.value for s in (PostState.DRAFT, PostState.IN_REVIEW, PostState.CHANGES_REQUESTED,
+                                 PostState.APPROVED, PostState.SCHEDULED)]
+    with ctx.db.session() as session:
+        rows = session.exec(
+            select(Post, Workspace).where(col(Post.id) == col(Delivery.post_id))
+            .where(col(Delivery.account_id) == account_id)
+            .where(col(Delivery.state) == DeliveryState.PENDING.value)
+            .where(col(Post.state).in_(waiting)).where(col(Post.workspace_id) == col(Workspace.id))
+        ).all()
+        rows = list(rows)
+    far = datetime.max.replace(tzinfo=ctx.clock.now().tzinfo)
+    return sorted(rows, key=lambda pair: (pair[0].due_at or far, pair[0].id or 0))
+
+
+async def mark_dead(ctx: Context, account_id: int, reason: str) -> None:
+    """Mark the account; the first time, tell the team what it affects and how to fix it."""
+    with ctx.db.session() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            return
+        first = account.health != DEAD
+        account.health, account.health_note = DEAD, reason
+        account.checked_at = ctx.clock.now()
+        snapshot = Account.model_validate(account)
+    if not first:
+        return
+    posts = affected_posts(ctx, account_id)
+    now = ctx.clock.now()
+    lines = [f"⚠️ {snapshot.name} ({snapshot.network}) can't post any more: {reason}."]
+    if posts:
+        lines.append("Posts that would go there:")
+        lines += [f"  #{p.id} — {show_time(p.due_at, p.due_tz or ws.timezone, now) if p.due_at else 'no time set'}"
+                  for p, ws in posts[:10]]
+        if len(posts) > 10:
+            lines.append(f"  … and {len(posts) - 10} more")
+        lines.append("Until it's reconnected they won't be sent there (the other accounts still get them).")
+    lines.append(f"Fix: {reconnect_hint(snapshot)}, then /retry <post> for any that went out without it.")
+    await tell_team(ctx, snapshot.workspace_id, Reply("\n".join(lines)))
+
+
+def due_for_check(ctx: Context) -> list[int]:
+    """Healthy accounts not checked for a day, or for an hour when one of their posts is due soon."""
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        accounts = session.exec(select(Account).where(Account.health != DEAD)).all()
+        soon = set(session.exec(
+            select(Delivery.account_id).where(col(Delivery.post_id) == col(Post.id))
+            .where(col(Delivery.state) == DeliveryState.PENDING.value)
+            .where(col(Post.state).in_([PostState.SCHEDULED.value, PostState.APPROVED.value,
+                                        PostState.IN_REVIEW.value]))
+            .where(col(Post.due_at).is_not(None)).where(col(Post.due_at) <= now + SOON)
+        ).all())
+        due = []
+        for account in accounts:
+            last = account.checked_at
+            every = HOURLY if account.id in soon else DAILY
+            if last is None or now - last >= every:
+                assert account.id is not None
+                due.append(account.id)
+        return due
+
+
+async def check_account(ctx: Context, account_id: int) -> str:
+    """Refresh and verify one account; returns 'ok', 'dead', or 'unknown' (the network couldn't say)."""
+    with ctx.db.session() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            return "unknown"
+        network = ctx.networks.get(account.network)
+        if network is None:
+            return "unknown"
+        try:
+            view = account_view(ctx, account, with_secrets=True)
+        except SecretBoxError as exc:
+            view = None
+            reason = str(exc)
+    if view is None:
+        await mark_dead(ctx, account_id, reason)
+        return "dead"
+    try:
+        view = await fresh_view(ctx, network, view)
+        await network.verify(view)
+    except PublishError as exc:
+        if exc.kind == ErrorKind.AUTH_EXPIRED:
+            await mark_dead(ctx, account_id, exc.reason)
+            return "dead"
+        log.warning("checking %s failed for now: %s", view.name, exc.reason)
+        return "unknown"
+    except Exception:  # a broken connector must not stop the other checks
+        log.exception("checking account %s failed", account_id)
+        return "unknown"
+    with ctx.db.session() as session:
+        stored = session.get(Account, account_id)
+        if stored is not None:
+            stored.checked_at = ctx.clock.now()
+    return "ok"
+
+
+async def check_accounts(ctx: Context) -> dict[str, int]:
+    """The clock's periodic health check; counts of each outcome."""
+    counts: dict[str, int] = {"ok": 0, "dead": 0, "unknown": 0}
+    for account_id in due_for_check(ctx):
+        counts[await check_account(ctx, account_id)] += 1
+    return counts
+
+
+def held_reason(account: Any) -> str:
+    return (f"{account.name} needs reconnecting ({account.health_note or 'its token no longer works'}); "
+            "nothing was sent there")

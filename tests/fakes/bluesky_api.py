@@ -1,0 +1,216 @@
+"""A fake Bluesky PDS on 127.0.0.1 speaking XRPC: sessions (JWTs with a real `exp`), createRecord with
+rkeys, getRecord, uploadBlob, getPosts, getPostThread, getProfile.
+
+Like today's PDS, creating a record whose rkey already exists fails with a 500 InternalServerError
+(bluesky-social/atproto#3718, indigo#873); `duplicate_error` switches to the explicit 400 error that
+bluesky-social/atproto#4728 introduces.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
+
+TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
+DID = "did:plc:brand123456789abcdefghij"
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{part({'typ': 'at+jwt', 'alg': 'ES256K'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+class FakeBluesky(LoopbackServer):
+    def __init__(self, now: Callable[[], datetime], *, handle: str = "brand.bsky.social",
+                 password: str = "abcd-efgh-ijkl-mnop") -> None:
+        super().__init__()
+        self.now = now
+        self.handle = handle
+        self.password = password
+        self.access: set[str] = set()
+        self.refresh: set[str] = set()
+        self.records: dict[str, dict[str, Any]] = {}  # uri → record
+        self.counts: dict[str, dict[str, int]] = {}
+        self.replies: dict[str, list[dict[str, Any]]] = {}  # parent uri → thread nodes
+        self.blobs: dict[str, bytes] = {}
+        self.duplicate_error: str | None = None  # None: 500 like today; else the explicit 400 error name
+        self.followers = 321
+        self.batch_sizes: list[int] = []  # uris per getPosts call (Seen.query keeps one value per key)
+        self._n = itertools.count(1)
+        for path, handler in (
+            ("/xrpc/com.atproto.server.createSession", self.create_session),
+            ("/xrpc/com.atproto.server.refreshSession", self.refresh_session),
+            ("/xrpc/com.atproto.repo.createRecord", self.create_record),
+            ("/xrpc/com.atproto.repo.uploadBlob", self.upload_blob),
+        ):
+            self.route("POST", path, handler)
+        for path, handler in (
+            ("/xrpc/com.atproto.server.getSession", self.get_session),
+            ("/xrpc/com.atproto.repo.getRecord", self.get_record),
+            ("/xrpc/app.bsky.feed.getPosts", self.get_posts),
+            ("/xrpc/app.bsky.feed.getPostThread", self.get_thread),
+            ("/xrpc/app.bsky.actor.getProfile", self.get_profile),
+        ):
+            self.route("GET", path, handler)
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    def _session(self) -> dict[str, Any]:
+        n = next(self._n)
+        now = int(self.now().timestamp())
+        access = jwt({"scope": "com.atproto.appPass", "sub": DID, "iat": now, "exp": now + 7200, "n": n})
+        refresh = jwt({"scope": "com.atproto.refresh", "sub": DID, "iat": now, "exp": now + 90 * 86400, "n": n})
+        self.access.add(access)
+        self.refresh.add(refresh)
+        return {"did": DID, "handle": self.handle, "email": "team@brand.example", "accessJwt": access,
+                "refreshJwt": refresh, "active": True, "didDoc": {"id": DID}}
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("identifier") not in (self.handle, DID) or body.get("password") != self.password:
+            return web.json_response({"error": "AuthenticationRequired", "message": "Invalid identifier or password"},
+                                     status=401)
+        return web.json_response(self._session())
+
+    async def refresh_session(self, request: web.Request) -> web.Response:
+        token = request.headers.get("Authorization", "")[7:]
+        if token not in self.refresh:
+            return web.json_response({"error": "ExpiredToken", "message": "Token has expired"}, status=400)
+        self.refresh.discard(token)
+        return web.json_response(self._session())
+
+    async def get_session(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        return web.json_response({"did": DID, "handle": self.handle, "active": True})
+
+    def _denied(self, request: web.Request) -> web.Response | None:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return web.json_response({"error": "AuthMissing", "message": "Authentication Required"}, status=401)
+        if header[7:] not in self.access:
+            return web.json_response({"error": "ExpiredToken", "message": "Token has expired"}, status=400)
+        return None
+
+    def expire_sessions(self) -> None:
+        self.access.clear()
+
+    # -- repo -------------------------------------------------------------------------------------
+
+    async def create_record(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        body = await request.json()
+        rkey = body.get("rkey") or f"3l{next(self._n):011d}"
+        if body.get("repo") != DID or body.get("collection") != "app.bsky.feed.post" or not TID_RE.match(rkey):
+            return web.json_response({"error": "InvalidRequest", "message": "Invalid repo, collection or rkey"},
+                                     status=400)
+        record = body.get("record") or {}
+        if len(record.get("text", "")) > 300:
+            return web.json_response({"error": "InvalidRequest",
+                                      "message": "Invalid app.bsky.feed.post record: Record/text must not be longer "
+                                                 "than 300 graphemes"}, status=400)
+        uri = f"at://{DID}/app.bsky.feed.post/{rkey}"
+        if uri in self.records:
+            if self.duplicate_error:
+                return web.json_response({"error": self.duplicate_error, "message": f"Record already exists: {uri}"},
+                                         status=400)
+            return web.json_response({"error": "InternalServerError", "message": "Internal Server Error"}, status=500)
+        self.records[uri] = record
+        self.counts[uri] = {"likeCount": 0, "repostCount": 0, "replyCount": 0, "quoteCount": 0}
+        return web.json_response({"uri": uri, "cid": _cid(uri), "commit": {"cid": _cid("c" + uri), "rev": rkey},
+                                  "validationStatus": "valid"})
+
+    async def get_record(self, request: web.Request) -> web.Response:
+        q = request.query
+        uri = f"at://{q.get('repo')}/{q.get('collection')}/{q.get('rkey')}"
+        if uri not in self.records:
+            return web.json_response({"error": "RecordNotFound", "message": f"Could not locate record: {uri}"},
+                                     status=400)
+        return web.json_response({"uri": uri, "cid": _cid(uri), "value": self.records[uri]})
+
+    async def upload_blob(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        data = self.seen[-1].body
+        link = _cid(data.hex())
+        self.blobs[link] = data
+        return web.json_response({"blob": {"$type": "blob", "ref": {"$link": link},
+                                           "mimeType": request.content_type, "size": len(data)}})
+
+    # -- app.bsky ---------------------------------------------------------------------------------
+
+    def _view(self, uri: str, author: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        return {"uri": uri, "cid": _cid(uri), "author": author, "record": record,
+                "indexedAt": record.get("createdAt"), **self.counts.get(uri, {})}
+
+    async def get_posts(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        uris = request.query.getall("uris", [])
+        self.batch_sizes.append(len(uris))
+        if len(uris) > 25:
+            return web.json_response({"error": "InvalidRequest", "message": "uris must not have more than 25 "
+                                      "elements"}, status=400)
+        me = {"did": DID, "handle": self.handle}
+        return web.json_response({"posts": [self._view(u, me, self.records[u]) for u in uris if u in self.records]})
+
+    async def get_thread(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        uri = request.query.get("uri", "")
+        if uri not in self.records:
+            return web.json_response({"error": "NotFound", "message": f"Post not found: {uri}"}, status=400)
+        me = {"did": DID, "handle": self.handle}
+        return web.json_response({"thread": {"$type": "app.bsky.feed.defs#threadViewPost",
+                                             "post": self._view(uri, me, self.records[uri]),
+                                             "replies": self._nodes(uri)}})
+
+    def _nodes(self, uri: str) -> list[dict[str, Any]]:
+        out = []
+        for reply in self.replies.get(uri, []):
+            if reply.get("blocked"):
+                out.append({"$type": "app.bsky.feed.defs#blockedPost", "uri": reply["uri"], "blocked": True})
+                continue
+            out.append({"$type": "app.bsky.feed.defs#threadViewPost",
+                        "post": self._view(reply["uri"], reply["author"], reply["record"]),
+                        "replies": self._nodes(reply["uri"])})
+        return out
+
+    async def get_profile(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        return web.json_response({"did": DID, "handle": self.handle, "followersCount": self.followers,
+                                  "followsCount": 4, "postsCount": len(self.records)})
+
+    # -- test helpers -----------------------------------------------------------------------------
+
+    def reply(self, parent: str, text: str, *, handle: str = "fan.bsky.social", did: str = "did:plc:fan",
+              created_at: str = "2026-11-23T09:30:00.000Z", blocked: bool = False) -> str:
+        uri = f"at://{did}/app.bsky.feed.post/3l{next(self._n):011d}"
+        self.replies.setdefault(parent, []).append({
+            "uri": uri, "author": {"did": did, "handle": handle}, "blocked": blocked,
+            "record": {"$type": "app.bsky.feed.post", "text": text, "createdAt": created_at}})
+        return uri
+
+
+def _cid(seed: str) -> str:
+    return "bafyrei" + hashlib.sha256(seed.encode()).hexdigest()[:52]

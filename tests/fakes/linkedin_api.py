@@ -1,0 +1,168 @@
+"""A fake LinkedIn REST API (Posts, Images, share statistics, social actions, OAuth) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
+
+
+class FakeLinkedIn(LoopbackServer):
+    def __init__(self, token: str = "li-token", *, member: str = "abc123", org: str = "2414183") -> None:
+        super().__init__()
+        self.token = token
+        self.member = member
+        self.org = org
+        self.roles = {f"urn:li:organization:{org}": "ADMINISTRATOR"}
+        self.posts: dict[str, dict[str, Any]] = {}
+        self.images: dict[str, bytes | None] = {}
+        self.stats: dict[str, dict[str, int]] = {}
+        self.comments: dict[str, list[dict[str, Any]]] = {}
+        self.refresh_tokens = {"li-refresh": "li-token-2"}
+        self.route("GET", "/v2/userinfo", self.userinfo)
+        self.route("GET", "/rest/organizationAcls", self.acls)
+        self.route("GET", "/rest/organizations/{id}", self.organization)
+        self.route("POST", "/rest/images", self.init_image)
+        self.route("PUT", "/dms-uploads/{n}", self.upload)
+        self.route("POST", "/rest/posts", self.create_post)
+        self.route("GET", "/rest/organizationalEntityShareStatistics", self.share_stats)
+        self.route("GET", "/rest/socialMetadata/{urn}", self.social_metadata)
+        self.route("GET", "/rest/socialActions/{urn}/comments", self.list_comments)
+        self.route("POST", "/oauth/v2/accessToken", self.access_token)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def denied(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"status": 401, "serviceErrorCode": 65600, "code": "INVALID_ACCESS_TOKEN",
+                                      "message": "Invalid access token"}, status=401)
+        return None
+
+    def versioned(self, request: web.Request) -> web.Response | None:
+        if not re.fullmatch(r"\d{6}", request.headers.get("LinkedIn-Version", "")):
+            return web.json_response({"status": 400, "code": "VERSION_MISSING",
+                                      "message": "A version must be present"}, status=400)
+        if request.headers.get("X-Restli-Protocol-Version") != "2.0.0":
+            return web.json_response({"status": 400, "message": "Restli protocol 2.0.0 required"}, status=400)
+        return None
+
+    # -- routes -------------------------------------------------------------------------
+
+    async def userinfo(self, request: web.Request) -> web.Response:
+        return self.denied(request) or web.json_response(
+            {"sub": self.member, "name": "Ana Kowalski", "given_name": "Ana", "email_verified": True})
+
+    async def acls(self, request: web.Request) -> web.Response:
+        bad = self.denied(request) or self.versioned(request)
+        if bad:
+            return bad
+        elements = [{"organization": org, "role": role, "state": "APPROVED",
+                     "roleAssignee": f"urn:li:person:{self.member}"} for org, role in self.roles.items()]
+        return web.json_response({"elements": elements, "paging": {"start": 0, "count": 10}})
+
+    async def organization(self, request: web.Request) -> web.Response:
+        bad = self.denied(request) or self.versioned(request)
+        if bad:
+            return bad
+        return web.json_response({"id": int(request.match_info["id"]), "localizedName": "Acme Corp",
+                                  "vanityName": "acme"})
+
+    async def init_image(self, request: web.Request) -> web.Response:
+        bad = self.denied(request) or self.versioned(request)
+        if bad:
+            return bad
+        if request.query.get("action") != "initializeUpload":
+            return web.json_response({"message": "unknown action"}, status=400)
+        body = await request.json()
+        owner = body["initializeUploadRequest"]["owner"]
+        n = len(self.images) + 1
+        urn = f"urn:li:image:C4E10AQ{n:04d}"
+        self.images[urn] = None
+        return web.json_response({"value": {"uploadUrlExpiresAt": 1790000000000, "owner": owner,
+                                            "uploadUrl": f"{self.url}/dms-uploads/{n}", "image": urn}})
+
+    async def upload(self, request: web.Request) -> web.Response:
+        bad = self.denied(request)
+        if bad:
+            return bad
+        urn = f"urn:li:image:C4E10AQ{int(request.match_info['n']):04d}"
+        self.images[urn] = await request.read()
+        return web.Response(status=201)
+
+    async def create_post(self, request: web.Request) -> web.Response:
+        bad = self.denied(request) or self.versioned(request)
+        if bad:
+            return bad
+        body = await request.json()
+        for field in ("author", "commentary", "visibility", "distribution", "lifecycleState"):
+            if field not in body:
+                return web.json_response({"status": 422, "message": f"/{field} is required"}, status=422)
+        content = body.get("content") or {}
+        for ref in [content.get("media")] + list((content.get("multiImage") or {}).get("images", [])):
+            if ref and self.images.get(ref["id"]) is None:
+                return web.json_response({"status": 422, "message": f"image {ref['id']} was not uploaded"},
+                                         status=422)
+        for urn, post in self.posts.items():
+            if post["commentary"] == body["commentary"] and post["author"] == body["author"]:
+                return web.json_response({"status": 422, "code": "DUPLICATE_POST",
+                                          "message": f"Content is a duplicate of {urn}"}, status=422)
+        urn = f"urn:li:share:{7000000000000000000 + len(self.posts) + 1}"
+        self.posts[urn] = body
+        return web.Response(status=201, headers={"x-restli-id": urn})
+
+    async def share_stats(self, request: web.Request) -> web.Response:
+        bad = self.denied(request) or self.versioned(request)
+        if bad:
+            return bad
+        raw = request.rel_url.raw_query_string
+        urns: list[tuple[str, str]] = []
+        for kind, key in (("shares", "share"), ("ugcPosts", "ugcPost")):
+            match = re.search(kind + r"=List\(([^)]*)\)", raw)
+            if match:
+                urns += [(key, unquote(u)) for u in match.group(1).split(",") if u]
+        elements = []
+        for key, urn in urns:
+            if urn in self.stats:
+                elements.append({key: urn, "organizationalEntity": unquote(request.query["organizationalEntity"]),
+                                 "totalShareStatistics": {"uniqueImpressionsCount": 1, "engagement": 0.1,
+                                                          **self.stats[urn]}})
+        return web.json_response({"elements": elements, "paging": {"start": 0, "count": 10}})
+
+    async def social_metadata(self, request: web.Request) -> web.Response:
+        bad = self.denied(request) or self.versioned(request)
+        if bad:
+            return bad
+        urn = request.match_info["urn"]
+        if urn not in self.stats:
+            return web.json_response({"status": 404, "message": "Not found"}, status=404)
+        stats = self.stats[urn]
+        return web.json_response({
+            "entity": urn,
+            "reactionSummaries": {"LIKE": {"reactionType": "LIKE", "count": stats.get("likeCount", 0) - 1},
+                                  "PRAISE": {"reactionType": "PRAISE", "count": 1}},
+            "commentSummary": {"count": stats.get("commentCount", 0), "topLevelCount": 1},
+            "commentsState": "OPEN"})
+
+    async def list_comments(self, request: web.Request) -> web.Response:
+        bad = self.denied(request) or self.versioned(request)
+        if bad:
+            return bad
+        urn = request.match_info["urn"]
+        return web.json_response({"elements": self.comments.get(urn, []), "paging": {"start": 0, "count": 10}})
+
+    async def access_token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("grant_type") != "refresh_token" or form.get("client_secret") != "li-secret":
+            return web.json_response({"error": "invalid_request", "error_description": "bad client"}, status=400)
+        new = self.refresh_tokens.get(str(form.get("refresh_token")))
+        if new is None:
+            return web.json_response({"error": "invalid_grant",
+                                      "error_description": "The provided authorization grant is invalid, "
+                                                           "expired or revoked"}, status=400)
+        self.token = new
+        return web.json_response({"access_token": new, "expires_in": 5184000, "refresh_token": "li-refresh",
+                                  "refresh_token_expires_in": 31000000})

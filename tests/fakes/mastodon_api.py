@@ -1,0 +1,74 @@
+"""A small fake Mastodon for what mastodon-mock doesn't do: async media processing (202 → 206 → 200),
+dropped connections, and recording the exact headers of each request (`seen`).
+
+The Mastodon contract tests run against mastodon-mock (a full stateful Mastodon API); this fake only
+covers those faults.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.x_api import MultipartLoopback
+
+
+class FakeMastodon(MultipartLoopback):
+    def __init__(self, *, token: str = "masto-token", processing_polls: int = 1) -> None:
+        super().__init__()
+        self.token = token
+        self.processing_polls = processing_polls  # GETs answered 206 before a media is ready
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.by_key: dict[str, str] = {}
+        self.media: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(110_000_000_000_000_001)
+        self.route("GET", "/api/v1/accounts/verify_credentials", self.me)
+        self.route("POST", "/api/v2/media", self.upload)
+        self.route("GET", "/api/v1/media/{id}", self.media_status)
+        self.route("POST", "/api/v1/statuses", self.create)
+
+    def _ok(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    async def me(self, request: web.Request) -> web.Response:
+        if not self._ok(request):
+            return web.json_response({"error": "The access token is invalid"}, status=401)
+        return web.json_response({"id": "1", "username": "brand", "acct": "brand", "followers_count": 10,
+                                  "url": f"{self.url}/@brand"})
+
+    async def upload(self, request: web.Request) -> web.Response:
+        if not self._ok(request):
+            return web.json_response({"error": "The access token is invalid"}, status=401)
+        form = self.seen[-1].form
+        media_id = str(next(self._ids))
+        self.media[media_id] = {"file": form["file"], "polls": 0}
+        return web.json_response({"id": media_id, "type": "image", "url": None, "preview_url": None}, status=202)
+
+    async def media_status(self, request: web.Request) -> web.Response:
+        media = self.media.get(request.match_info["id"])
+        if media is None:
+            return web.json_response({"error": "Record not found"}, status=404)
+        media["polls"] += 1
+        if media["polls"] <= self.processing_polls:
+            return web.json_response({"id": request.match_info["id"], "url": None}, status=206)
+        return web.json_response({"id": request.match_info["id"], "url": f"{self.url}/m/{request.match_info['id']}"})
+
+    async def create(self, request: web.Request) -> web.Response:
+        if not self._ok(request):
+            return web.json_response({"error": "The access token is invalid"}, status=401)
+        key = request.headers.get("Idempotency-Key")
+        if key and key in self.by_key:
+            return web.json_response(self.statuses[self.by_key[key]])
+        body = await request.json()
+        for media_id in body.get("media_ids") or []:
+            if self.media.get(media_id, {}).get("polls", 0) <= self.processing_polls:
+                return web.json_response({"error": "Cannot attach files that have not finished processing. "
+                                          "Try again in a moment!"}, status=422)
+        status_id = str(next(self._ids))
+        self.statuses[status_id] = {"id": status_id, "url": f"{self.url}/@brand/{status_id}",
+                                    "content": body.get("status"), "media_ids": body.get("media_ids") or []}
+        if key:
+            self.by_key[key] = status_id
+        return web.json_response(self.statuses[status_id])

@@ -1,0 +1,188 @@
+"""A fake X API v2 on 127.0.0.1: users/me, media upload, tweets, lookup, recent search, OAuth 2.0 refresh.
+
+Answers with the documented JSON shapes, checks `Authorization: Bearer <token>` (401 otherwise) and
+keeps state: posts (refusing duplicate text with X's 403), uploaded media, replies and tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
+
+UNAUTHORIZED = {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+
+
+@web.middleware
+async def parse_multipart_first(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Parse a multipart form before LoopbackServer reads the raw body.
+
+    LoopbackServer's middleware calls `request.read()` and then `request.post()`; for multipart bodies
+    aiohttp's `post()` reads the (already drained) stream again and fails. Parsing the form first caches
+    it on the request, so the recorder finds it (its `body` is then empty; tests read `form`).
+    """
+    if request.content_type == "multipart/form-data":
+        await request.post()
+    return await handler(request)
+
+
+class MultipartLoopback(LoopbackServer):
+    """LoopbackServer that records multipart uploads (files in `Seen.form`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.app.middlewares.insert(0, parse_multipart_first)
+
+
+class FakeX(MultipartLoopback):
+    def __init__(self, *, token: str = "tok-1", refresh_token: str = "rt-1", client_id: str = "cid",
+                 client_secret: str | None = None) -> None:
+        super().__init__()
+        self.tokens = {token}
+        self.refresh_tokens = {refresh_token}
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.user = {"id": "2244994945", "name": "Brand", "username": "brand",
+                     "public_metrics": {"followers_count": 1234, "following_count": 5}}
+        self.tweets: dict[str, dict[str, Any]] = {}
+        self.media: dict[str, dict[str, Any]] = {}
+        self.replies: list[dict[str, Any]] = []
+        self.private_refused = False  # answer 403 when non_public_metrics are asked for
+        self._ids = itertools.count(1_790_000_000_000_000_001)
+        self._token_n = itertools.count(2)
+        self.route("GET", "/2/users/me", self.users_me)
+        self.route("POST", "/2/media/upload", self.upload)
+        self.route("POST", "/2/tweets", self.create)
+        self.route("GET", "/2/tweets", self.lookup)
+        self.route("GET", "/2/tweets/search/recent", self.search)
+        self.route("POST", "/2/oauth2/token", self.token)
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and header[7:] in self.tokens
+
+    async def users_me(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response(UNAUTHORIZED, status=401)
+        return web.json_response({"data": self.user})
+
+    async def upload(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response(UNAUTHORIZED, status=401)
+        form = self.seen[-1].form
+        if "media" not in form or form.get("media_category") not in ("tweet_image", "tweet_gif"):
+            return web.json_response({"errors": [{"message": "media and media_category are required"}]}, status=400)
+        media_id = str(next(self._ids))
+        self.media[media_id] = form["media"]
+        return web.json_response({"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(
+            form["media"]["data"]), "expires_after_secs": 86400, "image": {"image_type": form["media_type"]}}})
+
+    async def create(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response(UNAUTHORIZED, status=401)
+        body = await request.json()
+        text = body.get("text", "")
+        if any(t["text"] == text for t in self.tweets.values()):
+            return web.json_response({"detail": "You are not allowed to create a Tweet with duplicate content.",
+                                      "type": "about:blank", "title": "Forbidden", "status": 403}, status=403)
+        media_ids = (body.get("media") or {}).get("media_ids") or []
+        unknown = [m for m in media_ids if m not in self.media]
+        if unknown:
+            return web.json_response({"errors": [{"message": f"media ids {unknown} not found"}],
+                                      "title": "Invalid Request", "detail": "One or more parameters to your "
+                                      "request was invalid."}, status=400)
+        tweet_id = str(next(self._ids))
+        self.tweets[tweet_id] = {"id": tweet_id, "text": text, "media_ids": media_ids, "public_metrics": {
+            "retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0, "bookmark_count": 0,
+            "impression_count": 0}, "non_public_metrics": {"impression_count": 0, "url_link_clicks": 0,
+                                                          "user_profile_clicks": 0}}
+        return web.json_response({"data": {"id": tweet_id, "text": text}}, status=201)
+
+    async def lookup(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response(UNAUTHORIZED, status=401)
+        ids = request.query.get("ids", "").split(",")
+        if len(ids) > 100:
+            return web.json_response({"errors": [{"message": "ids: at most 100"}]}, status=400)
+        fields = request.query.get("tweet.fields", "").split(",")
+        if "non_public_metrics" in fields and self.private_refused:
+            return web.json_response({"title": "Forbidden", "detail": "Sorry, you are not authorized to see the "
+                                      "field non_public_metrics.", "status": 403}, status=403)
+        data, errors = [], []
+        for tweet_id in ids:
+            tweet = self.tweets.get(tweet_id)
+            if tweet is None:
+                errors.append({"value": tweet_id, "detail": f"Could not find tweet with ids: [{tweet_id}].",
+                               "title": "Not Found Error", "resource_type": "tweet", "parameter": "ids",
+                               "resource_id": tweet_id,
+                               "type": "https://api.twitter.com/2/problems/resource-not-found"})
+                continue
+            item = {"id": tweet_id, "text": tweet["text"], "edit_history_tweet_ids": [tweet_id]}
+            for field in ("public_metrics", "non_public_metrics"):
+                if field in fields:
+                    item[field] = tweet[field]
+            data.append(item)
+        body: dict[str, Any] = {}
+        if data:
+            body["data"] = data
+        if errors:
+            body["errors"] = errors
+        return web.json_response(body)
+
+    async def search(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response(UNAUTHORIZED, status=401)
+        query = request.query.get("query", "")
+        wanted = {part.split(":", 1)[1] for part in query.split(" OR ") if part.startswith("conversation_id:")}
+        start = request.query.get("start_time")
+        hits = [r for r in self.replies if r["conversation_id"] in wanted and (not start or r["created_at"] > start)]
+        offset = int(request.query.get("next_token", "0") or 0)
+        page = hits[offset:offset + 2]  # small pages to exercise next_token
+        users = {r["author_id"]: {"id": r["author_id"], "username": r["username"], "name": r["username"]}
+                 for r in page}
+        body: dict[str, Any] = {"meta": {"result_count": len(page)}}
+        if page:
+            body["data"] = [{k: v for k, v in r.items() if k != "username"} for r in page]
+            body["includes"] = {"users": list(users.values())}
+        if offset + 2 < len(hits):
+            body["meta"]["next_token"] = str(offset + 2)
+        return web.json_response(body)
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = self.seen[-1].form
+        if self.client_secret is not None:
+            expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            if request.headers.get("Authorization") != f"Basic {expected}":
+                return web.json_response({"error": "unauthorized_client",
+                                          "error_description": "Missing valid authorization header"}, status=401)
+        if form.get("grant_type") != "refresh_token" or form.get("client_id") != self.client_id:
+            return web.json_response({"error": "invalid_request",
+                                      "error_description": "Value passed for the client id was invalid."}, status=400)
+        if form.get("refresh_token") not in self.refresh_tokens:
+            return web.json_response({"error": "invalid_request",
+                                      "error_description": "Value passed for the token was invalid."}, status=400)
+        self.refresh_tokens.discard(form["refresh_token"])  # refresh tokens rotate
+        n = next(self._token_n)
+        self.tokens.add(f"tok-{n}")
+        self.refresh_tokens.add(f"rt-{n}")
+        return web.json_response({"token_type": "bearer", "expires_in": 7200, "access_token": f"tok-{n}",
+                                  "scope": "tweet.read tweet.write users.read offline.access",
+                                  "refresh_token": f"rt-{n}"})
+
+    # -- test helpers -----------------------------------------------------------------------------
+
+    def engage(self, tweet_id: str, **numbers: int) -> None:
+        for key, value in numbers.items():
+            bucket = "non_public_metrics" if key in ("url_link_clicks", "user_profile_clicks") else "public_metrics"
+            self.tweets[tweet_id][bucket][key] = value
+
+    def reply(self, tweet_id: str, text: str, *, username: str = "fan", author_id: str = "99",
+              created_at: str = "2026-11-23T10:00:00.000Z") -> str:
+        reply_id = str(next(self._ids))
+        self.replies.append({"id": reply_id, "text": text, "conversation_id": tweet_id, "author_id": author_id,
+                             "username": username, "created_at": created_at, "in_reply_to_user_id": self.user["id"]})
+        return reply_id
