@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 
 from bot.settings import Settings, SettingsError, load_settings
@@ -28,15 +30,24 @@ async def run(settings: Settings) -> int:
     if herald.key_note:
         print(herald.key_note)
     fronts = chat_fronts(herald)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # a Procfile stop (SIGTERM) or Ctrl-C: stop cleanly
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
     await herald.start()
     try:
         if fronts:
-            print(f"Herald is running: {', '.join(fronts)}, and the console chat. Ctrl-C stops it.")
+            print(f"Herald is running: {', '.join(fronts)}, and the console chat. Ctrl-C stops it.", flush=True)
         else:
-            print("Herald is running on the console chat. Type /help to begin, /quit to stop.")
-        await herald.console.serve(sys.stdin, prompt=sys.stdin.isatty() and not fronts)
-        if fronts:  # stdin closed (a Procfile process has none): keep serving the chat front ends
-            await asyncio.Event().wait()
+            print("Herald is running on the console chat. Type /help to begin, /quit to stop.", flush=True)
+        console = asyncio.create_task(herald.console.serve(sys.stdin, prompt=sys.stdin.isatty() and not fronts))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({console, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if console.done() and fronts and not herald.console.closed:
+            await stopped  # stdin closed (a Procfile process has none): keep serving the chat front ends
+        for task in (console, stopped):
+            task.cancel()
     finally:
         await herald.stop()
     return 0

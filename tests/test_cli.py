@@ -51,3 +51,34 @@ def test_key_prints_a_fresh_fernet_key(tmp_path: Path) -> None:
     done = run_bot(["key"], tmp_path)
     assert done.returncode == 0
     assert SecretBox.is_valid_key(done.stdout.strip())
+
+
+async def test_with_a_telegram_token_herald_serves_the_group_until_sigterm(tmp_path: Path) -> None:
+    """The real entry point, as a Procfile runs it: no terminal, TELEGRAM_BOT_TOKEN set, SIGTERM to stop."""
+    import asyncio
+    import signal
+
+    from tests.fakes.telegram_api import FakeTelegram
+
+    tg = FakeTelegram()
+    await tg.start()
+    alice = tg.user("Alice", username="alice")
+    group = tg.group("Acme marketing", admins=(alice,))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "DATABASE_URL", "TELEGRAM_", "DISCORD_"))}
+    env.update(PYTHONPATH=str(ROOT), TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.url)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await tg.wait_call("setMyCommands", timeout=60)
+        await tg.say(alice, group, "/setup Acme")
+        reply = await tg.wait_sent(group, "Workspace 'Acme' is ready", timeout=30)
+        assert "@alice is its admin" in reply["text"]
+        process.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await tg.close()
+    assert process.returncode == 0, err.decode()
+    assert "Herald is running: Telegram (polling)" in out.decode()

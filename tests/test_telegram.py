@@ -119,10 +119,11 @@ async def world(db_url: str, clock: FakeClock, tg: FakeTelegram) -> AsyncIterato
     front = new_front(herald, tg)
     herald.add_front(front)
     await herald.start()
+    world = World(herald, front, tg, clock, group, alice, bob, carol)
     try:
-        yield World(herald, front, tg, clock, group, alice, bob, carol)
+        yield world
     finally:
-        await herald.stop()
+        await world.herald.stop()  # a test may have restarted Herald: stop the one running now
 
 
 # --- the whole flow ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
@@ -138,12 +139,26 @@ class ConsoleChat:
             self.prompting = reply.ask
 
     async def serve(self, stream: TextIO = sys.stdin, prompt: bool = True) -> None:
-        """Read lines until end of input or /quit."""
+        """Read lines until end of input or /quit.
+
+        Lines are read by a daemon thread, so a Herald stopped by a signal never waits on a
+        terminal nobody types into.
+        """
         loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str] = asyncio.Queue()
+
+        def read() -> None:
+            while True:
+                line = stream.readline()
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+                if line == "":
+                    return
+
+        threading.Thread(target=read, name="console-stdin", daemon=True).start()
         while not self.closed:
             if prompt:
                 self._write_prompt()
-            line = await loop.run_in_executor(None, stream.readline)
+            line = await lines.get()
             if line == "":
                 break
             await self._line(line)

@@ -604,10 +604,10 @@ class TelegramFront:
             else:
                 await query.answer(clip("✋ " + reply.text, MAX_ALERT), show_alert=True)
             return
+        if reply.update is not None and card_id is not None:
+            await self.edit_card(chat.id, card_id, reply.update)  # the card shows it before the button settles
         if not answered:
             await query.answer(clip(reply.text.split("\n", 1)[0], MAX_ALERT))
-        if reply.update is not None and card_id is not None:
-            await self.edit_card(chat.id, card_id, reply.update)
         await self.respond(Origin(chat, query.from_user, None), reply, card_message_id=card_id)
 
     def _label(self, message: Any, data: str) -> str:
