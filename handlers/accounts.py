@@ -185,7 +185,8 @@ async def accounts(req: Request) -> Reply:
         if not rows:
             return Reply("No accounts yet. /connect sandbox name=brand connects one to try Herald with.")
         lines = [describe_account(a, ws.timezone) for a in rows]
-    return Reply("Accounts:\n" + "\n".join(lines))
+    # account details (health notes, which credentials are stored) are for the asker only
+    return Reply("Accounts:\n" + "\n".join(lines), private=True)
 
 
 @command(

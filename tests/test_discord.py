@@ -149,6 +149,9 @@ async def test_refusals_and_secrets_are_ephemeral_and_red(world: World) -> None:
     out = await w.fake.slash(w.alice, w.team, "connect", args="sandbox name=brand token=s3cret")
     assert out.ephemeral  # the options of an ephemeral answer are seen by no one else
     assert title(out).startswith("✋") and all("s3cret" not in str(m) for m in w.fake.messages.values())
+    await w.fake.slash(w.alice, w.team, "connect", args="sandbox name=brand")
+    accounts = await w.fake.slash(w.alice, w.team, "accounts")
+    assert accounts.ephemeral and "brand: Sandbox" in accounts.callback["data"]["embeds"][0]["description"]
 
 
 async def test_draft_without_text_opens_a_modal_whose_submission_writes_the_post(world: World) -> None:
