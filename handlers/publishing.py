@@ -307,6 +307,8 @@ def settle(ctx: Context, post_id: int) -> Reply | None:
         lines = [delivery_line(post, d, a, tz) for d, a in pairs]
         waiting = [d.not_before for d, _a in pairs if DeliveryState(d.state) == DeliveryState.PENDING and d.not_before]
         sent = states.count(DeliveryState.SENT)
+        if sent and post.published_at is None:  # live since its first account went out
+            post.published_at = min((d.sent_at for d, _a in pairs if d.sent_at is not None), default=now)
         if DeliveryState.PENDING in states:
             if waiting:
                 ctx.scheduler.arm(post_id, min(waiting))
@@ -321,8 +323,6 @@ def settle(ctx: Context, post_id: int) -> Reply | None:
         else:
             move_post(post, PostState.FAILED)
             head = f"❌ #{post.id} didn't publish on any of its {len(states)} account(s)."
-        if sent and post.published_at is None:
-            post.published_at = now
         audit(session, ctx, post.workspace_id, post.id, "Herald", "publish", f"{state_label(post)}: {sent}/{len(states)} sent")
     return Reply(head + "\n" + "\n".join(lines))
 
@@ -602,17 +602,36 @@ async def confirm(req: Request) -> Reply:
     with ctx.db.session() as session:
         post = get_post(session, ws_id, post_id)
         chosen = target_named(post_targets(session, post), account_name)
-        if chosen is None or DeliveryState(chosen[0].state) != DeliveryState.UNCONFIRMED:
+        adding_link = chosen is not None and DeliveryState(chosen[0].state) == DeliveryState.SENT \
+            and chosen[0].remote_id is None and bool(link.strip())
+        if chosen is None or (DeliveryState(chosen[0].state) != DeliveryState.UNCONFIRMED and not adding_link):
             raise UserError(f"#{post.id} has no unconfirmed delivery to {account_name}.")
         delivery, account = chosen
-        move_delivery(delivery, DeliveryState.SENT)
-        delivery.remote_url = link.strip() or None
-        delivery.remote_id = delivery.remote_id or link.strip() or "confirmed by the team"
-        delivery.sent_at = delivery.updated_at = ctx.clock.now()
-        audit(session, ctx, ws_id, post.id, req.actor_name, "confirm", f"{account.name} is live {link}".strip())
+        given = link.strip()
+        is_url = "://" in given
+        network = ctx.networks.get(account.network)
+        read_id = getattr(network, "remote_id_from_url", None)
+        remote_id = (read_id(account_view(ctx, account), given) if is_url and read_id else None) or (
+            None if is_url else given or None)
+        if not adding_link:
+            move_delivery(delivery, DeliveryState.SENT)
+        now = ctx.clock.now()
+        delivery.remote_url = given if is_url else delivery.remote_url
+        delivery.remote_id = remote_id or delivery.remote_id
+        delivery.updated_at = now
+        if not adding_link:
+            delivery.sent_at = now
+        delivery.error_kind = delivery.last_error = None
+        # numbers are read for it like for any sent delivery, when Herald knows its id on the network
+        delivery.metrics_due_at = first_metrics_at(now) if delivery.remote_id else None
+        no_numbers = delivery.remote_id is None
+        audit(session, ctx, ws_id, post.id, req.actor_name, "confirm", f"{account.name} is live {given}".strip())
         state = PostState(post.state)
         if state in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED):
             move_post(post, PostState.PUBLISHING)
     result = settle(ctx, post_id) or Reply(f"Marked #{post_id} on {account_name} as live.")
+    if no_numbers:
+        result = Reply(result.text + f"\n(Herald can't read numbers for {account_name} without the post's link "
+                       f"or id: /confirm {post_id} {account_name} <link> again adds it.)")
     await tell_team(ctx, ws_id, result, skip=req.command.chat)
     return result

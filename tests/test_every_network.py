@@ -405,8 +405,6 @@ async def test_one_post_to_every_network_reports_a_partial_failure_per_network(t
     assert "acme-yt (youtube): 8 likes · 2 comments · 120 views" in out
 
 
-@pytest.mark.xfail(strict=True, reason="handlers/publishing.py confirm(): a delivery the team confirms gets no "
-                   "metrics_due_at and keeps the pasted link as its remote id, so its numbers are never read")
 async def test_a_delivery_the_team_confirmed_gets_its_numbers_read(team: Team, fakes: Fakes) -> None:
     await connect_team(team, fakes, "acme-li")
     await approved(team, TEXT, MediaIn("sale.png", "image/png", PNG))
@@ -424,8 +422,6 @@ async def test_a_delivery_the_team_confirmed_gets_its_numbers_read(team: Team, f
     assert "acme-li (linkedin): 15 likes · 4 comments · 2 shares · 900 views · 30 clicks" in out, out
 
 
-@pytest.mark.xfail(strict=True, reason="handlers/publishing.py settle(): published_at is only set once no "
-                   "delivery is pending, so a rate-limited account's retry becomes the post's publication time")
 async def test_a_post_live_on_some_accounts_while_another_retries_was_published_when_it_first_went_live(
         team: Team, fakes: Fakes) -> None:
     await connect_team(team, fakes, "acme-x", "acme-masto")

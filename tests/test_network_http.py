@@ -142,3 +142,28 @@ def test_seconds_until_reads_every_header_form():
 async def test_loopback_is_real_http(server):
     await asyncio.sleep(0)
     assert server.url.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("key, url, expected", [
+    ("x", "https://x.com/acme/status/1790000000000000001?s=20", "1790000000000000001"),
+    ("mastodon", "https://mastodon.social/@acme/113456789012345678", "113456789012345678"),
+    ("linkedin", "https://www.linkedin.com/feed/update/urn:li:share:7250000000000000000/", "urn:li:share:7250000000000000000"),
+    ("pinterest", "https://www.pinterest.com/pin/987654321012345/", "987654321012345"),
+    ("youtube", "https://www.youtube.com/watch?v=dQw4w9WgXcQ", "dQw4w9WgXcQ"),
+    ("youtube", "https://youtu.be/dQw4w9WgXcQ", "dQw4w9WgXcQ"),
+    ("discord", "https://discord.com/channels/1/2/1234567890", "1234567890"),
+    ("telegram", "https://t.me/acme_news/42", "42"),
+    ("tiktok", "https://www.tiktok.com/@acme/video/7300000000000000000", "7300000000000000000"),
+    ("bluesky", "https://bsky.app/profile/acme.bsky.social/post/3kabcdefghij2", "at://did:plc:abc/app.bsky.feed.post/3kabcdefghij2"),
+    ("x", "https://example.com/not-a-post", None),
+    ("facebook", "https://www.facebook.com/acme/posts/pfbid0abc", None),
+])
+async def test_a_posts_id_is_read_from_its_public_link_for_confirm(key, url, expected):
+    from bot.networks import build_networks
+    from storage.db import Database
+
+    client = new_client()
+    directory = build_networks(Database("sqlite://"), FakeClock(), client)
+    view = AccountView(id=1, workspace_id=1, network=key, name="brand", base_url=None, settings={"did": "did:plc:abc"})
+    assert directory.get(key).remote_id_from_url(view, url) == expected  # type: ignore[union-attr]
+    await client.aclose()

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -290,6 +291,12 @@ class BlueskyNetwork(HttpNetwork):
         keys = [_media_key(i, m.sha256) for i, m in enumerate(post.media)]
         return {"blobs": {k: img["image"] for k, img in zip(keys, images, strict=False)},
                 "blobs_uploaded_at": at or _iso(self.clock.now())}
+
+    def remote_id_from_url(self, account: AccountView, url: str) -> str | None:
+        """https://bsky.app/profile/<handle>/post/<rkey> of this account → its at:// record URI."""
+        match = re.search(r"/profile/[^/]+/post/(?P<rkey>[\w.~:-]+)", url)
+        did = account.settings.get("did")
+        return f"at://{did}/app.bsky.feed.post/{match.group('rkey')}" if match and did else None
 
     def _url(self, account: AccountView, uri: str) -> str:
         handle = account.settings.get("handle") or account.settings.get("did")

@@ -69,6 +69,7 @@ def nonce_for(idempotency_key: str) -> str:
 
 class DiscordChannelNetwork(HttpNetwork):
     key = "discord"
+    url_id_pattern = r"/channels/\d+/\d+/(?P<id>\d+)"
     label = "Discord channel"
     idempotent = False  # the nonce only holds for minutes and webhooks have none (see the module doc)
     default_base_url = "https://discord.com/api/v10"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -84,6 +85,8 @@ class HttpNetwork:
     # headers that say when a rate limit resets, most specific first
     reset_headers: ClassVar[tuple[str, ...]] = ("retry-after", "x-rate-limit-reset", "x-ratelimit-reset",
                                                 "ratelimit-reset")
+    # how to read a post's id from its public link (for /confirm), a regex with a group named "id"
+    url_id_pattern: ClassVar[str | None] = None
 
     def __init__(self, client: httpx.AsyncClient, clock: Clock) -> None:
         self.client = client
@@ -102,6 +105,13 @@ class HttpNetwork:
 
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
         return None
+
+    def remote_id_from_url(self, account: AccountView, url: str) -> str | None:
+        """The network's id of a post from its public link (the team's /confirm), or None if it can't be read."""
+        if self.url_id_pattern is None:
+            return None
+        match = re.search(self.url_id_pattern, url)
+        return match.group("id") if match else None
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
         raise NotImplementedError

@@ -88,6 +88,7 @@ def parse_expiry(value: Any) -> datetime | None:
 
 class LinkedInNetwork(HttpNetwork):
     key = "linkedin"
+    url_id_pattern = r"(?P<id>urn:li:(?:share|ugcPost|activity):\d+)"
     label = "LinkedIn"
     idempotent = False
     default_base_url = "https://api.linkedin.com"

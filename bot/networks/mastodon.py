@@ -48,6 +48,7 @@ MEDIA_POLLS = 30
 
 class MastodonNetwork(HttpNetwork):
     key = "mastodon"
+    url_id_pattern = r"/(?P<id>\d+)/?(?:[?#].*)?$"
     label = "Mastodon"
     idempotent = True  # Idempotency-Key: a resent status comes back as the one already made
     default_base_url = "https://mastodon.social"

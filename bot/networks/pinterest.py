@@ -61,6 +61,7 @@ def first_line(text: str, limit: int) -> str:
 
 class PinterestNetwork(HttpNetwork):
     key = "pinterest"
+    url_id_pattern = r"/pin/(?P<id>\d+)"
     label = "Pinterest"
     idempotent = False
     default_base_url = "https://api.pinterest.com"

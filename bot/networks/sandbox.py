@@ -153,6 +153,11 @@ class SandboxNetwork:
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
         return None  # sandbox tokens never expire
 
+    def remote_id_from_url(self, account: AccountView, url: str) -> str | None:
+        prefix = f"{URL_BASE}/{account.name}/"
+        tail = url[len(prefix):] if url.startswith(prefix) else ""
+        return tail if tail.isdigit() else None
+
 
 FANS = ("ana_k", "ben.builds", "chloe", "dev_dan", "emma_reads")
 COMMENTS = ("Love this!", "When is it available?", "Great news 🎉", "Can you share more details?", "Congrats team")

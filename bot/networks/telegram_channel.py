@@ -73,6 +73,7 @@ def message_url(chat: dict[str, Any], message_id: int) -> str:
 
 class TelegramChannelNetwork(HttpNetwork):
     key = "telegram"
+    url_id_pattern = r"t\.me/(?:c/)?[\w]+/(?P<id>\d+)"
     label = "Telegram channel"
     idempotent = False  # no idempotency key in the Bot API: a resend is a second post
     default_base_url = "https://api.telegram.org"

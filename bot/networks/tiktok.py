@@ -94,6 +94,7 @@ def plain(code: str, message: str) -> str:
 
 class TikTokNetwork(HttpNetwork):
     key = "tiktok"
+    url_id_pattern = r"/(?:video|photo)/(?P<id>\d+)"
     label = "TikTok"
     idempotent = False
     default_base_url = "https://open.tiktokapis.com"

@@ -44,6 +44,7 @@ NOT_FOUND = "resource-not-found"
 
 class XNetwork(HttpNetwork):
     key = "x"
+    url_id_pattern = r"/status(?:es)?/(?P<id>\d+)"
     label = "X"
     idempotent = False
     default_base_url = "https://api.x.com"

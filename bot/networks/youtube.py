@@ -99,6 +99,7 @@ class SessionGone(PublishError):
 
 class YouTubeNetwork(HttpNetwork):
     key = "youtube"
+    url_id_pattern = r"(?:[?&]v=|youtu\.be/|/shorts/)(?P<id>[\w-]{11})"
     label = "YouTube"
     idempotent = False
     default_base_url = "https://www.googleapis.com"
