@@ -19,7 +19,8 @@ def configure_logging(settings: Settings) -> None:
         stream=sys.stderr,
     )
     quiet = max(logging.WARNING, logging.getLevelName(settings.log_level))
-    for noisy in ("apscheduler", "alembic"):
+    # httpx logs every request URL at INFO, and some carry tokens (Telegram's bot token, Discord webhooks)
+    for noisy in ("apscheduler", "alembic", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(quiet)
 
 
@@ -35,8 +36,8 @@ async def run(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):  # a Procfile stop (SIGTERM) or Ctrl-C: stop cleanly
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    await herald.start()
     try:
+        await herald.start()
         if fronts:
             print(f"Herald is running: {', '.join(fronts)}, and the console chat. Ctrl-C stops it.", flush=True)
         else:

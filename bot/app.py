@@ -106,14 +106,16 @@ class Herald:
         and the chat front ends."""
         self.db.migrate()
         self.lock.acquire()
-        await recover_interrupted(self.ctx, at_start=True)
-        await self.scheduler.start(self.ctx)
+        # the chat front ends first: what recovery and the first sweep have to say must reach the team
         for front in self.fronts:
             await front.start()
         for service in self.services:
             await service.start()
+        await recover_interrupted(self.ctx, at_start=True)
+        await self.scheduler.start(self.ctx)
 
     async def stop(self) -> None:
+        self.scheduler.shutdown()  # no new sends; then the front ends and servers go
         for service in self.services:
             await service.stop()
         for front in reversed(self.fronts):
@@ -121,7 +123,6 @@ class Herald:
                 await front.stop()
             except Exception:
                 log.exception("stopping the %s front end failed", front.platform)
-        self.scheduler.shutdown()
         if self.networks.client is not None:
             await self.networks.client.aclose()
         self.lock.release()

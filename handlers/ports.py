@@ -124,7 +124,11 @@ class PublishError(Exception):
         self.kind = kind
         self.reason = reason
         self.retry_after = retry_after
-        self.resume = resume or {}  # progress to keep for the next attempt (container / upload id)
+        # progress to keep for the next attempt (container / upload id). Two keys mean something to Herald:
+        # "in_flight": true — a post may already exist and the next attempt checks for it, so when automatic
+        # attempts run out the delivery is unconfirmed, not failed; keys starting "guard_" are safety
+        # markers that Herald drops when the team explicitly resends (/retry <post> <account>).
+        self.resume = resume or {}
 
 
 @dataclass(frozen=True)

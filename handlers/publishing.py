@@ -161,6 +161,11 @@ def record_failure(
             delivery.resume = {**(delivery.resume or {}), **resume}
         if kind == ErrorKind.UNKNOWN_OUTCOME:
             move_delivery(delivery, DeliveryState.UNCONFIRMED)
+        elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and (delivery.resume or {}).get(IN_FLIGHT) \
+                and delivery.auto_attempts >= MAX_AUTOMATIC_ATTEMPTS:
+            # a post may exist on the network (its upload or container was under way): never "failed", ask
+            move_delivery(delivery, DeliveryState.UNCONFIRMED)
+            delivery.last_error = f"{reason} — and a post may already exist there from an earlier attempt"
         elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and delivery.auto_attempts < MAX_AUTOMATIC_ATTEMPTS:
             wait = retry_after if retry_after is not None else (
                 DEFAULT_RETRY_AFTER if kind == ErrorKind.RATE_LIMITED else 15.0 * 2 ** delivery.attempts
@@ -262,6 +267,9 @@ async def send_pending(ctx: Context, post_id: int) -> Reply | None:
 
 
 HELD = "held"
+# resume keys with a meaning for Herald itself (see handlers.ports.PublishError):
+IN_FLIGHT = "in_flight"  # true: a post may already exist; the resume lets the next attempt check for it
+GUARD = "guard_"  # safety markers a connector keeps; lifted when the team explicitly resends
 FIXES = {
     HELD: "/retry {post} sends it now",
     ErrorKind.REJECTED.value: "fix the text with /variant {post} {account} <text>, then /retry {post}",
@@ -574,8 +582,11 @@ async def retry(req: Request) -> Reply:
                 f"approval first: approvers, /approve {post.id}. Then /retry {post.id}."
             )
         for delivery in again:
+            named = account_name is not None and DeliveryState(delivery.state) == DeliveryState.UNCONFIRMED
             move_delivery(delivery, DeliveryState.PENDING)
             delivery.not_before, delivery.auto_attempts = None, 0
+            if named:  # the team checked the account and found nothing: lift the connector's safety markers
+                delivery.resume = {k: v for k, v in (delivery.resume or {}).items() if not k.startswith(GUARD)}
         session.flush()
         claim_post(session, post, state, ctx.clock.now())
         audit(session, ctx, ws_id, post.id, req.actor_name, "retry",

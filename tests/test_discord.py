@@ -368,4 +368,6 @@ async def test_a_slow_command_is_deferred_then_answered(world: World, monkeypatc
     assert refused.kind == 5
     [hidden] = await w.fake.wait_for(lambda: refused.followups)
     assert hidden["flags"] & EPHEMERAL and hidden["embeds"][0]["title"].startswith("✋")
-    assert refused.original is None  # the public "thinking…" was deleted: a refusal is for the asker only
+    # the public "thinking…" only says a private answer was given; the refusal is for the asker only
+    assert refused.original is not None and refused.original["content"] == "Answered privately (only you can see it)."
+    assert not refused.original.get("embeds")

@@ -176,3 +176,33 @@ async def test_credentials_are_decrypted_only_for_the_network_call(team: Team) -
     post_id = await team.approved_post()
     out = await team.say("alice", f"/publish {post_id}")
     assert "s3cret-token" not in out
+
+
+async def test_a_check_that_never_ends_is_unconfirmed_not_failed_and_the_teams_resend_lifts_guards(team: Team) -> None:
+    """A connector that keeps checking an upload already under way (resume in_flight) never ends as
+    'failed' (the post may be live); the team's named /retry drops its guard_ markers and keeps the rest."""
+    from handlers.ports import ErrorKind, PublishError
+
+    recording = await recording_team(team, "tube")
+    seen: list[dict[str, object]] = []
+
+    def still_processing() -> None:
+        seen.append(dict(recording.outgoing[-1].resume))
+        raise PublishError(ErrorKind.TRANSIENT, "the video is still processing", retry_after=60,
+                           resume={"in_flight": True, "upload_url": "u1", "guard_first_tried_at": "10:00"})
+
+    recording.behaviour["tube"] = still_processing
+    post_id = await team.approved_post()
+    out = await team.say("alice", f"/publish {post_id}")
+    assert "⏳ tube (recording): the video is still processing" in out
+    for _ in range(6):
+        out += await team.tick(minutes=2)
+    [delivery] = team.deliveries(post_id)
+    assert delivery.state == "unconfirmed" and recording.count("tube") == 5
+    assert "a post may already exist there from an earlier attempt" in (delivery.last_error or "")
+    assert "? tube (recording): unconfirmed" in out
+    recording.behaviour.pop("tube")
+    done = await team.say("alice", f"/retry {post_id} tube")
+    assert f"#{post_id} is published" in done
+    assert seen[1] == {"in_flight": True, "upload_url": "u1", "guard_first_tried_at": "10:00"}
+    assert recording.outgoing[-1].resume == {"in_flight": True, "upload_url": "u1"}

@@ -539,3 +539,13 @@ async def test_a_photo_with_the_caption_attach_n_joins_that_post(world: World) -
     photo = await world.tg.send_photo(world.alice, world.group, png((7, 7, 7)), caption=f"/attach {post_id}")
     answer = await world.reply_to(photo)
     assert f"#{post_id}: 1 file(s) attached (1 in all)." in answer["text"]
+
+
+def test_webhook_mode_without_a_secret_makes_one() -> None:
+    async def handle(command: Command) -> Reply:
+        return Reply("")
+
+    front = TelegramFront(handle, "1:A", webhook_url="https://herald.example/telegram")
+    other = TelegramFront(handle, "1:A", webhook_url="https://herald.example/telegram")
+    assert front.webhook_secret and len(front.webhook_secret) >= 32 and front.webhook_secret != other.webhook_secret
+    assert TelegramFront(handle, "1:A").webhook_secret is None  # polling needs none

@@ -381,7 +381,10 @@ class DiscordFront:
             await interaction.edit_original_response(**_as_edit(content))
         else:
             if interaction.response.type == discord.InteractionResponseType.deferred_channel_message:
-                await interaction.delete_original_response()  # the public "thinking…" can't turn ephemeral
+                # the public "thinking…" can't turn ephemeral, and Discord makes the first followup after a
+                # deferral take its visibility: settle it with a neutral line first, then answer privately
+                await interaction.edit_original_response(content="Answered privately (only you can see it).",
+                                                         embed=None, view=None)
             await interaction.followup.send(**content, ephemeral=hidden)
 
     def render(self, reply: Reply, *, editing: bool = False) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import html
 import json
 import logging
 import re
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -230,7 +231,8 @@ class TelegramFront:
         self.webhook_url = webhook_url
         self.webhook_listen = webhook_listen
         self.webhook_port = webhook_port
-        self.webhook_secret = webhook_secret
+        # without a secret anyone who finds the webhook URL could post updates as any user: make one
+        self.webhook_secret = webhook_secret or (secrets.token_urlsafe(32) if webhook_url else None)
         self.webhook_path = webhook_path
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout
@@ -252,7 +254,6 @@ class TelegramFront:
         self.drafted: dict[tuple[int, int], float] = {}  # (chat, user) → when they last made a /draft
         self.admins: dict[int, tuple[float, frozenset[int]]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
-        self._overflow_ids = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -474,8 +475,7 @@ class TelegramFront:
         for button in buttons:
             data = encode_button(button)
             if data is None:  # too big for 64 bytes: remembered in memory (lost on restart)
-                self._overflow_ids += 1
-                data = f"m:{self._overflow_ids}"
+                data = f"m:{secrets.token_urlsafe(12)}"  # random: an old card's token never names a new button
                 self.overflow[data] = button
                 while len(self.overflow) > self.max_pending:
                     self.overflow.popitem(last=False)

@@ -240,24 +240,45 @@ class MetaGraphNetwork(HttpNetwork):
         detail = str(body.get("error_message") or body.get("status") or "")
         return status, detail
 
-    async def wait_until_finished(self, account: AccountView, container_id: str) -> None:
-        """Poll the container until FINISHED; hand it to a later attempt if it takes longer."""
+    async def wait_until_finished(self, account: AccountView, container_id: str) -> str:
+        """Poll the container until FINISHED (or PUBLISHED: an earlier attempt's publish went through,
+        so the caller must find the post, never publish again); hand it to a later attempt if it takes
+        longer. Returns the status it ended on."""
         for attempt in range(self.poll_tries):
             status, detail = await self.container_status(account, container_id)
-            if status == "FINISHED":
-                return
+            if status in ("FINISHED", "PUBLISHED"):
+                return status
             if status == "ERROR":
                 raise PublishError(ErrorKind.REJECTED, f"{self.label} couldn't prepare the post: {detail or 'ERROR'}"
                                    " (are the image URLs public, and the images in a format it takes?)")
             if status == "EXPIRED":
                 raise PublishError(ErrorKind.TRANSIENT, f"the {self.label} container expired before publishing; "
                                    "the next attempt makes a new one", resume={"container_id": ""})
-            if status == "PUBLISHED":
-                return
             if attempt < self.poll_tries - 1:
                 await asyncio.sleep(self.poll_interval)
         raise PublishError(ErrorKind.TRANSIENT, f"{self.label} is still preparing the post; Herald publishes it "
                            "on the next attempt", retry_after=60.0, resume={"container_id": container_id})
+
+    async def wait_for_children(self, account: AccountView, children: list[str]) -> None:
+        """Wait for every carousel item container. A child is never the post: whatever goes wrong here, the
+        next attempt must not publish it (Meta refuses a carousel item as creation_id, or worse, would post
+        one image alone), so the failure carries no child id and makes the next attempt start the carousel
+        again (new item containers; the unused ones expire by themselves)."""
+        for child_id in children:
+            try:
+                await self.wait_until_finished(account, child_id)
+            except PublishError as exc:
+                exc.resume = {"container_id": ""}
+                exc.reason += " (a carousel image; the next attempt prepares the carousel again)"
+                raise
+
+    def container_id(self, body: Any, what: str) -> str:
+        """The id of a container just made; TRANSIENT when the answer has none (a container is never a post)."""
+        container = str(body.get("id") or "") if isinstance(body, dict) else ""
+        if not container:
+            raise PublishError(ErrorKind.TRANSIENT, f"{self.label} answered the {what} without its id; nothing "
+                               "was published, the next attempt makes it again", resume={"container_id": ""})
+        return container
 
     async def refresh_long_lived(self, account: AccountView, url: str, grant_type: str) -> dict[str, Any] | None:
         """Extend a 60-day Instagram/Threads token when it ends within `refresh_within` (or its end is

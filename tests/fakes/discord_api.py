@@ -63,6 +63,9 @@ class Interaction:
     original: dict[str, Any] | None = None  # the response message (type 4/5), edited by PATCH @original
     followups: list[dict[str, Any]] = field(default_factory=list)
     answered: asyncio.Event = field(default_factory=asyncio.Event)
+    # deferred (type 5) and not yet resolved: Discord makes the first followup edit the "thinking…"
+    # original, keeping the deferral's visibility whatever flags the followup asks for
+    loading: bool = False
 
     @property
     def callback(self) -> dict[str, Any]:
@@ -540,6 +543,7 @@ class FakeDiscord(LoopbackServer):
             message["flags"] = flags
             message["type"] = 20
             record.original = self._store(message)
+            record.loading = kind == 5
             resource["message"] = message
         elif kind == 7:
             target = self.messages.get(payload.get("message", {}).get("id", ""))
@@ -580,11 +584,14 @@ class FakeDiscord(LoopbackServer):
             return jsonr(message)
         if request.method == "PATCH":
             body, _files = await self._message_body(request)
+            if message is record.original:
+                record.loading = False
             return jsonr(self._edit(message, body))
         if request.method == "DELETE":
             self.messages.pop(message["id"], None)
             if message is record.original:
                 record.original = None
+                record.loading = False
             return web.Response(status=204)
         return web.Response(status=405)
 
@@ -600,6 +607,11 @@ class FakeDiscord(LoopbackServer):
         token = request.match_info["token"]
         record = self.interactions.get(token)
         body, files = await self._message_body(request)
+        if record is not None and record.loading and record.original is not None:
+            # the first followup after a deferral edits the "thinking…" original and keeps its visibility
+            record.loading = False
+            edited = self._edit(record.original, {k: v for k, v in body.items() if k != "flags"})
+            return jsonr(edited)
         if record is not None:  # an interaction followup
             message = self._message(record.payload["channel_id"], body, files, self.bot_user,
                                     webhook_id=self.app_id)
