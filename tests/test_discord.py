@@ -371,3 +371,11 @@ async def test_a_slow_command_is_deferred_then_answered(world: World, monkeypatc
     # the public "thinking…" only says a private answer was given; the refusal is for the asker only
     assert refused.original is not None and refused.original["content"] == "Answered privately (only you can see it)."
     assert not refused.original.get("embeds")
+
+
+async def test_a_posts_own_text_is_shown_as_written_not_as_markdown(world: World) -> None:
+    w = world
+    await ready_workspace(w)
+    _post_id, card = await draft(w, "Big *news* at [acme.com](https://evil.example)")
+    description = card["embeds"][0]["description"]
+    assert "│ Big \\*news\\* at \\[acme.com](https://evil.example)" in description, description

@@ -48,6 +48,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
 from handlers.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
+from handlers.media import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES
 from handlers.registry import COMMANDS, CommandSpec
 
 log = logging.getLogger("herald.discord")
@@ -197,6 +198,7 @@ class DiscordFront:
             await self.stop()
             raise
         self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
+        self._task.add_done_callback(_gateway_ended)
         ready = asyncio.create_task(client.wait_until_ready())
         done, _ = await asyncio.wait({ready, self._task}, timeout=self.ready_timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
@@ -232,7 +234,11 @@ class DiscordFront:
             for guild_id in self.guild_ids:
                 guild = discord.Object(id=guild_id)
                 client.tree.copy_global_to(guild=guild)
-                await client.tree.sync(guild=guild)
+                try:
+                    await client.tree.sync(guild=guild)
+                except discord.HTTPException as exc:  # one server we can't reach mustn't stop the others
+                    log.error("couldn't register Herald's commands in Discord server %s (%s); is the bot "
+                              "invited there with the applications.commands scope?", guild_id, exc)
         else:
             await client.tree.sync()
 
@@ -311,8 +317,17 @@ class DiscordFront:
         async def run() -> Reply:
             media: tuple[MediaIn, ...] = ()
             if image is not None:
-                media = (MediaIn(image.filename, image.content_type or "application/octet-stream",
-                                 await image.read()),)
+                video = (image.content_type or "").startswith("video/")
+                cap = MAX_VIDEO_BYTES if video else MAX_IMAGE_BYTES
+                if image.size > cap:
+                    return Reply(f"{image.filename} is {image.size // 2**20} MB; "
+                                 f"{'videos' if video else 'images'} can be at most {cap // 2**20} MB.", error=True)
+                try:
+                    data = await image.read()
+                except discord.HTTPException as exc:
+                    return Reply(f"I couldn't download {image.filename} from Discord ({exc.status}); "
+                                 "try sending it again.", error=True)
+                media = (MediaIn(image.filename, image.content_type or "application/octet-stream", data),)
             return await self.handle(Command(name, actor, chat, text=text.strip(), mentions=mentions, media=media))
 
         reply = await self._in_time(interaction, run())
@@ -389,7 +404,9 @@ class DiscordFront:
 
     def render(self, reply: Reply, *, editing: bool = False) -> dict[str, Any]:
         """channel.send / send_message keyword arguments: an embed, the image as a file, the buttons."""
-        text = reply.text.strip() or "…"
+        # a post's own lines ("│ …") are shown as written: no markdown, no masked links in approval cards
+        text = "\n".join("│ " + discord.utils.escape_markdown(line[2:]) if line.startswith("│ ") else line
+                         for line in reply.text.strip().splitlines()) or "…"
         first, _, rest = text.partition("\n")
         title = ("✋ " if reply.error else "") + first
         if len(title) > 256:
@@ -455,8 +472,13 @@ class DiscordFront:
         if cached is not None and now - cached[0] < OPTIONS_TTL:
             return cached[1]
         command = "posts" if kind == "post" else "accounts"
-        reply = await self.handle(Command(command, self.actor_of(interaction.user, interaction),
-                                          self.chat_of(interaction)))
+        try:  # Discord waits 3 s for choices and autocomplete can't be deferred
+            reply = await asyncio.wait_for(self.handle(Command(
+                command, self.actor_of(interaction.user, interaction), self.chat_of(interaction))), 2.5)
+        except TimeoutError:
+            return cached[1] if cached is not None else []
+        for stale in [k for k, (at, _v) in self._options.items() if now - at > OPTIONS_TTL]:
+            del self._options[stale]
         found: list[tuple[str, str]] = []
         if not reply.error:
             pattern = r"^\s*#(\d+) (.*)$" if kind == "post" else r"^\s+([A-Za-z0-9][\w.\-]*): (.*)$"
@@ -470,6 +492,16 @@ class DiscordFront:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+
+
+def _gateway_ended(task: asyncio.Task[None]) -> None:
+    """The gateway connection stopped for good (bad token, disallowed intents): say so loudly."""
+    if task.cancelled():
+        return
+    failure = task.exception()
+    if failure is not None:
+        log.error("the Discord connection ended and won't come back: %s — Herald no longer answers in Discord",
+                  failure, exc_info=failure)
 
 
 def _placeholder_kind(word: str) -> str | None:

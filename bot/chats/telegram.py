@@ -269,6 +269,9 @@ class TelegramFront:
             .read_timeout(self.read_timeout)
             .get_updates_read_timeout(self.poll_timeout + self.read_timeout)
             .media_write_timeout(60)
+            # one slow command (a /publish, a message waiting in the rate limiter) mustn't hold up every
+            # chat; Herald's own claims and optimistic locking keep concurrent commands safe
+            .concurrent_updates(True)
         )
         if self.api_url:
             builder = builder.base_url(f"{self.api_url}/bot").base_file_url(f"{self.api_url}/file/bot")
