@@ -326,3 +326,62 @@ async def test_not_ready_on_publish_is_transient_and_keeps_the_container(net, se
     with pytest.raises(PublishError) as err:
         await net.publish(account(server), outgoing())
     assert err.value.kind == ErrorKind.TRANSIENT and err.value.resume == {"container_id": next(iter(server.containers))}
+
+
+async def test_the_fake_refuses_a_carousel_item_as_the_post(net, server):
+    child = await net.graph("POST", account(server), IG_USER_ID, "media",
+                            data={"image_url": "https://media.example.com/a.jpg", "is_carousel_item": "true"})
+    with pytest.raises(PublishError) as err:
+        await net.graph("POST", account(server), IG_USER_ID, "media_publish", data={"creation_id": child["id"]})
+    assert err.value.kind == ErrorKind.REJECTED and "carousel item" in err.value.reason and not server.media
+
+
+async def test_slow_carousel_item_is_never_kept_as_the_post(net, server):
+    """Regression: a child still IN_PROGRESS used to leave resume={"container_id": <child>}, and the retry
+    published that one image, without caption, as the whole post."""
+    server.container_statuses = ["IN_PROGRESS"] * 10 + ["FINISHED"]  # the first child is slow
+    images = (png("red"), png("blue"), png("green"))
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing("Three", images))
+    slow_child = next(iter(server.containers))
+    assert err.value.kind == ErrorKind.TRANSIENT and err.value.resume == {"container_id": ""}
+    assert not server.requests("POST", f"{V}/{IG_USER_ID}/media_publish")
+    server.containers[slow_child]["statuses"] = ["FINISHED"]  # ready by the next attempt: still not the post
+    published = await net.publish(account(server), outgoing("Three", images, resume=err.value.resume))
+    post = server.media[published.remote_id]
+    assert post["text"] == "Three" and post["params"]["media_type"] == "CAROUSEL"
+    assert len(post["params"]["children"].split(",")) == 3 and slow_child not in post["params"]["children"]
+    assert [r.form["creation_id"] for r in server.requests("POST", f"{V}/{IG_USER_ID}/media_publish")] == \
+        [post["container"]] and len(server.media) == 1
+
+
+async def test_failed_carousel_item_drops_an_older_container_from_resume(net, server):
+    server.container_statuses = ["EXPIRED"]
+    old = (await net.graph("POST", account(server), IG_USER_ID, "media",
+                           data={"image_url": "https://media.example.com/a.jpg"}))["id"]
+    server.container_statuses = ["ERROR"]  # the new carousel's first child can't be prepared
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing("Two", (png("red"), png("blue")),
+                                                    resume={"container_id": old}))
+    assert err.value.kind == ErrorKind.REJECTED and err.value.resume == {"container_id": ""}
+
+
+async def test_container_answer_without_id_is_transient(net, server):
+    server.fail("POST", f"{V}/{IG_USER_ID}/media", status=200, body={"oops": True})
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing())
+    assert err.value.kind == ErrorKind.TRANSIENT and "without its id" in err.value.reason
+    assert not server.requests("POST", f"{V}/{IG_USER_ID}/media_publish")
+
+
+async def test_resumed_container_that_turns_published_while_waiting_is_found_not_republished(net, server):
+    """Regression: PUBLISHED seen while waiting was taken for FINISHED and media_publish was called again
+    (Meta refuses: REJECTED, though the post is live)."""
+    server.fail("POST", f"{V}/{IG_USER_ID}/media_publish", status=502, after=True)  # published, answer lost
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing("Live already"))
+    container = err.value.resume["container_id"]
+    server.containers[container]["statuses"] = ["IN_PROGRESS", "PUBLISHED"]  # first read says IN_PROGRESS
+    published = await net.publish(account(server), outgoing("Live already", resume=err.value.resume))
+    assert published.remote_id in server.media and len(server.media) == 1
+    assert len(server.requests("POST", f"{V}/{IG_USER_ID}/media_publish")) == 1

@@ -285,11 +285,12 @@ async def test_media_still_processing_is_transient_with_resume(net, fake):
     assert fake.requests("POST", "/api/v1/statuses") == []
 
 
-async def test_dropped_answer_is_transient_and_the_retry_returns_the_same_status(net, fake):
+async def test_dropped_answer_is_transient_and_the_retry_returns_the_same_status(net, fake, clock):
     fake.fail("POST", "/api/v1/statuses", drop=True, after=True)
     with pytest.raises(PublishError) as err:
         await net.publish(fake_account(fake), outgoing(key="herald-d7"))
     assert err.value.kind == ErrorKind.TRANSIENT and len(fake.statuses) == 1
+    assert err.value.resume == {"guard_status_first_tried_at": "2026-11-23T09:00:00Z", "in_flight": True}
     published = await net.publish(fake_account(fake), outgoing(key="herald-d7"))
     assert list(fake.statuses) == [published.remote_id]
     assert [s.header("idempotency-key") for s in fake.requests("POST", "/api/v1/statuses")] == ["herald-d7"] * 2
@@ -304,3 +305,99 @@ async def test_media_upload_budget(net, fake):
         await net.publish(fake_account(fake), outgoing("p2", media=(png(),) * 4))
     assert err.value.kind == ErrorKind.RATE_LIMITED and err.value.retry_after == 1200
     assert "6 image uploads per 30 minutes" in err.value.reason and len(fake.media) == 4
+
+
+# -- Mastodon keeps an Idempotency-Key about an hour: the guard -------------------------------------------
+
+
+@pytest.fixture
+async def forgetful(clock):
+    """The small fake, forgetting Idempotency-Keys an hour after their first use on the test's clock."""
+    async with FakeMastodon(clock=clock.now) as srv:
+        yield srv
+
+
+def again(post: Outgoing, resume: dict[str, Any]) -> Outgoing:
+    return Outgoing(**{**post.__dict__, "resume": resume})
+
+
+async def test_the_fake_forgets_a_key_after_an_hour(net, forgetful, clock):
+    first = await net.publish(fake_account(forgetful), outgoing(key="herald-h1"))
+    clock.advance(minutes=59)
+    assert (await net.publish(fake_account(forgetful), outgoing(key="herald-h1"))).remote_id == first.remote_id
+    clock.advance(minutes=2)
+    assert (await net.publish(fake_account(forgetful), outgoing(key="herald-h1"))).remote_id != first.remote_id
+
+
+async def test_a_retry_within_the_hour_is_deduped(net, forgetful, clock):
+    post = outgoing(key="herald-g1")
+    forgetful.fail("POST", "/api/v1/statuses", drop=True, after=True)  # posted, the answer lost
+    with pytest.raises(PublishError) as err:
+        await net.publish(fake_account(forgetful), post)
+    assert err.value.kind == ErrorKind.TRANSIENT and err.value.resume["in_flight"] is True
+    assert err.value.resume["guard_status_first_tried_at"] == "2026-11-23T09:00:00Z"
+    clock.advance(minutes=45)
+    published = await net.publish(fake_account(forgetful), again(post, err.value.resume))
+    assert list(forgetful.statuses) == [published.remote_id]  # Mastodon answered with the first one
+
+
+async def test_an_attempt_after_50_minutes_is_not_sent(net, forgetful, clock):
+    post = outgoing(key="herald-g2", media=(png(),))
+    forgetful.processing_polls = 0
+    forgetful.fail("POST", "/api/v1/statuses", drop=True, after=True)
+    with pytest.raises(PublishError) as err:
+        await net.publish(fake_account(forgetful), post)
+    clock.advance(minutes=51)
+    sent_before = len(forgetful.seen)
+    with pytest.raises(PublishError) as late:
+        await net.publish(fake_account(forgetful), again(post, err.value.resume))
+    assert late.value.kind == ErrorKind.UNKNOWN_OUTCOME and "only remembers the Idempotency-Key" in late.value.reason
+    assert "/retry 3 brand" in late.value.reason and "/confirm 3 brand" in late.value.reason
+    assert len(forgetful.seen) == sent_before and len(forgetful.statuses) == 1  # nothing sent, no second status
+    assert late.value.resume == {"guard_status_first_tried_at": "2026-11-23T09:00:00Z"}
+
+
+async def test_the_teams_resend_without_the_guard_is_sent(net, forgetful, clock):
+    post = outgoing(key="herald-g3")
+    forgetful.fail("POST", "/api/v1/statuses", drop=True)  # the connection broke: nothing was made
+    with pytest.raises(PublishError) as err:
+        await net.publish(fake_account(forgetful), post)
+    assert err.value.resume["in_flight"] is True and not forgetful.statuses
+    clock.advance(hours=3)
+    # the team checked the account and found nothing: /retry <post> <account> drops the guard_ keys
+    lifted = {k: v for k, v in err.value.resume.items() if not k.startswith("guard_")}
+    published = await net.publish(fake_account(forgetful), again(post, lifted))
+    assert list(forgetful.statuses) == [published.remote_id]
+
+
+async def test_an_old_guard_without_a_status_that_may_have_left_is_sent(net, forgetful, clock):
+    post = outgoing(key="herald-g4")
+    forgetful.fail("POST", "/api/v1/statuses", status=429, body={"error": "Too many requests"})
+    with pytest.raises(PublishError) as err:
+        await net.publish(fake_account(forgetful), post)
+    assert err.value.kind == ErrorKind.RATE_LIMITED and "in_flight" not in err.value.resume
+    assert err.value.resume["guard_status_first_tried_at"] == "2026-11-23T09:00:00Z"
+    clock.advance(hours=2)  # a 429 made nothing: there is nothing a forgotten key could double
+    published = await net.publish(fake_account(forgetful), again(post, err.value.resume))
+    assert list(forgetful.statuses) == [published.remote_id]
+
+
+async def test_the_first_attempt_time_is_kept_across_attempts(net, forgetful, clock):
+    post = outgoing(key="herald-g5")
+    forgetful.fail("POST", "/api/v1/statuses", status=503, body={"error": "busy"})
+    with pytest.raises(PublishError) as first:
+        await net.publish(fake_account(forgetful), post)
+    clock.advance(minutes=20)
+    forgetful.fail("POST", "/api/v1/statuses", status=503, body={"error": "busy"})
+    with pytest.raises(PublishError) as second:
+        await net.publish(fake_account(forgetful), again(post, first.value.resume))
+    assert second.value.resume["guard_status_first_tried_at"] == "2026-11-23T09:00:00Z"
+
+
+async def test_a_long_retry_after_on_the_status_is_cut_to_10_minutes(net, forgetful):
+    forgetful.fail("POST", "/api/v1/statuses", status=503, body={"error": "down for maintenance"},
+                   headers={"Retry-After": "7200"})
+    with pytest.raises(PublishError) as err:
+        await net.publish(fake_account(forgetful), outgoing(key="herald-g6"))
+    assert err.value.kind == ErrorKind.TRANSIENT and err.value.retry_after == 600
+    assert err.value.resume["in_flight"] is True

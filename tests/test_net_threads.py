@@ -225,3 +225,45 @@ async def test_refresh_dead_token(net, server, clock):
     with pytest.raises(PublishError) as err:
         await net.refresh(account(server, credentials={"token": "gone", "expires_at": past}))
     assert err.value.kind == ErrorKind.AUTH_EXPIRED and "/connect threads" in err.value.reason
+
+
+async def test_slow_carousel_item_is_never_kept_as_the_post(net, server):
+    """Regression: a child still IN_PROGRESS used to leave resume={"container_id": <child>}, and the retry
+    published that one image, without text, as the whole post."""
+    server.container_statuses = ["IN_PROGRESS"] * 20  # the first child never gets ready in time
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing("Two", media=(png("red"), png("blue"))))
+    slow_child = next(iter(server.containers))
+    assert err.value.kind == ErrorKind.TRANSIENT and err.value.resume == {"container_id": ""}
+    server.containers[slow_child]["statuses"] = ["FINISHED"]
+    published = await net.publish(account(server), outgoing("Two", media=(png("red"), png("blue")),
+                                                            resume=err.value.resume))
+    post = server.media[published.remote_id]
+    assert post["text"] == "Two" and post["params"]["media_type"] == "CAROUSEL" and len(server.media) == 1
+    assert slow_child not in post["params"]["children"]
+
+
+async def test_the_fake_refuses_a_carousel_item_as_the_post(net, server):
+    child = await net.graph("POST", account(server), U, "threads",
+                            data={"media_type": "IMAGE", "is_carousel_item": "true",
+                                  "image_url": "https://media.example.com/a.jpg"})
+    with pytest.raises(PublishError) as err:
+        await net.graph("POST", account(server), U, "threads_publish", data={"creation_id": child["id"]})
+    assert err.value.kind == ErrorKind.REJECTED and not server.media
+
+
+async def test_container_answer_without_id_is_transient(net, server):
+    server.fail("POST", f"{V}/{U}/threads", status=200, body={})
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing())
+    assert err.value.kind == ErrorKind.TRANSIENT and not server.requests("POST", f"{V}/{U}/threads_publish")
+
+
+async def test_resumed_container_that_turns_published_while_waiting_is_found(net, server):
+    server.fail("POST", f"{V}/{U}/threads_publish", drop=True, after=True)
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing("Went out"))
+    server.containers[err.value.resume["container_id"]]["statuses"] = ["FINISHED", "PUBLISHED"]
+    published = await net.publish(account(server), outgoing("Went out", resume=err.value.resume))
+    assert published.remote_id in server.media and len(server.media) == 1
+    assert len(server.requests("POST", f"{V}/{U}/threads_publish")) == 1

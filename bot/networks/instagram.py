@@ -134,41 +134,43 @@ class InstagramNetwork(MetaGraphNetwork):
             status, _ = await self.container_status(account, container)
             if status == "PUBLISHED":
                 return await self._find_published(account, user, outgoing, container)
-            if status not in ("FINISHED", "IN_PROGRESS"):
+            if status in ("EXPIRED", "ERROR"):
                 container = ""  # expired or failed: nothing was posted, start again
         if not container:
             container = await self._create(account, user, outgoing)
         try:
-            await self.wait_until_finished(account, container)
+            if await self.wait_until_finished(account, container) == "PUBLISHED":
+                return await self._find_published(account, user, outgoing, container)
             await self.hold_back(account)
             body = await self.graph("POST", account, user, "media_publish", sending=True,
                                     data={"creation_id": container})
         except PublishError as exc:
             exc.resume = {"container_id": container, **exc.resume}
             raise
-        media_id = str(body.get("id") or "")
+        media_id = str(body.get("id") or "") if isinstance(body, dict) else ""
         if not media_id:
             raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Instagram answered the publish without a media id",
                                resume={"container_id": container})
         return Published(remote_id=media_id, url=await self._permalink(account, media_id))
 
     async def _create(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
+        """The post's container: the single image's, or the CAROUSEL's (never a carousel item's: only
+        the container returned here may go into resume["container_id"] and to media_publish)."""
         urls = [media_url(account, m, self.label) for m in outgoing.media]
         if len(urls) == 1:
             body = await self.graph("POST", account, user, "media",
                                     data={"image_url": urls[0], "caption": outgoing.text})
-            return str(body["id"])
+            return self.container_id(body, "image container")
         children = []
         for url in urls:
             child = await self.graph("POST", account, user, "media",
                                      data={"image_url": url, "is_carousel_item": "true"})
-            children.append(str(child["id"]))
-        for child_id in children:
-            await self.wait_until_finished(account, child_id)
+            children.append(self.container_id(child, "carousel item container"))
+        await self.wait_for_children(account, children)
         body = await self.graph("POST", account, user, "media",
                                 data={"media_type": "CAROUSEL", "children": ",".join(children),
                                       "caption": outgoing.text})
-        return str(body["id"])
+        return self.container_id(body, "carousel container")
 
     async def _find_published(self, account: AccountView, user: str, outgoing: Outgoing,
                               container: str) -> Published:

@@ -2,6 +2,11 @@
 
 - Posting: `POST /api/v1/statuses` with `Idempotency-Key: <delivery key>`: Mastodon remembers the key
   (about an hour) and answers a resend with the status it already made, so a retry can't post twice.
+  Only for that hour: the first status attempt of a delivery is recorded in its resume
+  (`guard_status_first_tried_at`), and once a status POST may have left (`in_flight`) a later attempt
+  more than 50 minutes after it isn't sent but comes back UNKNOWN_OUTCOME for the team to check (their
+  /retry <post> <account> lifts the guard); waits between
+  retries of a failed status are kept under 10 minutes so the automatic ones stay inside the hour.
 - Images: `POST /api/v2/media` (multipart `file`); a 202 means the server is still processing it, so
   Herald polls `GET /api/v1/media/:id` (206 while processing, 200 when ready) before attaching.
   Uploaded ids travel in the error's `resume`, so a retry attaches them instead of uploading again.
@@ -23,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 from aiolimiter import AsyncLimiter
 
 from handlers.limits import LimitCheck, check_text
@@ -44,6 +50,13 @@ IDS_PER_CALL = 20  # GET /api/v1/statuses?id[]=… (Mastodon pages 20 statuses b
 MEDIA_LIMIT = (30, 1800.0)  # POST /api/v2/media: 30 per 30 minutes per account
 MEDIA_TTL = timedelta(hours=12)  # unattached media are removed by the instance after a day
 MEDIA_POLLS = 30
+# Mastodon keeps an Idempotency-Key about an hour: past this since the first status attempt, a resend
+# could post twice, so Herald asks the team instead
+STATUS_GUARD = "guard_status_first_tried_at"
+KEY_TRUSTED_FOR = timedelta(minutes=50)
+MAX_STATUS_RETRY_WAIT = 600.0  # a failed status is retried well inside the key's hour
+IN_FLIGHT = "in_flight"  # resume: a status may exist (handlers.publishing ends exhausted retries unconfirmed)
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL)
 
 
 class MastodonNetwork(HttpNetwork):
@@ -115,6 +128,18 @@ class MastodonNetwork(HttpNetwork):
         max_media = _int(account.settings.get("max_media")) or 4
         if len(post.media) > max_media:
             raise PublishError(ErrorKind.REJECTED, f"this instance takes at most {max_media} images per post")
+        first_tried = _parse_time(post.resume.get(STATUS_GUARD))
+        # only when a status may exist: if no status POST ever left (refused, rate limited, unreachable),
+        # there is nothing the key would have to dedupe
+        if first_tried is not None and post.resume.get(IN_FLIGHT) and self.clock.now() - first_tried > KEY_TRUSTED_FOR:
+            raise PublishError(
+                ErrorKind.UNKNOWN_OUTCOME,
+                f"an earlier attempt (from {_iso(first_tried)}) may have posted and Mastodon only remembers the "
+                "Idempotency-Key for an hour, so Herald won't send it again by itself; check the account, then "
+                f"/confirm {post.post_id} {account.name} <link> if it's there, or /retry {post.post_id} "
+                f"{account.name} if it isn't",
+                resume={STATUS_GUARD: post.resume[STATUS_GUARD]},
+            )
         media_ids = await self._upload_all(account, post, headers)
         resume = self._resume(post, media_ids)
         body: dict[str, Any] = {"status": post.text,
@@ -122,13 +147,23 @@ class MastodonNetwork(HttpNetwork):
         if media_ids:
             body["media_ids"] = media_ids
         await _with_resume(self.hold_back(account), resume)
-        status = await _with_resume(self.call(
-            "POST", f"{self.base(account)}/api/v1/statuses", sending=True,
-            headers={**headers, "Idempotency-Key": post.idempotency_key}, json=body,
-        ), resume)
+        # from here on every failure carries when the first status attempt was made
+        resume = {**resume, STATUS_GUARD: post.resume[STATUS_GUARD] if first_tried else _iso(self.clock.now())}
+        try:
+            status = await self.call(
+                "POST", f"{self.base(account)}/api/v1/statuses", sending=True,
+                headers={**headers, "Idempotency-Key": post.idempotency_key}, json=body,
+            )
+        except PublishError as exc:
+            may_have_left = exc.kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN_OUTCOME) \
+                and not isinstance(exc.__cause__, NOT_SENT)
+            exc.resume = {**resume, **exc.resume, **({IN_FLIGHT: True} if may_have_left else {})}
+            if exc.kind == ErrorKind.TRANSIENT and exc.retry_after is not None:
+                exc.retry_after = min(exc.retry_after, MAX_STATUS_RETRY_WAIT)
+            raise
         if not isinstance(status, dict) or not status.get("id"):
             raise PublishError(ErrorKind.TRANSIENT, "Mastodon answered without the status id; a retry is safe "
-                               "(same Idempotency-Key)", resume=resume)
+                               "(same Idempotency-Key)", resume={**resume, IN_FLIGHT: True})
         return Published(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
 
     async def _upload_all(self, account: AccountView, post: Outgoing, headers: dict[str, str]) -> list[str]:

@@ -236,6 +236,8 @@ class MetaGraphNetwork(HttpNetwork):
     async def container_status(self, account: AccountView, container_id: str) -> tuple[str, str]:
         fields = f"{self.status_field},status" if self.status_field != "status" else "status,error_message"
         body = await self.graph("GET", account, container_id, params={"fields": fields})
+        if not isinstance(body, dict):
+            body = {}  # an unreadable status is no status: the caller keeps waiting, never starts again
         status = str(body.get(self.status_field) or "").upper()
         detail = str(body.get("error_message") or body.get("status") or "")
         return status, detail

@@ -97,19 +97,20 @@ class ThreadsNetwork(MetaGraphNetwork):
             status, _ = await self.container_status(account, container)
             if status == "PUBLISHED":
                 return await self._find_published(account, user, outgoing, container)
-            if status not in ("FINISHED", "IN_PROGRESS"):
+            if status in ("EXPIRED", "ERROR"):
                 container = ""  # expired or failed: nothing was posted, start again
         if not container:
             container = await self._create(account, user, outgoing)
         try:
-            await self.wait_until_finished(account, container)
+            if await self.wait_until_finished(account, container) == "PUBLISHED":
+                return await self._find_published(account, user, outgoing, container)
             await self.hold_back(account)
             body = await self.graph("POST", account, user, "threads_publish", sending=True,
                                     data={"creation_id": container})
         except PublishError as exc:
             exc.resume = {"container_id": container, **exc.resume}
             raise
-        media_id = str(body.get("id") or "")
+        media_id = str(body.get("id") or "") if isinstance(body, dict) else ""
         if not media_id:
             raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Threads answered the publish without a post id",
                                resume={"container_id": container})
@@ -129,12 +130,11 @@ class ThreadsNetwork(MetaGraphNetwork):
                 child = await self.graph("POST", account, user, "threads",
                                          data={"media_type": "IMAGE", "is_carousel_item": "true",
                                                "image_url": media_url(account, image, self.label)})
-                children.append(str(child["id"]))
-            for child_id in children:
-                await self.wait_until_finished(account, child_id)
+                children.append(self.container_id(child, "carousel item container"))
+            await self.wait_for_children(account, children)  # a child is never kept as the post's container
             data = {"media_type": "CAROUSEL", "children": ",".join(children), "text": outgoing.text}
         body = await self.graph("POST", account, user, "threads", data=data)
-        return str(body["id"])
+        return self.container_id(body, "container")
 
     async def _find_published(self, account: AccountView, user: str, outgoing: Outgoing,
                               container: str) -> Published:

@@ -1,5 +1,7 @@
 """A small fake Mastodon for what mastodon-mock doesn't do: async media processing (202 → 206 → 200),
-dropped connections, and recording the exact headers of each request (`seen`).
+dropped connections, recording the exact headers of each request (`seen`), and forgetting an
+Idempotency-Key an hour after it was first used (as Mastodon does; on the `clock` it is given, else
+never).
 
 The Mastodon contract tests run against mastodon-mock (a full stateful Mastodon API); this fake only
 covers those faults.
@@ -8,6 +10,8 @@ covers those faults.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -16,12 +20,17 @@ from tests.fakes.x_api import MultipartLoopback
 
 
 class FakeMastodon(MultipartLoopback):
-    def __init__(self, *, token: str = "masto-token", processing_polls: int = 1) -> None:
+    KEY_MEMORY = timedelta(hours=1)
+
+    def __init__(self, *, token: str = "masto-token", processing_polls: int = 1,
+                 clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
         self.token = token
         self.processing_polls = processing_polls  # GETs answered 206 before a media is ready
+        self.clock = clock  # the time an Idempotency-Key is kept by; None: keys are kept forever
         self.statuses: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, str] = {}
+        self.key_used_at: dict[str, datetime] = {}
         self.media: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(110_000_000_000_000_001)
         self.route("GET", "/api/v1/accounts/verify_credentials", self.me)
@@ -59,6 +68,9 @@ class FakeMastodon(MultipartLoopback):
         if not self._ok(request):
             return web.json_response({"error": "The access token is invalid"}, status=401)
         key = request.headers.get("Idempotency-Key")
+        if key and key in self.by_key and self.clock is not None \
+                and self.clock() - self.key_used_at[key] > self.KEY_MEMORY:
+            del self.by_key[key]  # forgotten: a resend now makes a second status
         if key and key in self.by_key:
             return web.json_response(self.statuses[self.by_key[key]])
         body = await request.json()
@@ -71,4 +83,6 @@ class FakeMastodon(MultipartLoopback):
                                     "content": body.get("status"), "media_ids": body.get("media_ids") or []}
         if key:
             self.by_key[key] = status_id
+            if self.clock is not None:
+                self.key_used_at[key] = self.clock()
         return web.json_response(self.statuses[status_id])

@@ -347,6 +347,10 @@ class MetaGraphServer(LoopbackServer):
         container = self.containers.get(container_id)
         if container is None or container["network"] != network:
             return error(f"(#100) Param creation_id {container_id} is not a valid container", 100)
+        if str(container["params"].get("is_carousel_item", "")).lower() == "true":
+            # like Meta: an item container only goes into a CAROUSEL container, never out on its own
+            return error("Media created with media_type=IMAGE is a carousel item and cannot be published as a "
+                         "standalone post.", 100, subcode=2207089)
         status = container["statuses"][0]
         if status == "PUBLISHED":
             return error("(#100) The media has already been published", 100, subcode=2207006)
