@@ -115,7 +115,8 @@ class Fakes:
                         f"board_id={PIN_BOARD}",
             "acme-tiktok": f"/connect tiktok name=acme-tiktok base_url={self.tiktok.url} access_token=act.token "
                            f"media_url_template={TIKTOK_TEMPLATE}",
-            "acme-yt": f"/connect youtube name=acme-yt base_url={self.youtube.url} access_token=ya29.token",
+            "acme-yt": f"/connect youtube name=acme-yt base_url={self.youtube.url} access_token=ya29.token "
+                      "made_for_kids=no",
             "acme-tg": f"/connect telegram name=acme-tg base_url={self.telegram.url} channel=@acme_news "
                        f"token={TELEGRAM_TOKEN}",
             "acme-discord": f"/connect discord name=acme-discord base_url={self.discord.url}/api/v10 "

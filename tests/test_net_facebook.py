@@ -274,3 +274,11 @@ async def test_comments_newer_than_since(net, server, clock):
 
 async def test_refresh_is_not_needed_for_page_tokens(net, server):
     assert await net.refresh(account(server)) is None
+
+
+async def test_photo_upload_answer_without_an_id_is_transient(net, server):
+    server.fail("POST", f"{V}/{PAGE_ID}/photos", status=200, body={"success": True})
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing("Album", media=(png("red"), png("blue"))))
+    assert err.value.kind == ErrorKind.TRANSIENT and "nothing was posted" in err.value.reason
+    assert not server.requests("POST", f"{V}/{PAGE_ID}/feed") and not server.posts

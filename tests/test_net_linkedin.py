@@ -248,3 +248,12 @@ async def test_dead_refresh_token(net, server, clock):
     with pytest.raises(PublishError) as err:
         await net.refresh(acct)
     assert err.value.kind == ErrorKind.AUTH_EXPIRED and "reconnect" in err.value.reason
+
+
+async def test_refresh_answer_without_a_token_is_transient(net, server, clock):
+    server.fail("POST", "/oauth/v2/accessToken", status=200, body={"expires_in": 5184000})
+    acct = account(server, refresh_token="li-refresh", client_secret="li-secret",
+                   expires_at=clock.now().isoformat(), settings={"client_id": "app1"})
+    with pytest.raises(PublishError) as err:
+        await net.refresh(acct)
+    assert err.value.kind == ErrorKind.TRANSIENT and "answered the token refresh without a token" in err.value.reason

@@ -180,3 +180,11 @@ async def test_refresh_dead(net, server, clock):
     with pytest.raises(PublishError) as err:
         await net.refresh(acct)
     assert err.value.kind == ErrorKind.AUTH_EXPIRED and "/connect pinterest name=brand" in err.value.reason
+
+
+async def test_refresh_answer_without_a_token_is_transient(net, server, clock):
+    server.fail("POST", "/v5/oauth/token", status=200, body={"response_type": "refresh_token"})
+    acct = account(server, settings={"client_id": "app1"}, refresh_token="pinr-refresh", client_secret="pin-secret")
+    with pytest.raises(PublishError) as err:
+        await net.refresh(acct)
+    assert err.value.kind == ErrorKind.TRANSIENT and "answered the token refresh without a token" in err.value.reason

@@ -148,7 +148,7 @@ async def test_broken_upload_resumes_the_same_publish(net, server):
         await net.publish(account(server), outgoing())
     assert err.value.kind == ErrorKind.TRANSIENT
     publish_id = next(iter(server.publishes))
-    assert err.value.resume == {"publish_id": publish_id, "upload_url": f"{server.url}/upload/1"}
+    assert err.value.resume == {"publish_id": publish_id, "upload_url": f"{server.url}/upload/1", "in_flight": True}
     published = await net.publish(account(server), outgoing(resume=err.value.resume))
     assert len(server.requests("POST", "/v2/post/publish/video/init/")) == 1  # never a second post
     assert published.remote_id == "7400000000000000001"
@@ -266,3 +266,54 @@ async def test_refresh_dead_even_with_http_200(net, server):
         await net.refresh(account(server, settings={"client_key": "awkey"}, refresh_token="rft.one",
                                   client_secret="wrong"))
     assert err.value.kind == ErrorKind.AUTH_EXPIRED
+
+
+async def test_every_failure_once_the_publish_exists_carries_in_flight(net, server):
+    """Retries that run out with a publish under way end unconfirmed (a post may exist), never failed."""
+    server.polls_before_done = 10
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing())  # the video: still processing
+    assert err.value.kind == ErrorKind.TRANSIENT and err.value.resume["in_flight"] is True
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing(media=(jpeg(),)))  # photos: still processing
+    assert err.value.kind == ErrorKind.TRANSIENT and err.value.resume["in_flight"] is True
+    resumed = err.value.resume
+    server.fail("POST", "/v2/post/publish/status/fetch/", status=503, body={"data": {}, "error": {
+        "code": "internal_error", "message": "busy", "log_id": "x"}})
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing(media=(jpeg(),), resume=resumed))  # checking on it fails
+    assert err.value.kind == ErrorKind.TRANSIENT and err.value.resume["in_flight"] is True
+
+
+async def test_nothing_sent_or_failed_publish_is_not_in_flight(net, server):
+    server.fail("POST", "/v2/post/publish/video/init/", status=429, body={"data": {}, "error": {
+        "code": "rate_limit_exceeded", "message": "slow down", "log_id": "x"}})
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing())
+    assert "in_flight" not in err.value.resume
+    server.fail_reason = "spam_risk_text"
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing())
+    assert err.value.kind == ErrorKind.REJECTED and err.value.resume["in_flight"] is False  # TikTok said: no post
+
+
+async def test_auto_add_music_is_an_account_setting_off_by_default(net, server):
+    await net.publish(account(server), outgoing(media=(jpeg(),)))
+    await net.publish(account(server, settings={"auto_add_music": "on"}), outgoing(media=(jpeg(),)))
+    bodies = [r.json["post_info"] for r in server.requests("POST", "/v2/post/publish/content/init/")]
+    assert [b["auto_add_music"] for b in bodies] == [False, True]
+    verified = await net.verify(account(server, settings={"auto_add_music": "ON"}))
+    assert verified.settings["auto_add_music"] == "on" and "music" in verified.description
+    assert (await net.verify(account(server))).settings["auto_add_music"] == "off"
+    with pytest.raises(ValueError, match="auto_add_music= must be on or off"):
+        await net.verify(account(server, settings={"auto_add_music": "yes please"}))
+    assert "auto_add_music" in TikTokNetwork.connect_spec.optional
+    assert "auto_add_music=on" in TikTokNetwork.connect_spec.help
+
+
+async def test_refresh_answer_that_isnt_an_object_is_transient(net, server):
+    server.fail("POST", "/v2/oauth/token/", status=200, body=["nope"])
+    acct = account(server, settings={"client_key": "awkey"}, refresh_token="rft.one", client_secret="tt-secret")
+    with pytest.raises(PublishError) as err:
+        await net.refresh(acct)
+    assert err.value.kind == ErrorKind.TRANSIENT and "without a token" in err.value.reason

@@ -48,7 +48,7 @@ async def net(clock):
 def account(server, token="ya29.token", settings=None, **creds) -> AccountView:
     return AccountView(id=1, workspace_id=1, network="youtube", name="brand", base_url=server.url,
                        settings={"oauth_base_url": server.url, "client_id": "123.apps.googleusercontent.com",
-                                 **(settings or {})},
+                                 "made_for_kids": "no", **(settings or {})},
                        credentials={"access_token": token, **creds})
 
 
@@ -60,7 +60,7 @@ def outgoing(text="Spring teaser\nOur new line, in 30 seconds. https://acme.test
 
 async def test_verify_finds_the_channel(net, server):
     verified = await net.verify(account(server))
-    assert verified.settings == {"channel_id": "UCacme123", "privacy_status": "public"}
+    assert verified.settings == {"channel_id": "UCacme123", "privacy_status": "public", "made_for_kids": "no"}
     assert "Acme (@acme)" in verified.description
     seen = server.requests("GET", "/youtube/v3/channels")[0]
     assert seen.query == {"part": "snippet", "mine": "true"} and seen.header("authorization") == "Bearer ya29.token"
@@ -76,7 +76,8 @@ async def test_verify_wrong_token(net, server):
 
 def test_check_needs_one_video():
     net = YouTubeNetwork(None, FakeClock())  # type: ignore[arg-type]
-    view = AccountView(id=1, workspace_id=1, network="youtube", name="b", base_url=None, settings={})
+    view = AccountView(id=1, workspace_id=1, network="youtube", name="b", base_url=None,
+                       settings={"made_for_kids": "no"})
     assert "YouTube needs a video" in net.check(view, "hello", 0).line()
     assert net.check(view, "hello", 1).ok
     assert not net.check(view, "hello", 2).ok and not net.check(view, "a <b>", 1).ok
@@ -114,7 +115,7 @@ async def test_lost_answer_after_upload_reads_the_finished_video(net, server):
         await net.publish(account(server), outgoing())
     assert err.value.kind == ErrorKind.TRANSIENT
     assert err.value.resume == {"upload_url": f"{server.url}/upload/youtube/v3/videos?uploadType=resumable"
-                                              "&upload_id=S1"}
+                                              "&upload_id=S1", "in_flight": True}
     published = await net.publish(account(server), outgoing(resume=err.value.resume))
     assert published.remote_id == "dQw4w9WgXc1" and len(server.videos) == 1
     assert len(server.requests("POST", "/upload/youtube/v3/videos")) == 1
@@ -237,3 +238,52 @@ async def test_refresh_dead(net, server):
         await net.refresh(account(server, refresh_token="1//revoked", client_secret="GOCSPX-x"))
     assert err.value.kind == ErrorKind.AUTH_EXPIRED and "expired or revoked" in err.value.reason
     assert "/connect youtube name=brand" in err.value.reason
+
+
+async def test_made_for_kids_is_the_channel_owners_setting(net, server):
+    assert YouTubeNetwork.connect_spec.required == ("access_token", "made_for_kids")
+    assert "made_for_kids=yes|no" in YouTubeNetwork.connect_spec.help
+    for value, declared in (("no", False), ("YES", True)):
+        await net.publish(account(server, settings={"made_for_kids": value}), outgoing())
+        assert server.requests("POST", "/upload/youtube/v3/videos")[-1].json["status"][
+            "selfDeclaredMadeForKids"] is declared
+    verified = await net.verify(account(server, settings={"made_for_kids": "Yes"}))
+    assert verified.settings["made_for_kids"] == "yes" and "made for kids" in verified.description
+    for bad in ("", "maybe"):
+        with pytest.raises(ValueError, match="made_for_kids= must be yes or no"):
+            await net.verify(account(server, settings={"made_for_kids": bad}))
+
+
+async def test_an_account_without_made_for_kids_is_refused_before_sending(net, server):
+    server.seen.clear()
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server, settings={"made_for_kids": None}), outgoing())
+    assert err.value.kind == ErrorKind.REJECTED and "made_for_kids=yes|no" in err.value.reason and not server.seen
+    view = AccountView(id=1, workspace_id=1, network="youtube", name="b", base_url=None, settings={})
+    assert any("made_for_kids" in p for p in net.check(view, "hello", 1).problems)
+
+
+async def test_every_failure_once_the_bytes_went_carries_in_flight(net, server):
+    """Retries that run out with an upload under way end unconfirmed (the video may exist), never failed."""
+    server.fail("PUT", "/upload/youtube/v3/videos", status=503, body={"error": {"code": 503, "message": "Backend "
+                                                                                "Error", "errors": []}})
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing())
+    assert err.value.kind == ErrorKind.TRANSIENT and err.value.resume["in_flight"] is True
+    server.fail("PUT", "/upload/youtube/v3/videos", drop=True)  # asking the session fails too
+    with pytest.raises(PublishError) as again:
+        await net.publish(account(server), outgoing(resume=err.value.resume))
+    assert again.value.kind == ErrorKind.TRANSIENT and again.value.resume["in_flight"] is True
+    server.fail("POST", "/upload/youtube/v3/videos", status=503, body={"error": {"code": 503, "message": "x",
+                                                                                 "errors": []}})
+    with pytest.raises(PublishError) as before:
+        await net.publish(account(server), outgoing())  # no session yet: nothing can exist
+    assert before.value.kind == ErrorKind.TRANSIENT and "in_flight" not in before.value.resume
+
+
+async def test_refresh_answer_without_a_token_is_transient(net, server, clock):
+    server.fail("POST", "/token", status=200, body={"token_type": "Bearer", "expires_in": 3599})
+    with pytest.raises(PublishError) as err:
+        await net.refresh(account(server, refresh_token="1//refresh", client_secret="GOCSPX-x"))
+    assert err.value.kind == ErrorKind.TRANSIENT and err.value.reason == \
+        "Google answered the token refresh without a token"

@@ -107,8 +107,10 @@ class DiscordChannelNetwork(HttpNetwork):
 
     def _token(self, account: AccountView) -> str:
         token = str(account.credentials.get("token") or self.bot_token or "").strip()
-        if not token:
-            raise ValueError("posting as the bot needs Herald's bot token (DISCORD_BOT_TOKEN) or token=")
+        if not token:  # nothing was sent: the account needs a token (or Herald its DISCORD_BOT_TOKEN)
+            raise PublishError(ErrorKind.AUTH_EXPIRED, "posting as the bot needs Herald's bot token "
+                               "(DISCORD_BOT_TOKEN) or the account's own: reconnect with /connect discord "
+                               f"name={account.name} channel=… token=<bot token> (or give Herald DISCORD_BOT_TOKEN)")
         return token
 
     def _auth(self, account: AccountView) -> dict[str, str]:

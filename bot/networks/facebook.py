@@ -91,7 +91,7 @@ class FacebookNetwork(MetaGraphNetwork):
             body = await self.graph("POST", account, page, "photos", sending=True,
                                     data={"message": outgoing.text, "published": "true"},
                                     files={"source": (image.filename, image.data, image.content_type)})
-            remote = str(body.get("post_id") or body.get("id") or "")
+            remote = str(body.get("post_id") or body.get("id") or "") if isinstance(body, dict) else ""
         else:
             data: dict[str, str] = {"message": outgoing.text}
             photo_ids: list[str] = []
@@ -108,7 +108,7 @@ class FacebookNetwork(MetaGraphNetwork):
                 if photo_ids:
                     exc.resume = {**exc.resume, "photo_ids": photo_ids}
                 raise
-            remote = str(body.get("id") or "")
+            remote = str(body.get("id") or "") if isinstance(body, dict) else ""
         if not remote:
             raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Facebook accepted the post but didn't say its id")
         return Published(remote_id=remote, url=await self._permalink(account, remote))
@@ -126,7 +126,11 @@ class FacebookNetwork(MetaGraphNetwork):
             except PublishError as exc:
                 exc.reason += " (while uploading the photos; nothing was posted)"
                 raise
-            ids.append(str(body["id"]))
+            photo_id = str(body.get("id") or "") if isinstance(body, dict) else ""
+            if not photo_id:  # an unpublished photo shows nowhere: starting again posts nothing twice
+                raise PublishError(ErrorKind.TRANSIENT, "Facebook answered a photo upload without the photo's id "
+                                   "(while uploading the photos; nothing was posted)")
+            ids.append(photo_id)
         return ids
 
     async def _permalink(self, account: AccountView, remote_id: str) -> str | None:

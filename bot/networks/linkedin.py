@@ -352,8 +352,11 @@ class LinkedInNetwork(HttpNetwork):
                                    f"reconnect with /connect linkedin name={account.name} access_token=<new token>"
                                    ) from exc
             raise
-        new = {**creds, "access_token": data["access_token"],
-               "expires_at": (now + timedelta(seconds=int(data.get("expires_in") or 5184000))).isoformat()}
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise PublishError(ErrorKind.TRANSIENT, "LinkedIn answered the token refresh without a token")
+        new = {**creds, "access_token": token,
+               "expires_at": (now + timedelta(seconds=_int(data.get("expires_in")) or 5184000)).isoformat()}
         if data.get("refresh_token"):
             new["refresh_token"] = data["refresh_token"]
         if data.get("refresh_token_expires_in"):

@@ -197,8 +197,11 @@ class PinterestNetwork(HttpNetwork):
                                    f"reconnect with /connect pinterest name={account.name} access_token=<new> "
                                    "refresh_token=<new>") from exc
             raise
-        new = {**creds, "access_token": data["access_token"],
-               "expires_at": (now + timedelta(seconds=int(data.get("expires_in") or 2592000))).isoformat()}
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise PublishError(ErrorKind.TRANSIENT, "Pinterest answered the token refresh without a token")
+        new = {**creds, "access_token": token,
+               "expires_at": (now + timedelta(seconds=_int(data.get("expires_in")) or 2592000)).isoformat()}
         if data.get("refresh_token"):
             new["refresh_token"] = data["refresh_token"]
         if data.get("refresh_token_expires_in"):

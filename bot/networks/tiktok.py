@@ -1,6 +1,7 @@
 """TikTok: direct posts of a video or photos through the Content Posting API.
 
-`/connect tiktok name=<name> access_token=<token> [privacy_level=…] [media_url_template=https://…/{sha256}]`
+`/connect tiktok name=<name> access_token=<token> [privacy_level=…] [media_url_template=https://…/{sha256}]
+[auto_add_music=on|off]`
 
 - Video: `POST /v2/post/publish/video/init/` (FILE_UPLOAD: video_size, chunk_size,
   total_chunk_count) → publish_id + upload_url → `PUT` the chunks in order with `Content-Range`.
@@ -8,10 +9,13 @@
 - Photos: `POST /v2/post/publish/content/init/` (media_type PHOTO, DIRECT_POST). TikTok only pulls
   photos from URLs on a domain verified in the app (PULL_FROM_URL), so this needs
   `media_url_template` (e.g. `https://cdn.acme.test/herald/{sha256}`; `{sha256}` and `{filename}`
-  are filled in per image) pointing at where the images are served publicly.
+  are filled in per image) pointing at where the images are served publicly. `auto_add_music=on`
+  lets TikTok add background music to photo posts (default off: nothing is added to the brand's post
+  unless the account says so).
 - Then `POST /v2/post/publish/status/fetch/` is polled until PUBLISH_COMPLETE (→ the public post
   id) or FAILED (fail_reason → REJECTED). Two phases: once a publish_id exists every failure carries
-  `resume={"publish_id": …}`, and a retry polls that publish instead of posting again.
+  `resume={"publish_id": …, "in_flight": true}`, and a retry polls that publish instead of posting
+  again (and if the retries run out, Herald asks the team instead of calling it failed).
 - `privacy_level` must be one the creator allows (creator_info at connect; default: the first
   allowed). Unaudited apps can only post SELF_ONLY.
 - Rate limits per user token: 6 init requests/minute (kept up front), 30 status polls/minute,
@@ -70,6 +74,7 @@ PLAIN = {
     "internal": "TikTok failed internally",
 }
 PENDING = ("PROCESSING_UPLOAD", "PROCESSING_DOWNLOAD", "SEND_TO_USER_INBOX")
+IN_FLIGHT = "in_flight"  # resume: a post may exist; Herald ends exhausted retries unconfirmed, not failed
 
 
 def parse_expiry(value: Any) -> datetime | None:
@@ -80,6 +85,12 @@ def parse_expiry(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def auto_add_music_setting(settings: dict[str, Any]) -> bool | None:
+    """auto_add_music=on|off (default off) as a bool; None for anything else."""
+    raw = str(settings.get("auto_add_music") or "off").strip().lower()
+    return {"on": True, "off": False}.get(raw)
 
 
 def is_video(media: MediaFile) -> bool:
@@ -101,7 +112,7 @@ class TikTokNetwork(HttpNetwork):
     publish_limits = ((6, 60.0),)  # init endpoints: 6 requests per minute per user token
     connect_spec = ConnectSpec(
         required=("access_token",),
-        optional=("privacy_level", "media_url_template", "client_key", "expires_at"),
+        optional=("privacy_level", "media_url_template", "auto_add_music", "client_key", "expires_at"),
         secret=("access_token", "refresh_token", "client_secret"),
         help=(
             "Create an app at https://developers.tiktok.com with the Content Posting API (Direct Post, scope "
@@ -109,7 +120,8 @@ class TikTokNetwork(HttpNetwork):
             "refresh_token=, client_key= and client_secret= so Herald can renew it (it lasts a day). "
             "privacy_level= PUBLIC_TO_EVERYONE | MUTUAL_FOLLOW_FRIENDS | FOLLOWER_OF_CREATOR | SELF_ONLY "
             "(unaudited apps: SELF_ONLY only). Photo posts need media_url_template= where Herald's images are "
-            "served on a domain verified with TikTok. Example: /connect tiktok name=acme-tt access_token=act.… "
+            "served on a domain verified with TikTok; auto_add_music=on lets TikTok add music to them "
+            "(default off). Example: /connect tiktok name=acme-tt access_token=act.… "
             "refresh_token=rft.… client_key=aw… client_secret=… privacy_level=SELF_ONLY"
         ),
     )
@@ -166,6 +178,10 @@ class TikTokNetwork(HttpNetwork):
     # -- connect ---------------------------------------------------------------------------
 
     async def verify(self, account: AccountView) -> Verified:
+        music = auto_add_music_setting(account.settings)
+        if music is None:
+            raise ValueError("auto_add_music= must be on or off (whether TikTok may add background music to "
+                             "photo posts; off when not given)")
         template = str(account.settings.get("media_url_template") or "")
         if template and (not template.startswith(("https://", "http://")) or
                          ("{sha256}" not in template and "{filename}" not in template)):
@@ -180,8 +196,10 @@ class TikTokNetwork(HttpNetwork):
         level = wanted or (options[0] if options else "SELF_ONLY")
         username = str(info.get("creator_username") or "")
         settings = {"privacy_level": level, "username": username,
-                    "max_video_post_duration_sec": info.get("max_video_post_duration_sec")}
-        photos = "photo posts from " + template if template else "no photo posts (no media_url_template)"
+                    "max_video_post_duration_sec": info.get("max_video_post_duration_sec"),
+                    "auto_add_music": "on" if music else "off"}
+        photos = ("photo posts from " + template + (" with music added by TikTok" if music else "")
+                  if template else "no photo posts (no media_url_template)")
         return Verified(
             description=f"@{username} on TikTok ({info.get('creator_nickname') or username}); posts as "
                         f"{level}, {photos}",
@@ -230,7 +248,8 @@ class TikTokNetwork(HttpNetwork):
         if not publish_id or not upload_url:
             raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "TikTok accepted the video but sent no publish id; "
                                "the post may or may not be there")
-        resume = {"publish_id": publish_id, "upload_url": upload_url}
+        # from here on a post may come of it (rule: in_flight → never "failed" when retries run out)
+        resume = {"publish_id": publish_id, "upload_url": upload_url, IN_FLIGHT: True}
         await self.upload(video, upload_url, chunk_size, count, resume)
         return await self.poll(account, publish_id, resume, photo=False)
 
@@ -261,7 +280,8 @@ class TikTokNetwork(HttpNetwork):
             "media_type": "PHOTO",
             "post_mode": "DIRECT_POST",
             "post_info": {"title": title[:90], "description": post.text[:4000],
-                          "privacy_level": self.privacy(account), "disable_comment": False, "auto_add_music": True},
+                          "privacy_level": self.privacy(account), "disable_comment": False,
+                          "auto_add_music": bool(auto_add_music_setting(account.settings))},
             "source_info": {"source": "PULL_FROM_URL", "photo_images": urls, "photo_cover_index": 0},
         }
         await self.hold_back(account)
@@ -270,11 +290,11 @@ class TikTokNetwork(HttpNetwork):
         if not publish_id:
             raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "TikTok accepted the photos but sent no publish id; "
                                "the post may or may not be there")
-        return await self.poll(account, publish_id, {"publish_id": publish_id}, photo=True)
+        return await self.poll(account, publish_id, {"publish_id": publish_id, IN_FLIGHT: True}, photo=True)
 
     async def resume_publish(self, account: AccountView, post: Outgoing, publish_id: str) -> Published | None:
         """Carry on with an earlier attempt's publish; None when it failed and a new post is safe."""
-        resume = dict(post.resume)
+        resume = {**post.resume, IN_FLIGHT: True}
         photo = not any(is_video(m) for m in post.media)
         status = await self.status(account, publish_id, resume)
         state = str(status.get("status") or "")
@@ -307,7 +327,7 @@ class TikTokNetwork(HttpNetwork):
             if state == "FAILED":
                 reason = str(status.get("fail_reason") or "unknown")
                 raise PublishError(ErrorKind.REJECTED, f"TikTok didn't publish it: {plain(reason, '')}",
-                                   resume=resume)
+                                   resume={**resume, IN_FLIGHT: False})  # TikTok says: no post
             status = None
         raise PublishError(ErrorKind.TRANSIENT, "TikTok is still processing the post; Herald checks on it again "
                            "rather than post it twice", retry_after=WINDOW, resume=resume)
@@ -383,6 +403,8 @@ class TikTokNetwork(HttpNetwork):
             if exc.kind in (ErrorKind.REJECTED, ErrorKind.AUTH_EXPIRED):
                 raise PublishError(ErrorKind.AUTH_EXPIRED, f"{dead} ({exc.reason})") from exc
             raise
+        if not isinstance(data, dict):
+            raise PublishError(ErrorKind.TRANSIENT, "TikTok answered the token refresh without a token")
         if not data.get("access_token"):  # TikTok's OAuth errors may come with HTTP 200
             raise PublishError(ErrorKind.AUTH_EXPIRED, f"{dead} ({data.get('error_description') or data.get('error')})")
         new = {**creds, "access_token": data["access_token"],

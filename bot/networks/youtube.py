@@ -1,12 +1,17 @@
 """YouTube: one video per post through the Data API v3 resumable upload.
 
-`/connect youtube name=<name> access_token=<token> refresh_token=<token> client_id=<id> client_secret=<secret>`
+`/connect youtube name=<name> access_token=<token> made_for_kids=yes|no refresh_token=<token> client_id=<id>
+client_secret=<secret>`
+
+- made_for_kids= is required: YouTube (COPPA) makes the channel owner say whether the videos are made
+  for children (`status.selfDeclaredMadeForKids`), so Herald never assumes it.
 
 - Upload: `POST /upload/youtube/v3/videos?uploadType=resumable&part=snippet,status` with the JSON
   metadata (title = the text's first line, ≤100 characters; description = the text, ≤5,000 bytes;
   privacyStatus from `privacy_status=`, default public) → a session URI in `Location` → `PUT` the
   bytes there. Starting a session creates nothing, so only the `PUT` can leave a video behind.
-- Resume: from the session on, failures carry `resume={"upload_url": …}`; a retry asks the session
+- Resume: from the bytes' PUT on, failures carry `resume={"upload_url": …, "in_flight": true}` (the
+  video may exist, so retries that run out end unconfirmed, not failed); a retry asks the session
   how far it got (`PUT` with `Content-Range: bytes */<size>`): 308 + `Range` → send the rest, 200/201
   → the video exists already (read it, don't upload again), 404/410 → the session is gone, start over.
 - Quota: 10,000 units a day per Google Cloud project, reset at midnight Pacific time. platforms.md
@@ -47,11 +52,15 @@ from handlers.ports import (
 OAUTH_BASE = "https://oauth2.googleapis.com"
 PACIFIC = ZoneInfo("America/Los_Angeles")
 PRIVACY = ("public", "unlisted", "private")
+YES_NO = {"yes": True, "no": False}
+MADE_FOR_KIDS_HELP = ("made_for_kids= must be yes or no: whether this channel's videos are made for children "
+                      "(YouTube requires the channel owner to say so; it limits comments and ads on them)")
 STATS_BATCH = 50
 QUOTA_REASONS = ("quotaExceeded", "dailyLimitExceeded")
 SHORT_LIMIT_REASONS = ("rateLimitExceeded", "userRateLimitExceeded")
 AUTH_REASONS = ("authError", "insufficientPermissions", "forbidden")
 NEEDS_VIDEO = "YouTube needs a video; Herald can't post text or images there"
+IN_FLIGHT = "in_flight"  # resume: a video may exist; Herald ends exhausted retries unconfirmed, not failed
 
 
 def parse_expiry(value: Any) -> datetime | None:
@@ -93,6 +102,11 @@ def video_title(text: str, fallback: str) -> str:
     return fallback[:100]
 
 
+def made_for_kids_setting(settings: dict[str, Any]) -> bool | None:
+    """made_for_kids=yes|no as a bool; None when it's missing or something else."""
+    return YES_NO.get(str(settings.get("made_for_kids") or "").strip().lower())
+
+
 class SessionGone(PublishError):
     """The resumable upload session no longer exists (404/410)."""
 
@@ -106,16 +120,18 @@ class YouTubeNetwork(HttpNetwork):
     # 10,000 units/day per project at 1,600 per upload = 6 uploads a day (see the module docstring)
     publish_limits = ((6, 86400.0),)
     connect_spec = ConnectSpec(
-        required=("access_token",),
+        required=("access_token", "made_for_kids"),
         optional=("privacy_status", "category_id", "client_id", "expires_at", "oauth_base_url"),
         secret=("access_token", "refresh_token", "client_secret"),
         help=(
             "In Google Cloud Console enable the YouTube Data API v3, create an OAuth client (scopes "
             "youtube.upload and youtube.force-ssl), authorize the channel's Google account (e.g. with the "
             "OAuth Playground) and copy the access and refresh tokens with the client id and secret. "
+            "made_for_kids=yes|no is required: the channel owner states whether its videos are made for "
+            "children (YouTube's COPPA rule; 'yes' turns off comments and personalised ads on them). "
             "privacy_status=public|unlisted|private (default public; unverified API projects upload "
-            "private only). Example: /connect youtube name=acme-yt access_token=ya29.… refresh_token=1//… "
-            "client_id=123.apps.googleusercontent.com client_secret=GOCSPX-…"
+            "private only). Example: /connect youtube name=acme-yt access_token=ya29.… made_for_kids=no "
+            "refresh_token=1//… client_id=123.apps.googleusercontent.com client_secret=GOCSPX-…"
         ),
     )
 
@@ -128,6 +144,9 @@ class YouTubeNetwork(HttpNetwork):
         if media_count == 0:
             return result
         problems = [p for p in result.problems if p != NEEDS_VIDEO]
+        if made_for_kids_setting(account.settings) is None:
+            problems.append("YouTube needs made_for_kids=yes|no on the account: reconnect it with "
+                            f"/connect youtube name={account.name} made_for_kids=… (the channel owner decides)")
         if media_count > 1:
             problems.append(f"YouTube takes one video per post; this post has {media_count} files")
         return LimitCheck(result.network, result.used, result.limit, result.unit, tuple(problems))
@@ -164,6 +183,9 @@ class YouTubeNetwork(HttpNetwork):
     # -- connect ---------------------------------------------------------------------------
 
     async def verify(self, account: AccountView) -> Verified:
+        made_for_kids = made_for_kids_setting(account.settings)
+        if made_for_kids is None:
+            raise ValueError(MADE_FOR_KIDS_HELP)
         privacy = str(account.settings.get("privacy_status") or "public").lower()
         if privacy not in PRIVACY:
             raise ValueError(f"privacy_status= must be one of {', '.join(PRIVACY)}")
@@ -180,8 +202,10 @@ class YouTubeNetwork(HttpNetwork):
         handle = snippet.get("customUrl") or ""
         return Verified(
             description=f"YouTube channel {snippet.get('title')}{' (' + handle + ')' if handle else ''} "
-                        f"(id {channel.get('id')}), uploads {privacy}",
-            settings={"channel_id": str(channel.get("id")), "privacy_status": privacy},
+                        f"(id {channel.get('id')}), uploads {privacy}"
+                        f"{', made for kids' if made_for_kids else ', not made for kids'}",
+            settings={"channel_id": str(channel.get("id")), "privacy_status": privacy,
+                      "made_for_kids": "yes" if made_for_kids else "no"},
         )
 
     # -- publish ---------------------------------------------------------------------------
@@ -191,6 +215,10 @@ class YouTubeNetwork(HttpNetwork):
         if len(videos) != 1 or len(post.media) != 1:
             raise PublishError(ErrorKind.REJECTED, "YouTube needs exactly one video (and no images) in the post")
         video = videos[0]
+        if made_for_kids_setting(account.settings) is None:
+            raise PublishError(ErrorKind.REJECTED, "YouTube needs the channel owner to say whether the videos are "
+                               f"made for children: reconnect with /connect youtube name={account.name} "
+                               "made_for_kids=yes|no …, then /retry")
         upload_url = str(post.resume.get("upload_url") or "")
         if upload_url:
             resumed = await self.resume_upload(account, video, upload_url)
@@ -204,7 +232,7 @@ class YouTubeNetwork(HttpNetwork):
             "snippet": {"title": video_title(post.text, stem), "description": post.text,
                         "categoryId": str(account.settings.get("category_id") or "22")},
             "status": {"privacyStatus": str(account.settings.get("privacy_status") or "public"),
-                       "selfDeclaredMadeForKids": False},
+                       "selfDeclaredMadeForKids": bool(made_for_kids_setting(account.settings))},
         }
 
     async def new_upload(self, account: AccountView, post: Outgoing, video: MediaFile) -> Published:
@@ -222,7 +250,7 @@ class YouTubeNetwork(HttpNetwork):
 
     async def send_bytes(self, account: AccountView, video: MediaFile, upload_url: str, offset: int) -> Published:
         size = len(video.data)
-        resume = {"upload_url": upload_url}
+        resume = {"upload_url": upload_url, IN_FLIGHT: True}  # the bytes may make the video from here on
         headers = {**self.headers(account), "Content-Type": video.content_type or "video/mp4"}
         if offset:
             headers["Content-Range"] = f"bytes {offset}-{size - 1}/{size}"
@@ -239,7 +267,7 @@ class YouTubeNetwork(HttpNetwork):
     async def resume_upload(self, account: AccountView, video: MediaFile, upload_url: str) -> Published | None:
         """Carry on with an earlier upload session; None when the session is gone and a new upload is safe."""
         size = len(video.data)
-        resume = {"upload_url": upload_url}
+        resume = {"upload_url": upload_url, IN_FLIGHT: True}
         try:
             response = await self.call("PUT", upload_url, expect_json=False, content=b"",
                                        headers={**self.headers(account), "Content-Range": f"bytes */{size}"})
@@ -345,8 +373,11 @@ class YouTubeNetwork(HttpNetwork):
                                    f"reconnect with /connect youtube name={account.name} access_token=<new> "
                                    "refresh_token=<new>") from exc
             raise
-        new = {**creds, "access_token": data["access_token"],
-               "expires_at": (now + timedelta(seconds=int(data.get("expires_in") or 3599))).isoformat()}
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise PublishError(ErrorKind.TRANSIENT, "Google answered the token refresh without a token")
+        new = {**creds, "access_token": token,
+               "expires_at": (now + timedelta(seconds=_int(data.get("expires_in")) or 3599)).isoformat()}
         if data.get("refresh_token"):
             new["refresh_token"] = data["refresh_token"]
         return new
