@@ -21,6 +21,7 @@ from handlers.chat import ChatAddress, Command, Reply
 from handlers.context import Context
 from handlers.ports import Clock, Notifier
 from handlers.publishing import recover_interrupted
+from handlers.workspace import chat_moved
 from storage.crypto import SecretBox
 from storage.db import Database
 
@@ -144,6 +145,7 @@ def chat_fronts(herald: Herald) -> list[str]:
             herald.handle, settings.telegram_bot_token.get_secret_value(), api_url=settings.telegram_api_url,
             webhook_url=settings.telegram_webhook_url, webhook_listen=settings.telegram_webhook_listen,
             webhook_port=settings.telegram_webhook_port, webhook_secret=_secret(settings.telegram_webhook_secret),
+            on_chat_moved=lambda old, new: chat_moved(herald.ctx, "telegram", old, new),
         ))
         names.append("Telegram (webhook)" if settings.telegram_webhook_url else "Telegram (polling)")
     if settings.discord_bot_token is not None:

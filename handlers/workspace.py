@@ -11,6 +11,7 @@ from sqlmodel import Session, func, select
 
 from handlers.chat import Command, Reply
 from handlers.common import Request, audit, get_workspace, role_refusal, tell_team
+from handlers.context import Context
 from handlers.errors import UserError
 from handlers.registry import ADMINS, CREW, command
 from handlers.when import WhenError, format_when, parse_timezone
@@ -464,3 +465,26 @@ async def redeem_link_code(req: Request, code: str, now: datetime) -> Reply:
         f"This chat is now part of workspace '{name}': drafts, approvals and notices are shared with its other "
         f"chats. {cmd.actor.name} is an admin here. /setup approvals makes this chat the approvals chat."
     )
+
+
+async def chat_moved(ctx: Context, platform: str, old_chat_id: str, new_chat_id: str) -> bool:
+    """A chat got a new id on its platform (a Telegram group upgraded to a supergroup): its link follows.
+
+    Called by a front end, not typed by anyone. True if a linked chat moved.
+    """
+    with ctx.db.session() as session:
+        link = session.exec(
+            select(ChatLink).where(ChatLink.platform == platform).where(ChatLink.chat_id == old_chat_id)
+        ).first()
+        taken = session.exec(
+            select(ChatLink).where(ChatLink.platform == platform).where(ChatLink.chat_id == new_chat_id)
+        ).first()
+        if link is None or taken is not None:
+            return False
+        link.chat_id = new_chat_id
+        audit(session, ctx, link.workspace_id, None, "Herald", "chat moved",
+              f"{platform} chat {link.title or old_chat_id}: {old_chat_id} → {new_chat_id}")
+        ws_id = link.workspace_id
+    await tell_team(ctx, ws_id, Reply("This group got a new address on Telegram (it became a supergroup); "
+                                      "Herald follows it, nothing else changes."), purpose="team")
+    return True

@@ -549,3 +549,17 @@ def test_webhook_mode_without_a_secret_makes_one() -> None:
     other = TelegramFront(handle, "1:A", webhook_url="https://herald.example/telegram")
     assert front.webhook_secret and len(front.webhook_secret) >= 32 and front.webhook_secret != other.webhook_secret
     assert TelegramFront(handle, "1:A").webhook_secret is None  # polling needs none
+
+
+async def test_a_group_upgraded_to_a_supergroup_keeps_its_workspace(world: World) -> None:
+    from handlers.workspace import chat_moved
+
+    world.front.on_chat_moved = lambda old, new: chat_moved(world.herald.ctx, "telegram", old, new)
+    await world.setup()
+    tg, old = world.tg, world.group
+    new = tg.group("Acme marketing", admins=(world.alice,), members=(world.bob, world.carol))
+    await tg.push({"message": tg._message(world.alice, old, migrate_to_chat_id=new["id"])})
+    await tg.wait_sent(new, "became a supergroup")
+    world.group = new
+    card = await world.cmd(world.alice, "/draft Still here after the upgrade")
+    assert "Draft #1 saved." in card["text"]

@@ -222,10 +222,12 @@ class TelegramFront:
         answer_within: float = 8.0,
         overall_rate: tuple[float, float] = (30, 1),
         group_rate: tuple[float, float] = (20, 60),
-        max_retries: int = 10,
+        max_retries: int = 1000,  # a 429 delays a message, it doesn't drop it
         max_pending: int = 1000,
+        on_chat_moved: Callable[[str, str], Awaitable[object]] | None = None,
     ) -> None:
         self.handle = handle
+        self.on_chat_moved = on_chat_moved  # a group became a supergroup: (old chat id, new chat id)
         self.token = token
         self.api_url = api_url.rstrip("/") if api_url else None
         self.webhook_url = webhook_url
@@ -286,6 +288,9 @@ class TelegramFront:
         await app.initialize()
         self.username = app.bot.username or ""
         self.bot_id = app.bot.id
+        if not app.bot.can_read_all_group_messages:
+            log.info("Telegram: @%s has privacy mode on: in groups where it isn't an admin it sees only commands "
+                     "and replies to it (photos sent after /draft without a caption won't reach it)", self.username)
         await self.register_commands()
         await app.start()
         assert app.updater is not None
@@ -367,6 +372,10 @@ class TelegramFront:
             await self.on_message(update.message)
 
     async def on_message(self, message: Message) -> None:
+        if message.migrate_to_chat_id is not None and self.on_chat_moved is not None:
+            # the group became a supergroup with a new id: the workspace follows it
+            await self.on_chat_moved(str(message.chat.id), str(message.migrate_to_chat_id))
+            return
         user = message.from_user
         if user is None or user.is_bot:
             return
@@ -567,6 +576,8 @@ class TelegramFront:
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():
                 log.warning("couldn't edit card %s in %s: %s", message_id, chat_id, exc)
+        except TelegramError as exc:  # the action is done; a card left as it was must not hide the answer
+            log.warning("couldn't edit card %s in %s: %s", message_id, chat_id, exc)
 
     # -- buttons and questions ---------------------------------------------------------------
 
