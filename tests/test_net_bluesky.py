@@ -13,9 +13,8 @@ import pytest
 from PIL import Image
 
 from bot.networks.bluesky import BlueskyNetwork, fit_image, make_facets, tid_for
-from bot.networks.http import new_client
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
-from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.bluesky_api import DID, TID_RE, FakeBluesky
 
 
@@ -31,21 +30,12 @@ def outgoing(text: str = "Spring sale starts today!", key: str = "herald-d7", **
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def server(clock):
     async with FakeBluesky(clock.now) as srv:
         yield srv
 
 
-@pytest.fixture
-async def net(clock):
-    client = new_client()
-    yield BlueskyNetwork(client, clock)
-    await client.aclose()
+net = kit.network_fixture(BlueskyNetwork)
 
 
 async def connected(net: BlueskyNetwork, server: FakeBluesky) -> AccountView:

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from bot.networks.discord_channel import DiscordChannelNetwork
-from bot.networks.http import new_client
 from handlers.ports import AccountView, ErrorKind, Outgoing, PublishError
 from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.discord_api import FakeDiscord
 
 
@@ -25,10 +25,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
         await server.close()
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with new_client() as shared:
-        yield shared
+client = kit.client_fixture()
 
 
 async def test_no_bot_token_is_auth_expired_before_sending(fake: FakeDiscord, client: httpx.AsyncClient) -> None:

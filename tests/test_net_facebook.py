@@ -10,10 +10,9 @@ import pytest
 from PIL import Image
 
 from bot.networks.facebook import FacebookNetwork
-from bot.networks.http import new_client
 from bot.networks.meta import GRAPH_VERSION
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
-from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.meta_graph import PAGE_ID, PAGE_TOKEN, MetaGraphServer
 
 V = f"/{GRAPH_VERSION}"
@@ -30,27 +29,15 @@ def outgoing(text: str = "Hello Page", **kwargs) -> Outgoing:
     return Outgoing(delivery_id=1, post_id=1, idempotency_key="k1", text=text, **kwargs)
 
 
-@pytest.fixture
-async def server():
-    async with MetaGraphServer() as srv:
-        yield srv
+server = kit.server_fixture(MetaGraphServer)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-async def net(clock):
-    client = new_client()
-    yield FacebookNetwork(client, clock)
-    await client.aclose()
+net = kit.network_fixture(FacebookNetwork)
 
 
 def account(server: MetaGraphServer, token: str = PAGE_TOKEN, **settings) -> AccountView:
-    return AccountView(id=1, workspace_id=1, network="facebook", name="brand", base_url=server.url,
-                       settings={"page_id": PAGE_ID, **settings}, credentials={"token": token})
+    return kit.account("facebook", server.url, settings={"page_id": PAGE_ID, **settings},
+                       credentials={"token": token})
 
 
 def test_connect_spec_keeps_the_token_secret():

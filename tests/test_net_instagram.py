@@ -9,11 +9,10 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
-from bot.networks.http import new_client
 from bot.networks.instagram import InstagramNetwork
 from bot.networks.meta import GRAPH_VERSION
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
-from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.meta_graph import IG_TOKEN, IG_USER_ID, PAGE_ID, PAGE_TOKEN, MetaGraphServer
 
 V = f"/{GRAPH_VERSION}"
@@ -31,29 +30,15 @@ def outgoing(text: str = "Hello IG", media: tuple[MediaFile, ...] = (), **kwargs
                     media=media if media else (png(),), **kwargs)
 
 
-@pytest.fixture
-async def server():
-    async with MetaGraphServer() as srv:
-        yield srv
+server = kit.server_fixture(MetaGraphServer)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-async def net(clock):
-    client = new_client()
-    network = InstagramNetwork(client, clock)
-    network.poll_interval = 0.01  # type: ignore[misc]
-    yield network
-    await client.aclose()
+net = kit.network_fixture(InstagramNetwork, poll_interval=0.01)
 
 
 def account(server: MetaGraphServer, token: str = IG_TOKEN, credentials: dict | None = None,
             **settings) -> AccountView:
-    return AccountView(id=1, workspace_id=1, network="instagram", name="brand", base_url=server.url,
+    return kit.account("instagram", server.url,
                        settings={"ig_user_id": IG_USER_ID, "media_url_template": TEMPLATE, **settings},
                        credentials=credentials or {"token": token})
 

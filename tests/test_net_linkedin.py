@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from bot.networks.http import new_client
 from bot.networks.linkedin import LinkedInNetwork, escape_little
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
-from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.linkedin_api import FakeLinkedIn
 
 ORG = "urn:li:organization:2414183"
@@ -23,28 +22,15 @@ def png() -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture
-async def server():
-    async with FakeLinkedIn() as srv:
-        yield srv
+server = kit.server_fixture(FakeLinkedIn)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-async def net(clock):
-    client = new_client()
-    yield LinkedInNetwork(client, clock)
-    await client.aclose()
+net = kit.network_fixture(LinkedInNetwork)
 
 
 def account(server, author=ORG, token="li-token", **extra) -> AccountView:
     settings = {"author": author, "oauth_base_url": server.url, **extra.pop("settings", {})}
-    return AccountView(id=1, workspace_id=1, network="linkedin", name="brand", base_url=server.url,
-                       settings=settings, credentials={"access_token": token, **extra})
+    return kit.account("linkedin", server.url, settings=settings, credentials={"access_token": token, **extra})
 
 
 def outgoing(text="Spring sale starts today!", **kwargs) -> Outgoing:

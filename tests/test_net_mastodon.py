@@ -20,6 +20,7 @@ from bot.networks.http import new_client
 from bot.networks.mastodon import MastodonNetwork, plain_text
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.mastodon_api import FakeMastodon
 
 
@@ -69,8 +70,7 @@ def net(client, clock) -> MastodonNetwork:
 
 
 def account(base: str | None, token: str = "alice_token", **settings: Any) -> AccountView:
-    return AccountView(id=1, workspace_id=1, network="mastodon", name="brand", base_url=base,
-                       settings=settings, credentials={"access_token": token})
+    return kit.account("mastodon", base, settings=settings, credentials={"access_token": token})
 
 
 async def as_bob(client: httpx.AsyncClient, mock: MockServer, method: str, path: str, **kw: Any) -> Any:

@@ -9,10 +9,9 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
-from bot.networks.http import new_client
 from bot.networks.pinterest import PinterestNetwork
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
-from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.pinterest_api import FakePinterest
 
 BOARD = "549755885175"
@@ -24,27 +23,14 @@ def png(color=(10, 120, 200)) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture
-async def server():
-    async with FakePinterest() as srv:
-        yield srv
+server = kit.server_fixture(FakePinterest)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-async def net(clock):
-    client = new_client()
-    yield PinterestNetwork(client, clock)
-    await client.aclose()
+net = kit.network_fixture(PinterestNetwork)
 
 
 def account(server, token="pina-token", board=BOARD, settings=None, **creds) -> AccountView:
-    return AccountView(id=1, workspace_id=1, network="pinterest", name="brand", base_url=server.url,
-                       settings={"board_id": board, **(settings or {})},
+    return kit.account("pinterest", server.url, settings={"board_id": board, **(settings or {})},
                        credentials={"access_token": token, **creds})
 
 

@@ -9,11 +9,10 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
-from bot.networks.http import new_client
 from bot.networks.meta import THREADS_VERSION
 from bot.networks.threads import ThreadsNetwork
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
-from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.meta_graph import THREADS_TOKEN, THREADS_USER_ID, MetaGraphServer
 
 V = f"/{THREADS_VERSION}"
@@ -31,30 +30,15 @@ def outgoing(text: str = "Hello Threads", **kwargs) -> Outgoing:
     return Outgoing(delivery_id=1, post_id=1, idempotency_key="k1", text=text, **kwargs)
 
 
-@pytest.fixture
-async def server():
-    async with MetaGraphServer() as srv:
-        yield srv
+server = kit.server_fixture(MetaGraphServer)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-async def net(clock):
-    client = new_client()
-    network = ThreadsNetwork(client, clock)
-    network.poll_interval = 0.01  # type: ignore[misc]
-    yield network
-    await client.aclose()
+net = kit.network_fixture(ThreadsNetwork, poll_interval=0.01)
 
 
 def account(server: MetaGraphServer, token: str = THREADS_TOKEN, credentials: dict | None = None,
             **settings) -> AccountView:
-    return AccountView(id=1, workspace_id=1, network="threads", name="brand", base_url=server.url,
-                       settings={"user_id": U, "media_url_template": TEMPLATE, **settings},
+    return kit.account("threads", server.url, settings={"user_id": U, "media_url_template": TEMPLATE, **settings},
                        credentials=credentials or {"token": token})
 
 

@@ -9,10 +9,9 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
-from bot.networks.http import new_client
 from bot.networks.tiktok import TikTokNetwork
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
-from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.tiktok_api import FakeTikTok
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4
@@ -29,32 +28,17 @@ def jpeg(color=(1, 2, 3)) -> MediaFile:
     return MediaFile("p.jpg", "image/jpeg", data, hashlib.sha256(data).hexdigest())
 
 
-@pytest.fixture
-async def server():
-    async with FakeTikTok() as srv:
-        yield srv
+server = kit.server_fixture(FakeTikTok)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-async def net(clock):
-    client = new_client()
-    network = TikTokNetwork(client, clock)
-    network.poll_interval = 0.0
-    network.poll_attempts = 4
-    yield network
-    await client.aclose()
+net = kit.network_fixture(TikTokNetwork, poll_interval=0.0, poll_attempts=4)
 
 
 def account(server, token="act.token", settings=None, **creds) -> AccountView:
     base = {"privacy_level": "PUBLIC_TO_EVERYONE", "username": "acme",
             "media_url_template": "https://cdn.acme.test/herald/{sha256}"}
-    return AccountView(id=1, workspace_id=1, network="tiktok", name="brand", base_url=server.url,
-                       settings={**base, **(settings or {})}, credentials={"access_token": token, **creds})
+    return kit.account("tiktok", server.url, settings={**base, **(settings or {})},
+                       credentials={"access_token": token, **creds})
 
 
 def outgoing(text="New drop 🔥 #spring", media=None, **kwargs) -> Outgoing:

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.networks.http import new_client
 from bot.networks.x import XNetwork
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
-from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.x_api import FakeX
 
 
@@ -27,32 +26,19 @@ def png() -> MediaFile:
 
 
 def account(server: FakeX, **creds: Any) -> AccountView:
-    credentials = {"access_token": "tok-1", **creds}
-    return AccountView(id=1, workspace_id=1, network="x", name="brand", base_url=server.url,
+    return kit.account("x", server.url,
                        settings={"user_id": "2244994945", "username": "brand", "client_id": "cid"},
-                       credentials=credentials)
+                       credentials={"access_token": "tok-1", **creds})
 
 
 def outgoing(text: str = "Spring sale starts today!", **kw: Any) -> Outgoing:
     return Outgoing(delivery_id=7, post_id=3, idempotency_key="herald-7", text=text, **kw)
 
 
-@pytest.fixture
-async def server():
-    async with FakeX() as srv:
-        yield srv
+server = kit.server_fixture(FakeX)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def net(clock):
-    client = new_client()
-    yield XNetwork(client, clock)
-    await client.aclose()
+net = kit.network_fixture(XNetwork)
 
 
 async def test_verify_refreshes_then_names_the_account(net, server, clock):

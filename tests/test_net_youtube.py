@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from bot.networks.http import new_client
 from bot.networks.youtube import YouTubeNetwork, seconds_to_pacific_midnight
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.conftest import FakeClock
+from tests.fakes import kit
 from tests.fakes.youtube_api import FakeYouTube
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
@@ -27,26 +27,14 @@ def png() -> MediaFile:
     return MediaFile("a.png", "image/png", buf.getvalue())
 
 
-@pytest.fixture
-async def server():
-    async with FakeYouTube() as srv:
-        yield srv
+server = kit.server_fixture(FakeYouTube)
 
 
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-async def net(clock):
-    client = new_client()
-    yield YouTubeNetwork(client, clock)
-    await client.aclose()
+net = kit.network_fixture(YouTubeNetwork)
 
 
 def account(server, token="ya29.token", settings=None, **creds) -> AccountView:
-    return AccountView(id=1, workspace_id=1, network="youtube", name="brand", base_url=server.url,
+    return kit.account("youtube", server.url,
                        settings={"oauth_base_url": server.url, "client_id": "123.apps.googleusercontent.com",
                                  "made_for_kids": "no", **(settings or {})},
                        credentials={"access_token": token, **creds})

@@ -42,6 +42,16 @@ from handlers.ports import (
     Verified,
 )
 
+from .common import (
+    bearer,
+    iso_z,
+    media_key,
+    parse_iso,
+    refresh_due,
+    resumed_uploads,
+    uploads_resume,
+    with_resume,
+)
 from .http import HttpNetwork
 
 POST = "app.bsky.feed.post"
@@ -113,7 +123,7 @@ class BlueskyNetwork(HttpNetwork):
         """New session credentials when the access JWT is near its end, or one renewed mid-call."""
         creds = self._creds(account)
         expires = _jwt_expiry(creds.get("access_jwt"))
-        if expires is None or expires - self.clock.now() <= self.refresh_window:
+        if refresh_due(expires, self.clock.now(), self.refresh_window):
             await self._renew(account)
         renewed = self._sessions.pop(account.id, None)
         if renewed is None or renewed.get("access_jwt") == account.credentials.get("access_jwt"):
@@ -139,7 +149,7 @@ class BlueskyNetwork(HttpNetwork):
         if creds.get("refresh_jwt"):
             try:
                 session = await self.call("POST", f"{self.base(account)}/xrpc/com.atproto.server.refreshSession",
-                                          headers=_bearer(creds["refresh_jwt"]))
+                                          headers=bearer(creds["refresh_jwt"]))
             except PublishError as exc:
                 if exc.kind not in (ErrorKind.AUTH_EXPIRED, ErrorKind.REJECTED):
                     raise
@@ -186,7 +196,7 @@ class BlueskyNetwork(HttpNetwork):
         creds = {"access_jwt": session["accessJwt"], "refresh_jwt": session.get("refreshJwt")}
         expires = _jwt_expiry(session["accessJwt"])
         if expires is not None:
-            creds["expires_at"] = _iso(expires)
+            creds["expires_at"] = iso_z(expires, "milliseconds")
         return creds
 
     def _reconnect(self, account: AccountView, why: str) -> str:
@@ -197,7 +207,7 @@ class BlueskyNetwork(HttpNetwork):
         token = self._creds(account).get("access_jwt")
         if not token:
             raise PublishError(ErrorKind.AUTH_EXPIRED, self._reconnect(account, "no Bluesky session stored"))
-        return _bearer(token)
+        return bearer(token)
 
     def _did(self, account: AccountView) -> str:
         did = account.settings.get("did")
@@ -217,7 +227,8 @@ class BlueskyNetwork(HttpNetwork):
                 raise PublishError(ErrorKind.REJECTED, f"{media.filename}: Herald posts images to Bluesky, not "
                                    f"{media.content_type}")
         images = await self._upload_all(account, post)
-        record: dict[str, Any] = {"$type": POST, "text": post.text, "createdAt": _iso(self.clock.now())}
+        record: dict[str, Any] = {"$type": POST, "text": post.text,
+                                  "createdAt": iso_z(self.clock.now(), "milliseconds")}
         facets = make_facets(post.text)
         if facets:
             record["facets"] = facets
@@ -229,7 +240,7 @@ class BlueskyNetwork(HttpNetwork):
         if account.settings.get("lang"):
             record["langs"] = [str(account.settings["lang"])]
         resume = self._resume(post, images)
-        await _with_resume(self.hold_back(account), resume)
+        await with_resume(self.hold_back(account), resume)
         try:
             created = await self._xrpc(account, "POST", "com.atproto.repo.createRecord", sending=True,
                                        json={"repo": did, "collection": POST, "rkey": rkey, "record": record})
@@ -258,12 +269,12 @@ class BlueskyNetwork(HttpNetwork):
         done = self._resumed(post)
         images: list[dict[str, Any]] = []
         for i, media in enumerate(post.media):
-            key = _media_key(i, media.sha256)
+            key = media_key(i, media.sha256)
             data, content_type, size = fit_image(media.data, media.content_type, media.filename)
             if key in done:
                 blob = done[key]
             else:
-                answer = await _with_resume(self._xrpc(
+                answer = await with_resume(self._xrpc(
                     account, "POST", "com.atproto.repo.uploadBlob", content=data,
                     headers={"Content-Type": content_type},
                 ), self._resume(post, images))
@@ -278,19 +289,12 @@ class BlueskyNetwork(HttpNetwork):
         return images
 
     def _resumed(self, post: Outgoing) -> dict[str, dict[str, Any]]:
-        saved = post.resume.get("blobs")
-        at = _parse_time(post.resume.get("blobs_uploaded_at"))
-        if not isinstance(saved, dict) or at is None or self.clock.now() - at > BLOB_TTL:
-            return {}
-        return {str(k): v for k, v in saved.items() if isinstance(v, dict)}
+        saved = resumed_uploads(post, "blobs", "blobs_uploaded_at", BLOB_TTL, self.clock.now())
+        return {k: v for k, v in saved.items() if isinstance(v, dict)}
 
     def _resume(self, post: Outgoing, images: list[dict[str, Any]]) -> dict[str, Any]:
-        if not images:
-            return {}
-        at = post.resume.get("blobs_uploaded_at") if self._resumed(post) else None
-        keys = [_media_key(i, m.sha256) for i, m in enumerate(post.media)]
-        return {"blobs": {k: img["image"] for k, img in zip(keys, images, strict=False)},
-                "blobs_uploaded_at": at or _iso(self.clock.now())}
+        return uploads_resume(post, [img["image"] for img in images], "blobs", "blobs_uploaded_at",
+                              reused=bool(self._resumed(post)), stamp=iso_z(self.clock.now(), "milliseconds"))
 
     def remote_id_from_url(self, account: AccountView, url: str) -> str | None:
         """https://bsky.app/profile/<handle>/post/<rkey> of this account → its at:// record URI."""
@@ -351,7 +355,7 @@ class BlueskyNetwork(HttpNetwork):
                     continue  # notFoundPost / blockedPost
                 author = view.get("author") or {}
                 record = view.get("record") or {}
-                created = _parse_time(record.get("createdAt") or view.get("indexedAt"))
+                created = parse_iso(record.get("createdAt") or view.get("indexedAt"))
                 if created is None or author.get("did") == own or (since is not None and created <= since):
                     continue
                 handle = author.get("handle") or author.get("did")
@@ -466,34 +470,3 @@ def _xrpc_error(response: httpx.Response) -> str | None:
     except ValueError:
         return None
     return body.get("error") if isinstance(body, dict) else None
-
-
-async def _with_resume(awaitable: Any, resume: dict[str, Any]) -> Any:
-    try:
-        return await awaitable
-    except PublishError as exc:
-        if resume and not exc.resume:
-            exc.resume = resume
-        raise
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _media_key(index: int, sha256: str) -> str:
-    return f"{index}:{sha256}"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

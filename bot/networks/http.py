@@ -21,6 +21,7 @@ import email.utils
 import json
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -136,6 +137,20 @@ class HttpNetwork:
             limiters.append(limiter)
         for limiter in limiters:
             await limiter.acquire()  # returns at once: has_capacity() just said so
+
+    async def refresh_grant(self, url: str, refresh_token: str, *, form: dict[str, Any],
+                            auth: httpx.Auth | tuple[str, str] | None, refused: Callable[[str], str]) -> Any:
+        """POST an OAuth 2.0 `grant_type=refresh_token` to `url` with the app's `form` fields (client id and
+        secret in the body) and/or HTTP Basic `auth`; return the answer. A refresh token the network
+        refuses (REJECTED or AUTH_EXPIRED) is AUTH_EXPIRED with `refused(reason)`, which says how to reconnect."""
+        data = {"grant_type": "refresh_token", "refresh_token": refresh_token, **form}
+        extra: dict[str, Any] = {"auth": auth} if auth is not None else {}
+        try:
+            return await self.call("POST", url, data=data, **extra)
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.REJECTED, ErrorKind.AUTH_EXPIRED):
+                raise PublishError(ErrorKind.AUTH_EXPIRED, refused(exc.reason)) from exc
+            raise
 
     async def call(
         self,

@@ -31,9 +31,9 @@ from typing import Any, ClassVar
 from bot.networks.meta import (
     MetaGraphNetwork,
     check_media_template,
+    check_media_urls,
     insight_values,
     media_url,
-    parse_time,
 )
 from handlers.limits import LimitCheck
 from handlers.ports import (
@@ -82,11 +82,7 @@ class InstagramNetwork(MetaGraphNetwork):
         return (account.base_url or HOSTS.get(self.login(account), self.default_base_url)).rstrip("/")
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
-        result = super().check(account, text, media_count)
-        if media_count and not (account.settings.get("media_url_template") or account.settings.get("media_base_url")):
-            problem = "Instagram needs public image URLs: reconnect the account with media_url_template="
-            return LimitCheck(result.network, result.used, result.limit, result.unit, (*result.problems, problem))
-        return result
+        return check_media_urls(super().check(account, text, media_count), account, media_count, self.label)
 
     def user_id(self, account: AccountView) -> str:
         user = str(account.settings.get("ig_user_id") or "").strip()
@@ -129,31 +125,10 @@ class InstagramNetwork(MetaGraphNetwork):
         user = self.user_id(account)
         if not outgoing.media:
             raise PublishError(ErrorKind.REJECTED, "Instagram needs at least one image; it has no text-only posts")
-        container = str(outgoing.resume.get("container_id") or "")
-        if container:
-            status, _ = await self.container_status(account, container)
-            if status == "PUBLISHED":
-                return await self._find_published(account, user, outgoing, container)
-            if status in ("EXPIRED", "ERROR"):
-                container = ""  # expired or failed: nothing was posted, start again
-        if not container:
-            container = await self._create(account, user, outgoing)
-        try:
-            if await self.wait_until_finished(account, container) == "PUBLISHED":
-                return await self._find_published(account, user, outgoing, container)
-            await self.hold_back(account)
-            body = await self.graph("POST", account, user, "media_publish", sending=True,
-                                    data={"creation_id": container})
-        except PublishError as exc:
-            exc.resume = {"container_id": container, **exc.resume}
-            raise
-        media_id = str(body.get("id") or "") if isinstance(body, dict) else ""
-        if not media_id:
-            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Instagram answered the publish without a media id",
-                               resume={"container_id": container})
-        return Published(remote_id=media_id, url=await self._permalink(account, media_id))
+        return await self.publish_container(account, user, outgoing, publish_edge="media_publish",
+                                            post_word="media id")
 
-    async def _create(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
+    async def create_container(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
         """The post's container: the single image's, or the CAROUSEL's (never a carousel item's: only
         the container returned here may go into resume["container_id"] and to media_publish)."""
         urls = [media_url(account, m, self.label) for m in outgoing.media]
@@ -172,24 +147,10 @@ class InstagramNetwork(MetaGraphNetwork):
                                       "caption": outgoing.text})
         return self.container_id(body, "carousel container")
 
-    async def _find_published(self, account: AccountView, user: str, outgoing: Outgoing,
-                              container: str) -> Published:
-        body = await self.graph("GET", account, user, "media",
-                                params={"fields": "id,caption,permalink,timestamp", "limit": 25})
-        for item in body.get("data", []) if isinstance(body, dict) else []:
-            if (item.get("caption") or "") == outgoing.text:
-                return Published(remote_id=str(item["id"]), url=item.get("permalink"))
-        raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"Instagram says container {container} was published, but "
-                           "Herald can't find the post among the latest 25; check the account",
-                           resume={"container_id": container})
-
-    async def _permalink(self, account: AccountView, media_id: str) -> str | None:
-        try:
-            body = await self.graph("GET", account, media_id, params={"fields": "permalink"})
-        except PublishError:
-            return None  # the post exists: never fail the publish for its URL
-        url = body.get("permalink")
-        return url if isinstance(url, str) and url else None
+    async def find_published(self, account: AccountView, user: str, outgoing: Outgoing,
+                             container: str) -> Published:
+        return await self.find_by_text(account, user, outgoing, container, edge="media", text_field="caption",
+                                       where="account")
 
     # -- metrics, comments, token -------------------------------------------------------------
 
@@ -234,23 +195,8 @@ class InstagramNetwork(MetaGraphNetwork):
     async def fetch_comments(
         self, account: AccountView, remote_ids: list[str], since: datetime | None
     ) -> list[Comment]:
-        out: list[Comment] = []
-        for media_id in remote_ids:
-            try:
-                body = await self.graph("GET", account, media_id, "comments",
-                                        params={"fields": "id,text,timestamp,username", "limit": 50})
-            except PublishError as exc:
-                if exc.kind == ErrorKind.REJECTED:
-                    continue
-                raise
-            for item in body.get("data", []) if isinstance(body, dict) else []:
-                created = parse_time(item.get("timestamp"))
-                if created is None or (since is not None and created <= since):
-                    continue
-                out.append(Comment(remote_id=str(item.get("id")), parent_remote_id=media_id,
-                                   author=f"@{item.get('username') or 'someone'}", text=str(item.get("text") or ""),
-                                   created_at=created))
-        return out
+        return await self.comments_on(account, remote_ids, since, edge="comments",
+                                      params={"fields": "id,text,timestamp,username", "limit": 50}, link_field=None)
 
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
         if self.login(account) != "instagram":

@@ -30,6 +30,14 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from bot.networks.common import (
+    bearer,
+    due_refresh,
+    renewed_tokens,
+    stored_expiry,
+    to_int,
+    token_answer,
+)
 from bot.networks.http import HttpNetwork
 from handlers.ports import (
     AccountView,
@@ -76,16 +84,6 @@ def escape_little(text: str) -> str:
     return "".join(out)
 
 
-def parse_expiry(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 class LinkedInNetwork(HttpNetwork):
     key = "linkedin"
     url_id_pattern = r"(?P<id>urn:li:(?:share|ugcPost|activity):\d+)"
@@ -113,7 +111,7 @@ class LinkedInNetwork(HttpNetwork):
 
     def headers(self, account: AccountView) -> dict[str, str]:
         return {
-            "Authorization": f"Bearer {account.credentials.get('access_token', '')}",
+            **bearer(account.credentials.get("access_token", "")),
             "LinkedIn-Version": str(account.settings.get("api_version") or API_VERSION),
             "X-Restli-Protocol-Version": "2.0.0",
         }
@@ -273,9 +271,9 @@ class LinkedInNetwork(HttpNetwork):
                 stats = element.get("totalShareStatistics") or {}
                 if urn in batch:
                     readings[urn] = Metrics(
-                        likes=_int(stats.get("likeCount")), comments=_int(stats.get("commentCount")),
-                        shares=_int(stats.get("shareCount")), impressions=_int(stats.get("impressionCount")),
-                        clicks=_int(stats.get("clickCount")))
+                        likes=to_int(stats.get("likeCount")), comments=to_int(stats.get("commentCount")),
+                        shares=to_int(stats.get("shareCount")), impressions=to_int(stats.get("impressionCount")),
+                        clicks=to_int(stats.get("clickCount")))
         return readings
 
     async def _member_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
@@ -289,9 +287,9 @@ class LinkedInNetwork(HttpNetwork):
                     continue
                 raise
             reactions = data.get("reactionSummaries") or {}
-            likes = sum(_int(v.get("count")) or 0 for v in reactions.values() if isinstance(v, dict))
+            likes = sum(to_int(v.get("count")) or 0 for v in reactions.values() if isinstance(v, dict))
             comments = (data.get("commentSummary") or {}).get("count")
-            readings[urn] = Metrics(likes=likes, comments=_int(comments))
+            readings[urn] = Metrics(likes=likes, comments=to_int(comments))
         return readings
 
     async def fetch_comments(
@@ -327,41 +325,26 @@ class LinkedInNetwork(HttpNetwork):
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
         creds = account.credentials
         now = self.clock.now()
-        expires = parse_expiry(creds.get("expires_at") or account.settings.get("expires_at"))
-        refresh_token = creds.get("refresh_token")
-        if not refresh_token:
+        expires = stored_expiry(account)
+        if not creds.get("refresh_token"):
             if expires is not None and expires <= now:
                 raise PublishError(ErrorKind.AUTH_EXPIRED, "the LinkedIn access token has expired and LinkedIn "
                                    f"gave no refresh token; reconnect with /connect linkedin name={account.name} "
                                    "access_token=<new token>")
             return None
-        if expires is not None and expires - now > timedelta(hours=24):
+        grant = due_refresh(account, now, timedelta(hours=24))
+        if grant is None:
             return None
-        client_id = account.settings.get("client_id") or creds.get("client_id")
-        client_secret = creds.get("client_secret")
-        if not client_id or not client_secret:
-            return None
+        refresh_token, client_id, client_secret = grant
         oauth = str(account.settings.get("oauth_base_url") or OAUTH_BASE).rstrip("/")
-        try:
-            data = await self.call("POST", f"{oauth}/oauth/v2/accessToken", data={
-                "grant_type": "refresh_token", "refresh_token": refresh_token,
-                "client_id": client_id, "client_secret": client_secret})
-        except PublishError as exc:
-            if exc.kind in (ErrorKind.REJECTED, ErrorKind.AUTH_EXPIRED):
-                raise PublishError(ErrorKind.AUTH_EXPIRED, f"LinkedIn refused the refresh token ({exc.reason}); "
-                                   f"reconnect with /connect linkedin name={account.name} access_token=<new token>"
-                                   ) from exc
-            raise
-        token = data.get("access_token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            raise PublishError(ErrorKind.TRANSIENT, "LinkedIn answered the token refresh without a token")
-        new = {**creds, "access_token": token,
-               "expires_at": (now + timedelta(seconds=_int(data.get("expires_in")) or 5184000)).isoformat()}
-        if data.get("refresh_token"):
-            new["refresh_token"] = data["refresh_token"]
-        if data.get("refresh_token_expires_in"):
-            new["refresh_expires_at"] = (now + timedelta(seconds=int(data["refresh_token_expires_in"]))).isoformat()
-        return new
+        data = await self.refresh_grant(
+            f"{oauth}/oauth/v2/accessToken", refresh_token,
+            form={"client_id": client_id, "client_secret": client_secret}, auth=None,
+            refused=lambda why: f"LinkedIn refused the refresh token ({why}); reconnect with "
+                                f"/connect linkedin name={account.name} access_token=<new token>")
+        return renewed_tokens(creds, token_answer(data, "LinkedIn"), now,
+                              lifetime=to_int(data.get("expires_in")) or 5184000,
+                              refresh_lifetime_field="refresh_token_expires_in")
 
 
 def article_title(text: str, link: str) -> str:
@@ -370,12 +353,3 @@ def article_title(text: str, link: str) -> str:
         if cleaned:
             return cleaned[:200]
     return urlsplit(link).netloc or link
-
-
-def _int(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

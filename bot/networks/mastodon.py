@@ -22,9 +22,7 @@
 from __future__ import annotations
 
 import asyncio
-import html
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -44,6 +42,18 @@ from handlers.ports import (
     Verified,
 )
 
+from .common import (
+    IN_FLIGHT,
+    bearer,
+    iso_z,
+    media_key,
+    parse_iso,
+    plain_text,
+    resumed_uploads,
+    to_int,
+    uploads_resume,
+    with_resume,
+)
 from .http import HttpNetwork
 
 IDS_PER_CALL = 20  # GET /api/v1/statuses?id[]=… (Mastodon pages 20 statuses by default; no documented max)
@@ -55,7 +65,6 @@ MEDIA_POLLS = 30
 STATUS_GUARD = "guard_status_first_tried_at"
 KEY_TRUSTED_FOR = timedelta(minutes=50)
 MAX_STATUS_RETRY_WAIT = 600.0  # a failed status is retried well inside the key's hour
-IN_FLIGHT = "in_flight"  # resume: a status may exist (handlers.publishing ends exhausted retries unconfirmed)
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL)
 
 
@@ -87,8 +96,8 @@ class MastodonNetwork(HttpNetwork):
         self._no_batch: set[str] = set()  # instances older than 4.3 (no GET /api/v1/statuses?id[]=)
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
-        limit = _int(account.settings.get("max_characters"))
-        per_url = _int(account.settings.get("characters_reserved_per_url"))
+        limit = to_int(account.settings.get("max_characters"))
+        per_url = to_int(account.settings.get("characters_reserved_per_url"))
         return check_text(self.key, text, media_count=media_count, max_characters=limit, url_weight=per_url)
 
     # -- connect -------------------------------------------------------------------------------
@@ -116,25 +125,25 @@ class MastodonNetwork(HttpNetwork):
                 raise
             return {}  # an older or unusual server: Mastodon's defaults apply
         statuses = (info.get("configuration") or {}).get("statuses") or {}
-        limits = {"max_characters": _int(statuses.get("max_characters")),
-                  "max_media": _int(statuses.get("max_media_attachments")),
-                  "characters_reserved_per_url": _int(statuses.get("characters_reserved_per_url"))}
+        limits = {"max_characters": to_int(statuses.get("max_characters")),
+                  "max_media": to_int(statuses.get("max_media_attachments")),
+                  "characters_reserved_per_url": to_int(statuses.get("characters_reserved_per_url"))}
         return {k: v for k, v in limits.items() if v}
 
     # -- publish -------------------------------------------------------------------------------
 
     async def publish(self, account: AccountView, post: Outgoing) -> Published:
         headers = self._headers(account)
-        max_media = _int(account.settings.get("max_media")) or 4
+        max_media = to_int(account.settings.get("max_media")) or 4
         if len(post.media) > max_media:
             raise PublishError(ErrorKind.REJECTED, f"this instance takes at most {max_media} images per post")
-        first_tried = _parse_time(post.resume.get(STATUS_GUARD))
+        first_tried = parse_iso(post.resume.get(STATUS_GUARD))
         # only when a status may exist: if no status POST ever left (refused, rate limited, unreachable),
         # there is nothing the key would have to dedupe
         if first_tried is not None and post.resume.get(IN_FLIGHT) and self.clock.now() - first_tried > KEY_TRUSTED_FOR:
             raise PublishError(
                 ErrorKind.UNKNOWN_OUTCOME,
-                f"an earlier attempt (from {_iso(first_tried)}) may have posted and Mastodon only remembers the "
+                f"an earlier attempt (from {iso_z(first_tried)}) may have posted and Mastodon only remembers the "
                 "Idempotency-Key for an hour, so Herald won't send it again by itself; check the account, then "
                 f"/confirm {post.post_id} {account.name} <link> if it's there, or /retry {post.post_id} "
                 f"{account.name} if it isn't",
@@ -146,9 +155,9 @@ class MastodonNetwork(HttpNetwork):
                                 "visibility": account.settings.get("visibility") or "public"}
         if media_ids:
             body["media_ids"] = media_ids
-        await _with_resume(self.hold_back(account), resume)
+        await with_resume(self.hold_back(account), resume)
         # from here on every failure carries when the first status attempt was made
-        resume = {**resume, STATUS_GUARD: post.resume[STATUS_GUARD] if first_tried else _iso(self.clock.now())}
+        resume = {**resume, STATUS_GUARD: post.resume[STATUS_GUARD] if first_tried else iso_z(self.clock.now())}
         try:
             status = await self.call(
                 "POST", f"{self.base(account)}/api/v1/statuses", sending=True,
@@ -169,7 +178,7 @@ class MastodonNetwork(HttpNetwork):
     async def _upload_all(self, account: AccountView, post: Outgoing, headers: dict[str, str]) -> list[str]:
         done = self._resumed_media(post)
         ids: list[str] = []
-        todo = [i for i, m in enumerate(post.media) if _media_key(i, m.sha256) not in done]
+        todo = [i for i, m in enumerate(post.media) if media_key(i, m.sha256) not in done]
         if todo:
             count, seconds = self.media_limit
             limiter = self._media_limiters.setdefault(account.id, AsyncLimiter(count, seconds))
@@ -178,13 +187,13 @@ class MastodonNetwork(HttpNetwork):
                                    f"{seconds / 60:g} minutes for one account; Herald waits rather than be blocked",
                                    retry_after=seconds / count * len(todo))
         for i, media in enumerate(post.media):
-            key = _media_key(i, media.sha256)
+            key = media_key(i, media.sha256)
             if key in done:
                 ids.append(done[key])
                 continue
             resume = self._resume(post, ids)
             await self._media_limiters[account.id].acquire()
-            answer = await _with_resume(self.call(
+            answer = await with_resume(self.call(
                 "POST", f"{self.base(account)}/api/v2/media", headers=headers, expect_json=False,
                 files={"file": (media.filename, media.data, media.content_type)}, data={"description": ""},
             ), resume)
@@ -194,7 +203,7 @@ class MastodonNetwork(HttpNetwork):
                 raise PublishError(ErrorKind.TRANSIENT, f"Mastodon's upload answer for {media.filename} had no id",
                                    resume=resume)
             if answer.status_code == 202 or not attachment.get("url"):
-                await _with_resume(self._wait_processed(account, headers, media_id, media.filename),
+                await with_resume(self._wait_processed(account, headers, media_id, media.filename),
                                    self._resume(post, [*ids, media_id]))
             ids.append(media_id)
         return ids
@@ -211,25 +220,19 @@ class MastodonNetwork(HttpNetwork):
                            "on the next attempt")
 
     def _resumed_media(self, post: Outgoing) -> dict[str, str]:
-        saved = post.resume.get("media_ids")
-        at = _parse_time(post.resume.get("media_uploaded_at"))
-        if not isinstance(saved, dict) or at is None or self.clock.now() - at > MEDIA_TTL:
-            return {}
-        return {str(k): str(v) for k, v in saved.items()}
+        saved = resumed_uploads(post, "media_ids", "media_uploaded_at", MEDIA_TTL, self.clock.now())
+        return {k: str(v) for k, v in saved.items()}
 
     def _resume(self, post: Outgoing, ids: list[str]) -> dict[str, Any]:
-        if not ids:
-            return {}
-        at = post.resume.get("media_uploaded_at") if self._resumed_media(post) else None
-        keys = [_media_key(i, m.sha256) for i, m in enumerate(post.media)]
-        return {"media_ids": dict(zip(keys, ids, strict=False)), "media_uploaded_at": at or _iso(self.clock.now())}
+        return uploads_resume(post, ids, "media_ids", "media_uploaded_at", reused=bool(self._resumed_media(post)),
+                              stamp=iso_z(self.clock.now()))
 
     def _headers(self, account: AccountView) -> dict[str, str]:
         token = account.credentials.get("access_token")
         if not token:
             raise PublishError(ErrorKind.AUTH_EXPIRED, f"no Mastodon token stored; reconnect with /connect mastodon "
                                f"name={account.name} base_url=… access_token=…")
-        return {"Authorization": f"Bearer {token}"}
+        return bearer(token)
 
     # -- metrics and replies ---------------------------------------------------------------------
 
@@ -268,7 +271,7 @@ class MastodonNetwork(HttpNetwork):
             if exc.kind in (ErrorKind.AUTH_EXPIRED, ErrorKind.RATE_LIMITED):
                 raise
             return None
-        return _int(me.get("followers_count"))
+        return to_int(me.get("followers_count"))
 
     async def fetch_comments(
         self, account: AccountView, remote_ids: list[str], since: datetime | None
@@ -286,7 +289,7 @@ class MastodonNetwork(HttpNetwork):
                 raise
             for reply in context.get("descendants") or []:
                 who = reply.get("account") or {}
-                created = _parse_time(reply.get("created_at"))
+                created = parse_iso(reply.get("created_at"))
                 if created is None or str(who.get("id")) == own or (since is not None and created <= since):
                     continue
                 comments.append(Comment(
@@ -298,26 +301,9 @@ class MastodonNetwork(HttpNetwork):
 
 
 def _metrics(status: dict[str, Any], followers: int | None) -> Metrics:
-    return Metrics(likes=_int(status.get("favourites_count")), comments=_int(status.get("replies_count")),
-                   shares=_int(status.get("reblogs_count")), quotes=_int(status.get("quotes_count")),
+    return Metrics(likes=to_int(status.get("favourites_count")), comments=to_int(status.get("replies_count")),
+                   shares=to_int(status.get("reblogs_count")), quotes=to_int(status.get("quotes_count")),
                    followers=followers)
-
-
-def plain_text(content: str) -> str:
-    """Mastodon's HTML status content as plain text (paragraphs and <br> as line breaks)."""
-    text = re.sub(r"(?i)<br\s*/?>", "\n", content)
-    text = re.sub(r"(?i)</p>\s*<p[^>]*>", "\n\n", text)
-    text = re.sub(r"<[^>]+>", "", text)
-    return html.unescape(text).strip()
-
-
-async def _with_resume(awaitable: Any, resume: dict[str, Any]) -> Any:
-    try:
-        return await awaitable
-    except PublishError as exc:
-        if resume and not exc.resume:
-            exc.resume = resume
-        raise
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -326,28 +312,3 @@ def _json(response: Any) -> dict[str, Any]:
     except ValueError as exc:
         raise PublishError(ErrorKind.TRANSIENT, "Mastodon's media answer wasn't JSON") from exc
     return body if isinstance(body, dict) else {}
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _media_key(index: int, sha256: str) -> str:
-    return f"{index}:{sha256}"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -31,8 +31,10 @@ from typing import Any, ClassVar
 
 import httpx
 
+from bot.networks.common import bearer, to_int
 from bot.networks.http import HttpNetwork
-from handlers.ports import AccountView, ErrorKind, MediaFile, PublishError
+from handlers.limits import LimitCheck
+from handlers.ports import AccountView, Comment, ErrorKind, MediaFile, Outgoing, Published, PublishError
 
 GRAPH_VERSION = "v25.0"  # Graph API (Facebook, Instagram); released Feb 2026, available until Jul 2028
 THREADS_VERSION = "v1.0"
@@ -57,13 +59,6 @@ def graph_error(response: httpx.Response) -> dict[str, Any] | None:
         return None
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) else None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def usage_wait(headers: httpx.Headers) -> float | None:
@@ -129,6 +124,14 @@ def media_url(account: AccountView, media: MediaFile, network_label: str) -> str
                            f"{{ext}} only ({exc})") from exc
 
 
+def check_media_urls(result: LimitCheck, account: AccountView, media_count: int, network_label: str) -> LimitCheck:
+    """The text check, plus a problem when a post with images can't be sent: no public media URL setting."""
+    if media_count and not (account.settings.get("media_url_template") or account.settings.get("media_base_url")):
+        problem = f"{network_label} needs public image URLs: reconnect the account with media_url_template="
+        return LimitCheck(result.network, result.used, result.limit, result.unit, (*result.problems, problem))
+    return result
+
+
 def check_media_template(settings: dict[str, Any]) -> None:
     """ValueError at connect time for a media URL setting that can't work."""
     template = str(settings.get("media_url_template") or "")
@@ -171,7 +174,7 @@ class MetaGraphNetwork(HttpNetwork):
 
     async def graph(self, method: str, account: AccountView, *parts: str, sending: bool = False,
                     **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.token(account)}"}
+        headers = bearer(self.token(account))
         return await self.call(method, self.api(account, *parts), sending=sending, headers=headers, **kwargs)
 
     # -- errors -------------------------------------------------------------------------------
@@ -187,7 +190,7 @@ class MetaGraphNetwork(HttpNetwork):
         error = graph_error(response)
         if error is None:
             return None
-        code, sub = _int(error.get("code")), _int(error.get("error_subcode"))
+        code, sub = to_int(error.get("code")), to_int(error.get("error_subcode"))
         reason = self.error_reason(response)
         if code in AUTH_CODES:
             return PublishError(ErrorKind.AUTH_EXPIRED, f"{self.label} says the token no longer works ({reason}); "
@@ -282,6 +285,84 @@ class MetaGraphNetwork(HttpNetwork):
                                "was published, the next attempt makes it again", resume={"container_id": ""})
         return container
 
+    async def publish_container(self, account: AccountView, user: str, outgoing: Outgoing, *, publish_edge: str,
+                                post_word: str) -> Published:
+        """Publish the post's container (the resumed one, or a new one from `create_container`) with
+        ``POST /{user}/{publish_edge}``; a container found already PUBLISHED is looked up, never published
+        again. Every failure from here on keeps ``resume={"container_id": …}``."""
+        container = str(outgoing.resume.get("container_id") or "")
+        if container:
+            status, _ = await self.container_status(account, container)
+            if status == "PUBLISHED":
+                return await self.find_published(account, user, outgoing, container)
+            if status in ("EXPIRED", "ERROR"):
+                container = ""  # expired or failed: nothing was posted, start again
+        if not container:
+            container = await self.create_container(account, user, outgoing)
+        try:
+            if await self.wait_until_finished(account, container) == "PUBLISHED":
+                return await self.find_published(account, user, outgoing, container)
+            await self.hold_back(account)
+            body = await self.graph("POST", account, user, publish_edge, sending=True,
+                                    data={"creation_id": container})
+        except PublishError as exc:
+            exc.resume = {"container_id": container, **exc.resume}
+            raise
+        media_id = str(body.get("id") or "") if isinstance(body, dict) else ""
+        if not media_id:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"{self.label} answered the publish without a {post_word}",
+                               resume={"container_id": container})
+        return Published(remote_id=media_id, url=await self.permalink(account, media_id))
+
+    async def create_container(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
+        """The post's container (never a carousel item's: only this one goes to resume and to publishing)."""
+        raise NotImplementedError
+
+    async def find_published(self, account: AccountView, user: str, outgoing: Outgoing, container: str) -> Published:
+        """The post an earlier attempt published from `container`."""
+        raise NotImplementedError
+
+    async def find_by_text(self, account: AccountView, user: str, outgoing: Outgoing, container: str, *,
+                           edge: str, text_field: str, where: str) -> Published:
+        """The latest 25 posts on ``/{user}/{edge}``: the one whose `text_field` is the post's text."""
+        body = await self.graph("GET", account, user, edge,
+                                params={"fields": f"id,{text_field},permalink,timestamp", "limit": 25})
+        for item in body.get("data", []) if isinstance(body, dict) else []:
+            if (item.get(text_field) or "") == outgoing.text:
+                return Published(remote_id=str(item["id"]), url=item.get("permalink"))
+        raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"{self.label} says container {container} was published, "
+                           f"but Herald can't find the post among the latest 25; check the {where}",
+                           resume={"container_id": container})
+
+    async def permalink(self, account: AccountView, media_id: str) -> str | None:
+        try:
+            body = await self.graph("GET", account, media_id, params={"fields": "permalink"})
+        except PublishError:
+            return None  # the post exists: never fail the publish for its URL
+        url = body.get("permalink")
+        return url if isinstance(url, str) and url else None
+
+    async def comments_on(self, account: AccountView, remote_ids: list[str], since: datetime | None, *, edge: str,
+                          params: dict[str, Any], link_field: str | None) -> list[Comment]:
+        """The comments under each post (``/{media-id}/{edge}``), newer than `since`; a post that's gone is
+        skipped. `link_field` names the comment's link in the answer, when the network gives one."""
+        out: list[Comment] = []
+        for media_id in remote_ids:
+            try:
+                body = await self.graph("GET", account, media_id, edge, params=params)
+            except PublishError as exc:
+                if exc.kind == ErrorKind.REJECTED:
+                    continue
+                raise
+            for item in body.get("data", []) if isinstance(body, dict) else []:
+                created = parse_time(item.get("timestamp"))
+                if created is None or (since is not None and created <= since):
+                    continue
+                out.append(Comment(remote_id=str(item.get("id")), parent_remote_id=media_id,
+                                   author=f"@{item.get('username') or 'someone'}", text=str(item.get("text") or ""),
+                                   created_at=created, url=item.get(link_field) if link_field else None))
+        return out
+
     async def refresh_long_lived(self, account: AccountView, url: str, grant_type: str) -> dict[str, Any] | None:
         """Extend a 60-day Instagram/Threads token when it ends within `refresh_within` (or its end is
         unknown). A dead token → AUTH_EXPIRED; a token still too young to refresh (< 24 h) → None."""
@@ -302,7 +383,7 @@ class MetaGraphNetwork(HttpNetwork):
         new_token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(new_token, str) or not new_token:
             raise PublishError(ErrorKind.TRANSIENT, f"{self.label} answered the token refresh without a token")
-        seconds = _int(body.get("expires_in"))
+        seconds = to_int(body.get("expires_in"))
         until = now + (timedelta(seconds=seconds) if seconds else LONG_LIVED)
         creds = {k: v for k, v in account.credentials.items() if k != "access_token"}
         return {**creds, "token": new_token, "expires_at": until.astimezone(UTC).isoformat()}
@@ -321,7 +402,7 @@ def insight_values(body: Any) -> dict[str, int]:
             value = values[-1].get("value")
         elif isinstance(item.get("total_value"), dict):
             value = item["total_value"].get("value")
-        number = _int(value) if not isinstance(value, dict) else sum(_int(v) or 0 for v in value.values())
+        number = to_int(value) if not isinstance(value, dict) else sum(to_int(v) or 0 for v in value.values())
         if number is not None:
             out[item["name"]] = number
     return out

@@ -21,11 +21,18 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import httpx
 
+from bot.networks.common import (
+    bearer,
+    due_refresh,
+    renewed_tokens,
+    to_int,
+    token_answer,
+)
 from bot.networks.http import HttpNetwork
 from handlers.ports import (
     AccountView,
@@ -40,16 +47,6 @@ from handlers.ports import (
 
 IMAGE_TYPES = ("image/jpeg", "image/png")
 METRIC_TYPES = ("IMPRESSION", "SAVE", "PIN_CLICK", "OUTBOUND_CLICK", "TOTAL_COMMENTS", "TOTAL_REACTIONS")
-
-
-def parse_expiry(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def first_line(text: str, limit: int) -> str:
@@ -81,7 +78,7 @@ class PinterestNetwork(HttpNetwork):
     )
 
     def headers(self, account: AccountView) -> dict[str, str]:
-        return {"Authorization": f"Bearer {account.credentials.get('access_token', '')}"}
+        return bearer(account.credentials.get("access_token", ""))
 
     def classify(self, response: httpx.Response) -> PublishError | None:
         if response.status_code == 404:
@@ -168,51 +165,23 @@ class PinterestNetwork(HttpNetwork):
             block = (data.get("all") or next(iter(data.values()), None)) if data else None
             summary = (block or {}).get("summary_metrics") or {}
             readings[pin_id] = Metrics(
-                likes=_int(summary.get("TOTAL_REACTIONS")), comments=_int(summary.get("TOTAL_COMMENTS")),
-                impressions=_int(summary.get("IMPRESSION")), saves=_int(summary.get("SAVE")),
-                clicks=_int(summary.get("OUTBOUND_CLICK")))  # clicks through to the link
+                likes=to_int(summary.get("TOTAL_REACTIONS")), comments=to_int(summary.get("TOTAL_COMMENTS")),
+                impressions=to_int(summary.get("IMPRESSION")), saves=to_int(summary.get("SAVE")),
+                clicks=to_int(summary.get("OUTBOUND_CLICK")))  # clicks through to the link
         return readings
 
     # -- tokens ----------------------------------------------------------------------------
 
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
-        creds = account.credentials
-        refresh_token = creds.get("refresh_token")
-        if not refresh_token:
-            return None
         now = self.clock.now()
-        expires = parse_expiry(creds.get("expires_at") or account.settings.get("expires_at"))
-        if expires is not None and expires - now > timedelta(hours=24):
+        grant = due_refresh(account, now, timedelta(hours=24))
+        if grant is None:
             return None
-        client_id = account.settings.get("client_id") or creds.get("client_id")
-        client_secret = creds.get("client_secret")
-        if not client_id or not client_secret:
-            return None
-        try:
-            data = await self.call("POST", f"{self.base(account)}/v5/oauth/token", auth=(client_id, client_secret),
-                                   data={"grant_type": "refresh_token", "refresh_token": refresh_token})
-        except PublishError as exc:
-            if exc.kind in (ErrorKind.REJECTED, ErrorKind.AUTH_EXPIRED):
-                raise PublishError(ErrorKind.AUTH_EXPIRED, f"Pinterest refused the refresh token ({exc.reason}); "
-                                   f"reconnect with /connect pinterest name={account.name} access_token=<new> "
-                                   "refresh_token=<new>") from exc
-            raise
-        token = data.get("access_token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            raise PublishError(ErrorKind.TRANSIENT, "Pinterest answered the token refresh without a token")
-        new = {**creds, "access_token": token,
-               "expires_at": (now + timedelta(seconds=_int(data.get("expires_in")) or 2592000)).isoformat()}
-        if data.get("refresh_token"):
-            new["refresh_token"] = data["refresh_token"]
-        if data.get("refresh_token_expires_in"):
-            new["refresh_expires_at"] = (now + timedelta(seconds=int(data["refresh_token_expires_in"]))).isoformat()
-        return new
-
-
-def _int(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+        refresh_token, client_id, client_secret = grant
+        data = await self.refresh_grant(
+            f"{self.base(account)}/v5/oauth/token", refresh_token, form={}, auth=(client_id, client_secret),
+            refused=lambda why: f"Pinterest refused the refresh token ({why}); reconnect with /connect pinterest "
+                                f"name={account.name} access_token=<new> refresh_token=<new>")
+        return renewed_tokens(account.credentials, token_answer(data, "Pinterest"), now,
+                              lifetime=to_int(data.get("expires_in")) or 2592000,
+                              refresh_lifetime_field="refresh_token_expires_in")

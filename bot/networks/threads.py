@@ -26,9 +26,9 @@ from bot.networks.meta import (
     THREADS_VERSION,
     MetaGraphNetwork,
     check_media_template,
+    check_media_urls,
     insight_values,
     media_url,
-    parse_time,
 )
 from handlers.limits import LimitCheck
 from handlers.ports import (
@@ -69,11 +69,7 @@ class ThreadsNetwork(MetaGraphNetwork):
     )
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
-        result = super().check(account, text, media_count)
-        if media_count and not (account.settings.get("media_url_template") or account.settings.get("media_base_url")):
-            problem = "Threads needs public image URLs: reconnect the account with media_url_template="
-            return LimitCheck(result.network, result.used, result.limit, result.unit, (*result.problems, problem))
-        return result
+        return check_media_urls(super().check(account, text, media_count), account, media_count, self.label)
 
     def user_id(self, account: AccountView) -> str:
         return str(account.settings.get("user_id") or "me")
@@ -91,32 +87,10 @@ class ThreadsNetwork(MetaGraphNetwork):
     # -- publishing ---------------------------------------------------------------------------
 
     async def publish(self, account: AccountView, outgoing: Outgoing) -> Published:
-        user = self.user_id(account)
-        container = str(outgoing.resume.get("container_id") or "")
-        if container:
-            status, _ = await self.container_status(account, container)
-            if status == "PUBLISHED":
-                return await self._find_published(account, user, outgoing, container)
-            if status in ("EXPIRED", "ERROR"):
-                container = ""  # expired or failed: nothing was posted, start again
-        if not container:
-            container = await self._create(account, user, outgoing)
-        try:
-            if await self.wait_until_finished(account, container) == "PUBLISHED":
-                return await self._find_published(account, user, outgoing, container)
-            await self.hold_back(account)
-            body = await self.graph("POST", account, user, "threads_publish", sending=True,
-                                    data={"creation_id": container})
-        except PublishError as exc:
-            exc.resume = {"container_id": container, **exc.resume}
-            raise
-        media_id = str(body.get("id") or "") if isinstance(body, dict) else ""
-        if not media_id:
-            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Threads answered the publish without a post id",
-                               resume={"container_id": container})
-        return Published(remote_id=media_id, url=await self._permalink(account, media_id))
+        return await self.publish_container(account, self.user_id(account), outgoing, publish_edge="threads_publish",
+                                            post_word="post id")
 
-    async def _create(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
+    async def create_container(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
         if not outgoing.media:
             data = {"media_type": "TEXT", "text": outgoing.text}
             if outgoing.link:
@@ -136,24 +110,10 @@ class ThreadsNetwork(MetaGraphNetwork):
         body = await self.graph("POST", account, user, "threads", data=data)
         return self.container_id(body, "container")
 
-    async def _find_published(self, account: AccountView, user: str, outgoing: Outgoing,
-                              container: str) -> Published:
-        body = await self.graph("GET", account, user, "threads",
-                                params={"fields": "id,text,permalink,timestamp", "limit": 25})
-        for item in body.get("data", []) if isinstance(body, dict) else []:
-            if (item.get("text") or "") == outgoing.text:
-                return Published(remote_id=str(item["id"]), url=item.get("permalink"))
-        raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"Threads says container {container} was published, but "
-                           "Herald can't find the post among the latest 25; check the profile",
-                           resume={"container_id": container})
-
-    async def _permalink(self, account: AccountView, media_id: str) -> str | None:
-        try:
-            body = await self.graph("GET", account, media_id, params={"fields": "permalink"})
-        except PublishError:
-            return None  # the post exists: never fail the publish for its URL
-        url = body.get("permalink")
-        return url if isinstance(url, str) and url else None
+    async def find_published(self, account: AccountView, user: str, outgoing: Outgoing,
+                             container: str) -> Published:
+        return await self.find_by_text(account, user, outgoing, container, edge="threads", text_field="text",
+                                       where="profile")
 
     # -- metrics, replies, token --------------------------------------------------------------
 
@@ -189,23 +149,9 @@ class ThreadsNetwork(MetaGraphNetwork):
     async def fetch_comments(
         self, account: AccountView, remote_ids: list[str], since: datetime | None
     ) -> list[Comment]:
-        out: list[Comment] = []
-        for media_id in remote_ids:
-            try:
-                body = await self.graph("GET", account, media_id, "replies",
-                                        params={"fields": "id,text,username,timestamp,permalink"})
-            except PublishError as exc:
-                if exc.kind == ErrorKind.REJECTED:
-                    continue
-                raise
-            for item in body.get("data", []) if isinstance(body, dict) else []:
-                created = parse_time(item.get("timestamp"))
-                if created is None or (since is not None and created <= since):
-                    continue
-                out.append(Comment(remote_id=str(item.get("id")), parent_remote_id=media_id,
-                                   author=f"@{item.get('username') or 'someone'}", text=str(item.get("text") or ""),
-                                   created_at=created, url=item.get("permalink")))
-        return out
+        return await self.comments_on(account, remote_ids, since, edge="replies",
+                                      params={"fields": "id,text,username,timestamp,permalink"},
+                                      link_field="permalink")
 
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
         return await self.refresh_long_lived(account, f"{self.base(account)}/refresh_access_token",

@@ -31,11 +31,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from bot.networks.common import (
+    IN_FLIGHT,
+    bearer,
+    carried,
+    due_refresh,
+    renewed_tokens,
+    to_int,
+)
 from bot.networks.http import HttpNetwork
 from handlers.ports import (
     AccountView,
@@ -74,17 +82,6 @@ PLAIN = {
     "internal": "TikTok failed internally",
 }
 PENDING = ("PROCESSING_UPLOAD", "PROCESSING_DOWNLOAD", "SEND_TO_USER_INBOX")
-IN_FLIGHT = "in_flight"  # resume: a post may exist; Herald ends exhausted retries unconfirmed, not failed
-
-
-def parse_expiry(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def auto_add_music_setting(settings: dict[str, Any]) -> bool | None:
@@ -135,7 +132,7 @@ class TikTokNetwork(HttpNetwork):
     # -- plumbing --------------------------------------------------------------------------
 
     def headers(self, account: AccountView) -> dict[str, str]:
-        return {"Authorization": f"Bearer {account.credentials.get('access_token', '')}",
+        return {**bearer(account.credentials.get("access_token", "")),
                 "Content-Type": "application/json; charset=UTF-8"}
 
     def error_reason(self, response: httpx.Response) -> str:
@@ -264,7 +261,7 @@ class TikTokNetwork(HttpNetwork):
                                 headers={"Content-Type": video.content_type or "video/mp4",
                                          "Content-Range": f"bytes {first}-{last}/{size}"})
         except PublishError as exc:
-            raise self.carry(exc, resume) from exc
+            raise carried(exc, resume) from exc
 
     async def publish_photos(self, account: AccountView, post: Outgoing, photos: list[MediaFile]) -> Published:
         template = str(account.settings.get("media_url_template") or "")
@@ -311,7 +308,7 @@ class TikTokNetwork(HttpNetwork):
         try:
             return await self.api(account, "/v2/post/publish/status/fetch/", {"publish_id": publish_id})
         except PublishError as exc:
-            raise self.carry(exc, resume) from exc
+            raise carried(exc, resume) from exc
 
     async def poll(self, account: AccountView, publish_id: str, resume: dict[str, Any], *, photo: bool,
                    first: dict[str, Any] | None = None) -> Published:
@@ -341,11 +338,6 @@ class TikTokNetwork(HttpNetwork):
         kind = "photo" if photo else "video"
         return Published(remote_id=ids[0], url=f"{profile}/{kind}/{ids[0]}" if profile else None)
 
-    def carry(self, exc: PublishError, resume: dict[str, Any]) -> PublishError:
-        """A failure after the publish exists: keep its id; the retry checks on it, so it's safe to retry."""
-        kind = ErrorKind.TRANSIENT if exc.kind == ErrorKind.UNKNOWN_OUTCOME else exc.kind
-        return PublishError(kind, exc.reason, retry_after=exc.retry_after, resume=resume)
-
     # -- metrics ---------------------------------------------------------------------------
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
@@ -374,46 +366,30 @@ class TikTokNetwork(HttpNetwork):
                 vid = str(video.get("id"))
                 if vid in video_ids:
                     readings[video_ids[vid]] = Metrics(
-                        likes=_int(video.get("like_count")), comments=_int(video.get("comment_count")),
-                        shares=_int(video.get("share_count")), impressions=_int(video.get("view_count")))
+                        likes=to_int(video.get("like_count")), comments=to_int(video.get("comment_count")),
+                        shares=to_int(video.get("share_count")), impressions=to_int(video.get("view_count")))
         return readings
 
     # -- tokens ----------------------------------------------------------------------------
 
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
-        creds = account.credentials
-        refresh_token = creds.get("refresh_token")
-        if not refresh_token:
-            return None
         now = self.clock.now()
-        expires = parse_expiry(creds.get("expires_at") or account.settings.get("expires_at"))
-        if expires is not None and expires - now > timedelta(hours=24):
+        grant = due_refresh(account, now, timedelta(hours=24), "client_key")
+        if grant is None:
             return None
-        client_key = account.settings.get("client_key") or creds.get("client_key")
-        client_secret = creds.get("client_secret")
-        if not client_key or not client_secret:
-            return None
+        refresh_token, client_id, client_secret = grant
         dead = (f"TikTok refused the refresh token; reconnect with /connect tiktok name={account.name} "
                 "access_token=<new> refresh_token=<new>")
-        try:
-            data = await self.call("POST", f"{self.base(account)}/v2/oauth/token/", data={
-                "client_key": client_key, "client_secret": client_secret, "grant_type": "refresh_token",
-                "refresh_token": refresh_token})
-        except PublishError as exc:
-            if exc.kind in (ErrorKind.REJECTED, ErrorKind.AUTH_EXPIRED):
-                raise PublishError(ErrorKind.AUTH_EXPIRED, f"{dead} ({exc.reason})") from exc
-            raise
+        data = await self.refresh_grant(
+            f"{self.base(account)}/v2/oauth/token/", refresh_token,
+            form={"client_key": client_id, "client_secret": client_secret}, auth=None,
+            refused=lambda why: f"{dead} ({why})")
         if not isinstance(data, dict):
             raise PublishError(ErrorKind.TRANSIENT, "TikTok answered the token refresh without a token")
         if not data.get("access_token"):  # TikTok's OAuth errors may come with HTTP 200
             raise PublishError(ErrorKind.AUTH_EXPIRED, f"{dead} ({data.get('error_description') or data.get('error')})")
-        new = {**creds, "access_token": data["access_token"],
-               "expires_at": (now + timedelta(seconds=int(data.get("expires_in") or 86400))).isoformat()}
-        if data.get("refresh_token"):
-            new["refresh_token"] = data["refresh_token"]  # rotates: keep the newest
-        if data.get("refresh_expires_in"):
-            new["refresh_expires_at"] = (now + timedelta(seconds=int(data["refresh_expires_in"]))).isoformat()
-        return new
+        return renewed_tokens(account.credentials, data, now, lifetime=int(data.get("expires_in") or 86400),
+                              refresh_lifetime_field="refresh_expires_in")
 
 
 def _envelope_error(response: httpx.Response) -> tuple[str, str]:
@@ -430,12 +406,3 @@ def _envelope_error(response: httpx.Response) -> tuple[str, str]:
     if isinstance(error, str):  # OAuth endpoint: {"error": "invalid_grant", "error_description": …}
         return error, str(body.get("error_description") or "")
     return "", ""
-
-
-def _int(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -31,6 +31,17 @@ from handlers.ports import (
     Verified,
 )
 
+from .common import (
+    bearer,
+    iso_z,
+    media_key,
+    parse_iso,
+    refresh_due,
+    renewed_tokens,
+    resumed_uploads,
+    uploads_resume,
+    with_resume,
+)
 from .http import HttpNetwork, seconds_until
 
 IDS_PER_CALL = 100  # GET /2/tweets takes up to 100 ids
@@ -77,7 +88,7 @@ class XNetwork(HttpNetwork):
             # has expires_at: the health check's verify must not rotate tokens it wouldn't keep.)
             new_creds = await self._refresh_tokens(account, creds)
             creds = new_creds
-        body = await self.call("GET", f"{self.base(account)}/2/users/me", headers=_auth(creds["access_token"]),
+        body = await self.call("GET", f"{self.base(account)}/2/users/me", headers=bearer(creds["access_token"]),
                                params={"user.fields": "public_metrics"})
         user = body.get("data") or {}
         if not user.get("id"):
@@ -92,8 +103,7 @@ class XNetwork(HttpNetwork):
         creds = dict(account.credentials)
         if not creds.get("refresh_token"):
             return None  # a bare access token: nothing to renew it with
-        expires_at = _parse_time(creds.get("expires_at"))
-        if expires_at is not None and expires_at - self.clock.now() > self.refresh_window:
+        if not refresh_due(parse_iso(creds.get("expires_at")), self.clock.now(), self.refresh_window):
             return None
         return await self._refresh_tokens(account, creds)
 
@@ -104,29 +114,16 @@ class XNetwork(HttpNetwork):
                                f"reconnect with /connect x name={account.name} access_token=… "
                                "refresh_token=… client_id=…")
         secret = creds.get("client_secret")
-        auth = httpx.BasicAuth(client_id, secret) if secret else None
-        try:
-            body = await self.call(
-                "POST", f"{self.base(account)}/2/oauth2/token", auth=auth,
-                data={"grant_type": "refresh_token", "refresh_token": creds["refresh_token"], "client_id": client_id},
-            )
-        except PublishError as exc:
-            if exc.kind in (ErrorKind.REJECTED, ErrorKind.AUTH_EXPIRED):
-                raise PublishError(
-                    ErrorKind.AUTH_EXPIRED,
-                    f"X refused to renew the token ({exc.reason}); reconnect with /connect x name={account.name} "
-                    "access_token=… refresh_token=… client_id=…",
-                ) from exc
-            raise
+        body = await self.refresh_grant(
+            f"{self.base(account)}/2/oauth2/token", creds["refresh_token"], form={"client_id": client_id},
+            auth=httpx.BasicAuth(client_id, secret) if secret else None,
+            refused=lambda why: f"X refused to renew the token ({why}); reconnect with /connect x "
+                                f"name={account.name} access_token=… refresh_token=… client_id=…",
+        )
         if not body.get("access_token"):
             raise PublishError(ErrorKind.TRANSIENT, "X's token answer had no access_token")
-        expires_in = int(body.get("expires_in") or 7200)
-        return {
-            **creds,
-            "access_token": body["access_token"],
-            "refresh_token": body.get("refresh_token") or creds["refresh_token"],
-            "expires_at": _iso(self.clock.now() + timedelta(seconds=expires_in)),
-        }
+        return renewed_tokens(creds, body, self.clock.now(), lifetime=int(body.get("expires_in") or 7200),
+                              stamp=iso_z)
 
     @staticmethod
     def _client_id(account: AccountView) -> str | None:
@@ -145,8 +142,8 @@ class XNetwork(HttpNetwork):
         if media_ids:
             body["media"] = {"media_ids": media_ids}
         resume = self._resume(post, media_ids)
-        await _with_resume(self.hold_back(account), resume)
-        answer = await _with_resume(
+        await with_resume(self.hold_back(account), resume)
+        answer = await with_resume(
             self.call("POST", f"{self.base(account)}/2/tweets", sending=True, headers=headers, json=body), resume)
         data = answer.get("data") or {}
         if not data.get("id"):
@@ -159,12 +156,12 @@ class XNetwork(HttpNetwork):
         done = self._resumed_media(post)
         ids: list[str] = []
         for i, media in enumerate(post.media):
-            key = _media_key(i, media.sha256)
+            key = media_key(i, media.sha256)
             if key in done:
                 ids.append(done[key])
                 continue
             category = "tweet_gif" if media.content_type == "image/gif" else "tweet_image"
-            answer = await _with_resume(self.call(
+            answer = await with_resume(self.call(
                 "POST", f"{self.base(account)}/2/media/upload", headers=headers,
                 files={"media": (media.filename, media.data, media.content_type)},
                 data={"media_category": category, "media_type": media.content_type},
@@ -178,19 +175,12 @@ class XNetwork(HttpNetwork):
         return ids
 
     def _resumed_media(self, post: Outgoing) -> dict[str, str]:
-        saved = post.resume.get("media_ids")
-        at = _parse_time(post.resume.get("media_uploaded_at"))
-        if not isinstance(saved, dict) or at is None or self.clock.now() - at > MEDIA_TTL:
-            return {}
-        return {str(k): str(v) for k, v in saved.items()}
+        saved = resumed_uploads(post, "media_ids", "media_uploaded_at", MEDIA_TTL, self.clock.now())
+        return {k: str(v) for k, v in saved.items()}
 
     def _resume(self, post: Outgoing, ids: list[str]) -> dict[str, Any]:
-        if not ids:
-            return {}
-        at = post.resume.get("media_uploaded_at") if self._resumed_media(post) else None
-        keys = [_media_key(i, m.sha256) for i, m in enumerate(post.media)]
-        return {"media_ids": dict(zip(keys, ids, strict=False)),
-                "media_uploaded_at": at or _iso(self.clock.now())}
+        return uploads_resume(post, ids, "media_ids", "media_uploaded_at", reused=bool(self._resumed_media(post)),
+                              stamp=iso_z(self.clock.now()))
 
     def _url(self, account: AccountView, tweet_id: str) -> str:
         username = account.settings.get("username")
@@ -201,7 +191,7 @@ class XNetwork(HttpNetwork):
         if not token:
             raise PublishError(ErrorKind.AUTH_EXPIRED, f"no X token stored; reconnect with /connect x "
                                f"name={account.name} access_token=…")
-        return _auth(token)
+        return bearer(token)
 
     # -- metrics and replies ---------------------------------------------------------------------
 
@@ -274,7 +264,7 @@ class XNetwork(HttpNetwork):
                 users = {str(u["id"]): u.get("username") for u in (body.get("includes") or {}).get("users", [])}
                 for tweet in body.get("data") or []:
                     parent = str(tweet.get("conversation_id") or "")
-                    created = _parse_time(tweet.get("created_at"))
+                    created = parse_iso(tweet.get("created_at"))
                     if parent not in wanted or str(tweet.get("id")) == parent or created is None:
                         continue
                     if str(tweet.get("author_id")) == own or (since is not None and created <= since):
@@ -354,35 +344,3 @@ def _queries(ids: list[str]) -> list[str]:
     if current:
         queries.append(current)
     return queries
-
-
-async def _with_resume(awaitable: Any, resume: dict[str, Any]) -> Any:
-    """Await; a PublishError on the way carries `resume` so the next attempt reuses the uploads."""
-    try:
-        return await awaitable
-    except PublishError as exc:
-        if resume and not exc.resume:
-            exc.resume = resume
-        raise
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _media_key(index: int, sha256: str) -> str:
-    return f"{index}:{sha256}"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -34,6 +34,16 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from bot.networks.common import (
+    IN_FLIGHT,
+    bearer,
+    carried,
+    due_refresh,
+    parse_iso,
+    renewed_tokens,
+    to_int,
+    token_answer,
+)
 from bot.networks.http import HttpNetwork
 from handlers.limits import LimitCheck
 from handlers.ports import (
@@ -60,17 +70,6 @@ QUOTA_REASONS = ("quotaExceeded", "dailyLimitExceeded")
 SHORT_LIMIT_REASONS = ("rateLimitExceeded", "userRateLimitExceeded")
 AUTH_REASONS = ("authError", "insufficientPermissions", "forbidden")
 NEEDS_VIDEO = "YouTube needs a video; Herald can't post text or images there"
-IN_FLIGHT = "in_flight"  # resume: a video may exist; Herald ends exhausted retries unconfirmed, not failed
-
-
-def parse_expiry(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def seconds_to_pacific_midnight(now: datetime) -> float:
@@ -136,7 +135,7 @@ class YouTubeNetwork(HttpNetwork):
     )
 
     def headers(self, account: AccountView) -> dict[str, str]:
-        return {"Authorization": f"Bearer {account.credentials.get('access_token', '')}"}
+        return bearer(account.credentials.get("access_token", ""))
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
         """handlers.limits can't tell a video from an image: with media, the video is checked at publish."""
@@ -258,7 +257,7 @@ class YouTubeNetwork(HttpNetwork):
             response = await self.call("PUT", upload_url, sending=True, expect_json=False,
                                        content=video.data[offset:], headers=headers)
         except PublishError as exc:
-            raise self.carry(exc, resume) from exc
+            raise carried(exc, resume) from exc
         if response.status_code == 308:
             raise PublishError(ErrorKind.TRANSIENT, "YouTube kept only part of the video; Herald sends the rest "
                                "on the next try", retry_after=30.0, resume=resume)
@@ -274,7 +273,7 @@ class YouTubeNetwork(HttpNetwork):
         except SessionGone:
             return None  # expired before the upload finished: no video was made
         except PublishError as exc:
-            raise self.carry(exc, resume) from exc
+            raise carried(exc, resume) from exc
         if response.status_code == 308:
             match = re.match(r"bytes=0-(\d+)", response.headers.get("range", ""))
             offset = int(match.group(1)) + 1 if match else 0
@@ -298,11 +297,6 @@ class YouTubeNetwork(HttpNetwork):
             raise PublishError(ErrorKind.REJECTED, f"YouTube couldn't process the video ({status.get('failureReason')})")
         return Published(remote_id=video_id, url=f"https://www.youtube.com/watch?v={video_id}")
 
-    def carry(self, exc: PublishError, resume: dict[str, Any]) -> PublishError:
-        """A failure once the session exists: keep it; the retry asks the session first, so it's safe."""
-        kind = ErrorKind.TRANSIENT if exc.kind == ErrorKind.UNKNOWN_OUTCOME else exc.kind
-        return PublishError(kind, exc.reason, retry_after=exc.retry_after, resume=resume)
-
     # -- metrics and comments --------------------------------------------------------------
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
@@ -315,8 +309,8 @@ class YouTubeNetwork(HttpNetwork):
                 stats = item.get("statistics") or {}
                 if item.get("id") in batch:
                     readings[str(item["id"])] = Metrics(
-                        likes=_int(stats.get("likeCount")), comments=_int(stats.get("commentCount")),
-                        impressions=_int(stats.get("viewCount")))
+                        likes=to_int(stats.get("likeCount")), comments=to_int(stats.get("commentCount")),
+                        impressions=to_int(stats.get("viewCount")))
         return readings
 
     async def fetch_comments(
@@ -336,7 +330,7 @@ class YouTubeNetwork(HttpNetwork):
             for thread in data.get("items") or []:
                 top = ((thread.get("snippet") or {}).get("topLevelComment") or {})
                 snippet = top.get("snippet") or {}
-                created = parse_expiry(snippet.get("publishedAt"))
+                created = parse_iso(snippet.get("publishedAt"))
                 if created is None or (since is not None and created <= since):
                     continue
                 comment_id = str(top.get("id") or thread.get("id"))
@@ -350,43 +344,15 @@ class YouTubeNetwork(HttpNetwork):
     # -- tokens ----------------------------------------------------------------------------
 
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
-        creds = account.credentials
-        refresh_token = creds.get("refresh_token")
-        if not refresh_token:
-            return None
         now = self.clock.now()
-        expires = parse_expiry(creds.get("expires_at") or account.settings.get("expires_at"))
-        if expires is not None and expires - now > timedelta(hours=24):
+        grant = due_refresh(account, now, timedelta(hours=24))
+        if grant is None:
             return None
-        client_id = account.settings.get("client_id") or creds.get("client_id")
-        client_secret = creds.get("client_secret")
-        if not client_id or not client_secret:
-            return None
+        refresh_token, client_id, client_secret = grant
         oauth = str(account.settings.get("oauth_base_url") or OAUTH_BASE).rstrip("/")
-        try:
-            data = await self.call("POST", f"{oauth}/token", data={
-                "client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token,
-                "grant_type": "refresh_token"})
-        except PublishError as exc:
-            if exc.kind in (ErrorKind.REJECTED, ErrorKind.AUTH_EXPIRED):
-                raise PublishError(ErrorKind.AUTH_EXPIRED, f"Google refused the refresh token ({exc.reason}); "
-                                   f"reconnect with /connect youtube name={account.name} access_token=<new> "
-                                   "refresh_token=<new>") from exc
-            raise
-        token = data.get("access_token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            raise PublishError(ErrorKind.TRANSIENT, "Google answered the token refresh without a token")
-        new = {**creds, "access_token": token,
-               "expires_at": (now + timedelta(seconds=_int(data.get("expires_in")) or 3599)).isoformat()}
-        if data.get("refresh_token"):
-            new["refresh_token"] = data["refresh_token"]
-        return new
-
-
-def _int(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+        data = await self.refresh_grant(
+            f"{oauth}/token", refresh_token, form={"client_id": client_id, "client_secret": client_secret}, auth=None,
+            refused=lambda why: f"Google refused the refresh token ({why}); reconnect with /connect youtube "
+                                f"name={account.name} access_token=<new> refresh_token=<new>")
+        return renewed_tokens(account.credentials, token_answer(data, "Google"), now,
+                              lifetime=to_int(data.get("expires_in")) or 3599)
