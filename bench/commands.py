@@ -72,7 +72,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def measure(herald: Herald, runs: int) -> dict[str, list[float]]:
     chat = ChatRef("console", "console", private=True)
-    alice, bob = Actor("console", "alice", "alice"), Actor("console", "bob", "bob")
+    alice, bob = Actor("console", "alice", "alice", username="alice"), Actor("console", "bob", "bob", username="bob")
     timings: dict[str, list[float]] = {"/draft": [], "/submit": [], "/approve": [], "/queue": []}
 
     async def timed(name: str, command: Command) -> str:
@@ -114,7 +114,7 @@ async def main() -> None:
         await herald.start()
         try:
             chat = ChatRef("console", "console", private=True)
-            alice = Actor("console", "alice", "alice")
+            alice = Actor("console", "alice", "alice", username="alice")
             for line in ("setup Bench", "connect sandbox name=bench-x like=x", "connect sandbox name=bench-b like=bluesky",
                          "role bob approver"):
                 name, _, rest = line.partition(" ")

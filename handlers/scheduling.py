@@ -149,8 +149,10 @@ async def schedule(req: Request) -> Reply:
         rearm(ctx, post, ws)
         card = approval_card(ctx, session, post, ws, f"🔔 #{post.id} has a new time and needs approval.") \
             if notify_approvers else None
-        session.flush()
-        shown_card = draft_card(ctx, session, post, ws, outcome.splitlines()[0])
+        shown_card = None
+        if "post" in req.command.args:  # pressed on a draft card: it shows the new time
+            session.flush()
+            shown_card = draft_card(ctx, session, post, ws, outcome.splitlines()[0])
     if card is not None:
         await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
     return Reply(outcome, update=shown_card)
