@@ -14,7 +14,7 @@ from handlers.limits import NETWORK_LABELS
 from handlers.ports import AccountView, PublishError, Verified
 from handlers.registry import ADMINS, command
 from handlers.when import WhenError, parse_timezone
-from storage.models import Account
+from storage.models import Account, ChatLink
 
 # Other names people use for a network.
 NETWORK_ALIASES = {"twitter": "x", "fb": "facebook", "ig": "instagram", "bsky": "bluesky", "yt": "youtube"}
@@ -159,7 +159,14 @@ async def connect(req: Request) -> Reply:
         rules = account_rules(account)
     extra = f", following {NETWORK_LABELS.get(rules, rules)} rules" if rules != key else ""
     slot_text = f"Posting slots: {slots.replace(',', ' ')}." if slots else f"No posting slots yet: /slots {name} 09:00 17:00"
-    return Reply(f"{verb} {name} ({network.label}{extra}) — {who}.\n{slot_text}", private=bool(secrets))
+    where = ""
+    chat = req.command.chat
+    if chat.private:  # a private chat not linked itself works in the person's workspace: say which one
+        with ctx.db.session() as session:
+            linked = session.exec(select(ChatLink).where(ChatLink.platform == chat.platform)
+                                  .where(ChatLink.chat_id == chat.chat_id)).first()
+            where = "" if linked else f" in workspace '{get_workspace(session, ws_id).name}'"
+    return Reply(f"{verb} {name} ({network.label}{extra}){where} — {who}.\n{slot_text}", private=bool(secrets))
 
 
 def describe_account(account: Account, ws_tz: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import update
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
@@ -26,7 +27,7 @@ from handlers.common import Request, role_refusal
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.registry import COMMANDS, command
-from storage.models import ChatLink, IllegalTransition, Member, Role
+from storage.models import ChatLink, IllegalTransition, Member, Role, Workspace
 
 log = logging.getLogger("herald.dispatch")
 
@@ -48,41 +49,65 @@ def chat_workspace(session: Session, cmd: Command) -> int | None:
         ).first()
     if link is not None:
         return link.workspace_id
-    if cmd.chat.private:  # a private chat with Herald works in the workspace where the person is a member
-        member = session.exec(
-            select(Member).where(Member.platform == cmd.actor.platform).where(Member.user_id == cmd.actor.user_id)
-            .order_by(Member.id.desc())  # type: ignore[union-attr]
-        ).first()
-        return member.workspace_id if member is not None else None
+    if cmd.chat.private:  # a private chat with Herald works in the one workspace where the person is a member
+        spaces = sorted(set(session.exec(
+            select(Member.workspace_id).where(Member.platform == cmd.actor.platform)
+            .where(Member.user_id == cmd.actor.user_id)
+        ).all()))
+        if len(spaces) > 1:
+            names = session.exec(select(Workspace.name).where(col(Workspace.id).in_(spaces))).all()
+            raise UserError(
+                f"You belong to several workspaces ({', '.join(sorted(names))}), so I won't guess which one this "
+                "private chat is for. Ask an admin of the one you mean for /link in its chat, and send "
+                "/link <code> here."
+            )
+        return spaces[0] if spaces else None
     return None
 
 
-def member_role(session: Session, workspace_id: int, actor: Actor) -> Role | None:
-    """The person's Herald role: as a member, else as the @username an admin named, else by platform role."""
+def member_role(session: Session, workspace_id: int, actor: Actor) -> tuple[Role | None, int | None]:
+    """The person's Herald role: as a member, else as the @username an admin named, else by platform role.
+
+    The second value is the id of an `@username` member row this person matched: after their first
+    command goes through, `claim` ties it to their real id, so whoever takes the username later
+    doesn't inherit the role.
+    """
     members = select(Member).where(Member.workspace_id == workspace_id).where(Member.platform == actor.platform)
     member = session.exec(members.where(Member.user_id == actor.user_id)).first()
-    if member is None and actor.username:  # named by @username in /role (a reply ties the role to their id)
+    named = None
+    if member is None and actor.username:  # named by @username in /role
         member = session.exec(members.where(Member.user_id == "@" + actor.username.lower())).first()
+        named = member.id if member is not None else None
     if member is not None:
-        return Role(member.role)
+        return Role(member.role), named
     if actor.groups:
         ids = ["role:" + g for g in actor.groups]
         held = session.exec(members.where(col(Member.user_id).in_(ids))).all()
         if held:
-            return max((Role(m.role) for m in held), key=ROLE_RANK.__getitem__)
-    return None
+            return max((Role(m.role) for m in held), key=ROLE_RANK.__getitem__), None
+    return None, None
 
 
-def resolve(ctx: Context, cmd: Command) -> tuple[int | None, Role]:
-    """The workspace of the chat and the caller's role in it (chat admins default to admin)."""
+def claim(ctx: Context, member_id: int, actor: Actor) -> None:
+    """Tie an `@username` member row to the person's real id (only if it is still unclaimed)."""
+    with ctx.db.session() as session:
+        session.execute(
+            update(Member).where(col(Member.id) == member_id).where(col(Member.user_id).startswith("@"))
+            .values(user_id=actor.user_id, name=actor.name)
+        )
+
+
+def resolve(ctx: Context, cmd: Command) -> tuple[int | None, Role, int | None]:
+    """The workspace of the chat, the caller's role in it (chat admins default to admin), and an
+    `@username` member row to claim once the command goes through."""
     with ctx.db.session() as session:
         workspace_id = chat_workspace(session, cmd)
         if workspace_id is None:
-            return None, Role.VIEWER
-        role = member_role(session, workspace_id, cmd.actor)
+            return None, Role.VIEWER, None
+        role, named = member_role(session, workspace_id, cmd.actor)
         if role is not None:
-            return workspace_id, role
-        return workspace_id, Role.ADMIN if cmd.actor.is_chat_admin else Role.VIEWER
+            return workspace_id, role, named
+        return workspace_id, Role.ADMIN if cmd.actor.is_chat_admin else Role.VIEWER, None
 
 
 async def handle(ctx: Context, cmd: Command) -> Reply:
@@ -91,14 +116,22 @@ async def handle(ctx: Context, cmd: Command) -> Reply:
     spec = COMMANDS.get(name)
     if spec is None:
         return Reply(f"I don't know /{name}. /help lists what I can do.", error=True)
-    workspace_id, role = resolve(ctx, cmd)
+    try:
+        workspace_id, role, named = resolve(ctx, cmd)
+    except UserError as exc:
+        if spec.needs_workspace:
+            return Reply(str(exc), error=True)
+        workspace_id, role, named = None, Role.VIEWER, None  # /help, /link <code>, /setup still work
     if spec.needs_workspace and workspace_id is None:
         return Reply("This chat isn't set up yet. /setup creates a workspace here, with you as its admin.", error=True)
     if role not in spec.roles:
         return Reply(role_refusal((r.value for r in spec.roles), role, f"use /{name}", cmd.actor.name), error=True)
     request = Request(ctx=ctx, command=cmd, spec=spec, workspace_id=workspace_id, role=role)
     try:
-        return await spec.handler(request)
+        reply = await spec.handler(request)
+        if named is not None and not reply.error:
+            claim(ctx, named, cmd.actor)
+        return reply
     except (UserError, IllegalTransition) as exc:
         return Reply(str(exc), error=True)
     except StaleDataError:

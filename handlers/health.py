@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from handlers.chat import Reply
@@ -36,26 +39,50 @@ def reconnect_hint(account: Account) -> str:
     return f"/connect {account.network} name={account.name} … (in a private chat with me)"
 
 
-async def fresh_view(ctx: Context, network: Network, view: AccountView) -> AccountView:
-    """The account view with credentials refreshed first if they need it. AUTH_EXPIRED marks the account."""
-    try:
-        renewed = await network.refresh(view)
-    except PublishError as exc:
-        if exc.kind == ErrorKind.AUTH_EXPIRED:
-            await mark_dead(ctx, view.id, exc.reason)
-            raise
-        log.warning("refreshing %s (%s) failed for now: %s", view.name, view.network, exc.reason)
-        return view
-    if not renewed:
-        return view
-    credentials = {**view.credentials, **renewed}
+_REFRESHING: dict[int, asyncio.Lock] = {}  # one refresh at a time per account in this process
+
+
+def stored_credentials(ctx: Context, account_id: int) -> dict[str, Any] | None:
     with ctx.db.session() as session:
-        account = session.get(Account, view.id)
-        if account is not None:
-            account.credentials = ctx.secrets.seal(credentials)
+        account = session.get(Account, account_id)
+        if account is None:
+            return None
+        try:
+            return ctx.secrets.open(account.credentials)
+        except SecretBoxError:
+            return None
+
+
+async def fresh_view(ctx: Context, network: Network, view: AccountView) -> AccountView:
+    """The account view with credentials refreshed first if they need it. AUTH_EXPIRED marks the account.
+
+    Refreshes of one account are serialised, and each starts from the credentials stored now: a
+    refresh token that rotates on use (TikTok, X) is never spent twice, and a refusal only marks the
+    account dead if the refused credentials are still the stored ones (not already replaced by a
+    parallel refresh or a /connect).
+    """
+    async with _REFRESHING.setdefault(view.id, asyncio.Lock()):
+        current = stored_credentials(ctx, view.id)
+        if current is not None and current != view.credentials:
+            view = replace(view, credentials=current)
+        try:
+            renewed = await network.refresh(view)
+        except PublishError as exc:
+            if exc.kind == ErrorKind.AUTH_EXPIRED:
+                if stored_credentials(ctx, view.id) == view.credentials:
+                    await mark_dead(ctx, view.id, exc.reason)
+                raise
+            log.warning("refreshing %s (%s) failed for now: %s", view.name, view.network, exc.reason)
+            return view
+        if not renewed:
+            return view
+        credentials = {**view.credentials, **renewed}
+        with ctx.db.session() as session:
+            account = session.get(Account, view.id)
+            if account is not None:
+                account.credentials = ctx.secrets.seal(credentials)
     log.info("refreshed the credentials of %s (%s)", view.name, view.network)
-    return AccountView(id=view.id, workspace_id=view.workspace_id, network=view.network, name=view.name,
-                       base_url=view.base_url, settings=view.settings, credentials=credentials)
+    return replace(view, credentials=credentials)
 
 
 def affected_posts(ctx: Context, account_id: int) -> list[tuple[Post, Workspace]]:
@@ -77,15 +104,14 @@ def affected_posts(ctx: Context, account_id: int) -> list[tuple[Post, Workspace]
 async def mark_dead(ctx: Context, account_id: int, reason: str) -> None:
     """Mark the account; the first time, tell the team what it affects and how to fix it."""
     with ctx.db.session() as session:
+        first = session.execute(  # only one caller (of any worker) is the first to mark it, and tells
+            update(Account).where(col(Account.id) == account_id).where(col(Account.health) != DEAD)
+            .values(health=DEAD, health_note=reason, checked_at=ctx.clock.now())
+        ).rowcount == 1  # type: ignore[attr-defined]
         account = session.get(Account, account_id)
-        if account is None:
+        if account is None or not first:
             return
-        first = account.health != DEAD
-        account.health, account.health_note = DEAD, reason
-        account.checked_at = ctx.clock.now()
         snapshot = Account.model_validate(account)
-    if not first:
-        return
     posts = affected_posts(ctx, account_id)
     now = ctx.clock.now()
     lines = [f"⚠️ {snapshot.name} ({snapshot.network}) can't post any more: {reason}."]

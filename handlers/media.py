@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from datetime import timedelta
 
 from PIL import Image, UnidentifiedImageError
@@ -27,6 +28,10 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_VIDEO_BYTES = 512 * 1024 * 1024
 IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 VIDEO_TYPES = ("video/mp4", "video/quicktime")
+# ISO base media brands of MP4/MOV video (HEIC/AVIF photos and M4A audio share the container: refused)
+VIDEO_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"mp4v", b"M4V ",
+                b"qt  ", b"dash", b"3gp4", b"3gp5"}
+MAX_PIXELS = 50_000_000  # no phone photo comes close; a small file decoding to more is a decompression bomb
 RECENT = timedelta(minutes=30)  # a photo sent without a post number joins the sender's draft of the last 30 min
 
 
@@ -36,7 +41,7 @@ def sniff(item: MediaIn) -> tuple[str, str]:
     if not item.data:
         raise UserError(f"{name} is empty.")
     if item.content_type in VIDEO_TYPES or item.data[4:8] == b"ftyp":
-        if item.data[4:8] != b"ftyp":
+        if item.data[4:8] != b"ftyp" or item.data[8:12] not in VIDEO_BRANDS:
             raise UserError(f"{name} says it's a video but isn't an MP4/MOV file.")
         if len(item.data) > MAX_VIDEO_BYTES:
             raise UserError(f"{name} is {len(item.data) // 2**20} MB; videos can be at most {MAX_VIDEO_BYTES // 2**20} MB.")
@@ -45,9 +50,18 @@ def sniff(item: MediaIn) -> tuple[str, str]:
     if len(item.data) > MAX_IMAGE_BYTES:
         raise UserError(f"{name} is {len(item.data) // 2**20} MB; images can be at most {MAX_IMAGE_BYTES // 2**20} MB.")
     try:
-        with Image.open(io.BytesIO(item.data)) as image:
-            image.verify()
-            fmt = image.format or ""
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(item.data)) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise UserError(f"{name} is {width}×{height} pixels; images can be at most "
+                                    f"{MAX_PIXELS // 1_000_000} megapixels.")
+                image.verify()
+                fmt = image.format or ""
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise UserError(f"{name} is too many pixels to be a photo; images can be at most "
+                        f"{MAX_PIXELS // 1_000_000} megapixels.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{name} isn't an image I can read (JPEG, PNG, GIF, WebP) or an MP4 video.") from exc
     if fmt not in IMAGE_TYPES:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,7 +43,7 @@ from handlers.common import (
 from handlers.context import Context
 from handlers.engagement import first_metrics_at
 from handlers.errors import UserError
-from handlers.health import DEAD, fresh_view, held_reason
+from handlers.health import DEAD, fresh_view, held_reason, mark_dead
 from handlers.media import load_media
 from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, Published, PublishError
 from handlers.registry import EDITORS, command
@@ -174,10 +175,6 @@ def record_failure(
             delivery.not_before = now + timedelta(seconds=max(1.0, wait))
         else:
             move_delivery(delivery, DeliveryState.FAILED)
-            if kind == ErrorKind.AUTH_EXPIRED:
-                account = session.get(Account, delivery.account_id)
-                if account is not None:
-                    account.health, account.health_note = "auth_expired", reason
         return late
 
 
@@ -194,6 +191,8 @@ async def send_one(ctx: Context, job: Job) -> None:
         published = await network.publish(view, job.outgoing)
     except PublishError as exc:
         late = record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after, exc.resume)
+        if exc.kind == ErrorKind.AUTH_EXPIRED:  # the account is marked and the team told what it affects
+            await mark_dead(ctx, job.account.id, exc.reason)
     except Exception as exc:  # the request may have left: outcome unknown, never resend blindly
         log.exception("publishing delivery %s failed with an unexpected error", job.delivery_id)
         late = record_failure(ctx, job.delivery_id, ErrorKind.UNKNOWN_OUTCOME,
@@ -620,6 +619,8 @@ async def confirm(req: Request) -> Reply:
         delivery, account = chosen
         given = link.strip()
         is_url = "://" in given
+        if given and not is_url and not re.fullmatch(r"[\w:./\-]{1,200}", given):
+            raise UserError(f"'{given}' is neither a link nor a post id. Usage: {req.spec.usage}")
         network = ctx.networks.get(account.network)
         read_id = getattr(network, "remote_id_from_url", None)
         remote_id = (read_id(account_view(ctx, account), given) if is_url and read_id else None) or (

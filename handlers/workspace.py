@@ -7,7 +7,8 @@ import re
 import secrets
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, func, select
+from sqlalchemy import update
+from sqlmodel import Session, col, func, select
 
 from handlers.chat import Command, Reply
 from handlers.common import Request, audit, get_workspace, role_refusal, tell_team
@@ -65,8 +66,11 @@ def set_purpose(req: Request, purpose: str) -> Reply:
             for other in session.exec(select(ChatLink).where(ChatLink.workspace_id == ws_id)
                                       .where(ChatLink.platform == cmd.chat.platform)
                                       .where(ChatLink.space == cmd.chat.space)).all():
-                if other.chat_id != cmd.chat.chat_id and other.serves(purpose) and other.purposes != purpose:
-                    other.purposes = ",".join(p for p in other.purposes.split(",") if p != purpose)
+                if other.chat_id != cmd.chat.chat_id and other.serves(purpose):
+                    if other.purposes == purpose:  # a channel that only did this: the server's space covers it
+                        session.delete(other)
+                    else:
+                        other.purposes = ",".join(p for p in other.purposes.split(",") if p != purpose)
                     moved.append(other.title or other.chat_id)
         audit(session, ctx, ws_id, None, req.actor_name, "setup", f"{purpose} go to {cmd.chat.title or cmd.chat.chat_id}")
         name = ws.name
@@ -173,6 +177,12 @@ async def role(req: Request) -> Reply:
         mention = req.command.mentions[0] if req.command.mentions else None
         if mention is not None and len(words) == 1:
             words = [mention.name, *words]  # /role editor, replying to the person (or naming a Discord role)
+        elif mention is not None and len(words) == 2:
+            typed = words[0].lstrip("@").lower()
+            if typed not in (mention.name.lstrip("@").lower(), (mention.username or "").lower(), mention.user_id):
+                raise UserError(f"You replied to {mention.name} but typed {words[0]}. Nothing changed: reply to "
+                                f"their message with just /role {words[1]}, or don't reply and use /role {words[0]} "
+                                f"{words[1]}.")
         if len(words) != 2:
             raise UserError(f"Usage: {req.spec.usage} — or reply to the person's message with /role <role>.")
         who, role_name = words[0].lstrip("@"), words[1].lower()
@@ -185,6 +195,14 @@ async def role(req: Request) -> Reply:
         platform = req.command.chat.platform
         if mention is not None:
             matches = [m for m in members if (m.platform, m.user_id) == (mention.platform, mention.user_id)]
+            if mention.username:  # a role given earlier by @username is now tied to the real person
+                for stale in [m for m in members if m.platform == mention.platform
+                              and m.user_id == "@" + mention.username.lower()]:
+                    if not matches:
+                        stale.user_id, stale.name = mention.user_id, mention.name
+                        matches = [stale]
+                    else:
+                        session.delete(stale)
         else:
             matches = [m for m in members if who.lower() in (m.user_id.lower().lstrip("@"), m.name.lower().lstrip("@"))]
         if len(matches) > 1:
@@ -445,7 +463,12 @@ async def redeem_link_code(req: Request, code: str, now: datetime) -> Reply:
         if row.expires_at is not None and row.expires_at < now:
             raise UserError("That code has expired (codes last 15 minutes). Run /link again for a new one.")
         ws = get_workspace(session, row.workspace_id)
-        row.used_at, row.used_by_chat = now, f"{cmd.chat.platform}:{cmd.chat.chat_id}"
+        taken = session.execute(  # one use: two chats redeeming at the same moment can't both join
+            update(LinkCode).where(col(LinkCode.id) == row.id).where(col(LinkCode.used_at).is_(None))
+            .values(used_at=now, used_by_chat=f"{cmd.chat.platform}:{cmd.chat.chat_id}")
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise UserError("That code was already used. Run /link in the workspace's chat for a new one.")
         session.add(ChatLink(workspace_id=row.workspace_id, platform=cmd.chat.platform, chat_id=cmd.chat.chat_id,
                              space=cmd.chat.space, title=cmd.chat.title, purposes=row.purposes, created_at=now))
         existing = session.exec(

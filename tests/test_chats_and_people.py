@@ -124,7 +124,7 @@ async def test_private_chat_works_in_the_members_workspace_and_group_secrets_are
     assert team.snapshot() == before
     private = await run(team, "telegram", "1", "alice", "/connect sandbox name=brand token=s3cret", user_id="1",
                         private=True)
-    assert "Connected brand" in private.text and private.private
+    assert "Connected brand (Sandbox) in workspace 'Acme'" in private.text and private.private
     stranger = await run(team, "telegram", "9", "zoe", "/accounts", user_id="9", private=True)
     assert stranger.error and "isn't set up" in stranger.text
 
@@ -194,3 +194,85 @@ async def test_attach_clear_and_no_recent_draft(team: Team) -> None:
     cleared = await team.say("alice", "/attach 1 clear")
     assert "#1: media removed." in cleared
     await refused(team, "alice", "/attach 1 clear", "has no media to clear")
+
+
+async def test_a_private_chat_of_someone_in_two_workspaces_asks_which_one(team: Team) -> None:
+    await run(team, "telegram", "-1", "alice", "/setup Acme", user_id="1")
+    await run(team, "telegram", "-2", "mallory", "/setup Mallory Inc", user_id="66")
+    await run(team, "telegram", "-2", "mallory", "/role admin", user_id="66",
+              mentions=(Actor("telegram", "1", "alice"),))
+    before = team.snapshot()
+    asked = await run(team, "telegram", "1", "alice", "/connect sandbox name=brand token=s3cret", user_id="1",
+                      private=True)
+    assert asked.error and "several workspaces (Acme, Mallory Inc)" in asked.text and "/link" in asked.text
+    assert team.snapshot() == before
+    code = code_in(await run(team, "telegram", "-1", "alice", "/link", user_id="1"))
+    await run(team, "telegram", "1", "alice", f"/link {code}", user_id="1", private=True)
+    connected = await run(team, "telegram", "1", "alice", "/connect sandbox name=brand token=s3cret", user_id="1",
+                          private=True)
+    assert "Connected brand" in connected.text
+    with team.herald.db.session() as session:
+        from storage.models import Account
+
+        assert session.exec(select(Account)).one().workspace_id == 1
+
+
+async def test_role_by_reply_must_match_a_typed_name(team: Team) -> None:
+    await run(team, "telegram", "-1", "alice", "/setup Acme", user_id="1")
+    carol = Actor("telegram", "3", "@carol", username="carol")
+    before = team.snapshot()
+    wrong = await run(team, "telegram", "-1", "alice", "/role bob admin", user_id="1", mentions=(carol,))
+    assert wrong.error and "You replied to @carol but typed bob" in wrong.text
+    assert team.snapshot() == before
+    right = await run(team, "telegram", "-1", "alice", "/role carol editor", user_id="1", mentions=(carol,))
+    assert "@carol is now editor" in right.text
+
+
+async def test_a_role_given_by_username_is_tied_to_the_first_person_who_uses_it(team: Team) -> None:
+    await run(team, "telegram", "-1", "alice", "/setup Acme", user_id="1")
+    await run(team, "telegram", "-1", "alice", "/role @sam editor", user_id="1")
+    refused_first = await run(team, "telegram", "-1", "Sam", "/approve 9", user_id="5", username="sam")
+    assert refused_first.error  # a refusal claims nothing
+    with team.herald.db.session() as session:
+        assert session.exec(select(Member).where(Member.name == "sam")).one().user_id == "@sam"
+    assert not (await run(team, "telegram", "-1", "Sam", "/draft By Sam", user_id="5", username="sam")).error
+    with team.herald.db.session() as session:
+        assert session.exec(select(Member).where(Member.user_id == "5")).one().role == "editor"
+    # Sam changes username; someone else takes "sam": no role comes with it
+    impostor = await run(team, "telegram", "-1", "Sam2", "/draft Not me", user_id="77", username="sam")
+    assert impostor.error and "You're a viewer" in impostor.text
+    # a role by reply to someone named earlier by @username updates that row, no second one
+    await run(team, "telegram", "-1", "alice", "/role @dan approver", user_id="1")
+    await run(team, "telegram", "-1", "alice", "/role viewer", user_id="1",
+              mentions=(Actor("telegram", "8", "@dan", username="dan"),))
+    with team.herald.db.session() as session:
+        dans = session.exec(select(Member).where(Member.name.in_(["dan", "@dan"]))).all()  # type: ignore[attr-defined]
+    assert [(m.user_id, m.role) for m in dans] == [("8", "viewer")]
+
+
+async def test_one_approvals_channel_per_server(team: Team) -> None:
+    await run(team, "discord", "general", "alice", "/setup Acme", space="G1")
+    await run(team, "discord", "a1", "alice", "/setup approvals", space="G1")
+    moved = await run(team, "discord", "a2", "alice", "/setup approvals", space="G1")
+    assert "a1 no longer gets them" in moved.text
+    with team.herald.db.session() as session:
+        links = {link.chat_id: link.purposes for link in session.exec(select(ChatLink)).all()}
+    assert links == {"general": "team,reports", "a2": "approvals"}
+
+
+async def test_decompression_bombs_and_fake_videos_are_refused(team: Team) -> None:
+    await recording_team(team, "brand")
+    await team.say("alice", "/draft Hello")
+    buffer = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(buffer, format="PNG")  # a tiny file, 64 megapixels
+    before = team.snapshot()
+    bomb = await run(team, "console", "console", "alice", "/attach 1",
+                     media=(MediaIn("bomb.png", "image/png", buffer.getvalue()),))
+    assert bomb.error and "megapixels" in bomb.text
+    heic_like = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 32
+    fake = await run(team, "console", "console", "alice", "/attach 1", media=(MediaIn("x.mov", "video/quicktime", heic_like),))
+    assert fake.error and "isn't an MP4/MOV" in fake.text
+    assert team.snapshot() == before
+    video = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64
+    ok = await run(team, "console", "console", "alice", "/attach 1", media=(MediaIn("v.mp4", "video/mp4", video),))
+    assert not ok.error and "1 file(s) attached" in ok.text

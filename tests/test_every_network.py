@@ -285,6 +285,10 @@ async def test_one_post_to_every_network_reports_a_partial_failure_per_network(t
 
     # -- /publish: one line per account ---------------------------------------------------------------
     out = await team.say("alice", "/publish 1")
+    # the dead Bluesky session is told once on its own (what it affects, how to fix it), then the report
+    notice, _, out = out.partition("⏳ #1:")
+    assert notice.startswith("⚠️ acme-bsky (bluesky) can't post any more:") and "Fix: /connect bluesky" in notice
+    out = "⏳ #1:" + out
     assert out.startswith("⏳ #1: 7 of 11 sent so far; the rest retry by themselves.\n"), out
     assert [line.strip()[0] for line in out.splitlines()[1:]] == ["✗", "✓", "✓", "✓", "?", "⏳", "✓", "✓", "✓",
                                                                   "✓", "✗"], out

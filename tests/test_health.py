@@ -127,3 +127,33 @@ async def test_accounts_are_checked_daily_and_a_network_hiccup_is_not_a_dead_tok
     assert await check_accounts(team.herald.ctx) == {"ok": 0, "dead": 0, "unknown": 1}
     assert "healthy" in await team.say("alice", "/accounts")
     assert due_for_check(team.herald.ctx) == [1]  # checked again next time
+
+
+async def test_parallel_uses_of_a_rotating_refresh_token_refresh_once_and_never_kill_the_account(team: Team) -> None:
+    """Publishing, metrics and the health check can want a token at the same moment; a refresh token
+    that rotates on use must be spent once, and the account stays healthy."""
+    import asyncio
+
+    from handlers.common import account_view
+    from handlers.health import fresh_view
+
+    network = await token_team(team, "news")
+    spent: set[str] = set()
+
+    async def rotating(account: AccountView) -> dict[str, Any] | None:
+        token = account.credentials.get("token")
+        if token != "old":
+            return None
+        if token in spent:
+            raise PublishError(ErrorKind.AUTH_EXPIRED, f"refresh token {token} was already used")
+        spent.add(token)
+        await asyncio.sleep(0.01)  # the network takes a moment; the other callers arrive meanwhile
+        return {"token": "new"}
+
+    network.refresh = rotating  # type: ignore[method-assign]
+    with team.herald.db.session() as session:
+        view = account_view(team.herald.ctx, session.exec(select(Account)).one(), with_secrets=True)
+    views = await asyncio.gather(*(fresh_view(team.herald.ctx, network, view) for _ in range(3)))
+    assert [v.credentials["token"] for v in views] == ["new", "new", "new"]
+    assert "healthy" in await team.say("alice", "/accounts")
+    assert credentials(team, "news")["token"] == "new"

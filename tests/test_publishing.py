@@ -206,3 +206,17 @@ async def test_a_check_that_never_ends_is_unconfirmed_not_failed_and_the_teams_r
     assert f"#{post_id} is published" in done
     assert seen[1] == {"in_flight": True, "upload_url": "u1", "guard_first_tried_at": "10:00"}
     assert recording.outgoing[-1].resume == {"in_flight": True, "upload_url": "u1"}
+
+
+async def test_confirm_takes_a_link_or_an_id_not_a_sentence(team: Team) -> None:
+    from tests.conftest import refused
+
+    recording = await recording_team(team, "news")
+    recording.behaviour["news"] = lambda: (_ for _ in ()).throw(TimeoutError("read timed out"))
+    post_id = await team.approved_post()
+    await team.say("alice", f"/publish {post_id}")
+    await refused(team, "alice", f"/confirm {post_id} news yes I saw it live", "neither a link nor a post id")
+    done = await team.say("alice", f"/confirm {post_id} news r1")
+    assert f"#{post_id} is published" in done
+    [delivery] = team.deliveries(post_id)
+    assert delivery.remote_id == "r1" and delivery.metrics_due_at is not None and delivery.error_kind is None
