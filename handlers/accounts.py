@@ -8,13 +8,13 @@ import shlex
 from sqlmodel import select
 
 from handlers.chat import Reply
-from handlers.common import Request, account_rules, audit, get_workspace
+from handlers.common import Request, account_rules, audit, chat_link, get_workspace
 from handlers.errors import UserError
 from handlers.limits import NETWORK_LABELS
 from handlers.ports import AccountView, PublishError, Verified
 from handlers.registry import ADMINS, command
 from handlers.when import WhenError, parse_timezone
-from storage.models import Account, ChatLink
+from storage.models import Account
 
 # Other names people use for a network.
 NETWORK_ALIASES = {"twitter": "x", "fb": "facebook", "ig": "instagram", "bsky": "bluesky", "yt": "youtube"}
@@ -163,9 +163,7 @@ async def connect(req: Request) -> Reply:
     chat = req.command.chat
     if chat.private:  # a private chat not linked itself works in the person's workspace: say which one
         with ctx.db.session() as session:
-            linked = session.exec(select(ChatLink).where(ChatLink.platform == chat.platform)
-                                  .where(ChatLink.chat_id == chat.chat_id)).first()
-            where = "" if linked else f" in workspace '{get_workspace(session, ws_id).name}'"
+            where = "" if chat_link(session, chat) else f" in workspace '{get_workspace(session, ws_id).name}'"
     return Reply(f"{verb} {name} ({network.label}{extra}){where} — {who}.\n{slot_text}", private=bool(secrets))
 
 

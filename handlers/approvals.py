@@ -66,11 +66,6 @@ def check_button(req: Request, post: Post, verb: str, *, fix_ok: bool = False) -
         raise UserError(f"#{post.id} is {state_label(post)}, not waiting for approval, so it can't be {verb}.")
 
 
-def pressed(req: Request) -> bool:
-    """The command came from a button on a card (its args name the post), so the card gets updated."""
-    return "post" in req.command.args
-
-
 def require_approver(req: Request, ws: Workspace, post: Post, verb: str) -> None:
     roles = ws.approver_role_set()
     if req.role.value not in roles:
@@ -110,7 +105,7 @@ async def submit(req: Request) -> Reply:
             audit(session, ctx, ws_id, post.id, req.actor_name, "submit", "no approval needed by policy")
             rearm(ctx, post, ws)
             done = draft_card(ctx, session, post, ws, f"#{post.id} was submitted by {req.actor_name}. {outcome}") \
-                if pressed(req) else None
+                if req.pressed else None
             return Reply(f"#{post.id} needs no approval in this workspace. {outcome}", update=done)
         move_post(post, PostState.IN_REVIEW)
         post.held_note = None
@@ -123,7 +118,7 @@ async def submit(req: Request) -> Reply:
         )
     # the draft card the button was on now says so (the approval card, headline changed, no buttons)
     sent_card = Reply("\n".join([f"#{post_id} was submitted for approval by {req.actor_name}.",
-                                 *card.text.splitlines()[1:]]), card=post_id) if pressed(req) else None
+                                 *card.text.splitlines()[1:]]), card=post_id) if req.pressed else None
     await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
     return Reply(card.text, buttons=card.buttons, card=card.card, update=sent_card)
 
@@ -165,7 +160,7 @@ async def approve(req: Request) -> Reply:
         rearm(ctx, post, ws)
         text = f"✅ {actor.name} approved #{post.id} ({have} of {ws.approvals_needed}). {outcome}"
         card = None
-        if pressed(req):  # a button on a card: the card is edited to show the decision
+        if req.pressed:  # a button on a card: the card is edited to show the decision
             session.flush()
             card = approval_card(ctx, session, post, ws, f"#{post.id}: {outcome}")
     reply = Reply(text, update=card)
@@ -199,7 +194,7 @@ async def decide(req: Request, decision: Decision) -> Reply:
         audit(session, ctx, ws_id, post.id, actor.name, decision.value, note)
         rearm(ctx, post, ws)
         card = None
-        if pressed(req):
+        if req.pressed:
             session.flush()
             card = approval_card(ctx, session, post, ws, f"#{post.id} is {state_label(post)}.")
     reply = Reply(text, update=card)

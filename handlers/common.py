@@ -48,6 +48,11 @@ class Request:
     def words(self) -> list[str]:
         return self.command.text.split()
 
+    @property
+    def pressed(self) -> bool:
+        """The command came from a button on a post's card (its args name the post)."""
+        return "post" in self.command.args
+
     def arg(self, key: str, default: Any = None) -> Any:
         return self.command.args.get(key, default)
 
@@ -68,6 +73,13 @@ def role_refusal(
     )
 
 
+def chat_link(session: Session, chat: ChatRef) -> ChatLink | None:
+    """The link of this very chat to its workspace, if it has one of its own."""
+    return session.exec(
+        select(ChatLink).where(ChatLink.platform == chat.platform).where(ChatLink.chat_id == chat.chat_id)
+    ).first()
+
+
 def parse_post_id(token: Any, usage: str) -> int:
     """Read a post number written as 12 or #12."""
     if isinstance(token, int):
@@ -82,7 +94,7 @@ def parse_post_id(token: Any, usage: str) -> int:
 
 def split_post_and_rest(req: Request) -> tuple[int, str]:
     """For commands shaped `/cmd <post> <more text>`: the post number and the raw rest."""
-    if "post" in req.command.args:
+    if req.pressed:
         return parse_post_id(req.arg("post"), req.spec.usage), str(req.arg("text", "")).strip()
     text = req.command.text.strip()
     head, _, rest = text.partition(" ")

@@ -23,7 +23,7 @@ import handlers.reports
 import handlers.scheduling
 import handlers.workspace  # noqa: F401  (each module registers its commands)
 from handlers.chat import Actor, Command, Reply
-from handlers.common import Request, role_refusal
+from handlers.common import Request, chat_link, role_refusal
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.registry import COMMANDS, command
@@ -39,9 +39,7 @@ ROLE_RANK = {Role.VIEWER: 0, Role.APPROVER: 1, Role.EDITOR: 2, Role.ADMIN: 3}
 
 def chat_workspace(session: Session, cmd: Command) -> int | None:
     """The workspace of a chat: its own link, else a linked chat of the same server (Discord guild)."""
-    link = session.exec(
-        select(ChatLink).where(ChatLink.platform == cmd.chat.platform).where(ChatLink.chat_id == cmd.chat.chat_id)
-    ).first()
+    link = chat_link(session, cmd.chat)
     if link is None and cmd.chat.space:
         link = session.exec(
             select(ChatLink).where(ChatLink.platform == cmd.chat.platform).where(ChatLink.space == cmd.chat.space)

@@ -91,18 +91,6 @@ def load_media(session: Session, post: Post) -> tuple[MediaFile, ...]:
                  for i in post.media if i in rows)
 
 
-def media_summary(session: Session, post: Post) -> str:
-    if not post.media:
-        return ""
-    rows = session.exec(select(Media.content_type, Media.size).where(col(Media.id).in_(post.media))).all()
-    videos = sum(1 for t, _s in rows if t.startswith("video/"))
-    images = len(rows) - videos
-    parts = [f"{images} image{'s' if images != 1 else ''}"] if images else []
-    if videos:
-        parts.append(f"{videos} video{'s' if videos != 1 else ''}")
-    return " and ".join(parts) + f" ({sum(s for _t, s in rows) / 2**20:.1f} MB)"
-
-
 def latest_open_draft(req: Request, session: Session, ws_id: int) -> Post:
     actor = req.command.actor
     since = req.ctx.clock.now() - RECENT

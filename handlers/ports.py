@@ -113,6 +113,11 @@ class ErrorKind(StrEnum):
     UNKNOWN_OUTCOME = "unknown_outcome"  # the request may have reached the network
 
 
+# Resume keys that mean something to Herald itself (see PublishError.resume).
+IN_FLIGHT = "in_flight"  # true: a post may already exist; exhausted retries end unconfirmed, not failed
+GUARD = "guard_"  # prefix of a connector's safety markers; lifted when the team explicitly resends
+
+
 class PublishError(Exception):
     """A network's failure, classified so Herald knows whether a retry could post twice."""
 

@@ -45,7 +45,16 @@ from handlers.engagement import first_metrics_at
 from handlers.errors import UserError
 from handlers.health import DEAD, fresh_view, held_reason, mark_dead
 from handlers.media import load_media
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, Published, PublishError
+from handlers.ports import (
+    GUARD,
+    IN_FLIGHT,
+    AccountView,
+    ErrorKind,
+    MediaFile,
+    Outgoing,
+    Published,
+    PublishError,
+)
 from handlers.registry import EDITORS, command
 from storage.crypto import SecretBoxError
 from storage.models import (
@@ -162,17 +171,16 @@ def record_failure(
             delivery.resume = {**(delivery.resume or {}), **resume}
         if kind == ErrorKind.UNKNOWN_OUTCOME:
             move_delivery(delivery, DeliveryState.UNCONFIRMED)
-        elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and (delivery.resume or {}).get(IN_FLIGHT) \
-                and delivery.auto_attempts >= MAX_AUTOMATIC_ATTEMPTS:
-            # a post may exist on the network (its upload or container was under way): never "failed", ask
-            move_delivery(delivery, DeliveryState.UNCONFIRMED)
-            delivery.last_error = f"{reason} — and a post may already exist there from an earlier attempt"
         elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and delivery.auto_attempts < MAX_AUTOMATIC_ATTEMPTS:
             wait = retry_after if retry_after is not None else (
                 DEFAULT_RETRY_AFTER if kind == ErrorKind.RATE_LIMITED else 15.0 * 2 ** delivery.attempts
             )
             move_delivery(delivery, DeliveryState.PENDING)
             delivery.not_before = now + timedelta(seconds=max(1.0, wait))
+        elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and (delivery.resume or {}).get(IN_FLIGHT):
+            # retries ran out while a post may exist on the network (an upload or container under way): ask
+            move_delivery(delivery, DeliveryState.UNCONFIRMED)
+            delivery.last_error = f"{reason} — and a post may already exist there from an earlier attempt"
         else:
             move_delivery(delivery, DeliveryState.FAILED)
         return late
@@ -266,9 +274,6 @@ async def send_pending(ctx: Context, post_id: int) -> Reply | None:
 
 
 HELD = "held"
-# resume keys with a meaning for Herald itself (see handlers.ports.PublishError):
-IN_FLIGHT = "in_flight"  # true: a post may already exist; the resume lets the next attempt check for it
-GUARD = "guard_"  # safety markers a connector keeps; lifted when the team explicitly resends
 FIXES = {
     HELD: "/retry {post} sends it now",
     ErrorKind.REJECTED.value: "fix the text with /variant {post} {account} <text>, then /retry {post}",

@@ -150,7 +150,7 @@ async def schedule(req: Request) -> Reply:
         card = approval_card(ctx, session, post, ws, f"🔔 #{post.id} has a new time and needs approval.") \
             if notify_approvers else None
         shown_card = None
-        if "post" in req.command.args:  # pressed on a draft card: it shows the new time
+        if req.pressed:  # pressed on a draft card: it shows the new time
             session.flush()
             shown_card = draft_card(ctx, session, post, ws, outcome.splitlines()[0])
     if card is not None:

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
-from handlers.chat import Command, Reply
-from handlers.common import Request, audit, get_workspace, role_refusal, tell_team
+from handlers.chat import Reply
+from handlers.common import Request, audit, chat_link, get_workspace, role_refusal, tell_team
 from handlers.context import Context
 from handlers.errors import UserError
 from handlers.registry import ADMINS, CREW, command
@@ -41,12 +41,6 @@ PURPOSE_WORDS = {
 LINK_CODE_TTL = timedelta(minutes=15)
 
 
-def own_link(session: Session, cmd: Command) -> ChatLink | None:
-    return session.exec(
-        select(ChatLink).where(ChatLink.platform == cmd.chat.platform).where(ChatLink.chat_id == cmd.chat.chat_id)
-    ).first()
-
-
 def set_purpose(req: Request, purpose: str) -> Reply:
     """`/setup approvals` in a chat: approval requests (or reports) of the workspace come here."""
     ctx, cmd = req.ctx, req.command
@@ -54,7 +48,7 @@ def set_purpose(req: Request, purpose: str) -> Reply:
     require_role(req, ADMINS, f"choose where {PURPOSE_WORDS[purpose]} go")
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
-        link = own_link(session, cmd)
+        link = chat_link(session, cmd.chat)
         if link is None:
             link = ChatLink(workspace_id=ws_id, platform=cmd.chat.platform, chat_id=cmd.chat.chat_id,
                             space=cmd.chat.space, title=cmd.chat.title, purposes=purpose, created_at=ctx.clock.now())

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from handlers.ports import AccountView, ErrorKind, Outgoing, PublishError
 
 T = TypeVar("T")
-IN_FLIGHT = "in_flight"  # resume: a post may exist; Herald ends exhausted retries unconfirmed, not failed
 
 
 def bearer(token: str) -> dict[str, str]:

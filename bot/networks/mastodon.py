@@ -31,6 +31,8 @@ from aiolimiter import AsyncLimiter
 
 from handlers.limits import LimitCheck, check_text
 from handlers.ports import (
+    GUARD,
+    IN_FLIGHT,
     AccountView,
     Comment,
     ConnectSpec,
@@ -43,7 +45,6 @@ from handlers.ports import (
 )
 
 from .common import (
-    IN_FLIGHT,
     bearer,
     iso_z,
     media_key,
@@ -62,7 +63,7 @@ MEDIA_TTL = timedelta(hours=12)  # unattached media are removed by the instance 
 MEDIA_POLLS = 30
 # Mastodon keeps an Idempotency-Key about an hour: past this since the first status attempt, a resend
 # could post twice, so Herald asks the team instead
-STATUS_GUARD = "guard_status_first_tried_at"
+STATUS_GUARD = GUARD + "status_first_tried_at"
 KEY_TRUSTED_FOR = timedelta(minutes=50)
 MAX_STATUS_RETRY_WAIT = 600.0  # a failed status is retried well inside the key's hour
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol, httpx.InvalidURL)

@@ -37,7 +37,6 @@ from typing import Any
 import httpx
 
 from bot.networks.common import (
-    IN_FLIGHT,
     bearer,
     carried,
     due_refresh,
@@ -46,6 +45,7 @@ from bot.networks.common import (
 )
 from bot.networks.http import HttpNetwork
 from handlers.ports import (
+    IN_FLIGHT,
     AccountView,
     ConnectSpec,
     ErrorKind,

@@ -35,7 +35,6 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from bot.networks.common import (
-    IN_FLIGHT,
     bearer,
     carried,
     due_refresh,
@@ -47,6 +46,7 @@ from bot.networks.common import (
 from bot.networks.http import HttpNetwork
 from handlers.limits import LimitCheck
 from handlers.ports import (
+    IN_FLIGHT,
     AccountView,
     Comment,
     ConnectSpec,

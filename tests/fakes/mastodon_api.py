@@ -16,10 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.x_api import MultipartLoopback
+from tests.fakes.loopback import LoopbackServer
 
 
-class FakeMastodon(MultipartLoopback):
+class FakeMastodon(LoopbackServer):
     KEY_MEMORY = timedelta(hours=1)
 
     def __init__(self, *, token: str = "masto-token", processing_polls: int = 1,

@@ -75,15 +75,6 @@ class MetaGraphServer(LoopbackServer):
         ):
             self.route(method, path, handler)
 
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        # LoopbackServer reads the body before parsing the form, which leaves nothing for aiohttp's
-        # multipart reader: parse multipart first (aiohttp caches it for request.post()).
-        if request.content_type == "multipart/form-data" and getattr(request, "_post", None) is None:
-            await request.post()
-            request._read_bytes = b""  # type: ignore[attr-defined]  # the parts are in Seen.form
-        return await super()._middleware(request, handler)
-
     # -- helpers -------------------------------------------------------------------------------
 
     def next_id(self) -> str:

@@ -119,15 +119,6 @@ def tiny_jpeg(size: tuple[int, int] = (4, 3), color: tuple[int, int, int] = (200
     return out.getvalue()
 
 
-@web.middleware
-async def _parse_multipart_first(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Parse a multipart body before LoopbackServer reads the raw bytes (aiohttp can't parse it after),
-    so the recorder and the methods both find the parts (`Seen.form`; `Seen.body` is then empty)."""
-    if request.content_type == "multipart/form-data":
-        await request.post()
-    return await handler(request)
-
-
 class FakeTelegram(LoopbackServer):
     """The Bot API of one Telegram with one or more bots, some users, groups, channels."""
 
@@ -154,7 +145,6 @@ class FakeTelegram(LoopbackServer):
         self._wake: asyncio.Event | None = None
         self._closing = False
         self._pushes: set[asyncio.Task[None]] = set()
-        self.app.middlewares.insert(0, _parse_multipart_first)
         self.route("POST", "/bot{token}/{method}", self._api)
         self.route("GET", "/bot{token}/{method}", self._api)
         self.route("GET", "/file/bot{token}/{kind}/{name}", self._download)

@@ -17,28 +17,7 @@ from tests.fakes.loopback import LoopbackServer
 UNAUTHORIZED = {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
 
 
-@web.middleware
-async def parse_multipart_first(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Parse a multipart form before LoopbackServer reads the raw body.
-
-    LoopbackServer's middleware calls `request.read()` and then `request.post()`; for multipart bodies
-    aiohttp's `post()` reads the (already drained) stream again and fails. Parsing the form first caches
-    it on the request, so the recorder finds it (its `body` is then empty; tests read `form`).
-    """
-    if request.content_type == "multipart/form-data":
-        await request.post()
-    return await handler(request)
-
-
-class MultipartLoopback(LoopbackServer):
-    """LoopbackServer that records multipart uploads (files in `Seen.form`)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.app.middlewares.insert(0, parse_multipart_first)
-
-
-class FakeX(MultipartLoopback):
+class FakeX(LoopbackServer):
     def __init__(self, *, token: str = "tok-1", refresh_token: str = "rt-1", client_id: str = "cid",
                  client_secret: str | None = None) -> None:
         super().__init__()
