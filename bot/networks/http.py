@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import httpx
 from aiolimiter import AsyncLimiter
 
+from bot.networks.common import parse_iso
 from handlers.limits import LimitCheck, check_text
 from handlers.ports import AccountView, Clock, Comment, ConnectSpec, ErrorKind, Metrics, PublishError
 
@@ -64,9 +65,8 @@ def seconds_until(value: str | None, *, now: float | None = None) -> float | Non
     except (TypeError, ValueError):
         parsed = None
     if parsed is None:
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
+        parsed = parse_iso(raw)
+        if parsed is None:
             return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)

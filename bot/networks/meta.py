@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from bot.networks.common import bearer, to_int
+from bot.networks.common import bearer, parse_iso, to_int
 from bot.networks.http import HttpNetwork
 from handlers.limits import LimitCheck
 from handlers.ports import AccountView, Comment, ErrorKind, MediaFile, Outgoing, Published, PublishError
@@ -94,12 +94,8 @@ def parse_time(value: Any) -> datetime | None:
         return None
     raw = value.replace("Z", "+00:00")
     if len(raw) > 5 and raw[-5] in "+-" and raw[-4:].isdigit():
-        raw = f"{raw[:-2]}:{raw[-2:]}"
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raw = f"{raw[:-2]}:{raw[-2:]}"  # Graph's +0000 → +00:00
+    return parse_iso(raw)
 
 
 def media_url(account: AccountView, media: MediaFile, network_label: str) -> str:
