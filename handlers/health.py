@@ -165,13 +165,17 @@ async def check_account(ctx: Context, account_id: int) -> str:
     if view is None:
         await mark_dead(ctx, account_id, reason)
         return "dead"
+    refreshed: AccountView | None = None
     try:
-        view = await fresh_view(ctx, network, view)
-        await network.verify(view)
+        refreshed = await fresh_view(ctx, network, view)  # a refused refresh marks the account itself
+        await network.verify(refreshed)
     except PublishError as exc:
         if exc.kind == ErrorKind.AUTH_EXPIRED:
-            await mark_dead(ctx, account_id, exc.reason)
-            return "dead"
+            if refreshed is not None:
+                await mark_dead(ctx, account_id, exc.reason)
+            with ctx.db.session() as session:
+                stored = session.get(Account, account_id)
+                return "dead" if stored is not None and stored.health == DEAD else "unknown"
         log.warning("checking %s failed for now: %s", view.name, exc.reason)
         return "unknown"
     except Exception:  # a broken connector must not stop the other checks

@@ -194,13 +194,14 @@ async def send_one(ctx: Context, job: Job) -> None:
         record_failure(ctx, job.delivery_id, ErrorKind.REJECTED,
                        f"this Herald has no {job.account.network} connector", None)
         return
+    view: AccountView | None = None
     try:
-        view = await fresh_view(ctx, network, job.account)
+        view = await fresh_view(ctx, network, job.account)  # a refused refresh marks the account itself
         published = await network.publish(view, job.outgoing)
     except PublishError as exc:
         late = record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after, exc.resume)
-        if exc.kind == ErrorKind.AUTH_EXPIRED:  # the account is marked and the team told what it affects
-            await mark_dead(ctx, job.account.id, exc.reason)
+        if exc.kind == ErrorKind.AUTH_EXPIRED and view is not None:  # the network refused the token itself:
+            await mark_dead(ctx, job.account.id, exc.reason)  # marked, and the team told what it affects
     except Exception as exc:  # the request may have left: outcome unknown, never resend blindly
         log.exception("publishing delivery %s failed with an unexpected error", job.delivery_id)
         late = record_failure(ctx, job.delivery_id, ErrorKind.UNKNOWN_OUTCOME,
