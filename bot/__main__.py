@@ -38,6 +38,11 @@ async def run(settings: Settings) -> int:
             loop.add_signal_handler(sig, stop.set)
     try:
         await herald.start()
+        if not settings.console:
+            print(f"Herald is running as a headless worker ({settings.worker_id})"
+                  + (f": {', '.join(fronts)}" if fronts else "") + ". SIGTERM or Ctrl-C stops it.", flush=True)
+            await stop.wait()
+            return 0
         if fronts:
             print(f"Herald is running: {', '.join(fronts)}, and the console chat. Ctrl-C stops it.", flush=True)
         else:

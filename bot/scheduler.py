@@ -24,6 +24,7 @@ from handlers.engagement import poll_metrics
 from handlers.health import check_accounts
 from handlers.ports import Clock
 from handlers.publishing import run_due, sweep
+from handlers.registry import PERIODIC
 from storage.models import Post, PostState, Workspace
 
 log = logging.getLogger("herald.scheduler")
@@ -85,6 +86,13 @@ class HeraldScheduler:
         except Exception:
             log.exception("metrics poll failed")
 
+    async def _periodic(self, name: str) -> None:
+        assert self.ctx is not None
+        try:
+            await PERIODIC[name].task(self.ctx)
+        except Exception:
+            log.exception("periodic task %s failed", name)
+
     async def _check(self) -> None:
         assert self.ctx is not None
         try:
@@ -122,6 +130,10 @@ class HeraldScheduler:
                          replace_existing=True, next_run_time=now + timedelta(seconds=self.poll_seconds))
         self.aps.add_job(self._check, "interval", seconds=self.check_seconds, id="accounts",
                          replace_existing=True, next_run_time=now + timedelta(seconds=min(60, self.check_seconds)))
+        for name, job in PERIODIC.items():
+            seconds = job.every.total_seconds()
+            self.aps.add_job(self._periodic, "interval", seconds=seconds, args=[name], id=f"periodic:{name}",
+                             replace_existing=True, next_run_time=now + timedelta(seconds=min(seconds, 30)))
         self.aps.start()
         log.info("scheduler started: %d post(s) armed", armed)
         await sweep(ctx)

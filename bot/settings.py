@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Defaults to the host name; several workers on one host must each set their own.
     worker_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64,
                            validation_alias="HERALD_WORKER_ID")
+    # false: a headless worker (no console chat on stdin); it runs until SIGTERM. For extra workers and
+    # for a Procfile process, where stdin is closed.
+    console: bool = Field(True, validation_alias="HERALD_CONSOLE")
 
     @field_validator("log_level", mode="before")
     @classmethod

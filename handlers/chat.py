@@ -71,6 +71,15 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file Herald sends with a reply (a CSV export): the front end uploads it as a document."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Reply:
     """What Herald answers: text, buttons, and an optional image (PNG bytes).
 
@@ -81,6 +90,7 @@ class Reply:
       button (the card edited to show who did what); None leaves that message as it was.
     - `delete_command`: the command message itself held a secret; delete it where possible.
     - `card`: the post this reply is the card of, so a front end can find it again.
+    - `attachment`: a file to send with the text (a CSV export).
     """
 
     text: str
@@ -92,6 +102,7 @@ class Reply:
     update: Reply | None = None
     delete_command: bool = False
     card: int | None = None
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from handlers.chat import ChatAddress, ChatRef, Command, Reply
@@ -24,6 +25,7 @@ from storage.models import (
     Delivery,
     Post,
     Role,
+    SentOnce,
     Workspace,
 )
 
@@ -162,6 +164,27 @@ async def tell_team(
         except Exception:  # a chat that can't be reached must not stop the others
             log.exception("could not notify %s:%s", chat.platform, chat.chat_id)
     return sent
+
+
+def claim_once(ctx: Context, key: str) -> bool:
+    """Claim the right to send the notice named `key` (e.g. "digest:3:2026-11-24"); False if it was claimed before.
+
+    The claim is an INSERT on a primary key, so with several workers exactly one wins.
+    """
+    try:
+        with ctx.db.session() as session:
+            session.add(SentOnce(key=key, worker=ctx.worker_id, created_at=ctx.clock.now()))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def send_once(ctx: Context, key: str, workspace_id: int, reply: Reply, *, purpose: str = "team") -> bool:
+    """Send a notice to the workspace's chats for `purpose` once, whichever worker gets here first."""
+    if not claim_once(ctx, key):
+        return False
+    await tell_team(ctx, workspace_id, reply, purpose=purpose)
+    return True
 
 
 def account_rules(account: Account) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from handlers.ports import Clock, Networks, Notifier, Scheduler
+from handlers.ports import Charts, Clock, Networks, Notifier, Scheduler
 from storage.crypto import SecretBox
 from storage.db import Database
 
@@ -22,3 +22,5 @@ class Context:
     worker_id: str = "herald"
     # Herald's public address (HERALD_PUBLIC_URL) where networks that fetch images by URL find them
     public_url: str | None = None
+    # draws charts for /stats, reports and digests (bot/charts.py); None where no charts are drawn
+    charts: Charts | None = None

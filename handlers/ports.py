@@ -182,6 +182,22 @@ class Network(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Series:
+    """One line of a chart: a name and its (time, value) points."""
+
+    name: str
+    points: tuple[tuple[datetime, float], ...]
+
+
+class Charts(Protocol):
+    """Draws the pictures Herald sends into the chat (bot/charts.py, matplotlib). Returns PNG bytes."""
+
+    def line(self, title: str, series: list[Series], *, ylabel: str = "", tz: str = "UTC") -> bytes: ...
+
+    def bars(self, title: str, labels: list[str], values: dict[str, list[float]], *, ylabel: str = "") -> bytes: ...
+
+
 class Networks(Protocol):
     def get(self, key: str) -> Network | None: ...
 

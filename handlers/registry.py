@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from storage.models import Role
@@ -11,6 +12,7 @@ from storage.models import Role
 if TYPE_CHECKING:
     from handlers.chat import Reply
     from handlers.common import Request
+    from handlers.context import Context
 
 Handler = Callable[["Request"], Awaitable["Reply"]]
 
@@ -34,6 +36,34 @@ class CommandSpec:
 
 
 COMMANDS: dict[str, CommandSpec] = {}
+
+Task = Callable[["Context"], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """Work the clock runs every `every` (digests, post reports, alerts, inbox): see bot/scheduler.py.
+
+    A periodic task must be safe with several workers running it at once: it claims what it sends
+    (handlers.common.send_once, or a conditional UPDATE) so each notice goes out once.
+    """
+
+    name: str
+    every: timedelta
+    task: Task
+
+
+PERIODIC: dict[str, Periodic] = {}
+
+
+def periodic(name: str, *, every: timedelta) -> Callable[[Task], Task]:
+    """Register `task(ctx)` to run every `every` while Herald runs."""
+
+    def register(task: Task) -> Task:
+        PERIODIC[name] = Periodic(name, every, task)
+        return task
+
+    return register
 
 
 def command(

@@ -184,6 +184,14 @@ class Workspace(SQLModel, table=True):
     pause_reason: str | None = None
     paused_by: str | None = None
     paused_at: datetime | None = utc_column()
+    # engagement (issue 6): digests in the workspace timezone, automatic post reports, alerts, links
+    digest_cadence: str = "off"  # off | daily | weekly
+    digest_at: str = "09:00"  # HH:MM in the workspace timezone
+    digest_weekday: int = 0  # 0 = Monday (weekly digests)
+    post_reports: str = "1h,24h,7d"  # after publishing; "" = none
+    watch_words: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    alert_factor: float = 3.0  # a post "takes off" at this many times the usual engagement for its age
+    utm: bool = True  # add utm_source/medium/campaign to links
     created_at: datetime | None = utc_column()
 
     def approver_role_set(self) -> set[str]:
@@ -358,6 +366,42 @@ class LinkCode(SQLModel, table=True):
     expires_at: datetime | None = utc_column()
     used_at: datetime | None = utc_column()
     used_by_chat: str | None = None
+    created_at: datetime | None = utc_column()
+
+
+class InboxItem(SQLModel, table=True):
+    """A comment or reply on a published delivery, pulled from its network for the team's inbox."""
+
+    __table_args__ = (UniqueConstraint("delivery_id", "remote_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    remote_id: str
+    parent_remote_id: str = ""
+    author: str = ""
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    url: str | None = None
+    posted_at: datetime | None = utc_column()
+    fetched_at: datetime | None = utc_column(index=True)
+    forwarded_at: datetime | None = utc_column(index=True)  # shown in the team chat (claimed once)
+    watch_hit: str | None = None  # the watch words it matched
+    reply_state: str | None = None  # None | awaiting_approval | sending | sent | failed | rejected
+    reply_text: str | None = Field(default=None, sa_column=Column(Text))
+    reply_by: str | None = None
+    reply_remote_id: str | None = None
+    reply_error: str | None = None
+    reply_approvals: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    replied_at: datetime | None = utc_column()
+
+
+class SentOnce(SQLModel, table=True):
+    """A notice that must go out once however many workers run (a digest, a post report, an alert).
+
+    Inserting the row is the claim: the primary key makes a second worker's insert fail.
+    """
+
+    key: str = Field(primary_key=True)
+    worker: str = ""
     created_at: datetime | None = utc_column()
 
 
