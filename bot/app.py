@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from bot.chats.console import PLATFORM as CONSOLE
 from bot.chats.console import ConsoleChat
+from bot.charts import MatplotlibCharts
 from bot.clock import SystemClock
 from bot.networks import NetworkDirectory, build_networks
 from bot.scheduler import HeraldScheduler
@@ -86,7 +87,7 @@ class Herald:
             db=self.db, clock=self.clock, networks=self.networks, notifier=self.notifier,
             scheduler=self.scheduler, secrets=SecretBox(key),
             grace=timedelta(minutes=settings.grace_minutes), worker_id=settings.worker_id,
-            public_url=settings.public_url,
+            public_url=settings.public_url, charts=MatplotlibCharts(),
         )
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
         self.fronts: list[Front] = []
