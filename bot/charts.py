@@ -8,7 +8,7 @@ milliseconds, too long to do on the event loop.
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -67,7 +67,12 @@ class MatplotlibCharts:
             drawn += 1
         if drawn == 0:
             axes.text(0.5, 0.5, "no numbers yet", ha="center", va="center", transform=axes.transAxes, color="grey")
-        locator = mdates.AutoDateLocator(tz=zone, maxticks=7)
+        times_drawn = [t for one in series for t, _v in one.points]
+        if times_drawn and max(times_drawn) - min(times_drawn) < timedelta(hours=1):
+            # a post minutes old: show at least an hour so the axis has readable ticks
+            middle = min(times_drawn) + (max(times_drawn) - min(times_drawn)) / 2
+            axes.set_xlim(middle - timedelta(minutes=30), middle + timedelta(minutes=30))
+        locator = mdates.AutoDateLocator(tz=zone, minticks=3)
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
         axes.set_xlabel(tz)

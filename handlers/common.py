@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from handlers.chat import ChatAddress, ChatRef, Command, Reply
@@ -209,16 +210,44 @@ def account_view(ctx: Context, account: Account, *, with_secrets: bool = False) 
 
 
 def text_for_account(post: Post, account: Account) -> str:
-    """A variant written for this account, else for its network's rules, else the base text."""
-    for key in (account.name, account_rules(account), account.network):
-        if key in post.variants:
-            return post.variants[key]
-    return post.text
+    """A variant written for this account, else for its network's rules, else the base text.
+
+    When the workspace tags links (/utm, on by default) the text comes with the post's link (as `compose`
+    adds it) and every link tagged with UTM parameters for this account's network (handlers/utm.py), so
+    every caller — the limit check, /preview, publishing — sees the text exactly as it is sent.
+    """
+    from handlers.utm import tag_for_account  # handlers.utm registers /utm with this module's helpers
+
+    text = next((post.variants[k] for k in (account.name, account_rules(account), account.network)
+                 if k in post.variants), post.text)
+    if utm_on(post):
+        return tag_for_account(compose(post, text), post, account)
+    return text
+
+
+def link_for_account(post: Post, account: Account) -> str | None:
+    """The post's link as this account sends it in a link card (Bluesky, Facebook, LinkedIn, Threads,
+    Pinterest): tagged with the account's UTM parameters when the workspace tags links."""
+    from handlers.utm import tag_for_account
+
+    if post.link and utm_on(post):
+        return tag_for_account(post.link, post, account)
+    return post.link
+
+
+def utm_on(post: Post) -> bool:
+    """The /utm setting of the post's workspace (read through the post's session; on when it has none)."""
+    session = object_session(post)
+    ws = session.get(Workspace, post.workspace_id) if session is not None else None
+    return ws.utm if ws is not None else True
 
 
 def compose(post: Post, text: str) -> str:
-    """The full text that goes out: the variant plus the link when the text doesn't hold it yet."""
-    if post.link and post.link not in text:
+    """The full text that goes out: the variant plus the link when the text doesn't hold it yet (as written
+    or tagged with UTM parameters)."""
+    from handlers.utm import holds_link
+
+    if post.link and not holds_link(text, post.link):
         return f"{text}\n{post.link}" if text else post.link
     return text
 

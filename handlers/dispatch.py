@@ -14,13 +14,22 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
 import handlers.accounts
+import handlers.alerts
 import handlers.approvals
+import handlers.besttime
+import handlers.digests
+import handlers.downtime
 import handlers.drafts
 import handlers.engagement
+import handlers.exports
+import handlers.inbox
 import handlers.media
+import handlers.post_reports
 import handlers.publishing
+import handlers.replies
 import handlers.reports
 import handlers.scheduling
+import handlers.utm
 import handlers.workspace  # noqa: F401  (each module registers its commands)
 from handlers.chat import Actor, Command, Reply
 from handlers.common import Request, chat_link, role_refusal

@@ -1,27 +1,25 @@
-"""Engagement: polling each published delivery's numbers on a decaying cadence, and /stats."""
+"""Engagement: polling each published delivery's numbers on a decaying cadence (/stats: handlers/post_reports.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
-from handlers.chat import Reply
 from handlers.common import (
-    Request,
     account_view,
-    get_post,
-    get_workspace,
     post_targets,
-    show_time,
-    split_post_and_rest,
 )
 from handlers.context import Context
 from handlers.health import fresh_view
-from handlers.ports import Metrics, PublishError
-from handlers.registry import command
+from handlers.ports import AccountView, ErrorKind, Metrics, PublishError
+from storage.crypto import SecretBoxError
 from storage.models import METRIC_FIELDS, Account, Delivery, DeliveryState, MetricSnapshot, Post
 
 log = logging.getLogger("herald.engagement")
@@ -34,7 +32,7 @@ CADENCE: tuple[tuple[timedelta, timedelta], ...] = (
     (timedelta(days=30), timedelta(days=1)),
 )
 FIRST_POLL = timedelta(minutes=5)
-BATCH = 100
+BATCH = 1000  # deliveries per fetch_metrics call (the connector splits them as its API takes them)
 LABELS = {
     "likes": "likes", "comments": "comments", "shares": "shares", "quotes": "quotes",
     "impressions": "views", "clicks": "clicks", "saves": "saves",
@@ -54,55 +52,226 @@ def next_metrics_at(sent_at: datetime, now: datetime) -> datetime | None:
     return None
 
 
+def snapshot_values(delivery_id: int, metrics: Metrics, now: datetime) -> dict[str, Any]:
+    """One MetricSnapshot row's values for a reading."""
+    return {"delivery_id": delivery_id, "taken_at": now, "followers": metrics.followers,
+            **{f: getattr(metrics, f) for f in METRIC_FIELDS}}
+
+
 def store_snapshot(session: Session, delivery: Delivery, metrics: Metrics, now: datetime) -> None:
-    session.add(MetricSnapshot(delivery_id=delivery.id or 0, taken_at=now,
-                               **{f: getattr(metrics, f) for f in METRIC_FIELDS}))
+    session.add(MetricSnapshot(**snapshot_values(delivery.id or 0, metrics, now)))
 
 
-async def poll_metrics(ctx: Context, *, limit: int = 1000) -> int:
-    """Read the numbers of every delivery whose poll time has come, one batched call per account."""
-    now = ctx.clock.now()
+# --- polling -------------------------------------------------------------------------------------------------
+#
+# Every worker runs poll_metrics every HERALD_METRICS_POLL_SECONDS. A round:
+# 1. claims the due deliveries of each account with one conditional UPDATE that pushes their metrics_due_at a
+#    LEASE ahead (… WHERE metrics_due_at <= now RETURNING …): another worker's round finds them not due, so each
+#    delivery is read by one worker; if this worker dies mid-round, the lease runs out and another one reads them;
+# 2. takes no more of an account than its READ_BUDGET allows: the readings stored for the account in the
+#    budget's window (MetricSnapshot rows, which every worker sees) are subtracted, and what is left over stays
+#    due for a later round;
+# 3. reads each account's posts in batched calls (the connector packs ids as its API takes them: X 100 per
+#    call, Mastodon 20, Bluesky 25, ...), accounts a few at a time;
+# 4. stores the readings and sets each delivery's next reading by the decaying CADENCE (a failed read moves on
+#    to the next reading time too, so a broken account isn't hammered), except when the network says 429:
+#    then every reading of that account due before the wait it names (RATE_LIMIT_WAIT when it names none) is
+#    moved to the end of that wait, and nothing more is asked of the account in this round.
+
+LEASE = timedelta(minutes=5)
+RATE_LIMIT_WAIT = timedelta(minutes=15)
+ROUND_LIMIT = 5000  # deliveries read per round and worker, at most
+ACCOUNTS_AT_ONCE = 8  # accounts read concurrently (each one's calls stay one after another)
+
+
+@dataclass(frozen=True)
+class ReadBudget:
+    posts: int  # readings per account ...
+    window: timedelta  # ... per this much time
+
+
+# Per account, from the networks' documented read limits (README, Networks), leaving most of each limit to
+# publishing, comments and health checks; what a network doesn't publish gets a modest budget and its 429s.
+READ_BUDGETS: dict[str, ReadBudget] = {
+    # GET /2/tweets: 5,000 requests / 15 min per user, 100 ids per request → at most 100 requests
+    "x": ReadBudget(10_000, timedelta(minutes=15)),
+    # 300 requests / 5 min per account; GET /api/v1/statuses?id[] takes 20 → at most 100 requests (a third)
+    "mastodon": ReadBudget(2_000, timedelta(minutes=5)),
+    # 3,000 requests / 5 min per IP; app.bsky.feed.getPosts takes 25 → at most 200 requests
+    "bluesky": ReadBudget(5_000, timedelta(minutes=5)),
+    # Display API video/query: 600 requests / min, 20 videos per request
+    "tiktok": ReadBudget(2_000, timedelta(minutes=5)),
+    # 10,000 quota units / day; videos.list costs 1 unit per 50 videos → at most 400 units
+    "youtube": ReadBudget(20_000, timedelta(days=1)),
+    # Meta's Business Use Case limits depend on the account's reach: one or two calls per post (Instagram,
+    # Threads), 50 posts per call (Facebook); stay modest and let a 429 say more
+    "instagram": ReadBudget(500, timedelta(hours=1)),
+    "threads": ReadBudget(1_000, timedelta(hours=1)),
+    "facebook": ReadBudget(2_000, timedelta(hours=1)),
+    # daily per-member and per-app limits that LinkedIn doesn't publish
+    "linkedin": ReadBudget(2_000, timedelta(days=1)),
+    # one analytics call per Pin; the analytics category has its own per-minute cap
+    "pinterest": ReadBudget(1_000, timedelta(hours=1)),
+    # one call per message; per-route buckets
+    "discord": ReadBudget(1_000, timedelta(minutes=5)),
+}
+DEFAULT_BUDGET = ReadBudget(1_000, timedelta(hours=1))
+
+
+def read_budget(network: str) -> ReadBudget:
+    return READ_BUDGETS.get(network, DEFAULT_BUDGET)
+
+
+def readings_left(session: Session, account: Account, now: datetime) -> int:
+    """How many more readings the account's budget allows now (readings stored by any worker count)."""
+    budget = read_budget(account.network)
+    used = session.exec(
+        select(func.count()).select_from(MetricSnapshot)
+        .join(Delivery, col(Delivery.id) == col(MetricSnapshot.delivery_id))
+        .where(col(Delivery.account_id) == account.id)
+        .where(col(MetricSnapshot.taken_at) > now - budget.window)
+    ).one()
+    return max(0, budget.posts - int(used))
+
+
+@dataclass
+class Claimed:
+    """An account's deliveries this round has claimed: (delivery id, remote id, sent_at)."""
+
+    view: AccountView
+    deliveries: list[tuple[int, str | None, datetime | None]]
+
+
+def fair_shares(wants: dict[int, int], limit: int) -> dict[int, int]:
+    """Split `limit` over the accounts: each takes what it wants up to an equal share of what is left, so one
+    account with a backlog can't crowd the others out of a round."""
+    shares: dict[int, int] = {}
+    left = limit
+    ordered = sorted(wants.items(), key=lambda item: (item[1], item[0]))
+    for n, (account_id, want) in enumerate(ordered):
+        shares[account_id] = min(want, left // (len(ordered) - n))
+        left -= shares[account_id]
+    return shares
+
+
+def claim_due(ctx: Context, now: datetime, limit: int) -> list[Claimed]:
+    """Claim, per account and within its budget and fair share, the deliveries whose reading is due (see above)."""
+    lease = now + LEASE
+    due = (
+        select(Delivery.id).where(Delivery.state == DeliveryState.SENT.value)
+        .where(col(Delivery.metrics_due_at).is_not(None)).where(col(Delivery.metrics_due_at) <= now)
+    )
+    claimed: list[Claimed] = []
     with ctx.db.session() as session:
-        rows = session.exec(
-            select(Delivery, Account)
-            .where(col(Delivery.account_id) == col(Account.id))
-            .where(Delivery.state == DeliveryState.SENT.value)
-            .where(col(Delivery.metrics_due_at).is_not(None))
-            .where(col(Delivery.metrics_due_at) <= now)
-            .order_by(col(Delivery.metrics_due_at))
-            .limit(limit)
+        counts = session.exec(
+            select(Delivery.account_id, func.count()).where(Delivery.state == DeliveryState.SENT.value)
+            .where(col(Delivery.metrics_due_at).is_not(None)).where(col(Delivery.metrics_due_at) <= now)
+            .group_by(col(Delivery.account_id))
         ).all()
-        by_account: dict[int, tuple[Account, list[Delivery]]] = {}
-        for delivery, account in rows:
-            by_account.setdefault(account.id or 0, (account, []))[1].append(delivery)
-        work = [(account_view(ctx, a, with_secrets=True), [(d.id, d.remote_id) for d in ds]) for a, ds in by_account.values()]
-    polled = 0
-    for view, deliveries in work:
-        network = ctx.networks.get(view.network)
-        if network is None:
-            continue
-        try:
-            view = await fresh_view(ctx, network, view)
-        except PublishError as exc:
-            log.warning("metrics for %s not read: %s", view.name, exc.reason)
-        for start in range(0, len(deliveries), BATCH):
-            chunk = deliveries[start:start + BATCH]
-            ids = [remote for _id, remote in chunk if remote]
+        accounts: dict[int, Account] = {}
+        wants: dict[int, int] = {}
+        for account_id, count in counts:
+            account = session.get(Account, account_id)
+            if account is None:
+                continue
+            accounts[account_id] = account
+            wants[account_id] = min(int(count), readings_left(session, account, now))
+            if not wants[account_id]:
+                log.info("metrics of %s wait: its read budget (%s) is spent for now", account.name,
+                         read_budget(account.network))
+        for account_id, take in sorted(fair_shares(wants, limit).items()):
+            if take <= 0:
+                continue
+            account = accounts[account_id]
             try:
-                readings = await network.fetch_metrics(view, ids)
-            except PublishError as exc:
-                log.warning("metrics for %s not read: %s", view.name, exc.reason)
-                readings = {}
-            with ctx.db.session() as session:
-                for delivery_id, remote_id in chunk:
-                    row = session.get(Delivery, delivery_id)
-                    if row is None or row.sent_at is None:
-                        continue
-                    if remote_id in readings:
-                        store_snapshot(session, row, readings[remote_id], now)
-                        polled += 1
-                    row.metrics_due_at = next_metrics_at(row.sent_at, now)
-    return polled
+                view = account_view(ctx, account, with_secrets=True)
+            except SecretBoxError as exc:
+                log.warning("metrics of %s not read: %s", account.name, exc)
+                continue
+            ids = due.where(Delivery.account_id == account_id).order_by(col(Delivery.metrics_due_at)).limit(take)
+            rows = session.execute(
+                update(Delivery).where(col(Delivery.id).in_(ids.scalar_subquery()))
+                .where(col(Delivery.state) == DeliveryState.SENT.value).where(col(Delivery.metrics_due_at) <= now)
+                .values(metrics_due_at=lease)
+                .returning(col(Delivery.id), col(Delivery.remote_id), col(Delivery.sent_at))
+                .execution_options(synchronize_session=False)
+            ).all()
+            if rows:
+                claimed.append(Claimed(view, [(r[0], r[1], r[2]) for r in rows]))
+    return claimed
+
+
+def record(ctx: Context, chunk: list[tuple[int, str | None, datetime | None]], readings: dict[str, Metrics],
+           now: datetime) -> int:
+    """Store the readings of a chunk and set each delivery's next reading time; how many were stored."""
+    rows = [snapshot_values(delivery_id, readings[remote_id], now) for delivery_id, remote_id, _sent in chunk
+            if remote_id is not None and remote_id in readings]
+    due = [{"id": delivery_id, "metrics_due_at": next_metrics_at(sent_at, now) if sent_at else None}
+           for delivery_id, _remote, sent_at in chunk]
+    with ctx.db.session() as session:
+        if rows:
+            session.execute(insert(MetricSnapshot), rows)
+        session.execute(update(Delivery), due)  # an executemany UPDATE by primary key
+    return len(rows)
+
+
+def defer_account(ctx: Context, account_id: int, rest: list[int], until: datetime) -> None:
+    """A 429: the account's readings due before `until` (and the rest of this round's) wait until then."""
+    with ctx.db.session() as session:
+        session.execute(
+            update(Delivery).where(col(Delivery.account_id) == account_id)
+            .where(col(Delivery.state) == DeliveryState.SENT.value)
+            .where(col(Delivery.metrics_due_at).is_not(None)).where(col(Delivery.metrics_due_at) < until)
+            .values(metrics_due_at=until).execution_options(synchronize_session=False))
+        if rest:
+            session.execute(
+                update(Delivery).where(col(Delivery.id).in_(rest)).values(metrics_due_at=until)
+                .execution_options(synchronize_session=False))
+
+
+async def read_account(ctx: Context, job: Claimed, now: datetime) -> int:
+    """Read one account's claimed deliveries, BATCH at a time; how many readings were stored."""
+    view = job.view
+    network = ctx.networks.get(view.network)
+    if network is None:  # no connector for it in this process: try again at its next reading time
+        return record(ctx, job.deliveries, {}, now)
+    try:
+        view = await fresh_view(ctx, network, view)
+    except PublishError as exc:
+        log.warning("metrics for %s not read: %s", view.name, exc.reason)
+    stored = 0
+    for start in range(0, len(job.deliveries), BATCH):
+        chunk = job.deliveries[start:start + BATCH]
+        try:
+            readings = await network.fetch_metrics(view, [remote for _id, remote, _sent in chunk if remote])
+        except PublishError as exc:
+            if exc.kind == ErrorKind.RATE_LIMITED:
+                wait = timedelta(seconds=exc.retry_after) if exc.retry_after else RATE_LIMIT_WAIT
+                until = now + max(wait, timedelta(seconds=1))
+                defer_account(ctx, view.id, [d for d, _r, _s in job.deliveries[start:]], until)
+                log.warning("metrics for %s wait until %s: %s", view.name, until.isoformat(), exc.reason)
+                return stored
+            log.warning("metrics for %s not read: %s", view.name, exc.reason)
+            readings = {}
+        stored += record(ctx, chunk, readings, now)
+    return stored
+
+
+async def poll_metrics(ctx: Context, *, limit: int = ROUND_LIMIT) -> int:
+    """One round: read the numbers of the deliveries whose reading is due (see above); how many were stored."""
+    now = ctx.clock.now()
+    jobs = claim_due(ctx, now, limit)
+    gate = asyncio.Semaphore(ACCOUNTS_AT_ONCE)
+
+    async def one(job: Claimed) -> int:
+        async with gate:
+            try:
+                return await read_account(ctx, job, now)
+            except Exception:  # one account's trouble must not stop the others; its lease runs out
+                log.exception("metrics for %s failed", job.view.name)
+                return 0
+
+    return sum(await asyncio.gather(*(one(job) for job in jobs)))
 
 
 def latest_two(session: Session, delivery_id: int) -> list[MetricSnapshot]:
@@ -112,69 +281,8 @@ def latest_two(session: Session, delivery_id: int) -> list[MetricSnapshot]:
     ).all())
 
 
-def format_numbers(current: MetricSnapshot, previous: MetricSnapshot | None) -> str:
-    parts = []
-    for field in METRIC_FIELDS:
-        value = getattr(current, field)
-        if value is None:
-            continue
-        text = f"{value:,} {LABELS[field]}"
-        if previous is not None and getattr(previous, field) is not None:
-            change = value - getattr(previous, field)
-            if change:
-                text += f" ({change:+,})"
-        parts.append(text)
-    return " · ".join(parts) or "no numbers from this network"
-
-
 def engagements(snapshot: MetricSnapshot) -> int:
     return sum(getattr(snapshot, f) or 0 for f in ("likes", "comments", "shares", "quotes", "saves", "clicks"))
-
-
-@command("stats", usage="/stats <post>", example="/stats 12", summary="engagement of a published post, per account and in total",
-         group="Engagement")
-async def stats(req: Request) -> Reply:
-    ctx = req.ctx
-    ws_id = req.need_workspace()
-    post_id, _ = split_post_and_rest(req)
-    now = ctx.clock.now()
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
-        sent = [(d, a) for d, a in post_targets(session, post) if DeliveryState(d.state) == DeliveryState.SENT]
-        if not sent:
-            return Reply(f"#{post.id} isn't live anywhere yet ({post.state.replace('_', ' ')}), so there are no numbers.")
-        lines = [f"📊 #{post.id} — published {show_time(post.published_at, ws.timezone, now)}"]
-        totals: dict[str, int] = defaultdict(int)
-        last_read: datetime | None = None
-        waiting = []
-        for delivery, account in sent:
-            snaps = latest_two(session, delivery.id or 0)
-            if not snaps:
-                waiting.append(account.name)
-                continue
-            current = snaps[0]
-            previous = snaps[1] if len(snaps) > 1 else None
-            lines.append(f"  {account.name} ({account.network}): {format_numbers(current, previous)}")
-            for field in METRIC_FIELDS:
-                totals[field] += getattr(current, field) or 0
-            if current.taken_at and (last_read is None or current.taken_at > last_read):
-                last_read = current.taken_at
-        for name in waiting:
-            lines.append(f"  {name}: no numbers yet")
-        if totals:
-            total_text = " · ".join(f"{totals[f]:,} {LABELS[f]}" for f in METRIC_FIELDS if totals[f])
-            lines.append(f"  Total: {total_text or 'nothing yet'}")
-            engaged = sum(totals[f] for f in ("likes", "comments", "shares", "quotes", "saves", "clicks"))
-            if totals["impressions"]:
-                rate = 100 * engaged / totals["impressions"]
-                lines.append(f"  Engagement rate: {rate:.1f}% (engagements {engaged:,} ÷ views {totals['impressions']:,})")
-        if last_read:
-            lines.append(f"Numbers read {show_time(last_read, ws.timezone, now)}; changes are since the reading before.")
-        due = [d.metrics_due_at for d, _a in sent if d.metrics_due_at]
-        if due:
-            lines.append(f"Next reading {show_time(min(due), ws.timezone, now)}.")
-    return Reply("\n".join(lines))
 
 
 def post_total(session: Session, post: Post) -> tuple[dict[str, int], dict[str, dict[str, int]]]:

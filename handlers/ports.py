@@ -1,6 +1,6 @@
 """The small protocols handlers need from the outside world; bot/app.py plugs the real ones in.
 
-- `Network`: one social network connector (validate, verify, publish, fetch metrics).
+- `Network`: one social network connector (validate, verify, publish, fetch metrics, answer comments).
 - `Networks`: the directory of connectors by network key.
 - `Notifier`: posts a reply into a team chat on Herald's own initiative.
 - `Clock`: the current time (tests inject a fake one).
@@ -105,6 +105,16 @@ class Comment:
     url: str | None = None
 
 
+@dataclass(frozen=True)
+class ReplyTarget:
+    """The comment a reply answers, as the team's inbox keeps it (handlers/replies.py)."""
+
+    comment_id: str  # the comment's id on the network (InboxItem.remote_id)
+    post_id: str  # the published post it is under (the delivery's remote id)
+    author: str = ""  # who wrote the comment, as the network names them (@handle where it has one)
+    idempotency_key: str = ""  # the same for every attempt of one reply: networks that dedupe use it
+
+
 class ErrorKind(StrEnum):
     RATE_LIMITED = "rate_limited"  # not sent; try again after retry_after
     AUTH_EXPIRED = "auth_expired"  # not sent; reconnect the account
@@ -123,12 +133,15 @@ class PublishError(Exception):
 
     def __init__(
         self, kind: ErrorKind, reason: str, *, retry_after: float | None = None,
-        resume: dict[str, Any] | None = None,
+        resume: dict[str, Any] | None = None, paced: bool = False,
     ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.retry_after = retry_after
+        # True: Herald's own per-account budget held the send back before any request (RATE_LIMITED); it
+        # waits its turn without counting as an attempt, so a burst is paced, never failed
+        self.paced = paced
         # progress to keep for the next attempt (container / upload id). Two keys mean something to Herald:
         # "in_flight": true — a post may already exist and the next attempt checks for it, so when automatic
         # attempts run out the delivery is unconfirmed, not failed; keys starting "guard_" are safety
@@ -179,6 +192,24 @@ class Network(Protocol):
 
         Raises PublishError(AUTH_EXPIRED) when the token is dead and only the team can fix it.
         """
+        ...
+
+    # -- answering comments (/reply) ------------------------------------------------------------
+
+    def reply_refusal(self, account: AccountView) -> str | None:
+        """Why Herald can't answer comments on this account's network, in plain words; None when it can."""
+        ...
+
+    def reply_text(self, account: AccountView, target: ReplyTarget, text: str) -> str:
+        """The reply exactly as it will go out (Mastodon puts the commenter's @handle in front)."""
+        ...
+
+    def check_reply(self, account: AccountView, text: str) -> LimitCheck:
+        """The reply's text measured the way this network counts a comment."""
+        ...
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        """Answer the comment on the network; PublishError like publish (UNKNOWN_OUTCOME: it may be there)."""
         ...
 
 

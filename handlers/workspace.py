@@ -348,7 +348,8 @@ def approve_what_now_has_enough(req: Request, session: Session, ws: Workspace) -
 async def pause(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    reason = req.command.text.strip() or None
+    # typed after /pause, or the answer to the prompt of an alert's ⏸ button
+    reason = (str(req.arg("text", "") or "") or req.command.text).strip() or None
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
         if ws.paused:

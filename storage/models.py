@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -253,6 +253,12 @@ class Post(SQLModel, table=True):
     # stale read (e.g. /cancel racing another worker's claim) fails with StaleDataError instead of
     # silently overwriting. Core UPDATEs (the claim) bump it themselves.
     __mapper_args__ = {"version_id_col": POST_VERSION}
+    # /queue reads one workspace's waiting posts in time order; the sweep and the scheduler's window read
+    # posts of some states due before a time (bench/: both scanned every post by due_at without these)
+    __table_args__ = (
+        Index("ix_post_workspace_state_due", "workspace_id", "state", "due_at"),
+        Index("ix_post_state_due", "state", "due_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     version: int | None = Field(default=None, sa_column=POST_VERSION)
@@ -283,7 +289,12 @@ class Post(SQLModel, table=True):
 
 
 class Delivery(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("post_id", "account_id", name="uq_delivery_target"),)
+    __table_args__ = (
+        UniqueConstraint("post_id", "account_id", name="uq_delivery_target"),
+        # an account's sends in time order (the take-off alert's baseline of earlier posts: 3.2 s → 1.6 s a run
+        # at 100,000 posts on PostgreSQL, bench/)
+        Index("ix_delivery_account_sent", "account_id", "sent_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     post_id: int = Field(foreign_key="post.id", index=True)
     account_id: int = Field(foreign_key="account.id", index=True)
@@ -301,6 +312,9 @@ class Delivery(SQLModel, table=True):
     claimed_by: str | None = None
     sent_at: datetime | None = utc_column()
     metrics_due_at: datetime | None = utc_column(index=True)
+    # the inbox (handlers/inbox.py): when to read its comments next, and up to when they were read
+    comments_due_at: datetime | None = utc_column()
+    comments_read_at: datetime | None = utc_column()
     updated_at: datetime | None = utc_column()
     # what an earlier attempt left on a two-phase network (container / upload id), to resume from
     resume: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
@@ -339,6 +353,8 @@ class MetricSnapshot(SQLModel, table=True):
     impressions: int | None = None
     clicks: int | None = None
     saves: int | None = None
+    followers: int | None = None  # the account's audience at reading time (the rate's denominator without views)
+    shown_at: datetime | None = utc_column()  # last shown to the team (/stats, a post report): "change since"
 
 
 class Media(SQLModel, table=True):
@@ -385,10 +401,15 @@ class InboxItem(SQLModel, table=True):
     fetched_at: datetime | None = utc_column(index=True)
     forwarded_at: datetime | None = utc_column(index=True)  # shown in the team chat (claimed once)
     watch_hit: str | None = None  # the watch words it matched
-    reply_state: str | None = None  # None | awaiting_approval | sending | sent | failed | rejected
+    # the team's answer (handlers/replies.py): None | awaiting_approval | approved | sending | sent | failed |
+    # unconfirmed | rejected; approved → sending is the send's claim (one conditional UPDATE)
+    reply_state: str | None = Field(default=None, index=True)
     reply_text: str | None = Field(default=None, sa_column=Column(Text))
-    reply_by: str | None = None
+    reply_by: str | None = None  # who wrote the reply (their name)
+    reply_by_user: str | None = None  # "platform:user_id" of who wrote it, for the self-approval rule
+    reply_version: int = 0  # bumped when the reply's text is replaced: its older approval buttons go stale
     reply_remote_id: str | None = None
+    reply_url: str | None = None
     reply_error: str | None = None
     reply_approvals: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     replied_at: datetime | None = utc_column()

@@ -42,7 +42,7 @@ def test_the_demo_plays_the_whole_flow_and_exits_0(tmp_path: Path) -> None:
     assert "bob approved #1 (1 of 1)" in out
     assert "#1 is published on all 2 account(s)" in out
     assert "📊 #1" in out and "Engagement rate" in out
-    assert "📈 Report for the last day" in out
+    assert "📈 Report for the last 24 hours" in out
     assert "Demo finished" in out
     assert list(tmp_path.iterdir()) == []  # the demo leaves nothing behind
 

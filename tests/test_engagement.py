@@ -105,26 +105,32 @@ async def test_stats_show_each_accounts_numbers_the_totals_and_the_engagement_ra
         f"  brand-bsky (sandbox): {bsky.likes} likes · {bsky.comments} comments · {bsky.shares} shares · "
         f"{bsky.quotes} quotes · {bsky.impressions} views · {bsky.clicks} clicks · {bsky.saves} saves"
     )
-    assert lines[2].startswith(f"  brand-x (sandbox): {x.likes} likes · {x.comments} comments")
+    assert lines[2] == (
+        f"    engagement rate {100 * engaged(bsky) / (bsky.impressions or 1):.1f}% = {engaged(bsky):,} engagements ÷ "
+        f"{bsky.impressions:,} views"
+    )
+    assert lines[3].startswith(f"  brand-x (sandbox): {x.likes} likes · {x.comments} comments")
     both = [bsky, x]
     views, engagements = total(both, "impressions"), engaged(bsky) + engaged(x)
     assert f"  Total: {total(both, 'likes')} likes · {total(both, 'comments')} comments" in out
-    assert f"{views:,} views" in lines[3]
-    assert lines[4] == (
+    assert f"{views:,} views" in lines[5]
+    assert lines[6] == (
         f"  Engagement rate: {100 * engagements / views:.1f}% (engagements {engagements:,} ÷ views {views:,})"
     )
-    assert lines[5] == (
-        "Numbers read Mon 23 Nov 2026 13:00 CET (Europe/Paris) (now); changes are since the reading before."
-    )
-    assert lines[6] == "Next reading Mon 23 Nov 2026 14:00 CET (Europe/Paris) (in 1 hour)."
+    assert lines[7] == "Engagements = likes + comments + shares + quotes + clicks + saves."
+    assert lines[8] == f"First report of #{post_id}'s numbers: the next one shows the changes since this one."
+    assert lines[9] == "Numbers read Mon 23 Nov 2026 13:00 CET (Europe/Paris) (now)."
+    assert lines[10] == "Next reading Mon 23 Nov 2026 14:00 CET (Europe/Paris) (in 1 hour)."
+    assert lines[11].startswith("[image: ")  # the chart (tests/test_stats.py decodes it)
 
 
-async def test_stats_show_the_change_since_the_last_reading(team: Team) -> None:
+async def test_stats_show_the_change_since_the_last_report(team: Team) -> None:
     await team.setup_workspace()
     post_id = await published_post(team)
     team.clock.advance(minutes=30)
     await poll(team)
     first = expected(team, post_id)["brand-bsky"]
+    await team.say("bob", f"/stats {post_id}")  # the team sees the 10:30 numbers
     team.clock.advance(hours=2)
     await poll(team)
     second = expected(team, post_id)["brand-bsky"]
@@ -133,6 +139,7 @@ async def test_stats_show_the_change_since_the_last_reading(team: Team) -> None:
     line = next(line for line in out.splitlines() if line.startswith("  brand-bsky"))
     assert f"{second.likes} likes (+{second.likes - first.likes})" in line
     assert f"{second.impressions:,} views (+{second.impressions - first.impressions:,})" in line
+    assert "Changes (+n) are since the last report, Mon 23 Nov 2026 10:30 CET (Europe/Paris) (2 hours ago)." in out
     assert "Numbers read Mon 23 Nov 2026 12:30 CET (Europe/Paris) (now)" in out
 
 
@@ -212,7 +219,12 @@ async def test_a_deliverys_next_reading_follows_the_cadence_after_each_poll(team
     assert await poll(team) == 0  # a 35-day-old post is never read again
 
 
-# --- /report ------------------------------------------------------------------------------------
+# --- /report (the period reports' own tests, on the network fakes, are in tests/test_digests.py) ------
+
+
+def top_line(place: int, post_id: int, readings: list[Metrics], text: str) -> str:
+    score, views = sum(engaged(m) for m in readings), total(readings, "impressions")
+    return f"  {place}. #{post_id} · {score:,} engagements · {100 * score / views:.1f}% of {views:,} views · {text}"
 
 
 async def test_report_day_counts_todays_posts_compares_with_the_day_before_and_ranks_the_top_posts(
@@ -229,26 +241,23 @@ async def test_report_day_counts_todays_posts_compares_with_the_day_before_and_r
     out = await team.say("bob", "/report day")
     lines = out.splitlines()
     assert lines[0] == (
-        "📈 Report for the last day (Mon 23 Nov 2026 13:00 CET (Europe/Paris) → "
-        "Tue 24 Nov 2026 13:00 CET (Europe/Paris))"
+        "📈 Report for the last 24 hours (Mon 23 Nov 2026 13:00 → Tue 24 Nov 2026 13:00 CET (Europe/Paris))"
     )
-    assert lines[1] == "Published: 2 post(s) (the day before: 1)"
-    views = total(today, "impressions")
-    assert lines[2].startswith(f"Total: {total(today, 'likes')} likes · {total(today, 'comments')} comments")
-    assert f"{views:,} views" in lines[2]
-    assert lines[3] == "Per network:"
-    assert lines[4] == "  sandbox: " + lines[2].removeprefix("Total: ")  # both accounts are sandbox ones
-    assert lines[5] == "Top posts:"
-    scores = {
-        only_x: sum(engaged(m) for m in expected(team, only_x).values()),
-        both: sum(engaged(m) for m in expected(team, both).values()),
-    }
-    assert scores[both] > scores[only_x]  # two accounts reach more people than one
-    assert lines[6:] == [
-        f"  #{both} · {scores[both]:,} engagements · Tuesday big news",
-        f"  #{only_x} · {scores[only_x]:,} engagements · Tuesday short",
+    # Monday's post was published the day before; it had no reading yet at that day's end
+    assert lines[2] == "Published: 2 posts on 3 accounts (before: 1, +100%)"
+    views, score = total(today, "impressions"), sum(engaged(m) for m in today)
+    assert f"Engagements: {score:,} (before: 0, new) · views: {views:,} (before: 0, new) · engagement rate: " \
+           f"{100 * score / views:.1f}% (before: –)" in lines
+    assert f"Total: {total(today, 'likes')} likes · {total(today, 'comments')} comments" in out
+    assert f"  sandbox: 2 posts · {score:,} engagements (before: 0, new) · {views:,} views · rate " \
+           f"{100 * score / views:.1f}%" in lines  # both accounts are sandbox ones
+    assert sum(engaged(m) for m in expected(team, both).values()) > sum(engaged(m) for m in expected(team, only_x).values())
+    top = lines.index("Top posts (engagements = likes + comments + shares + quotes + saves + clicks):")
+    assert lines[top + 1:top + 3] == [  # two accounts reach more people than one
+        top_line(1, both, list(expected(team, both).values()), "Tuesday big news"),
+        top_line(2, only_x, list(expected(team, only_x).values()), "Tuesday short"),
     ]
-    assert f"#{monday}" not in out
+    assert f"#{monday} " not in out
 
 
 async def test_report_week_covers_every_post_of_the_week_ordered_by_engagements(team: Team) -> None:
@@ -265,14 +274,15 @@ async def test_report_week_covers_every_post_of_the_week_ordered_by_engagements(
     for command in ("/report week", "/report"):
         out = await team.say("bob", command)
         lines = out.splitlines()
-        assert lines[1] == "Published: 3 post(s) (the week before: 0)"
-        assert f"{total(everything, 'impressions'):,} views" in lines[2]
-        assert f"{total(everything, 'likes')} likes" in lines[2]
-        top = lines[lines.index("Top posts:") + 1:]
+        assert lines[2] == "Published: 3 posts on 5 accounts (before: 0, new)"
+        assert f"Total: {total(everything, 'likes')} likes" in out
+        assert f" · views: {total(everything, 'impressions'):,} (before: 0, new) · " in out
+        top = lines.index("Top posts (engagements = likes + comments + shares + quotes + saves + clicks):")
         ranked = sorted(scores, key=lambda p: -scores[p])
         assert ranked[0] == monday  # a day older: it has gathered the most
-        assert [line.split(" · ")[0].strip() for line in top] == [f"#{p}" for p in ranked]
-        assert top[0] == f"  #{monday} · {scores[monday]:,} engagements · Monday news"
+        assert [line.split(" · ")[0].strip() for line in lines[top + 1:top + 4]] == [
+            f"{i}. #{p}" for i, p in enumerate(ranked, start=1)]
+        assert lines[top + 1] == top_line(1, monday, list(readings[monday].values()), "Monday news")
 
 
 async def test_report_of_a_quiet_day_says_nothing_was_published(team: Team) -> None:
@@ -280,15 +290,16 @@ async def test_report_of_a_quiet_day_says_nothing_was_published(team: Team) -> N
     await published_post(team)
     team.clock.advance(days=1, hours=1)
     out = await team.say("bob", "/report day")
-    assert out.splitlines()[1] == "Nothing was published in this period (the one before: 1)."
+    assert out.splitlines()[2] == "Nothing was published in this period (before: 1 post, 0 engagements)."
 
 
-async def test_report_month_is_refused(team: Team) -> None:
+async def test_report_of_an_unknown_period_is_refused(team: Team) -> None:
     await team.setup_workspace()
     await published_post(team)
     before = team.snapshot()
-    out = await team.say("bob", "/report month")
-    assert out == "✋ 'month' isn't a period. Usage: /report [day|week]"
+    out = await team.say("bob", "/report year")
+    assert out.startswith("✋ 'year' isn't a period. Use day, week or month")
+    assert out.endswith("Usage: /report [day|week|month|<period>] | /report campaign <name>")
     assert team.snapshot() == before
 
 

@@ -185,8 +185,9 @@ async def test_a_team_drafts_approves_schedules_publishes_and_reads_stats_in_a_g
     world.clock.advance(hours=2)
     assert await poll_metrics(world.herald.ctx) == 1
     stats = await world.cmd(world.bob, f"/stats {post_id}")
-    assert stats["text"].startswith(f"📊 #{post_id} — published")
-    assert "brand (sandbox):" in stats["text"] and "likes" in stats["text"] and "views" in stats["text"]
+    assert stats["photo"]  # the chart, with the numbers as its caption (tests/test_stats.py decodes the PNG)
+    assert stats["caption"].startswith(f"📊 #{post_id} — published")
+    assert "brand (sandbox):" in stats["caption"] and "likes" in stats["caption"] and "views" in stats["caption"]
 
 
 def world_post(world: World, post_id: int) -> Post:

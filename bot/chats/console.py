@@ -5,6 +5,7 @@
   A button that needs a note (Request changes, Reject) asks for it on the next line.
 - A line ending with `\\` continues on the next one, for multi-line posts.
 - Notifications Herald sends on its own (publish results, approval requests) print here too.
+- A file Herald sends (a CSV from /export) is written into ./exports/ and its path printed.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import re
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TextIO
 
-from handlers.chat import Actor, Button, ChatAddress, ChatRef, Command, Reply
+from handlers.chat import Actor, Attachment, Button, ChatAddress, ChatRef, Command, Reply
 
 PLATFORM = "console"
 NAME_RE = re.compile(r"[\w.\-]{1,32}")
@@ -32,8 +34,10 @@ class ConsoleChat:
         chat_id: str = "console",
         user: str = "you",
         write: Callable[[str], None] | None = None,
+        exports_dir: Path = Path("exports"),
     ) -> None:
         self.handle = handle
+        self.exports_dir = exports_dir  # where files Herald sends (a CSV export) are written
         self.chat_id = chat_id
         self.user = user
         self._write = write or (lambda text: print(text, flush=True))
@@ -59,12 +63,28 @@ class ConsoleChat:
         text = ("✋ " if reply.error else "") + reply.text
         if reply.image is not None:
             text += f"\n[image: {len(reply.image):,} bytes]"
+        if reply.attachment is not None:
+            try:
+                text += f"\n[file: {self.save(reply.attachment)} ({len(reply.attachment.data):,} bytes)]"
+            except OSError as exc:
+                text += f"\n[file {reply.attachment.filename} not saved: {exc}]"
         self.buttons = list(reply.buttons)  # buttons belong to the last message shown
         if reply.buttons:
             text += "\n" + "  ".join(
                 f"[{i}] {b.label}" for i, b in enumerate(reply.buttons, start=1)
             ) + "   (type a number to press)"
         return text
+
+    def save(self, attachment: Attachment) -> Path:
+        """Write a file Herald sent into the exports folder, never over an earlier one; its path."""
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        name = Path(attachment.filename).name or "file"
+        stem, suffix = Path(name).stem, Path(name).suffix
+        path, n = self.exports_dir / name, 1
+        while path.exists():
+            path, n = self.exports_dir / f"{stem}-{n}{suffix}", n + 1
+        path.write_bytes(attachment.data)
+        return path
 
     async def send(self, chat: ChatAddress, reply: Reply) -> None:
         """Notifier: Herald speaking on its own into this chat."""

@@ -7,6 +7,7 @@
   or a `person` by name, and the Herald `role`. Post numbers and account names autocomplete,
   from what `/posts` and `/accounts` answer (kept a few seconds): front ends never read storage.
 - Replies are embeds: the first line is the title, the rest the description, red for a refusal.
+  `Reply.image` is the embed's image (chart.png), `Reply.attachment` (a CSV export) a file on the message.
   A refusal, a private reply (credentials) and the answer to a command that held a secret are
   ephemeral: only the person who asked sees them.
 - Buttons are `discord.ui.DynamicItem`s whose custom_id carries the command and its arguments
@@ -34,6 +35,7 @@ and set `DEFAULT_GATEWAY` to it; both are process-wide and put back by stop().
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 import re
@@ -184,16 +186,43 @@ class DiscordFront:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    @property
+    def leader_name(self) -> str:
+        """Two gateway sessions of one bot both receive every interaction, so one Herald process at a time
+        holds the gateway: the name of the lock that decides which (bot/leader.py)."""
+        return "discord-" + hashlib.sha256(self.token.encode()).hexdigest()[:16]
+
+    @property
+    def receiving(self) -> bool:
+        """Whether this process holds the gateway (receives commands and button presses)."""
+        return self._task is not None and not self._task.done()
+
+    async def start(self, *, receive: bool = True) -> None:
+        """Log in (REST: notices can be sent from now on) and, when `receive`, sync the slash commands and
+        connect the gateway; else send only: another process holds the gateway, `start_receiving` takes over."""
         if self.api_url:
             self._saved = (discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
             discord.http.Route.BASE = f"{self.api_url}/api/v10"
         client = self.client = HeraldClient(self)
         try:
-            await client.login(self.token)  # GET /users/@me and the application; setup_hook syncs the commands
+            await client.login(self.token)  # GET /users/@me and the application; setup_hook registers the commands
             if self.api_url:
                 _shards, url, _limit = await client.http.get_bot_gateway()
                 DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+        except BaseException:
+            await self.stop()
+            raise
+        if receive:
+            await self._connect()
+        else:
+            log.info("Discord: sends only from this process; another Herald process holds the gateway")
+
+    async def _connect(self) -> None:
+        """Sync the slash commands and connect the gateway; stops everything and raises if it doesn't get ready."""
+        client = self.client
+        assert client is not None
+        try:
+            await self.sync_commands(client)
         except BaseException:
             await self.stop()
             raise
@@ -208,6 +237,27 @@ class DiscordFront:
             await self.stop()
             raise RuntimeError(f"Discord didn't get ready in {self.ready_timeout:g} s"
                                + (f": {failure}" if failure else "")) from failure
+        log.info("Discord: this process holds the gateway")
+
+    async def start_receiving(self) -> None:
+        """This process became the one that holds the gateway: connect it. If that fails, it goes on
+        sending only (and the error is raised)."""
+        if self.client is None or self.receiving:
+            return
+        try:
+            await self._connect()
+        except BaseException:
+            await self.start(receive=False)
+            raise
+
+    async def stop_receiving(self) -> None:
+        """Let go of the gateway and only send. discord.py can't close the gateway and keep the REST
+        session, so the client is closed and logged in again without connecting."""
+        if self.client is None or not self.receiving:
+            return
+        await self.stop()
+        await self.start(receive=False)
+        log.info("Discord: this process let go of the gateway; it only sends")
 
     async def stop(self) -> None:
         client, task = self.client, self._task
@@ -226,10 +276,13 @@ class DiscordFront:
             self._saved = None
 
     async def setup(self, client: HeraldClient) -> None:
-        """Register the dynamic buttons and the slash commands, and sync them with Discord."""
+        """Register the dynamic buttons and the slash commands (synced with Discord by the receiving process)."""
         client.add_dynamic_items(HeraldButton)
         for spec in COMMANDS.values():
             client.tree.add_command(self.slash_command(spec))
+
+    async def sync_commands(self, client: HeraldClient) -> None:
+        """Sync the slash commands with Discord: in the listed servers at once, else globally."""
         if self.guild_ids:
             for guild_id in self.guild_ids:
                 guild = discord.Object(id=guild_id)
@@ -414,10 +467,14 @@ class DiscordFront:
         embed = discord.Embed(title=title, description=_clip(rest.strip(), 4096) or None,
                               colour=ERROR_COLOUR if reply.error else COLOUR)
         out: dict[str, Any] = {"embed": embed}
+        files = []
         if reply.image is not None:
             embed.set_image(url="attachment://chart.png")
-            image = discord.File(io.BytesIO(reply.image), filename="chart.png")
-            out["attachments" if editing else "files"] = [image]
+            files.append(discord.File(io.BytesIO(reply.image), filename="chart.png"))
+        if reply.attachment is not None:  # a CSV export: a file on the message
+            files.append(discord.File(io.BytesIO(reply.attachment.data), filename=reply.attachment.filename))
+        if files:
+            out["attachments" if editing else "files"] = files
         if reply.buttons:
             view = discord.ui.View(timeout=None)
             for button in reply.buttons[:25]:

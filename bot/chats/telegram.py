@@ -6,7 +6,8 @@ Telegram messages. What it maps:
 - `/command args` (also `/command@HeraldBot`) → Command(name, text=args). A command addressed to
   another bot is ignored; so is an unknown command in a group unless it names Herald.
 - Replies are sent with parse_mode HTML, every character of Herald's text escaped; a reply longer
-  than 4096 characters is split at line breaks; `Reply.image` goes as a photo (caption ≤ 1024).
+  than 4096 characters is split at line breaks; `Reply.image` goes as a photo (caption ≤ 1024);
+  `Reply.attachment` (a CSV export) as a document (sendDocument), with the text as its caption when short.
 - Buttons are inline keyboards whose callback_data (≤ 64 bytes) holds the command and its args
   (`h:approve post=12 revision=3`), so they keep working after a restart. Pressing one runs the
   command as the presser: a refusal (stale button, wrong role) comes back as a callback alert and
@@ -34,6 +35,7 @@ Telegram messages. What it maps:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import json
 import logging
@@ -77,6 +79,7 @@ MAX_COMMANDS = 100  # setMyCommands
 DRAFT_WINDOW = 30 * 60  # photos within 30 minutes of a person's /draft join it
 COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+|$)(.*)\Z", re.S)
 SAFE = "-_.~#@+,"
+ALLOWED_UPDATES = ["message", "callback_query"]
 
 
 # -- buttons in 64 bytes ------------------------------------------------------------------------
@@ -282,8 +285,17 @@ class TelegramFront:
         app.add_error_handler(self._on_error)
         return app
 
-    async def start(self) -> None:
-        """Connect (getMe), register the commands, and start polling or the webhook server."""
+    @property
+    def leader_name(self) -> str | None:
+        """One process at a time may poll a bot token (Telegram answers 409 to a second): the name of the
+        lock that decides which (bot/leader.py). Webhook mode needs none: every worker takes updates."""
+        if self.webhook_url:
+            return None
+        return "telegram-" + hashlib.sha256(self.token.encode()).hexdigest()[:16]
+
+    async def start(self, *, receive: bool = True) -> None:
+        """Connect (getMe) and start the webhook server, or polling when `receive` (else send only: another
+        process polls, and `start_receiving` takes over when it stops)."""
         self.app = app = self.build()
         await app.initialize()
         self.username = app.bot.username or ""
@@ -291,24 +303,45 @@ class TelegramFront:
         if not app.bot.can_read_all_group_messages:
             log.info("Telegram: @%s has privacy mode on: in groups where it isn't an admin it sees only commands "
                      "and replies to it (photos sent after /draft without a caption won't reach it)", self.username)
-        await self.register_commands()
         await app.start()
         assert app.updater is not None
-        allowed = ["message", "callback_query"]
         if self.webhook_url:
+            await self.register_commands()
             path = self.webhook_path if self.webhook_path is not None else urlparse(self.webhook_url).path
             await app.updater.start_webhook(
                 listen=self.webhook_listen, port=self.webhook_port, url_path=path.lstrip("/"),
-                webhook_url=self.webhook_url, secret_token=self.webhook_secret, allowed_updates=allowed,
+                webhook_url=self.webhook_url, secret_token=self.webhook_secret, allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=False,
             )
             log.info("Telegram: @%s receives updates at %s", self.username, self.webhook_url)
+        elif receive:
+            await self.start_receiving()
         else:
-            await app.updater.start_polling(
-                poll_interval=self.poll_interval, timeout=self.poll_timeout, allowed_updates=allowed,
-                drop_pending_updates=False,
-            )
-            log.info("Telegram: @%s is polling for updates", self.username)
+            log.info("Telegram: @%s sends only from this process; another Herald process polls", self.username)
+
+    @property
+    def receiving(self) -> bool:
+        """Whether this process takes updates (polls, or serves the webhook)."""
+        return self.app is not None and self.app.updater is not None and self.app.updater.running
+
+    async def start_receiving(self) -> None:
+        """Register the / menu and start long polling (this process became the one that polls)."""
+        app = self.app
+        if app is None or app.updater is None or app.updater.running:
+            return
+        await self.register_commands()
+        await app.updater.start_polling(
+            poll_interval=self.poll_interval, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=False,
+        )
+        log.info("Telegram: @%s is polling for updates", self.username)
+
+    async def stop_receiving(self) -> None:
+        """Stop polling and only send (another process polls now)."""
+        app = self.app
+        if app is not None and app.updater is not None and app.updater.running:
+            await app.updater.stop()
+            log.info("Telegram: @%s stopped polling; this process only sends", self.username)
 
     async def stop(self) -> None:
         app, self.app = self.app, None
@@ -523,6 +556,10 @@ class TelegramFront:
         if ask is not None and user is not None:
             markup = ForceReply(selective=True, input_field_placeholder=clip(ask.prompt or ask.label, 64) or None)
         sent: list[Message] = []
+        document = reply.attachment
+        document_caption = None  # a file with a short text and no picture goes as one message: file + caption
+        if document is not None and reply.image is None and ask is None and utf16_len(text) <= MAX_CAPTION:
+            document_caption, pieces = text, []
         if reply.image is not None:
             caption = text if utf16_len(text) <= MAX_CAPTION else None
             params = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
@@ -538,6 +575,12 @@ class TelegramFront:
             body = (head if last else "") + esc(piece)
             sent.append(await self._send_text(chat_id, body, markup=markup if last else None,
                                               reply_to=reply_to if i == 0 else None))
+        if document is not None:  # a CSV export: sendDocument, multipart
+            params = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to and not sent else None
+            sent.append(await self.bot.send_document(
+                chat_id, document.data, filename=document.filename,
+                caption=esc(document_caption) if document_caption else None, parse_mode=ParseMode.HTML,
+                reply_parameters=params, reply_markup=markup if document_caption else None))
         if ask is not None and user is not None and sent:
             self.remember(chat_id, sent[-1].message_id, Pending(ask, user.id, card_message_id))
         return sent

@@ -12,6 +12,10 @@
   `app.bsky.embed.external` card (title = the URL: Herald doesn't fetch pages), unless images take the
   embed; images via `com.atproto.repo.uploadBlob` (≤ 1,000,000 bytes each, ≤ 4) → `app.bsky.embed.images`.
 - Metrics: `app.bsky.feed.getPosts` (25 uris per call); replies: `app.bsky.feed.getPostThread`.
+- Answering a reply: a post with `reply: {root, parent}` strong refs (uri + cid), read with
+  `app.bsky.feed.getPosts` at send time (the comment's own `reply.root`, else Herald's post), created
+  with an rkey derived from the reply's key like a post's, so a resend finds the record instead of
+  making a second one.
 - Rate limits: 429 with `ratelimit-reset` (epoch seconds); 5,000 points/hour per account where a
   create costs 3 points (≈ 1,666 posts/hour).
 """
@@ -39,6 +43,7 @@ from handlers.ports import (
     Outgoing,
     Published,
     PublishError,
+    ReplyTarget,
     Verified,
 )
 
@@ -73,6 +78,7 @@ TAG_RE = regex.compile(r"(?:^|\s)([#＃])([^\s\u00AD\u2060\u200A\u200B\u200C\u20
 class BlueskyNetwork(HttpNetwork):
     key = "bluesky"
     label = "Bluesky"
+    no_replies = None  # a reply is a post with reply.root / reply.parent
     idempotent = True  # the rkey is fixed per delivery: a resend can't create a second post
     default_base_url = "https://bsky.social"
     publish_limits = ((1666, 3600.0),)  # 5,000 points/hour per account, 3 points per created record
@@ -255,6 +261,47 @@ class BlueskyNetwork(HttpNetwork):
             raise
         uri = str(created.get("uri") or f"at://{did}/{POST}/{rkey}")
         return Published(remote_id=uri, url=self._url(account, uri))
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        did = self._did(account)
+        rkey = tid_for(target.idempotency_key or f"reply:{target.comment_id}:{text}")
+        parent, root = await self._reply_refs(account, target)
+        record: dict[str, Any] = {"$type": POST, "text": text, "createdAt": iso_z(self.clock.now(), "milliseconds"),
+                                  "reply": {"root": root, "parent": parent}}
+        facets = make_facets(text)
+        if facets:
+            record["facets"] = facets
+        if account.settings.get("lang"):
+            record["langs"] = [str(account.settings["lang"])]
+        await self.hold_back(account, reply=True)
+        try:
+            created = await self._xrpc(account, "POST", "com.atproto.repo.createRecord", sending=True,
+                                       json={"repo": did, "collection": POST, "rkey": rkey, "record": record})
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.AUTH_EXPIRED, ErrorKind.RATE_LIMITED):
+                raise
+            existing = await self._existing(account, did, rkey)  # an earlier attempt of this reply made it
+            if existing is not None:
+                return existing
+            raise
+        uri = str(created.get("uri") or f"at://{did}/{POST}/{rkey}")
+        return Published(remote_id=uri, url=self._url(account, uri))
+
+    async def _reply_refs(self, account: AccountView, target: ReplyTarget) -> tuple[dict[str, str], dict[str, str]]:
+        """(parent, root) strong refs of a reply to the comment: the comment itself, and its thread's root."""
+        body = await self._xrpc(account, "GET", "app.bsky.feed.getPosts",
+                                params={"uris": [target.comment_id, target.post_id]})
+        views = {v.get("uri"): v for v in body.get("posts") or [] if isinstance(v, dict)}
+        comment = views.get(target.comment_id)
+        if not comment or not comment.get("cid"):
+            raise PublishError(ErrorKind.REJECTED, "Bluesky no longer shows that comment (deleted, or its author "
+                               "blocked this account), so there's nothing to answer")
+        parent = {"uri": target.comment_id, "cid": str(comment["cid"])}
+        root = ((comment.get("record") or {}).get("reply") or {}).get("root")
+        if not (isinstance(root, dict) and root.get("uri") and root.get("cid")):
+            post = views.get(target.post_id)
+            root = {"uri": target.post_id, "cid": str(post["cid"])} if post and post.get("cid") else parent
+        return parent, {"uri": str(root["uri"]), "cid": str(root["cid"])}
 
     async def _existing(self, account: AccountView, did: str, rkey: str) -> Published | None:
         try:

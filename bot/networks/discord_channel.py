@@ -71,6 +71,7 @@ class DiscordChannelNetwork(HttpNetwork):
     key = "discord"
     url_id_pattern = r"/channels/\d+/\d+/(?P<id>\d+)"
     label = "Discord channel"
+    no_replies = "Herald doesn't answer replies in a Discord channel it posts to; reply in the channel yourself"
     idempotent = False  # the nonce only holds for minutes and webhooks have none (see the module doc)
     default_base_url = "https://discord.com/api/v10"
     reset_headers = ("retry-after", "x-ratelimit-reset-after", "x-ratelimit-reset")

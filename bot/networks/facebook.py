@@ -10,7 +10,8 @@
   (default ``post_media_view`` (the replacement of ``post_impressions``) and ``post_clicks``;
   ``insights_metrics=`` changes the list, as Meta keeps deprecating metrics), 50 posts per call
   with ``?ids=``.
-- Comments: ``GET /{post-id}/comments``.
+- Comments: ``GET /{post-id}/comments``; Herald answers one with ``POST /{comment-id}/comments`` (``message``),
+  which needs ``pages_manage_engagement`` on the Page token. No idempotency: a lost answer is unconfirmed.
 - Page tokens obtained from a long-lived user token don't expire, so there's nothing to refresh.
 """
 
@@ -30,6 +31,7 @@ from handlers.ports import (
     Outgoing,
     Published,
     PublishError,
+    ReplyTarget,
     Verified,
 )
 
@@ -46,13 +48,15 @@ class FacebookNetwork(MetaGraphNetwork):
     label: ClassVar[str] = "Facebook"
     default_base_url: ClassVar[str] = "https://graph.facebook.com"
     publish_limits: ClassVar[tuple[tuple[int, float], ...]] = ()  # Pages publish under BUC call limits only
+    no_replies: ClassVar[str | None] = None  # a reply is a comment on the comment
+    reply_max: ClassVar[int | None] = 8000  # a Facebook comment's length (3p figure; Meta publishes none)
     connect_spec: ClassVar[ConnectSpec] = ConnectSpec(
         required=("token",),
         optional=("page_id", "insights_metrics"),
         secret=("token",),
         help=(
             "A Facebook Page access token (pages_manage_posts, pages_read_engagement, pages_show_list; "
-            "read_insights for clicks/views): in Graph API Explorer or your app, get a long-lived user token, "
+            "read_insights for clicks/views; pages_manage_engagement to answer comments with /reply): in Graph API Explorer or your app, get a long-lived user token, "
             "then GET /me/accounts gives each Page's token and id (a Page token got this way doesn't expire; "
             "a Business system-user token works too, with page_id=). "
             "Example: /connect facebook name=brand-fb token=EAAG… page_id=1234567890"
@@ -111,6 +115,15 @@ class FacebookNetwork(MetaGraphNetwork):
             remote = str(body.get("id") or "") if isinstance(body, dict) else ""
         if not remote:
             raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Facebook accepted the post but didn't say its id")
+        return Published(remote_id=remote, url=await self._permalink(account, remote))
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        await self.hold_back(account, reply=True)
+        body = await self.graph("POST", account, target.comment_id, "comments", sending=True, data={"message": text})
+        remote = str(body.get("id") or "") if isinstance(body, dict) else ""
+        if not remote:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Facebook took the reply but didn't say its id; it may be "
+                               "there")
         return Published(remote_id=remote, url=await self._permalink(account, remote))
 
     async def _unpublished_photos(self, account: AccountView, page: str, outgoing: Outgoing) -> list[str]:

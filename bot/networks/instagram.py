@@ -18,6 +18,9 @@ graph.instagram.com, a 60-day token extended with ``grant_type=ig_refresh_token`
 ``login=facebook`` (Facebook Login, graph.facebook.com, the IG account linked to a Page, with a
 Page or system-user token that doesn't expire, so no refresh).
 
+Comments are answered with ``POST /{ig-comment-id}/replies`` (``message``; instagram_business_manage_comments,
+or instagram_manage_comments with login=facebook); Instagram files a reply to a reply under its top-level comment.
+
 Limits: 50 API posts per account per rolling 24 h (the current ``media_publish`` reference; a
 carousel counts once), captions 2,200 characters, 30 hashtags, 20 mentions, 10 carousel items,
 JPEG only (so the public media endpoint should serve JPEG).
@@ -35,7 +38,7 @@ from bot.networks.meta import (
     insight_values,
     media_url,
 )
-from handlers.limits import LimitCheck
+from handlers.limits import LimitCheck, check_text
 from handlers.ports import (
     AccountView,
     Comment,
@@ -45,6 +48,7 @@ from handlers.ports import (
     Outgoing,
     Published,
     PublishError,
+    ReplyTarget,
     Verified,
 )
 
@@ -58,6 +62,8 @@ class InstagramNetwork(MetaGraphNetwork):
     default_base_url: ClassVar[str] = HOSTS["instagram"]
     publish_limits: ClassVar[tuple[tuple[int, float], ...]] = ((50, 86400.0),)
     status_field: ClassVar[str] = "status_code"
+    no_replies: ClassVar[str | None] = None  # a reply goes to /{ig-comment-id}/replies
+    reply_limits: ClassVar[tuple[tuple[int, float], ...] | None] = ()  # replies aren't in the 50 posts a day
     connect_spec: ClassVar[ConnectSpec] = ConnectSpec(
         required=("token",),
         optional=("login", "ig_user_id", "page_id", "media_url_template", "media_base_url"),
@@ -127,6 +133,19 @@ class InstagramNetwork(MetaGraphNetwork):
             raise PublishError(ErrorKind.REJECTED, "Instagram needs at least one image; it has no text-only posts")
         return await self.publish_container(account, user, outgoing, publish_edge="media_publish",
                                             post_word="media id")
+
+    def check_reply(self, account: AccountView, text: str) -> LimitCheck:
+        # a comment follows the caption's text rules (2,200 characters, 30 hashtags, 20 mentions), without an image
+        return check_text(self.key, text, media_count=1)
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        await self.hold_back(account, reply=True)
+        body = await self.graph("POST", account, target.comment_id, "replies", sending=True, data={"message": text})
+        remote = str(body.get("id") or "") if isinstance(body, dict) else ""
+        if not remote:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Instagram took the reply but didn't say its id; it may "
+                               "be there")
+        return Published(remote_id=remote)
 
     async def create_container(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
         """The post's container: the single image's, or the CAROUSEL's (never a carousel item's: only

@@ -17,6 +17,9 @@
   header: Herald waits an hour (`RETRY_AFTER_429`) rather than guess.
 - Metrics: organization posts via `/rest/organizationalEntityShareStatistics`; member posts via
   `/rest/socialMetadata` (reactions and comments only: member impressions need r_member_postAnalytics).
+- Comments: `GET /rest/socialActions/{post urn}/comments`; Herald answers one with `POST
+  /rest/socialActions/{comment urn}/comments` {actor, object (the post), parentComment, message.text}: open to
+  w_organization_social (pages) and w_member_social (members), the scopes Herald already asks for.
 - Access tokens last 60 days; refresh tokens exist only for approved partners. Where one was
   granted (refresh_token + client_id + client_secret), `refresh` uses it at www.linkedin.com.
 """
@@ -49,6 +52,7 @@ from handlers.ports import (
     Outgoing,
     Published,
     PublishError,
+    ReplyTarget,
     Verified,
 )
 
@@ -92,6 +96,9 @@ class LinkedInNetwork(HttpNetwork):
     default_base_url = "https://api.linkedin.com"
     # ~150 posts a day per member (third-party figure; LinkedIn publishes no number)
     publish_limits = ((150, 86400.0),)
+    no_replies = None  # a nested comment through the Comments API
+    reply_limits = ()  # comments aren't counted with the posts (LinkedIn's daily call limits still apply)
+    reply_max = 1250  # characters in a comment (3p figure; LinkedIn publishes none)
     connect_spec = ConnectSpec(
         required=("access_token",),
         optional=("author", "client_id", "expires_at", "oauth_base_url", "api_version"),
@@ -319,6 +326,28 @@ class LinkedInNetwork(HttpNetwork):
                     created_at=created,
                     url=f"https://www.linkedin.com/feed/update/{urn}/"))
         return found
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        """A comment on the comment, as the account's author (the page or the member)."""
+        body = {"actor": self.author(account), "object": target.post_id, "parentComment": target.comment_id,
+                "message": {"text": text}}
+        await self.hold_back(account, reply=True)
+        response = await self.call("POST", f"{self.base(account)}/rest/socialActions/"
+                                   f"{quote(target.comment_id, safe='')}/comments", sending=True, expect_json=False,
+                                   headers=self.headers(account), json=body)
+        try:
+            created = response.json()
+        except ValueError:
+            created = {}
+        created = created if isinstance(created, dict) else {}
+        urn = str(created.get("$URN") or created.get("commentUrn") or "")
+        header = response.headers.get("x-restli-id") or ""
+        if not urn and header:
+            urn = header if header.startswith("urn:") else f"urn:li:comment:({target.post_id},{header})"
+        if not urn:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"LinkedIn answered {response.status_code} without the "
+                               "reply's id; it may be there")
+        return Published(remote_id=urn, url=f"https://www.linkedin.com/feed/update/{target.post_id}/")
 
     # -- tokens ----------------------------------------------------------------------------
 

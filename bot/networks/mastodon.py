@@ -12,7 +12,10 @@
   Uploaded ids travel in the error's `resume`, so a retry attaches them instead of uploading again.
 - Metrics: `GET /api/v1/statuses?id[]=…` (Mastodon 4.3+), else one `GET /api/v1/statuses/:id` each.
   No impressions, clicks or saves: Mastodon doesn't publish them.
-- Replies: `GET /api/v1/statuses/:id/context` → `descendants`.
+- Replies: `GET /api/v1/statuses/:id/context` → `descendants`. Herald answers one with `POST /api/v1/statuses`
+  `{status, in_reply_to_id}` (and the reply's own Idempotency-Key), the commenter's @handle put in front
+  as Mastodon clients do, so they're notified. A reply whose answer was lost is unconfirmed: resent with
+  the same text within the hour, Mastodon hands back the one it made.
 - Limits: the instance's own `max_characters` / `characters_reserved_per_url` (read at connect time
   from `GET /api/v2/instance`); rate limits 300 requests / 5 min and 30 media uploads / 30 min per
   account by default, signalled with `X-RateLimit-*` headers (reset as an ISO time).
@@ -22,6 +25,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -41,6 +45,7 @@ from handlers.ports import (
     Outgoing,
     Published,
     PublishError,
+    ReplyTarget,
     Verified,
 )
 
@@ -73,6 +78,7 @@ class MastodonNetwork(HttpNetwork):
     key = "mastodon"
     url_id_pattern = r"/(?P<id>\d+)/?(?:[?#].*)?$"
     label = "Mastodon"
+    no_replies = None  # a reply is a status with in_reply_to_id
     idempotent = True  # Idempotency-Key: a resent status comes back as the one already made
     default_base_url = "https://mastodon.social"
     publish_limits = ((300, 300.0),)  # every API call shares 300 / 5 min per account; posts can't exceed it
@@ -174,6 +180,34 @@ class MastodonNetwork(HttpNetwork):
         if not isinstance(status, dict) or not status.get("id"):
             raise PublishError(ErrorKind.TRANSIENT, "Mastodon answered without the status id; a retry is safe "
                                "(same Idempotency-Key)", resume={**resume, IN_FLIGHT: True})
+        return Published(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
+
+    def reply_text(self, account: AccountView, target: ReplyTarget, text: str) -> str:
+        """The commenter's @handle in front (Mastodon notifies mentioned people only), unless the text has it."""
+        handle = target.author.strip()
+        if not re.fullmatch(r"@[\w.\-]+(@[\w.\-]+)?", handle) or re.search(
+                rf"(?<![\w@]){re.escape(handle)}(?![\w@])", text, re.IGNORECASE):
+            return text
+        return f"{handle} {text}"
+
+    def check_reply(self, account: AccountView, text: str) -> LimitCheck:
+        return self.check(account, text, 0)
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        headers = {**self._headers(account), "Idempotency-Key": target.idempotency_key}
+        body = {"status": text, "in_reply_to_id": target.comment_id,
+                "visibility": account.settings.get("visibility") or "public"}
+        await self.hold_back(account, reply=True)
+        try:
+            status = await self.call("POST", f"{self.base(account)}/api/v1/statuses", sending=True, headers=headers,
+                                     json=body)
+        except PublishError as exc:
+            if exc.kind in (ErrorKind.TRANSIENT, ErrorKind.UNKNOWN_OUTCOME) and not isinstance(exc.__cause__, NOT_SENT):
+                raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"{exc.reason}; the reply may be there (sent again "
+                                   "with the same text within the hour, Mastodon won't post it twice)") from exc
+            raise
+        if not isinstance(status, dict) or not status.get("id"):
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Mastodon answered without the reply's id; it may be there")
         return Published(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
 
     async def _upload_all(self, account: AccountView, post: Outgoing, headers: dict[str, str]) -> list[str]:

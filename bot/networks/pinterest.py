@@ -60,6 +60,7 @@ class PinterestNetwork(HttpNetwork):
     key = "pinterest"
     url_id_pattern = r"/pin/(?P<id>\d+)"
     label = "Pinterest"
+    no_replies = "Pinterest's API has no way to answer comments on a Pin, so answer them on Pinterest itself"
     idempotent = False
     default_base_url = "https://api.pinterest.com"
     # Pinterest's write caps are per minute per user (org_write); stay well below them

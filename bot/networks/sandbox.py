@@ -10,6 +10,8 @@
 - `fail=` rehearses what goes wrong: `reject` (the network refuses the content), `auth` (expired
   token), `rate_limit` (429 with retry-after 60 s), `down` (unreachable before sending), and
   `timeout` (the post lands but the answer never comes: outcome unknown).
+- `/reply` answers its comments: the reply is kept in the same table (deduplicated by the reply's key),
+  checked by the `like=` network's text rules, and `fail=` rehearses a reply's failures too.
 - `token=` is optional and stored encrypted like any credential; the sandbox refuses the
   literal token `invalid`, to rehearse a wrong credential at connect time.
 """
@@ -34,6 +36,7 @@ from handlers.ports import (
     Outgoing,
     Published,
     PublishError,
+    ReplyTarget,
 )
 from storage.db import Database
 from storage.models import SandboxPost
@@ -149,6 +152,50 @@ class SandboxNetwork:
                                             url=f"{URL_BASE}/{account.name}/{row.id}#c{n}"))
                 at, n = at + every, n + 1
         return comments
+
+    # -- answering comments ------------------------------------------------------------------------
+
+    def reply_refusal(self, account: AccountView) -> str | None:
+        return None
+
+    def reply_text(self, account: AccountView, target: ReplyTarget, text: str) -> str:
+        return text
+
+    def check_reply(self, account: AccountView, text: str) -> LimitCheck:
+        like, limit = self._rules(account)
+        if like in ("youtube", "tiktok", "pinterest"):  # their rules are about a post's video or image
+            like = "sandbox"
+        return check_text(like, text, media_count=1 if like == "instagram" else 0, max_characters=limit)
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        fail = account.settings.get("fail")
+        if fail == "down":
+            raise PublishError(ErrorKind.TRANSIENT, "the sandbox was unreachable (fail=down); nothing was sent")
+        if fail == "rate_limit":
+            raise PublishError(ErrorKind.RATE_LIMITED, "the sandbox said: too many replies (fail=rate_limit)",
+                               retry_after=60.0)
+        if fail == "auth":
+            raise PublishError(ErrorKind.AUTH_EXPIRED, "the sandbox token has expired (fail=auth)")
+        if fail == "reject":
+            raise PublishError(ErrorKind.REJECTED, "the sandbox refuses every reply (fail=reject)")
+        check = self.check_reply(account, text)
+        if not check.ok:
+            raise PublishError(ErrorKind.REJECTED, "; ".join(check.problems))
+        key = target.idempotency_key or f"reply:{target.comment_id}:{text}"
+        with self.db.session() as session:
+            row = session.exec(select(SandboxPost).where(SandboxPost.idempotency_key == key)).first()
+            if row is None:
+                post = session.get(SandboxPost, int(target.post_id)) if target.post_id.isdigit() else None
+                if post is None or post.account_id != account.id or not target.comment_id.startswith(f"{post.id}-c"):
+                    raise PublishError(ErrorKind.REJECTED, "the sandbox has no such comment to answer")
+                row = SandboxPost(account_id=account.id, idempotency_key=key, text=text, created_at=self.clock.now())
+                session.add(row)
+                session.flush()
+            remote_id = str(row.id)
+        if fail == "timeout":
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME,
+                               "no answer came back within 30 seconds (fail=timeout), after the reply was sent")
+        return Published(remote_id=remote_id, url=f"{URL_BASE}/{account.name}/{target.post_id}#r{remote_id}")
 
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
         return None  # sandbox tokens never expire

@@ -75,6 +75,8 @@ class TelegramChannelNetwork(HttpNetwork):
     key = "telegram"
     url_id_pattern = r"t\.me/(?:c/)?[\w]+/(?P<id>\d+)"
     label = "Telegram channel"
+    no_replies = ("comments on a Telegram channel live in its discussion group, where Herald doesn't answer; "
+                  "reply in the group yourself")
     idempotent = False  # no idempotency key in the Bot API: a resend is a second post
     default_base_url = "https://api.telegram.org"
     publish_limits = ((20, 60.0),)  # one channel: at most 20 messages a minute

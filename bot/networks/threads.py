@@ -14,6 +14,8 @@ PUBLISHED, finds the post) instead of making another.
   per profile per rolling 24 h.
 - Metrics: ``GET /{media-id}/insights?metric=views,likes,replies,reposts,quotes,shares``;
   replies: ``GET /{media-id}/replies``.
+- Answering a reply: the same two steps with ``reply_to_id`` (a TEXT container, then ``threads_publish``),
+  permission ``threads_manage_replies``; 1,000 replies per profile per rolling 24 h, apart from the 250 posts.
 - Token: long-lived (60 days), extended with ``GET /refresh_access_token?grant_type=th_refresh_token``.
 """
 
@@ -40,6 +42,7 @@ from handlers.ports import (
     Outgoing,
     Published,
     PublishError,
+    ReplyTarget,
     Verified,
 )
 
@@ -53,6 +56,8 @@ class ThreadsNetwork(MetaGraphNetwork):
     default_base_url: ClassVar[str] = "https://graph.threads.net"
     publish_limits: ClassVar[tuple[tuple[int, float], ...]] = ((250, 86400.0),)
     status_field: ClassVar[str] = "status"
+    no_replies: ClassVar[str | None] = None  # a reply is a post with reply_to_id
+    reply_limits: ClassVar[tuple[tuple[int, float], ...] | None] = ((1000, 86400.0),)
     connect_spec: ClassVar[ConnectSpec] = ConnectSpec(
         required=("token",),
         optional=("media_url_template", "media_base_url"),
@@ -60,7 +65,7 @@ class ThreadsNetwork(MetaGraphNetwork):
         help=(
             "A long-lived Threads user token: in your Meta app's Threads use case (use the Threads app id and "
             "secret) grant threads_basic, threads_content_publish, threads_read_replies and "
-            "threads_manage_insights, then exchange the short-lived token (grant_type=th_exchange_token); "
+            "threads_manage_insights (and threads_manage_replies to answer replies with /reply), then exchange the short-lived token (grant_type=th_exchange_token); "
             "Herald renews it before its 60 days end. For images give media_url_template= with {sha256} "
             "where Herald's media is publicly served. "
             "Example: /connect threads name=brand-threads token=THAA… "
@@ -114,6 +119,32 @@ class ThreadsNetwork(MetaGraphNetwork):
                              container: str) -> Published:
         return await self.find_by_text(account, user, outgoing, container, edge="threads", text_field="text",
                                        where="profile")
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        """A TEXT container with reply_to_id, then threads_publish. Only the publish can post: a failure
+        before it leaves nothing behind (the container expires unpublished)."""
+        user = self.user_id(account)
+        body = await self.graph("POST", account, user, "threads",
+                                data={"media_type": "TEXT", "text": text, "reply_to_id": target.comment_id})
+        container = self.container_id(body, "reply container")
+        try:
+            status = await self.wait_until_finished(account, container)
+        except PublishError as exc:
+            if exc.kind == ErrorKind.TRANSIENT:
+                raise PublishError(ErrorKind.TRANSIENT, "Threads was still preparing the reply, so it wasn't "
+                                   "published; nothing was posted", retry_after=exc.retry_after) from exc
+            raise
+        if status == "PUBLISHED":
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"Threads says reply container {container} is already "
+                               "published; the reply may be there")
+        await self.hold_back(account, reply=True)
+        published = await self.graph("POST", account, user, "threads_publish", sending=True,
+                                     data={"creation_id": container})
+        media_id = str(published.get("id") or "") if isinstance(published, dict) else ""
+        if not media_id:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Threads answered the publish without the reply's id; "
+                               "it may be there")
+        return Published(remote_id=media_id, url=await self.permalink(account, media_id))
 
     # -- metrics, replies, token --------------------------------------------------------------
 

@@ -104,6 +104,8 @@ class TikTokNetwork(HttpNetwork):
     key = "tiktok"
     url_id_pattern = r"/(?:video|photo)/(?P<id>\d+)"
     label = "TikTok"
+    no_replies = ("TikTok's API doesn't let apps like Herald read or answer comments, so answer them in the "
+                  "TikTok app")
     idempotent = False
     default_base_url = "https://open.tiktokapis.com"
     publish_limits = ((6, 60.0),)  # init endpoints: 6 requests per minute per user token

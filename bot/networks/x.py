@@ -7,7 +7,8 @@
   and a resend of the same text is refused by X as a duplicate (REJECTED "duplicate").
 - Metrics: `GET /2/tweets?ids=` (100 per call) with `public_metrics` (+ `non_public_metrics` for link
   clicks on own posts of the last 30 days, dropped when X refuses them).
-- Replies: recent search `conversation_id:<id>` (the last 7 days).
+- Replies: recent search `conversation_id:<id>` (the last 7 days). Herald answers one with `POST /2/tweets`
+  `{text, reply: {in_reply_to_tweet_id}}` (a post like any other: same limits, no idempotency key).
 - Tokens: access tokens live 2 hours; with `offline.access` X also hands out a refresh token, which
   `refresh()` trades at `POST /2/oauth2/token` (the refresh token rotates on every use).
 """
@@ -28,6 +29,7 @@ from handlers.ports import (
     Outgoing,
     Published,
     PublishError,
+    ReplyTarget,
     Verified,
 )
 
@@ -57,6 +59,7 @@ class XNetwork(HttpNetwork):
     key = "x"
     url_id_pattern = r"/status(?:es)?/(?P<id>\d+)"
     label = "X"
+    no_replies = None  # a reply is a post with reply.in_reply_to_tweet_id
     idempotent = False
     default_base_url = "https://api.x.com"
     publish_limits = ((100, 900.0),)  # POST /2/tweets: 100 per 15 minutes per user
@@ -151,6 +154,18 @@ class XNetwork(HttpNetwork):
                                resume=resume)
         tweet_id = str(data["id"])
         return Published(remote_id=tweet_id, url=self._url(account, tweet_id))
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        """Answer a comment: a post in reply to it (X counts it against the same 100 posts per 15 minutes)."""
+        headers = self._headers(account)
+        await self.hold_back(account, reply=True)
+        answer = await self.call("POST", f"{self.base(account)}/2/tweets", sending=True, headers=headers,
+                                 json={"text": text, "reply": {"in_reply_to_tweet_id": target.comment_id}})
+        data = (answer.get("data") or {}) if isinstance(answer, dict) else {}
+        if not data.get("id"):
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "X answered without the reply's id; it may be there")
+        reply_id = str(data["id"])
+        return Published(remote_id=reply_id, url=self._url(account, reply_id))
 
     async def _upload_all(self, account: AccountView, post: Outgoing, headers: dict[str, str]) -> list[str]:
         done = self._resumed_media(post)

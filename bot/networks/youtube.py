@@ -19,7 +19,9 @@ client_secret=<secret>`
   its own bucket of 100 calls a day. Herald keeps the stricter 6 a day per account (`publish_limits`).
   A `quotaExceeded` answer waits until the next Pacific midnight.
 - Metrics: `GET /youtube/v3/videos?part=statistics` (≤50 ids): viewCount → impressions, likeCount,
-  commentCount (favoriteCount is obsolete). Comments: `commentThreads?videoId=`.
+  commentCount (favoriteCount is obsolete). Comments: `commentThreads?videoId=`; Herald answers a top-level
+  comment with `POST /youtube/v3/comments?part=snippet` `{snippet: {parentId, textOriginal}}` (scope
+  youtube.force-ssl, 50 quota units; no idempotency: a lost answer is unconfirmed).
 - Tokens: Google access tokens last an hour; refresh at `POST https://oauth2.googleapis.com/token`
   (`oauth_base_url=` to change) with grant_type=refresh_token.
 """
@@ -56,6 +58,7 @@ from handlers.ports import (
     Outgoing,
     Published,
     PublishError,
+    ReplyTarget,
     Verified,
 )
 
@@ -118,6 +121,9 @@ class YouTubeNetwork(HttpNetwork):
     default_base_url = "https://www.googleapis.com"
     # 10,000 units/day per project at 1,600 per upload = 6 uploads a day (see the module docstring)
     publish_limits = ((6, 86400.0),)
+    no_replies = None  # comments.insert with snippet.parentId
+    reply_limits = ()  # replies aren't uploads: only the project's daily quota (quotaExceeded) holds them back
+    reply_max = 10000  # characters in a comment (3p figure)
     connect_spec = ConnectSpec(
         required=("access_token", "made_for_kids"),
         optional=("privacy_status", "category_id", "client_id", "expires_at", "oauth_base_url"),
@@ -340,6 +346,24 @@ class YouTubeNetwork(HttpNetwork):
                     text=str(snippet.get("textOriginal") or snippet.get("textDisplay") or ""),
                     created_at=created, url=f"https://www.youtube.com/watch?v={video_id}&lc={comment_id}"))
         return found
+
+    def check_reply(self, account: AccountView, text: str) -> LimitCheck:
+        """A comment is counted in characters (a description is in bytes) and needs no video."""
+        used, limit = len(text), self.reply_max or 10000
+        problems = [p for p, bad in (("the text is empty", not text.strip()),
+                                     (f"{used - limit} characters over the limit", used > limit)) if bad]
+        return LimitCheck(self.key, used, limit, "characters", tuple(problems))
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        await self.hold_back(account, reply=True)
+        data = await self.call("POST", f"{self.base(account)}/youtube/v3/comments", sending=True,
+                               headers=self.headers(account), params={"part": "snippet"},
+                               json={"snippet": {"parentId": target.comment_id, "textOriginal": text}})
+        comment_id = str(data.get("id") or "") if isinstance(data, dict) else ""
+        if not comment_id:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "YouTube took the reply but didn't say its id; it may be "
+                               "there")
+        return Published(remote_id=comment_id, url=f"https://www.youtube.com/watch?v={target.post_id}&lc={comment_id}")
 
     # -- tokens ----------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """A fake Bluesky PDS on 127.0.0.1 speaking XRPC: sessions (JWTs with a real `exp`), createRecord with
-rkeys, getRecord, uploadBlob, getPosts, getPostThread, getProfile.
+rkeys, getRecord, uploadBlob, getPosts, getPostThread, getProfile. Other people's replies (`reply()`) carry
+`reply.root` / `reply.parent` strong refs and getPosts shows them; a created record with `reply` refs must
+point at posts it knows, with their own cids.
 
 Like today's PDS, creating a record whose rkey already exists fails with a 500 InternalServerError
 (bluesky-social/atproto#3718, indigo#873); `duplicate_error` switches to the explicit 400 error that
@@ -44,6 +46,7 @@ class FakeBluesky(LoopbackServer):
         self.records: dict[str, dict[str, Any]] = {}  # uri → record
         self.counts: dict[str, dict[str, int]] = {}
         self.replies: dict[str, list[dict[str, Any]]] = {}  # parent uri → thread nodes
+        self.others: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # other people's posts: uri → (author, record)
         self.blobs: dict[str, bytes] = {}
         self.duplicate_error: str | None = None  # None: 500 like today; else the explicit 400 error name
         self.followers = 321
@@ -124,6 +127,10 @@ class FakeBluesky(LoopbackServer):
             return web.json_response({"error": "InvalidRequest",
                                       "message": "Invalid app.bsky.feed.post record: Record/text must not be longer "
                                                  "than 300 graphemes"}, status=400)
+        bad_ref = self._bad_reply_refs(record.get("reply"))
+        if bad_ref:
+            return web.json_response({"error": "InvalidRequest", "message": f"Invalid app.bsky.feed.post record: "
+                                      f"{bad_ref}"}, status=400)
         uri = f"at://{DID}/app.bsky.feed.post/{rkey}"
         if uri in self.records:
             if self.duplicate_error:
@@ -169,7 +176,21 @@ class FakeBluesky(LoopbackServer):
             return web.json_response({"error": "InvalidRequest", "message": "uris must not have more than 25 "
                                       "elements"}, status=400)
         me = {"did": DID, "handle": self.handle}
-        return web.json_response({"posts": [self._view(u, me, self.records[u]) for u in uris if u in self.records]})
+        views = [self._view(u, me, self.records[u]) if u in self.records else self._view(u, *self.others[u])
+                 for u in uris if u in self.records or u in self.others]
+        return web.json_response({"posts": views})
+
+    def _bad_reply_refs(self, reply: Any) -> str | None:
+        """A reply's root and parent must be strong refs (uri + cid) to posts that exist, as the lexicon says."""
+        if reply is None:
+            return None
+        for name in ("root", "parent"):
+            ref = reply.get(name) if isinstance(reply, dict) else None
+            if not isinstance(ref, dict) or not str(ref.get("uri", "")).startswith("at://") or not ref.get("cid"):
+                return f"Record/reply/{name} must be a strong ref (uri and cid)"
+            if ref["uri"] not in self.records and ref["uri"] not in self.others or ref["cid"] != _cid(ref["uri"]):
+                return f"Record/reply/{name} points at {ref['uri']} with a cid that isn't its own"
+        return None
 
     async def get_thread(self, request: web.Request) -> web.Response:
         denied = self._denied(request)
@@ -206,9 +227,13 @@ class FakeBluesky(LoopbackServer):
     def reply(self, parent: str, text: str, *, handle: str = "fan.bsky.social", did: str = "did:plc:fan",
               created_at: str = "2026-11-23T09:30:00.000Z", blocked: bool = False) -> str:
         uri = f"at://{did}/app.bsky.feed.post/3l{next(self._n):011d}"
-        self.replies.setdefault(parent, []).append({
-            "uri": uri, "author": {"did": did, "handle": handle}, "blocked": blocked,
-            "record": {"$type": "app.bsky.feed.post", "text": text, "createdAt": created_at}})
+        above = self.others.get(parent)
+        root = ((above[1].get("reply") or {}).get("root") if above else None) or {"uri": parent, "cid": _cid(parent)}
+        record = {"$type": "app.bsky.feed.post", "text": text, "createdAt": created_at,
+                  "reply": {"root": root, "parent": {"uri": parent, "cid": _cid(parent)}}}
+        author = {"did": did, "handle": handle}
+        self.replies.setdefault(parent, []).append({"uri": uri, "author": author, "blocked": blocked, "record": record})
+        self.others[uri] = (author, record)
         return uri
 
 

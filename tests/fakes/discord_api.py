@@ -445,6 +445,15 @@ class FakeDiscord(LoopbackServer):
             self.messages[message["id"]] = message
         return message
 
+    def _reattach(self, message: dict[str, Any], body: dict[str, Any], files: list[dict[str, Any]]) -> None:
+        """An edit's `attachments` list names the files to keep (by id); uploaded files are added."""
+        if "attachments" not in body and not files:
+            return
+        keep = {str(a.get("id")) for a in body.get("attachments") or []}
+        kept = [a for a in message["attachments"] if str(a["id"]) in keep]
+        message["attachments"] = kept + [self.add_attachment(f["filename"], f["data"], f["content_type"] or "")
+                                         for f in files]
+
     @staticmethod
     def _edit(message: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         for key in ("content", "embeds", "components", "flags"):
@@ -583,9 +592,10 @@ class FakeDiscord(LoopbackServer):
         if request.method == "GET":
             return jsonr(message)
         if request.method == "PATCH":
-            body, _files = await self._message_body(request)
+            body, files = await self._message_body(request)
             if message is record.original:
                 record.loading = False
+            self._reattach(message, body, files)
             return jsonr(self._edit(message, body))
         if request.method == "DELETE":
             self.messages.pop(message["id"], None)

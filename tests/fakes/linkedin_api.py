@@ -1,4 +1,4 @@
-"""A fake LinkedIn REST API (Posts, Images, share statistics, social actions, OAuth) on 127.0.0.1."""
+"""A fake LinkedIn REST API (Posts, Images, share statistics, social actions and comments, OAuth) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ class FakeLinkedIn(LoopbackServer):
         self.route("GET", "/rest/organizationalEntityShareStatistics", self.share_stats)
         self.route("GET", "/rest/socialMetadata/{urn}", self.social_metadata)
         self.route("GET", "/rest/socialActions/{urn}/comments", self.list_comments)
+        self.route("POST", "/rest/socialActions/{urn}/comments", self.create_comment)
+        self.comment_replies: dict[str, list[dict[str, Any]]] = {}  # parent comment urn → nested comments
         self.route("POST", "/oauth/v2/accessToken", self.access_token)
 
     # -- helpers ------------------------------------------------------------------------
@@ -153,6 +155,35 @@ class FakeLinkedIn(LoopbackServer):
             return bad
         urn = request.match_info["urn"]
         return web.json_response({"elements": self.comments.get(urn, []), "paging": {"start": 0, "count": 10}})
+
+    async def create_comment(self, request: web.Request) -> web.Response:
+        """Comments API: a comment on a post, or (parentComment, posted to the parent comment's urn) on a comment."""
+        bad = self.denied(request) or self.versioned(request)
+        if bad:
+            return bad
+        target, body = request.match_info["urn"], await request.json()
+        for field in ("actor", "object", "message"):
+            if field not in body:
+                return web.json_response({"status": 422, "message": f"/{field} is required"}, status=422)
+        text = str((body.get("message") or {}).get("text") or "")
+        if not text:
+            return web.json_response({"status": 422, "message": "/message/text is required"}, status=422)
+        if body["actor"] not in (*self.roles, f"urn:li:person:{self.member}"):
+            return web.json_response({"status": 403, "message": f"Not enough permissions to comment as "
+                                      f"{body['actor']}"}, status=403)
+        parent = body.get("parentComment")
+        siblings = self.comments.get(body["object"], [])
+        if parent is not None and (parent != target or all(c.get("$URN") != parent for c in siblings)):
+            return web.json_response({"status": 404, "message": f"Parent comment {parent} not found on "
+                                      f"{body['object']}"}, status=404)
+        if parent is None and target != body["object"]:
+            return web.json_response({"status": 400, "message": "object must be the urn in the path"}, status=400)
+        n = sum(map(len, self.comment_replies.values())) + sum(map(len, self.comments.values())) + 100
+        urn = f"urn:li:comment:({body['object']},{n})"
+        created = {"actor": body["actor"], "object": body["object"], "message": {"text": text}, "id": str(n),
+                   "commentUrn": urn, "$URN": urn, **({"parentComment": parent} if parent else {})}
+        self.comment_replies.setdefault(parent or body["object"], []).append(created)
+        return web.json_response(created, status=201, headers={"x-restli-id": str(n)})
 
     async def access_token(self, request: web.Request) -> web.Response:
         form = await request.post()

@@ -37,6 +37,7 @@ class FakeMastodon(LoopbackServer):
         self.route("POST", "/api/v2/media", self.upload)
         self.route("GET", "/api/v1/media/{id}", self.media_status)
         self.route("POST", "/api/v1/statuses", self.create)
+        self.route("GET", "/api/v1/statuses/{id}/context", self.context)
 
     def _ok(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
@@ -78,11 +79,42 @@ class FakeMastodon(LoopbackServer):
             if self.media.get(media_id, {}).get("polls", 0) <= self.processing_polls:
                 return web.json_response({"error": "Cannot attach files that have not finished processing. "
                                           "Try again in a moment!"}, status=422)
+        answering = body.get("in_reply_to_id")
+        if answering is not None and str(answering) not in self.statuses:
+            return web.json_response({"error": "Record not found"}, status=404)
         status_id = str(next(self._ids))
         self.statuses[status_id] = {"id": status_id, "url": f"{self.url}/@brand/{status_id}",
                                     "content": body.get("status"), "media_ids": body.get("media_ids") or []}
+        if answering is not None:
+            self.statuses[status_id]["in_reply_to_id"] = str(answering)
         if key:
             self.by_key[key] = status_id
             if self.clock is not None:
                 self.key_used_at[key] = self.clock()
         return web.json_response(self.statuses[status_id])
+
+    async def context(self, request: web.Request) -> web.Response:
+        """`GET /api/v1/statuses/:id/context`: the replies under a status, nested ones included (descendants)."""
+        if not self._ok(request):
+            return web.json_response({"error": "The access token is invalid"}, status=401)
+        root = request.match_info["id"]
+        if root not in self.statuses:
+            return web.json_response({"error": "Record not found"}, status=404)
+        found, parents = [], {root}
+        for status in self.statuses.values():  # in creation order: a reply comes after what it answers
+            if status.get("in_reply_to_id") in parents:
+                parents.add(status["id"])
+                found.append({"id": status["id"], "in_reply_to_id": status["in_reply_to_id"],
+                              "created_at": status.get("created_at", "2026-11-23T09:00:00.000Z"),
+                              "account": status.get("account", {"id": "1", "acct": "brand"}),
+                              "content": f"<p>{status['content']}</p>", "url": status["url"]})
+        return web.json_response({"ancestors": [], "descendants": found})
+
+    def comment(self, status_id: str, text: str, *, acct: str = "fan@other.social", account_id: str = "77",
+                created_at: str = "2026-11-23T09:30:00.000Z") -> str:
+        """Someone else's reply to a status (what Herald's inbox reads and /reply answers)."""
+        comment_id = str(next(self._ids))
+        self.statuses[comment_id] = {"id": comment_id, "url": f"https://other.social/@{acct.split('@')[0]}/{comment_id}",
+                                     "content": text, "media_ids": [], "in_reply_to_id": status_id,
+                                     "account": {"id": account_id, "acct": acct}, "created_at": created_at}
+        return comment_id

@@ -7,6 +7,9 @@ media, comments, insights), and checks the token (``Authorization: Bearer`` or
 ``access_token``), answering Graph's own OAuthException (code 190) otherwise. It downloads
 nothing: image URLs are only checked for their shape (public https).
 
+Comments can be answered: Facebook ``POST /{comment-id}/comments``, Instagram ``POST /{ig-comment-id}/replies``
+(kept under the comment's ``replies``), Threads a TEXT container with ``reply_to_id`` then ``threads_publish``.
+
 Tokens map to who they belong to: ``PAGE_TOKEN`` → the Page, ``IG_TOKEN`` → the Instagram
 account, ``THREADS_TOKEN`` → the Threads profile (so ``/me`` answers per token).
 """
@@ -257,6 +260,8 @@ class MetaGraphServer(LoopbackServer):
         node, edge = request.match_info["node"], request.match_info["edge"]
         form = await request.post()
         kind, own_id = who
+        if edge in ("comments", "replies") and self.find_comment(node) is not None:
+            return self._answer(kind, node, edge, form)
         if node != own_id and node != "me":
             return error("(#200) The user hasn't authorized the application to perform this action", 200)
         if kind == "page" and edge == "feed":
@@ -270,6 +275,31 @@ class MetaGraphServer(LoopbackServer):
         if edge in ("media_publish", "threads_publish"):
             return self._publish(form, "ig" if kind == "ig" else "threads")
         return error(f"Unknown path components: /{edge}", 2500)
+
+    def find_comment(self, comment_id: str) -> dict[str, Any] | None:
+        """A comment on a Facebook post, an Instagram media or a Threads post, by its id."""
+        for target in (*self.posts.values(), *self.media.values()):
+            for comment in target.get("comments", []):
+                if comment["id"] == comment_id:
+                    return comment
+        return None
+
+    def _answer(self, kind: str, comment_id: str, edge: str, form: Any) -> web.Response:
+        """Answering a comment: Facebook ``POST /{comment-id}/comments``, Instagram ``POST /{ig-comment-id}/replies``
+        (``message``), each with its own network's token."""
+        comment = self.find_comment(comment_id)
+        assert comment is not None
+        on_page = any(comment in p.get("comments", []) for p in self.posts.values())
+        network = "page" if on_page else next(m["network"] for m in self.media.values() if comment in m["comments"])
+        if (network, edge) not in (("page", "comments"), ("ig", "replies")) or kind != network:
+            return error(f"(#100) Unsupported post request. Object with ID '{comment_id}' does not support this "
+                         "operation", 100, kind="GraphMethodException")
+        message = str(form.get("message") or "")
+        if not message:
+            return error("(#100) The parameter message is required", 100)
+        reply_id = f"{comment_id}_r{self.next_id()}"
+        comment.setdefault("replies", []).append({"id": reply_id, "text": message, "at": datetime.now(UTC)})
+        return web.json_response({"id": reply_id})
 
     def _feed(self, form: Any) -> web.Response:
         message = str(form.get("message") or "")
@@ -324,6 +354,9 @@ class MetaGraphServer(LoopbackServer):
         elif media_type == "TEXT" and network == "threads":
             if not params.get("text"):
                 return error("(#100) The parameter text is required for TEXT posts", 100)
+            answering = params.get("reply_to_id")
+            if answering and answering not in self.media and self.find_comment(answering) is None:
+                return error(f"(#100) Param reply_to_id {answering} is not a valid Threads media id", 100)
         else:
             return error(f"(#100) Invalid media_type {media_type}", 100)
         container_id = self.next_id()

@@ -13,7 +13,8 @@ against it unchanged (`base_url=f"{fake.url}/bot"`, `base_file_url=f"{fake.url}/
   `X-Telegram-Bot-Api-Secret-Token` header;
 - sendMessage / editMessageText parse `parse_mode=HTML` like Telegram (only its tags; a bare
   `<` or `&` is a 400 "can't parse entities"), and count the length after parsing (4096);
-- files the users send are stored and served by getFile + `GET /file/bot<token>/<file_path>`.
+- files the users send are stored and served by getFile + `GET /file/bot<token>/<file_path>`;
+  sendDocument keeps the bot's file the same way (the message's `document`, its bytes in `files`).
 
 Tests drive it as the people in the chat: `say()`, `send_photo()`, `send_album()`, `press()`,
 then read what the bot did (`sent_to()`, `await wait_sent(...)`, `calls(method)`).
@@ -569,6 +570,24 @@ class FakeTelegram(LoopbackServer):
         self._can_write(token, chat)
         data = self._upload(params, files, "photo")
         content: dict[str, Any] = {"photo": self.photo_sizes(data)}
+        caption = self._text(params, "caption", 1024)
+        if caption:
+            content["caption"] = caption
+        return self._bot_message(token, chat, params, **content)
+
+    async def m_senddocument(self, token: str, params: dict[str, Any], files: Any) -> Any:
+        """A file (a CSV export): kept like Telegram keeps it (getFile serves it), described as a Document."""
+        chat = self._chat(params.get("chat_id"))
+        self._can_write(token, chat)
+        data = self._upload(params, files, "document")
+        upload = files.get("document") or {}
+        number = next(self._files)
+        file_id = f"BQAC-file-{number}"
+        name = upload.get("filename") or f"file_{number}"
+        self.files[file_id] = {"file_unique_id": f"uniq{number}", "file_path": f"documents/{name}", "data": data}
+        content: dict[str, Any] = {"document": {
+            "file_id": file_id, "file_unique_id": f"uniq{number}", "file_name": name,
+            "mime_type": upload.get("content_type") or "application/octet-stream", "file_size": len(data)}}
         caption = self._text(params, "caption", 1024)
         if caption:
             content["caption"] = caption

@@ -1,7 +1,8 @@
 """A fake X API v2 on 127.0.0.1: users/me, media upload, tweets, lookup, recent search, OAuth 2.0 refresh.
 
 Answers with the documented JSON shapes, checks `Authorization: Bearer <token>` (401 otherwise) and
-keeps state: posts (refusing duplicate text with X's 403), uploaded media, replies and tokens.
+keeps state: posts (refusing duplicate text with X's 403), uploaded media, replies and tokens. A post with
+`reply.in_reply_to_tweet_id` (Herald answering a comment) must name a post or reply it knows (403 otherwise).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class FakeX(LoopbackServer):
         if any(t["text"] == text for t in self.tweets.values()):
             return web.json_response({"detail": "You are not allowed to create a Tweet with duplicate content.",
                                       "type": "about:blank", "title": "Forbidden", "status": 403}, status=403)
+        answering = str((body.get("reply") or {}).get("in_reply_to_tweet_id") or "")
+        if answering and answering not in self.tweets and all(r["id"] != answering for r in self.replies):
+            return web.json_response({"detail": "You attempted to reply to a Tweet that is deleted or not visible to "
+                                      "you.", "type": "about:blank", "title": "Forbidden", "status": 403}, status=403)
         media_ids = (body.get("media") or {}).get("media_ids") or []
         unknown = [m for m in media_ids if m not in self.media]
         if unknown:
@@ -79,6 +84,8 @@ class FakeX(LoopbackServer):
             "retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0, "bookmark_count": 0,
             "impression_count": 0}, "non_public_metrics": {"impression_count": 0, "url_link_clicks": 0,
                                                           "user_profile_clicks": 0}}
+        if answering:
+            self.tweets[tweet_id]["in_reply_to_tweet_id"] = answering
         return web.json_response({"data": {"id": tweet_id, "text": text}}, status=201)
 
     async def lookup(self, request: web.Request) -> web.Response:

@@ -1,5 +1,5 @@
 """A fake YouTube Data API v3 (channels, resumable videos.insert, videos.list statistics,
-commentThreads) and Google OAuth token endpoint on 127.0.0.1."""
+commentThreads, comments.insert replies) and Google OAuth token endpoint on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ class FakeYouTube(LoopbackServer):
         self.route("PUT", "/upload/youtube/v3/videos", self.put_bytes)
         self.route("GET", "/youtube/v3/videos", self.list_videos)
         self.route("GET", "/youtube/v3/commentThreads", self.comment_threads)
+        self.route("POST", "/youtube/v3/comments", self.insert_comment)
+        self.replies: dict[str, list[dict[str, Any]]] = {}  # top-level comment id → the replies Herald made
         self.route("POST", "/token", self.token_endpoint)
 
     def denied(self, request: web.Request) -> web.Response | None:
@@ -114,6 +116,30 @@ class FakeYouTube(LoopbackServer):
         if video_id not in self.threads:
             return google_error(403, "commentsDisabled", "The video has disabled comments.")
         return web.json_response({"kind": "youtube#commentThreadListResponse", "items": self.threads[video_id]})
+
+    async def insert_comment(self, request: web.Request) -> web.Response:
+        """comments.insert: a reply to a top-level comment (snippet.parentId, snippet.textOriginal)."""
+        bad = self.denied(request)
+        if bad:
+            return bad
+        if request.query.get("part") != "snippet":
+            return google_error(400, "invalidParameter", "part=snippet expected")
+        snippet = (await request.json()).get("snippet") or {}
+        parent, text = str(snippet.get("parentId") or ""), str(snippet.get("textOriginal") or "")
+        if not parent:
+            return google_error(400, "parentIdMissing", "The comment must be linked to a parent comment.")
+        if not text.strip():
+            return google_error(400, "commentTextRequired", "The comment must have a value for textOriginal.")
+        if len(text) > 10000:
+            return google_error(400, "commentTextTooLong", "The comment text is too long.")
+        tops = {t["snippet"]["topLevelComment"]["id"] for threads in self.threads.values() for t in threads}
+        if parent not in tops:
+            return google_error(404, "commentNotFound", "The specified parent comment could not be found.")
+        reply = {"kind": "youtube#comment", "id": f"{parent}.r{sum(map(len, self.replies.values())) + 1}",
+                 "snippet": {"parentId": parent, "textOriginal": text, "textDisplay": text,
+                             "authorDisplayName": "Acme", "authorChannelId": {"value": "UCacme123"}}}
+        self.replies.setdefault(parent, []).append(reply)
+        return web.json_response(reply)
 
     async def token_endpoint(self, request: web.Request) -> web.Response:
         form = await request.post()
