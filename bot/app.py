@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -9,14 +11,15 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
+from bot.charts import MatplotlibCharts
 from bot.chats.console import PLATFORM as CONSOLE
 from bot.chats.console import ConsoleChat
-from bot.charts import MatplotlibCharts
 from bot.clock import SystemClock
+from bot.leader import TAKEOVER_SECONDS, Leadership
 from bot.networks import NetworkDirectory, build_networks
 from bot.scheduler import HeraldScheduler
 from bot.settings import Settings, secret_key
-from bot.worker_lock import WorkerLock
+from bot.worker_lock import WorkerLock, migration_lock
 from handlers import dispatch
 from handlers.chat import ChatAddress, Command, Reply
 from handlers.context import Context
@@ -68,6 +71,7 @@ class Herald:
         clock: Clock | None = None,
         write: Callable[[str], None] | None = None,
         networks: NetworkDirectory | None = None,
+        leader_every: float = TAKEOVER_SECONDS,
     ) -> None:
         self.settings = settings
         key, self.key_note = secret_key(settings)
@@ -90,6 +94,8 @@ class Herald:
             public_url=settings.public_url, charts=MatplotlibCharts(),
         )
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
+        # with several workers, one receives each chat platform's updates; the others send only
+        self.leadership = Leadership(self.db.engine, settings.sqlite_path(), settings.worker_id, every=leader_every)
         self.fronts: list[Front] = []
         self.services: list[Any] = []  # other servers Herald runs (the public media server)
         self.console = ConsoleChat(self.handle, write=write)
@@ -106,11 +112,14 @@ class Herald:
     async def start(self) -> None:
         """Migrate the database, take this worker's id, settle sends it left in flight, start the clock
         and the chat front ends."""
-        self.db.migrate()
+        with migration_lock(self.db.engine, self.settings.sqlite_path()):  # workers starting together
+            self.db.migrate()
         self.lock.acquire()
-        # the chat front ends first: what recovery and the first sweep have to say must reach the team
+        # the chat front ends first: what recovery and the first sweep have to say must reach the team.
+        # Each receives updates if this worker holds its receiver lock, else it only sends (bot/leader.py).
         for front in self.fronts:
-            await front.start()
+            await self.leadership.start_front(front)
+        self.leadership.watch()
         for service in self.services:
             await service.start()
         await recover_interrupted(self.ctx, at_start=True)
@@ -118,6 +127,7 @@ class Herald:
 
     async def stop(self) -> None:
         self.scheduler.shutdown()  # no new sends; then the front ends and servers go
+        await self.leadership.stop()
         for service in self.services:
             await service.stop()
         for front in reversed(self.fronts):
@@ -125,6 +135,7 @@ class Herald:
                 await front.stop()
             except Exception:
                 log.exception("stopping the %s front end failed", front.platform)
+        self.leadership.release()  # after the front ends stopped receiving: another worker takes over
         if self.networks.client is not None:
             await self.networks.client.aclose()
         self.lock.release()
@@ -133,6 +144,17 @@ class Herald:
 
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
+
+
+def webhook_secret(settings: Settings) -> str | None:
+    """The secret Telegram sends with each webhook update, when TELEGRAM_WEBHOOK_SECRET isn't set: derived
+    from the bot token and HERALD_SECRET_KEY, so every worker behind the load balancer accepts the same
+    one (a random one per process would let each setWebhook lock the others out)."""
+    if not settings.telegram_webhook_url or settings.telegram_bot_token is None:
+        return None
+    key = secret_key(settings)[0].encode()
+    token = settings.telegram_bot_token.get_secret_value().encode()
+    return hmac.new(key, b"telegram-webhook:" + token, hashlib.sha256).hexdigest()
 
 
 def chat_fronts(herald: Herald) -> list[str]:
@@ -145,7 +167,8 @@ def chat_fronts(herald: Herald) -> list[str]:
         herald.add_front(TelegramFront(
             herald.handle, settings.telegram_bot_token.get_secret_value(), api_url=settings.telegram_api_url,
             webhook_url=settings.telegram_webhook_url, webhook_listen=settings.telegram_webhook_listen,
-            webhook_port=settings.telegram_webhook_port, webhook_secret=_secret(settings.telegram_webhook_secret),
+            webhook_port=settings.telegram_webhook_port,
+            webhook_secret=_secret(settings.telegram_webhook_secret) or webhook_secret(settings),
             on_chat_moved=lambda old, new: chat_moved(herald.ctx, "telegram", old, new),
         ))
         names.append("Telegram (webhook)" if settings.telegram_webhook_url else "Telegram (polling)")

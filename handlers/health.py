@@ -188,11 +188,40 @@ async def check_account(ctx: Context, account_id: int) -> str:
     return "ok"
 
 
+def claim_check(ctx: Context, account_id: int) -> tuple[bool, datetime | None, datetime]:
+    """Claim an account's check with one conditional UPDATE of checked_at, so that with several workers
+    running the clock only one checks it: (claimed, the previous checked_at, the claim's time)."""
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        previous = session.exec(select(Account.checked_at).where(col(Account.id) == account_id)).first()
+        claimed = session.execute(  # nobody checked it within the hour (the shortest period): it's ours
+            update(Account).where(col(Account.id) == account_id).where(col(Account.health) != DEAD)
+            .where(col(Account.checked_at).is_(None) | (col(Account.checked_at) <= now - HOURLY))
+            .values(checked_at=now)
+        ).rowcount == 1  # type: ignore[attr-defined]
+    return claimed, previous, now
+
+
+def unclaim_check(ctx: Context, account_id: int, previous: datetime | None, claimed_at: datetime) -> None:
+    """The network couldn't say: put checked_at back so the next round checks the account again."""
+    with ctx.db.session() as session:
+        session.execute(
+            update(Account).where(col(Account.id) == account_id).where(col(Account.checked_at) == claimed_at)
+            .values(checked_at=previous)
+        )
+
+
 async def check_accounts(ctx: Context) -> dict[str, int]:
-    """The clock's periodic health check; counts of each outcome."""
+    """The clock's periodic health check; counts of each outcome (of the accounts this worker claimed)."""
     counts: dict[str, int] = {"ok": 0, "dead": 0, "unknown": 0}
     for account_id in due_for_check(ctx):
-        counts[await check_account(ctx, account_id)] += 1
+        claimed, previous, claimed_at = claim_check(ctx, account_id)
+        if not claimed:
+            continue  # another worker checks it
+        outcome = await check_account(ctx, account_id)
+        if outcome == "unknown":
+            unclaim_check(ctx, account_id, previous, claimed_at)
+        counts[outcome] += 1
     return counts
 
 

@@ -17,6 +17,7 @@ is not made: it comes back RATE_LIMITED with the time to wait, and Herald retrie
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import re
@@ -30,7 +31,17 @@ from aiolimiter import AsyncLimiter
 
 from bot.networks.common import parse_iso
 from handlers.limits import LimitCheck, check_text
-from handlers.ports import AccountView, Clock, Comment, ConnectSpec, ErrorKind, Metrics, PublishError
+from handlers.ports import (
+    AccountView,
+    Clock,
+    Comment,
+    ConnectSpec,
+    ErrorKind,
+    Metrics,
+    Published,
+    PublishError,
+    ReplyTarget,
+)
 
 USER_AGENT = "Herald/0.1 (+https://github.com/herald-bot)"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -88,11 +99,18 @@ class HttpNetwork:
                                                 "ratelimit-reset")
     # how to read a post's id from its public link (for /confirm), a regex with a group named "id"
     url_id_pattern: ClassVar[str | None] = None
+    # answering comments (/reply): why Herald can't on this network ({label} filled in), None where it can
+    no_replies: ClassVar[str | None] = ("{label}'s API gives Herald no way to answer comments, so answer them "
+                                        "on {label} itself")
+    reply_max: ClassVar[int | None] = None  # a comment's length limit where it isn't the post's
+    # budgets of replies per account where the network counts them apart from posts; None: they share publish_limits
+    reply_limits: ClassVar[tuple[tuple[int, float], ...] | None] = None
 
     def __init__(self, client: httpx.AsyncClient, clock: Clock) -> None:
         self.client = client
         self.clock = clock
         self._limiters: dict[tuple[int, int], AsyncLimiter] = {}
+        self._next_slot: dict[tuple[int, int], float] = {}  # (account, budget) → loop time of its last promised slot
 
     # -- what the handlers call -------------------------------------------------------------
 
@@ -117,22 +135,44 @@ class HttpNetwork:
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
         raise NotImplementedError
 
+    def reply_refusal(self, account: AccountView) -> str | None:
+        return self.no_replies.format(label=self.label) if self.no_replies else None
+
+    def reply_text(self, account: AccountView, target: ReplyTarget, text: str) -> str:
+        return text
+
+    def check_reply(self, account: AccountView, text: str) -> LimitCheck:
+        return check_text(self.key, text, max_characters=self.reply_max)
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        raise PublishError(ErrorKind.REJECTED, self.reply_refusal(account) or f"Herald can't answer on {self.label}")
+
     # -- helpers for subclasses --------------------------------------------------------------
 
     def base(self, account: AccountView) -> str:
         return (account.base_url or self.default_base_url).rstrip("/")
 
-    async def hold_back(self, account: AccountView) -> None:
-        """Count one send against the account's budgets; refuse (RATE_LIMITED) when one is spent."""
+    async def hold_back(self, account: AccountView, *, reply: bool = False) -> None:
+        """Count one send against the account's budgets; refuse (RATE_LIMITED) when one is spent. A `reply`
+        counts against `reply_limits` where the network keeps replies apart, else against the posts'."""
+        apart = reply and self.reply_limits is not None
+        budgets = self.reply_limits if apart and self.reply_limits is not None else self.publish_limits
+        what = "replies" if apart else "posts"
         limiters = []
-        for i, (count, seconds) in enumerate(self.publish_limits):
-            limiter = self._limiters.setdefault((account.id, i), AsyncLimiter(count, seconds))
+        for i, (count, seconds) in enumerate(budgets):
+            key = (account.id, i + (1000 if apart else 0))
+            limiter = self._limiters.setdefault(key, AsyncLimiter(count, seconds))
             if not limiter.has_capacity():
+                # a place in the queue, not a shared guess: each refused send gets the next free slot of the
+                # budget, so a burst drains at the budget's pace instead of all retrying at the same moment
+                now = asyncio.get_running_loop().time()
+                slot = max(now, self._next_slot.get(key, now)) + seconds / count
+                self._next_slot[key] = slot
                 raise PublishError(
                     ErrorKind.RATE_LIMITED,
-                    f"{self.label} allows {count} posts per {_span(seconds)} for one account; "
-                    f"Herald waits rather than be blocked",
-                    retry_after=seconds / count,
+                    f"{self.label} allows {count} {what} per {_span(seconds)} for one account; "
+                    f"Herald paces them rather than be blocked",
+                    retry_after=slot - now, paced=True,
                 )
             limiters.append(limiter)
         for limiter in limiters:

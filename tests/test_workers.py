@@ -1,0 +1,423 @@
+"""Several Herald workers on one database: every due post published exactly once, one process receives each
+chat platform's updates (the others send only and take over when it stops), account checks done once.
+
+The first test runs two real `python -m bot` headless workers (HERALD_CONSOLE=false) against loopback fake
+networks served by this test process, on a SQLite file and (with HERALD_TEST_POSTGRES_URL) on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from sqlalchemy import text, update
+from sqlmodel import select
+
+from bot.app import Herald, chat_fronts
+from bot.chats.discord import DiscordFront
+from bot.chats.telegram import TelegramFront
+from bot.settings import load_settings
+from bot.worker_lock import ProcessLock, migration_lock
+from handlers.chat import Button, ChatAddress, Reply
+from handlers.health import check_accounts
+from handlers.ports import AccountView
+from storage.db import Database
+from storage.models import Account, Delivery, Post
+from tests.conftest import POSTGRES_ENV, TEST_KEY, FakeClock, Team, fresh_postgres, make_herald, postgres_url
+from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.mastodon_api import FakeMastodon
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.x_api import FakeX
+from tests.networks import RecordingNetwork
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTS = 40
+NO_POSTGRES = f"no PostgreSQL server given: set {POSTGRES_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/<db>"
+
+
+def database(engine: str, tmp_path: Path) -> str:
+    if engine == "sqlite":
+        return f"sqlite:///{tmp_path / 'herald.db'}"
+    url = postgres_url()
+    if url is None:
+        pytest.skip(NO_POSTGRES)
+    return fresh_postgres(url)
+
+
+engines = pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+
+
+# --- two `python -m bot` workers ---------------------------------------------------------------
+
+
+class Worker:
+    """A headless `python -m bot` with its own HERALD_WORKER_ID; stdout and stderr go to files."""
+
+    def __init__(self, db_url: str, worker_id: str, cwd: Path) -> None:
+        self.worker_id = worker_id
+        self.out_path, self.err_path = cwd / f"{worker_id}.out", cwd / f"{worker_id}.err"
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("HERALD_", "DATABASE_URL", "TELEGRAM_", "DISCORD_"))}
+        env.update(PYTHONPATH=str(ROOT), DATABASE_URL=db_url, HERALD_SECRET_KEY=TEST_KEY, HERALD_CONSOLE="false",
+                   HERALD_WORKER_ID=worker_id, HERALD_SWEEP_SECONDS="5")
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=cwd, env=env,
+                                            stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    async def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        for _ in range(300):
+            if self.process.poll() is not None:
+                return self.process.returncode
+            await asyncio.sleep(0.05)
+        self.process.kill()
+        return -9
+
+
+async def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def seed(db_url: str, masto: list[FakeMastodon], x: FakeX) -> list[int]:
+    """A workspace with three accounts on real connectors (two Mastodons, X) and POSTS scheduled posts,
+    written through the console chat of an in-process Herald, which then stops."""
+    herald = make_herald(db_url, FakeClock(datetime.now(UTC)), HERALD_SECRET_KEY=TEST_KEY)  # the workers' key
+    await herald.start()
+    team = Team(herald, FakeClock(), db_url)
+    try:
+        await team.say("alice", "/setup Acme")
+        await team.say("alice", "/policy approvals=0")
+        for n, server in enumerate(masto, start=1):
+            out = await team.say("alice", f"/connect mastodon name=masto{n} base_url={server.url} "
+                                          "access_token=masto-token")
+            assert "Connected" in out, out
+        assert "Connected" in await team.say("alice", f"/connect x name=brand-x base_url={x.url} access_token=tok-1")
+        ids = []
+        for n in range(POSTS):
+            out = await team.say("alice", f"/draft Launch note {n}: the spring collection is in the shops")
+            post_id = int(out.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+            assert "scheduled" in await team.say("alice", f"/schedule {post_id} in 1 hour")
+            ids.append(post_id)
+        return ids
+    finally:
+        await herald.stop()
+
+
+@engines
+async def test_two_worker_processes_publish_every_due_post_exactly_once(engine: str, tmp_path: Path) -> None:
+    db_url = database(engine, tmp_path)
+    masto = [FakeMastodon(), FakeMastodon()]
+    x = FakeX()
+    for server in (*masto, x):
+        await server.start()
+    workers: list[Worker] = []
+    try:
+        ids = await seed(db_url, masto, x)
+        # due within a few seconds from now, a few at a time (the workers start in the meantime)
+        db = Database(db_url)
+        start = datetime.now(UTC) + timedelta(seconds=4)
+        with db.session() as session:
+            for n, post_id in enumerate(ids):
+                session.execute(update(Post).where(Post.id == post_id)  # type: ignore[arg-type]
+                                .values(due_at=start + timedelta(seconds=0.1 * n)))
+        workers = [Worker(db_url, "w1", tmp_path), Worker(db_url, "w2", tmp_path)]
+
+        def settled() -> bool:
+            with db.session() as session:
+                states = session.exec(select(Post.state)).all()
+            return all(state in ("published", "partially_published", "failed") for state in states)
+
+        await wait_until(settled, 60, "every post to settle")
+        await asyncio.sleep(0.5)  # the last notices
+        codes = [await w.stop() for w in workers]
+        assert codes == [0, 0], [w.stderr[-3000:] for w in workers]
+
+        with db.session() as session:
+            posts = session.exec(select(Post)).all()
+            rows = session.exec(select(Delivery, Account).where(Delivery.account_id == Account.id)).all()
+        db.dispose()
+        assert {p.state for p in posts} == {"published"}
+        assert len(rows) == POSTS * 3 and {d.state for d, _a in rows} == {"sent"}
+        # every delivery created exactly once on its network
+        for n, server in enumerate(masto, start=1):
+            keys = Counter(s.header("Idempotency-Key") for s in server.requests("POST", "/api/v1/statuses"))
+            assert set(keys.values()) == {1}, keys.most_common(3)  # never sent twice, even with a key
+            ours = {d.idempotency_key: d.remote_id for d, a in rows if a.name == f"masto{n}"}
+            assert set(keys) == set(ours) and len(server.statuses) == POSTS
+            assert set(ours.values()) == set(server.statuses)
+        assert len(x.requests("POST", "/2/tweets")) == POSTS and len(x.tweets) == POSTS
+        assert {d.remote_id for d, a in rows if a.name == "brand-x"} == set(x.tweets)
+        # the team heard of each post once, from whichever worker settled it
+        said = workers[0].stdout + workers[1].stdout
+        for post_id in ids:
+            assert said.count(f"📣 #{post_id} is published on all 3 account(s)") == 1, post_id
+        split = Counter(d.claimed_by for d, _a in rows)
+        print(f"\n{engine}: deliveries claimed per worker: {dict(split)}")
+        assert set(split) <= {"w1", "w2"}
+        assert split["w1"] > 0 and split["w2"] > 0, split  # both did some of the work
+        for worker in workers:
+            assert "Herald is running as a headless worker" in worker.stdout
+            assert "Traceback" not in worker.stderr, worker.stderr[-3000:]
+    finally:
+        for worker in workers:
+            await worker.stop()
+        for server in (*masto, x):
+            await server.close()
+
+
+@engines
+def test_workers_starting_together_on_an_empty_database_migrate_one_after_another(engine: str, tmp_path: Path) -> None:
+    db_url = database(engine, tmp_path)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(3)
+
+    def start() -> None:
+        db = Database(db_url)
+        sqlite_path = load_settings(DATABASE_URL=db_url).sqlite_path()
+        try:
+            barrier.wait()
+            with migration_lock(db.engine, sqlite_path):
+                db.migrate()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    db = Database(db_url)
+    with db.session() as session:
+        assert session.exec(select(Post)).all() == []  # the schema is there, once
+    db.dispose()
+
+
+# --- one receiver per chat platform ----------------------------------------------------------------
+
+
+@engines
+def test_a_receiver_lock_is_held_by_one_holder_and_freed_when_its_session_ends(engine: str, tmp_path: Path) -> None:
+    db_url = database(engine, tmp_path)
+    db = Database(db_url)
+    sqlite_path = load_settings(DATABASE_URL=db_url).sqlite_path()
+    one, two = (ProcessLock(db.engine, sqlite_path, key="herald-leader:test", file_name="leader-test")
+                for _ in range(2))
+    try:
+        assert one.try_acquire() and not two.try_acquire()
+        assert one.still_held()
+        one.release()
+        assert two.try_acquire() and not one.try_acquire()
+        if engine == "postgresql":  # the holder's database session is cut (a server restart, a network cut)
+            assert two._connection is not None
+            pid = two._connection.execute(text("SELECT pg_backend_pid()")).scalar()
+            two._connection.commit()
+            with db.engine.connect() as admin:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            assert not two.still_held() and not two.held  # it notices, and gives up receiving
+            assert one.try_acquire()
+    finally:
+        one.release()
+        two.release()
+        db.dispose()
+
+
+class TwoDoorTelegram(FakeTelegram):
+    """The fake Bot API reachable under /w1 and /w2 too, so the test sees which Herald made each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.polls: list[tuple[str, float]] = []  # (door, when) of each getUpdates
+        for door in ("w1", "w2"):
+            self.route("POST", f"/{door}/bot{{token}}/{{method}}", self._through(door))
+
+    def _through(self, door: str) -> Any:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            if request.match_info["method"].lower() == "getupdates":
+                self.polls.append((door, asyncio.get_running_loop().time()))
+            return await self._api(request)
+        return handler
+
+    def polled_by(self) -> set[str]:
+        return {door for door, _at in self.polls}
+
+
+def telegram_herald(db_url: str, clock: FakeClock, tg: FakeTelegram, door: str, worker_id: str) -> Herald:
+    herald = make_herald(db_url, clock, HERALD_WORKER_ID=worker_id)
+    herald.leadership.every = 0.2  # tries to take over five times a second (15 s in production)
+    herald.add_front(TelegramFront(herald.handle, tg.token, api_url=f"{tg.url}/{door}", poll_timeout=1,
+                                   group_rate=(1000, 60)))
+    return herald
+
+
+async def answer_to(tg: FakeTelegram, message: dict[str, Any], timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Every answer the bot gave to a message, after waiting for the first."""
+    chat_id = message["chat"]["id"]
+
+    def answers() -> list[dict[str, Any]]:
+        return [m for m in tg.sent_to(chat_id)
+                if (m.get("reply_to_message") or {}).get("message_id") == message["message_id"]]
+
+    await wait_until(lambda: answers(), timeout, f"an answer to {message.get('text')!r}")
+    await asyncio.sleep(0.3)  # a second answer would have come by now
+    return answers()
+
+
+@engines
+async def test_one_worker_polls_telegram_the_other_sends_and_takes_over_when_it_stops(
+    engine: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    db_url = database(engine, tmp_path)
+    async with TwoDoorTelegram() as tg:
+        alice = tg.user("Alice", username="alice")
+        group = tg.group("Acme", admins=(alice,))
+        first = telegram_herald(db_url, clock, tg, "w1", "w1")
+        second = telegram_herald(db_url, clock, tg, "w2", "w2")
+        await first.start()
+        await second.start()
+        try:
+            front1, front2 = first.fronts[0], second.fronts[0]
+            assert isinstance(front1, TelegramFront) and isinstance(front2, TelegramFront)
+            assert front1.receiving and not front2.receiving
+            assert first.leadership.receiving(front1) and not second.leadership.receiving(front2)
+            answers = await answer_to(tg, await tg.say(alice, group, "/setup Acme"))
+            assert len(answers) == 1 and "Workspace 'Acme' is ready" in answers[0]["text"]
+            await asyncio.sleep(0.5)  # the follower tried to take over a few times meanwhile
+            assert tg.polled_by() == {"w1"}
+            assert len(tg.calls("setMyCommands")) == 1  # the / menu is registered by the poller
+
+            # the one that doesn't poll still speaks for Herald (its notices, its publish results)
+            await second.notifier.send(ChatAddress("telegram", str(group["id"])), Reply("A notice from w2"))
+            assert any(m["text"] == "A notice from w2" for m in tg.sent_to(group))
+            assert tg.requests("POST", f"/w2/bot{tg.token}/sendMessage")
+
+            await first.stop()  # the poller goes away: the other takes over within a few checks
+            stopped = asyncio.get_running_loop().time()
+            await wait_until(lambda: front2.receiving, 5, "the second worker to start polling")
+            answers = await answer_to(tg, await tg.say(alice, group, "/help"))
+            assert len(answers) == 1 and "Herald drafts" in answers[0]["text"]
+            assert max(at for door, at in tg.polls if door == "w1") <= stopped  # never both at once
+            assert min(at for door, at in tg.polls if door == "w2") >= stopped
+            assert len(tg.calls("setMyCommands")) == 2
+        finally:
+            await second.stop()
+            await first.stop()
+
+
+async def test_discord_gateway_is_held_by_one_worker_the_other_sends_through_rest(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'herald.db'}"
+    fake = FakeDiscord()
+    await fake.start()
+    guild = fake.add_guild("Acme")
+    channel = fake.add_channel(guild, "marketing")
+    herald = make_herald(db_url, clock)
+    herald.leadership.every = 0.2
+    front = DiscordFront(herald.handle, fake.token, api_url=fake.url, guild_ids=[int(guild)], guild_ready_timeout=0.05)
+    herald.add_front(front)
+    # another worker holds the gateway (its lock, as that process would hold it)
+    other = ProcessLock(herald.db.engine, herald.settings.sqlite_path(), key=f"herald-leader:{front.leader_name}",
+                        file_name=f"leader-{front.leader_name}")
+    assert other.try_acquire()
+    await herald.start()
+    try:
+        assert not front.receiving and fake.identified == 0 and fake.commands.get(guild) is None
+        card = Reply("#1 asks for approval\nSpring sale", buttons=(Button("Approve", "approve", {"post": 1}),))
+        await herald.notifier.send(ChatAddress("discord", channel), card)  # through REST, with its buttons
+        sent = fake.channel_messages(channel)[-1]
+        assert sent["embeds"][0]["title"] == "#1 asks for approval"
+        assert sent["components"][0]["components"][0]["custom_id"] == "herald:approve:post=1:"
+        await asyncio.sleep(0.5)
+        assert fake.identified == 0  # still not connected while the other holds it
+        other.release()  # that worker stopped
+        await wait_until(lambda: front.receiving, 10, "the gateway connection")
+        assert fake.identified == 1 and fake.commands.get(guild)
+    finally:
+        await herald.stop()
+        other.release()
+        await fake.close()
+
+
+def test_webhook_workers_need_no_poller_and_share_one_webhook_secret(tmp_path: Path) -> None:
+    def front(worker_id: str) -> TelegramFront:
+        settings = load_settings(DATABASE_URL=f"sqlite:///{tmp_path / 'herald.db'}", HERALD_SECRET_KEY=TEST_KEY,
+                                 HERALD_WORKER_ID=worker_id, TELEGRAM_BOT_TOKEN="1:A",
+                                 TELEGRAM_WEBHOOK_URL="https://herald.example/telegram")
+        herald = Herald(settings, clock=FakeClock())
+        chat_fronts(herald)
+        made = herald.fronts[0]
+        herald.db.dispose()
+        assert isinstance(made, TelegramFront)
+        return made
+
+    one, two = front("w1"), front("w2")
+    assert one.leader_name is None  # behind a load balancer every worker takes updates
+    assert one.webhook_secret == two.webhook_secret and re.fullmatch(r"[0-9a-f]{64}", one.webhook_secret or "")
+    assert TelegramFront(one.handle, "1:A").leader_name == TelegramFront(one.handle, "1:A").leader_name
+
+
+# --- the clock's work done once -------------------------------------------------------------------
+
+
+class SlowVerify(RecordingNetwork):
+    def __init__(self) -> None:
+        super().__init__()
+        self.verified: list[str] = []
+
+    async def verify(self, account: AccountView) -> str:
+        self.verified.append(account.name)
+        await asyncio.sleep(0.05)  # both workers are checking at the same time
+        return "test account"
+
+
+async def test_two_workers_checking_accounts_at_once_check_each_account_once(db_url: str, clock: FakeClock) -> None:
+    network = SlowVerify()
+    one = make_herald(db_url, clock, HERALD_WORKER_ID="w1")
+    two = make_herald(db_url, clock, HERALD_WORKER_ID="w2")
+    for herald in (one, two):
+        herald.networks.add(network)
+    await one.start()
+    await two.start()
+    try:
+        team = Team(one, clock, db_url)
+        await team.say("alice", "/setup Acme")
+        for name in ("a", "b", "c", "d"):
+            await team.say("alice", f"/connect recording name={name}")
+        network.verified.clear()  # /connect verified them once
+        clock.advance(hours=25)
+        counts = await asyncio.gather(check_accounts(one.ctx), check_accounts(two.ctx))
+        assert sorted(network.verified) == ["a", "b", "c", "d"]
+        assert counts[0]["ok"] + counts[1]["ok"] == 4
+        assert await check_accounts(one.ctx) == {"ok": 0, "dead": 0, "unknown": 0}  # checked: not due again
+        with one.db.session() as session:
+            assert {a.checked_at for a in session.exec(select(Account)).all()} == {clock.now()}
+    finally:
+        await two.stop()
+        await one.stop()
