@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,7 +91,7 @@ def parse_post_id(token: Any, usage: str) -> int:
     if token is None or not str(token).strip():
         raise UserError(f"Which post? Give its number: {usage}")
     raw = str(token).strip().lstrip("#")
-    if not raw.isdigit():
+    if not re.fullmatch(r"[0-9]{1,9}", raw):  # ASCII digits only ('²' is a digit to isdigit), and no overflow
         raise UserError(f"'{token}' isn't a post number. Usage: {usage}")
     return int(raw)
 

@@ -3,7 +3,8 @@
 When Herald was down (or paused) across posts' due times, the sweep at restart (or /resume)
 publishes those still within the grace period and holds the older ones (handlers/publishing.py,
 `begin_publishing`), so nothing goes out late by surprise. Each sweep tells each workspace once,
-in one notice listing the posts it held (`tell_held`), however many there are.
+in one notice listing the posts it held (`announce_held`), however many there are, and again if a
+crash cut that notice off.
 
 `/held` lists a workspace's held posts; `/held publish` sends them all now and `/held drop`
 cancels them all; `/held publish 3 7` and `/held drop 3 7` do it for some. Publishing goes through
@@ -15,18 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from handlers.cards import UNAPPROVED, rearm, short_text, state_label
 from handlers.chat import Reply
-from handlers.common import Request, audit, get_workspace, parse_post_id, show_time, tell_team
+from handlers.common import Request, audit, claim_once, get_workspace, parse_post_id, show_time, tell_team
 from handlers.context import Context
 from handlers.errors import UserError
-from handlers.publishing import claim_to_publish_now, send_pending
+from handlers.publishing import claim_to_publish_now, held_notice, send_pending
 from handlers.registry import EDITORS, command
 from handlers.scheduling import targets_by_post
-from storage.models import IllegalTransition, Post, PostState, Workspace, move_post
+from storage.models import IllegalTransition, Post, PostState, SentOnce, Workspace, move_post
 
 log = logging.getLogger("herald.downtime")
 
@@ -62,27 +65,79 @@ def commands_hint(example: list[int]) -> str:
             f"/held publish {some} or /held drop {some} for some")
 
 
-async def tell_held(ctx: Context, held: dict[int, list[tuple[int, Reply]]]) -> None:
-    """One notice per workspace about the posts a sweep held: the post's own notice when it is one,
-    else a list of them with the commands that publish or drop them."""
-    minutes = int(ctx.grace.total_seconds() // 60)
-    for ws_id, items in held.items():
-        if len(items) == 1:
-            await tell_team(ctx, ws_id, items[0][1])
-            continue
-        ids = [post_id for post_id, _notice in items]
-        with ctx.db.session() as session:
-            ws = get_workspace(session, ws_id)
-            posts = held_posts(session, ws_id, ids)
-            lines = held_lines(session, ws, posts[:LISTED_IN_NOTICE])
+ANNOUNCE_LEASE = timedelta(minutes=2)  # a notice claimed but not confirmed sent this long ago is sent again
+
+
+def _key(post: Post) -> str:
+    due = post.due_at.strftime("%Y%m%dT%H%M%S") if post.due_at else "-"
+    return f"held:{post.id}:{due}"
+
+
+async def announce_held(ctx: Context, *, workspace_id: int | None = None) -> int:
+    """Tell each workspace, in one notice, about its held posts the team hasn't been told of; how many.
+
+    At least once, never silently: a post's notice is claimed (SentOnce "held:…"), sent, then marked told
+    ("held-told:…"). A crash between the claim and the mark leaves a claim without its mark, which a
+    later sweep takes over after ANNOUNCE_LEASE and sends again — twice rather than never.
+    """
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        query = (select(Post).where(col(Post.held_note).is_not(None))
+                 .where(col(Post.state).in_([s.value for s in HELD_STATES])))
+        if workspace_id is not None:
+            query = query.where(Post.workspace_id == workspace_id)
+        posts = list(session.exec(query).all())
         if not posts:
-            continue  # published or dropped in the meantime
-        if len(posts) > LISTED_IN_NOTICE:
-            lines.append(f"  … and {len(posts) - LISTED_IN_NOTICE} more (/held lists them all)")
-        head = (f"⚠️ {len(posts)} posts came due while Herald was down (or paused) and couldn't go out within "
-                f"the {minutes}-minute grace period, so they're held rather than going out late by surprise "
-                f"(times in {ws.timezone}):")
-        await tell_team(ctx, ws_id, Reply("\n".join([head, *lines, commands_hint([p.id or 0 for p in posts])])))
+            return 0
+        keys = [_key(p) for p in posts]
+        seen = {row.key: row for row in session.exec(
+            select(SentOnce).where(col(SentOnce.key).in_(keys + [f"{k}:told" for k in keys]))).all()}
+    mine: dict[int, list[int]] = {}
+    for post, key in zip(posts, keys, strict=True):
+        if f"{key}:told" in seen:
+            continue
+        claim = seen.get(key)
+        if claim is None:
+            won = claim_once(ctx, key)
+        elif claim.created_at is not None and now - claim.created_at > ANNOUNCE_LEASE:
+            with ctx.db.session() as session:  # take over a claim whose worker didn't confirm the notice
+                won = bool(session.exec(  # type: ignore[call-overload]
+                    update(SentOnce).where(col(SentOnce.key) == key)
+                    .where(col(SentOnce.created_at) == claim.created_at)
+                    .values(created_at=now, worker=ctx.worker_id)
+                ).rowcount == 1)
+        else:
+            won = False
+        if won:
+            mine.setdefault(post.workspace_id, []).append(post.id or 0)
+    told = 0
+    for ws_id, ids in mine.items():
+        if await tell_held(ctx, ws_id, ids):
+            for post in posts:
+                if post.id in ids:
+                    claim_once(ctx, f"{_key(post)}:told")
+            told += len(ids)
+    return told
+
+
+async def tell_held(ctx: Context, ws_id: int, ids: list[int]) -> bool:
+    """One notice to the workspace about these held posts: the post's own notice when it is one, else a
+    list of them with the commands that publish or drop them. False if it reached no chat."""
+    minutes = int(ctx.grace.total_seconds() // 60)
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        posts = held_posts(session, ws_id, ids)
+        lines = held_lines(session, ws, posts[:LISTED_IN_NOTICE])
+    if not posts:
+        return True  # published or dropped in the meantime: nothing to say
+    if len(posts) == 1:
+        return await tell_team(ctx, ws_id, held_notice(posts[0])) > 0
+    if len(posts) > LISTED_IN_NOTICE:
+        lines.append(f"  … and {len(posts) - LISTED_IN_NOTICE} more (/held lists them all)")
+    head = (f"⚠️ {len(posts)} posts came due while Herald was down (or paused) and couldn't go out within "
+            f"the {minutes}-minute grace period, so they're held rather than going out late by surprise "
+            f"(times in {ws.timezone}):")
+    return await tell_team(ctx, ws_id, Reply("\n".join([head, *lines, commands_hint([p.id or 0 for p in posts])]))) > 0
 
 
 def parse_held(req: Request) -> tuple[str, list[int] | None]:

@@ -195,13 +195,13 @@ def record_failure(
         if late and kind in (ErrorKind.UNKNOWN_OUTCOME, ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT):
             return False  # still unknown, or a retry the team must decide on: leave it unconfirmed
         delivery.error_kind, delivery.last_error, delivery.updated_at = kind.value, reason, now
+        if resume:  # progress is kept whatever happens next (a paced send resumes from it too)
+            delivery.resume = {**(delivery.resume or {}), **resume}
         if paced and state == DeliveryState.SENDING:
             delivery.attempts, delivery.auto_attempts = max(0, delivery.attempts - 1), max(0, delivery.auto_attempts - 1)
             move_delivery(delivery, DeliveryState.PENDING)
             delivery.not_before = now + timedelta(seconds=max(1.0, retry_after or DEFAULT_RETRY_AFTER))
             return False
-        if resume:
-            delivery.resume = {**(delivery.resume or {}), **resume}
         if kind == ErrorKind.UNKNOWN_OUTCOME:
             move_delivery(delivery, DeliveryState.UNCONFIRMED)
         elif kind in (ErrorKind.RATE_LIMITED, ErrorKind.TRANSIENT) and delivery.auto_attempts < MAX_AUTOMATIC_ATTEMPTS:
@@ -430,11 +430,11 @@ def settle_once(ctx: Context, post_id: int) -> Reply | None:
         return None
 
 
-async def run_due(ctx: Context, post_id: int, *, held: dict[int, list[tuple[int, Reply]]] | None = None) -> None:
+async def run_due(ctx: Context, post_id: int) -> None:
     """The clock reached this post's trigger time: publish it, hold it, or expire it, per the rules.
 
-    With `held`, a post held past the grace period is added to it (workspace id → post id, notice) instead of
-    being announced on its own: the sweep tells each workspace about all of them in one notice.
+    A post held past the grace period is announced by the sweep (handlers.downtime.announce_held), one
+    notice per workspace for all the posts held, and again if a crash cut that notice off.
     """
     now = ctx.clock.now()
     notice: Reply | None = None
@@ -480,9 +480,8 @@ async def run_due(ctx: Context, post_id: int, *, held: dict[int, list[tuple[int,
             notice = begin_publishing(ctx, session, post, ws, state, now)
         else:
             return
-    if notice is not None and held is not None and post.held_note:
-        held.setdefault(ws.id or 0, []).append((post_id, notice))
-        return
+    if notice is not None and post.held_note:
+        return  # announced by the sweep (announce_held), once for all posts held, and again after a crash
     if notice is not None:
         await tell_team(ctx, ws.id or 0, notice)
     with ctx.db.session() as session:
@@ -513,10 +512,7 @@ def begin_publishing(
             f"{int(ctx.grace.total_seconds() // 60)}-minute grace period (Herald was down or paused)"
         )
         audit(session, ctx, ws.id or 0, post.id, "Herald", "hold", post.held_note)
-        return Reply(
-            f"⚠️ #{post.id} was {post.held_note}. It's held so it doesn't go out late by surprise.\n"
-            f"/publish {post.id} sends it now · /schedule {post.id} <when> moves it · /cancel {post.id} drops it"
-        )
+        return held_notice(post)
     if claim_post(session, post, state, now):
         ctx.scheduler.disarm(post.id or 0)
         session.refresh(post)
@@ -525,6 +521,14 @@ def begin_publishing(
         if unapproved:
             return Reply(f"ℹ️ #{post.id} wasn't approved by its time; the policy says publish anyway, so it's going out.")
     return None
+
+
+def held_notice(post: Post) -> Reply:
+    """The notice of one post held past the grace period."""
+    return Reply(
+        f"⚠️ #{post.id} was {post.held_note}. It's held so it doesn't go out late by surprise.\n"
+        f"/publish {post.id} sends it now · /schedule {post.id} <when> moves it · /cancel {post.id} drops it"
+    )
 
 
 async def recover_interrupted(ctx: Context, *, at_start: bool = False) -> int:
@@ -592,17 +596,18 @@ async def sweep(ctx: Context, *, workspace_id: int | None = None) -> int:
             # a pending delivery whose time has come, or none pending at all: a post a crash left unsettled
             if not pending or any(d.not_before is None or d.not_before <= now for d in pending):
                 due.append(post.id)
-    held: dict[int, list[tuple[int, Reply]]] = {}
-    for post_id in due:
-        assert post_id is not None
-        try:
-            await run_due(ctx, post_id, held=held)
-        except Exception:
-            log.exception("sweep could not run post %s", post_id)
-    if held:  # one notice per workspace for the posts this sweep held, not one per post
-        from handlers.downtime import tell_held
+    # side by side, like the on-time jobs: one slow network must not make the posts after it miss their
+    # grace period (the send slots bound how many requests go at once)
+    results = await asyncio.gather(*(run_due(ctx, post_id) for post_id in due if post_id is not None),
+                                   return_exceptions=True)
+    for post_id, result in zip(due, results, strict=True):
+        if isinstance(result, Exception):
+            log.error("sweep could not run post %s", post_id, exc_info=result)
+        elif isinstance(result, BaseException):
+            raise result  # the process is going down (SystemExit, KeyboardInterrupt, cancellation)
+    from handlers.downtime import announce_held  # downtime builds on this module
 
-        await tell_held(ctx, held)
+    await announce_held(ctx, workspace_id=workspace_id)
     return len(due)
 
 
@@ -700,14 +705,22 @@ async def retry(req: Request) -> Reply:
                 f"#{post.id} changed since it went out (now revision {post.revision}), so the new version needs "
                 f"approval first: approvers, /approve {post.id}. Then /retry {post.id}."
             )
+        # the post is claimed first and each delivery moved back only from the state read: two /retry at once
+        # (on two workers) can't both reset a delivery the other one has already claimed and sent again
+        if not claim_post(session, post, state, ctx.clock.now()):
+            raise UserError(f"#{post.id} is already being retried or published.")
         for delivery in again:
-            named = account_name is not None and DeliveryState(delivery.state) == DeliveryState.UNCONFIRMED
-            move_delivery(delivery, DeliveryState.PENDING)
-            delivery.not_before, delivery.auto_attempts = None, 0
-            if named:  # the team checked the account and found nothing: lift the connector's safety markers
-                delivery.resume = {k: v for k, v in (delivery.resume or {}).items() if not k.startswith(GUARD)}
-        session.flush()
-        claim_post(session, post, state, ctx.clock.now())
+            was = DeliveryState(delivery.state)
+            values: dict[str, Any] = {"state": DeliveryState.PENDING.value, "not_before": None, "auto_attempts": 0}
+            if account_name is not None and was == DeliveryState.UNCONFIRMED:
+                # the team checked the account and found nothing: lift the connector's safety markers
+                values["resume"] = {k: v for k, v in (delivery.resume or {}).items() if not k.startswith(GUARD)}
+            moved = session.exec(  # type: ignore[call-overload]
+                update(Delivery).where(col(Delivery.id) == delivery.id).where(col(Delivery.state) == was.value)
+                .values(**values)
+            )
+            if moved.rowcount != 1:
+                raise UserError(f"#{post.id} is already being retried or published.")
         audit(session, ctx, ws_id, post.id, req.actor_name, "retry",
               ", ".join(a.name for d, a in pairs if d in again))
     result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being retried.")

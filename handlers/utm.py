@@ -20,6 +20,7 @@ draft card's limit check and the publish request all see the text as it is sent,
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -51,9 +52,15 @@ URL_RE = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
 TRAILING = ".,;:!?'\")]}"
 
 
+def _ends_sentence(char: str) -> bool:
+    """ASCII sentence punctuation, or any non-ASCII punctuation or symbol (…, », 。, ）, an emoji): what
+    follows a link in a sentence, not part of it (networks' own link detection stops there too)."""
+    return char in TRAILING or (not char.isascii() and unicodedata.category(char)[0] in "PS")
+
+
 def link_end(url: str) -> str:
     """The link without the punctuation that ends the sentence around it."""
-    while url and url[-1] in TRAILING:
+    while url and _ends_sentence(url[-1]):
         if url[-1] == ")" and url.count("(") >= url.count(")"):
             break  # https://en.wikipedia.org/wiki/Bird_(band): the parenthesis belongs to the link
         url = url[:-1]
@@ -108,7 +115,9 @@ def untagged(url: str) -> str:
     except ValueError:
         return url
     kept = [p for p in parts.query.split("&") if p and not p.split("=", 1)[0].lower().startswith("utm_")]
-    return urlunsplit(parts._replace(query="&".join(kept)))
+    # tag_url writes an empty path as "/" (https://ex.com?a=1 → https://ex.com/?a=1&utm_…): compare alike
+    path = parts.path or ("/" if parts.netloc else "")
+    return urlunsplit(parts._replace(path=path, query="&".join(kept)))
 
 
 def holds_link(text: str, link: str) -> bool:

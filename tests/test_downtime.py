@@ -3,6 +3,7 @@ the team is told once per workspace, and /held lists, publishes or drops them.""
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from handlers.health import DEAD
@@ -200,3 +201,38 @@ async def test_posts_held_by_a_pause_are_summed_up_once_on_resume(team: Team) ->
     assert out.count("came due while Herald was down (or paused)") == 1
     assert f"  #{ids[0]} · due" in out and f"  #{ids[1]} · due" in out
     assert team.sandbox_posts() == []
+
+
+async def test_a_held_notice_cut_off_by_a_crash_is_sent_by_a_later_sweep_and_only_once(
+    team: Team, db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import handlers.downtime as downtime
+
+    await team.setup_workspace(approvers=())
+    await team.say("alice", "/policy approvals=0")
+    held = [await draft(team, f"Old news {n}", f"in {m} minutes") for n, m in ((1, 60), (2, 70))]
+    await team.herald.stop()
+    clock.advance(hours=3)
+
+    class Killed(BaseException):
+        """The process dying after the posts were held, before the team heard of them."""
+
+    async def dies(*_args: object) -> bool:
+        raise Killed
+
+    herald, lines = capturing(db_url, clock)
+    monkeypatch.setattr(downtime, "tell_held", dies)
+    with pytest.raises(Killed):
+        await herald.start()  # the start-up sweep holds both posts, then dies on its way to the team
+    monkeypatch.undo()
+    await herald.stop()
+    assert not notices(lines, "came due while Herald was down")
+
+    team, lines = await restart(team, db_url, clock, minutes=1)
+    assert all(team.post(p).held_note for p in held)
+    # the dead worker's claim on the notice is taken over once its lease (2 minutes) has passed
+    assert notices(lines, "came due while Herald was down") == []
+    said = await team.tick(minutes=2)
+    assert said.startswith("⚠️ 2 posts came due while Herald was down"), said
+    assert await team.tick(minutes=5) == ""  # told: not again
+    await team.herald.stop()

@@ -38,6 +38,12 @@ TAGS = "utm_source=x&utm_medium=social&utm_campaign=spring&utm_content=post-7"
         # sentence punctuation after a link stays after it; a parenthesis the link opened stays in it
         ("New: https://shop.acme.com/new.", f"New: https://shop.acme.com/new?{TAGS}."),
         ("(see https://en.wikipedia.org/wiki/Bird_(band))", f"(see https://en.wikipedia.org/wiki/Bird_(band)?{TAGS})"),
+        # non-ASCII punctuation and emoji glued to a link end the sentence, not the link
+        ("Sale https://shop.acme.com/p🎉", f"Sale https://shop.acme.com/p?{TAGS}🎉"),
+        ("«https://shop.acme.com/p»", f"«https://shop.acme.com/p?{TAGS}»"),
+        ("見て https://shop.acme.com/p。", f"見て https://shop.acme.com/p?{TAGS}。"),
+        ("https://shop.acme.com/p…", f"https://shop.acme.com/p?{TAGS}…"),
+        ("https://shop.acme.com/café/", f"https://shop.acme.com/café/?{TAGS}"),  # letters and / stay in it
         # links that already carry utm_ parameters are the team's own tagging
         ("https://shop.acme.com/?utm_source=newsletter", "https://shop.acme.com/?utm_source=newsletter"),
         ("https://shop.acme.com/?ref=1&UTM_Campaign=x", "https://shop.acme.com/?ref=1&UTM_Campaign=x"),
@@ -59,6 +65,13 @@ def test_two_links_in_one_text_are_both_tagged_and_nothing_else_changes() -> Non
 def test_the_accounts_own_server_is_left_alone() -> None:
     own = frozenset({"social.acme.example"})
     assert tag_url("https://social.acme.example/@acme/1", PARAMS, own) == "https://social.acme.example/@acme/1"
+
+
+@pytest.mark.parametrize("link", ["https://ex.com?ref=nl", "https://ex.com#top", "https://ex.com"])
+def test_a_link_without_a_path_is_recognised_once_tagged(link: str) -> None:
+    """tag_url writes the empty path as "/": the text still holds the link, so it isn't added twice."""
+    tagged = tag_links(f"Sale!\n{link}", PARAMS)
+    assert tagged != f"Sale!\n{link}" and holds_link(tagged, link)
 
 
 def test_a_text_holds_its_link_when_it_carries_it_tagged() -> None:
