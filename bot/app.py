@@ -24,12 +24,15 @@ from handlers import dispatch
 from handlers.chat import ChatAddress, Command, Reply
 from handlers.context import Context
 from handlers.ports import Clock, Notifier
-from handlers.publishing import recover_interrupted
+from handlers.publishing import drain_sends, recover_interrupted
 from handlers.workspace import chat_moved
 from storage.crypto import SecretBox
 from storage.db import Database
 
 log = logging.getLogger("herald")
+
+# how long a stop waits for the sends in flight (a Procfile platform kills ~30 s after SIGTERM)
+STOP_GRACE_SECONDS = 20.0
 
 
 class Front(Protocol):
@@ -126,7 +129,10 @@ class Herald:
         await self.scheduler.start(self.ctx)
 
     async def stop(self) -> None:
-        self.scheduler.shutdown()  # no new sends; then the front ends and servers go
+        self.scheduler.shutdown()  # no new jobs; the sends under way finish, none start; then the rest goes
+        left = await drain_sends(self.ctx, timeout=STOP_GRACE_SECONDS)
+        if left:
+            log.warning("stopping with %d send(s) still in flight: they will show as unconfirmed", left)
         await self.leadership.stop()
         for service in self.services:
             await service.stop()

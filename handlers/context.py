@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from handlers.ports import Charts, Clock, Networks, Notifier, Scheduler
 from storage.crypto import SecretBox
 from storage.db import Database
+
+
+@dataclass
+class Sends:
+    """This process's sends: how many are in flight, and whether it is stopping (then it claims no new
+    ones, so a deploy's SIGTERM lets the sends under way finish instead of leaving them unconfirmed)."""
+
+    stopping: bool = False
+    in_flight: int = 0
 
 
 @dataclass
@@ -24,3 +33,4 @@ class Context:
     public_url: str | None = None
     # draws charts for /stats, reports and digests (bot/charts.py); None where no charts are drawn
     charts: Charts | None = None
+    sends: Sends = field(default_factory=Sends)

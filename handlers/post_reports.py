@@ -469,8 +469,8 @@ async def send_post_report(ctx: Context, post_id: int, ws_id: int, label: str) -
         log.info("no %s report for #%s: none of its networks gives numbers", label, post_id)
         return False
     image = await draw(ctx, post_id, report.series, tz)
-    await tell_team(ctx, ws_id, Reply(report.text, image=image), purpose="reports")
-    mark_shown(ctx, report.shown, now)
+    if await tell_team(ctx, ws_id, Reply(report.text, image=image), purpose="reports"):
+        mark_shown(ctx, report.shown, now)  # only numbers someone saw count as "the last report"
     return True
 
 

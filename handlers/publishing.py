@@ -245,8 +245,31 @@ async def send_one(ctx: Context, job: Job) -> None:
 
 
 async def _send_one(ctx: Context, job: Job) -> None:
+    if ctx.sends.stopping:
+        return  # the process is stopping: the delivery stays pending for another worker or the next start
     if not claim_delivery(ctx, job.delivery_id, job.outgoing.text):
         return
+    ctx.sends.in_flight += 1
+    try:
+        await _send_claimed(ctx, job)
+    finally:
+        ctx.sends.in_flight -= 1
+
+
+async def drain_sends(ctx: Context, timeout: float) -> int:
+    """Stop claiming new sends and wait (up to `timeout` seconds) for those in flight; how many remain.
+
+    A send cut off by the stop would be `unconfirmed` (its answer never stored), so a stop lets them end.
+    """
+    ctx.sends.stopping = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while ctx.sends.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return ctx.sends.in_flight
+
+
+async def _send_claimed(ctx: Context, job: Job) -> None:
     network = ctx.networks.get(job.account.network)
     if network is None:
         record_failure(ctx, job.delivery_id, ErrorKind.REJECTED,
@@ -330,7 +353,16 @@ async def send_pending(ctx: Context, post_id: int) -> Reply | None:
             return None
         jobs = pending_jobs(ctx, session, post, ctx.clock.now())
     await asyncio.gather(*(send_one(ctx, job) for job in jobs))
+    if ctx.sends.stopping and _still_pending(ctx, post_id):
+        return None  # not settled now: the next start (or another worker's sweep) sends the rest and says so
     return settle_once(ctx, post_id)
+
+
+def _still_pending(ctx: Context, post_id: int) -> bool:
+    with ctx.db.session() as session:
+        return session.exec(
+            select(Delivery.id).where(Delivery.post_id == post_id).where(Delivery.state == DeliveryState.PENDING.value)
+        ).first() is not None
 
 
 HELD = "held"
@@ -541,12 +573,20 @@ async def recover_interrupted(ctx: Context, *, at_start: bool = False) -> int:
             if (at_start and d.claimed_by == ctx.worker_id) or (d.claimed_at and now - d.claimed_at > STALE_SENDING)
         ]
         post_ids = set()
+        recovered = 0
         for delivery in stuck:
-            move_delivery(delivery, DeliveryState.UNCONFIRMED)
-            delivery.error_kind = ErrorKind.UNKNOWN_OUTCOME.value
-            delivery.last_error = "Herald stopped while sending it, before the network's answer was saved"
-            delivery.updated_at = now
-            post_ids.add(delivery.post_id)
+            # conditional on the claim it had: of two workers recovering it at once, one moves it and tells
+            moved = session.exec(  # type: ignore[call-overload]
+                update(Delivery).where(col(Delivery.id) == delivery.id)
+                .where(col(Delivery.state) == DeliveryState.SENDING.value)
+                .where(col(Delivery.claimed_at) == delivery.claimed_at)
+                .values(state=DeliveryState.UNCONFIRMED.value, error_kind=ErrorKind.UNKNOWN_OUTCOME.value,
+                        last_error="Herald stopped while sending it, before the network's answer was saved",
+                        updated_at=now)
+            )
+            if moved.rowcount == 1:
+                recovered += 1
+                post_ids.add(delivery.post_id)
     for post_id in sorted(post_ids):
         # the team is told before the post's outcome is stored: a crash in between leaves it publishing with
         # nothing in flight, which the next sweep settles and tells again (twice, rather than never)
@@ -557,7 +597,7 @@ async def recover_interrupted(ctx: Context, *, at_start: bool = False) -> int:
                 ws_id = post.workspace_id if post else 0
             await tell_team(ctx, ws_id, notice)
         settle_once(ctx, post_id)
-    return len(stuck)
+    return recovered
 
 
 async def sweep(ctx: Context, *, workspace_id: int | None = None) -> int:

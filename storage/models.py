@@ -280,7 +280,7 @@ class Post(SQLModel, table=True):
     due_at: datetime | None = utc_column(index=True)
     due_tz: str | None = None
     held_note: str | None = None
-    published_at: datetime | None = utc_column()
+    published_at: datetime | None = utc_column(index=True)  # reports, digests, exports, post reports
     created_at: datetime | None = utc_column()
     updated_at: datetime | None = utc_column()
 

@@ -108,3 +108,53 @@ async def test_a_post_due_while_paused_is_held_then_goes_out_on_resume_within_gr
     assert "Publishing resumed by bob" in out
     assert f"#{post_id} is published on all 2 account(s)" in out
     assert len(team.sandbox_posts()) == 2
+
+
+async def test_a_stop_lets_the_sends_under_way_finish_instead_of_leaving_them_unconfirmed(
+    db_url: str, clock: FakeClock
+) -> None:
+    """A deploy's SIGTERM while a post is going out: the send in flight ends and is stored as sent."""
+    network = RecordingNetwork()
+    herald, lines = capturing(db_url, clock, network)
+    await herald.start()
+    team = Team(herald, clock, db_url)
+    await team.setup_workspace(accounts=())
+    await team.say("alice", "/connect recording name=news")
+    post_id = await team.approved_post()
+    network.gate = asyncio.Event()  # the network takes its time…
+    publishing = asyncio.create_task(team.say("alice", f"/publish {post_id}"))
+    await asyncio.wait_for(network.entered.wait(), timeout=5)
+    stopping = asyncio.create_task(herald.stop())  # …and Herald is told to stop meanwhile
+    await asyncio.sleep(0.2)
+    assert not stopping.done()  # it waits for the send
+    network.gate.set()
+    await asyncio.wait_for(stopping, timeout=5)
+    assert (await publishing).startswith(f"📣 #{post_id} is published on 1 account(s)")
+    assert [d.state for d in team.deliveries(post_id)] == ["sent"]
+
+
+async def test_a_stopping_worker_claims_no_new_send_and_the_next_start_sends_it(
+    db_url: str, clock: FakeClock
+) -> None:
+    network = RecordingNetwork()
+    herald, _ = capturing(db_url, clock, network)
+    await herald.start()
+    team = Team(herald, clock, db_url)
+    await team.setup_workspace(accounts=())
+    await team.say("alice", "/connect recording name=news")
+    post_id = await team.approved_post()
+    await team.say("alice", f"/schedule {post_id} in 1 hour")
+    herald.ctx.sends.stopping = True  # SIGTERM arrived just before the post's time
+    assert await team.tick(hours=1) == ""  # nothing claimed, nothing said
+    assert network.calls == []
+    assert [d.state for d in team.deliveries(post_id)] == ["pending"]
+    await herald.stop()
+
+    herald, lines = capturing(db_url, clock, network)
+    await herald.start()  # moments later: within the grace period, so it goes out now
+    try:
+        assert team.post(post_id).state == "published"
+        assert len(network.calls) == 1
+        assert any(f"📣 #{post_id} is published" in line for line in lines)
+    finally:
+        await herald.stop()

@@ -1,5 +1,5 @@
 """indexes: /queue (post: workspace, state, due), the sweep and the scheduler window (post: state, due),
-an account's sends in time order (delivery: account, sent_at)
+an account's sends in time order (delivery: account, sent_at), posts by publishing time (reports, digests)
 
 Revision ID: 0004
 Revises: 0003
@@ -23,6 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table('post', schema=None) as batch_op:
         batch_op.create_index('ix_post_state_due', ['state', 'due_at'], unique=False)
         batch_op.create_index('ix_post_workspace_state_due', ['workspace_id', 'state', 'due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_post_published_at'), ['published_at'], unique=False)
 
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.create_index('ix_delivery_account_sent', ['account_id', 'sent_at'], unique=False)
@@ -36,6 +37,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_delivery_account_sent')
 
     with op.batch_alter_table('post', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_post_published_at'))
         batch_op.drop_index('ix_post_workspace_state_due')
         batch_op.drop_index('ix_post_state_due')
 
