@@ -363,6 +363,9 @@ class Surge:
     baseline: int
 
 
+SURGE_STALE = timedelta(hours=2)  # a surge is news while it is happening, not when read days later
+
+
 def surge_of(session: Session, post: Post, ws: Workspace, now: datetime) -> Surge | None:
     items = session.exec(
         select(InboxItem.posted_at, InboxItem.fetched_at).join(Delivery, col(InboxItem.delivery_id) == col(Delivery.id))
@@ -373,6 +376,8 @@ def surge_of(session: Session, post: Post, ws: Workspace, now: datetime) -> Surg
     count, end = peak_hour(posted, new)
     if count < SURGE_MIN or end is None:
         return None
+    if now - end > SURGE_STALE:
+        return None  # a burst that ended hours ago, only read now (first read after a deploy, a slow cadence)
     published = post.published_at or min(posted)
     age_end = end - published
     accounts = set(session.exec(select(Delivery.account_id).where(Delivery.post_id == post.id)).all())

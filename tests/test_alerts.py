@@ -157,6 +157,19 @@ async def test_a_comment_surge_alerts_against_the_usual_for_that_hour_of_a_posts
     assert await run(team, check_alerts) == ""  # once
 
 
+async def test_a_burst_that_ended_hours_before_it_was_read_is_no_surge(team: Team, bsky: FakeBluesky) -> None:
+    """The first read after a deploy (or a slow cadence) finds an old burst: history, not an alert."""
+    await connect(team, bsky=bsky)
+    team.clock.current = START
+    post = await publish(team, "Launch day", "acme-bsky")
+    for n in range(20):  # 20 comments in its first hour…
+        comment_on(bsky, remote_id(team, post), n, START + timedelta(minutes=2 + n))
+    team.clock.advance(hours=5)  # …first read 5 hours later
+    await run(team, run_inbox)
+    assert len(items(team)) == 20
+    assert await check_surges(team.herald.ctx) == 0
+
+
 async def test_fewer_comments_than_the_rule_asks_is_no_surge(team: Team, bsky: FakeBluesky) -> None:
     await connect(team, bsky=bsky)
     for day in range(3):  # usual: 2 in the first hour; 5 < 3 × 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlmodel import select
 
 from handlers.publishing import claim_delivery, run_due, sweep
@@ -220,3 +221,37 @@ async def test_confirm_takes_a_link_or_an_id_not_a_sentence(team: Team) -> None:
     assert f"#{post_id} is published" in done
     [delivery] = team.deliveries(post_id)
     assert delivery.remote_id == "r1" and delivery.metrics_due_at is not None and delivery.error_kind is None
+
+
+async def test_a_retry_that_lost_the_race_to_another_workers_retry_resets_nothing(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two people /retry the same post on two workers: the second read the delivery as failed, then the first
+    claimed it and is sending it. The second must not put it back to pending (it would be sent twice)."""
+    from sqlalchemy import update
+
+    import handlers.publishing as pub
+    from storage.models import Delivery, Post
+
+    recording = await recording_team(team, "news")
+    recording.behaviour["news"] = lambda: (_ for _ in ()).throw(RuntimeError("refused"))
+    post_id = await team.approved_post()
+    await team.say("alice", f"/publish {post_id}")
+    recording.behaviour.clear()
+    assert [d.state for d in team.deliveries(post_id)] == ["unconfirmed"]
+    read = pub.post_targets
+
+    def read_then_other_worker_claims(session, post):  # type: ignore[no-untyped-def]
+        pairs = read(session, post)
+        with team.herald.db.session() as other:  # the first worker's retry, committed in between
+            other.exec(update(Post).where(Post.id == post_id).values(state="publishing"))  # type: ignore[call-overload]
+            other.exec(update(Delivery).where(Delivery.post_id == post_id)  # type: ignore[call-overload]
+                       .values(state="sending", claimed_by="worker-1"))
+        return pairs
+
+    monkeypatch.setattr(pub, "post_targets", read_then_other_worker_claims)
+    out = await team.say("alice", f"/retry {post_id} news")
+    monkeypatch.undo()
+    assert out == f"✋ #{post_id} is already being retried or published."
+    assert [(d.state, d.claimed_by) for d in team.deliveries(post_id)] == [("sending", "worker-1")]
+    assert recording.count("news") == 1  # nothing sent by this worker
