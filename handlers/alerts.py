@@ -40,7 +40,7 @@ from sqlmodel import Session, col, select
 from handlers.chat import Button, ChatAddress, Reply
 from handlers.common import Request, audit, claim_once, get_workspace
 from handlers.context import Context
-from handlers.engagement import engagements
+from handlers.engagement import ENGAGED, engagements
 from handlers.errors import UserError
 from handlers.limits import NETWORK_LABELS
 from handlers.registry import ADMINS, EDITORS, periodic
@@ -287,7 +287,7 @@ def find_takeoffs(ctx: Context, session: Session, now: datetime) -> dict[int, li
 
 
 def numbers_line(snap: MetricSnapshot) -> str:
-    parts = [f"{getattr(snap, f):,} {f}" for f in ("likes", "comments", "shares", "quotes", "saves", "clicks")
+    parts = [f"{getattr(snap, f):,} {f}" for f in ENGAGED
              if getattr(snap, f)]
     if snap.impressions:
         parts.append(f"{snap.impressions:,} views")

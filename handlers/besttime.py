@@ -35,6 +35,7 @@ from sqlmodel import col
 
 from handlers.chat import Reply
 from handlers.common import Request, account_rules, get_workspace
+from handlers.engagement import engagements
 from handlers.errors import UserError
 from handlers.limits import NETWORK_LABELS
 from handlers.registry import command
@@ -46,7 +47,6 @@ READING_SLACK = timedelta(hours=6)  # a reading 18–30 h after publishing stand
 MIN_POSTS = 10
 TOP = 3
 SEARCH_DAYS = 14  # how far ahead `next best` looks
-ENGAGED = ("likes", "comments", "shares", "quotes", "saves", "clicks")
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -150,7 +150,7 @@ def history(session: Session, ws: Workspace, account_ids: list[int], now: dateti
     zone = ZoneInfo(ws.timezone)
     scores: dict[tuple[int, int], list[float]] = defaultdict(list)
     for _off, sent_at, snap in picked:
-        engaged = sum(getattr(snap, f) or 0 for f in ENGAGED)
+        engaged = engagements(snap)
         local = sent_at.astimezone(zone)
         scores[(local.weekday(), local.hour)].append(engaged / (snap.impressions or 1) if by_rate else float(engaged))
     slots = sorted((Slot(day, hour, fmean(values), len(values)) for (day, hour), values in scores.items()),

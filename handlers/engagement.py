@@ -281,8 +281,12 @@ def latest_two(session: Session, delivery_id: int) -> list[MetricSnapshot]:
     ).all())
 
 
+# what counts as an engagement, everywhere Herald adds them up (reports, digests, alerts, best times)
+ENGAGED: tuple[str, ...] = ("likes", "comments", "shares", "quotes", "saves", "clicks")
+
+
 def engagements(snapshot: MetricSnapshot) -> int:
-    return sum(getattr(snapshot, f) or 0 for f in ("likes", "comments", "shares", "quotes", "saves", "clicks"))
+    return sum(getattr(snapshot, f) or 0 for f in ENGAGED)
 
 
 def post_total(session: Session, post: Post) -> tuple[dict[str, int], dict[str, dict[str, int]]]:

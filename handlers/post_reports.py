@@ -45,7 +45,7 @@ from handlers.common import (
     tell_team,
 )
 from handlers.context import Context
-from handlers.engagement import LABELS, engagements, poll_metrics
+from handlers.engagement import ENGAGED, LABELS, engagements, poll_metrics
 from handlers.errors import UserError
 from handlers.ports import Series
 from handlers.registry import ADMINS, command, periodic
@@ -64,8 +64,10 @@ from storage.models import (
 log = logging.getLogger("herald.post_reports")
 
 # what counts as an engagement (the rate's numerator); views are the denominator, not an engagement
-ENGAGED: tuple[str, ...] = ("likes", "comments", "shares", "quotes", "clicks", "saves")
-FORMULA = "Engagements = " + " + ".join(LABELS[f] for f in ENGAGED) + "."
+# engagement.ENGAGED in the order these reports have always written it
+FORMULA_ORDER: tuple[str, ...] = ("likes", "comments", "shares", "quotes", "clicks", "saves")
+assert sorted(FORMULA_ORDER) == sorted(ENGAGED)
+FORMULA = "Engagements = " + " + ".join(LABELS[f] for f in FORMULA_ORDER) + "."
 # networks whose API gives Herald no numbers at all, and why (said in the report instead of "no numbers yet")
 NO_NUMBERS = {
     "telegram": "Telegram gives bots no view or reaction counts for channel posts",

@@ -30,7 +30,7 @@ from handlers.cards import short_text
 from handlers.chat import Reply
 from handlers.common import Request, get_workspace
 from handlers.context import Context
-from handlers.engagement import LABELS
+from handlers.engagement import ENGAGED, LABELS, engagements
 from handlers.errors import UserError
 from handlers.ports import Series
 from handlers.registry import command
@@ -46,7 +46,7 @@ from storage.models import (
     Workspace,
 )
 
-ENGAGEMENT_FIELDS = ("likes", "comments", "shares", "quotes", "saves", "clicks")
+ENGAGEMENT_FIELDS = ENGAGED
 FORMULA = "engagements = likes + comments + shares + quotes + saves + clicks"
 RATE_FORMULA = "engagement rate = engagements ÷ views, on the networks that give views"
 TOP = 5
@@ -570,7 +570,7 @@ def campaign_history(session: Session, delivery_ids: list[int], networks: dict[i
         if snap.taken_at is None:
             continue
         network = networks[snap.delivery_id]
-        engaged = sum(getattr(snap, f) or 0 for f in ENGAGEMENT_FIELDS)
+        engaged = engagements(snap)
         totals[network] += engaged - latest.get(snap.delivery_id, 0)
         latest[snap.delivery_id] = engaged
         value = float(totals[network])

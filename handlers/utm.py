@@ -166,7 +166,8 @@ def tag_for_account(text: str, post: Post, account: Account) -> str:
     group="Workspace",
 )
 async def utm(req: Request) -> Reply:
-    from handlers.common import audit, get_workspace, role_refusal  # handlers.common imports this module
+    from handlers.common import audit, get_workspace  # handlers.common imports this module
+    from handlers.workspace import require_role
 
     ctx = req.ctx
     ws_id = req.need_workspace()
@@ -182,8 +183,7 @@ async def utm(req: Request) -> Reply:
             return Reply("UTM tagging is off: links go out exactly as written. /utm on turns it on.")
         if wanted not in ("on", "off"):
             raise UserError(f"'{req.command.text.strip()}' isn't on or off. Usage: {req.spec.usage}")
-        if req.role not in ADMINS:
-            raise UserError(role_refusal((r.value for r in ADMINS), req.role, "change UTM tagging", req.actor_name))
+        require_role(req, ADMINS, "change UTM tagging")
         on = wanted == "on"
         if ws.utm == on:
             return Reply(f"UTM tagging is already {wanted}.")
