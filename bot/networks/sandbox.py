@@ -86,17 +86,30 @@ class SandboxNetwork:
             raise PublishError(ErrorKind.AUTH_EXPIRED, "the sandbox refused token 'invalid'")
         return f"sandbox account with {NETWORK_LABELS[like]} rules"
 
-    async def publish(self, account: AccountView, post: Outgoing) -> Published:
+    @staticmethod
+    def _rehearse_before(account: AccountView, what: str, many: str) -> None:
+        """The `fail=` modes that refuse a send (`what`: "post" or "reply", `many` its plural) before anything
+        is stored."""
         fail = account.settings.get("fail")
         if fail == "down":
             raise PublishError(ErrorKind.TRANSIENT, "the sandbox was unreachable (fail=down); nothing was sent")
         if fail == "rate_limit":
-            raise PublishError(ErrorKind.RATE_LIMITED, "the sandbox said: too many posts (fail=rate_limit)",
+            raise PublishError(ErrorKind.RATE_LIMITED, f"the sandbox said: too many {many} (fail=rate_limit)",
                                retry_after=60.0)
         if fail == "auth":
             raise PublishError(ErrorKind.AUTH_EXPIRED, "the sandbox token has expired (fail=auth)")
         if fail == "reject":
-            raise PublishError(ErrorKind.REJECTED, "the sandbox refuses every post (fail=reject)")
+            raise PublishError(ErrorKind.REJECTED, f"the sandbox refuses every {what} (fail=reject)")
+
+    @staticmethod
+    def _rehearse_after(account: AccountView, what: str) -> None:
+        """`fail=timeout`: the send was stored, but its answer is lost."""
+        if account.settings.get("fail") == "timeout":
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME,
+                               f"no answer came back within 30 seconds (fail=timeout), after the {what} was sent")
+
+    async def publish(self, account: AccountView, post: Outgoing) -> Published:
+        self._rehearse_before(account, "post", "posts")
         check = self.check(account, post.text, len(post.media))
         if not check.ok:
             raise PublishError(ErrorKind.REJECTED, "; ".join(check.problems))
@@ -110,9 +123,7 @@ class SandboxNetwork:
                 session.add(row)
                 session.flush()
             remote_id = str(row.id)
-        if fail == "timeout":
-            raise PublishError(ErrorKind.UNKNOWN_OUTCOME,
-                               "no answer came back within 30 seconds (fail=timeout), after the post was sent")
+        self._rehearse_after(account, "post")
         return Published(remote_id=remote_id, url=f"{URL_BASE}/{account.name}/{remote_id}")
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
@@ -168,16 +179,7 @@ class SandboxNetwork:
         return check_text(like, text, media_count=1 if like == "instagram" else 0, max_characters=limit)
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
-        fail = account.settings.get("fail")
-        if fail == "down":
-            raise PublishError(ErrorKind.TRANSIENT, "the sandbox was unreachable (fail=down); nothing was sent")
-        if fail == "rate_limit":
-            raise PublishError(ErrorKind.RATE_LIMITED, "the sandbox said: too many replies (fail=rate_limit)",
-                               retry_after=60.0)
-        if fail == "auth":
-            raise PublishError(ErrorKind.AUTH_EXPIRED, "the sandbox token has expired (fail=auth)")
-        if fail == "reject":
-            raise PublishError(ErrorKind.REJECTED, "the sandbox refuses every reply (fail=reject)")
+        self._rehearse_before(account, "reply", "replies")
         check = self.check_reply(account, text)
         if not check.ok:
             raise PublishError(ErrorKind.REJECTED, "; ".join(check.problems))
@@ -192,9 +194,7 @@ class SandboxNetwork:
                 session.add(row)
                 session.flush()
             remote_id = str(row.id)
-        if fail == "timeout":
-            raise PublishError(ErrorKind.UNKNOWN_OUTCOME,
-                               "no answer came back within 30 seconds (fail=timeout), after the reply was sent")
+        self._rehearse_after(account, "reply")
         return Published(remote_id=remote_id, url=f"{URL_BASE}/{account.name}/{target.post_id}#r{remote_id}")
 
     async def refresh(self, account: AccountView) -> dict[str, Any] | None:
