@@ -118,12 +118,7 @@ class FacebookNetwork(MetaGraphNetwork):
         return Published(remote_id=remote, url=await self._permalink(account, remote))
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
-        await self.hold_back(account, reply=True)
-        body = await self.graph("POST", account, target.comment_id, "comments", sending=True, data={"message": text})
-        remote = str(body.get("id") or "") if isinstance(body, dict) else ""
-        if not remote:
-            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Facebook took the reply but didn't say its id; it may be "
-                               "there")
+        remote = await self.comment_on(account, target, "comments", text)
         return Published(remote_id=remote, url=await self._permalink(account, remote))
 
     async def _unpublished_photos(self, account: AccountView, page: str, outgoing: Outgoing) -> list[str]:

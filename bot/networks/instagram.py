@@ -139,13 +139,7 @@ class InstagramNetwork(MetaGraphNetwork):
         return check_text(self.key, text, media_count=1)
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
-        await self.hold_back(account, reply=True)
-        body = await self.graph("POST", account, target.comment_id, "replies", sending=True, data={"message": text})
-        remote = str(body.get("id") or "") if isinstance(body, dict) else ""
-        if not remote:
-            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "Instagram took the reply but didn't say its id; it may "
-                               "be there")
-        return Published(remote_id=remote)
+        return Published(remote_id=await self.comment_on(account, target, "replies", text))
 
     async def create_container(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
         """The post's container: the single image's, or the CAROUSEL's (never a carousel item's: only

@@ -34,7 +34,16 @@ import httpx
 from bot.networks.common import bearer, parse_iso, to_int
 from bot.networks.http import HttpNetwork
 from handlers.limits import LimitCheck
-from handlers.ports import AccountView, Comment, ErrorKind, MediaFile, Outgoing, Published, PublishError
+from handlers.ports import (
+    AccountView,
+    Comment,
+    ErrorKind,
+    MediaFile,
+    Outgoing,
+    Published,
+    PublishError,
+    ReplyTarget,
+)
 
 GRAPH_VERSION = "v25.0"  # Graph API (Facebook, Instagram); released Feb 2026, available until Jul 2028
 THREADS_VERSION = "v1.0"
@@ -167,6 +176,16 @@ class MetaGraphNetwork(HttpNetwork):
 
     def api(self, account: AccountView, *parts: str) -> str:
         return "/".join([self.base(account), self.api_version, *[p.strip("/") for p in parts]])
+
+    async def comment_on(self, account: AccountView, target: ReplyTarget, edge: str, text: str) -> str:
+        """Answer a comment through its Graph `edge` (Facebook `comments`, Instagram `replies`): the answer's id."""
+        await self.hold_back(account, reply=True)
+        body = await self.graph("POST", account, target.comment_id, edge, sending=True, data={"message": text})
+        remote = str(body.get("id") or "") if isinstance(body, dict) else ""
+        if not remote:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, f"{self.label} took the reply but didn't say its id; it "
+                               "may be there")
+        return remote
 
     async def graph(self, method: str, account: AccountView, *parts: str, sending: bool = False,
                     **kwargs: Any) -> Any:
