@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import KEY, percentile, scratch_url, seed  # noqa: E402
 from bot.app import Herald  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from handlers.chat import Actor, ChatRef, Command  # noqa: E402
+from handlers.core.chat import Actor, ChatRef, Command
 
 COMMANDS = ("/draft", "/submit", "/approve", "/queue")
 

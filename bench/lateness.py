@@ -42,7 +42,7 @@ from sqlmodel import col, select  # noqa: E402
 from bench.common import KEY, FakeNetworkProcess, percentile, scratch_url, seed_due  # noqa: E402
 from bot.app import Herald  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from handlers.chat import Actor, ChatRef, Command  # noqa: E402
+from handlers.core.chat import Actor, ChatRef, Command
 from storage.models import Account, Delivery  # noqa: E402
 
 NETWORKS = ("mastodon", "bluesky", "x")

@@ -6,7 +6,7 @@ Half the accounts are X accounts, half Mastodon ones, each connected to a loopba
 own (aiohttp on 127.0.0.1, every read answered after `--latency` seconds) that speaks X's `GET /2/tweets?ids=`
 (100 ids a call) and Mastodon's `GET /api/v1/statuses?id[]=` (20 a call) and counts the requests. The
 deliveries (bulk-inserted: published posts, one sent delivery each, spread evenly over the accounts, sent over
-the last 30 days) are then read by `handlers.engagement.poll_metrics` — claims, read budgets, the connectors,
+the last 30 days) are then read by `handlers.engagement.metrics.poll_metrics` — claims, read budgets, the connectors,
 snapshot inserts and the next reading times — on a fake clock:
 
 1. full refresh: every delivery due at once; rounds run until none is due. Prints per round: wall time, readings
@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine  # noqa: E402
 from bench.common import KEY, scratch_url  # noqa: E402
 from bot.app import Herald  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from handlers.engagement import poll_metrics  # noqa: E402
+from handlers.engagement.metrics import poll_metrics
 from storage.models import Account, Delivery, Post, Workspace  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

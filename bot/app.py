@@ -21,11 +21,12 @@ from bot.scheduler import HeraldScheduler
 from bot.settings import Settings, secret_key
 from bot.worker_lock import WorkerLock, migration_lock
 from handlers import dispatch
-from handlers.chat import ChatAddress, Command, Reply
-from handlers.context import Context
-from handlers.ports import Clock, Notifier
-from handlers.publishing import drain_sends, recover_interrupted
-from handlers.workspace import chat_moved
+from handlers.core.chat import ChatAddress, Command, Reply
+from handlers.core.context import Context
+from handlers.core.ports import Clock, Notifier
+from handlers.posts.publishing.due import recover_interrupted
+from handlers.posts.publishing.send import drain_sends
+from handlers.workspace.setup import chat_moved
 from storage.crypto import SecretBox
 from storage.db import Database
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers.ports import Series
+from handlers.core.ports import Series
 
 WIDTH, HEIGHT, DPI = 8.0, 4.5, 110  # 880 × 495 px: readable in a phone's chat without opening it
 PALETTE = ("#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777")
@@ -47,7 +47,7 @@ def _png(figure: Any) -> bytes:
 
 
 class MatplotlibCharts:
-    """Implements handlers.ports.Charts."""
+    """Implements handlers.core.ports.Charts."""
 
     def line(self, title: str, series: list[Series], *, ylabel: str = "", tz: str = "UTC") -> bytes:
         """One line per series over time, times shown in `tz`."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.app import Herald
 from bot.clock import OffsetClock
 from bot.settings import load_settings
-from handlers.engagement import poll_metrics
+from handlers.engagement.metrics import poll_metrics
 from storage.models import Post, PostState
 
 SCRIPT_BEFORE = [

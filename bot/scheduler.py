@@ -2,7 +2,7 @@
 
 The database is the one truth of what is due. Timers live in memory only and are rebuilt from
 the posts table at start; a periodic sweep catches anything a crash, a restart or a missed timer
-let slip. A timer never decides whether a post is published: it calls `handlers.publishing.run_due`,
+let slip. A timer never decides whether a post is published: it calls `handlers.posts.publishing.due.run_due`,
 which reads the post and applies the rules. `misfire_grace_time=None` so a late job still runs
 (APScheduler's default of 1 second silently drops late jobs).
 
@@ -30,13 +30,13 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 
-from handlers.cards import UNAPPROVED
-from handlers.context import Context
-from handlers.engagement import poll_metrics
-from handlers.health import check_accounts
-from handlers.ports import Clock
-from handlers.publishing import run_due, sweep
-from handlers.registry import PERIODIC
+from handlers.core.commands import PERIODIC
+from handlers.core.context import Context
+from handlers.core.ports import Clock
+from handlers.engagement.metrics import poll_metrics
+from handlers.posts.publishing.due import run_due, sweep
+from handlers.posts.rules import UNAPPROVED
+from handlers.workspace.health import check_accounts
 from storage.models import Post, PostState, Workspace
 
 log = logging.getLogger("herald.scheduler")
@@ -187,7 +187,7 @@ class HeraldScheduler:
         for post_id, state, due_at, deadline in rows:
             if post_id is None or due_at is None:
                 continue
-            # the trigger time of handlers.cards.trigger_time, from columns instead of loaded objects
+            # the trigger time of handlers.posts.rules.trigger_time, from columns instead of loaded objects
             at = due_at if state == PostState.SCHEDULED.value else due_at - timedelta(minutes=deadline)
             if now < at <= until:
                 self.arm(post_id, at)

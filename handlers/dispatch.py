@@ -13,37 +13,20 @@ from sqlalchemy import update
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-import handlers.accounts
-import handlers.alerts
-import handlers.approvals
-import handlers.besttime
-import handlers.digests
-import handlers.downtime
-import handlers.drafts
 import handlers.engagement
-import handlers.exports
-import handlers.inbox
-import handlers.media
-import handlers.post_reports
-import handlers.publishing
-import handlers.replies
-import handlers.reports
-import handlers.scheduling
-import handlers.utm
-import handlers.workspace  # noqa: F401  (each module registers its commands)
-from handlers.chat import Actor, Command, Reply
-from handlers.common import Request, chat_link, role_refusal
-from handlers.context import Context
-from handlers.errors import UserError
-from handlers.registry import COMMANDS, command
+import handlers.posts
+import handlers.workspace  # noqa: F401  (each package registers its commands)
+from handlers.core.access import ROLE_RANK, role_refusal
+from handlers.core.chat import Actor, Command, Reply
+from handlers.core.commands import COMMANDS, Request, command
+from handlers.core.context import Context
+from handlers.core.errors import UserError
+from handlers.core.lookups import chat_link
 from storage.models import ChatLink, IllegalTransition, Member, Role, Workspace
 
 log = logging.getLogger("herald.dispatch")
 
 GROUP_ORDER = ("Workspace", "Accounts", "Posts", "Approvals", "Scheduling", "Publishing", "Engagement", "Other")
-
-
-ROLE_RANK = {Role.VIEWER: 0, Role.APPROVER: 1, Role.EDITOR: 2, Role.ADMIN: 3}
 
 
 def chat_workspace(session: Session, cmd: Command) -> int | None:

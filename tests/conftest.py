@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from bot.app import Herald
 from bot.settings import load_settings
-from handlers.publishing import sweep
+from handlers.posts.publishing.due import sweep
 from storage.models import Delivery, Post, SandboxPost
 
 TEST_KEY = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1rZXktLS0="  # a valid Fernet key, for PostgreSQL test runs

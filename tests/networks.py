@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from handlers.limits import LimitCheck, check_text
-from handlers.ports import AccountView, Comment, ConnectSpec, Metrics, Outgoing, Published
+from handlers.core.counting import LimitCheck, check_text
+from handlers.core.ports import AccountView, Comment, ConnectSpec, Metrics, Outgoing, Published
 
 
 class RecordingNetwork:

@@ -12,10 +12,17 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from handlers.alerts import check_alerts, check_surges, check_takeoff, fold, parse_words, watch_hits
-from handlers.engagement import poll_metrics
-from handlers.errors import UserError
-from handlers.inbox import run_inbox
+from handlers.core.errors import UserError
+from handlers.engagement.alerts import (
+    check_alerts,
+    check_surges,
+    check_takeoff,
+    fold,
+    parse_words,
+    watch_hits,
+)
+from handlers.engagement.inbox import run_inbox
+from handlers.engagement.metrics import poll_metrics
 from storage.models import InboxItem, SentOnce, Workspace
 from tests.conftest import START, FakeClock, Team, capturing, refused
 from tests.fakes.bluesky_api import FakeBluesky

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from bot.chats.console import PLATFORM
-from handlers.chat import Actor, Command
+from handlers.core.chat import Actor, Command
 from storage.models import Approval
 from tests.conftest import Team
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from handlers.besttime import history
-from handlers.engagement import poll_metrics
+from handlers.engagement.besttime import history
+from handlers.engagement.metrics import poll_metrics
 from storage.models import Account, Delivery, MetricSnapshot, Post, Workspace
 from tests.conftest import START, Team, refused
 from tests.fakes.mastodon_api import FakeMastodon

@@ -11,7 +11,7 @@ from PIL import Image
 from sqlmodel import select
 
 from handlers import dispatch
-from handlers.chat import Actor, ChatRef, Command, MediaIn, Reply
+from handlers.core.chat import Actor, ChatRef, Command, MediaIn, Reply
 from storage.models import ChatLink, Media, Member
 from tests.conftest import Team, recording_team, refused
 

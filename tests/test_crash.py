@@ -47,11 +47,11 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-import handlers.publishing as pub
+import handlers.posts.publishing.due as due
 from bot.app import Herald
 from bot.clock import SystemClock
 from bot.settings import load_settings
-from handlers.chat import Command, MediaIn
+from handlers.core.chat import Command, MediaIn
 from storage.crypto import SecretBox
 from storage.models import Account, Delivery, Post
 from tests.conftest import POSTGRES_ENV, FakeClock, Team, capturing, fresh_postgres, postgres_url
@@ -381,7 +381,7 @@ async def test_a_crash_between_the_recovery_storing_an_unconfirmed_outcome_and_t
         raise SystemExit("killed before the notice went out")
 
     herald, lines = capturing(db_url, clock, network)
-    monkeypatch.setattr(pub, "tell_team", dies)
+    monkeypatch.setattr(due, "tell_team", dies)
     with pytest.raises(SystemExit):
         await herald.start()  # the start-up recovery dies on its way to the team
     monkeypatch.undo()

@@ -24,11 +24,11 @@ from sqlmodel import select
 from bot.charts import MatplotlibCharts
 from bot.chats.discord import DiscordFront
 from bot.chats.telegram import TelegramFront
-from handlers.chat import ChatAddress, Command, Reply
-from handlers.digests import send_digests
-from handlers.engagement import poll_metrics
-from handlers.ports import Series
-from handlers.reports import Tally, group_lines
+from handlers.core.chat import ChatAddress, Command, Reply
+from handlers.core.ports import Series
+from handlers.engagement.digests import send_digests
+from handlers.engagement.metrics import poll_metrics
+from handlers.engagement.reports import Tally, group_lines
 from storage.models import Account, AuditEvent, ChatLink, Delivery, SentOnce, Workspace
 from tests.conftest import START, FakeClock, Team, capturing, make_herald, refused
 from tests.fakes.bluesky_api import FakeBluesky

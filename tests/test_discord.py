@@ -19,8 +19,8 @@ from sqlmodel import select
 
 from bot.app import Herald
 from bot.chats.discord import DiscordFront, button_id
-from handlers.chat import Button, ChatAddress, Reply
-from handlers.registry import COMMANDS
+from handlers.core.chat import Button, ChatAddress, Reply
+from handlers.core.commands import COMMANDS
 from storage.models import Approval, Media, Post
 from tests.conftest import FakeClock, Team, make_herald
 from tests.fakes.discord_api import EPHEMERAL, FakeDiscord, Interaction

@@ -14,7 +14,7 @@ from PIL import Image
 
 from bot.networks.discord_channel import DiscordChannelNetwork, nonce_for
 from bot.networks.http import new_client
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError, Verified
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError, Verified
 from tests.conftest import FakeClock
 from tests.fakes.discord_api import FakeDiscord
 

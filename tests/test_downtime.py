@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from handlers.health import DEAD
-from handlers.publishing import sweep
+from handlers.posts.publishing.due import sweep
+from handlers.workspace.health import DEAD
 from storage.models import Account, AuditEvent
 from tests.conftest import FakeClock, Team, capturing, refused
 
@@ -206,7 +206,7 @@ async def test_posts_held_by_a_pause_are_summed_up_once_on_resume(team: Team) ->
 async def test_a_held_notice_cut_off_by_a_crash_is_sent_by_a_later_sweep_and_only_once(
     team: Team, db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import handlers.downtime as downtime
+    import handlers.posts.publishing.held as downtime
 
     await team.setup_workspace(approvers=())
     await team.say("alice", "/policy approvals=0")

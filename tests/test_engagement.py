@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import select
 
 from bot.networks.sandbox import engagement
-from handlers.engagement import next_metrics_at, poll_metrics
-from handlers.ports import Metrics
+from handlers.core.ports import Metrics
+from handlers.engagement.metrics import next_metrics_at, poll_metrics
 from storage.models import Account
 from tests.conftest import START, Team
 

@@ -26,8 +26,8 @@ from aiohttp import web
 from PIL import Image
 from sqlmodel import select
 
-from handlers.chat import Command, MediaIn
-from handlers.engagement import poll_metrics
+from handlers.core.chat import Command, MediaIn
+from handlers.engagement.metrics import poll_metrics
 from storage.models import Account, Delivery
 from tests.conftest import START, FakeClock, Team
 from tests.fakes.bluesky_api import FakeBluesky

@@ -20,10 +20,10 @@ from sqlmodel import select
 
 from bot.chats.discord import DiscordFront
 from bot.chats.telegram import TelegramFront
-from handlers.chat import Command, Reply
-from handlers.engagement import poll_metrics
-from handlers.exports import COLUMNS
-from handlers.reports import parse_period
+from handlers.core.chat import Command, Reply
+from handlers.engagement.exports import COLUMNS
+from handlers.engagement.metrics import poll_metrics
+from handlers.engagement.reports import parse_period
 from storage.models import Account, Delivery, MetricSnapshot
 from tests.conftest import START, FakeClock, Team, make_herald, refused
 from tests.fakes.discord_api import FakeDiscord

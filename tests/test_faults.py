@@ -34,8 +34,8 @@ import pytest
 from aiohttp import web
 from sqlmodel import select
 
-from handlers.common import show_time
-from handlers.health import DEAD
+from handlers.core.when import show_time
+from handlers.workspace.health import DEAD
 from storage.models import Account, Delivery
 from tests.conftest import FakeClock, Team
 from tests.fakes.bluesky_api import FakeBluesky
@@ -165,8 +165,8 @@ FAULTS = [
     Fault("slow answer within the timeout", lambda n: {}, made=False, slow=SLOW),
 ]
 
-DEFAULT_RATE_LIMIT_WAIT = 60.0  # handlers/publishing.py DEFAULT_RETRY_AFTER
-FIRST_TRANSIENT_WAIT = 30.0  # handlers/publishing.py: 15 s × 2^attempts after the first attempt
+DEFAULT_RATE_LIMIT_WAIT = 60.0  # handlers/posts/publishing/ DEFAULT_RETRY_AFTER
+FIRST_TRANSIENT_WAIT = 30.0  # handlers/posts/publishing/: 15 s × 2^attempts after the first attempt
 
 
 @pytest.fixture(params=list(NETS), ids=list(NETS))

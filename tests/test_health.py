@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlmodel import select
 
-from handlers.health import check_accounts, due_for_check
-from handlers.ports import AccountView, ErrorKind, PublishError
+from handlers.core.ports import AccountView, ErrorKind, PublishError
+from handlers.workspace.health import check_accounts, due_for_check
 from storage.models import Account
 from tests.conftest import Team, recording_team
 from tests.networks import RecordingNetwork
@@ -134,8 +134,8 @@ async def test_parallel_uses_of_a_rotating_refresh_token_refresh_once_and_never_
     that rotates on use must be spent once, and the account stays healthy."""
     import asyncio
 
-    from handlers.common import account_view
-    from handlers.health import fresh_view
+    from handlers.core.lookups import account_view
+    from handlers.workspace.health import fresh_view
 
     network = await token_team(team, "news")
     spent: set[str] = set()

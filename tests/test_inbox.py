@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from handlers.context import Context
-from handlers.inbox import (
+from handlers.core.context import Context
+from handlers.engagement.inbox import (
     COMMENT_CADENCE,
     FORWARD_MAX,
     insert_items,
@@ -307,7 +307,7 @@ async def test_inbox_lists_the_latest_comments_with_their_numbers_and_reply_stat
     stored = items(team)
     assert len(stored) == 18
     zoe = next(i for i in stored if i.author == "@zoe")
-    with team.herald.db.session() as session:  # what /reply (handlers/replies.py) records once an answer went out
+    with team.herald.db.session() as session:  # what /reply (handlers/engagement/replies.py) records once an answer went out
         row = session.get(InboxItem, stored[16].id)
         assert row is not None
         row.reply_state, row.reply_by = "sent", "alice"

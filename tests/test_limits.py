@@ -1,9 +1,9 @@
-"""Tests for handlers.limits: each network measured by its own counting rule."""
+"""Tests for handlers.core.counting: each network measured by its own counting rule."""
 
 import pytest
 from twitter_text import parse_tweet  # type: ignore[import-untyped]
 
-from handlers.limits import NETWORK_LABELS, LimitCheck, check_text, count_text
+from handlers.core.counting import NETWORK_LABELS, LimitCheck, check_text, count_text
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 👨‍👩‍👧‍👦, 7 code points, 25 bytes
 GRIN = "\U0001f600"  # 😀, 4 UTF-8 bytes, 2 UTF-16 units

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bot.networks.bluesky import BlueskyNetwork, fit_image, make_facets, tid_for
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.fakes import kit
 from tests.fakes.bluesky_api import DID, TID_RE, FakeBluesky
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bot.networks.discord_channel import DiscordChannelNetwork
-from handlers.ports import AccountView, ErrorKind, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, Outgoing, PublishError
 from tests.conftest import FakeClock
 from tests.fakes import kit
 from tests.fakes.discord_api import FakeDiscord

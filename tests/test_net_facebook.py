@@ -11,7 +11,7 @@ from PIL import Image
 
 from bot.networks.facebook import FacebookNetwork
 from bot.networks.meta import GRAPH_VERSION
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.fakes import kit
 from tests.fakes.meta_graph import PAGE_ID, PAGE_TOKEN, MetaGraphServer
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from bot.networks.instagram import InstagramNetwork
 from bot.networks.meta import GRAPH_VERSION
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.fakes import kit
 from tests.fakes.meta_graph import IG_TOKEN, IG_USER_ID, PAGE_ID, PAGE_TOKEN, MetaGraphServer
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from bot.networks.linkedin import LinkedInNetwork, escape_little
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.fakes import kit
 from tests.fakes.linkedin_api import FakeLinkedIn
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from bot.networks.http import new_client
 from bot.networks.mastodon import MastodonNetwork, plain_text
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.conftest import FakeClock
 from tests.fakes import kit
 from tests.fakes.mastodon_api import FakeMastodon

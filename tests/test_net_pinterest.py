@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bot.networks.pinterest import PinterestNetwork
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.fakes import kit
 from tests.fakes.pinterest_api import FakePinterest
 

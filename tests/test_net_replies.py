@@ -32,7 +32,15 @@ from bot.networks.threads import ThreadsNetwork
 from bot.networks.tiktok import TikTokNetwork
 from bot.networks.x import XNetwork
 from bot.networks.youtube import YouTubeNetwork
-from handlers.ports import AccountView, Comment, ErrorKind, MediaFile, Outgoing, PublishError, ReplyTarget
+from handlers.core.ports import (
+    AccountView,
+    Comment,
+    ErrorKind,
+    MediaFile,
+    Outgoing,
+    PublishError,
+    ReplyTarget,
+)
 from tests.conftest import FakeClock
 from tests.fakes import kit
 from tests.fakes.bluesky_api import DID, FakeBluesky, _cid
@@ -66,7 +74,7 @@ def png() -> MediaFile:
 
 
 def target(comment: Comment, key: str = "herald-reply-1-abc") -> ReplyTarget:
-    """What /reply hands a connector for a comment the inbox stored (handlers.replies.Found.target)."""
+    """What /reply hands a connector for a comment the inbox stored (handlers.engagement.replies.Found.target)."""
     return ReplyTarget(comment_id=comment.remote_id, post_id=comment.parent_remote_id, author=comment.author,
                        idempotency_key=key)
 

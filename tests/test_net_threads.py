@@ -11,7 +11,7 @@ from PIL import Image
 
 from bot.networks.meta import THREADS_VERSION
 from bot.networks.threads import ThreadsNetwork
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.fakes import kit
 from tests.fakes.meta_graph import THREADS_TOKEN, THREADS_USER_ID, MetaGraphServer
 

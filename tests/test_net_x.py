@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bot.networks.x import XNetwork
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.fakes import kit
 from tests.fakes.x_api import FakeX
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from bot.networks.youtube import YouTubeNetwork, seconds_to_pacific_midnight
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
 from tests.conftest import FakeClock
 from tests.fakes import kit
 from tests.fakes.youtube_api import FakeYouTube

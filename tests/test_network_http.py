@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from bot.networks.http import HttpNetwork, new_client, seconds_until
-from handlers.ports import AccountView, ConnectSpec, ErrorKind, PublishError
+from handlers.core.ports import AccountView, ConnectSpec, ErrorKind, PublishError
 from tests.conftest import FakeClock
 from tests.fakes.loopback import LoopbackServer
 

@@ -8,7 +8,7 @@ import pytest
 from aiolimiter import AsyncLimiter
 
 from bot.networks.http import HttpNetwork
-from handlers.ports import AccountView, ErrorKind, PublishError
+from handlers.core.ports import AccountView, ErrorKind, PublishError
 from tests.conftest import Team
 from tests.fakes.mastodon_api import FakeMastodon
 

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlmodel import col, select
 
-from handlers import engagement
-from handlers.engagement import ReadBudget, claim_due, poll_metrics
+from handlers.engagement import metrics as engagement
+from handlers.engagement.metrics import ReadBudget, claim_due, poll_metrics
 from storage.models import Account, Delivery, MetricSnapshot
 from tests.conftest import START, Team, make_herald
 from tests.fakes.mastodon_api import FakeMastodon

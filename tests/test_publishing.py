@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from sqlmodel import select
 
-from handlers.publishing import claim_delivery, run_due, sweep
+from handlers.posts.publishing.claims import claim_delivery
+from handlers.posts.publishing.due import run_due, sweep
 from storage.models import Account
 from tests.conftest import Team, make_herald, recording_team
 
@@ -182,7 +183,7 @@ async def test_credentials_are_decrypted_only_for_the_network_call(team: Team) -
 async def test_a_check_that_never_ends_is_unconfirmed_not_failed_and_the_teams_resend_lifts_guards(team: Team) -> None:
     """A connector that keeps checking an upload already under way (resume in_flight) never ends as
     'failed' (the post may be live); the team's named /retry drops its guard_ markers and keeps the rest."""
-    from handlers.ports import ErrorKind, PublishError
+    from handlers.core.ports import ErrorKind, PublishError
 
     recording = await recording_team(team, "tube")
     seen: list[dict[str, object]] = []
@@ -230,7 +231,7 @@ async def test_a_retry_that_lost_the_race_to_another_workers_retry_resets_nothin
     claimed it and is sending it. The second must not put it back to pending (it would be sent twice)."""
     from sqlalchemy import update
 
-    import handlers.publishing as pub
+    import handlers.posts.publishing.commands as pub
     from storage.models import Delivery, Post
 
     recording = await recording_team(team, "news")

@@ -6,11 +6,14 @@ import asyncio
 
 import pytest
 
-import handlers.publishing as pub
-import handlers.scheduling as sched
+import handlers.posts.publishing.claims as claims
+import handlers.posts.publishing.due as due
+import handlers.posts.publishing.send as send
+import handlers.posts.publishing.settle as settle
+import handlers.posts.scheduling as sched
 from bot.settings import SettingsError
-from handlers.chat import Command
-from handlers.ports import ErrorKind, PublishError
+from handlers.core.chat import Command
+from handlers.core.ports import ErrorKind, PublishError
 from storage.crypto import SecretBox
 from storage.models import Post, PostState
 from tests.conftest import FakeClock, Team, capturing, make_herald, recording_team
@@ -34,10 +37,10 @@ async def test_a_crash_between_the_last_answer_and_settling_is_settled_and_repor
     def dies(*_args: object) -> None:
         raise Killed("killed between the two transactions")
 
-    monkeypatch.setattr(pub, "settle", dies)
+    monkeypatch.setattr(settle, "settle", dies)
     clock.advance(hours=1)
     with pytest.raises(Killed):
-        await pub.sweep(herald.ctx)
+        await due.sweep(herald.ctx)
     await herald.stop()
     monkeypatch.undo()
     assert team.post(post_id).state == "publishing"
@@ -68,7 +71,7 @@ async def test_unreadable_credentials_fail_that_account_with_the_fix_and_the_res
     await herald.start()
     try:
         clock.advance(hours=1)
-        await pub.sweep(herald.ctx)
+        await due.sweep(herald.ctx)
         said = "\n".join(lines)
         assert f"#{post_id} is partly published: 1 of 2 accounts." in said
         assert "✗ brand-bsky (sandbox): stored credentials can't be decrypted with this HERALD_SECRET_KEY" in said
@@ -184,14 +187,14 @@ async def test_a_cancel_racing_another_workers_claim_changes_nothing(
             with a.ctx.db.session() as other:
                 post = other.get(Post, post_id)
                 assert post is not None
-                pub.begin_publishing(a.ctx, other, post, real(other, ws_id), PostState.SCHEDULED, clock.now())
+                due.begin_publishing(a.ctx, other, post, real(other, ws_id), PostState.SCHEDULED, clock.now())
             return real(session, ws_id)
 
         monkeypatch.setattr(sched, "get_workspace", a_claims_meanwhile)
         out = await team_b.say("alice", f"/cancel {post_id}")
         assert "That post changed at the same moment" in out and "nothing was changed" in out
         assert team_a.post(post_id).state == "publishing"
-        await pub.send_pending(a.ctx, post_id)
+        await send.send_pending(a.ctx, post_id)
         assert team_a.post(post_id).state == "published"
         assert len(team_a.sandbox_posts()) == 2
     finally:
@@ -247,7 +250,7 @@ async def test_retry_after_automatic_retries_ran_out_retries_automatically_again
     for _ in range(6):
         await team.tick(minutes=2)
     assert team.post(post_id).state == "failed"
-    assert network.count("news") == pub.MAX_AUTOMATIC_ATTEMPTS
+    assert network.count("news") == claims.MAX_AUTOMATIC_ATTEMPTS
     out = await team.say("alice", f"/retry {post_id}")
     assert "retrying by itself" in out
     network.behaviour.clear()

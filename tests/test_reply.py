@@ -1,7 +1,7 @@
 """/reply: answering comments on the networks, through the approval policy, exactly once.
 
 Everything goes through the console chat as a team types it (buttons pressed by number), on Herald's
-FakeClock. Comments reach the inbox the way they do in production: the inbox reader (handlers.inbox) reads
+FakeClock. Comments reach the inbox the way they do in production: the inbox reader (handlers.engagement.inbox) reads
 them from the networks — the sandbox here, and the X and Bluesky loopback fakes in the end-to-end test —
 and /reply answers them through the same connectors.
 """
@@ -17,11 +17,11 @@ import pytest
 from sqlmodel import select
 
 from bot.networks.sandbox import SandboxNetwork
-from handlers.chat import Actor, ChatAddress, Command, Reply
+from handlers.core.chat import Actor, ChatAddress, Command, Reply
+from handlers.core.ports import AccountView, Published, ReplyTarget
 from handlers.dispatch import handle
-from handlers.inbox import read_comments
-from handlers.ports import AccountView, Published, ReplyTarget
-from handlers.replies import reply_key, send_reply, settle_replies
+from handlers.engagement.inbox import read_comments
+from handlers.engagement.replies import reply_key, send_reply, settle_replies
 from storage.models import Account, ChatLink, Delivery, InboxItem, Post, SandboxPost
 from tests.conftest import START, FakeClock, Team, capturing, refused
 from tests.fakes.bluesky_api import DID, FakeBluesky, _cid

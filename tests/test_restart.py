@@ -32,7 +32,7 @@ async def test_posts_scheduled_before_a_restart_publish_once_on_time_or_per_the_
         assert f"#{ids[0]} ⚠ held" in queue
 
         clock.advance(hours=1)
-        from handlers.publishing import sweep
+        from handlers.posts.publishing.due import sweep
 
         await sweep(herald.ctx)
         assert team.post(ids[2]).state == "published"
@@ -88,7 +88,7 @@ async def test_a_crash_while_sending_leaves_the_delivery_unconfirmed_and_it_is_n
         assert f"❌ #{post_id} didn't publish on any of its 1 account(s)." in said
         assert "? news (recording): unconfirmed — Herald stopped while sending it" in said
         assert [d.state for d in team.deliveries(post_id)] == ["unconfirmed"]
-        from handlers.publishing import sweep
+        from handlers.posts.publishing.due import sweep
 
         clock.advance(hours=1)
         await sweep(herald.ctx)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from handlers import dispatch
-from handlers.chat import Actor, ChatRef, Command
+from handlers.core.chat import Actor, ChatRef, Command
 from tests.conftest import Team
 
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-import handlers.publishing as publishing
+import handlers.posts.publishing.send as publishing
 from tests.conftest import Team, recording_team
 
 

@@ -23,11 +23,11 @@ from sqlmodel import select
 from bot.charts import MatplotlibCharts
 from bot.chats.discord import DiscordFront
 from bot.chats.telegram import TelegramFront
-from handlers.chat import ChatAddress, Command, Reply
-from handlers.engagement import poll_metrics
-from handlers.errors import UserError
-from handlers.ports import Series
-from handlers.post_reports import chart_series, mark_label, parse_marks, post_reports_task
+from handlers.core.chat import ChatAddress, Command, Reply
+from handlers.core.errors import UserError
+from handlers.core.ports import Series
+from handlers.engagement.metrics import poll_metrics
+from handlers.engagement.stats import chart_series, mark_label, parse_marks, post_reports_task
 from storage.models import MetricSnapshot, SentOnce, Workspace
 from tests.conftest import START, FakeClock, Team, capturing, make_herald, refused
 from tests.fakes.discord_api import FakeDiscord
@@ -338,7 +338,7 @@ async def test_a_telegram_channel_says_it_gives_no_numbers_and_the_rest_still_co
 
 
 def test_the_chart_has_a_line_per_account_starting_at_zero_and_a_stepped_total() -> None:
-    from handlers.post_reports import AccountNumbers
+    from handlers.engagement.stats import AccountNumbers
 
     at = START
 

@@ -19,10 +19,10 @@ from sqlmodel import select
 
 from bot.app import Herald
 from bot.chats.telegram import TelegramFront, decode_button, encode_button, split_text
-from handlers.chat import Actor, Button, ChatAddress, Command, Reply
-from handlers.engagement import poll_metrics
-from handlers.publishing import sweep
-from handlers.registry import COMMANDS
+from handlers.core.chat import Actor, Button, ChatAddress, Command, Reply
+from handlers.core.commands import COMMANDS
+from handlers.engagement.metrics import poll_metrics
+from handlers.posts.publishing.due import sweep
 from storage.models import Account, Media, Member, Post
 from tests.conftest import FakeClock, make_herald
 from tests.fakes.telegram_api import FakeTelegram, utf16_len
@@ -553,7 +553,7 @@ def test_webhook_mode_without_a_secret_makes_one() -> None:
 
 
 async def test_a_group_upgraded_to_a_supergroup_keeps_its_workspace(world: World) -> None:
-    from handlers.workspace import chat_moved
+    from handlers.workspace.setup import chat_moved
 
     world.front.on_chat_moved = lambda old, new: chat_moved(world.herald.ctx, "telegram", old, new)
     await world.setup()

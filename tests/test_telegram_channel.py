@@ -13,7 +13,7 @@ from PIL import Image
 
 from bot.networks.http import new_client
 from bot.networks.telegram_channel import TelegramChannelNetwork, parse_channel
-from handlers.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError, Verified
+from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError, Verified
 from tests.conftest import FakeClock, make_herald
 from tests.fakes.telegram_api import BOT_ID, FakeTelegram
 

@@ -14,7 +14,7 @@ import pytest
 import regex
 from sqlmodel import select
 
-from handlers.utm import holds_link, tag_links, tag_url
+from handlers.posts.links import holds_link, tag_links, tag_url
 from storage.models import AuditEvent, Workspace
 from tests.conftest import FakeClock, Team, refused
 from tests.fakes.bluesky_api import FakeBluesky

@@ -1,4 +1,4 @@
-"""Tests for handlers/when.py: Herald's "time is explicit" parsing, refusals and echo formatting."""
+"""Tests for handlers/core/when.py: Herald's "time is explicit" parsing, refusals and echo formatting."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from handlers.when import When, WhenError, format_delta, format_when, parse_timezone, parse_when
+from handlers.core.when import When, WhenError, format_delta, format_when, parse_timezone, parse_when
 
 # Monday 23 Nov 2026, 10:00 UTC = 11:00 CET in Paris.
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

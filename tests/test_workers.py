@@ -29,9 +29,9 @@ from bot.chats.discord import DiscordFront
 from bot.chats.telegram import TelegramFront
 from bot.settings import load_settings
 from bot.worker_lock import ProcessLock, migration_lock
-from handlers.chat import Button, ChatAddress, Reply
-from handlers.health import check_accounts
-from handlers.ports import AccountView
+from handlers.core.chat import Button, ChatAddress, Reply
+from handlers.core.ports import AccountView
+from handlers.workspace.health import check_accounts
 from storage.db import Database
 from storage.models import Account, Delivery, Post
 from tests.conftest import POSTGRES_ENV, TEST_KEY, FakeClock, Team, fresh_postgres, make_herald, postgres_url

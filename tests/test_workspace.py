@@ -268,7 +268,7 @@ async def test_help_for_an_unknown_command_is_refused(team: Team) -> None:
 
 
 async def test_every_command_has_help_with_an_example_that_names_it(team: Team) -> None:
-    from handlers.registry import COMMANDS
+    from handlers.core.commands import COMMANDS
 
     assert len(COMMANDS) >= 30
     for name, spec in COMMANDS.items():

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from handlers.chat import Actor, Attachment, Button, ChatAddress, ChatRef, Command, Reply
+from handlers.core.chat import Actor, Attachment, Button, ChatAddress, ChatRef, Command, Reply
 
 PLATFORM = "console"
 NAME_RE = re.compile(r"[\w.\-]{1,32}")

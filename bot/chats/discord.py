@@ -1,6 +1,6 @@
 """The Discord front end: Herald's commands as slash commands, its cards as embeds with buttons.
 
-- Every command of `handlers.registry.COMMANDS` is a slash command with one text option `args`
+- Every command of `handlers.core.commands.COMMANDS` is a slash command with one text option `args`
   (the words after the command, described from the command's usage and example). `/draft` and
   `/attach` also take an `image` attachment (downloaded and handed in as Command.media); `/role`
   takes a `member` or a Discord `group` (a server role: everyone holding it gets the Herald role),
@@ -49,9 +49,9 @@ import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
-from handlers.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
-from handlers.media import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES
-from handlers.registry import COMMANDS, CommandSpec
+from handlers.core.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
+from handlers.core.commands import COMMANDS, CommandSpec
+from handlers.posts.media import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES
 
 log = logging.getLogger("herald.discord")
 

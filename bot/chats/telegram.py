@@ -1,6 +1,6 @@
 """The Telegram front end: Herald as a Telegram bot (python-telegram-bot 22), in groups and private chats.
 
-It only translates: every update becomes a `handlers.chat.Command`, Herald's `Reply` becomes
+It only translates: every update becomes a `handlers.core.chat.Command`, Herald's `Reply` becomes
 Telegram messages. What it maps:
 
 - `/command args` (also `/command@HeraldBot`) → Command(name, text=args). A command addressed to
@@ -65,8 +65,8 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
-from handlers.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
-from handlers.registry import COMMANDS
+from handlers.core.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
+from handlers.core.commands import COMMANDS
 
 PLATFORM = "telegram"
 log = logging.getLogger("herald.telegram")

@@ -1,10 +1,10 @@
-"""Network connectors, one module each, all implementing handlers.ports.Network."""
+"""Network connectors, one module each, all implementing handlers.core.ports.Network."""
 
 from __future__ import annotations
 
 import httpx
 
-from handlers.ports import Clock, Network
+from handlers.core.ports import Clock, Network
 from storage.db import Database
 
 

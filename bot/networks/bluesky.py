@@ -34,7 +34,7 @@ import httpx
 import regex
 from PIL import Image, UnidentifiedImageError
 
-from handlers.ports import (
+from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from handlers.ports import AccountView, ErrorKind, Outgoing, PublishError
+from handlers.core.ports import AccountView, ErrorKind, Outgoing, PublishError
 
 T = TypeVar("T")
 

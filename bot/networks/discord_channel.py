@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 
 from bot.networks.http import HttpNetwork
-from handlers.ports import (
+from handlers.core.ports import (
     AccountView,
     Clock,
     ConnectSpec,

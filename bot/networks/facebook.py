@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from bot.networks.meta import MetaGraphNetwork, insight_values, parse_time
-from handlers.ports import (
+from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,

@@ -30,8 +30,8 @@ import httpx
 from aiolimiter import AsyncLimiter
 
 from bot.networks.common import parse_iso
-from handlers.limits import LimitCheck, check_text
-from handlers.ports import (
+from handlers.core.counting import LimitCheck, check_text
+from handlers.core.ports import (
     AccountView,
     Clock,
     Comment,

@@ -38,8 +38,8 @@ from bot.networks.meta import (
     insight_values,
     media_url,
 )
-from handlers.limits import LimitCheck, check_text
-from handlers.ports import (
+from handlers.core.counting import LimitCheck, check_text
+from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,

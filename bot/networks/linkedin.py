@@ -42,7 +42,7 @@ from bot.networks.common import (
     token_answer,
 )
 from bot.networks.http import HttpNetwork
-from handlers.ports import (
+from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,

@@ -33,8 +33,8 @@ from urllib.parse import urlparse
 import httpx
 from aiolimiter import AsyncLimiter
 
-from handlers.limits import LimitCheck, check_text
-from handlers.ports import (
+from handlers.core.counting import LimitCheck, check_text
+from handlers.core.ports import (
     GUARD,
     IN_FLIGHT,
     AccountView,

@@ -33,8 +33,8 @@ import httpx
 
 from bot.networks.common import bearer, parse_iso, to_int
 from bot.networks.http import HttpNetwork
-from handlers.limits import LimitCheck
-from handlers.ports import (
+from handlers.core.counting import LimitCheck
+from handlers.core.ports import (
     AccountView,
     Comment,
     ErrorKind,

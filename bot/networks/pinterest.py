@@ -6,7 +6,7 @@
   image goes inline as `image_base64` {content_type, data} (2–5 images: `multiple_image_base64`
   items, shown as a carousel). Pinterest takes JPEG and PNG there.
 - title = the first line of the text (≤100 characters), description = the text (≤800, checked by
-  handlers.limits), link = the post's link (≤2,048).
+  handlers.core.counting), link = the post's link (≤2,048).
 - No idempotency key: a send whose answer is lost is UNKNOWN_OUTCOME.
 - Rate limits: Standard access 100 requests/s per user per app, plus per-category per-minute caps
   (`org_write` for Pins); 429 may carry `X-RateLimit-Reset` (seconds) or `Retry-After`.
@@ -34,7 +34,7 @@ from bot.networks.common import (
     token_answer,
 )
 from bot.networks.http import HttpNetwork
-from handlers.ports import (
+from handlers.core.ports import (
     AccountView,
     ConnectSpec,
     ErrorKind,

@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlmodel import select
 
-from handlers.limits import NETWORK_LABELS, LimitCheck, check_text
-from handlers.ports import (
+from handlers.core.counting import NETWORK_LABELS, LimitCheck, check_text
+from handlers.core.ports import (
     AccountView,
     Clock,
     Comment,

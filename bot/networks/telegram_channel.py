@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from handlers.ports import (
+from handlers.core.ports import (
     AccountView,
     Clock,
     ConnectSpec,

@@ -10,7 +10,7 @@ PUBLISHED, finds the post) instead of making another.
 - Links: a text post gets ``link_attachment`` (the preview card); the text keeps its URL.
 - Images: Meta downloads them from public URLs built from ``media_url_template=`` /
   ``media_base_url=`` (bot/networks/meta.py); a carousel takes 2–20 items.
-- Limits: 500 characters (handlers.limits counts emoji by UTF-8 bytes), 5 links, 250 API posts
+- Limits: 500 characters (handlers.core.counting counts emoji by UTF-8 bytes), 5 links, 250 API posts
   per profile per rolling 24 h.
 - Metrics: ``GET /{media-id}/insights?metric=views,likes,replies,reposts,quotes,shares``;
   replies: ``GET /{media-id}/replies``.
@@ -32,8 +32,8 @@ from bot.networks.meta import (
     insight_values,
     media_url,
 )
-from handlers.limits import LimitCheck
-from handlers.ports import (
+from handlers.core.counting import LimitCheck
+from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,

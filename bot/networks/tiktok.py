@@ -44,7 +44,7 @@ from bot.networks.common import (
     to_int,
 )
 from bot.networks.http import HttpNetwork
-from handlers.ports import (
+from handlers.core.ports import (
     IN_FLIGHT,
     AccountView,
     ConnectSpec,

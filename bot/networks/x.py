@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from handlers.ports import (
+from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,

@@ -46,8 +46,8 @@ from bot.networks.common import (
     token_answer,
 )
 from bot.networks.http import HttpNetwork
-from handlers.limits import LimitCheck
-from handlers.ports import (
+from handlers.core.counting import LimitCheck
+from handlers.core.ports import (
     IN_FLIGHT,
     AccountView,
     Comment,
@@ -144,7 +144,7 @@ class YouTubeNetwork(HttpNetwork):
         return bearer(account.credentials.get("access_token", ""))
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
-        """handlers.limits can't tell a video from an image: with media, the video is checked at publish."""
+        """handlers.core.counting can't tell a video from an image: with media, the video is checked at publish."""
         result = super().check(account, text, media_count)
         if media_count == 0:
             return result

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from bot.networks.http import new_client
-from handlers.ports import AccountView, Clock
+from handlers.core.ports import AccountView, Clock
 
 N = TypeVar("N")
 S = TypeVar("S")

@@ -1,0 +1,36 @@
+"""Everything a handler may use, in one object built by bot/app.py (or a test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from handlers.core.ports import Charts, Clock, Networks, Notifier, Scheduler
+from storage.crypto import SecretBox
+from storage.db import Database
+
+
+@dataclass
+class Sends:
+    """This process's sends: how many are in flight, and whether it is stopping (then it claims no new
+    ones, so a deploy's SIGTERM lets the sends under way finish instead of leaving them unconfirmed)."""
+
+    stopping: bool = False
+    in_flight: int = 0
+
+
+@dataclass
+class Context:
+    db: Database
+    clock: Clock
+    networks: Networks
+    notifier: Notifier
+    scheduler: Scheduler
+    secrets: SecretBox
+    grace: timedelta = timedelta(minutes=15)
+    worker_id: str = "herald"
+    # Herald's public address (HERALD_PUBLIC_URL) where networks that fetch images by URL find them
+    public_url: str | None = None
+    # draws charts for /stats, reports and digests (bot/charts.py); None where no charts are drawn
+    charts: Charts | None = None
+    sends: Sends = field(default_factory=Sends)

@@ -1,0 +1,93 @@
+"""Finding things: a chat's link, a post or workspace by number, a post's targets, an account as a connector sees it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlmodel import Session, select
+
+from handlers.core.chat import ChatRef
+from handlers.core.commands import Request
+from handlers.core.context import Context
+from handlers.core.errors import UserError
+from handlers.core.ports import AccountView
+from storage.models import Account, ChatLink, Delivery, Post, Workspace
+
+
+def chat_link(session: Session, chat: ChatRef) -> ChatLink | None:
+    """The link of this very chat to its workspace, if it has one of its own."""
+    return session.exec(
+        select(ChatLink).where(ChatLink.platform == chat.platform).where(ChatLink.chat_id == chat.chat_id)
+    ).first()
+
+
+def parse_post_id(token: Any, usage: str) -> int:
+    """Read a post number written as 12 or #12."""
+    if isinstance(token, int):
+        return token
+    if token is None or not str(token).strip():
+        raise UserError(f"Which post? Give its number: {usage}")
+    raw = str(token).strip().lstrip("#")
+    if not re.fullmatch(r"[0-9]{1,9}", raw):  # ASCII digits only ('²' is a digit to isdigit), and no overflow
+        raise UserError(f"'{token}' isn't a post number. Usage: {usage}")
+    return int(raw)
+
+
+def split_post_and_rest(req: Request) -> tuple[int, str]:
+    """For commands shaped `/cmd <post> <more text>`: the post number and the raw rest."""
+    if req.pressed:
+        return parse_post_id(req.arg("post"), req.spec.usage), str(req.arg("text", "")).strip()
+    text = req.command.text.strip()
+    head, _, rest = text.partition(" ")
+    if "\n" in head:
+        head, _, more = head.partition("\n")
+        rest = more + (" " + rest if rest else "")
+    return parse_post_id(head, req.spec.usage), rest.strip()
+
+
+def get_post(session: Session, workspace_id: int, post_id: int) -> Post:
+    post = session.get(Post, post_id)
+    if post is None or post.workspace_id != workspace_id:
+        raise UserError(f"There's no post #{post_id} in this workspace. /posts lists them.")
+    return post
+
+
+def get_workspace(session: Session, workspace_id: int) -> Workspace:
+    ws = session.get(Workspace, workspace_id)
+    if ws is None:  # pragma: no cover - a ChatLink always points at a workspace
+        raise UserError("This chat's workspace is gone. /setup creates a new one.")
+    return ws
+
+
+def account_rules(account: Account) -> str:
+    """The network whose text rules apply: a sandbox account may follow another network's rules."""
+    return str(account.settings.get("like") or account.network)
+
+
+def account_view(ctx: Context, account: Account, *, with_secrets: bool = False) -> AccountView:
+    assert account.id is not None
+    settings = dict(account.settings)
+    if ctx.public_url and not settings.get("media_url_template") and not settings.get("media_base_url"):
+        settings["media_url_template"] = ctx.public_url + "/media/{sha256}.jpg"  # served by bot/media_server.py
+    return AccountView(
+        id=account.id,
+        workspace_id=account.workspace_id,
+        network=account.network,
+        name=account.name,
+        base_url=account.base_url,
+        settings=settings,
+        credentials=ctx.secrets.open(account.credentials) if with_secrets else {},
+    )
+
+
+def post_targets(session: Session, post: Post) -> list[tuple[Delivery, Account]]:
+    rows = session.exec(
+        select(Delivery, Account).where(Delivery.post_id == post.id).where(Delivery.account_id == Account.id)
+    ).all()
+    return sorted(((d, a) for d, a in rows), key=lambda pair: pair[1].name)
+
+
+def target_named(pairs: list[tuple[Delivery, Account]], name: str) -> tuple[Delivery, Account] | None:
+    """The (delivery, account) of a post's target called `name` (any case), or None."""
+    return next(((d, a) for d, a in pairs if a.name.lower() == name.lower()), None)

@@ -1,0 +1,249 @@
+"""The small protocols handlers need from the outside world; bot/app.py plugs the real ones in.
+
+- `Network`: one social network connector (validate, verify, publish, fetch metrics, answer comments).
+- `Networks`: the directory of connectors by network key.
+- `Notifier`: posts a reply into a team chat on Herald's own initiative.
+- `Clock`: the current time (tests inject a fake one).
+- `Scheduler`: arms and disarms the on-time trigger of a post.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from handlers.core.chat import ChatAddress, Reply
+from handlers.core.counting import LimitCheck
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """An account as a connector sees it, credentials decrypted (never printed: repr=False)."""
+
+    id: int
+    workspace_id: int
+    network: str
+    name: str
+    base_url: str | None
+    settings: dict[str, Any]
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One image (or video) of a post, read from Herald's media store for sending."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One delivery to send: the network's text variant, the link and media of the post.
+
+    `resume` is what an earlier attempt of this delivery left (a container or upload id),
+    so two-phase networks carry on from it instead of starting again.
+    """
+
+    delivery_id: int
+    post_id: int
+    idempotency_key: str
+    text: str
+    link: str | None = None
+    media: tuple[MediaFile, ...] = ()
+    campaign: str | None = None
+    resume: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What `verify` learned at connect time: who the account is, and values to keep with it.
+
+    `settings` (ids, handles) are stored in the clear beside the account's own settings;
+    `credentials` (session or long-lived tokens the network handed back) are sealed with the
+    rest of its credentials.
+    """
+
+    description: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Published:
+    remote_id: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One reading of a delivery's engagement; None where the network doesn't give that number."""
+
+    likes: int | None = None
+    comments: int | None = None
+    shares: int | None = None
+    quotes: int | None = None
+    impressions: int | None = None
+    clicks: int | None = None
+    saves: int | None = None
+    followers: int | None = None  # the account's audience at reading time, where the network gives it
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment or reply on a published post, for the team's inbox."""
+
+    remote_id: str  # the comment's id on the network
+    parent_remote_id: str  # the published post it answers
+    author: str
+    text: str
+    created_at: datetime
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyTarget:
+    """The comment a reply answers, as the team's inbox keeps it (handlers/engagement/replies.py)."""
+
+    comment_id: str  # the comment's id on the network (InboxItem.remote_id)
+    post_id: str  # the published post it is under (the delivery's remote id)
+    author: str = ""  # who wrote the comment, as the network names them (@handle where it has one)
+    idempotency_key: str = ""  # the same for every attempt of one reply: networks that dedupe use it
+
+
+class ErrorKind(StrEnum):
+    RATE_LIMITED = "rate_limited"  # not sent; try again after retry_after
+    AUTH_EXPIRED = "auth_expired"  # not sent; reconnect the account
+    REJECTED = "rejected"  # not sent; the network refused the content
+    TRANSIENT = "transient"  # not sent (failed before the request left); safe to retry
+    UNKNOWN_OUTCOME = "unknown_outcome"  # the request may have reached the network
+
+
+# Resume keys that mean something to Herald itself (see PublishError.resume).
+IN_FLIGHT = "in_flight"  # true: a post may already exist; exhausted retries end unconfirmed, not failed
+GUARD = "guard_"  # prefix of a connector's safety markers; lifted when the team explicitly resends
+
+
+class PublishError(Exception):
+    """A network's failure, classified so Herald knows whether a retry could post twice."""
+
+    def __init__(
+        self, kind: ErrorKind, reason: str, *, retry_after: float | None = None,
+        resume: dict[str, Any] | None = None, paced: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.retry_after = retry_after
+        # True: Herald's own per-account budget held the send back before any request (RATE_LIMITED); it
+        # waits its turn without counting as an attempt, so a burst is paced, never failed
+        self.paced = paced
+        # progress to keep for the next attempt (container / upload id). Two keys mean something to Herald:
+        # "in_flight": true — a post may already exist and the next attempt checks for it, so when automatic
+        # attempts run out the delivery is unconfirmed, not failed; keys starting "guard_" are safety
+        # markers that Herald drops when the team explicitly resends (/retry <post> <account>).
+        self.resume = resume or {}
+
+
+@dataclass(frozen=True)
+class ConnectSpec:
+    """What `/connect <network>` takes: required and optional keys, and which of them are secret."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    secret: tuple[str, ...] = ()
+    help: str = ""
+
+
+class Network(Protocol):
+    @property
+    def key(self) -> str: ...  # the network's key: x, mastodon, …
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def idempotent(self) -> bool: ...  # True when the network itself dedupes a retried send
+
+    @property
+    def connect_spec(self) -> ConnectSpec: ...
+
+    def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck: ...
+
+    async def verify(self, account: AccountView) -> str | Verified:
+        """Check the credentials against the network (PublishError AUTH_EXPIRED when wrong,
+        ValueError for a bad setting) and say who the account is."""
+        ...
+
+    async def publish(self, account: AccountView, post: Outgoing) -> Published: ...
+
+    async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]: ...
+
+    async def fetch_comments(
+        self, account: AccountView, remote_ids: list[str], since: datetime | None
+    ) -> list[Comment]: ...
+
+    async def refresh(self, account: AccountView) -> dict[str, Any] | None:
+        """New credentials when the account's token needs refreshing now, else None.
+
+        Raises PublishError(AUTH_EXPIRED) when the token is dead and only the team can fix it.
+        """
+        ...
+
+    # -- answering comments (/reply) ------------------------------------------------------------
+
+    def reply_refusal(self, account: AccountView) -> str | None:
+        """Why Herald can't answer comments on this account's network, in plain words; None when it can."""
+        ...
+
+    def reply_text(self, account: AccountView, target: ReplyTarget, text: str) -> str:
+        """The reply exactly as it will go out (Mastodon puts the commenter's @handle in front)."""
+        ...
+
+    def check_reply(self, account: AccountView, text: str) -> LimitCheck:
+        """The reply's text measured the way this network counts a comment."""
+        ...
+
+    async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
+        """Answer the comment on the network; PublishError like publish (UNKNOWN_OUTCOME: it may be there)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a chart: a name and its (time, value) points."""
+
+    name: str
+    points: tuple[tuple[datetime, float], ...]
+
+
+class Charts(Protocol):
+    """Draws the pictures Herald sends into the chat (bot/charts.py, matplotlib). Returns PNG bytes."""
+
+    def line(self, title: str, series: list[Series], *, ylabel: str = "", tz: str = "UTC") -> bytes: ...
+
+    def bars(self, title: str, labels: list[str], values: dict[str, list[float]], *, ylabel: str = "") -> bytes: ...
+
+
+class Networks(Protocol):
+    def get(self, key: str) -> Network | None: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class Notifier(Protocol):
+    async def send(self, chat: ChatAddress, reply: Reply) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Scheduler(Protocol):
+    def arm(self, post_id: int, at: datetime) -> None: ...
+
+    def disarm(self, post_id: int) -> None: ...

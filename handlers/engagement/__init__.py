@@ -1,0 +1,18 @@
+"""After publishing: reading the numbers on a cadence (`metrics`), /stats and post reports (`stats`), /report
+(`reports`), digests, /export, alerts and watch words, the inbox, /reply through approvals, best times.
+
+May import: `handlers.workspace`, `handlers.core` and `storage`. Importing the package registers its commands
+and periodic tasks.
+"""
+
+from handlers.engagement import (  # noqa: F401  (each module registers its commands and periodic tasks)
+    alerts,
+    besttime,
+    digests,
+    exports,
+    inbox,
+    metrics,
+    replies,
+    reports,
+    stats,
+)

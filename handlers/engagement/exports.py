@@ -1,0 +1,94 @@
+"""/export <period>: a CSV of the posts published in a period, one row per account it went out on.
+
+Columns (COLUMNS): the post, when that account published it (ISO 8601 in the workspace timezone),
+campaign, network, account, link, each number from the latest reading (empty where the network
+doesn't give it or nothing was read yet), engagements, engagement rate in % with its basis (views,
+else followers), when the numbers were read, and the text that went out. The file is UTF-8 with a
+byte-order mark so spreadsheet programs read accents right; cells a spreadsheet would run as a formula
+(starting with = + - @) get a leading apostrophe.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from zoneinfo import ZoneInfo
+
+from handlers.core.chat import Attachment, Reply
+from handlers.core.commands import Request, command
+from handlers.core.lookups import get_workspace
+from handlers.engagement.reports import PERIOD_HELP, Sent, parse_period, plural, sent_deliveries, span_text
+from storage.models import METRIC_FIELDS
+
+NUMBERS = tuple("views" if f == "impressions" else f for f in METRIC_FIELDS)  # named the way the chat names them
+COLUMNS = (
+    "post_id", "published_at", "campaign", "network", "account", "url", *NUMBERS,
+    "engagements", "engagement_rate_pct", "rate_basis", "metrics_read_at", "text",
+)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(text: str | None) -> str:
+    """A text cell that a spreadsheet shows as text, never runs as a formula."""
+    if not text:
+        return ""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def csv_rows(rows: list[Sent], tz: str) -> bytes:
+    zone = ZoneInfo(tz)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for sent in rows:
+        published = sent.sent_at or sent.published_at
+        rate = sent.rate()
+        numbers = ["" if sent.numbers.get(f) is None else str(sent.numbers[f]) for f in METRIC_FIELDS]
+        writer.writerow([
+            sent.post_id, published.astimezone(zone).isoformat(timespec="seconds"), cell(sent.campaign),
+            cell(sent.network), cell(sent.account), cell(sent.url), *numbers,
+            sent.engagements if sent.read_at else "", f"{rate[0]:.2f}" if rate else "", rate[1] if rate else "",
+            sent.read_at.astimezone(zone).isoformat(timespec="seconds") if sent.read_at else "",
+            cell(sent.sent_text or sent.text),
+        ])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def file_name(workspace: str, key: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", workspace.lower()).strip("-") or "workspace"
+    return f"herald-{slug}-{key}.csv"
+
+
+@command(
+    "export",
+    usage="/export [period]", example="/export 2026-11",
+    summary="a CSV file of the posts published in a period and their latest numbers, one row per account",
+    details=(
+        f"Periods: {PERIOD_HELP}; /export alone is the last 7 days.\n"
+        "Columns: " + ", ".join(COLUMNS) + ". published_at and metrics_read_at are in the workspace timezone; "
+        "engagement_rate_pct = engagements ÷ views (rate_basis views), else ÷ followers where the network gives "
+        "no views; an empty number means the network doesn't give it or nothing was read yet."
+    ),
+    group="Engagement",
+)
+async def export(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        tz = ws.timezone
+        period = parse_period(req.command.text, now, tz, req.spec.usage)
+        rows = sent_deliveries(session, ws_id, window=period.window)
+        workspace = ws.name
+    span = span_text(period.window.start, period.window.end, tz)
+    if not rows:
+        return Reply(f"Nothing was published {period.during} ({span}), so there's nothing to export.")
+    posts = len({r.post_id for r in rows})
+    data = csv_rows(rows, tz)
+    return Reply(
+        f"📄 Export of {period.name} ({span}): {plural(posts, 'post')} published, one row per account it went "
+        f"out on ({plural(len(rows), 'row')}), with their latest numbers. Times are in {tz}.",
+        attachment=Attachment(file_name(workspace, period.key), "text/csv", data),
+    )

@@ -1,0 +1,95 @@
+"""How a post is shown in the chat: the draft card, the approval card, one-line summaries."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from handlers.core.chat import Button, Reply
+from handlers.core.context import Context
+from handlers.core.lookups import post_targets
+from handlers.core.when import show_time
+from handlers.core.words import state_label
+from handlers.posts.render import check_lines, target_checks
+from handlers.posts.rules import approvals_at_revision
+from storage.models import Approval, Decision, Post, PostState, Workspace
+
+
+def post_body(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[str]:
+    """The post's header, text, link, time and a check line per target."""
+    head = f"Post #{post.id} · {state_label(post)} · revision {post.revision} · by {post.author_name}"
+    if post.campaign:
+        head += f" · campaign {post.campaign}"
+    lines = [head]
+    lines += ["│ " + line for line in (post.text or "(no text)").splitlines()]
+    if post.link:
+        lines.append(f"Link: {post.link}")
+    if post.media:
+        lines.append(f"Images: {len(post.media)}")
+    tz = post.due_tz or ws.timezone
+    lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}" if post.due_at else "Time: not scheduled")
+    if post.held_note:
+        lines.append(f"⚠ Held: {post.held_note}")
+    checks = target_checks(ctx, session, post)
+    if checks:
+        lines.append("Targets:")
+        lines += check_lines(post, checks)
+    else:
+        lines.append(f"Targets: none — /targets {post.id} <account…> (see /accounts)")
+    if post.variants:
+        lines.append("Variants for: " + ", ".join(sorted(post.variants)))
+    return lines
+
+
+def draft_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str) -> Reply:
+    lines = [headline, *post_body(ctx, session, post, ws)]
+    buttons: tuple[Button, ...] = ()
+    if PostState(post.state) in (PostState.DRAFT, PostState.CHANGES_REQUESTED):
+        buttons = (
+            Button("Submit for approval", "submit", {"post": post.id}),
+            Button("Preview", "preview", {"post": post.id}),
+            Button("Schedule…", "schedule", {"post": post.id}, prompt="When? e.g. tomorrow 9am"),
+        )
+    return Reply("\n".join(lines), buttons=buttons, card=post.id)
+
+
+DECISION_MARKS = {Decision.APPROVE.value: "✅", Decision.CHANGES.value: "✏️", Decision.REJECT.value: "⛔"}
+DECISION_WORDS = {Decision.APPROVE.value: "approved", Decision.CHANGES.value: "asked for changes",
+                  Decision.REJECT.value: "rejected"}
+
+
+def decision_lines(session: Session, post: Post) -> list[str]:
+    """Who decided what on the current revision, in order ("✅ bob approved", "✏️ carol asked for changes: …")."""
+    rows = session.exec(
+        select(Approval).where(Approval.post_id == post.id).where(Approval.revision == post.revision)
+        .order_by(Approval.id)  # type: ignore[arg-type]
+    ).all()
+    return [f"{DECISION_MARKS.get(a.decision, '•')} {a.name} {DECISION_WORDS.get(a.decision, a.decision)}"
+            + (f": {a.note}" if a.note else "") for a in rows]
+
+
+def approval_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str) -> Reply:
+    """The card approvers act on; once the post leaves review it shows the decisions and no buttons."""
+    have = len(approvals_at_revision(session, post))
+    lines = [
+        headline,
+        *post_body(ctx, session, post, ws),
+        f"Approvals: {have} of {ws.approvals_needed} (revision {post.revision})",
+        *decision_lines(session, post),
+    ]
+    buttons: tuple[Button, ...] = ()
+    if PostState(post.state) == PostState.IN_REVIEW or (
+        PostState(post.state) in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED)
+        and post.sent_revision is not None and post.revision != post.sent_revision
+        and have < ws.approvals_needed
+    ):
+        args = {"post": post.id, "revision": post.revision}
+        buttons = (
+            Button("Approve", "approve", args),
+            Button("Request changes", "changes", args, prompt=f"What should change in #{post.id}?"),
+            Button("Reject", "reject", args, prompt=f"Why reject #{post.id}?"),
+        )
+    return Reply("\n".join(lines), buttons=buttons, card=post.id)
+
+
+def target_names(session: Session, post: Post) -> str:
+    return ", ".join(account.name for _d, account in post_targets(session, post)) or "no accounts"

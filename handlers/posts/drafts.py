@@ -1,0 +1,315 @@
+"""Writing posts: /draft, /edit, /variant, /targets, /preview, /posts and /history."""
+
+from __future__ import annotations
+
+import re
+import secrets as pysecrets
+
+from sqlmodel import Session, col, select
+
+from handlers.core.access import EDITORS
+from handlers.core.audit import audit
+from handlers.core.chat import Button, Reply
+from handlers.core.commands import Request, command
+from handlers.core.counting import NETWORK_LABELS
+from handlers.core.errors import UserError
+from handlers.core.lookups import (
+    account_rules,
+    account_view,
+    get_post,
+    get_workspace,
+    post_targets,
+    split_post_and_rest,
+)
+from handlers.core.when import show_time
+from handlers.core.words import short_text, state_label
+from handlers.posts.cards import draft_card
+from handlers.posts.editing import after_content_change, content_changed, editable_post
+from handlers.posts.media import MAX_ITEMS, store_media
+from handlers.posts.render import compose, text_for_account
+from storage.models import (
+    Account,
+    AuditEvent,
+    Delivery,
+    Post,
+    PostState,
+)
+
+OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to)=(\S+)\s*$", re.IGNORECASE)
+CAMPAIGN_RE = re.compile(r"[\w\-]{1,40}")
+URL_RE = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
+MAX_TEXT = 20_000
+
+
+def split_options(text: str) -> tuple[str, dict[str, str]]:
+    """Peel trailing link=…, campaign=… and to=… options off a post's text."""
+    options: dict[str, str] = {}
+    while m := OPTION_RE.search(text):
+        key = m.group(1).lower()
+        if key in options:
+            raise UserError(f"{key}= is given twice.")
+        options[key] = m.group(2)
+        text = text[: m.start()].rstrip()
+    link = options.get("link")
+    if link is not None and not URL_RE.fullmatch(link):
+        raise UserError(f"link={link} isn't a web address. Links start with https://")
+    campaign = options.get("campaign")
+    if campaign is not None and not CAMPAIGN_RE.fullmatch(campaign):
+        raise UserError("campaign= takes one word of letters, digits, '-' or '_' (at most 40).")
+    if len(text) > MAX_TEXT:
+        raise UserError(f"That text is {len(text)} characters; Herald keeps posts up to {MAX_TEXT}.")
+    return text.strip(), options
+
+
+def resolve_accounts(session: Session, ws_id: int, names: list[str]) -> list[Account]:
+    accounts = list(session.exec(select(Account).where(Account.workspace_id == ws_id).order_by(Account.name)).all())
+    if [n.lower() for n in names] == ["all"]:
+        if not accounts:
+            raise UserError("No accounts are connected yet. /connect sandbox name=brand connects one.")
+        return accounts
+    by_name = {a.name.lower(): a for a in accounts}
+    chosen, unknown = [], []
+    for name in names:
+        account = by_name.get(name.lower())
+        if account is None:
+            unknown.append(name)
+        elif account not in chosen:
+            chosen.append(account)
+    if unknown:
+        known = ", ".join(a.name for a in accounts) or "none yet"
+        raise UserError(f"No account called {', '.join(unknown)}. Accounts: {known}.")
+    return chosen
+
+
+def set_targets(session: Session, post: Post, accounts: list[Account]) -> None:
+    """Make the post's deliveries match `accounts`: add new ones, drop the others."""
+    assert post.id is not None
+    current = {d.account_id: d for d, _a in post_targets(session, post)}
+    wanted = {a.id for a in accounts}
+    for account_id, delivery in current.items():
+        if account_id not in wanted:
+            session.delete(delivery)
+    for account in accounts:
+        if account.id not in current:
+            assert account.id is not None
+            key = f"h{post.id}a{account.id}-{pysecrets.token_hex(4)}"
+            session.add(Delivery(post_id=post.id, account_id=account.id, idempotency_key=key))
+
+
+@command(
+    "draft",
+    usage="/draft <text> [link=https://…] [campaign=name] [to=account,account|all]", example="/draft Spring sale starts today! link=https://shop.example/sale campaign=spring",
+    summary="write a new post; shows a live check against each target network's limits",
+    details=(
+        "The text may span several lines. Options go at the end: link= adds a link, campaign= tags it, "
+        "to= picks accounts (default: all connected accounts)."
+    ),
+    roles=EDITORS,
+    group="Posts",
+)
+async def draft(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    text, options = split_options(str(req.arg("text", req.command.text)))
+    cmd = req.command
+    if not text and not cmd.media:
+        if "text" in cmd.args or options:
+            raise UserError(f"What should the post say? It needs some text. Usage: {req.spec.usage}")
+        return Reply("What should the post say? Write it as your next message "
+                     "(options like link=https://… or campaign=name go at the end).",
+                     ask=Button("Write the post", "draft", prompt="What should the post say?"))
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        accounts = resolve_accounts(session, ws_id, options["to"].split(",")) if "to" in options else list(
+            session.exec(select(Account).where(Account.workspace_id == ws_id).order_by(Account.name)).all()
+        )
+        post = Post(
+            workspace_id=ws_id, author_platform=cmd.actor.platform, author_user_id=cmd.actor.user_id,
+            author_name=cmd.actor.name, text=text, link=options.get("link"), campaign=options.get("campaign"),
+            editor_platform=cmd.actor.platform, editor_user_id=cmd.actor.user_id, created_at=now, updated_at=now,
+        )
+        if cmd.media:
+
+            if len(cmd.media) > MAX_ITEMS:
+                raise UserError(f"A post can hold at most {MAX_ITEMS} files; you sent {len(cmd.media)}.")
+            post.media = store_media(session, ws_id, cmd.media, cmd.actor.name)
+        session.add(post)
+        session.flush()
+        set_targets(session, post, accounts)
+        session.flush()
+        audit(session, ctx, ws_id, post.id, cmd.actor.name, "draft", short_text(text))
+        return draft_card(ctx, session, post, ws, f"Draft #{post.id} saved.")
+
+
+@command(
+    "edit",
+    usage="/edit <post> <new text> [link=…] [campaign=…]", example="/edit 12 Spring sale starts tomorrow!",
+    summary="replace a post's text; earlier approvals no longer count",
+    roles=EDITORS,
+    group="Posts",
+)
+async def edit(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, rest = split_post_and_rest(req)
+    text, options = split_options(rest)
+    if "to" in options:
+        raise UserError(f"Change targets with /targets {post_id} <accounts…>.")
+    if not text and not options:
+        raise UserError(f"What's the new text? Usage: {req.spec.usage}")
+    with ctx.db.session() as session:
+        post = editable_post(session, ws_id, post_id, "edited")
+        ws = get_workspace(session, ws_id)
+        if text:
+            post.text = text
+        if "link" in options:
+            post.link = options["link"]
+        if "campaign" in options:
+            post.campaign = options["campaign"]
+        note = content_changed(ctx, session, post, ws, req.command.actor, "text edited")
+    return await after_content_change(req, post_id, f"Edited #{post_id}.", note)
+
+
+@command(
+    "variant",
+    usage="/variant <post> <network|account> <text|off>", example="/variant 12 x Spring sale 🌸 today only",
+    summary="write a different text for one network or account",
+    details="/variant 12 x off removes the X variant again.",
+    roles=EDITORS,
+    group="Posts",
+)
+async def variant(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, rest = split_post_and_rest(req)
+    target, _, text = rest.partition(" ")
+    target, text = target.strip(), text.strip()
+    if not target or not text:
+        raise UserError(f"Usage: {req.spec.usage}")
+    with ctx.db.session() as session:
+        post = editable_post(session, ws_id, post_id, "edited", fixing=True)
+        ws = get_workspace(session, ws_id)
+        accounts = [a for _d, a in post_targets(session, post)]
+        names = {a.name for a in accounts}
+        networks = {account_rules(a) for a in accounts} | {a.network for a in accounts}
+        key = target if target in names else target.lower()
+        if key not in names and key not in NETWORK_LABELS:
+            raise UserError(
+                f"'{target}' is neither a network ({', '.join(sorted(NETWORK_LABELS))}) nor one of "
+                f"#{post_id}'s accounts ({', '.join(sorted(names)) or 'none'})."
+            )
+        if key not in names and key not in networks:
+            raise UserError(f"#{post_id} has no {NETWORK_LABELS[key]} account among its targets.")
+        variants = dict(post.variants)
+        if text.lower() == "off":
+            if key not in variants:
+                raise UserError(f"#{post_id} has no variant for {target}.")
+            del variants[key]
+            what = f"variant for {key} removed"
+        else:
+            variants[key] = text
+            what = f"variant for {key} set"
+        post.variants = variants
+        note = content_changed(ctx, session, post, ws, req.command.actor, what)
+    return await after_content_change(req, post_id, f"#{post_id}: {what}.", note)
+
+
+@command(
+    "targets",
+    usage="/targets <post> <account…|all>", example="/targets 12 acme-x acme-bsky",
+    summary="choose which accounts a post goes to",
+    roles=EDITORS,
+    group="Posts",
+)
+async def targets(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, rest = split_post_and_rest(req)
+    names = rest.replace(",", " ").split()
+    if not names:
+        raise UserError(f"Which accounts? Usage: {req.spec.usage}")
+    with ctx.db.session() as session:
+        post = editable_post(session, ws_id, post_id, "retargeted")
+        ws = get_workspace(session, ws_id)
+        set_targets(session, post, resolve_accounts(session, ws_id, names))
+        session.flush()
+        what = "targets set to " + ", ".join(a.name for _d, a in post_targets(session, post))
+        note = content_changed(ctx, session, post, ws, req.command.actor, what)
+    return await after_content_change(req, post_id, f"#{post_id}: {what}.", note)
+
+
+@command(
+    "preview",
+    usage="/preview <post>", example="/preview 12",
+    summary="show exactly what goes to each account, with each network's check",
+    group="Posts",
+)
+async def preview(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        lines = [f"Preview of #{post.id} ({state_label(post)}, revision {post.revision}):"]
+        pairs = post_targets(session, post)
+        if not pairs:
+            lines.append(f"No targets yet — /targets {post.id} <account…>")
+        for _delivery, account in pairs:
+            network = ctx.networks.get(account.network)
+            text = compose(post, text_for_account(post, account))
+            lines.append(f"── {account.name} ──")
+            lines += ["│ " + line for line in text.splitlines()] or ["│ (empty)"]
+            if network is not None:
+                lines.append("  " + network.check(account_view(ctx, account), text, len(post.media)).line())
+        tz = post.due_tz or ws.timezone
+        lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}")
+    return Reply("\n".join(lines))
+
+
+@command(
+    "posts",
+    usage="/posts [state]", example="/posts scheduled",
+    summary="list recent posts, optionally only those in one state",
+    details="States: " + ", ".join(s.value for s in PostState),
+    group="Posts",
+)
+async def posts(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    wanted = req.command.text.strip().lower().replace(" ", "_")
+    if wanted and wanted not in {s.value for s in PostState}:
+        raise UserError(f"'{wanted}' isn't a post state. States: {', '.join(s.value for s in PostState)}.")
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        query = select(Post).where(Post.workspace_id == ws_id)
+        if wanted:
+            query = query.where(Post.state == wanted)
+        rows = session.exec(query.order_by(col(Post.id).desc()).limit(25)).all()
+        if not rows:
+            return Reply(f"No {wanted.replace('_', ' ') + ' ' if wanted else ''}posts yet. /draft <text> writes one.")
+        lines = []
+        for post in rows:
+            when = f" · {show_time(post.due_at, post.due_tz or ws.timezone)}" if post.due_at else ""
+            lines.append(f"  #{post.id} {state_label(post)}{when} · {short_text(post.text, 50)}")
+    title = f"{wanted.replace('_', ' ').capitalize()} posts" if wanted else "Recent posts"
+    return Reply(f"{title}:\n" + "\n".join(lines))
+
+
+@command("history", usage="/history <post>", example="/history 12", summary="show a post's audit trail", group="Posts")
+async def history(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        events = session.exec(
+            select(AuditEvent).where(AuditEvent.post_id == post.id).order_by(col(AuditEvent.id))
+        ).all()
+        lines = [f"History of #{post.id} (now {state_label(post)}):"]
+        for event in events:
+            when = show_time(event.created_at, ws.timezone)
+            lines.append(f"  {when} · {event.actor} · {event.action}{': ' + event.detail if event.detail else ''}")
+    return Reply("\n".join(lines))

@@ -1,0 +1,193 @@
+"""Links in posts carry UTM parameters per network and campaign, so the company site's analytics see where
+visits come from; `/utm on|off` is the workspace's switch (on by default).
+
+Every http(s) link of the text that goes to an account — and the post's `link=`, which is added to the text
+when the text doesn't hold it — gets, after its own query parameters and before its #fragment:
+
+    utm_source=<the account's network>  utm_medium=social  utm_campaign=<the post's campaign, else "herald">
+    utm_content=post-<the post's number>
+
+Left as written: a link that already carries any `utm_` parameter (the team tagged it by hand), a link to a
+social network itself (a profile or another post: their analytics aren't the team's; also the account's own
+server, e.g. a self-hosted Mastodon), and anything that isn't http(s). The rest of the link — other
+parameters, their encoding, the fragment — is kept exactly, by appending to the raw query string.
+
+The tagging happens where the outgoing text is composed (handlers/posts/render.py), so /preview, the
+draft card's limit check and the publish request all see the text as it is sent, each network with its own
+`utm_source`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from handlers.core.access import ADMINS
+from handlers.core.audit import audit
+from handlers.core.chat import Reply
+from handlers.core.commands import Request, command
+from handlers.core.errors import UserError
+from handlers.core.lookups import get_workspace
+from storage.models import Account, Post
+
+MEDIUM = "social"
+DEFAULT_CAMPAIGN = "herald"  # utm_campaign of a post without campaign=
+
+# Links to these hosts (and their subdomains) are the networks' own pages: never tagged.
+SOCIAL_HOSTS = frozenset({
+    "x.com", "twitter.com", "t.co", "facebook.com", "fb.com", "fb.me", "fb.watch", "instagram.com", "instagr.am",
+    "threads.net", "threads.com", "linkedin.com", "lnkd.in", "pinterest.com", "pin.it", "tiktok.com", "youtube.com",
+    "youtu.be", "bsky.app", "bsky.social", "t.me", "telegram.me", "telegram.org", "discord.com", "discord.gg",
+    "discordapp.com", "mastodon.social", "mastodon.online", "joinmastodon.org", "reddit.com", "redd.it",
+    "whatsapp.com", "wa.me",
+})
+# ...and these names under any country domain (pinterest.fr, facebook.de, youtube.co.uk, ...)
+SOCIAL_NAMES = frozenset({"facebook", "instagram", "pinterest", "linkedin", "tiktok", "youtube", "twitter"})
+
+# An http(s) link in a text, as handlers/core/counting.py counts them: up to whitespace, <, > or ", without the
+# sentence punctuation that follows it (a closing parenthesis stays when the link opened one).
+URL_RE = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
+TRAILING = ".,;:!?'\")]}"
+
+
+def _ends_sentence(char: str) -> bool:
+    """ASCII sentence punctuation, or any non-ASCII punctuation or symbol (…, », 。, ）, an emoji): what
+    follows a link in a sentence, not part of it (networks' own link detection stops there too)."""
+    return char in TRAILING or (not char.isascii() and unicodedata.category(char)[0] in "PS")
+
+
+def link_end(url: str) -> str:
+    """The link without the punctuation that ends the sentence around it."""
+    while url and _ends_sentence(url[-1]):
+        if url[-1] == ")" and url.count("(") >= url.count(")"):
+            break  # https://en.wikipedia.org/wiki/Bird_(band): the parenthesis belongs to the link
+        url = url[:-1]
+    return url
+
+
+def has_utm(query: str) -> bool:
+    return any(part.split("=", 1)[0].lower().startswith("utm_") for part in query.split("&") if part)
+
+
+def is_social(host: str, own_hosts: frozenset[str] = frozenset()) -> bool:
+    host = host.lower().rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    for known in SOCIAL_HOSTS | own_hosts:
+        if host == known or host.endswith("." + known):
+            return True
+    return any(label in SOCIAL_NAMES for label in host.split(".")[:-1])
+
+
+def tag_url(url: str, params: dict[str, str], own_hosts: frozenset[str] = frozenset()) -> str:
+    """`url` with `params` appended to its query, or unchanged when it must not be tagged (see the module doc)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. a broken [IPv6] host: not a link anyone can visit, leave it
+        return url
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return url
+    if has_utm(parts.query) or is_social(host, own_hosts):
+        return url
+    extra = urlencode(params)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit(parts._replace(path=parts.path or "/", query=query))
+
+
+def tag_links(text: str, params: dict[str, str], own_hosts: frozenset[str] = frozenset()) -> str:
+    """Every http(s) link of `text` tagged with `params` (the punctuation after a link stays after it)."""
+
+    def replace(match: re.Match[str]) -> str:
+        raw = match.group(0)
+        url = link_end(raw)
+        return tag_url(url, params, own_hosts) + raw[len(url):]
+
+    return URL_RE.sub(replace, text)
+
+
+def untagged(url: str) -> str:
+    """`url` without its utm_ parameters: what the team wrote before Herald tagged it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    kept = [p for p in parts.query.split("&") if p and not p.split("=", 1)[0].lower().startswith("utm_")]
+    # tag_url writes an empty path as "/" (https://ex.com?a=1 → https://ex.com/?a=1&utm_…): compare alike
+    path = parts.path or ("/" if parts.netloc else "")
+    return urlunsplit(parts._replace(path=path, query="&".join(kept)))
+
+
+def holds_link(text: str, link: str) -> bool:
+    """True when `text` already holds `link`, as written or tagged with UTM parameters."""
+    if link in text:
+        return True
+    plain = untagged(link)
+    return any(untagged(link_end(m)) == plain for m in URL_RE.findall(text))
+
+
+def utm_params(post: Post, account: Account) -> dict[str, str]:
+    params = {"utm_source": account.network, "utm_medium": MEDIUM,
+              "utm_campaign": (post.campaign or "").strip() or DEFAULT_CAMPAIGN}
+    if post.id is not None:
+        params["utm_content"] = f"post-{post.id}"
+    return params
+
+
+def own_hosts(account: Account) -> frozenset[str]:
+    """The account's own server (a self-hosted Mastodon, a Bluesky PDS): links there are the network's too."""
+    if not account.base_url:
+        return frozenset()
+    try:
+        host = urlsplit(account.base_url).hostname
+    except ValueError:
+        return frozenset()
+    return frozenset({host.lower()}) if host else frozenset()
+
+
+def tag_for_account(text: str, post: Post, account: Account) -> str:
+    """The links of an outgoing text tagged for `account`'s network."""
+    return tag_links(text, utm_params(post, account), own_hosts(account))
+
+
+@command(
+    "utm",
+    usage="/utm [on|off]", example="/utm off",
+    summary="show or set whether links in posts get UTM parameters (on by default)",
+    details=(
+        "On: every http(s) link in a post gets utm_source=<network>, utm_medium=social, "
+        f"utm_campaign=<the post's campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>, "
+        "so your site's analytics see which network and post each visit came from. "
+        "Links that already have utm_ parameters and links to social networks are left as they are. "
+        "/preview shows the links as they will be sent."
+    ),
+    group="Posts",
+)
+async def utm(req: Request) -> Reply:
+
+
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    wanted = req.command.text.strip().lower()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        if not wanted:
+            if ws.utm:
+                return Reply(
+                    "UTM tagging is on: links in posts get utm_source=<network>, utm_medium=social, "
+                    f"utm_campaign=<campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>. "
+                    "/preview <post> shows them. /utm off turns it off.")
+            return Reply("UTM tagging is off: links go out exactly as written. /utm on turns it on.")
+        if wanted not in ("on", "off"):
+            raise UserError(f"'{req.command.text.strip()}' isn't on or off. Usage: {req.spec.usage}")
+        req.require_role(ADMINS, "change UTM tagging")
+        on = wanted == "on"
+        if ws.utm == on:
+            return Reply(f"UTM tagging is already {wanted}.")
+        ws.utm = on
+        audit(session, ctx, ws_id, None, req.actor_name, "utm", wanted)
+    if on:
+        return Reply("UTM tagging is on: links in posts not yet published get UTM parameters per network. "
+                     "/preview <post> shows them.")
+    return Reply("UTM tagging is off: links in posts not yet published go out exactly as written.")

@@ -1,0 +1,230 @@
+"""The publishing commands: /publish, /retry, /confirm, /pause and /resume."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+
+from handlers.core.access import CREW, EDITORS
+from handlers.core.audit import audit
+from handlers.core.chat import Reply
+from handlers.core.commands import Request, command
+from handlers.core.errors import UserError
+from handlers.core.lookups import (
+    account_view,
+    get_post,
+    get_workspace,
+    post_targets,
+    split_post_and_rest,
+    target_named,
+)
+from handlers.core.notices import tell_team
+from handlers.core.ports import GUARD
+from handlers.core.when import format_when
+from handlers.core.words import state_label
+from handlers.engagement.metrics import first_metrics_at
+from handlers.posts.publishing.claims import claim_post, claim_to_publish_now
+from handlers.posts.publishing.due import sweep
+from handlers.posts.publishing.send import send_pending
+from handlers.posts.publishing.settle import settle
+from handlers.posts.rules import approvals_at_revision
+from storage.models import Delivery, DeliveryState, Post, PostState, move_delivery, move_post
+
+
+@command(
+    "pause",
+    usage="/pause [reason]", example="/pause Waiting for the press statement",
+    summary="hold every publication of the workspace until /resume",
+    details="For the day bad news breaks. Scheduled posts stay in the queue; nothing goes out while paused.",
+    roles=CREW,
+    group="Publishing",
+)
+async def pause(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    # typed after /pause, or the answer to the prompt of an alert's ⏸ button
+    reason = (str(req.arg("text", "") or "") or req.command.text).strip() or None
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        if ws.paused:
+            raise UserError(
+                f"Already paused by {ws.paused_by} since {format_when(ws.paused_at, ws.timezone) if ws.paused_at else '?'}"
+                f"{': ' + ws.pause_reason if ws.pause_reason else ''}. /resume lifts it."
+            )
+        ws.paused, ws.pause_reason, ws.paused_by, ws.paused_at = True, reason, req.actor_name, ctx.clock.now()
+        waiting = session.exec(
+            select(func.count()).select_from(Post).where(Post.workspace_id == ws_id)
+            .where(Post.state == PostState.SCHEDULED.value)
+        ).one()
+        audit(session, ctx, ws_id, None, req.actor_name, "pause", reason or "")
+    notice = Reply(
+        f"⏸ Publishing paused by {req.actor_name}{': ' + reason if reason else ''}.\n"
+        f"Nothing goes out until /resume. {waiting} scheduled post(s) wait in /queue."
+    )
+    await tell_team(ctx, ws_id, notice, skip=req.command.chat)
+    return notice
+
+
+@command(
+    "resume",
+    usage="/resume", example="/resume",
+    summary="lift the pause; posts that came due meanwhile publish if within the grace period",
+    roles=CREW,
+    group="Publishing",
+)
+async def resume(req: Request) -> Reply:
+
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        if not ws.paused:
+            raise UserError("Publishing isn't paused.")
+        ws.paused, ws.pause_reason, ws.paused_by, ws.paused_at = False, None, None, None
+        audit(session, ctx, ws_id, None, req.actor_name, "resume")
+    notice = Reply(f"▶️ Publishing resumed by {req.actor_name}. Due posts go out now; /queue shows what's next.")
+    await tell_team(ctx, ws_id, notice, skip=req.command.chat)
+    await sweep(ctx, workspace_id=ws_id)
+    return notice
+
+
+@command(
+    "publish",
+    usage="/publish <post>", example="/publish 12",
+    summary="publish an approved post now (also sends a post held after downtime)",
+    roles=EDITORS,
+    group="Publishing",
+)
+async def publish(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        claim_to_publish_now(ctx, session, post, ws, req.actor_name)
+    result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being published.")
+    await tell_team(ctx, ws_id, result, skip=req.command.chat)
+    return result
+
+
+@command(
+    "retry",
+    usage="/retry <post> [account]", example="/retry 12",
+    summary="send again what failed; name an account to resend an unconfirmed one after checking it's not live",
+    roles=EDITORS,
+    group="Publishing",
+)
+async def retry(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, account_name = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        if ws.paused:
+            raise UserError(f"Publishing is paused ({ws.pause_reason or 'no reason given'}). /resume first.")
+        state = PostState(post.state)
+        if state not in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED):
+            raise UserError(f"#{post.id} is {state_label(post)}; /retry is for posts that failed on some account.")
+        pairs = post_targets(session, post)
+        if account_name:
+            chosen = target_named(pairs, account_name)
+            if chosen is None:
+                raise UserError(f"#{post.id} wasn't sent to an account called {account_name}.")
+            delivery, account = chosen
+            if DeliveryState(delivery.state) not in (DeliveryState.FAILED, DeliveryState.UNCONFIRMED):
+                raise UserError(f"#{post.id} on {account.name} is {delivery.state}; nothing to retry there.")
+            again = [delivery]
+        else:
+            again = [d for d, _a in pairs if DeliveryState(d.state) == DeliveryState.FAILED]
+            unconfirmed = [a.name for d, a in pairs if DeliveryState(d.state) == DeliveryState.UNCONFIRMED]
+            if not again:
+                raise UserError(
+                    f"#{post.id} has no failed deliveries. Unconfirmed ones ({', '.join(unconfirmed) or 'none'}) "
+                    f"may be live: check, then /retry {post.id} <account> or /confirm {post.id} <account> <link>."
+                )
+        if (ws.approvals_needed > 0 and post.sent_revision is not None and post.revision != post.sent_revision
+                and len(approvals_at_revision(session, post)) < ws.approvals_needed):
+            raise UserError(
+                f"#{post.id} changed since it went out (now revision {post.revision}), so the new version needs "
+                f"approval first: approvers, /approve {post.id}. Then /retry {post.id}."
+            )
+        # the post is claimed first and each delivery moved back only from the state read: two /retry at once
+        # (on two workers) can't both reset a delivery the other one has already claimed and sent again
+        if not claim_post(session, post, state, ctx.clock.now()):
+            raise UserError(f"#{post.id} is already being retried or published.")
+        for delivery in again:
+            was = DeliveryState(delivery.state)
+            values: dict[str, Any] = {"state": DeliveryState.PENDING.value, "not_before": None, "auto_attempts": 0}
+            if account_name is not None and was == DeliveryState.UNCONFIRMED:
+                # the team checked the account and found nothing: lift the connector's safety markers
+                values["resume"] = {k: v for k, v in (delivery.resume or {}).items() if not k.startswith(GUARD)}
+            moved = session.exec(  # type: ignore[call-overload]
+                update(Delivery).where(col(Delivery.id) == delivery.id).where(col(Delivery.state) == was.value)
+                .values(**values)
+            )
+            if moved.rowcount != 1:
+                raise UserError(f"#{post.id} is already being retried or published.")
+        audit(session, ctx, ws_id, post.id, req.actor_name, "retry",
+              ", ".join(a.name for d, a in pairs if d in again))
+    result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being retried.")
+    await tell_team(ctx, ws_id, result, skip=req.command.chat)
+    return result
+
+
+@command(
+    "confirm",
+    usage="/confirm <post> <account> [link]", example="/confirm 12 acme-x https://x.com/acme/status/1",
+    summary="mark an unconfirmed delivery as live after you found it on the network",
+    roles=EDITORS,
+    group="Publishing",
+)
+async def confirm(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, rest = split_post_and_rest(req)
+    account_name, _, link = rest.partition(" ")
+    if not account_name:
+        raise UserError(f"Which account? Usage: {req.spec.usage}")
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        chosen = target_named(post_targets(session, post), account_name)
+        adding_link = chosen is not None and DeliveryState(chosen[0].state) == DeliveryState.SENT \
+            and chosen[0].remote_id is None and bool(link.strip())
+        if chosen is None or (DeliveryState(chosen[0].state) != DeliveryState.UNCONFIRMED and not adding_link):
+            raise UserError(f"#{post.id} has no unconfirmed delivery to {account_name}.")
+        delivery, account = chosen
+        given = link.strip()
+        is_url = "://" in given
+        if given and not is_url and not re.fullmatch(r"[\w:./\-]{1,200}", given):
+            raise UserError(f"'{given}' is neither a link nor a post id. Usage: {req.spec.usage}")
+        network = ctx.networks.get(account.network)
+        read_id = getattr(network, "remote_id_from_url", None)
+        remote_id = (read_id(account_view(ctx, account), given) if is_url and read_id else None) or (
+            None if is_url else given or None)
+        if not adding_link:
+            move_delivery(delivery, DeliveryState.SENT)
+        now = ctx.clock.now()
+        delivery.remote_url = given if is_url else delivery.remote_url
+        delivery.remote_id = remote_id or delivery.remote_id
+        delivery.updated_at = now
+        if not adding_link:
+            delivery.sent_at = now
+        delivery.error_kind = delivery.last_error = None
+        # numbers are read for it like for any sent delivery, when Herald knows its id on the network
+        delivery.metrics_due_at = first_metrics_at(now) if delivery.remote_id else None
+        no_numbers = delivery.remote_id is None
+        audit(session, ctx, ws_id, post.id, req.actor_name, "confirm", f"{account.name} is live {given}".strip())
+        state = PostState(post.state)
+        if state in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED):
+            move_post(post, PostState.PUBLISHING)
+    result = settle(ctx, post_id) or Reply(f"Marked #{post_id} on {account_name} as live.")
+    if no_numbers:
+        result = Reply(result.text + f"\n(Herald can't read numbers for {account_name} without the post's link "
+                       f"or id: /confirm {post_id} {account_name} <link> again adds it.)")
+    await tell_team(ctx, ws_id, result, skip=req.command.chat)
+    return result

@@ -1,0 +1,271 @@
+"""After downtime: the posts held because their time passed beyond the grace period, and /held.
+
+When Herald was down (or paused) across posts' due times, the sweep at restart (or /resume)
+publishes those still within the grace period and holds the older ones (handlers/posts/publishing/,
+`begin_publishing`), so nothing goes out late by surprise. Each sweep tells each workspace once,
+in one notice listing the posts it held (`announce_held`), however many there are, and again if a
+crash cut that notice off.
+
+`/held` lists a workspace's held posts; `/held publish` sends them all now and `/held drop`
+cancels them all; `/held publish 3 7` and `/held drop 3 7` do it for some. Publishing goes through
+the same checks and claim as /publish (pause, approvals, target checks; an account whose token is
+dead gets nothing and the team is told how to reconnect it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from handlers.core.access import EDITORS
+from handlers.core.audit import audit
+from handlers.core.chat import Reply
+from handlers.core.commands import Request, command
+from handlers.core.context import Context
+from handlers.core.errors import UserError
+from handlers.core.lookups import get_workspace, parse_post_id
+from handlers.core.notices import claim_once, tell_team
+from handlers.core.when import show_time
+from handlers.core.words import short_text, state_label
+from handlers.posts.publishing.claims import claim_to_publish_now
+from handlers.posts.publishing.send import send_pending
+from handlers.posts.rules import UNAPPROVED, rearm
+from handlers.posts.scheduling import targets_by_post
+from storage.models import IllegalTransition, Post, PostState, SentOnce, Workspace, move_post
+
+log = logging.getLogger("herald.downtime")
+
+HELD_STATES = (*UNAPPROVED, PostState.SCHEDULED)  # where a held post waits (its state doesn't change)
+LISTED_IN_NOTICE = 20  # the summary notice names this many; /held lists them all
+USAGE = "/held [publish|drop] [post…]"
+
+
+def held_posts(session: Session, ws_id: int, ids: list[int] | None = None) -> list[Post]:
+    """The workspace's posts held after downtime, by due time (only `ids`, when given)."""
+    query = (
+        select(Post).where(Post.workspace_id == ws_id).where(col(Post.held_note).is_not(None))
+        .where(col(Post.state).in_([s.value for s in HELD_STATES]))
+    )
+    if ids is not None:
+        query = query.where(col(Post.id).in_(ids))
+    return list(session.exec(query.order_by(col(Post.due_at), col(Post.id))).all())
+
+
+def held_lines(session: Session, ws: Workspace, posts: list[Post]) -> list[str]:
+    """One line per held post: number, due time in the workspace's zone, accounts, first words."""
+    names = targets_by_post(session, [p.id for p in posts if p.id is not None])
+    return [
+        f"  #{post.id} · due {show_time(post.due_at, ws.timezone)} · "
+        f"{', '.join(names.get(post.id or 0, [])) or 'no accounts'} · {short_text(post.text, 40)}"
+        for post in posts
+    ]
+
+
+def commands_hint(example: list[int]) -> str:
+    some = " ".join(str(i) for i in example[:2])
+    return (f"/held publish sends them all now · /held drop cancels them all · "
+            f"/held publish {some} or /held drop {some} for some")
+
+
+ANNOUNCE_LEASE = timedelta(minutes=2)  # a notice claimed but not confirmed sent this long ago is sent again
+
+
+def _key(post: Post) -> str:
+    due = post.due_at.strftime("%Y%m%dT%H%M%S") if post.due_at else "-"
+    return f"held:{post.id}:{due}"
+
+
+async def announce_held(ctx: Context, *, workspace_id: int | None = None) -> int:
+    """Tell each workspace, in one notice, about its held posts the team hasn't been told of; how many.
+
+    At least once, never silently: a post's notice is claimed (SentOnce "held:…"), sent, then marked told
+    ("held-told:…"). A crash between the claim and the mark leaves a claim without its mark, which a
+    later sweep takes over after ANNOUNCE_LEASE and sends again — twice rather than never.
+    """
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        query = (select(Post).where(col(Post.held_note).is_not(None))
+                 .where(col(Post.state).in_([s.value for s in HELD_STATES])))
+        if workspace_id is not None:
+            query = query.where(Post.workspace_id == workspace_id)
+        posts = list(session.exec(query).all())
+        if not posts:
+            return 0
+        keys = [_key(p) for p in posts]
+        seen = {row.key: row for row in session.exec(
+            select(SentOnce).where(col(SentOnce.key).in_(keys + [f"{k}:told" for k in keys]))).all()}
+    mine: dict[int, list[int]] = {}
+    for post, key in zip(posts, keys, strict=True):
+        if f"{key}:told" in seen:
+            continue
+        claim = seen.get(key)
+        if claim is None:
+            won = claim_once(ctx, key)
+        elif claim.created_at is not None and now - claim.created_at > ANNOUNCE_LEASE:
+            with ctx.db.session() as session:  # take over a claim whose worker didn't confirm the notice
+                won = bool(session.exec(  # type: ignore[call-overload]
+                    update(SentOnce).where(col(SentOnce.key) == key)
+                    .where(col(SentOnce.created_at) == claim.created_at)
+                    .values(created_at=now, worker=ctx.worker_id)
+                ).rowcount == 1)
+        else:
+            won = False
+        if won:
+            mine.setdefault(post.workspace_id, []).append(post.id or 0)
+    told = 0
+    for ws_id, ids in mine.items():
+        if await tell_held(ctx, ws_id, ids):
+            for post in posts:
+                if post.id in ids:
+                    claim_once(ctx, f"{_key(post)}:told")
+            told += len(ids)
+    return told
+
+
+async def tell_held(ctx: Context, ws_id: int, ids: list[int]) -> bool:
+    """One notice to the workspace about these held posts: the post's own notice when it is one, else a
+    list of them with the commands that publish or drop them. False if it reached no chat."""
+    minutes = int(ctx.grace.total_seconds() // 60)
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        posts = held_posts(session, ws_id, ids)
+        lines = held_lines(session, ws, posts[:LISTED_IN_NOTICE])
+    if not posts:
+        return True  # published or dropped in the meantime: nothing to say
+    if len(posts) == 1:
+        return await tell_team(ctx, ws_id, held_notice(posts[0])) > 0
+    if len(posts) > LISTED_IN_NOTICE:
+        lines.append(f"  … and {len(posts) - LISTED_IN_NOTICE} more (/held lists them all)")
+    head = (f"⚠️ {len(posts)} posts came due while Herald was down (or paused) and couldn't go out within "
+            f"the {minutes}-minute grace period, so they're held rather than going out late by surprise "
+            f"(times in {ws.timezone}):")
+    return await tell_team(ctx, ws_id, Reply("\n".join([head, *lines, commands_hint([p.id or 0 for p in posts])]))) > 0
+
+
+def parse_held(req: Request) -> tuple[str, list[int] | None]:
+    """('list'|'publish'|'drop', the post numbers given or None for all)."""
+    words = req.command.text.replace(",", " ").split()
+    action = words[0].lower() if words else "list"
+    if action not in ("list", "publish", "drop"):
+        if words[0].lstrip("#").isdigit():
+            some = " ".join(words)
+            raise UserError(f"Publish or drop them? /held publish {some} or /held drop {some}.")
+        raise UserError(f"/held {words[0]}? Usage: {USAGE} — e.g. /held, /held publish, /held drop 3 7.")
+    numbers = [parse_post_id(word, USAGE) for word in words[1:]]
+    if action == "list" and numbers:
+        raise UserError(f"/held list shows every held post; to act on some: /held publish {' '.join(words[1:])} "
+                        f"or /held drop {' '.join(words[1:])}.")
+    return action, list(dict.fromkeys(numbers)) or None
+
+
+def chosen_posts(session: Session, ws_id: int, ids: list[int] | None) -> list[Post]:
+    """The held posts a command is about; refuses numbers that aren't held posts of this workspace."""
+    posts = held_posts(session, ws_id, ids)
+    if ids is not None:
+        found = {p.id for p in posts}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            wrong = []
+            for post_id in missing:
+                post = session.get(Post, post_id)
+                wrong.append(f"#{post_id} isn't held" + (
+                    f" (it's {state_label(post)})" if post is not None and post.workspace_id == ws_id
+                    else " (there's no such post in this workspace)"))
+            raise UserError("; ".join(wrong) + ". /held lists the held posts. Nothing was changed.")
+    if not posts:
+        raise UserError("No posts are held. (Posts whose time passes while Herald is down are held when they "
+                        "are more than the grace period late.)")
+    return posts
+
+
+@command(
+    "held",
+    usage=USAGE, example="/held publish 3 7",
+    summary="posts held after downtime: list them, publish them now, or drop them",
+    details=(
+        "A post whose time passed while Herald was down (or paused) goes out at restart if it is within the\n"
+        "grace period; an older one is held so it doesn't go out late by surprise.\n"
+        "/held lists them; /held publish sends them all now (like /publish: approvals and pause apply);\n"
+        "/held drop cancels them all; /held publish 3 7 or /held drop 3 7 for some."
+    ),
+    roles=EDITORS,
+    group="Publishing",
+)
+async def held(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    action, ids = parse_held(req)
+    if action == "publish":
+        return await publish_held(req, ws_id, ids)
+    if action == "drop":
+        return await drop_held(req, ws_id, ids)
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        posts = held_posts(session, ws_id)
+        if not posts:
+            return Reply("No posts are held. /queue shows what's coming up.")
+        lines = held_lines(session, ws, posts)
+    head = f"⚠️ {len(posts)} held post(s), past the grace period after downtime (times in {ws.timezone}):"
+    return Reply("\n".join([head, *lines, commands_hint([p.id or 0 for p in posts])]))
+
+
+async def publish_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply:
+    """Claim each chosen held post like /publish does, then send them; one reply for all."""
+    ctx = req.ctx
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        if ws.paused:
+            raise UserError(f"Publishing is paused ({ws.pause_reason or 'no reason given'}). /resume first.")
+        chosen = [p.id for p in chosen_posts(session, ws_id, ids) if p.id is not None]
+    claimed: list[int] = []
+    refused: list[str] = []
+    for post_id in chosen:
+        try:
+            with ctx.db.session() as session:  # each post on its own: one that can't go doesn't stop the rest
+                post = session.get(Post, post_id)
+                if post is None or post.held_note is None:
+                    raise UserError(f"#{post_id} isn't held any more.")
+                claim_to_publish_now(ctx, session, post, get_workspace(session, ws_id), req.actor_name)
+            claimed.append(post_id)
+        except (UserError, IllegalTransition) as exc:
+            refused.append(f"  ✋ {exc}")
+    if not claimed:
+        raise UserError("None of them can go out now; they stay held:\n" + "\n".join(refused))
+    results = await asyncio.gather(*(send_pending(ctx, post_id) for post_id in claimed))
+    parts = [f"📣 {len(claimed)} held post(s) are going out now"
+             + (f"; {len(refused)} stay held:" if refused else ".")]
+    parts += refused
+    parts += [(result.text if result is not None else f"#{post_id} is being published.")
+              for post_id, result in zip(claimed, results, strict=True)]
+    reply = Reply("\n".join(parts))
+    await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+    return reply
+
+
+async def drop_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply:
+    """Cancel the chosen held posts, all in one transaction."""
+    ctx = req.ctx
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        posts = chosen_posts(session, ws_id, ids)
+        for post in posts:
+            move_post(post, PostState.CANCELLED)
+            post.held_note = None
+            audit(session, ctx, ws_id, post.id, req.actor_name, "cancel", "held after downtime")
+            rearm(ctx, post, ws)
+        dropped = [f"#{p.id}" for p in posts]
+    reply = Reply(f"🗑 {len(dropped)} held post(s) cancelled; they won't publish: {', '.join(dropped)}.")
+    await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+    return reply
+
+
+def held_notice(post: Post) -> Reply:
+    """The notice of one post held past the grace period."""
+    return Reply(
+        f"⚠️ #{post.id} was {post.held_note}. It's held so it doesn't go out late by surprise.\n"
+        f"/publish {post.id} sends it now · /schedule {post.id} <when> moves it · /cancel {post.id} drops it"
+    )

@@ -1,0 +1,196 @@
+"""Publishing: exactly once per account, never silently.
+
+The rules (ARCHITECTURE.md, "The promises"):
+- a post is claimed by one conditional UPDATE (state → publishing) and each delivery by another
+  (pending → sending) before any network call, so two workers or two triggers can't both send;
+- the remote id is stored the moment the network answers, in its own transaction;
+- a send whose outcome is unknown (an error after the request may have left, or a crash while
+  sending) becomes `unconfirmed`, is shown to the team, and is never retried automatically;
+- only failures that surely did not post (rate limited, failed before sending) are retried on
+  their own, after the wait the network asked for;
+- every outcome is reported per account in the team chat with the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from handlers.core.chat import Reply
+from handlers.core.context import Context
+from handlers.core.lookups import (
+    account_view,
+    post_targets,
+)
+from handlers.core.ports import (
+    AccountView,
+    ErrorKind,
+    MediaFile,
+    Outgoing,
+    PublishError,
+)
+from handlers.core.when import show_time
+from handlers.posts.media import load_media
+from handlers.posts.publishing.claims import claim_delivery, record_failure, record_sent
+from handlers.posts.publishing.settle import HELD, resettle, settle_once
+from handlers.posts.render import compose, link_for_account, text_for_account
+from handlers.workspace.health import DEAD, fresh_view, held_reason, mark_dead
+from storage.crypto import SecretBoxError
+from storage.models import (
+    Delivery,
+    DeliveryState,
+    Post,
+    PostState,
+    move_delivery,
+)
+
+log = logging.getLogger("herald.publishing")
+
+
+@dataclass(frozen=True)
+class Job:
+    delivery_id: int
+    account: AccountView
+    outgoing: Outgoing
+
+
+# Sends in flight at once per process, and per network. The slot is taken before the claim, so a delivery
+# waiting for one is still `pending` (a crash then loses nothing and marks nothing unconfirmed). The total stays
+# below the shared HTTP client's pool (100, bot/networks/http.py): requests queued inside httpcore's pool cost
+# O(queued × connections) at every request start and end, and 3,000 sends due at once took minutes (bench/).
+MAX_SENDS = 96
+MAX_SENDS_PER_NETWORK = 48
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def send_slot(network: str) -> AsyncIterator[None]:
+    """Hold one of the network's send slots and one of the process's (the network's first: no slot of the
+    process is held while waiting for a busy network)."""
+    slots = _SLOTS.setdefault(asyncio.get_running_loop(), {})
+    mine = slots.setdefault(network, asyncio.Semaphore(MAX_SENDS_PER_NETWORK))
+    everyone = slots.setdefault("", asyncio.Semaphore(MAX_SENDS))
+    async with mine, everyone:
+        yield
+
+
+async def send_one(ctx: Context, job: Job) -> None:
+    async with send_slot(job.account.network):
+        await _send_one(ctx, job)
+
+
+async def _send_one(ctx: Context, job: Job) -> None:
+    if ctx.sends.stopping:
+        return  # the process is stopping: the delivery stays pending for another worker or the next start
+    if not claim_delivery(ctx, job.delivery_id, job.outgoing.text):
+        return
+    ctx.sends.in_flight += 1
+    try:
+        await _send_claimed(ctx, job)
+    finally:
+        ctx.sends.in_flight -= 1
+
+
+async def drain_sends(ctx: Context, timeout: float) -> int:
+    """Stop claiming new sends and wait (up to `timeout` seconds) for those in flight; how many remain.
+
+    A send cut off by the stop would be `unconfirmed` (its answer never stored), so a stop lets them end.
+    """
+    ctx.sends.stopping = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while ctx.sends.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return ctx.sends.in_flight
+
+
+async def _send_claimed(ctx: Context, job: Job) -> None:
+    network = ctx.networks.get(job.account.network)
+    if network is None:
+        record_failure(ctx, job.delivery_id, ErrorKind.REJECTED,
+                       f"this Herald has no {job.account.network} connector", None)
+        return
+    view: AccountView | None = None
+    try:
+        view = await fresh_view(ctx, network, job.account)  # a refused refresh marks the account itself
+        published = await network.publish(view, job.outgoing)
+    except PublishError as exc:
+        late = record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after, exc.resume,
+                              paced=exc.paced)
+        if exc.kind == ErrorKind.AUTH_EXPIRED and view is not None:  # the network refused the token itself:
+            await mark_dead(ctx, job.account.id, exc.reason)  # marked, and the team told what it affects
+    except Exception as exc:  # the request may have left: outcome unknown, never resend blindly
+        log.exception("publishing delivery %s failed with an unexpected error", job.delivery_id)
+        late = record_failure(ctx, job.delivery_id, ErrorKind.UNKNOWN_OUTCOME,
+                              f"the send broke off ({type(exc).__name__}) after it may have reached the network", None)
+    else:
+        late = record_sent(ctx, job.delivery_id, published)
+    if late:
+        await resettle(ctx, job.outgoing.post_id)
+
+
+def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> list[Job]:
+    """The deliveries to send now. One that can't be prepared, or is past the grace period, fails with a reason."""
+    jobs = []
+    media: tuple[MediaFile, ...] | None = None
+    for delivery, account in post_targets(session, post):
+        if DeliveryState(delivery.state) != DeliveryState.PENDING:
+            continue
+        if delivery.not_before is not None and delivery.not_before > now:
+            continue
+        assert delivery.id is not None and post.id is not None
+        if delivery.not_before is not None and now - delivery.not_before > ctx.grace:
+            move_delivery(delivery, DeliveryState.FAILED)
+            delivery.error_kind = HELD
+            delivery.last_error = (
+                f"it was meant to go out {show_time(delivery.not_before, post.due_tz or 'UTC')} and couldn't within "
+                f"the {int(ctx.grace.total_seconds() // 60)}-minute grace period (Herald was down or paused)"
+            )
+            continue
+        if account.health == DEAD:  # held: never send with a token known to be dead
+            move_delivery(delivery, DeliveryState.FAILED)
+            delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, held_reason(account)
+            continue
+        try:
+            view = account_view(ctx, account, with_secrets=True)
+        except SecretBoxError as exc:
+            move_delivery(delivery, DeliveryState.FAILED)
+            delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, str(exc)
+            continue
+        text = compose(post, text_for_account(post, account))
+        if media is None:
+            media = load_media(session, post)
+        jobs.append(Job(delivery.id, view, Outgoing(
+            delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key, text=text,
+            link=link_for_account(post, account), media=media, campaign=post.campaign, resume=dict(delivery.resume or {}),
+        )))
+    return jobs
+
+
+async def send_pending(ctx: Context, post_id: int) -> Reply | None:
+    """Send every pending delivery of a publishing post, then settle its state; the outcome notice."""
+    with ctx.db.session() as session:
+        post = session.get(Post, post_id)
+        if post is None or PostState(post.state) != PostState.PUBLISHING:
+            return None
+        jobs = pending_jobs(ctx, session, post, ctx.clock.now())
+    await asyncio.gather(*(send_one(ctx, job) for job in jobs))
+    if ctx.sends.stopping and _still_pending(ctx, post_id):
+        return None  # not settled now: the next start (or another worker's sweep) sends the rest and says so
+    return settle_once(ctx, post_id)
+
+
+def _still_pending(ctx: Context, post_id: int) -> bool:
+    with ctx.db.session() as session:
+        return session.exec(
+            select(Delivery.id).where(Delivery.post_id == post_id).where(Delivery.state == DeliveryState.PENDING.value)
+        ).first() is not None
+
+

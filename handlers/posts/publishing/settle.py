@@ -1,0 +1,134 @@
+"""Settling: a publishing post's final state from its deliveries, and the per-account notice with the fix for each failure."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session
+
+from handlers.core.audit import audit
+from handlers.core.chat import Reply
+from handlers.core.context import Context
+from handlers.core.lookups import get_workspace, post_targets
+from handlers.core.notices import claim_once, tell_team
+from handlers.core.ports import ErrorKind
+from handlers.core.when import show_time
+from handlers.core.words import state_label
+from storage.models import Account, Delivery, DeliveryState, Post, PostState, move_post
+
+log = logging.getLogger("herald.publishing")
+
+
+async def resettle(ctx: Context, post_id: int) -> None:
+    """A late answer changed what the team was told: settle the post again and say so."""
+    with ctx.db.session() as session:
+        post = session.get(Post, post_id)
+        if post is None or PostState(post.state) not in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED):
+            return
+        move_post(post, PostState.PUBLISHING)
+        ws_id = post.workspace_id
+    notice = settle(ctx, post_id)
+    if notice is not None:
+        await tell_team(ctx, ws_id, Reply("Update — a late answer arrived.\n" + notice.text))
+
+
+HELD = "held"
+
+
+FIXES = {
+    HELD: "/retry {post} sends it now",
+    ErrorKind.REJECTED.value: "fix the text with /variant {post} {account} <text>, then /retry {post}",
+    ErrorKind.AUTH_EXPIRED.value: "reconnect with /connect {network} name={account} …, then /retry {post}",
+    ErrorKind.RATE_LIMITED.value: "the network kept refusing for now; /retry {post} later",
+    ErrorKind.TRANSIENT.value: "the network was unreachable; /retry {post}",
+}
+
+
+def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str) -> str:
+    state = DeliveryState(delivery.state)
+    who = f"{account.name} ({account.network})"
+    if state == DeliveryState.SENT:
+        return f"  ✓ {who}: {delivery.remote_url or delivery.remote_id}"
+    if state == DeliveryState.UNCONFIRMED:
+        return (
+            f"  ? {who}: unconfirmed — {delivery.last_error}. It may be live, so Herald won't resend it on "
+            f"its own. Check the account: if it's there, /confirm {post.id} {account.name} <link>; "
+            f"if not, /retry {post.id} {account.name}"
+        )
+    if state == DeliveryState.FAILED:
+        fix = FIXES.get(delivery.error_kind or "", "/retry {post}").format(
+            post=post.id, account=account.name, network=account.network)
+        return f"  ✗ {who}: {delivery.last_error} → {fix}"
+    if state == DeliveryState.PENDING and delivery.not_before is not None:
+        return f"  ⏳ {who}: {delivery.last_error}; retrying by itself at {show_time(delivery.not_before, tz)}"
+    return f"  … {who}: {state.value}"
+
+
+@contextmanager
+def _undone(session: Session, undo: bool) -> Iterator[None]:
+    """Roll back what the block did when `undo`: a preview of what it would do, changing nothing."""
+    try:
+        yield
+    finally:
+        if undo:
+            session.rollback()
+
+
+def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None:
+    """Set a publishing post's final state from its deliveries; the per-account notice, or None if not done.
+
+    With `preview`, only the notice: nothing is stored.
+    """
+    now = ctx.clock.now()
+    with ctx.db.session() as session, _undone(session, preview):
+        post = session.get(Post, post_id)
+        if post is None or PostState(post.state) != PostState.PUBLISHING:
+            return None
+        ws = get_workspace(session, post.workspace_id)
+        pairs = post_targets(session, post)
+        states = [DeliveryState(d.state) for d, _a in pairs]
+        if DeliveryState.SENDING in states:
+            return None  # another send is still in flight; it settles the post when it ends
+        tz = post.due_tz or ws.timezone
+        lines = [delivery_line(post, d, a, tz) for d, a in pairs]
+        waiting = [d.not_before for d, _a in pairs if DeliveryState(d.state) == DeliveryState.PENDING and d.not_before]
+        sent = states.count(DeliveryState.SENT)
+        if sent and post.published_at is None:  # live since its first account went out
+            post.published_at = min((d.sent_at for d, _a in pairs if d.sent_at is not None), default=now)
+        waits: list[str] = []
+        if DeliveryState.PENDING in states:
+            if waiting:
+                ctx.scheduler.arm(post_id, min(waiting))
+            head = f"⏳ #{post.id}: {sent} of {len(states)} sent so far; the rest retry by themselves."
+            # told once per wait: a delivery paced by its account's budget waits without new attempts, so a
+            # burst of posts doesn't repeat the same notice at every round
+            waits = [f"waiting:{d.id}:{d.attempts}" for d, _a in pairs if DeliveryState(d.state) == DeliveryState.PENDING]
+        elif sent == len(states):
+            move_post(post, PostState.PUBLISHED)
+            head = f"📣 #{post.id} is published on {'all ' if sent > 1 else ''}{sent} account(s):"
+        elif sent:
+            move_post(post, PostState.PARTIALLY_PUBLISHED)
+            head = f"⚠️ #{post.id} is partly published: {sent} of {len(states)} accounts."
+        else:
+            move_post(post, PostState.FAILED)
+            head = f"❌ #{post.id} didn't publish on any of its {len(states)} account(s)."
+        if not waits:
+            audit(session, ctx, post.workspace_id, post.id, "Herald", "publish",
+                  f"{state_label(post)}: {sent}/{len(states)} sent")
+    if waits and not preview and not any([claim_once(ctx, key) for key in waits]):  # noqa: C419 - claim each
+        return None
+    return Reply(head + "\n" + "\n".join(lines))
+
+
+def settle_once(ctx: Context, post_id: int) -> Reply | None:
+    """`settle`, where another worker settling the same post at the same moment (each sent some of its
+    deliveries) is no error: that one's write won, and it tells the team. Anything else that changed the
+    post meanwhile leaves it publishing with nothing pending, which the sweep settles."""
+    try:
+        return settle(ctx, post_id)
+    except StaleDataError:
+        log.info("post %s was settled by another worker at the same moment", post_id)
+        return None

@@ -1,0 +1,79 @@
+"""The post's rules: what may be published or scheduled, what comes after approval, when the clock looks at a post."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from handlers.core.context import Context
+from handlers.core.errors import UserError
+from handlers.core.lookups import post_targets
+from handlers.core.when import show_time
+from handlers.posts.render import target_checks
+from storage.models import Approval, Decision, Post, PostState, Workspace, move_post
+
+UNAPPROVED = (PostState.DRAFT, PostState.IN_REVIEW, PostState.CHANGES_REQUESTED)
+
+
+def approvals_at_revision(session: Session, post: Post) -> list[Approval]:
+    return list(
+        session.exec(
+            select(Approval)
+            .where(Approval.post_id == post.id)
+            .where(Approval.revision == post.revision)
+            .where(Approval.decision == Decision.APPROVE.value)
+            .order_by(Approval.id)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
+def trigger_time(post: Post, ws: Workspace) -> datetime | None:
+    """When the clock should look at this post: its time, or its approval deadline if unapproved."""
+    if post.due_at is None:
+        return None
+    state = PostState(post.state)
+    if state == PostState.SCHEDULED:
+        return post.due_at
+    if state in UNAPPROVED:
+        return post.due_at - timedelta(minutes=ws.approval_deadline_minutes)
+    return None
+
+
+def rearm(ctx: Context, post: Post, ws: Workspace) -> None:
+    assert post.id is not None
+    at = trigger_time(post, ws)
+    if at is None:
+        ctx.scheduler.disarm(post.id)
+    else:
+        ctx.scheduler.arm(post.id, at)
+
+
+def require_publishable(ctx: Context, session: Session, post: Post) -> None:
+    """A post must have targets and fit every target network's rules before it goes anywhere."""
+    if not post_targets(session, post):
+        raise UserError(f"#{post.id} has no target accounts yet: /targets {post.id} <account…>")
+    bad = [(a, c) for a, c in target_checks(ctx, session, post) if not c.ok]
+    if bad:
+        lines = [f"  {a.name}: {c.line()}" for a, c in bad]
+        raise UserError(
+            f"#{post.id} doesn't fit every network yet:\n" + "\n".join(lines)
+            + f"\nFix it with /edit {post.id} <text> or /variant {post.id} <account> <text>."
+        )
+
+
+def approved_now(ctx: Context, post: Post, ws: Workspace) -> str:
+    """Move a post that has its approvals to approved, and on to scheduled when it has a time."""
+    move_post(post, PostState.APPROVED)
+    if post.due_at is None:
+        return f"Approved. Publish with /publish {post.id} or set a time with /schedule {post.id} <when>."
+    move_post(post, PostState.SCHEDULED)
+    when = show_time(post.due_at, post.due_tz or ws.timezone, ctx.clock.now())
+    paused = " Publishing is paused: it waits for /resume." if ws.paused else ""
+    return f"Approved and scheduled for {when}.{paused}"
+
+
+def awaiting_fix_approval(post: Post) -> bool:
+    """A post that failed somewhere and got a new variant since it went out: it needs approval before /retry."""
+    return PostState(post.state) in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED) and (
+        post.sent_revision is not None and post.revision != post.sent_revision)

@@ -1,0 +1,277 @@
+"""When posts go out: /schedule (plain words or the next posting slot), /unschedule, /cancel, /queue."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import union_all
+from sqlmodel import Session, col, select
+
+from handlers.core.access import EDITORS
+from handlers.core.audit import audit
+from handlers.core.chat import Reply
+from handlers.core.commands import Request, command
+from handlers.core.errors import UserError
+from handlers.core.lookups import get_post, get_workspace, post_targets, split_post_and_rest
+from handlers.core.notices import tell_team
+from handlers.core.when import When, WhenError, parse_when, show_time
+from handlers.core.words import short_text, state_label
+from handlers.engagement.besttime import best_slots, next_start
+from handlers.posts.cards import approval_card, draft_card, target_names
+from handlers.posts.rules import UNAPPROVED, approvals_at_revision, approved_now, rearm, require_publishable
+from storage.models import Account, Delivery, Post, PostState, Workspace, move_post
+
+SLOT_SEARCH_DAYS = 14
+SCHEDULABLE = (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED, PostState.EXPIRED)
+
+
+def slot_floor(post: Post, ws: Workspace, now: datetime) -> datetime:
+    """A slot must start after this: a minute from now, and for a post still waiting for approval, after the
+    approval deadline."""
+    earliest = now + timedelta(minutes=1)
+    if PostState(post.state) not in (PostState.APPROVED, PostState.SCHEDULED) and ws.approvals_needed > 0:
+        earliest += timedelta(minutes=ws.approval_deadline_minutes)
+    return earliest
+
+
+def taken_times(session: Session, post: Post, pairs: list[tuple[Delivery, Account]]) -> set[datetime]:
+    """The times other waiting posts of the same accounts already have."""
+    taken_rows = session.exec(
+        select(Post.due_at)
+        .join(Delivery, col(Delivery.post_id) == col(Post.id))
+        .where(col(Delivery.account_id).in_([a.id for _d, a in pairs]))
+        .where(Post.id != post.id)
+        .where(col(Post.state).in_([s.value for s in (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED)]))
+        .where(col(Post.due_at).is_not(None))
+    ).all()
+    return {t for t in taken_rows if t is not None}
+
+
+def next_best(session: Session, post: Post, ws: Workspace, now: datetime) -> tuple[When, str]:
+    """The soonest free start of a best time for the post's networks (handlers/engagement/besttime.py), and why that one."""
+    pairs = post_targets(session, post)
+    slots, own = best_slots(session, ws, [a for _d, a in pairs], now)
+    at = next_start(slots, ws.timezone, slot_floor(post, ws, now), taken_times(session, post, pairs))
+    if at is None:
+        raise UserError(f"Every best time of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")
+    why = ("one of this workspace's best times by its own numbers (/besttime)" if own else
+           "a general default best time for its networks: there isn't enough history of your own yet (/besttime)")
+    return When(at=at, tz=ws.timezone), why
+
+
+def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> When:
+    """The earliest posting slot of the post's accounts that no other post already takes.
+
+    For a post still waiting for approval, slots inside the approval deadline are skipped.
+    """
+    earliest = slot_floor(post, ws, now)
+    pairs = post_targets(session, post)
+    slotted = [a for _d, a in pairs if a.slot_list()]
+    if not slotted:
+        names = ", ".join(a.name for _d, a in pairs) or "its accounts"
+        raise UserError(
+            f"None of #{post.id}'s accounts ({names}) has posting slots. Set them with "
+            f"/slots <account> 09:00 13:00 17:30, or give a time: /schedule {post.id} tomorrow 9am, "
+            f"or take the next best time (/besttime): /schedule {post.id} next best"
+        )
+    taken = taken_times(session, post, pairs)
+    candidates: list[tuple[datetime, str]] = []
+    for account in slotted:
+        tz = account.timezone or ws.timezone
+        zone = ZoneInfo(tz)
+        local_today = now.astimezone(zone).date()
+        for day in range(SLOT_SEARCH_DAYS + 1):
+            date = local_today + timedelta(days=day)
+            for slot in account.slot_list():
+                hh, mm = (int(x) for x in slot.split(":"))
+                at = datetime.combine(date, time(hh, mm), tzinfo=zone).astimezone(ZoneInfo("UTC"))
+                if at > earliest and at not in taken:
+                    candidates.append((at, tz))
+    if not candidates:
+        raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")
+    at, tz = min(candidates)
+    return When(at=at, tz=tz)
+
+
+@command(
+    "schedule",
+    usage="/schedule <post> <when>", example="/schedule 12 tomorrow 9am",
+    summary="set when a post goes out: 'tomorrow 9am', 'in 2 hours', '2026-12-01 18:30 Europe/Paris', 'next slot'",
+    details=(
+        "Times are read in the workspace timezone unless you name a zone, and echoed back in full.\n"
+        "'next slot' takes the accounts' next free posting slot (/slots); 'next best' the next free best time "
+        "(/besttime: from your own numbers, or general defaults until there are enough).\n"
+        "A post that isn't approved yet keeps its time and publishes once approved (see /policy)."
+    ),
+    roles=EDITORS,
+    group="Scheduling",
+)
+async def schedule(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, when_text = split_post_and_rest(req)
+    if not when_text:
+        raise UserError(f"When? Usage: {req.spec.usage}")
+    now = ctx.clock.now()
+    notify_approvers = False
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        state = PostState(post.state)
+        if state not in SCHEDULABLE:
+            raise UserError(f"#{post.id} is {state_label(post)}, so it can't be scheduled.")
+        if not post_targets(session, post):
+            raise UserError(f"#{post.id} has no target accounts yet: /targets {post.id} <account…>")
+        why = ""
+        if when_text.lower() in ("next slot", "next", "slot", "queue"):
+            when = next_slot(session, post, ws, now)
+        elif when_text.lower() in ("next best", "best", "best time", "next best time"):
+            when, why = next_best(session, post, ws, now)
+        else:
+            try:
+                when = parse_when(when_text, now=now, default_tz=ws.timezone)
+            except WhenError as exc:
+                raise UserError(str(exc)) from None
+        post.due_at, post.due_tz, post.held_note = when.at, when.tz, None
+        shown = show_time(when.at, when.tz, now)
+        if state in (PostState.APPROVED, PostState.SCHEDULED):
+            if state == PostState.APPROVED:
+                move_post(post, PostState.SCHEDULED)
+            outcome = f"🗓 #{post.id} is scheduled for {shown} on {target_names(session, post)}."
+        elif ws.approvals_needed == 0 and state in (*UNAPPROVED, PostState.EXPIRED):
+            require_publishable(ctx, session, post)
+            if state != PostState.IN_REVIEW:
+                move_post(post, PostState.IN_REVIEW)
+            outcome = f"🗓 #{post.id}: " + approved_now(ctx, post, ws)
+        else:
+            if state == PostState.EXPIRED:
+                move_post(post, PostState.IN_REVIEW)
+                notify_approvers = True
+            missing = ws.approvals_needed - len(approvals_at_revision(session, post))
+            deadline = when.at - timedelta(minutes=ws.approval_deadline_minutes)
+            if deadline <= now:
+                raise UserError(
+                    f"{shown} leaves no time for approval: this workspace wants approval "
+                    f"{ws.approval_deadline_minutes} minutes before. Pick a later time."
+                )
+            step = "" if PostState(post.state) == PostState.IN_REVIEW else f" Send it for approval with /submit {post.id}."
+            outcome = (
+                f"🗓 #{post.id} is set for {shown}. It publishes then once approved "
+                f"({missing} approval(s) still needed by {show_time(deadline, when.tz)}).{step}"
+            )
+        if why:
+            outcome += f"\n⏰ That's {why}."
+        if ws.paused:
+            outcome += "\n⏸ Publishing is paused right now: nothing goes out until /resume."
+        audit(session, ctx, ws_id, post.id, req.actor_name, "schedule", show_time(when.at, when.tz))
+        rearm(ctx, post, ws)
+        card = approval_card(ctx, session, post, ws, f"🔔 #{post.id} has a new time and needs approval.") \
+            if notify_approvers else None
+        shown_card = None
+        if req.pressed:  # pressed on a draft card: it shows the new time
+            session.flush()
+            shown_card = draft_card(ctx, session, post, ws, outcome.splitlines()[0])
+    if card is not None:
+        await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
+    return Reply(outcome, update=shown_card)
+
+
+@command("unschedule", usage="/unschedule <post>", example="/unschedule 12", summary="remove a post's time; it stays approved",
+         roles=EDITORS, group="Scheduling")
+async def unschedule(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        state = PostState(post.state)
+        if post.due_at is None or state not in SCHEDULABLE:
+            raise UserError(f"#{post.id} isn't scheduled.")
+        if state == PostState.SCHEDULED:
+            move_post(post, PostState.APPROVED)
+        post.due_at, post.due_tz, post.held_note = None, None, None
+        audit(session, ctx, ws_id, post.id, req.actor_name, "unschedule")
+        rearm(ctx, post, ws)
+    return Reply(f"#{post_id} has no time now ({state_label(post)}). /schedule {post_id} <when> sets one again.")
+
+
+@command("cancel", usage="/cancel <post>", example="/cancel 12", summary="drop a post; it will never publish", roles=EDITORS,
+         group="Scheduling")
+async def cancel(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    post_id, _ = split_post_and_rest(req)
+    with ctx.db.session() as session:
+        post = get_post(session, ws_id, post_id)
+        ws = get_workspace(session, ws_id)
+        move_post(post, PostState.CANCELLED)
+        post.held_note = None
+        audit(session, ctx, ws_id, post.id, req.actor_name, "cancel")
+        rearm(ctx, post, ws)
+    reply = Reply(f"#{post_id} is cancelled and won't publish.")
+    await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+    return reply
+
+
+def targets_by_post(session: Session, post_ids: list[int]) -> dict[int, list[str]]:
+    """Account names per post, for many posts in one query."""
+    rows = session.exec(
+        select(Delivery.post_id, Account.name).where(col(Delivery.account_id) == col(Account.id))
+        .where(col(Delivery.post_id).in_(post_ids)).order_by(col(Account.name))
+    ).all()
+    names: dict[int, list[str]] = {}
+    for post_id, name in rows:
+        names.setdefault(post_id, []).append(name)
+    return names
+
+
+QUEUE_LENGTH = 50
+
+
+def upcoming(session: Session, ws_id: int, states: tuple[PostState, ...], limit: int) -> list[Post]:
+    """The workspace's first `limit` posts in `states` with a time, in time order.
+
+    One ordered index range per state (ix_post_workspace_state_due), merged: a single `state IN (…) ORDER BY
+    due_at` lets PostgreSQL walk every post of every workspace by time through ix_post_due_at and filter,
+    which with years of published posts before the waiting ones took 28 ms at 100,000 posts (bench/).
+    """
+    firsts = [
+        select(Post.id, Post.due_at).where(Post.workspace_id == ws_id).where(Post.state == state.value)
+        .where(col(Post.due_at).is_not(None)).order_by(col(Post.due_at)).limit(limit).subquery()
+        for state in states
+    ]
+    merged = union_all(*(select(first.c.id, first.c.due_at) for first in firsts)).subquery()
+    ids = list(session.exec(select(merged.c.id).order_by(merged.c.due_at, merged.c.id).limit(limit)).all())
+    if not ids:
+        return []
+    found = {post.id: post for post in session.exec(select(Post).where(col(Post.id).in_(ids))).all()}
+    return [found[i] for i in ids if i in found]
+
+
+@command("queue", usage="/queue", example="/queue", summary="what's coming up, in time order", group="Scheduling")
+async def queue(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        rows = upcoming(session, ws_id, (*UNAPPROVED, PostState.SCHEDULED, PostState.PUBLISHING), QUEUE_LENGTH)
+        lines = []
+        if ws.paused:
+            lines.append(f"⏸ Paused by {ws.paused_by}{': ' + ws.pause_reason if ws.pause_reason else ''} — /resume")
+        if not rows:
+            lines.append("Nothing is scheduled. /schedule <post> <when> sets a time.")
+        names = targets_by_post(session, [post.id for post in rows if post.id is not None])
+        for post in rows:
+            flag = ""
+            if post.held_note:
+                flag = " ⚠ held"
+            elif PostState(post.state) in UNAPPROVED:
+                flag = f" (needs approval: {state_label(post)})"
+            lines.append(
+                f"  {show_time(post.due_at, post.due_tz or ws.timezone, now)} · #{post.id}{flag} · "
+                f"{', '.join(names.get(post.id or 0, [])) or 'no accounts'} · {short_text(post.text, 40)}"
+            )
+    return Reply("Queue:\n" + "\n".join(lines) if rows else "\n".join(lines))
