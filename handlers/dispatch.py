@@ -27,6 +27,12 @@ from storage.models import ChatLink, IllegalTransition, Member, Role, Workspace
 log = logging.getLogger("herald.dispatch")
 
 GROUP_ORDER = ("Workspace", "Accounts", "Posts", "Approvals", "Scheduling", "Publishing", "Engagement", "Other")
+# each /help group is one place in the code: the package (or module) whose commands it lists
+GROUP_HOMES = {
+    "Workspace": "handlers.workspace.setup", "Accounts": "handlers.workspace.accounts",
+    "Posts": "handlers.posts", "Approvals": "handlers.posts.approvals", "Scheduling": "handlers.posts.scheduling",
+    "Publishing": "handlers.posts.publishing", "Engagement": "handlers.engagement", "Other": "handlers.dispatch",
+}
 
 
 def chat_workspace(session: Session, cmd: Command) -> int | None:

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from importlinter.cli import lint_imports
 
+from handlers.core.commands import COMMANDS
+from handlers.dispatch import GROUP_HOMES, GROUP_ORDER
+
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"telegram", "discord", "httpx", "aiohttp", "requests", "apscheduler", "matplotlib", "bot"}
 
@@ -87,3 +90,17 @@ def test_the_hidden_import_check_itself_finds_one(tmp_path: Path) -> None:
         "def f():\n    import handlers.core.words\n"
     )
     assert hidden_imports(sample, tmp_path) == ["sample.py:3", "sample.py:5"]
+
+
+def test_each_help_group_lists_the_commands_of_one_package() -> None:
+    """/help groups match the code: a newcomer finds a command's module from its group (README, Development)."""
+    assert set(GROUP_HOMES) == set(GROUP_ORDER)
+    misplaced = {}
+    for name, spec in COMMANDS.items():
+        module = spec.handler.__module__
+        home = GROUP_HOMES[spec.group]
+        # the most specific home wins: Approvals and Scheduling live inside posts, Publishing in posts/publishing
+        best = max((h for h in GROUP_HOMES.values() if module == h or module.startswith(h + ".")), key=len)
+        if best != home:
+            misplaced[name] = (spec.group, module)
+    assert misplaced == {}

@@ -230,7 +230,7 @@ def describe_policy(ws: Workspace) -> str:
     usage="/policy [approvals=N] [approvers=roles] [self_approval=on|off] [unapproved=hold|publish] [deadline=2h]", example="/policy approvals=2 deadline=2h unapproved=hold",
     summary="show or change the approval policy (admins)",
     details="\n".join(f"{k}: {v}" for k, v in POLICY_KEYS.items()),
-    group="Workspace",
+    group="Approvals",
 )
 async def policy(req: Request) -> Reply:
     ctx = req.ctx
