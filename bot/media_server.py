@@ -119,6 +119,12 @@ class Unsatisfiable(Exception):
     """A Range the file can't satisfy (416)."""
 
 
+def _position(digits: str) -> int:
+    """A byte position from the header: past 18 digits it lies beyond any file (and Python refuses to read a
+    number of thousands of digits), so it stands for "beyond the end"."""
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The (start, stop) slice a single `bytes=` range asks for, or None to send the whole file
     (no header, a syntax we ignore, several ranges, first > last). Raises Unsatisfiable."""
@@ -131,16 +137,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:  # bytes=-n: the last n bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable
         return max(0, size - suffix), size
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return None  # an invalid range-spec: RFC 9110 says ignore the header
     if start >= size:
         raise Unsatisfiable
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(_position(last), size - 1) if last else size - 1
     return start, end + 1
 
 

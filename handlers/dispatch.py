@@ -17,7 +17,7 @@ import handlers.engagement
 import handlers.posts
 import handlers.workspace  # noqa: F401  (each package registers its commands)
 from handlers.core.access import ROLE_RANK, role_refusal
-from handlers.core.chat import Actor, Command, Reply
+from handlers.core.chat import Actor, Command, Reply, unreadable
 from handlers.core.commands import COMMANDS, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
@@ -112,6 +112,9 @@ async def handle(ctx: Context, cmd: Command) -> Reply:
     spec = COMMANDS.get(name)
     if spec is None:
         return Reply(f"I don't know /{name}. /help lists what I can do.", error=True)
+    problem = unreadable(cmd)
+    if problem is not None:
+        return Reply(problem, error=True)
     try:
         workspace_id, role, named = resolve(ctx, cmd)
     except UserError as exc:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from handlers.core.chat import ChatAddress, Reply
 from tests.conftest import Team
 
 
@@ -176,3 +179,19 @@ async def test_notices_for_the_team_print_in_the_console(team: Team) -> None:
     out = await team.tick(minutes=61)
     assert f"📣 #{post_id} is published on all 2 account(s):" in out
     assert "✓ brand-x (sandbox): https://sandbox.herald.invalid/brand-x/" in out
+
+
+async def test_a_notice_while_the_prompt_waits_takes_its_place_and_the_prompt_comes_back(
+    team: Team, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await team.setup_workspace()
+    console = team.herald.console
+    printed: list[str] = []
+    console._write = printed.append  # what the console prints, apart from the prompt (written to stdout)
+    console.user = "alice"
+    console._write_prompt()
+    await console.send(ChatAddress("console", console.chat_id), Reply("📣 #1 is published"))
+    out = capsys.readouterr().out
+    assert printed == ["📣 #1 is published"]
+    assert out == "alice> " + "\r" + " " * len("alice> ") + "\r" + "alice> "  # rubbed out, then written again
+    assert console.prompt_shown

@@ -403,9 +403,9 @@ async def test_one_post_to_every_network_reports_a_partial_failure_per_network(t
     fakes.youtube.stats[youtube] = {"viewCount": "120", "likeCount": "8", "commentCount": "2"}
     assert await poll_metrics(team.herald.ctx) >= 4
     out = await team.say("bob", "/stats 1")
-    assert line_of(out, "acme-x") == "acme-x (x): 12 likes · 3 comments · 2 shares · 1 quotes · 640 views · 5 clicks · 4 saves"
-    assert line_of(out, "acme-masto") == "acme-masto (mastodon): 7 likes · 1 comments · 2 shares"
-    assert line_of(out, "acme-bsky") == "acme-bsky (bluesky): 9 likes · 2 comments · 3 shares · 1 quotes"
+    assert line_of(out, "acme-x") == "acme-x (x): 12 likes · 3 comments · 2 shares · 1 quote · 640 views · 5 clicks · 4 saves"
+    assert line_of(out, "acme-masto") == "acme-masto (mastodon): 7 likes · 1 comment · 2 shares"
+    assert line_of(out, "acme-bsky") == "acme-bsky (bluesky): 9 likes · 2 comments · 3 shares · 1 quote"
     # every other network reported zeros or nothing, so the total is these three's
     assert "Total: 28 likes · 6 comments · 7 shares · 2 quotes · 640 views · 5 clicks · 4 saves" in out
     out = await team.say("bob", "/stats 2")

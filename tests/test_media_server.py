@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from bot.media_server import MediaServer, media_url, parse_range
+from bot.media_server import MediaServer, Unsatisfiable, media_url, parse_range
 from storage.db import Database
 from storage.models import Media, Workspace
 
@@ -219,6 +219,21 @@ def test_parse_range() -> None:
     assert parse_range("bytes=8-", 10) == (8, 10)
     assert parse_range("bytes=-3", 10) == (7, 10)
     assert parse_range("bytes=0-0,2-3", 10) is None
+
+
+def test_a_range_with_thousands_of_digits_is_answered_not_a_crash() -> None:
+    huge = "9" * 5000
+    with pytest.raises(Unsatisfiable):
+        parse_range(f"bytes={huge}-", 10)  # starts beyond the end: 416
+    assert parse_range(f"bytes=2-{huge}", 10) == (2, 10)  # to the end
+    assert parse_range(f"bytes=-{huge}", 10) == (0, 10)  # "the last n bytes" of a shorter file: all of it
+
+
+async def test_a_request_with_a_5000_digit_range_gets_416_and_the_server_keeps_serving(served: Served) -> None:
+    url = f"/media/{sha(MP4)}.mp4"
+    response = await served.client.get(url, headers={"Range": "bytes=" + "9" * 5000 + "-"})
+    assert response.status_code == 416
+    assert (await served.client.get(url)).status_code == 200
 
 
 def test_media_url() -> None:

@@ -237,7 +237,7 @@ async def test_two_accounts_on_one_network_also_get_that_networks_subtotal(team:
         assert await poll_metrics(team.herald.ctx) == 3
         lines = (await team.say("bob", f"/stats {post_id}")).splitlines()
         assert lines[5:10] == [
-            "  acme-x2 (x): 10 likes · 1 comments · 0 shares · 0 quotes · 500 views · 0 clicks · 1 saves",
+            "  acme-x2 (x): 10 likes · 1 comment · 0 shares · 0 quotes · 500 views · 0 clicks · 1 save",
             "    engagement rate 2.4% = 12 engagements ÷ 500 views",
             "  x (2 accounts): 40 likes · 5 comments · 6 shares · 2 quotes · 1,500 views · 5 clicks · 4 saves",
             "  Total: 52 likes · 8 comments · 11 shares · 2 quotes · 1,500 views · 5 clicks · 4 saves",
@@ -323,8 +323,8 @@ async def test_a_telegram_channel_says_it_gives_no_numbers_and_the_rest_still_co
         lines = out.splitlines()
         assert lines[1] == ("  acme-tg (telegram): no numbers: Telegram gives bots no view or reaction counts for "
                             "channel posts")
-        assert lines[2] == "  acme-x (x): 8 likes · 1 comments · 1 shares · 0 quotes · 400 views · 0 clicks · 0 saves"
-        assert lines[4] == "  Total: 8 likes · 1 comments · 1 shares · 0 quotes · 400 views · 0 clicks · 0 saves"
+        assert lines[2] == "  acme-x (x): 8 likes · 1 comment · 1 share · 0 quotes · 400 views · 0 clicks · 0 saves"
+        assert lines[4] == "  Total: 8 likes · 1 comment · 1 share · 0 quotes · 400 views · 0 clicks · 0 saves"
         assert lines[5] == "  Engagement rate: 2.5% (engagements 10 ÷ views 400)"
 
         # a post only on the channel: its automatic reports would say nothing, so none is sent

@@ -46,10 +46,11 @@ class ConsoleChat:
         self.partial: list[str] = []
         self.captured: list[str] | None = None
         self.closed = False
+        self.prompt_shown = False  # `name> ` is on screen, waiting for a line (serve)
 
     @property
     def chat(self) -> ChatRef:
-        return ChatRef(PLATFORM, self.chat_id, title="console", private=True)
+        return ChatRef(PLATFORM, self.chat_id, private=True)
 
     def actor(self) -> Actor:
         return Actor(PLATFORM, self.user, self.user, username=self.user.lower())
@@ -87,9 +88,18 @@ class ConsoleChat:
         return path
 
     async def send(self, chat: ChatAddress, reply: Reply) -> None:
-        """Notifier: Herald speaking on its own into this chat."""
-        if chat.chat_id == self.chat_id:
-            self.emit(self.render(reply))
+        """Notifier: Herald speaking on its own into this chat. A notice that comes while the prompt waits for
+        a line takes the prompt's place and the prompt is written again under it, so what the person types
+        next still starts on a fresh `name> ` line."""
+        if chat.chat_id != self.chat_id:
+            return
+        waiting = self.prompt_shown
+        if waiting:
+            sys.stdout.write("\r" + " " * len(self._prompt_text()) + "\r")  # rub out the bare prompt
+            self.prompt_shown = False
+        self.emit(self.render(reply))
+        if waiting:
+            self._write_prompt()
 
     async def say(self, line: str) -> str:
         """Handle one typed line; return everything printed because of it."""
@@ -179,10 +189,15 @@ class ConsoleChat:
             if prompt:
                 self._write_prompt()
             line = await lines.get()
+            self.prompt_shown = False
             if line == "":
                 break
             await self._line(line)
 
+    def _prompt_text(self) -> str:
+        return f"{self.user}> "
+
     def _write_prompt(self) -> None:
-        sys.stdout.write(f"{self.user}> ")
+        sys.stdout.write(self._prompt_text())
         sys.stdout.flush()
+        self.prompt_shown = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,3 +112,26 @@ class ChatAddress:
 
     platform: str
     chat_id: str
+
+
+# The longest command Herald reads: a post is at most 20,000 characters (handlers/posts/drafts.py), plus options.
+MAX_COMMAND_CHARS = 25_000
+_ALLOWED_CONTROLS = frozenset("\n\r\t")
+
+
+def unreadable(command: Command) -> str | None:
+    """Why Herald won't read this command, or None. Control characters (NUL, terminal escapes), halves of
+    characters (lone surrogates) and over-long text would be stored and sent as they are, or break the
+    database (PostgreSQL refuses NUL): refused with what to do, before anything is looked at."""
+    texts = [command.text, *(v for v in command.args.values() if isinstance(v, str))]
+    if any(len(text) > MAX_COMMAND_CHARS for text in texts):
+        return (f"That message is longer than the {MAX_COMMAND_CHARS:,} characters Herald reads in one command. "
+                "Nothing was changed; shorten it and send it again.")
+    for text in texts:
+        for char in text:
+            kind = unicodedata.category(char)
+            if (kind == "Cc" and char not in _ALLOWED_CONTROLS) or kind == "Cs":
+                what = "half of a character (a lone surrogate)" if kind == "Cs" else f"a control character (U+{ord(char):04X})"
+                return (f"That message holds {what}, which can't be stored or published. Nothing was changed; "
+                        "type it again without it (paste it as plain text).")
+    return None

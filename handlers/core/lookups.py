@@ -22,16 +22,22 @@ def chat_link(session: Session, chat: ChatRef) -> ChatLink | None:
     ).first()
 
 
-def parse_post_id(token: Any, usage: str) -> int:
-    """Read a post number written as 12 or #12."""
+def parse_number(token: Any, *, which: str, wrong: str) -> int:
+    """Read a number a person typed (12 or #12): `which` asks for a missing one, `wrong` refuses a bad one."""
     if isinstance(token, int):
         return token
     if token is None or not str(token).strip():
-        raise UserError(f"Which post? Give its number: {usage}")
+        raise UserError(which)
     raw = str(token).strip().lstrip("#")
     if not re.fullmatch(r"[0-9]{1,9}", raw):  # ASCII digits only ('²' is a digit to isdigit), and no overflow
-        raise UserError(f"'{token}' isn't a post number. Usage: {usage}")
+        raise UserError(wrong)
     return int(raw)
+
+
+def parse_post_id(token: Any, usage: str) -> int:
+    """Read a post number written as 12 or #12."""
+    return parse_number(token, which=f"Which post? Give its number: {usage}",
+                        wrong=f"'{token}' isn't a post number. Usage: {usage}")
 
 
 def split_post_and_rest(req: Request) -> tuple[int, str]:

@@ -594,6 +594,12 @@ def alerts_text(ws: Workspace) -> str:
     factor = ws.alert_factor
     words = word_list(ws.watch_words)
     state = f"at {factor:g}× the usual" if factor > 0 else "off (/alerts on)"
+    if factor <= 0:  # no rule to show while they're off: "≥ 0× the median" would read as "always"
+        return "\n".join([
+            f"🔔 Take-off and surge alerts: {state}.",
+            "• Watch words: " + (", ".join(words) if words else "none") + " (/watch) — they still alert.",
+            f"/alerts on brings back take-off and surge alerts at {DEFAULT_FACTOR:g}× the usual.",
+        ])
     return "\n".join([
         f"🔔 Take-off and surge alerts: {state}.",
         f"• Taking off: a post's engagements (likes, comments, shares, quotes, saves, clicks) at its latest reading "

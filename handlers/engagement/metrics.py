@@ -34,6 +34,13 @@ LABELS = {
     "likes": "likes", "comments": "comments", "shares": "shares", "quotes": "quotes",
     "impressions": "views", "clicks": "clicks", "saves": "saves",
 }
+ONE = {"likes": "like", "comments": "comment", "shares": "share", "quotes": "quote", "impressions": "view",
+       "clicks": "click", "saves": "save"}
+
+
+def counted(value: int, field: str) -> str:
+    """'1 save', '12 saves', '1,204 views': a reading's number with its name."""
+    return f"{value:,} {ONE[field] if value == 1 else LABELS[field]}"
 
 
 def first_metrics_at(sent_at: datetime) -> datetime:

@@ -38,7 +38,7 @@ from handlers.core.commands import Request, command, periodic
 from handlers.core.context import Context
 from handlers.core.counting import NETWORK_LABELS
 from handlers.core.errors import UserError
-from handlers.core.lookups import account_view, get_workspace
+from handlers.core.lookups import account_view, get_workspace, parse_number
 from handlers.core.notices import tell_team
 from handlers.core.ports import AccountView, ErrorKind, Network, PublishError, ReplyTarget
 from handlers.core.words import short_text
@@ -107,14 +107,8 @@ def reply_key(item_id: int, text: str) -> str:
 
 
 def parse_item(token: Any, usage: str) -> int:
-    if isinstance(token, int):
-        return token
-    raw = str(token or "").strip().lstrip("#")
-    if not raw:
-        raise UserError(f"Which comment? Give its inbox number: {usage}")
-    if not raw.isdigit():
-        raise UserError(f"'{token}' isn't an inbox item number (they're the #numbers /inbox shows). Usage: {usage}")
-    return int(raw)
+    return parse_number(token, which=f"Which comment? Give its inbox number: {usage}",
+                        wrong=f"'{token}' isn't an inbox item number (they're the #numbers /inbox shows). Usage: {usage}")
 
 
 def split_item(req: Request) -> tuple[int, str]:

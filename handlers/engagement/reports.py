@@ -34,7 +34,7 @@ from handlers.core.lookups import get_workspace
 from handlers.core.ports import Series
 from handlers.core.when import format_delta, format_when
 from handlers.core.words import short_text
-from handlers.engagement.metrics import ENGAGED, LABELS, engagements
+from handlers.engagement.metrics import ENGAGED, counted, engagements
 from storage.models import (
     METRIC_FIELDS,
     Account,
@@ -308,7 +308,7 @@ def grouped(rows: Iterable[Sent], key: str) -> dict[str, Tally]:
 
 
 def summarize(numbers: dict[str, int]) -> str:
-    return " · ".join(f"{numbers[f]:,} {LABELS[f]}" for f in METRIC_FIELDS if numbers.get(f)) or "no numbers yet"
+    return " · ".join(counted(numbers[f], f) for f in METRIC_FIELDS if numbers.get(f)) or "no numbers yet"
 
 
 def change(now: float, before: float) -> str:

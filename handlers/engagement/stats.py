@@ -42,7 +42,7 @@ from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import Series
 from handlers.core.when import show_time
 from handlers.core.words import short_text
-from handlers.engagement.metrics import ENGAGED, LABELS, engagements, poll_metrics
+from handlers.engagement.metrics import ENGAGED, LABELS, counted, engagements, poll_metrics
 from storage.models import (
     METRIC_FIELDS,
     ChatLink,
@@ -169,8 +169,8 @@ def pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%"
 
 
-def with_change(value: int, before: int | None, label: str) -> str:
-    text = f"{value:,} {label}"
+def with_change(value: int, before: int | None, field: str) -> str:
+    text = counted(value, field)
     if before is not None and value != before:
         text += f" ({value - before:+,})"
     return text
@@ -183,7 +183,7 @@ def numbers_text(current: MetricSnapshot, previous: MetricSnapshot | None) -> st
         if value is None:
             continue
         before = getattr(previous, field) if previous is not None else None
-        parts.append(with_change(value, before, LABELS[field]))
+        parts.append(with_change(value, before, field))
     return " · ".join(parts) or "no numbers from this network"
 
 
@@ -235,7 +235,7 @@ def totals_text(measured: list[AccountNumbers]) -> str:
         before = None
         if len(shown_before) == len(measured):
             before = sum(getattr(a.previous, field) or 0 for a in measured if a.previous is not None)
-        parts.append(with_change(value, before, LABELS[field]))
+        parts.append(with_change(value, before, field))
     return " · ".join(parts) or "nothing yet"
 
 

@@ -241,9 +241,13 @@ async def policy(req: Request) -> Reply:
             return Reply(describe_policy(ws))
         req.require_role(ADMINS, "change the approval policy")
         changes: dict[str, object] = {}
+        seen: set[str] = set()
         for word in req.words:
             key, sep, value = word.partition("=")
             key, value = key.lower(), value.strip()
+            if key in seen:
+                raise UserError(f"{key}= is given twice. Nothing changed. Usage: {req.spec.usage}")
+            seen.add(key)
             if not sep or key not in POLICY_KEYS:
                 raise UserError(
                     f"'{word}' isn't a policy setting. Settings: "

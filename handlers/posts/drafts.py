@@ -36,6 +36,10 @@ from storage.models import (
 )
 
 OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to)=(\S+)\s*$", re.IGNORECASE)
+# an option at the end with nothing after the "=" (e.g. "/draft hello to="): a slip, not text to publish
+EMPTY_OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to)=\s*$", re.IGNORECASE)
+OPTION_EXAMPLES = {"link": "link=https://shop.example/sale", "campaign": "campaign=spring",
+                   "to": "to=acme-x,acme-bsky or to=all"}
 CAMPAIGN_RE = re.compile(r"[\w\-]{1,40}")
 URL_RE = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
 MAX_TEXT = 20_000
@@ -50,6 +54,9 @@ def split_options(text: str) -> tuple[str, dict[str, str]]:
             raise UserError(f"{key}= is given twice.")
         options[key] = m.group(2)
         text = text[: m.start()].rstrip()
+    if empty := EMPTY_OPTION_RE.search(text):
+        key = empty.group(1).lower()
+        raise UserError(f"{key}= needs a value, e.g. {OPTION_EXAMPLES[key]}. Nothing was saved.")
     link = options.get("link")
     if link is not None and not URL_RE.fullmatch(link):
         raise UserError(f"link={link} isn't a web address. Links start with https://")
@@ -187,6 +194,8 @@ async def variant(req: Request) -> Reply:
     target, text = target.strip(), text.strip()
     if not target or not text:
         raise UserError(f"Usage: {req.spec.usage}")
+    if len(text) > MAX_TEXT:
+        raise UserError(f"That variant is {len(text)} characters; Herald keeps texts up to {MAX_TEXT}. Nothing changed.")
     with ctx.db.session() as session:
         post = editable_post(session, ws_id, post_id, "edited", fixing=True)
         ws = get_workspace(session, ws_id)
@@ -291,7 +300,10 @@ async def posts(req: Request) -> Reply:
             return Reply(f"No {wanted.replace('_', ' ') + ' ' if wanted else ''}posts yet. /draft <text> writes one.")
         lines = []
         for post in rows:
-            when = f" · {show_time(post.due_at, post.due_tz or ws.timezone)}" if post.due_at else ""
+            if post.published_at is not None:  # what happened, not what was planned
+                when = f" · published {show_time(post.published_at, ws.timezone)}"
+            else:
+                when = f" · {show_time(post.due_at, post.due_tz or ws.timezone)}" if post.due_at else ""
             lines.append(f"  #{post.id} {state_label(post)}{when} · {short_text(post.text, 50)}")
     title = f"{wanted.replace('_', ' ').capitalize()} posts" if wanted else "Recent posts"
     return Reply(f"{title}:\n" + "\n".join(lines))

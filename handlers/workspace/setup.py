@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from handlers.core.access import ADMINS
 from handlers.core.audit import audit
-from handlers.core.chat import Reply
+from handlers.core.chat import Button, Reply
 from handlers.core.commands import Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
@@ -82,13 +82,20 @@ def set_purpose(req: Request, purpose: str) -> Reply:
 async def setup(req: Request) -> Reply:
     ctx, cmd = req.ctx, req.command
     word = cmd.text.strip().lower()
+    first, _, extra = word.partition(" ")
+    if first in PURPOSE_WORDS and extra.strip():
+        raise UserError(f"/setup {first} takes no more words (got '{extra.strip()}'). Nothing changed. "
+                        f"Run /setup {first} in the chat that should get {PURPOSE_WORDS[first]}.")
     if word in PURPOSE_WORDS:
         return set_purpose(req, word)
     if req.workspace_id is not None:
         with ctx.db.session() as session:
             ws = get_workspace(session, req.workspace_id)
             raise UserError(f"This chat already belongs to workspace '{ws.name}'. /policy shows its rules.")
-    name = cmd.text.strip() or cmd.chat.title or "Team"
+    name = (str(req.arg("text", "")) or cmd.text).strip() or cmd.chat.title
+    if not name:  # a chat with no title of its own (the console, a private chat): ask rather than invent one
+        return Reply("What's the team called? Type its name as your next message, or /setup Acme Marketing.",
+                     ask=Button("Name the workspace", "setup", prompt="What's the team called?"))
     if len(name) > 80:
         raise UserError("A workspace name can be at most 80 characters.")
     now = ctx.clock.now()

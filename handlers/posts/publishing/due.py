@@ -113,10 +113,26 @@ def begin_publishing(
         ctx.scheduler.disarm(post.id or 0)
         session.refresh(post)
         detail = "published without approval, as the policy allows" if unapproved else "due"
+        if late > LATE_NOTICE:
+            detail += f", {format_lateness(late)} late"
         audit(session, ctx, ws.id or 0, post.id, "Herald", "publishing", detail)
         if unapproved:
             return Reply(f"ℹ️ #{post.id} wasn't approved by its time; the policy says publish anyway, so it's going out.")
+        if late > LATE_NOTICE:  # a catch-up after downtime or a pause says so, rather than pass for on time
+            return Reply(f"⏱ #{post.id} goes out {format_lateness(late)} late: its time was {show_time(post.due_at, tz)} "
+                         f"(Herald was down or paused; still within the {int(ctx.grace.total_seconds() // 60)}-minute "
+                         "grace period).")
     return None
+
+
+# a post going out later than this after its time is announced as late (the clock and the sweep run on time
+# within seconds; anything beyond a minute means Herald was down or paused)
+LATE_NOTICE = timedelta(minutes=1)
+
+
+def format_lateness(late: timedelta) -> str:
+    minutes = int(late.total_seconds() // 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 async def recover_interrupted(ctx: Context, *, at_start: bool = False) -> int:
