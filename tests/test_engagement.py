@@ -42,6 +42,12 @@ def total(readings: list[Metrics], field: str) -> int:
     return sum(getattr(m, field) or 0 for m in readings)
 
 
+
+def counted(value: int | None, word: str) -> str:
+    """'1 quote', '3 quotes': how /stats names a number."""
+    return f"{value} {word[:-1] if value == 1 else word}"
+
+
 async def poll(team: Team) -> int:
     return await poll_metrics(team.herald.ctx)
 
@@ -102,14 +108,14 @@ async def test_stats_show_each_accounts_numbers_the_totals_and_the_engagement_ra
     lines = out.splitlines()
     assert lines[0] == f"📊 #{post_id} — published Mon 23 Nov 2026 10:00 CET (Europe/Paris) (3 hours ago)"
     assert lines[1] == (
-        f"  brand-bsky (sandbox): {bsky.likes} likes · {bsky.comments} comments · {bsky.shares} shares · "
-        f"{bsky.quotes} quotes · {bsky.impressions} views · {bsky.clicks} clicks · {bsky.saves} saves"
+        f"  brand-bsky (sandbox): {counted(bsky.likes, 'likes')} · {counted(bsky.comments, 'comments')} · {counted(bsky.shares, 'shares')} · "
+        f"{counted(bsky.quotes, 'quotes')} · {counted(bsky.impressions, 'views')} · {counted(bsky.clicks, 'clicks')} · {counted(bsky.saves, 'saves')}"
     )
     assert lines[2] == (
         f"    engagement rate {100 * engaged(bsky) / (bsky.impressions or 1):.1f}% = {engaged(bsky):,} engagements ÷ "
         f"{bsky.impressions:,} views"
     )
-    assert lines[3].startswith(f"  brand-x (sandbox): {x.likes} likes · {x.comments} comments")
+    assert lines[3].startswith(f"  brand-x (sandbox): {counted(x.likes, 'likes')} · {counted(x.comments, 'comments')}")
     both = [bsky, x]
     views, engagements = total(both, "impressions"), engaged(bsky) + engaged(x)
     assert f"  Total: {total(both, 'likes')} likes · {total(both, 'comments')} comments" in out
@@ -137,7 +143,7 @@ async def test_stats_show_the_change_since_the_last_report(team: Team) -> None:
     assert second.likes > first.likes and second.impressions > first.impressions
     out = await team.say("bob", f"/stats {post_id}")
     line = next(line for line in out.splitlines() if line.startswith("  brand-bsky"))
-    assert f"{second.likes} likes (+{second.likes - first.likes})" in line
+    assert f"{counted(second.likes, 'likes')} (+{second.likes - first.likes})" in line
     assert f"{second.impressions:,} views (+{second.impressions - first.impressions:,})" in line
     assert "Changes (+n) are since the last report, Mon 23 Nov 2026 10:30 CET (Europe/Paris) (2 hours ago)." in out
     assert "Numbers read Mon 23 Nov 2026 12:30 CET (Europe/Paris) (now)" in out

@@ -289,7 +289,8 @@ async def test_one_post_to_every_network_reports_a_partial_failure_per_network(t
     notice, _, out = out.partition("⏳ #1:")
     assert notice.startswith("⚠️ acme-bsky (bluesky) can't post any more:") and "Fix: /connect bluesky" in notice
     out = "⏳ #1:" + out
-    assert out.startswith("⏳ #1: 7 of 11 sent so far; the rest retry by themselves.\n"), out
+    assert out.startswith("⏳ #1: 7 of 11 sent so far; 1 retries by itself, 2 failed and 1 is unconfirmed (see below for "
+                          "the fix).\n"), out
     assert [line.strip()[0] for line in out.splitlines()[1:]] == ["✗", "✓", "✓", "✓", "?", "⏳", "✓", "✓", "✓",
                                                                   "✓", "✗"], out
     tg = fakes.telegram.calls("sendPhoto")[0].result["message_id"]

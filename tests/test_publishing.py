@@ -256,3 +256,27 @@ async def test_a_retry_that_lost_the_race_to_another_workers_retry_resets_nothin
     assert out == f"✋ #{post_id} is already being retried or published."
     assert [(d.state, d.claimed_by) for d in team.deliveries(post_id)] == [("sending", "worker-1")]
     assert recording.count("news") == 1  # nothing sent by this worker
+
+
+async def test_retry_of_a_fixed_account_goes_now_while_another_account_still_retries_by_itself(team: Team) -> None:
+    """The fix Herald suggests works when it says so (trust issue, item 3): the claim is per delivery, so a
+    failed account can be retried while another account of the same post still waits for its own retry."""
+    await team.setup_workspace(accounts=("busy fail=rate_limit", "shop fail=reject"))
+    post_id = await team.approved_post()
+    out = await team.say("alice", f"/publish {post_id}")
+    assert out.startswith(f"⏳ #{post_id}: 0 of 2 sent so far; 1 retries by itself and 1 failed (see below for "
+                          "the fix)."), out
+    assert "the rest retry by themselves" not in out
+    assert f"✗ shop (sandbox): the sandbox refuses every post (fail=reject) → fix the text with /variant {post_id} " \
+           f"shop <text>, then /retry {post_id}" in out
+    assert team.post(post_id).state == "publishing"
+    await team.say("alice", "/connect sandbox name=shop")  # the team fixes the shop account
+    out = await team.say("alice", f"/retry {post_id} shop")
+    assert out.startswith(f"⏳ #{post_id}: 1 of 2 sent so far; the rest retry by themselves."), out
+    assert "✓ shop (sandbox): https://sandbox.herald.invalid/shop/1" in out
+    states = {d.account_id: (d.state, d.attempts) for d in team.deliveries(post_id)}
+    assert sorted(states.values()) == [("pending", 1), ("sent", 2)]  # busy still waits for its own turn
+    await team.say("alice", "/connect sandbox name=busy")
+    out = await team.tick(seconds=61)
+    assert f"📣 #{post_id} is published on all 2 account(s)" in out
+    assert len(team.sandbox_posts()) == 2  # each account once

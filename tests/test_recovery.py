@@ -136,7 +136,9 @@ async def test_a_worker_starting_never_takes_over_another_workers_send_in_flight
     try:
         assert lines_b == []
         b.console.user = "alice"
-        assert "/retry is for posts that failed" in await b.console.say(f"/retry {post_id} news")
+        # /retry acts per delivery now (a post still publishing can have a failed account to resend); the one
+        # in flight on worker A is refused all the same
+        assert f"#{post_id} on news is sending; nothing to retry there." in await b.console.say(f"/retry {post_id} news")
         network.gate.set()
         assert f"#{post_id} is published on 1 account(s)" in await publishing
         assert network.count("news") == 1

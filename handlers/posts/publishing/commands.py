@@ -128,7 +128,9 @@ async def retry(req: Request) -> Reply:
         if ws.paused:
             raise UserError(f"Publishing is paused ({ws.pause_reason or 'no reason given'}). /resume first.")
         state = PostState(post.state)
-        if state not in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED):
+        # a post still publishing (other accounts wait to retry by themselves) can have a failed or unconfirmed
+        # account the team fixed: /retry acts on those deliveries now, each claimed on its own
+        if state not in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED, PostState.PUBLISHING):
             raise UserError(f"#{post.id} is {state_label(post)}; /retry is for posts that failed on some account.")
         pairs = post_targets(session, post)
         if account_name:
@@ -153,9 +155,10 @@ async def retry(req: Request) -> Reply:
                 f"#{post.id} changed since it went out (now revision {post.revision}), so the new version needs "
                 f"approval first: approvers, /approve {post.id}. Then /retry {post.id}."
             )
-        # the post is claimed first and each delivery moved back only from the state read: two /retry at once
-        # (on two workers) can't both reset a delivery the other one has already claimed and sent again
-        if not claim_post(session, post, state, ctx.clock.now()):
+        # a settled post is claimed first, and each delivery moved back only from the state read: two /retry at
+        # once (on two workers) can't both reset a delivery the other one has already claimed and sent again. A
+        # post still publishing is claimed already; its deliveries' conditional moves are the claim.
+        if state != PostState.PUBLISHING and not claim_post(session, post, state, ctx.clock.now()):
             raise UserError(f"#{post.id} is already being retried or published.")
         for delivery in again:
             was = DeliveryState(delivery.state)

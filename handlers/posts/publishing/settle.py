@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +78,22 @@ def _undone(session: Session, undo: bool) -> Iterator[None]:
             session.rollback()
 
 
+def waiting_words(states: list[DeliveryState]) -> str:
+    """What the unsent accounts of a post still publishing do: "the rest retry by themselves" only when they
+    all do; otherwise how many retry and how many wait for the team (their lines below say how to fix them)."""
+    pending = states.count(DeliveryState.PENDING)
+    failed = states.count(DeliveryState.FAILED)
+    unknown = states.count(DeliveryState.UNCONFIRMED)
+    if not failed and not unknown:
+        return "the rest retry by themselves."
+    parts = [f"{pending} {'retries by itself' if pending == 1 else 'retry by themselves'}"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if unknown:
+        parts.append(f"{unknown} {'is' if unknown == 1 else 'are'} unconfirmed")
+    return ", ".join(parts[:-1]) + " and " + parts[-1] + " (see below for the fix)."
+
+
 def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None:
     """Set a publishing post's final state from its deliveries; the per-account notice, or None if not done.
 
@@ -98,14 +115,16 @@ def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None
         sent = states.count(DeliveryState.SENT)
         if sent and post.published_at is None:  # live since its first account went out
             post.published_at = min((d.sent_at for d, _a in pairs if d.sent_at is not None), default=now)
-        waits: list[str] = []
+        waits: str | None = None
         if DeliveryState.PENDING in states:
             if waiting:
                 ctx.scheduler.arm(post_id, min(waiting))
-            head = f"⏳ #{post.id}: {sent} of {len(states)} sent so far; the rest retry by themselves."
-            # told once per wait: a delivery paced by its account's budget waits without new attempts, so a
-            # burst of posts doesn't repeat the same notice at every round
-            waits = [f"waiting:{d.id}:{d.attempts}" for d, _a in pairs if DeliveryState(d.state) == DeliveryState.PENDING]
+            head = f"⏳ #{post.id}: {sent} of {len(states)} sent so far; " + waiting_words(states)
+            # told once per change of the post's status (which account is where, after how many attempts): a
+            # delivery paced by its account's budget waits without new attempts, so a burst of posts doesn't repeat
+            # the same notice at every round, while an account sent or failed meanwhile is news
+            status = ",".join(f"{d.id}:{d.state}:{d.attempts}" for d, _a in sorted(pairs, key=lambda p: p[0].id or 0))
+            waits = f"status:{post.id}:{hashlib.sha256(status.encode()).hexdigest()[:24]}"
         elif sent == len(states):
             move_post(post, PostState.PUBLISHED)
             head = f"📣 #{post.id} is published on {'all ' if sent > 1 else ''}{sent} account(s):"
@@ -115,10 +134,10 @@ def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None
         else:
             move_post(post, PostState.FAILED)
             head = f"❌ #{post.id} didn't publish on any of its {len(states)} account(s)."
-        if not waits:
+        if waits is None:
             audit(session, ctx, post.workspace_id, post.id, "Herald", "publish",
                   f"{state_label(post)}: {sent}/{len(states)} sent")
-    if waits and not preview and not any([claim_once(ctx, key) for key in waits]):  # noqa: C419 - claim each
+    if waits is not None and not preview and not claim_once(ctx, waits):
         return None
     return Reply(head + "\n" + "\n".join(lines))
 
