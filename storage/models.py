@@ -284,9 +284,6 @@ class Post(SQLModel, table=True):
     created_at: datetime | None = utc_column()
     updated_at: datetime | None = utc_column()
 
-    def text_for(self, network: str) -> str:
-        return self.variants.get(network, self.text)
-
 
 class Delivery(SQLModel, table=True):
     __table_args__ = (

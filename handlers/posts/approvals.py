@@ -69,14 +69,14 @@ async def submit(req: Request) -> Reply:
         ws = get_workspace(session, ws_id)
         if PostState(post.state) not in (PostState.DRAFT, PostState.CHANGES_REQUESTED):
             raise UserError(f"#{post.id} is {state_label(post)}; only drafts and posts sent back for changes can be submitted.")
-        require_publishable(ctx, session, post)
+        rendered = require_publishable(ctx, session, post, ws)
         if ws.approvals_needed == 0:
             move_post(post, PostState.IN_REVIEW)
             outcome = approved_now(ctx, post, ws)
             audit(session, ctx, ws_id, post.id, req.actor_name, "submit", "no approval needed by policy")
             rearm(ctx, post, ws)
-            done = draft_card(ctx, session, post, ws, f"#{post.id} was submitted by {req.actor_name}. {outcome}") \
-                if req.pressed else None
+            done = draft_card(ctx, session, post, ws, f"#{post.id} was submitted by {req.actor_name}. {outcome}",
+                              rendered) if req.pressed else None
             return Reply(f"#{post.id} needs no approval in this workspace. {outcome}", update=done)
         move_post(post, PostState.IN_REVIEW)
         post.held_note = None
@@ -86,6 +86,7 @@ async def submit(req: Request) -> Reply:
         card = approval_card(
             ctx, session, post, ws,
             f"🔔 {req.actor_name} asks for approval of #{post.id} ({ws.approvals_needed} needed, from {roles}).",
+            rendered,
         )
     # the draft card the button was on now says so (the approval card, headline changed, no buttons)
     sent_card = Reply("\n".join([f"#{post_id} was submitted for approval by {req.actor_name}.",
@@ -116,7 +117,7 @@ async def approve(req: Request) -> Reply:
                 f"You already approved revision {post.revision} of #{post.id}; "
                 f"it needs {ws.approvals_needed - len(approvals)} more from someone else."
             )
-        require_publishable(ctx, session, post)
+        rendered = require_publishable(ctx, session, post, ws)  # checked once: the card below shows these
         session.add(Approval(post_id=post_id, revision=post.revision, platform=actor.platform,
                              user_id=actor.user_id, name=actor.name, decision=Decision.APPROVE.value,
                              created_at=ctx.clock.now()))
@@ -133,7 +134,7 @@ async def approve(req: Request) -> Reply:
         card = None
         if req.pressed:  # a button on a card: the card is edited to show the decision
             session.flush()
-            card = approval_card(ctx, session, post, ws, f"#{post.id}: {outcome}")
+            card = approval_card(ctx, session, post, ws, f"#{post.id}: {outcome}", rendered)
     reply = Reply(text, update=card)
     await tell_team(ctx, ws_id, Reply(text), skip=req.command.chat)
     return reply

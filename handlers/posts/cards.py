@@ -1,4 +1,8 @@
-"""How a post is shown in the chat: the draft card, the approval card, one-line summaries."""
+"""How a post is shown in the chat: the draft card, the approval card, one-line summaries.
+
+A card's check lines come from the post's renderings (handlers/posts/render.py); a command that has just
+checked them (submit, approve, schedule) passes them in, so one press checks each target once.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,15 @@ from handlers.core.context import Context
 from handlers.core.lookups import post_targets
 from handlers.core.when import show_time
 from handlers.core.words import state_label
-from handlers.posts.render import check_lines, target_checks
+from handlers.posts.render import Rendered, check_lines, render_targets
 from handlers.posts.rules import approvals_at_revision
 from storage.models import Approval, Decision, Post, PostState, Workspace
 
 
-def post_body(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[str]:
-    """The post's header, text, link, time and a check line per target."""
+def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
+              rendered: list[Rendered] | None = None) -> list[str]:
+    """The post's header, text, link, time and a check line per target (from `rendered` when the caller has
+    the post's renderings already, else rendered here)."""
     head = f"Post #{post.id} · {state_label(post)} · revision {post.revision} · by {post.author_name}"
     if post.campaign:
         head += f" · campaign {post.campaign}"
@@ -29,10 +35,10 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace) -> list
     lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}" if post.due_at else "Time: not scheduled")
     if post.held_note:
         lines.append(f"⚠ Held: {post.held_note}")
-    checks = target_checks(ctx, session, post)
+    checks = check_lines(post, render_targets(ctx, session, post, ws) if rendered is None else rendered)
     if checks:
         lines.append("Targets:")
-        lines += check_lines(post, checks)
+        lines += checks
     else:
         lines.append(f"Targets: none — /targets {post.id} <account…> (see /accounts)")
     if post.variants:
@@ -40,8 +46,10 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace) -> list
     return lines
 
 
-def draft_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str) -> Reply:
-    lines = [headline, *post_body(ctx, session, post, ws)]
+def draft_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str,
+               rendered: list[Rendered] | None = None) -> Reply:
+    """The card a draft is worked on from, with its Submit, Preview and Schedule buttons."""
+    lines = [headline, *post_body(ctx, session, post, ws, rendered)]
     buttons: tuple[Button, ...] = ()
     if PostState(post.state) in (PostState.DRAFT, PostState.CHANGES_REQUESTED):
         buttons = (
@@ -67,12 +75,13 @@ def decision_lines(session: Session, post: Post) -> list[str]:
             + (f": {a.note}" if a.note else "") for a in rows]
 
 
-def approval_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str) -> Reply:
+def approval_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str,
+                  rendered: list[Rendered] | None = None) -> Reply:
     """The card approvers act on; once the post leaves review it shows the decisions and no buttons."""
     have = len(approvals_at_revision(session, post))
     lines = [
         headline,
-        *post_body(ctx, session, post, ws),
+        *post_body(ctx, session, post, ws, rendered),
         f"Approvals: {have} of {ws.approvals_needed} (revision {post.revision})",
         *decision_lines(session, post),
     ]

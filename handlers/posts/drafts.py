@@ -15,7 +15,6 @@ from handlers.core.counting import NETWORK_LABELS
 from handlers.core.errors import UserError
 from handlers.core.lookups import (
     account_rules,
-    account_view,
     get_post,
     get_workspace,
     post_targets,
@@ -26,7 +25,7 @@ from handlers.core.words import short_text, state_label
 from handlers.posts.cards import draft_card
 from handlers.posts.editing import after_content_change, content_changed, editable_post
 from handlers.posts.media import MAX_ITEMS, store_media
-from handlers.posts.render import compose, text_for_account
+from handlers.posts.render import render_targets
 from storage.models import (
     Account,
     AuditEvent,
@@ -262,16 +261,14 @@ async def preview(req: Request) -> Reply:
         post = get_post(session, ws_id, post_id)
         ws = get_workspace(session, ws_id)
         lines = [f"Preview of #{post.id} ({state_label(post)}, revision {post.revision}):"]
-        pairs = post_targets(session, post)
-        if not pairs:
+        rendered = render_targets(ctx, session, post, ws)
+        if not rendered:
             lines.append(f"No targets yet — /targets {post.id} <account…>")
-        for _delivery, account in pairs:
-            network = ctx.networks.get(account.network)
-            text = compose(post, text_for_account(post, account))
-            lines.append(f"── {account.name} ──")
-            lines += ["│ " + line for line in text.splitlines()] or ["│ (empty)"]
-            if network is not None:
-                lines.append("  " + network.check(account_view(ctx, account), text, len(post.media)).line())
+        for one in rendered:
+            lines.append(f"── {one.account.name} ──")
+            lines += ["│ " + line for line in one.text.splitlines()] or ["│ (empty)"]
+            if one.check is not None:
+                lines.append("  " + one.check.line())
         tz = post.due_tz or ws.timezone
         lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}")
     return Reply("\n".join(lines))

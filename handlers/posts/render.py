@@ -1,8 +1,15 @@
-"""What goes out to each account: the text (variant, link, UTM tags), the link card and the limit checks."""
+"""What goes out to each account: one rendering per post and account — the text exactly as sent (variant, link,
+UTM tags), the link for the link card, the media count and the network's limit check.
+
+`render` is the one place that composes it, from what the caller hands in (post, account, workspace): it reads
+nothing from the database. Cards, /preview, the submission checks and publishing all use it, and a command
+that needs the renderings twice in one press (approve: the check, then the card) passes them along.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import object_session
+from dataclasses import dataclass
+
 from sqlmodel import Session
 
 from handlers.core.context import Context
@@ -12,35 +19,27 @@ from handlers.posts.links import holds_link, tag_for_account
 from storage.models import Account, Post, Workspace
 
 
-def text_for_account(post: Post, account: Account) -> str:
-    """A variant written for this account, else for its network's rules, else the base text.
+@dataclass(frozen=True)
+class Rendered:
+    """One post as one account receives it.
 
-    When the workspace tags links (/utm, on by default) the text comes with the post's link (as `compose`
-    adds it) and every link tagged with UTM parameters for this account's network (handlers/posts/links.py), so
-    every caller — the limit check, /preview, publishing — sees the text exactly as it is sent.
+    `check` is the account's network's verdict on `text` and the media; None when this Herald has no
+    connector for that network, or when the caller rendered without checking (publishing: the check held
+    when the post was approved, and some networks' counts cost milliseconds per text).
     """
 
-    text = next((post.variants[k] for k in (account.name, account_rules(account), account.network)
+    account: Account
+    text: str
+    link: str | None
+    media_count: int
+    check: LimitCheck | None
+
+
+def variant_for(post: Post, account: Account) -> str:
+    """A variant written for this account, else for its network's rules (a sandbox's like=), else for its
+    network, else the post's main text."""
+    return next((post.variants[k] for k in (account.name, account_rules(account), account.network)
                  if k in post.variants), post.text)
-    if utm_on(post):
-        return tag_for_account(compose(post, text), post, account)
-    return text
-
-
-def link_for_account(post: Post, account: Account) -> str | None:
-    """The post's link as this account sends it in a link card (Bluesky, Facebook, LinkedIn, Threads,
-    Pinterest): tagged with the account's UTM parameters when the workspace tags links."""
-
-    if post.link and utm_on(post):
-        return tag_for_account(post.link, post, account)
-    return post.link
-
-
-def utm_on(post: Post) -> bool:
-    """The /utm setting of the post's workspace (read through the post's session; on when it has none)."""
-    session = object_session(post)
-    ws = session.get(Workspace, post.workspace_id) if session is not None else None
-    return ws.utm if ws is not None else True
 
 
 def compose(post: Post, text: str) -> str:
@@ -52,24 +51,35 @@ def compose(post: Post, text: str) -> str:
     return text
 
 
-def target_checks(ctx: Context, session: Session, post: Post) -> list[tuple[Account, LimitCheck]]:
-    """Check the post's text against each target account's network rules."""
-    checks = []
-    for _delivery, account in post_targets(session, post):
-        network = ctx.networks.get(account.network)
-        if network is None:
-            continue
-        text = compose(post, text_for_account(post, account))
-        checks.append((account, network.check(account_view(ctx, account), text, len(post.media))))
-    return checks
+def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked: bool = True) -> Rendered:
+    """The post as `account` receives it: its variant with the post's link added, every link tagged with the
+    account's network's UTM parameters when the workspace tags links (/utm, handlers/posts/links.py), the link
+    card's link tagged alike, and (when `checked`) the network's check of that very text."""
+
+    text = compose(post, variant_for(post, account))
+    link = post.link
+    if ws.utm:
+        text = tag_for_account(text, post, account)
+        link = tag_for_account(link, post, account) if link else link
+    media_count = len(post.media)
+    network = ctx.networks.get(account.network) if checked else None
+    check = network.check(account_view(ctx, account), text, media_count) if network is not None else None
+    return Rendered(account=account, text=text, link=link, media_count=media_count, check=check)
 
 
-def check_lines(post: Post, checks: list[tuple[Account, LimitCheck]]) -> list[str]:
-    """One line per target: the account, then the network's own count and any problem."""
+def render_targets(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[Rendered]:
+    """The post rendered and checked for each of its target accounts (read once), in the targets' order."""
+    return [render(ctx, post, account, ws) for _delivery, account in post_targets(session, post)]
+
+
+def check_lines(post: Post, rendered: list[Rendered]) -> list[str]:
+    """One line per checked target: the account, then the network's own count and any problem."""
     lines = []
-    for account, check in checks:
-        line = f"  {account.name}: {check.line()}"
-        if not check.ok:
-            line += f" → fix with /variant {post.id} {account.name} <text>"
+    for one in rendered:
+        if one.check is None:
+            continue
+        line = f"  {one.account.name}: {one.check.line()}"
+        if not one.check.ok:
+            line += f" → fix with /variant {post.id} {one.account.name} <text>"
         lines.append(line)
     return lines

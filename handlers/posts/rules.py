@@ -8,9 +8,8 @@ from sqlmodel import Session, select
 
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import post_targets
 from handlers.core.when import show_time
-from handlers.posts.render import target_checks
+from handlers.posts.render import Rendered, render_targets
 from storage.models import Approval, Decision, Post, PostState, Workspace, move_post
 
 UNAPPROVED = (PostState.DRAFT, PostState.IN_REVIEW, PostState.CHANGES_REQUESTED)
@@ -49,17 +48,20 @@ def rearm(ctx: Context, post: Post, ws: Workspace) -> None:
         ctx.scheduler.arm(post.id, at)
 
 
-def require_publishable(ctx: Context, session: Session, post: Post) -> None:
-    """A post must have targets and fit every target network's rules before it goes anywhere."""
-    if not post_targets(session, post):
+def require_publishable(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[Rendered]:
+    """A post must have targets and fit every target network's rules before it goes anywhere; its renderings,
+    checked, for the rest of the command (a card shows them without checking again)."""
+    rendered = render_targets(ctx, session, post, ws)
+    if not rendered:
         raise UserError(f"#{post.id} has no target accounts yet: /targets {post.id} <account…>")
-    bad = [(a, c) for a, c in target_checks(ctx, session, post) if not c.ok]
+    bad = [(one.account, one.check) for one in rendered if one.check is not None and not one.check.ok]
     if bad:
         lines = [f"  {a.name}: {c.line()}" for a, c in bad]
         raise UserError(
             f"#{post.id} doesn't fit every network yet:\n" + "\n".join(lines)
             + f"\nFix it with /edit {post.id} <text> or /variant {post.id} <account> <text>."
         )
+    return rendered
 
 
 def approved_now(ctx: Context, post: Post, ws: Workspace) -> str:

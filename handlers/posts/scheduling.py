@@ -19,6 +19,7 @@ from handlers.core.when import When, WhenError, parse_when, show_time
 from handlers.core.words import short_text, state_label
 from handlers.engagement.besttime import best_slots, next_start
 from handlers.posts.cards import approval_card, draft_card, target_names
+from handlers.posts.render import Rendered
 from handlers.posts.rules import UNAPPROVED, approvals_at_revision, approved_now, rearm, require_publishable
 from storage.models import Account, Delivery, Post, PostState, Workspace, move_post
 
@@ -124,6 +125,7 @@ async def schedule(req: Request) -> Reply:
         if not post_targets(session, post):
             raise UserError(f"#{post.id} has no target accounts yet: /targets {post.id} <account…>")
         why = ""
+        rendered: list[Rendered] | None = None  # checked below when the post is approved at once; the card reuses it
         if when_text.lower() in ("next slot", "next", "slot", "queue"):
             when = next_slot(session, post, ws, now)
         elif when_text.lower() in ("next best", "best", "best time", "next best time"):
@@ -140,7 +142,7 @@ async def schedule(req: Request) -> Reply:
                 move_post(post, PostState.SCHEDULED)
             outcome = f"🗓 #{post.id} is scheduled for {shown} on {target_names(session, post)}."
         elif ws.approvals_needed == 0 and state in (*UNAPPROVED, PostState.EXPIRED):
-            require_publishable(ctx, session, post)
+            rendered = require_publishable(ctx, session, post, ws)
             if state != PostState.IN_REVIEW:
                 move_post(post, PostState.IN_REVIEW)
             outcome = f"🗓 #{post.id}: " + approved_now(ctx, post, ws)
@@ -171,7 +173,7 @@ async def schedule(req: Request) -> Reply:
         shown_card = None
         if req.pressed:  # pressed on a draft card: it shows the new time
             session.flush()
-            shown_card = draft_card(ctx, session, post, ws, outcome.splitlines()[0])
+            shown_card = draft_card(ctx, session, post, ws, outcome.splitlines()[0], rendered)
     if card is not None:
         await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
     return Reply(outcome, update=shown_card)

@@ -176,25 +176,24 @@ def claim_to_publish_now(ctx: Context, session: Session, post: Post, ws: Workspa
     if ws.paused:
         raise UserError(f"Publishing is paused ({ws.pause_reason or 'no reason given'}). /resume first.")
     unapproved = False
-    if state in UNAPPROVED:
-        if ws.approvals_needed == 0:
-            require_publishable(ctx, session, post)
-            if state != PostState.IN_REVIEW:
-                move_post(post, PostState.IN_REVIEW)
-            move_post(post, PostState.APPROVED)
-            session.flush()
-            state = PostState.APPROVED
-        elif state == PostState.IN_REVIEW and ws.unapproved_action == UnapprovedAction.PUBLISH:
+    if state in UNAPPROVED and ws.approvals_needed > 0:
+        if state == PostState.IN_REVIEW and ws.unapproved_action == UnapprovedAction.PUBLISH:
             unapproved = True
         elif state == PostState.IN_REVIEW:
             raise UserError(f"#{post.id} isn't approved yet: it's waiting for the approvers (/approve {post.id}).")
         else:
             raise UserError(f"#{post.id} isn't approved yet ({state_label(post)}). /submit {post.id} sends it to the approvers.")
-    elif state not in (PostState.APPROVED, PostState.SCHEDULED):
+    elif state not in (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED):
         hint = f" /retry {post.id} re-sends what failed." if state in (
             PostState.FAILED, PostState.PARTIALLY_PUBLISHED) else ""
         raise UserError(f"#{post.id} is {state_label(post)}, so it can't be published now.{hint}")
-    require_publishable(ctx, session, post)
+    require_publishable(ctx, session, post, ws)
+    if state in UNAPPROVED and ws.approvals_needed == 0:  # the policy needs no approval: approved on its way out
+        if state != PostState.IN_REVIEW:
+            move_post(post, PostState.IN_REVIEW)
+        move_post(post, PostState.APPROVED)
+        session.flush()
+        state = PostState.APPROVED
     if not claim_post(session, post, state, ctx.clock.now()):
         raise UserError(f"#{post.id} is already being published.")
     audit(session, ctx, ws.id or 0, post.id, actor, "publish now",

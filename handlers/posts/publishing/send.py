@@ -27,6 +27,7 @@ from handlers.core.chat import Reply
 from handlers.core.context import Context
 from handlers.core.lookups import (
     account_view,
+    get_workspace,
     post_targets,
 )
 from handlers.core.ports import (
@@ -40,7 +41,7 @@ from handlers.core.when import show_time
 from handlers.posts.media import load_media
 from handlers.posts.publishing.claims import claim_delivery, record_failure, record_sent
 from handlers.posts.publishing.settle import HELD, resettle, settle_once
-from handlers.posts.render import compose, link_for_account, text_for_account
+from handlers.posts.render import render
 from handlers.workspace.health import DEAD, fresh_view, held_reason, mark_dead
 from storage.crypto import SecretBoxError
 from storage.models import (
@@ -48,6 +49,7 @@ from storage.models import (
     DeliveryState,
     Post,
     PostState,
+    Workspace,
     move_delivery,
 )
 
@@ -136,8 +138,10 @@ async def _send_claimed(ctx: Context, job: Job) -> None:
         await resettle(ctx, job.outgoing.post_id)
 
 
-def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> list[Job]:
-    """The deliveries to send now. One that can't be prepared, or is past the grace period, fails with a reason."""
+def pending_jobs(ctx: Context, session: Session, post: Post, ws: Workspace, now: datetime) -> list[Job]:
+    """The deliveries to send now, each with the post as rendered for its account (handlers/posts/render.py:
+    the text, link and media /preview shows). One that can't be prepared, or is past the grace period, fails
+    with a reason."""
     jobs = []
     media: tuple[MediaFile, ...] | None = None
     for delivery, account in post_targets(session, post):
@@ -164,12 +168,12 @@ def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> l
             move_delivery(delivery, DeliveryState.FAILED)
             delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, str(exc)
             continue
-        text = compose(post, text_for_account(post, account))
+        rendered = render(ctx, post, account, ws, checked=False)  # the check held when it was approved
         if media is None:
             media = load_media(session, post)
         jobs.append(Job(delivery.id, view, Outgoing(
-            delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key, text=text,
-            link=link_for_account(post, account), media=media, campaign=post.campaign, resume=dict(delivery.resume or {}),
+            delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key, text=rendered.text,
+            link=rendered.link, media=media, campaign=post.campaign, resume=dict(delivery.resume or {}),
         )))
     return jobs
 
@@ -180,7 +184,7 @@ async def send_pending(ctx: Context, post_id: int) -> Reply | None:
         post = session.get(Post, post_id)
         if post is None or PostState(post.state) != PostState.PUBLISHING:
             return None
-        jobs = pending_jobs(ctx, session, post, ctx.clock.now())
+        jobs = pending_jobs(ctx, session, post, get_workspace(session, post.workspace_id), ctx.clock.now())
     await asyncio.gather(*(send_one(ctx, job) for job in jobs))
     if ctx.sends.stopping and _still_pending(ctx, post_id):
         return None  # not settled now: the next start (or another worker's sweep) sends the rest and says so
