@@ -129,7 +129,11 @@ _NOON = {
     "en": r"\b(?:at\s+)?(?:noon|midday)\b", "ru": r"(?:в\s+)?\bполдень\b", "fr": r"(?:à\s+)?\bmidi\b",
     "de": r"(?:um\s+)?\bmittags?\b", "es": r"(?:al\s+|a\s+)?\bmediod[ií]a\b",
 }  # fmt: skip
-_MIDNIGHT = re.compile(r"\b(?:midnight|minuit|mitternacht|medianoche)\b|полноч", re.IGNORECASE)
+_MIDNIGHT = re.compile(r"\b(?:midnight|minuit|mitternacht|medianoche)\b|полноч\w*", re.IGNORECASE)
+# Parts of the day dateparser reads as "that day": the clock time given with them must agree.
+_EVENING = re.compile(r"\b(?:tonight|evening|night|afternoon)\b", re.IGNORECASE)
+_MORNING = re.compile(r"\bmorning\b", re.IGNORECASE)
+_AND = re.compile(r"\s*\b(?:and|or|и|или|et|ou|und|oder|y|o)\b\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -551,9 +555,10 @@ def _read_words(
 ) -> tuple[datetime, bool, str | None]:
     """Read plain words: (naive wall-clock time, True if that is UTC already, the clock if it means today)."""
     text = _DOTTED_TIME.sub(r"\1:\2", body)
-    if _MIDNIGHT.search(text):
+    midnight = _MIDNIGHT.search(text)
+    if midnight is not None:
         raise WhenError(
-            f"'midnight' could be the start or the end of the day. Write the time as '00:00' or '23:59' "
+            f"'{midnight.group(0)}' could be the start or the end of the day. Write the time as '00:00' or '23:59' "
             f"with the day, e.g. '{words.tomorrow} 23:59'."
         )
     clocks, masked = _find_clocks(text, words, language)
@@ -561,7 +566,7 @@ def _read_words(
     day_text = re.sub(rf"^(?:{words.connector})$|\s+(?:{words.connector})$", "", day_text, flags=re.IGNORECASE)
     if len(clocks) > 1:
         shown = " and ".join(f"'{clock.typed}'" for clock in clocks)
-        example = " ".join(part for part in (day_text, clocks[0].typed) if part)
+        example = " ".join(part for part in (_AND.sub(" ", day_text).strip(), clocks[0].typed) if part)
         raise WhenError(
             f"'{cleaned}' has {len(clocks)} times of day ({shown}), so I won't guess which one you mean. "
             f"Give one, e.g. '{example}'."
@@ -571,6 +576,7 @@ def _read_words(
         clock = clocks[0]
         if not day_text or words.today.fullmatch(day_text):
             return base.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0), False, clock.typed
+        _refuse_disagreeing_part_of_day(cleaned, day_text, clock)
         day, period = _day_of(day_text, language, words, base)
         if day is None:
             raise _unreadable(cleaned, words)
@@ -601,10 +607,21 @@ def _read_words(
             f"I couldn't tell the time of day in '{cleaned}'. Write it as a clock time, "
             f"e.g. '{words.tomorrow} {words.at_nine}'."
         )
+    example = f"{body} {'21:00' if _EVENING.search(day_text) else words.at_nine}"
     raise WhenError(
-        f"'{cleaned}' gives a day ({_date_words(at)}) but no time of day: at what time? "
-        f"Add it, e.g. '{body} {words.at_nine}'."
+        f"'{cleaned}' gives a day ({_date_words(at)}) but no time of day: at what time? Add it, e.g. '{example}'."
     )
+
+
+def _refuse_disagreeing_part_of_day(cleaned: str, day_text: str, clock: _Clock) -> None:
+    """'tonight 9:00' would be 09:00: a part of the day and a clock time must agree."""
+    evening, morning = _EVENING.search(day_text), _MORNING.search(day_text)
+    if (evening is not None and clock.hour < 12) or (morning is not None and clock.hour >= 12):
+        word = (evening or morning).group(0)  # type: ignore[union-attr]
+        raise WhenError(
+            f"'{cleaned}' says '{word}' but {clock.hour:02d}:{clock.minute:02d}, so I can't tell which you mean. "
+            f"Write the time on a 24-hour clock or with am/pm, e.g. 'today 21:00' or 'tomorrow 9am'."
+        )
 
 
 def _no_day(cleaned: str, day_text: str, period: str, words: _Words) -> WhenError:
