@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from alembic import command
+from sqlalchemy import inspect, text
 from sqlmodel import select
 
+from storage.db import Database, alembic_config
 from storage.models import Workspace
 from tests.conftest import Team, refused
 
@@ -152,3 +155,25 @@ async def test_in_french_a_date_without_a_time_asks_for_one_in_french_words(team
     await refused(team, "alice", f"/schedule {post_id} le 3 décembre", "no time of day", "'le 3 décembre 9h00'")
     out = await team.say("alice", f"/schedule {post_id} le 3 décembre 9h00")
     assert "Thu 3 Dec 2026 09:00 CET (Europe/Paris)" in out
+
+
+def test_the_migration_gives_existing_workspaces_english_and_can_be_undone(db_url: str) -> None:
+    db = Database(db_url)
+    config = alembic_config(db_url)
+    try:
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0004")
+            connection.execute(text("INSERT INTO workspace (name, timezone, approvals_needed, approver_roles, "
+                                    "self_approval, unapproved_action, approval_deadline_minutes, paused, "
+                                    "digest_cadence, digest_at, digest_weekday, post_reports, watch_words, "
+                                    "alert_factor, utm) VALUES ('Old', 'Europe/Paris', 1, 'admin', false, 'hold', "
+                                    "0, false, 'off', '09:00', 0, '', '', 3.0, true)"))
+            command.upgrade(config, "head")
+            assert connection.execute(text("SELECT language FROM workspace")).scalar_one() == "en"
+            command.downgrade(config, "0004")
+            assert "language" not in {c["name"] for c in inspect(connection).get_columns("workspace")}
+            command.upgrade(config, "head")
+            assert connection.execute(text("SELECT language FROM workspace")).scalar_one() == "en"
+    finally:
+        db.dispose()
