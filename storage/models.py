@@ -175,6 +175,7 @@ class Workspace(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str
     timezone: str = "UTC"
+    language: str = Field(default="en", sa_column_kwargs={"server_default": "en"})  # time words: en ru fr de es
     approvals_needed: int = 1
     approver_roles: str = "admin,approver"
     self_approval: bool = False

@@ -132,7 +132,7 @@ async def schedule(req: Request) -> Reply:
             when, why = next_best(session, post, ws, now)
         else:
             try:
-                when = parse_when(when_text, now=now, default_tz=ws.timezone)
+                when = parse_when(when_text, now=now, default_tz=ws.timezone, language=ws.language)
             except WhenError as exc:
                 raise UserError(str(exc)) from None
         post.due_at, post.due_tz, post.held_note = when.at, when.tz, None

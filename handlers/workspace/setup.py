@@ -1,4 +1,4 @@
-"""The workspace: /setup, /timezone, /role, /policy, /pause and /resume."""
+"""The workspace: /setup, /timezone, /language (time words), /role and /link."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import chat_link, get_workspace
 from handlers.core.notices import tell_team
-from handlers.core.when import WhenError, format_when, parse_timezone
+from handlers.core.when import LANGUAGES, WhenError, format_when, parse_language, parse_timezone
 from storage.models import (
     ChatLink,
     LinkCode,
@@ -127,7 +127,10 @@ async def setup(req: Request) -> Reply:
     "timezone",
     usage="/timezone [Area/City]", example="/timezone Europe/Paris",
     summary="show or set the workspace timezone",
-    details="Times you type are read in this zone unless you name another; every time is shown with it.",
+    details=(
+        "Times you type are read in this zone unless you name another; every time is shown with it.\n"
+        "Abbreviations (EST, CET, PST) are refused: they mean different things in different places and seasons."
+    ),
     group="Workspace",
 )
 async def timezone(req: Request) -> Reply:
@@ -147,6 +150,41 @@ async def timezone(req: Request) -> Reply:
         old, ws.timezone = ws.timezone, zone
         audit(session, ctx, ws_id, None, req.actor_name, "timezone", f"{old} → {zone}")
     return Reply(f"Timezone set to {zone} (was {old}). It's {format_when(now, zone)} there now.")
+
+
+@command(
+    "language",
+    usage="/language [en|ru|fr|de|es]", example="/language de",
+    summary="show or set the language times are typed in ('morgen 9 Uhr', 'demain à 21h')",
+    details=(
+        "The words /schedule reads: en 'tomorrow 9am', ru 'завтра в 9', fr 'demain à 21h', de 'morgen 9 Uhr',\n"
+        "es 'mañana a las 9:30'. Numbers, ISO dates and zone names work in every language."
+    ),
+    group="Workspace",
+)
+async def language(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    code_text = req.command.text.strip()
+    listed = ", ".join(f"{code} ({name})" for code, name in LANGUAGES.items())
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        if not code_text:
+            return Reply(f"Times are read in {LANGUAGES.get(ws.language, ws.language)} ({ws.language}). Languages: {listed}. "
+                         "Admins change it with /language <code>, e.g. /language de.")
+        req.require_role(ADMINS, "change the language for times")
+        try:
+            code = parse_language(code_text)
+        except WhenError as exc:
+            raise UserError(str(exc)) from exc
+        old, ws.language = ws.language, code
+        audit(session, ctx, ws_id, None, req.actor_name, "language", f"{old} → {code}")
+    return Reply(f"Times are now read in {LANGUAGES[code]} ({code}; was {old}), e.g. /schedule 12 "
+                 f"{EXAMPLE_TIMES[code]}.")
+
+
+EXAMPLE_TIMES = {"en": "tomorrow 9am", "ru": "завтра в 9:00", "fr": "demain à 21h", "de": "morgen 9 Uhr",
+                 "es": "mañana a las 9:30"}
 
 
 @command(
