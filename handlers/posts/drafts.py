@@ -11,7 +11,6 @@ from handlers.core.access import EDITORS
 from handlers.core.audit import audit
 from handlers.core.chat import Button, Reply
 from handlers.core.commands import Request, command
-from handlers.core.counting import NETWORK_LABELS
 from handlers.core.errors import UserError
 from handlers.core.lookups import (
     account_rules,
@@ -194,13 +193,14 @@ async def variant(req: Request) -> Reply:
         names = {a.name for a in accounts}
         networks = {account_rules(a) for a in accounts} | {a.network for a in accounts}
         key = target if target in names else target.lower()
-        if key not in names and key not in NETWORK_LABELS:
+        if key not in names and ctx.networks.profile(key) is None:
+            known = sorted(p.key for p in ctx.networks.profiles())
             raise UserError(
-                f"'{target}' is neither a network ({', '.join(sorted(NETWORK_LABELS))}) nor one of "
+                f"'{target}' is neither a network ({', '.join(known)}) nor one of "
                 f"#{post_id}'s accounts ({', '.join(sorted(names)) or 'none'})."
             )
         if key not in names and key not in networks:
-            raise UserError(f"#{post_id} has no {NETWORK_LABELS[key]} account among its targets.")
+            raise UserError(f"#{post_id} has no {ctx.networks.label(key)} account among its targets.")
         variants = dict(post.variants)
         if text.lower() == "off":
             if key not in variants:
@@ -258,7 +258,7 @@ async def preview(req: Request) -> Reply:
             lines.append(f"No targets yet — /targets {post.id} <account…>")
         for _delivery, account in pairs:
             network = ctx.networks.get(account.network)
-            text = compose(post, text_for_account(post, account))
+            text = compose(post, text_for_account(ctx.networks, post, account))
             lines.append(f"── {account.name} ──")
             lines += ["│ " + line for line in text.splitlines()] or ["│ (empty)"]
             if network is not None:

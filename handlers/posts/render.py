@@ -8,11 +8,12 @@ from sqlmodel import Session
 from handlers.core.context import Context
 from handlers.core.counting import LimitCheck
 from handlers.core.lookups import account_rules, account_view, post_targets
+from handlers.core.ports import Networks
 from handlers.posts.links import holds_link, tag_for_account
 from storage.models import Account, Post, Workspace
 
 
-def text_for_account(post: Post, account: Account) -> str:
+def text_for_account(networks: Networks, post: Post, account: Account) -> str:
     """A variant written for this account, else for its network's rules, else the base text.
 
     When the workspace tags links (/utm, on by default) the text comes with the post's link (as `compose`
@@ -23,16 +24,16 @@ def text_for_account(post: Post, account: Account) -> str:
     text = next((post.variants[k] for k in (account.name, account_rules(account), account.network)
                  if k in post.variants), post.text)
     if utm_on(post):
-        return tag_for_account(compose(post, text), post, account)
+        return tag_for_account(networks, compose(post, text), post, account)
     return text
 
 
-def link_for_account(post: Post, account: Account) -> str | None:
+def link_for_account(networks: Networks, post: Post, account: Account) -> str | None:
     """The post's link as this account sends it in a link card (Bluesky, Facebook, LinkedIn, Threads,
     Pinterest): tagged with the account's UTM parameters when the workspace tags links."""
 
     if post.link and utm_on(post):
-        return tag_for_account(post.link, post, account)
+        return tag_for_account(networks, post.link, post, account)
     return post.link
 
 
@@ -59,7 +60,7 @@ def target_checks(ctx: Context, session: Session, post: Post) -> list[tuple[Acco
         network = ctx.networks.get(account.network)
         if network is None:
             continue
-        text = compose(post, text_for_account(post, account))
+        text = compose(post, text_for_account(ctx.networks, post, account))
         checks.append((account, network.check(account_view(ctx, account), text, len(post.media))))
     return checks
 

@@ -164,12 +164,12 @@ def pending_jobs(ctx: Context, session: Session, post: Post, now: datetime) -> l
             move_delivery(delivery, DeliveryState.FAILED)
             delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, str(exc)
             continue
-        text = compose(post, text_for_account(post, account))
+        text = compose(post, text_for_account(ctx.networks, post, account))
         if media is None:
             media = load_media(session, post)
         jobs.append(Job(delivery.id, view, Outgoing(
             delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key, text=text,
-            link=link_for_account(post, account), media=media, campaign=post.campaign, resume=dict(delivery.resume or {}),
+            link=link_for_account(ctx.networks, post, account), media=media, campaign=post.campaign, resume=dict(delivery.resume or {}),
         )))
     return jobs
 
