@@ -156,6 +156,17 @@ async def test_best_times_fall_back_to_the_new_networks_own_defaults(team: Team,
     assert "overall finding" not in out
 
 
+async def test_a_sandbox_account_like_a_network_is_checked_by_that_networks_own_connector(
+    team: Team, parrot: FakeParrot
+) -> None:
+    await team.setup_workspace(accounts=("gram like=instagram", "rehearsal like=parrot"))
+    tags = " ".join(f"#t{n}" for n in range(31))
+    out = await team.say("alice", f"/draft {tags} cracker to=gram,rehearsal")
+    assert "gram: ✗ Instagram: 152/2200 characters — Instagram takes at most 30 hashtags; this post has 31" in out
+    assert ("rehearsal: ✗ Parrot: 152/150 graphemes — 2 graphemes over the limit; Parrot won't say 'cracker'"
+            in out)
+
+
 def test_no_file_under_handlers_names_the_new_network() -> None:
     named: list[Any] = [path for path in HANDLERS.rglob("*.py") if "parrot" in path.read_text().lower()]
     assert named == []
