@@ -1,9 +1,13 @@
-"""Tests for handlers.core.counting: each network measured by its own counting rule."""
+"""Each network measured by its own counting rule: its connector's profile (handlers.core.counting's generic
+counting) and its own checks, through the connectors `build_networks` registers (tests/networks.py)."""
 
 import pytest
 from twitter_text import parse_tweet  # type: ignore[import-untyped]
 
-from handlers.core.counting import NETWORK_LABELS, LimitCheck, check_text, count_text
+from handlers.core.counting import LimitCheck
+from tests.networks import check_text, count_text, network_labels
+
+NETWORK_LABELS = network_labels()
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 👨‍👩‍👧‍👦, 7 code points, 25 bytes
 GRIN = "\U0001f600"  # 😀, 4 UTF-8 bytes, 2 UTF-16 units
@@ -253,7 +257,8 @@ def test_line_shows_tick_and_cross():
     assert check_text("bluesky", "a" * 312).line() == (
         "✗ Bluesky: 312/300 graphemes — 12 graphemes over the limit"
     )
-    several = LimitCheck("x", 300, 280, "weighted characters", ("20 weighted characters over the limit", "b"))
+    several = LimitCheck("x", 300, 280, "weighted characters", ("20 weighted characters over the limit", "b"),
+                         label="X")
     assert not several.ok
     assert several.line() == "✗ X: 300/280 weighted characters — 20 weighted characters over the limit; b"
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import col, select
 
+from bot.networks.x import XNetwork
+from handlers.core.ports import ReadBudget
 from handlers.engagement import metrics as engagement
-from handlers.engagement.metrics import ReadBudget, claim_due, poll_metrics
+from handlers.engagement.metrics import claim_due, poll_metrics
 from storage.models import Account, Delivery, MetricSnapshot
 from tests.conftest import START, Team, make_herald
 from tests.fakes.mastodon_api import FakeMastodon
@@ -192,7 +194,7 @@ async def test_a_429_without_a_wait_defers_by_fifteen_minutes(team: Team, fakes:
 async def test_an_accounts_read_budget_is_kept_across_rounds_and_workers(
     team: Team, fakes: Fakes, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(engagement.READ_BUDGETS, "x", ReadBudget(3, timedelta(minutes=15)))
+    monkeypatch.setattr(XNetwork, "profile", replace(XNetwork.profile, read_budget=ReadBudget(3, timedelta(minutes=15))))
     await connect(team, fakes)
     for n in range(5):
         await publish(team, f"Post {n}", "acme-x")

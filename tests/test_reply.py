@@ -326,7 +326,7 @@ async def test_a_failed_reply_says_why_and_what_fixes_it(team: Team) -> None:
 
 async def test_two_workers_racing_the_same_approval_send_once(team: Team, clock: FakeClock) -> None:
     n = (await inbox_ready(team, approvers=("bob", "carol")))["brand-x"]
-    gated = GatedSandbox(team.herald.db, clock)
+    gated = GatedSandbox(team.herald.db, clock, team.herald.networks)
     team.herald.networks.add(gated)  # worker A's network answers slowly
     other, lines = capturing(team.db_url, clock, HERALD_WORKER_ID="worker-2")  # worker B, same database
     await team.say("alice", f"/reply {n} {TEXT}")
@@ -346,7 +346,8 @@ async def test_two_workers_racing_the_same_approval_send_once(team: Team, clock:
 async def test_two_workers_sending_one_approved_reply_call_the_network_once(team: Team, clock: FakeClock) -> None:
     n = (await inbox_ready(team))["brand-x"]
     other, _lines = capturing(team.db_url, clock, HERALD_WORKER_ID="worker-2")
-    gated_a, gated_b = GatedSandbox(team.herald.db, clock), GatedSandbox(other.db, clock)
+    gated_a = GatedSandbox(team.herald.db, clock, team.herald.networks)
+    gated_b = GatedSandbox(other.db, clock, other.networks)
     team.herald.networks.add(gated_a)
     other.networks.add(gated_b)
     gated_a.gate.set()
@@ -366,7 +367,7 @@ async def test_a_send_cut_off_by_a_stopped_worker_turns_unconfirmed_and_a_late_a
 ) -> None:
     n = (await inbox_ready(team))["brand-x"]
     await team.say("alice", "/policy approvals=0")
-    gated = GatedSandbox(team.herald.db, clock)
+    gated = GatedSandbox(team.herald.db, clock, team.herald.networks)
     team.herald.networks.add(gated)
     other, lines = capturing(team.db_url, clock, HERALD_WORKER_ID="worker-2")
     sending = asyncio.create_task(handle(team.herald.ctx, Command(

@@ -14,15 +14,17 @@ import pytest
 import regex
 from sqlmodel import select
 
-from handlers.posts.links import holds_link, tag_links, tag_url
+from handlers.posts.links import SocialSites, holds_link, social_sites, tag_links, tag_url
 from storage.models import AuditEvent, Workspace
 from tests.conftest import FakeClock, Team, refused
 from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.x_api import FakeX
+from tests.networks import every_network
 
 PARAMS = {"utm_source": "x", "utm_medium": "social", "utm_campaign": "spring", "utm_content": "post-7"}
 TAGS = "utm_source=x&utm_medium=social&utm_campaign=spring&utm_content=post-7"
+SOCIAL = social_sites(every_network())  # the sites of every connector's profile, and those Herald has none for
 
 
 # --- the tagging rules ---------------------------------------------------------------------------------------
@@ -54,23 +56,23 @@ TAGS = "utm_source=x&utm_medium=social&utm_campaign=spring&utm_content=post-7"
     ],
 )
 def test_links_are_tagged_by_the_rules(text: str, expected: str) -> None:
-    assert tag_links(text, PARAMS) == expected
+    assert tag_links(text, PARAMS, SOCIAL) == expected
 
 
 def test_two_links_in_one_text_are_both_tagged_and_nothing_else_changes() -> None:
     text = "Sale https://shop.acme.com/a and https://blog.acme.com/b?x=1 — see you!"
-    assert tag_links(text, PARAMS) == f"Sale https://shop.acme.com/a?{TAGS} and https://blog.acme.com/b?x=1&{TAGS} — see you!"
+    assert tag_links(text, PARAMS, SOCIAL) == f"Sale https://shop.acme.com/a?{TAGS} and https://blog.acme.com/b?x=1&{TAGS} — see you!"
 
 
 def test_the_accounts_own_server_is_left_alone() -> None:
-    own = frozenset({"social.acme.example"})
+    own = SocialSites(frozenset({"social.acme.example"}))
     assert tag_url("https://social.acme.example/@acme/1", PARAMS, own) == "https://social.acme.example/@acme/1"
 
 
 @pytest.mark.parametrize("link", ["https://ex.com?ref=nl", "https://ex.com#top", "https://ex.com"])
 def test_a_link_without_a_path_is_recognised_once_tagged(link: str) -> None:
     """tag_url writes the empty path as "/": the text still holds the link, so it isn't added twice."""
-    tagged = tag_links(f"Sale!\n{link}", PARAMS)
+    tagged = tag_links(f"Sale!\n{link}", PARAMS, SOCIAL)
     assert tagged != f"Sale!\n{link}" and holds_link(tagged, link)
 
 

@@ -34,15 +34,18 @@ import httpx
 import regex
 from PIL import Image, UnidentifiedImageError
 
+from handlers.core.counting import Counting, TextRules, amount, utf8_bytes
 from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,
     ErrorKind,
     Metrics,
+    NetworkProfile,
     Outgoing,
     Published,
     PublishError,
+    ReadBudget,
     ReplyTarget,
     Verified,
 )
@@ -82,6 +85,14 @@ class BlueskyNetwork(HttpNetwork):
     idempotent = True  # the rkey is fixed per delivery: a resend can't create a second post
     default_base_url = "https://bsky.social"
     publish_limits = ((1666, 3600.0),)  # 5,000 points/hour per account, 3 points per created record
+    profile = NetworkProfile(
+        key="bluesky", label="Bluesky", aliases=("bsky",),
+        text=TextRules(300, Counting.GRAPHEMES, "graphemes", max_images=4, media_only=True),
+        # 3,000 requests / 5 min per IP; app.bsky.feed.getPosts takes 25 → at most 200 requests
+        read_budget=ReadBudget(5_000, timedelta(minutes=5)),
+        hosts=frozenset({"bsky.app", "bsky.social"}),
+    )
+    max_bytes = 3000  # a post's text in UTF-8 bytes, besides its 300 graphemes
     reset_headers = ("retry-after", "ratelimit-reset")
     refresh_window = REFRESH_WINDOW
     connect_spec = ConnectSpec(
@@ -95,6 +106,12 @@ class BlueskyNetwork(HttpNetwork):
             "app_password=abcd-efgh-ijkl-mnop"
         ),
     )
+
+    def text_problems(self, text: str, media_count: int) -> list[str]:
+        size = utf8_bytes(text)
+        if size > self.max_bytes:
+            return [f"{amount(size - self.max_bytes, 'bytes')} over Bluesky's {self.max_bytes}-byte limit"]
+        return []
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

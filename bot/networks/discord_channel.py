@@ -35,20 +35,24 @@ import hashlib
 import json
 import re
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from bot.networks.http import HttpNetwork
+from handlers.core.counting import TextRules
 from handlers.core.ports import (
     AccountView,
     Clock,
     ConnectSpec,
     ErrorKind,
     Metrics,
+    NetworkProfile,
     Outgoing,
     Published,
     PublishError,
+    ReadBudget,
     Verified,
 )
 
@@ -71,6 +75,13 @@ class DiscordChannelNetwork(HttpNetwork):
     key = "discord"
     url_id_pattern = r"/channels/\d+/\d+/(?P<id>\d+)"
     label = "Discord channel"
+    profile = NetworkProfile(
+        key="discord", label="Discord",
+        text=TextRules(2000, max_images=10, media_only=True),
+        # one call per message; per-route buckets
+        read_budget=ReadBudget(1_000, timedelta(minutes=5)),
+        hosts=frozenset({"discord.com", "discord.gg", "discordapp.com"}),
+    )
     no_replies = "Herald doesn't answer replies in a Discord channel it posts to; reply in the channel yourself"
     idempotent = False  # the nonce only holds for minutes and webhooks have none (see the module doc)
     default_base_url = "https://discord.com/api/v10"

@@ -18,19 +18,23 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from bot.networks.meta import MetaGraphNetwork, insight_values, parse_time
+from handlers.core.counting import TextRules
 from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,
     ErrorKind,
     Metrics,
+    NetworkProfile,
     Outgoing,
+    PostingWindow,
     Published,
     PublishError,
+    ReadBudget,
     ReplyTarget,
     Verified,
 )
@@ -48,6 +52,16 @@ class FacebookNetwork(MetaGraphNetwork):
     label: ClassVar[str] = "Facebook"
     default_base_url: ClassVar[str] = "https://graph.facebook.com"
     publish_limits: ClassVar[tuple[tuple[int, float], ...]] = ()  # Pages publish under BUC call limits only
+    profile: ClassVar[NetworkProfile] = NetworkProfile(
+        key="facebook", label="Facebook", aliases=("fb",),
+        # Facebook accepts more photos per post; 10 is a conservative cap
+        text=TextRules(63206, max_images=10, media_only=True),
+        # Business Use Case limits depend on the Page's reach; 50 posts per call: stay modest
+        read_budget=ReadBudget(2_000, timedelta(hours=1)),
+        best_times=(PostingWindow((0,), 8, 13), PostingWindow((1,), 8, 14), PostingWindow((2,), 8, 13),
+                    PostingWindow((3,), 8, 12)),
+        hosts=frozenset({"facebook.com", "fb.com", "fb.me", "fb.watch"}), site_names=frozenset({"facebook"}),
+    )
     no_replies: ClassVar[str | None] = None  # a reply is a comment on the comment
     reply_max: ClassVar[int | None] = 8000  # a Facebook comment's length (3p figure; Meta publishes none)
     connect_spec: ClassVar[ConnectSpec] = ConnectSpec(

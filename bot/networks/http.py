@@ -1,6 +1,8 @@
 """What every HTTP connector shares: one async client, error classification, up-front rate limits.
 
-A connector subclasses `HttpNetwork`, sets its key/label/limits, and calls `self.call(...)`,
+A connector subclasses `HttpNetwork`, sets its key/label/limits and its `profile` (handlers.core.ports
+.NetworkProfile: the text rules, read budget, best-time defaults, hosts and aliases handlers read), adds the
+problems only its network has in `text_problems`, and calls `self.call(...)`,
 which turns every way a request can go wrong into a `PublishError` of the right kind:
 
 - the request never left (connection refused, connect timeout, pool full) → TRANSIENT;
@@ -30,7 +32,7 @@ import httpx
 from aiolimiter import AsyncLimiter
 
 from bot.networks.common import parse_iso
-from handlers.core.counting import LimitCheck, check_text
+from handlers.core.counting import LimitCheck, check_rules
 from handlers.core.ports import (
     AccountView,
     Clock,
@@ -38,6 +40,7 @@ from handlers.core.ports import (
     ConnectSpec,
     ErrorKind,
     Metrics,
+    NetworkProfile,
     Published,
     PublishError,
     ReplyTarget,
@@ -89,6 +92,7 @@ class HttpNetwork:
 
     key: ClassVar[str]
     label: ClassVar[str]
+    profile: ClassVar[NetworkProfile]  # what handlers know about the network: text rules, budgets, hosts, …
     idempotent: ClassVar[bool] = False  # True when the network itself dedupes a retried send
     connect_spec: ClassVar[ConnectSpec]
     default_base_url: ClassVar[str]
@@ -115,7 +119,19 @@ class HttpNetwork:
     # -- what the handlers call -------------------------------------------------------------
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
-        return check_text(self.key, text, media_count=media_count)
+        return self.measure(text, media_count)
+
+    def measure(self, text: str, media_count: int, *, max_characters: int | None = None,
+                url_weight: int | None = None) -> LimitCheck:
+        """The text by the profile's rules plus this network's own problems (`text_problems`)."""
+        profile = self.profile
+        return check_rules(profile.key, profile.label, profile.text, text, media_count=media_count,
+                           max_characters=max_characters, url_weight=url_weight,
+                           specific=self.text_problems(text, media_count))
+
+    def text_problems(self, text: str, media_count: int) -> list[str]:
+        """What only this network refuses in a text (Instagram's hashtags, Bluesky's bytes…); none by default."""
+        return []
 
     async def fetch_comments(
         self, account: AccountView, remote_ids: list[str], since: datetime | None
@@ -142,7 +158,7 @@ class HttpNetwork:
         return text
 
     def check_reply(self, account: AccountView, text: str) -> LimitCheck:
-        return check_text(self.key, text, max_characters=self.reply_max)
+        return self.measure(text, 0, max_characters=self.reply_max)
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         raise PublishError(ErrorKind.REJECTED, self.reply_refusal(account) or f"Herald can't answer on {self.label}")

@@ -28,7 +28,7 @@ JPEG only (so the public media endpoint should serve JPEG).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from bot.networks.meta import (
@@ -38,16 +38,19 @@ from bot.networks.meta import (
     insight_values,
     media_url,
 )
-from handlers.core.counting import LimitCheck, check_text
+from handlers.core.counting import HASHTAG_RE, MENTION_RE, LimitCheck, TextRules
 from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,
     ErrorKind,
     Metrics,
+    NetworkProfile,
     Outgoing,
+    PostingWindow,
     Published,
     PublishError,
+    ReadBudget,
     ReplyTarget,
     Verified,
 )
@@ -61,6 +64,17 @@ class InstagramNetwork(MetaGraphNetwork):
     label: ClassVar[str] = "Instagram"
     default_base_url: ClassVar[str] = HOSTS["instagram"]
     publish_limits: ClassVar[tuple[tuple[int, float], ...]] = ((50, 86400.0),)
+    profile: ClassVar[NetworkProfile] = NetworkProfile(
+        key="instagram", label="Instagram", aliases=("ig",),
+        text=TextRules(2200, max_images=10, media_only=True),
+        # Meta's Business Use Case limits depend on the account's reach: one or two calls per post; stay modest
+        read_budget=ReadBudget(500, timedelta(hours=1)),
+        best_times=(PostingWindow((0,), 10, 12), PostingWindow((1,), 9, 13), PostingWindow((2,), 10, 13),
+                    PostingWindow((4,), 9, 11)),
+        hosts=frozenset({"instagram.com", "instagr.am"}), site_names=frozenset({"instagram"}),
+    )
+    max_hashtags: ClassVar[int] = 30
+    max_mentions: ClassVar[int] = 20
     status_field: ClassVar[str] = "status_code"
     no_replies: ClassVar[str | None] = None  # a reply goes to /{ig-comment-id}/replies
     reply_limits: ClassVar[tuple[tuple[int, float], ...] | None] = ()  # replies aren't in the 50 posts a day
@@ -80,6 +94,18 @@ class InstagramNetwork(MetaGraphNetwork):
             "media_url_template=https://media.example.com/herald/{sha256}.jpg"
         ),
     )
+
+    def text_problems(self, text: str, media_count: int) -> list[str]:
+        problems = []
+        tags = len(HASHTAG_RE.findall(text))
+        if tags > self.max_hashtags:
+            problems.append(f"Instagram takes at most {self.max_hashtags} hashtags; this post has {tags}")
+        mentions = len(MENTION_RE.findall(text))
+        if mentions > self.max_mentions:
+            problems.append(f"Instagram takes at most {self.max_mentions} @mentions; this post has {mentions}")
+        if media_count == 0:
+            problems.append("Instagram needs at least one image")
+        return problems
 
     def login(self, account: AccountView) -> str:
         return str(account.settings.get("login") or "instagram").lower()
@@ -136,7 +162,7 @@ class InstagramNetwork(MetaGraphNetwork):
 
     def check_reply(self, account: AccountView, text: str) -> LimitCheck:
         # a comment follows the caption's text rules (2,200 characters, 30 hashtags, 20 mentions), without an image
-        return check_text(self.key, text, media_count=1)
+        return self.measure(text, 1)
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         return Published(remote_id=await self.comment_on(account, target, "replies", text))

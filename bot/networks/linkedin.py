@@ -42,6 +42,7 @@ from bot.networks.common import (
     token_answer,
 )
 from bot.networks.http import HttpNetwork
+from handlers.core.counting import TextRules
 from handlers.core.ports import (
     AccountView,
     Comment,
@@ -49,9 +50,12 @@ from handlers.core.ports import (
     ErrorKind,
     MediaFile,
     Metrics,
+    NetworkProfile,
     Outgoing,
+    PostingWindow,
     Published,
     PublishError,
+    ReadBudget,
     ReplyTarget,
     Verified,
 )
@@ -96,6 +100,14 @@ class LinkedInNetwork(HttpNetwork):
     default_base_url = "https://api.linkedin.com"
     # ~150 posts a day per member (third-party figure; LinkedIn publishes no number)
     publish_limits = ((150, 86400.0),)
+    profile = NetworkProfile(
+        key="linkedin", label="LinkedIn",
+        text=TextRules(3000, max_images=20),
+        # daily per-member and per-app limits that LinkedIn doesn't publish
+        read_budget=ReadBudget(2_000, timedelta(days=1)),
+        best_times=(PostingWindow((1, 2), 10, 12),),
+        hosts=frozenset({"linkedin.com", "lnkd.in"}), site_names=frozenset({"linkedin"}),
+    )
     no_replies = None  # a nested comment through the Comments API
     reply_limits = ()  # comments aren't counted with the posts (LinkedIn's daily call limits still apply)
     reply_max = 1250  # characters in a comment (3p figure; LinkedIn publishes none)

@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 import httpx
 from aiolimiter import AsyncLimiter
 
-from handlers.core.counting import LimitCheck, check_text
+from handlers.core.counting import Counting, LimitCheck, TextRules
 from handlers.core.ports import (
     GUARD,
     IN_FLIGHT,
@@ -42,9 +42,11 @@ from handlers.core.ports import (
     ConnectSpec,
     ErrorKind,
     Metrics,
+    NetworkProfile,
     Outgoing,
     Published,
     PublishError,
+    ReadBudget,
     ReplyTarget,
     Verified,
 )
@@ -82,6 +84,13 @@ class MastodonNetwork(HttpNetwork):
     idempotent = True  # Idempotency-Key: a resent status comes back as the one already made
     default_base_url = "https://mastodon.social"
     publish_limits = ((300, 300.0),)  # every API call shares 300 / 5 min per account; posts can't exceed it
+    profile = NetworkProfile(
+        key="mastodon", label="Mastodon",
+        text=TextRules(500, Counting.URLS_FIXED, "characters", max_images=4, media_only=True),
+        # 300 requests / 5 min per account; GET /api/v1/statuses?id[] takes 20 → at most 100 requests (a third)
+        read_budget=ReadBudget(2_000, timedelta(minutes=5)),
+        hosts=frozenset({"mastodon.social", "mastodon.online", "joinmastodon.org"}),
+    )
     reset_headers = ("retry-after", "x-ratelimit-reset")
     media_poll_seconds = 1.0
     media_limit = MEDIA_LIMIT
@@ -105,7 +114,7 @@ class MastodonNetwork(HttpNetwork):
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
         limit = to_int(account.settings.get("max_characters"))
         per_url = to_int(account.settings.get("characters_reserved_per_url"))
-        return check_text(self.key, text, media_count=media_count, max_characters=limit, url_weight=per_url)
+        return self.measure(text, media_count, max_characters=limit, url_weight=per_url)
 
     # -- connect -------------------------------------------------------------------------------
 

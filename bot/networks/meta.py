@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -133,7 +134,7 @@ def check_media_urls(result: LimitCheck, account: AccountView, media_count: int,
     """The text check, plus a problem when a post with images can't be sent: no public media URL setting."""
     if media_count and not (account.settings.get("media_url_template") or account.settings.get("media_base_url")):
         problem = f"{network_label} needs public image URLs: reconnect the account with media_url_template="
-        return LimitCheck(result.network, result.used, result.limit, result.unit, (*result.problems, problem))
+        return replace(result, problems=(*result.problems, problem))
     return result
 
 

@@ -34,14 +34,17 @@ from bot.networks.common import (
     token_answer,
 )
 from bot.networks.http import HttpNetwork
+from handlers.core.counting import TextRules
 from handlers.core.ports import (
     AccountView,
     ConnectSpec,
     ErrorKind,
     Metrics,
+    NetworkProfile,
     Outgoing,
     Published,
     PublishError,
+    ReadBudget,
     Verified,
 )
 
@@ -65,6 +68,13 @@ class PinterestNetwork(HttpNetwork):
     default_base_url = "https://api.pinterest.com"
     # Pinterest's write caps are per minute per user (org_write); stay well below them
     publish_limits = ((10, 60.0),)
+    profile = NetworkProfile(
+        key="pinterest", label="Pinterest",
+        text=TextRules(800, max_images=5, media_only=True),
+        # one analytics call per Pin; the analytics category has its own per-minute cap
+        read_budget=ReadBudget(1_000, timedelta(hours=1)),
+        hosts=frozenset({"pinterest.com", "pin.it"}), site_names=frozenset({"pinterest"}),
+    )
     connect_spec = ConnectSpec(
         required=("access_token",),
         optional=("board_id", "client_id", "expires_at"),
@@ -77,6 +87,9 @@ class PinterestNetwork(HttpNetwork):
             "/connect pinterest name=acme-pins access_token=pina_… board_id=549755885175"
         ),
     )
+
+    def text_problems(self, text: str, media_count: int) -> list[str]:
+        return [] if media_count else ["Pinterest needs an image"]
 
     def headers(self, account: AccountView) -> dict[str, str]:
         return bearer(account.credentials.get("access_token", ""))

@@ -4,8 +4,9 @@
 
 - It "publishes" into Herald's own database (table `sandboxpost`), deduplicating by the
   delivery's idempotency key like Mastodon's `Idempotency-Key`, so a retry can't post twice.
-- `like=` makes it check text by another network's rules (X weighted length, Bluesky graphemes…),
-  so a team can rehearse a campaign before connecting the real accounts.
+- `like=` makes it check text by another network's rules (X weighted length, Bluesky graphemes, Instagram
+  hashtags…), asking that network's own connector in the directory, so a team can rehearse a campaign before
+  connecting the real accounts.
 - Its engagement is deterministic: a function of the post's id and age, growing like a real post's.
 - `fail=` rehearses what goes wrong: `reject` (the network refuses the content), `auth` (expired
   token), `rate_limit` (429 with retry-after 60 s), `down` (unreachable before sending), and
@@ -25,7 +26,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from handlers.core.counting import NETWORK_LABELS, LimitCheck, check_text
+from handlers.core.counting import LimitCheck, TextRules, check_rules
 from handlers.core.ports import (
     AccountView,
     Clock,
@@ -33,6 +34,9 @@ from handlers.core.ports import (
     ConnectSpec,
     ErrorKind,
     Metrics,
+    Network,
+    NetworkProfile,
+    Networks,
     Outgoing,
     Published,
     PublishError,
@@ -49,6 +53,7 @@ class SandboxNetwork:
     key = "sandbox"
     label = "Sandbox"
     idempotent = True
+    profile = NetworkProfile(key="sandbox", label="Sandbox", text=TextRules(5000, max_images=10))
     connect_spec = ConnectSpec(
         required=(),
         optional=("like", "fail", "max_characters"),
@@ -59,23 +64,30 @@ class SandboxNetwork:
         ),
     )
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, networks: Networks) -> None:
         self.db = db
         self.clock = clock
+        self.networks = networks  # the directory: the `like=` network's connector checks the text
 
-    def _rules(self, account: AccountView) -> tuple[str, int | None]:
-        like = str(account.settings.get("like") or "sandbox")
+    def _rules(self, account: AccountView) -> tuple[Network | None, int | None]:
+        """The connector whose text rules the account follows (None: the sandbox's own), and its own limit."""
+        like = self.networks.resolve(str(account.settings.get("like") or "sandbox"))
         limit = account.settings.get("max_characters")
-        return like, int(limit) if limit else None
+        network = self.networks.get(like) if like not in (None, self.key) else None
+        return network, int(limit) if limit else None
+
+    def measure(self, text: str, media_count: int, *, max_characters: int | None = None) -> LimitCheck:
+        return check_rules(self.key, self.profile.label, self.profile.text, text, media_count=media_count,
+                           max_characters=max_characters)
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
         like, limit = self._rules(account)
-        return check_text(like, text, media_count=media_count, max_characters=limit)
+        return (like or self).measure(text, media_count, max_characters=limit)
 
     async def verify(self, account: AccountView) -> str:
         like = str(account.settings.get("like") or "sandbox").lower()
-        if like not in NETWORK_LABELS:
-            raise ValueError(f"like={like} isn't a network. Use one of: {', '.join(sorted(NETWORK_LABELS))}")
+        if like not in self.networks.keys():  # noqa: SIM118 (the Networks port is no dict)
+            raise ValueError(f"like={like} isn't a network. Use one of: {', '.join(self.networks.keys())}")
         fail = account.settings.get("fail")
         if fail is not None and fail not in FAIL_MODES:
             raise ValueError(f"fail={fail} isn't a failure I can rehearse. Use one of: {', '.join(FAIL_MODES)}")
@@ -84,7 +96,7 @@ class SandboxNetwork:
             raise ValueError("max_characters must be a whole number from 1 to 100000")
         if account.credentials.get("token") == "invalid":
             raise PublishError(ErrorKind.AUTH_EXPIRED, "the sandbox refused token 'invalid'")
-        return f"sandbox account with {NETWORK_LABELS[like]} rules"
+        return f"sandbox account with {self.networks.label(like)} rules"
 
     @staticmethod
     def _rehearse_before(account: AccountView, what: str, many: str) -> None:
@@ -174,9 +186,10 @@ class SandboxNetwork:
 
     def check_reply(self, account: AccountView, text: str) -> LimitCheck:
         like, limit = self._rules(account)
-        if like in ("youtube", "tiktok", "pinterest"):  # their rules are about a post's video or image
-            like = "sandbox"
-        return check_text(like, text, media_count=1 if like == "instagram" else 0, max_characters=limit)
+        if like is not None and like.key in ("youtube", "tiktok", "pinterest"):  # rules about a post's video or image
+            like = None
+        media = 1 if like is not None and like.key == "instagram" else 0
+        return (like or self).measure(text, media, max_characters=limit)
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         self._rehearse_before(account, "reply", "replies")

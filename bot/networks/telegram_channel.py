@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from handlers.core.counting import TextRules
 from handlers.core.ports import (
     AccountView,
     Clock,
@@ -35,6 +36,7 @@ from handlers.core.ports import (
     ErrorKind,
     MediaFile,
     Metrics,
+    NetworkProfile,
     Outgoing,
     Published,
     PublishError,
@@ -80,6 +82,12 @@ class TelegramChannelNetwork(HttpNetwork):
     idempotent = False  # no idempotency key in the Bot API: a resend is a second post
     default_base_url = "https://api.telegram.org"
     publish_limits = ((20, 60.0),)  # one channel: at most 20 messages a minute
+    profile = NetworkProfile(
+        key="telegram", label="Telegram",
+        # an album takes 10; with media the text becomes a caption of at most 1,024 characters
+        text=TextRules(4096, max_images=10, media_only=True, caption_limit=1024),
+        hosts=frozenset({"t.me", "telegram.me", "telegram.org"}),
+    )
     reset_headers = ("retry-after",)
     connect_spec = ConnectSpec(
         required=("channel",),

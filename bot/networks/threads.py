@@ -21,7 +21,7 @@ PUBLISHED, finds the post) instead of making another.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from bot.networks.meta import (
@@ -32,16 +32,18 @@ from bot.networks.meta import (
     insight_values,
     media_url,
 )
-from handlers.core.counting import LimitCheck
+from handlers.core.counting import Counting, LimitCheck, TextRules, urls
 from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,
     ErrorKind,
     Metrics,
+    NetworkProfile,
     Outgoing,
     Published,
     PublishError,
+    ReadBudget,
     ReplyTarget,
     Verified,
 )
@@ -55,6 +57,14 @@ class ThreadsNetwork(MetaGraphNetwork):
     api_version: ClassVar[str] = THREADS_VERSION
     default_base_url: ClassVar[str] = "https://graph.threads.net"
     publish_limits: ClassVar[tuple[tuple[int, float], ...]] = ((250, 86400.0),)
+    profile: ClassVar[NetworkProfile] = NetworkProfile(
+        key="threads", label="Threads",
+        text=TextRules(500, Counting.EMOJI_BYTES, "characters", max_images=20, media_only=True),  # 20: a carousel
+        # Meta's Business Use Case limits depend on the account's reach: one or two calls per post; stay modest
+        read_budget=ReadBudget(1_000, timedelta(hours=1)),
+        hosts=frozenset({"threads.net", "threads.com"}),
+    )
+    max_links: ClassVar[int] = 5
     status_field: ClassVar[str] = "status"
     no_replies: ClassVar[str | None] = None  # a reply is a post with reply_to_id
     reply_limits: ClassVar[tuple[tuple[int, float], ...] | None] = ((1000, 86400.0),)
@@ -72,6 +82,12 @@ class ThreadsNetwork(MetaGraphNetwork):
             "media_url_template=https://media.example.com/herald/{sha256}.jpg"
         ),
     )
+
+    def text_problems(self, text: str, media_count: int) -> list[str]:
+        links = len(urls(text))
+        if links > self.max_links:
+            return [f"Threads takes at most {self.max_links} links; this post has {links}"]
+        return []
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
         return check_media_urls(super().check(account, text, media_count), account, media_count, self.label)

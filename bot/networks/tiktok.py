@@ -44,6 +44,7 @@ from bot.networks.common import (
     to_int,
 )
 from bot.networks.http import HttpNetwork
+from handlers.core.counting import Counting, TextRules
 from handlers.core.ports import (
     IN_FLIGHT,
     AccountView,
@@ -51,9 +52,12 @@ from handlers.core.ports import (
     ErrorKind,
     MediaFile,
     Metrics,
+    NetworkProfile,
     Outgoing,
+    PostingWindow,
     Published,
     PublishError,
+    ReadBudget,
     Verified,
 )
 
@@ -109,6 +113,14 @@ class TikTokNetwork(HttpNetwork):
     idempotent = False
     default_base_url = "https://open.tiktokapis.com"
     publish_limits = ((6, 60.0),)  # init endpoints: 6 requests per minute per user token
+    profile = NetworkProfile(
+        key="tiktok", label="TikTok",
+        text=TextRules(2200, Counting.UTF16, "UTF-16 units", max_images=35, media_only=True),  # 35: a photo post
+        # Display API video/query: 600 requests / min, 20 videos per request
+        read_budget=ReadBudget(2_000, timedelta(minutes=5)),
+        best_times=(PostingWindow((1,), 14, 18), PostingWindow((2,), 14, 17), PostingWindow((3,), 15, 17)),
+        hosts=frozenset({"tiktok.com"}), site_names=frozenset({"tiktok"}),
+    )
     connect_spec = ConnectSpec(
         required=("access_token",),
         optional=("privacy_level", "media_url_template", "auto_add_music", "client_key", "expires_at"),
@@ -130,6 +142,9 @@ class TikTokNetwork(HttpNetwork):
     poll_attempts = 10
     single_chunk_max = 64 * 2**20  # up to this size, one chunk
     chunk_bytes = 10 * 2**20  # otherwise chunks of this size (TikTok: 5–64 MB)
+
+    def text_problems(self, text: str, media_count: int) -> list[str]:
+        return [] if media_count else ["TikTok needs a video or photos"]
 
     # -- plumbing --------------------------------------------------------------------------
 

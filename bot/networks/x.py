@@ -19,16 +19,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from twitter_text.has_invalid_characters import has_invalid_characters  # type: ignore[import-untyped]
 
+from handlers.core.counting import Counting, TextRules
 from handlers.core.ports import (
     AccountView,
     Comment,
     ConnectSpec,
     ErrorKind,
     Metrics,
+    NetworkProfile,
     Outgoing,
+    PostingWindow,
     Published,
     PublishError,
+    ReadBudget,
     ReplyTarget,
     Verified,
 )
@@ -63,6 +68,14 @@ class XNetwork(HttpNetwork):
     idempotent = False
     default_base_url = "https://api.x.com"
     publish_limits = ((100, 900.0),)  # POST /2/tweets: 100 per 15 minutes per user
+    profile = NetworkProfile(
+        key="x", label="X", aliases=("twitter",),
+        text=TextRules(280, Counting.X_WEIGHTED, "weighted characters", max_images=4, media_only=True),
+        # GET /2/tweets: 5,000 requests / 15 min per user, 100 ids per request → at most 100 requests
+        read_budget=ReadBudget(10_000, timedelta(minutes=15)),
+        best_times=(PostingWindow((1, 2, 3, 4), 9, 12),),
+        hosts=frozenset({"x.com", "twitter.com", "t.co"}), site_names=frozenset({"twitter"}),
+    )
     reset_headers = ("retry-after", "x-rate-limit-reset")
     refresh_window = REFRESH_WINDOW
     connect_spec = ConnectSpec(
@@ -127,6 +140,9 @@ class XNetwork(HttpNetwork):
             raise PublishError(ErrorKind.TRANSIENT, "X's token answer had no access_token")
         return renewed_tokens(creds, body, self.clock.now(), lifetime=int(body.get("expires_in") or 7200),
                               stamp=iso_z)
+
+    def text_problems(self, text: str, media_count: int) -> list[str]:
+        return ["the text contains characters X refuses"] if has_invalid_characters(text) else []
 
     @staticmethod
     def _client_id(account: AccountView) -> str | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,7 +47,7 @@ from bot.networks.common import (
     token_answer,
 )
 from bot.networks.http import HttpNetwork
-from handlers.core.counting import LimitCheck
+from handlers.core.counting import Counting, LimitCheck, TextRules
 from handlers.core.ports import (
     IN_FLIGHT,
     AccountView,
@@ -55,9 +56,11 @@ from handlers.core.ports import (
     ErrorKind,
     MediaFile,
     Metrics,
+    NetworkProfile,
     Outgoing,
     Published,
     PublishError,
+    ReadBudget,
     ReplyTarget,
     Verified,
 )
@@ -121,6 +124,13 @@ class YouTubeNetwork(HttpNetwork):
     default_base_url = "https://www.googleapis.com"
     # 10,000 units/day per project at 1,600 per upload = 6 uploads a day (see the module docstring)
     publish_limits = ((6, 86400.0),)
+    profile = NetworkProfile(
+        key="youtube", label="YouTube", aliases=("yt",),
+        text=TextRules(5000, Counting.UTF8, "bytes"),  # no image count: it needs a video (text_problems)
+        # 10,000 quota units / day; videos.list costs 1 unit per 50 videos → at most 400 units
+        read_budget=ReadBudget(20_000, timedelta(days=1)),
+        hosts=frozenset({"youtube.com", "youtu.be"}), site_names=frozenset({"youtube"}),
+    )
     no_replies = None  # comments.insert with snippet.parentId
     reply_limits = ()  # replies aren't uploads: only the project's daily quota (quotaExceeded) holds them back
     reply_max = 10000  # characters in a comment (3p figure)
@@ -140,11 +150,16 @@ class YouTubeNetwork(HttpNetwork):
         ),
     )
 
+    def text_problems(self, text: str, media_count: int) -> list[str]:
+        """Always NEEDS_VIDEO: the text rules can't tell a video from an image (`check` drops it with media)."""
+        angled = ["YouTube descriptions can't contain < or >"] if "<" in text or ">" in text else []
+        return [*angled, NEEDS_VIDEO]
+
     def headers(self, account: AccountView) -> dict[str, str]:
         return bearer(account.credentials.get("access_token", ""))
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
-        """handlers.core.counting can't tell a video from an image: with media, the video is checked at publish."""
+        """The text rules can't tell a video from an image: with media, the video is checked at publish."""
         result = super().check(account, text, media_count)
         if media_count == 0:
             return result
@@ -154,7 +169,7 @@ class YouTubeNetwork(HttpNetwork):
                             f"/connect youtube name={account.name} made_for_kids=… (the channel owner decides)")
         if media_count > 1:
             problems.append(f"YouTube takes one video per post; this post has {media_count} files")
-        return LimitCheck(result.network, result.used, result.limit, result.unit, tuple(problems))
+        return replace(result, problems=tuple(problems))
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -352,7 +367,7 @@ class YouTubeNetwork(HttpNetwork):
         used, limit = len(text), self.reply_max or 10000
         problems = [p for p, bad in (("the text is empty", not text.strip()),
                                      (f"{used - limit} characters over the limit", used > limit)) if bad]
-        return LimitCheck(self.key, used, limit, "characters", tuple(problems))
+        return LimitCheck(self.key, used, limit, "characters", tuple(problems), label=self.profile.label)
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         await self.hold_back(account, reply=True)

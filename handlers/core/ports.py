@@ -1,7 +1,9 @@
 """The small protocols handlers need from the outside world; bot/app.py plugs the real ones in.
 
+- `NetworkProfile`: what a connector declares about its network (key, label, aliases, text rules, read budget,
+  best-time defaults, hosts): data only, so handlers keep no per-network tables.
 - `Network`: one social network connector (validate, verify, publish, fetch metrics, answer comments).
-- `Networks`: the directory of connectors by network key.
+- `Networks`: the directory of connectors by network key, and their profiles.
 - `Notifier`: posts a reply into a team chat on Herald's own initiative.
 - `Clock`: the current time (tests inject a fake one).
 - `Scheduler`: arms and disarms the on-time trigger of a post.
@@ -10,12 +12,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
 from handlers.core.chat import ChatAddress, Reply
-from handlers.core.counting import LimitCheck
+from handlers.core.counting import LimitCheck, TextRules
 
 
 @dataclass(frozen=True)
@@ -159,9 +161,49 @@ class ConnectSpec:
     help: str = ""
 
 
+@dataclass(frozen=True)
+class ReadBudget:
+    """How many metric readings one account may take per window (handlers/engagement/metrics.py)."""
+
+    posts: int  # readings per account ...
+    window: timedelta  # ... per this much time
+
+
+@dataclass(frozen=True)
+class PostingWindow:
+    """Hours [start, end) on some weekdays (0 = Monday), in the audience's local time."""
+
+    days: tuple[int, ...]
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class NetworkProfile:
+    """Everything Herald's handlers know about one network, declared by its connector beside its limits.
+
+    `text` is what the generic check measures (the connector adds its own problems); `best_times` are general
+    best-time defaults from the study /besttime names (empty: its overall finding); `read_budget` None gets the
+    modest default; `hosts` are the network's own sites (never UTM-tagged, with their subdomains) and
+    `site_names` its names under any country domain (pinterest.fr, youtube.co.uk).
+    """
+
+    key: str  # x, mastodon, …
+    label: str  # how the team reads its name: X, Mastodon, …
+    text: TextRules
+    aliases: tuple[str, ...] = ()  # other words /connect and friends accept for it: twitter, fb, …
+    read_budget: ReadBudget | None = None
+    best_times: tuple[PostingWindow, ...] = ()
+    hosts: frozenset[str] = frozenset()
+    site_names: frozenset[str] = frozenset()
+
+
 class Network(Protocol):
     @property
     def key(self) -> str: ...  # the network's key: x, mastodon, …
+
+    @property
+    def profile(self) -> NetworkProfile: ...
 
     @property
     def label(self) -> str: ...
@@ -173,6 +215,14 @@ class Network(Protocol):
     def connect_spec(self) -> ConnectSpec: ...
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck: ...
+
+    def measure(self, text: str, media_count: int, *, max_characters: int | None = None) -> LimitCheck:
+        """The text by the network's own rules alone, no account (a sandbox account `like=` this network)."""
+        ...
+
+    def remote_id_from_url(self, account: AccountView, url: str) -> str | None:
+        """The network's id of a post from its public link (the team's /confirm), or None if it can't be read."""
+        ...
 
     async def verify(self, account: AccountView) -> str | Verified:
         """Check the credentials against the network (PublishError AUTH_EXPIRED when wrong,
@@ -233,6 +283,20 @@ class Networks(Protocol):
     def get(self, key: str) -> Network | None: ...
 
     def keys(self) -> list[str]: ...
+
+    def profiles(self) -> list[NetworkProfile]:
+        """Every connector's profile, in the order they were registered."""
+        ...
+
+    def profile(self, key: str) -> NetworkProfile | None: ...
+
+    def label(self, key: str) -> str:
+        """The network's label (its key when no connector has it)."""
+        ...
+
+    def resolve(self, word: str) -> str | None:
+        """The network key a word names (its key or an alias, any case), or None."""
+        ...
 
 
 class Notifier(Protocol):

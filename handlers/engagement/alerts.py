@@ -43,7 +43,6 @@ from handlers.core.chat import Button, ChatAddress, Reply
 from handlers.core.commands import Request, periodic
 from handlers.core.commands import command as register
 from handlers.core.context import Context
-from handlers.core.counting import NETWORK_LABELS
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace
 from handlers.core.notices import claim_once
@@ -322,7 +321,7 @@ async def check_takeoff(ctx: Context) -> int:
             for t in sorted(items, key=lambda t: t.account):
                 ratio = f" — {times(t.engaged / t.usual)} " if t.usual else " — "
                 lines.append(
-                    f"  {t.account} ({NETWORK_LABELS.get(t.network, t.network)}): {t.engaged:,} engagements "
+                    f"  {t.account} ({ctx.networks.label(t.network)}): {t.engaged:,} engagements "
                     f"{span(t.age)} after publishing{ratio}the usual {number(t.usual)} at that age (median of "
                     f"{t.baseline} earlier posts on this account; alert at {ws.alert_factor:g}×)")
                 if numbers_line(t.snapshot):
@@ -493,7 +492,7 @@ async def watch_alerts(ctx: Context, workspace_id: int, items: list[WatchedItem]
             text = first_words(post.text) if post else ""
         lines = [f"🚨 Watch words in {len(hits)} comment(s) on #{post_id} — “{text}”"]
         for item in hits:
-            where = NETWORK_LABELS.get(item.network, item.network)
+            where = ctx.networks.label(item.network)
             lines.append(f"  #{item.item_id} {item.author} on {where} ({item.account}): “{first_words(item.text, 120)}” "
                          f"— matched: {item.hit}" + (f" · {item.url}" if item.url else ""))
         lines.append(f"Answer with /reply {hits[0].item_id} <text>; /inbox {post_id} shows the post's comments.")

@@ -10,8 +10,9 @@ From the workspace's own history:
   comments + shares + quotes + saves + clicks) when every post counted has views, else the average engagements
   per post; the reply says which;
 - the TOP best slots are shown with their numbers and how many posts each rests on.
-With fewer than MIN_POSTS such posts, the reply says so and shows GENERAL_DEFAULTS for the networks asked about,
-named as general defaults and not the workspace's own numbers.
+With fewer than MIN_POSTS such posts, the reply says so and shows the general defaults of the networks asked about
+(each connector's profile declares them; OVERALL where it has none), named as general defaults and not the
+workspace's own numbers.
 
 `next best` (handlers/posts/scheduling.py) takes the soonest upcoming start of one of these slots that no other post
 of the same accounts already has: the TOP own slots of the post's networks, or, with too little history, the
@@ -35,9 +36,9 @@ from sqlmodel import col
 
 from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
-from handlers.core.counting import NETWORK_LABELS
 from handlers.core.errors import UserError
 from handlers.core.lookups import account_rules, get_workspace
+from handlers.core.ports import Networks, PostingWindow
 from handlers.engagement.metrics import engagements
 from storage.models import Account, Delivery, DeliveryState, MetricSnapshot, Workspace
 
@@ -53,38 +54,28 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # --- general defaults ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Window:
-    """Hours [start, end) on some weekdays (0 = Monday), in the audience's local time."""
-
-    days: tuple[int, ...]
-    start: int
-    end: int
-
-
 # Source: Sprout Social, "Best times to post on social media in 2023" — engagement across 34,000+ Sprout customers'
 # profiles over a year, in local time; as reported by Social Media Today, 2023-05-10
 # (https://www.socialmediatoday.com/news/report-best-times-to-post-social-platforms-twitter-instagram-tiktok-facebook-pintrist-linkedin/650006/)
 # and, for TikTok, Sprout's "Best times to post on TikTok in 2023" (Tuesdays 2–6 pm, Wednesdays 2–5 pm, Thursdays
-# 3–5 pm). Its overall finding — Tuesdays to Thursdays 9 am to noon — stands in for the networks it doesn't cover
-# (Bluesky, Mastodon, Threads, YouTube, Telegram, Discord) and for Pinterest, which it says leans to the afternoon
-# without publishing hours.
+# 3–5 pm). The networks it covers carry their hours in their connectors' profiles (`best_times`); its overall
+# finding — Tuesdays to Thursdays 9 am to noon — stands in for the networks it doesn't cover (Bluesky, Mastodon,
+# Threads, YouTube, Telegram, Discord) and for Pinterest, which it says leans to the afternoon without hours.
 SOURCE = "Sprout Social's 2023 study of engagement across 34,000+ brands"
-OVERALL = (Window((1, 2, 3), 9, 12),)
-GENERAL_DEFAULTS: dict[str, tuple[Window, ...]] = {
-    "facebook": (Window((0,), 8, 13), Window((1,), 8, 14), Window((2,), 8, 13), Window((3,), 8, 12)),
-    "instagram": (Window((0,), 10, 12), Window((1,), 9, 13), Window((2,), 10, 13), Window((4,), 9, 11)),
-    "x": (Window((1, 2, 3, 4), 9, 12),),
-    "linkedin": (Window((1, 2), 10, 12),),
-    "tiktok": (Window((1,), 14, 18), Window((2,), 14, 17), Window((3,), 15, 17)),
-}
+OVERALL = (PostingWindow((1, 2, 3), 9, 12),)
 
 
-def defaults_for(network: str) -> tuple[Window, ...]:
-    return GENERAL_DEFAULTS.get(network, OVERALL)
+def own_defaults(networks: Networks, network: str) -> tuple[PostingWindow, ...]:
+    """The network's general best times from its connector's profile; none when it declares none."""
+    profile = networks.profile(network)
+    return profile.best_times if profile is not None else ()
 
 
-def window_text(windows: tuple[Window, ...]) -> str:
+def defaults_for(networks: Networks, network: str) -> tuple[PostingWindow, ...]:
+    return own_defaults(networks, network) or OVERALL
+
+
+def window_text(windows: tuple[PostingWindow, ...]) -> str:
     """'Tue–Fri 09:00–12:00', or 'Mon 08:00–13:00, Tue 08:00–14:00'."""
     parts = []
     for w in windows:
@@ -162,11 +153,11 @@ def history(session: Session, ws: Workspace, account_ids: list[int], now: dateti
     return History(posts=len(picked), weeks=weeks, by_rate=by_rate, slots=slots)
 
 
-def default_slots(networks: set[str]) -> list[Slot]:
+def default_slots(directory: Networks, networks: set[str]) -> list[Slot]:
     """The hours of the general defaults, those shared by the most of `networks` first."""
     shared: dict[tuple[int, int], int] = defaultdict(int)
     for network in networks:
-        for w in defaults_for(network):
+        for w in defaults_for(directory, network):
             for day in w.days:
                 for hour in range(w.start, w.end):
                     shared[(day, hour)] += 1
@@ -180,12 +171,14 @@ def accounts_on(session: Session, ws_id: int, network: str | None) -> list[Accou
     return [a for a in accounts if network is None or network in (a.network, account_rules(a))]
 
 
-def best_slots(session: Session, ws: Workspace, accounts: list[Account], now: datetime) -> tuple[list[Slot], bool]:
+def best_slots(
+    session: Session, networks: Networks, ws: Workspace, accounts: list[Account], now: datetime
+) -> tuple[list[Slot], bool]:
     """The slots `next best` chooses from for posts to `accounts`, and whether they come from own numbers."""
     past = history(session, ws, [a.id for a in accounts if a.id is not None], now)
     if past.enough:
         return past.slots[:TOP], True
-    return default_slots({account_rules(a) for a in accounts}), False
+    return default_slots(networks, {account_rules(a) for a in accounts}), False
 
 
 def next_start(slots: list[Slot], tz: str, after: datetime, taken: set[datetime]) -> datetime | None:
@@ -231,14 +224,15 @@ async def besttime(req: Request) -> Reply:
     now = ctx.clock.now()
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
-        if wanted is not None and wanted not in NETWORK_LABELS:
+        if wanted is not None and ctx.networks.profile(wanted) is None:
             here = sorted({account_rules(a) for a in accounts_on(session, ws_id, None)})
-            raise UserError(f"'{wanted}' isn't a network. Try one of: {', '.join(here or list(NETWORK_LABELS))}. "
+            everywhere = [p.key for p in ctx.networks.profiles()]
+            raise UserError(f"'{wanted}' isn't a network. Try one of: {', '.join(here or everywhere)}. "
                             f"Usage: {req.spec.usage}")
         accounts = accounts_on(session, ws_id, wanted)
         past = history(session, ws, [a.id for a in accounts if a.id is not None], now)
         networks = sorted({account_rules(a) for a in accounts} or ({wanted} if wanted else set()))
-    on = f" on {NETWORK_LABELS[wanted]}" if wanted else ""
+    on = f" on {ctx.networks.label(wanted)}" if wanted else ""
     tz = ws.timezone
     if past.enough:
         lines = [f"⏰ Best times to post{on}, from this workspace's own numbers ({tz}):"]
@@ -259,8 +253,8 @@ async def besttime(req: Request) -> Reply:
         return Reply("\n".join(lines))
     lines.append(f"General defaults — not your numbers, {SOURCE} — in {tz}:")
     for network in networks:
-        label = NETWORK_LABELS.get(network, network)
-        note = "" if network in GENERAL_DEFAULTS else " (the study's overall finding)"
-        lines.append(f"  {label}: {window_text(defaults_for(network))}{note}")
+        label = ctx.networks.label(network)
+        note = "" if own_defaults(ctx.networks, network) else " (the study's overall finding)"
+        lines.append(f"  {label}: {window_text(defaults_for(ctx.networks, network))}{note}")
     lines.append("/schedule <post> next best uses these until your own history is enough.")
     return Reply("\n".join(lines))

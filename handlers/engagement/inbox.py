@@ -31,11 +31,10 @@ from sqlmodel import Session, col, select
 from handlers.core.chat import Reply
 from handlers.core.commands import Request, command, periodic
 from handlers.core.context import Context
-from handlers.core.counting import NETWORK_LABELS
 from handlers.core.errors import UserError
 from handlers.core.lookups import account_view, get_post, get_workspace, parse_post_id
 from handlers.core.notices import tell_team
-from handlers.core.ports import AccountView, Comment, PublishError
+from handlers.core.ports import AccountView, Comment, Networks, PublishError
 from handlers.core.when import format_delta
 from handlers.engagement.alerts import WatchedItem, first_words, watch_alerts, watch_hits, word_list
 from handlers.workspace.health import DEAD, fresh_view
@@ -224,13 +223,9 @@ def load_items(session: Session, ids: list[int]) -> list[Forwarded]:
     return [Forwarded(item, delivery.post_id, account.name, account.network) for item, delivery, account in rows]
 
 
-def network_label(network: str) -> str:
-    return NETWORK_LABELS.get(network, network)
-
-
-def item_line(f: Forwarded, now: datetime | None = None) -> str:
+def item_line(networks: Networks, f: Forwarded, now: datetime | None = None) -> str:
     item = f.item
-    parts = [f"#{item.id}", f"{item.author} on {network_label(f.network)}", f"post #{f.post_id}"]
+    parts = [f"#{item.id}", f"{item.author} on {networks.label(f.network)}", f"post #{f.post_id}"]
     if now is not None and item.posted_at is not None:
         parts.append(format_delta(item.posted_at, now).replace("now", "just now"))
     parts.append(f"“{first_words(item.text)}”")
@@ -253,10 +248,10 @@ def reply_state(item: InboxItem) -> str:
     return f"{words} ({item.reply_error})" if item.reply_error and item.reply_state == "failed" else words
 
 
-def forward_text(items: list[Forwarded]) -> str:
+def forward_text(networks: Networks, items: list[Forwarded]) -> str:
     count = len(items)
     lines = [f"💬 {count} new comment{'' if count == 1 else 's'} on your posts:"]
-    lines += [item_line(f) for f in items[:FORWARD_MAX]]
+    lines += [item_line(networks, f) for f in items[:FORWARD_MAX]]
     if count > FORWARD_MAX:
         lines.append(f"  +{count - FORWARD_MAX} more — /inbox")
     first = items[0].item.id
@@ -285,7 +280,7 @@ async def forward_new(ctx: Context) -> int:
             continue
         watched = [WatchedItem(f.item.id or 0, f.post_id, f.account, f.network, f.item.author, f.item.text,
                                f.item.url, f.item.watch_hit) for f in items if f.item.watch_hit]
-        await tell_team(ctx, ws_id, Reply(forward_text(items)))
+        await tell_team(ctx, ws_id, Reply(forward_text(ctx.networks, items)))
         if watched:  # after the batch, so the alert and its pause button are the newest message in the chat
             await watch_alerts(ctx, ws_id, watched)
         forwarded += len(items)
@@ -364,6 +359,6 @@ async def inbox(req: Request) -> Reply:
                              "and forwards new ones here.")
     shown = f"the latest {len(items)} of {total}" if total > len(items) else f"{total}"
     lines = [f"{head}: {shown} comment{'' if total == 1 else 's'}, newest first"]
-    lines += [item_line(f, now) for f in items]
+    lines += [item_line(ctx.networks, f, now) for f in items]
     lines.append("Answer one with /reply <number> <text>." + ("" if post else " /inbox <post> shows one post's."))
     return Reply("\n".join(lines))

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from handlers.core.context import Context
 from handlers.core.lookups import account_view, post_targets
-from handlers.core.ports import AccountView, ErrorKind, Metrics, PublishError
+from handlers.core.ports import AccountView, ErrorKind, Metrics, Networks, PublishError, ReadBudget
 from handlers.workspace.health import fresh_view
 from storage.crypto import SecretBoxError
 from storage.models import METRIC_FIELDS, Account, Delivery, DeliveryState, MetricSnapshot, Post
@@ -72,7 +72,7 @@ def store_snapshot(session: Session, delivery: Delivery, metrics: Metrics, now: 
 # 1. claims the due deliveries of each account with one conditional UPDATE that pushes their metrics_due_at a
 #    LEASE ahead (… WHERE metrics_due_at <= now RETURNING …): another worker's round finds them not due, so each
 #    delivery is read by one worker; if this worker dies mid-round, the lease runs out and another one reads them;
-# 2. takes no more of an account than its READ_BUDGET allows: the readings stored for the account in the
+# 2. takes no more of an account than its read budget (its connector's profile) allows: the readings stored for the account in the
 #    budget's window (MetricSnapshot rows, which every worker sees) are subtracted, and what is left over stays
 #    due for a later round;
 # 3. reads each account's posts in batched calls (the connector packs ids as its API takes them: X 100 per
@@ -88,47 +88,20 @@ ROUND_LIMIT = 5000  # deliveries read per round and worker, at most
 ACCOUNTS_AT_ONCE = 8  # accounts read concurrently (each one's calls stay one after another)
 
 
-@dataclass(frozen=True)
-class ReadBudget:
-    posts: int  # readings per account ...
-    window: timedelta  # ... per this much time
-
-
-# Per account, from the networks' documented read limits (README, Networks), leaving most of each limit to
-# publishing, comments and health checks; what a network doesn't publish gets a modest budget and its 429s.
-READ_BUDGETS: dict[str, ReadBudget] = {
-    # GET /2/tweets: 5,000 requests / 15 min per user, 100 ids per request → at most 100 requests
-    "x": ReadBudget(10_000, timedelta(minutes=15)),
-    # 300 requests / 5 min per account; GET /api/v1/statuses?id[] takes 20 → at most 100 requests (a third)
-    "mastodon": ReadBudget(2_000, timedelta(minutes=5)),
-    # 3,000 requests / 5 min per IP; app.bsky.feed.getPosts takes 25 → at most 200 requests
-    "bluesky": ReadBudget(5_000, timedelta(minutes=5)),
-    # Display API video/query: 600 requests / min, 20 videos per request
-    "tiktok": ReadBudget(2_000, timedelta(minutes=5)),
-    # 10,000 quota units / day; videos.list costs 1 unit per 50 videos → at most 400 units
-    "youtube": ReadBudget(20_000, timedelta(days=1)),
-    # Meta's Business Use Case limits depend on the account's reach: one or two calls per post (Instagram,
-    # Threads), 50 posts per call (Facebook); stay modest and let a 429 say more
-    "instagram": ReadBudget(500, timedelta(hours=1)),
-    "threads": ReadBudget(1_000, timedelta(hours=1)),
-    "facebook": ReadBudget(2_000, timedelta(hours=1)),
-    # daily per-member and per-app limits that LinkedIn doesn't publish
-    "linkedin": ReadBudget(2_000, timedelta(days=1)),
-    # one analytics call per Pin; the analytics category has its own per-minute cap
-    "pinterest": ReadBudget(1_000, timedelta(hours=1)),
-    # one call per message; per-route buckets
-    "discord": ReadBudget(1_000, timedelta(minutes=5)),
-}
+# Each network's read budget is in its connector's profile (bot/networks/, from the networks' documented read
+# limits, leaving most of each limit to publishing, comments and health checks); what a network doesn't publish
+# gets this modest budget and its 429s.
 DEFAULT_BUDGET = ReadBudget(1_000, timedelta(hours=1))
 
 
-def read_budget(network: str) -> ReadBudget:
-    return READ_BUDGETS.get(network, DEFAULT_BUDGET)
+def read_budget(networks: Networks, network: str) -> ReadBudget:
+    profile = networks.profile(network)
+    return profile.read_budget if profile is not None and profile.read_budget is not None else DEFAULT_BUDGET
 
 
-def readings_left(session: Session, account: Account, now: datetime) -> int:
+def readings_left(session: Session, networks: Networks, account: Account, now: datetime) -> int:
     """How many more readings the account's budget allows now (readings stored by any worker count)."""
-    budget = read_budget(account.network)
+    budget = read_budget(networks, account.network)
     used = session.exec(
         select(func.count()).select_from(MetricSnapshot)
         .join(Delivery, col(Delivery.id) == col(MetricSnapshot.delivery_id))
@@ -179,10 +152,10 @@ def claim_due(ctx: Context, now: datetime, limit: int) -> list[Claimed]:
             if account is None:
                 continue
             accounts[account_id] = account
-            wants[account_id] = min(int(count), readings_left(session, account, now))
+            wants[account_id] = min(int(count), readings_left(session, ctx.networks, account, now))
             if not wants[account_id]:
                 log.info("metrics of %s wait: its read budget (%s) is spent for now", account.name,
-                         read_budget(account.network))
+                         read_budget(ctx.networks, account.network))
         for account_id, take in sorted(fair_shares(wants, limit).items()):
             if take <= 0:
                 continue

@@ -36,7 +36,6 @@ from handlers.core.audit import audit
 from handlers.core.chat import Button, Reply
 from handlers.core.commands import Request, command, periodic
 from handlers.core.context import Context
-from handlers.core.counting import NETWORK_LABELS
 from handlers.core.errors import UserError
 from handlers.core.lookups import account_view, get_workspace, parse_number
 from handlers.core.notices import tell_team
@@ -89,7 +88,7 @@ class Found:
 
     def label(self, ctx: Context) -> str:
         network = ctx.networks.get(self.account.network)
-        return network.label if network is not None else NETWORK_LABELS.get(self.account.network, self.account.network)
+        return network.label if network is not None else ctx.networks.label(self.account.network)
 
     def where(self, ctx: Context) -> str:
         return f"{self.account.name} ({self.label(ctx)})"
@@ -149,7 +148,7 @@ def can_reply(ctx: Context, found: Found) -> tuple[Network, AccountView]:
     if network is None:
         raise UserError(f"This Herald has no {found.account.network} connector, so it can't answer item #{found.id}.")
     view = account_view(ctx, found.account)
-    refusal = network.reply_refusal(view) if hasattr(network, "reply_refusal") else "it has no way to answer"
+    refusal = network.reply_refusal(view)
     if refusal:
         where = f" The comment: {found.item.url}" if found.item.url else ""
         raise UserError(f"Herald can't answer item #{found.id} on {found.where(ctx)}: {refusal}.{where}")

@@ -11,7 +11,6 @@ from handlers.core.access import EDITORS
 from handlers.core.audit import audit
 from handlers.core.chat import Button, Reply
 from handlers.core.commands import Request, command
-from handlers.core.counting import NETWORK_LABELS
 from handlers.core.errors import UserError
 from handlers.core.lookups import (
     account_rules,
@@ -202,13 +201,14 @@ async def variant(req: Request) -> Reply:
         names = {a.name for a in accounts}
         networks = {account_rules(a) for a in accounts} | {a.network for a in accounts}
         key = target if target in names else target.lower()
-        if key not in names and key not in NETWORK_LABELS:
+        if key not in names and ctx.networks.profile(key) is None:
+            known = sorted(p.key for p in ctx.networks.profiles())
             raise UserError(
-                f"'{target}' is neither a network ({', '.join(sorted(NETWORK_LABELS))}) nor one of "
+                f"'{target}' is neither a network ({', '.join(known)}) nor one of "
                 f"#{post_id}'s accounts ({', '.join(sorted(names)) or 'none'})."
             )
         if key not in names and key not in networks:
-            raise UserError(f"#{post_id} has no {NETWORK_LABELS[key]} account among its targets.")
+            raise UserError(f"#{post_id} has no {ctx.networks.label(key)} account among its targets.")
         variants = dict(post.variants)
         if text.lower() == "off":
             if key not in variants:

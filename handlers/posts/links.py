@@ -8,7 +8,8 @@ when the text doesn't hold it — gets, after its own query parameters and befor
     utm_content=post-<the post's number>
 
 Left as written: a link that already carries any `utm_` parameter (the team tagged it by hand), a link to a
-social network itself (a profile or another post: their analytics aren't the team's; also the account's own
+social network itself (a profile or another post: their analytics aren't the team's — each connector's profile
+names its network's sites, a few sites Herald has no connector for are listed here; also the account's own
 server, e.g. a self-hosted Mastodon), and anything that isn't http(s). The rest of the link — other
 parameters, their encoding, the fragment — is kept exactly, by appending to the raw query string.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from handlers.core.access import ADMINS
@@ -29,21 +31,41 @@ from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace
+from handlers.core.ports import Networks
 from storage.models import Account, Post
 
 MEDIUM = "social"
 DEFAULT_CAMPAIGN = "herald"  # utm_campaign of a post without campaign=
 
-# Links to these hosts (and their subdomains) are the networks' own pages: never tagged.
-SOCIAL_HOSTS = frozenset({
-    "x.com", "twitter.com", "t.co", "facebook.com", "fb.com", "fb.me", "fb.watch", "instagram.com", "instagr.am",
-    "threads.net", "threads.com", "linkedin.com", "lnkd.in", "pinterest.com", "pin.it", "tiktok.com", "youtube.com",
-    "youtu.be", "bsky.app", "bsky.social", "t.me", "telegram.me", "telegram.org", "discord.com", "discord.gg",
-    "discordapp.com", "mastodon.social", "mastodon.online", "joinmastodon.org", "reddit.com", "redd.it",
-    "whatsapp.com", "wa.me",
-})
-# ...and these names under any country domain (pinterest.fr, facebook.de, youtube.co.uk, ...)
-SOCIAL_NAMES = frozenset({"facebook", "instagram", "pinterest", "linkedin", "tiktok", "youtube", "twitter"})
+# Social sites Herald has no connector for: never tagged (with their subdomains). The networks Herald connects
+# to name their own sites in their profiles (`hosts`, and `site_names` under any country domain).
+OTHER_SOCIAL_HOSTS = frozenset({"reddit.com", "redd.it", "whatsapp.com", "wa.me"})
+
+
+@dataclass(frozen=True)
+class SocialSites:
+    """The hosts (with their subdomains) and names under any country domain (pinterest.fr) never tagged."""
+
+    hosts: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+
+    def holds(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        if host.startswith("www."):
+            host = host[4:]
+        if any(host == known or host.endswith("." + known) for known in self.hosts):
+            return True
+        return any(label in self.names for label in host.split(".")[:-1])
+
+    def adding(self, hosts: frozenset[str]) -> SocialSites:
+        return SocialSites(self.hosts | hosts, self.names)
+
+
+def social_sites(networks: Networks) -> SocialSites:
+    """Every connector's own sites, and the social sites Herald has no connector for."""
+    profiles = networks.profiles()
+    return SocialSites(OTHER_SOCIAL_HOSTS.union(*(p.hosts for p in profiles)),
+                       frozenset().union(*(p.site_names for p in profiles)))
 
 # An http(s) link in a text, as handlers/core/counting.py counts them: up to whitespace, <, > or ", without the
 # sentence punctuation that follows it (a closing parenthesis stays when the link opened one).
@@ -70,17 +92,7 @@ def has_utm(query: str) -> bool:
     return any(part.split("=", 1)[0].lower().startswith("utm_") for part in query.split("&") if part)
 
 
-def is_social(host: str, own_hosts: frozenset[str] = frozenset()) -> bool:
-    host = host.lower().rstrip(".")
-    if host.startswith("www."):
-        host = host[4:]
-    for known in SOCIAL_HOSTS | own_hosts:
-        if host == known or host.endswith("." + known):
-            return True
-    return any(label in SOCIAL_NAMES for label in host.split(".")[:-1])
-
-
-def tag_url(url: str, params: dict[str, str], own_hosts: frozenset[str] = frozenset()) -> str:
+def tag_url(url: str, params: dict[str, str], social: SocialSites) -> str:
     """`url` with `params` appended to its query, or unchanged when it must not be tagged (see the module doc)."""
     try:
         parts = urlsplit(url)
@@ -89,20 +101,20 @@ def tag_url(url: str, params: dict[str, str], own_hosts: frozenset[str] = frozen
         return url
     if parts.scheme.lower() not in ("http", "https") or not host:
         return url
-    if has_utm(parts.query) or is_social(host, own_hosts):
+    if has_utm(parts.query) or social.holds(host):
         return url
     extra = urlencode(params)
     query = f"{parts.query}&{extra}" if parts.query else extra
     return urlunsplit(parts._replace(path=parts.path or "/", query=query))
 
 
-def tag_links(text: str, params: dict[str, str], own_hosts: frozenset[str] = frozenset()) -> str:
+def tag_links(text: str, params: dict[str, str], social: SocialSites) -> str:
     """Every http(s) link of `text` tagged with `params` (the punctuation after a link stays after it)."""
 
     def replace(match: re.Match[str]) -> str:
         raw = match.group(0)
         url = link_end(raw)
-        return tag_url(url, params, own_hosts) + raw[len(url):]
+        return tag_url(url, params, social) + raw[len(url):]
 
     return URL_RE.sub(replace, text)
 
@@ -146,9 +158,9 @@ def own_hosts(account: Account) -> frozenset[str]:
     return frozenset({host.lower()}) if host else frozenset()
 
 
-def tag_for_account(text: str, post: Post, account: Account) -> str:
+def tag_for_account(networks: Networks, text: str, post: Post, account: Account) -> str:
     """The links of an outgoing text tagged for `account`'s network."""
-    return tag_links(text, utm_params(post, account), own_hosts(account))
+    return tag_links(text, utm_params(post, account), social_sites(networks).adding(own_hosts(account)))
 
 
 @command(

@@ -59,8 +59,8 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
     text = compose(post, variant_for(post, account))
     link = post.link
     if ws.utm:
-        text = tag_for_account(text, post, account)
-        link = tag_for_account(link, post, account) if link else link
+        text = tag_for_account(ctx.networks, text, post, account)
+        link = tag_for_account(ctx.networks, link, post, account) if link else link
     media_count = len(post.media)
     network = ctx.networks.get(account.network) if checked else None
     check = network.check(account_view(ctx, account), text, media_count) if network is not None else None

@@ -15,6 +15,7 @@ from handlers.core.commands import Request, command
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_post, get_workspace, post_targets, split_post_and_rest
 from handlers.core.notices import tell_team
+from handlers.core.ports import Networks
 from handlers.core.when import When, WhenError, parse_when, show_time
 from handlers.core.words import short_text, state_label
 from handlers.engagement.besttime import best_slots, next_start
@@ -49,10 +50,10 @@ def taken_times(session: Session, post: Post, pairs: list[tuple[Delivery, Accoun
     return {t for t in taken_rows if t is not None}
 
 
-def next_best(session: Session, post: Post, ws: Workspace, now: datetime) -> tuple[When, str]:
+def next_best(session: Session, networks: Networks, post: Post, ws: Workspace, now: datetime) -> tuple[When, str]:
     """The soonest free start of a best time for the post's networks (handlers/engagement/besttime.py), and why that one."""
     pairs = post_targets(session, post)
-    slots, own = best_slots(session, ws, [a for _d, a in pairs], now)
+    slots, own = best_slots(session, networks, ws, [a for _d, a in pairs], now)
     at = next_start(slots, ws.timezone, slot_floor(post, ws, now), taken_times(session, post, pairs))
     if at is None:
         raise UserError(f"Every best time of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")
@@ -129,7 +130,7 @@ async def schedule(req: Request) -> Reply:
         if when_text.lower() in ("next slot", "next", "slot", "queue"):
             when = next_slot(session, post, ws, now)
         elif when_text.lower() in ("next best", "best", "best time", "next best time"):
-            when, why = next_best(session, post, ws, now)
+            when, why = next_best(session, ctx.networks, post, ws, now)
         else:
             try:
                 when = parse_when(when_text, now=now, default_tz=ws.timezone, language=ws.language)

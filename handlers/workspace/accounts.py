@@ -11,15 +11,12 @@ from handlers.core.access import ADMINS
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
-from handlers.core.counting import NETWORK_LABELS
 from handlers.core.errors import UserError
 from handlers.core.lookups import account_rules, chat_link, get_workspace
-from handlers.core.ports import AccountView, PublishError, Verified
+from handlers.core.ports import AccountView, Networks, PublishError, Verified
 from handlers.core.when import WhenError, parse_timezone
 from storage.models import Account
 
-# Other names people use for a network.
-NETWORK_ALIASES = {"twitter": "x", "fb": "facebook", "ig": "instagram", "bsky": "bluesky", "yt": "youtube"}
 # Keys every network takes in /connect, handled by Herald itself.
 COMMON_KEYS = ("name", "slots", "timezone", "base_url")
 SLOT_RE = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
@@ -82,15 +79,12 @@ async def connect(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
     key, _, rest = req.command.text.strip().partition(" ")
-    key = NETWORK_ALIASES.get(key.lower(), key.lower())
+    key = ctx.networks.resolve(key) or key.lower()  # a network's key or one of its aliases (twitter, fb, …)
     known = ctx.networks.keys()
     if not key:
         raise UserError(f"Which network? Available here: {', '.join(known)}. Usage: {req.spec.usage}")
     network = ctx.networks.get(key)
     if network is None:
-        label = NETWORK_LABELS.get(key)
-        if label:
-            raise UserError(f"{label} isn't available in this Herald yet. Available: {', '.join(known)}.")
         raise UserError(f"'{key}' isn't a network I know. Available: {', '.join(known)}.")
     if not rest.strip():
         return Reply(connect_help(req, key))
@@ -159,7 +153,7 @@ async def connect(req: Request) -> Reply:
         verb = "Reconnected" if existing else "Connected"
         audit(session, ctx, ws_id, None, req.actor_name, verb.lower(), f"{key} account {name}")
         rules = account_rules(account)
-    extra = f", following {NETWORK_LABELS.get(rules, rules)} rules" if rules != key else ""
+    extra = f", following {ctx.networks.label(rules)} rules" if rules != key else ""
     slot_text = f"Posting slots: {slots.replace(',', ' ')}." if slots else f"No posting slots yet: /slots {name} 09:00 17:00"
     where = ""
     chat = req.command.chat
@@ -169,11 +163,11 @@ async def connect(req: Request) -> Reply:
     return Reply(f"{verb} {name} ({network.label}{extra}){where} — {who}.\n{slot_text}", private=bool(secrets))
 
 
-def describe_account(account: Account, ws_tz: str) -> str:
+def describe_account(networks: Networks, account: Account, ws_tz: str) -> str:
     rules = account_rules(account)
-    parts = [f"{account.name}: {NETWORK_LABELS.get(account.network, account.network)}"]
+    parts = [f"{account.name}: {networks.label(account.network)}"]
     if rules != account.network:
-        parts.append(f"{NETWORK_LABELS.get(rules, rules)} rules")
+        parts.append(f"{networks.label(rules)} rules")
     parts.append("healthy" if account.health == "ok" else f"⚠ {account.health_note or account.health}")
     slots = account.slot_list()
     parts.append(f"slots {' '.join(slots)} ({account.timezone or ws_tz})" if slots else "no slots")
@@ -191,7 +185,7 @@ async def accounts(req: Request) -> Reply:
         rows = session.exec(select(Account).where(Account.workspace_id == ws_id).order_by(Account.name)).all()
         if not rows:
             return Reply("No accounts yet. /connect sandbox name=brand connects one to try Herald with.")
-        lines = [describe_account(a, ws.timezone) for a in rows]
+        lines = [describe_account(ctx.networks, a, ws.timezone) for a in rows]
     # account details (health notes, which credentials are stored) are for the asker only
     return Reply("Accounts:\n" + "\n".join(lines), private=True)
 

@@ -206,9 +206,8 @@ async def confirm(req: Request) -> Reply:
         if given and not is_url and not re.fullmatch(r"[\w:./\-]{1,200}", given):
             raise UserError(f"'{given}' is neither a link nor a post id. Usage: {req.spec.usage}")
         network = ctx.networks.get(account.network)
-        read_id = getattr(network, "remote_id_from_url", None)
-        remote_id = (read_id(account_view(ctx, account), given) if is_url and read_id else None) or (
-            None if is_url else given or None)
+        read_id = network.remote_id_from_url(account_view(ctx, account), given) if network and is_url else None
+        remote_id = read_id or (None if is_url else given or None)
         if not adding_link:
             move_delivery(delivery, DeliveryState.SENT)
         now = ctx.clock.now()
