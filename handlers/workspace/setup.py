@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from handlers.core.access import ADMINS
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
-from handlers.core.commands import Request, command
+from handlers.core.commands import Param, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import chat_link, get_workspace
@@ -151,6 +151,7 @@ async def timezone(req: Request) -> Reply:
         "approver: approves, requests changes, rejects. viewer: reads posts, queue, stats and reports."
     ),
     group="Workspace",
+    takes=(Param.person(), Param.role()),
 )
 async def role(req: Request) -> Reply:
     ctx = req.ctx
