@@ -22,7 +22,7 @@ from bot.app import Herald
 from bot.chats.discord import DiscordFront, button_id
 from handlers.core.chat import Button, ChatAddress, Reply
 from handlers.core.commands import COMMANDS
-from storage.models import Approval, Media, Post
+from storage.models import Account, Approval, Delivery, Media, Post
 from tests.conftest import FakeClock, Team, make_herald
 from tests.fakes.discord_api import EPHEMERAL, FakeDiscord, Interaction
 
@@ -126,8 +126,10 @@ async def test_every_command_is_a_guild_slash_command_with_described_options(wor
     assert [(o["name"], o["type"], o.get("required"), o.get("autocomplete")) for o in approve] == [
         ("post", 3, True, True)]
     draft_options = {o["name"]: o for o in registered["draft"]["options"]}
-    assert {name: o["type"] for name, o in draft_options.items()} == {"text": 3, "image": 11}
-    assert not draft_options["text"].get("required") and not draft_options["text"].get("autocomplete")
+    assert {name: o["type"] for name, o in draft_options.items()} == {
+        "text": 3, "link": 3, "campaign": 3, "to": 3, "image": 11}
+    assert not any(o.get("required") for o in draft_options.values())
+    assert draft_options["to"].get("autocomplete") and not draft_options["text"].get("autocomplete")
     targets = {o["name"]: o for o in registered["targets"]["options"]}
     assert list(targets) == ["post", "accounts"]
     assert all(o["type"] == 3 and o.get("required") and o.get("autocomplete") for o in targets.values())
@@ -227,6 +229,23 @@ async def test_named_options_target_schedule_and_approve_a_post(world: World) ->
     out = await w.fake.slash(w.bob, w.team, "approve", post=str(post_id))
     assert title(out).startswith(f"✅ Bob approved #{post_id} (1 of 1). Approved and scheduled for Tue 24 Nov"), title(out)
     assert w.post(post_id).state == "scheduled"
+
+
+async def test_draft_options_are_written_as_its_keywords(world: World) -> None:
+    w = world
+    await ready_workspace(w)
+    await w.fake.slash(w.alice, w.team, "connect", args="sandbox name=other")
+    assert [c["value"] for c in await w.fake.autocomplete(w.alice, w.team, "draft", "to", "other b")] == [
+        "other brand"]
+    out = await w.fake.slash(w.alice, w.team, "draft", text="Spring sale", link="https://shop.example/sale",
+                             campaign="spring", to="other")
+    assert not out.ephemeral, out.callbacks
+    post = w.post(1)
+    assert (post.text, post.link, post.campaign) == ("Spring sale", "https://shop.example/sale", "spring")
+    with w.herald.db.session() as session:  # to= picked one of the two accounts
+        targets = session.exec(select(Account.name).join(Delivery, Delivery.account_id == Account.id)
+                               .where(Delivery.post_id == 1)).all()
+        assert list(targets) == ["other"]
 
 
 async def test_a_bad_named_option_is_refused_and_changes_nothing(world: World) -> None:

@@ -392,7 +392,7 @@ class DiscordFront:
                 if values.get("person"):
                     words.append(str(values["person"]).strip())
             elif values.get(param.name) not in (None, ""):
-                words.append(str(values[param.name]).strip())
+                words.append(param.written(str(values[param.name])))
         await self.run_slash(interaction, spec.name, " ".join(words), mentions=tuple(mentions), image=image)
 
     async def run_slash(self, interaction: discord.Interaction[Any], name: str, text: str, *,

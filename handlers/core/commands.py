@@ -133,7 +133,8 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class Param:
-    """One thing a command takes, in the order its words are written after the command."""
+    """One thing a command takes, in the order its words are written after the command; a `keyword` one is
+    written `name=value` (several accounts: `name=a,b`), like /draft's `to=`."""
 
     name: str
     kind: Kind
@@ -141,15 +142,23 @@ class Param:
     required: bool = True
     choices: tuple[str, ...] = ()
     many: bool = False
+    keyword: bool = False
+
+    def written(self, value: str) -> str:
+        """How a front end writes this parameter's value among the command's words."""
+        value = value.strip()
+        if not self.keyword:
+            return value
+        return f"{self.name}={','.join(value.replace(',', ' ').split()) if self.many else value}"
 
     @classmethod
     def post(cls, *, required: bool = True, description: str = "the post's number (see /posts)") -> Param:
         return cls("post", Kind.POST, description, required)
 
     @classmethod
-    def account(cls, name: str = "account", *, required: bool = True, many: bool = False,
+    def account(cls, name: str = "account", *, required: bool = True, many: bool = False, keyword: bool = False,
                 description: str = "an account's name (see /accounts)") -> Param:
-        return cls(name, Kind.ACCOUNT, description, required, many=many)
+        return cls(name, Kind.ACCOUNT, description, required, many=many, keyword=keyword)
 
     @classmethod
     def person(cls, *, required: bool = True, description: str = "someone in this chat") -> Param:
@@ -164,8 +173,9 @@ class Param:
         return cls(name, Kind.MEDIA, description, required=False)
 
     @classmethod
-    def text(cls, name: str = "text", *, required: bool = True, description: str = "the words") -> Param:
-        return cls(name, Kind.TEXT, description, required)
+    def text(cls, name: str = "text", *, required: bool = True, keyword: bool = False,
+             description: str = "the words") -> Param:
+        return cls(name, Kind.TEXT, description, required, keyword=keyword)
 
     @classmethod
     def when(cls, *, required: bool = True, description: str = "when, e.g. tomorrow 9am") -> Param:

@@ -104,7 +104,11 @@ def set_targets(session: Session, post: Post, accounts: list[Account]) -> None:
     ),
     roles=EDITORS,
     group="Posts",
-    takes=(Param.text(required=False, description="the post's text [link=…] [campaign=…] [to=account,…]"),
+    takes=(Param.text(required=False, description="the post's text"),
+           Param.text("link", required=False, keyword=True, description="a link to add, https://…"),
+           Param.text("campaign", required=False, keyword=True, description="a campaign tag, one word"),
+           Param.account("to", many=True, required=False, keyword=True,
+                         description="the accounts (space-separated) or all; default: every connected one"),
            Param.media()),
 )
 async def draft(req: Request) -> Reply:
