@@ -14,8 +14,8 @@
   A refusal, a private reply (credentials) and the answer to a command that held a secret are
   ephemeral: only the person who asked sees them.
 - Buttons are `discord.ui.DynamicItem`s whose custom_id carries the command and its arguments
-  ("herald:approve:post=12,revision=3:", the shared codec of bot/chats/buttons.py), registered with `add_dynamic_items` at every start, so a
-  button still works after Herald restarts. Pressing one runs the command as the presser; a reply
+  ("herald:approve:post=12,revision=3:", the shared codec of bot/chats/buttons.py), registered with
+  `add_dynamic_items` at every start, so a button still works after Herald restarts. Pressing one runs the command as the presser; a reply
   with `update` edits the message the button was on and the answer follows it; a refusal (a
   stale button, a missing role) is shown only to the presser and changes nothing.
 - A button that needs a note (Request changes, Reject, Schedule…) and `Reply.ask` open a modal
