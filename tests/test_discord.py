@@ -139,6 +139,7 @@ async def test_every_command_is_a_guild_slash_command_with_described_options(wor
     role_options = {o["name"]: o for o in registered["role"]["options"]}
     assert role_options["member"]["type"] == 6 and role_options["group"]["type"] == 8
     assert [c["value"] for c in role_options["role"]["choices"]] == ["admin", "editor", "approver", "viewer"]
+    assert not any(o.get("required") for o in role_options.values())  # /role alone lists the members
     assert "options" not in registered["queue"] or registered["queue"]["options"] == []
 
 

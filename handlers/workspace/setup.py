@@ -151,7 +151,7 @@ async def timezone(req: Request) -> Reply:
         "approver: approves, requests changes, rejects. viewer: reads posts, queue, stats and reports."
     ),
     group="Workspace",
-    takes=(Param.person(), Param.role()),
+    takes=(Param.person(required=False), Param.role(required=False)),  # /role alone lists the members
 )
 async def role(req: Request) -> Reply:
     ctx = req.ctx
