@@ -7,13 +7,14 @@ import hmac
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import SecretStr
 
 from bot.charts import MatplotlibCharts
 from bot.chats.console import PLATFORM as CONSOLE
 from bot.chats.console import ConsoleChat
+from bot.chats.front import ChatFront
 from bot.clock import SystemClock
 from bot.leader import TAKEOVER_SECONDS, Leadership
 from bot.networks import NetworkDirectory, build_networks
@@ -34,18 +35,6 @@ log = logging.getLogger("herald")
 
 # how long a stop waits for the sends in flight (a Procfile platform kills ~30 s after SIGTERM)
 STOP_GRACE_SECONDS = 20.0
-
-
-class Front(Protocol):
-    """A chat front end (Telegram, Discord): turns its updates into Commands and speaks for Herald."""
-
-    platform: str
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send(self, chat: ChatAddress, reply: Reply) -> None: ...
 
 
 class NotifierRouter:
@@ -100,7 +89,7 @@ class Herald:
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
         # with several workers, one receives each chat platform's updates; the others send only
         self.leadership = Leadership(self.db.engine, settings.sqlite_path(), settings.worker_id, every=leader_every)
-        self.fronts: list[Front] = []
+        self.fronts: list[ChatFront] = []
         self.services: list[Any] = []  # other servers Herald runs (the public media server)
         self.console = ConsoleChat(self.handle, write=write)
         self.notifier.register(CONSOLE, self.console)
@@ -108,7 +97,7 @@ class Herald:
     async def handle(self, command: Command) -> Reply:
         return await dispatch.handle(self.ctx, command)
 
-    def add_front(self, front: Front) -> None:
+    def add_front(self, front: ChatFront) -> None:
         """Serve a chat front end too: it gets Herald's notices for its platform and runs with Herald."""
         self.fronts.append(front)
         self.notifier.register(front.platform, front)

@@ -19,10 +19,10 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from bot.chats.front import ChatFront
 from bot.worker_lock import ProcessLock
 
 log = logging.getLogger("herald.leader")
@@ -32,7 +32,7 @@ TAKEOVER_SECONDS = 15.0
 
 @dataclass
 class Seat:
-    front: Any  # a front end with start(receive=…), start_receiving(), stop_receiving()
+    front: ChatFront
     lock: ProcessLock
 
 
@@ -48,9 +48,9 @@ class Leadership:
         self.seats: list[Seat] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def start_front(self, front: Any) -> None:
+    async def start_front(self, front: ChatFront) -> None:
         """Start a front end: receiving if it needs no single receiver or this process gets the lock."""
-        name = getattr(front, "leader_name", None)
+        name = front.leader_name
         if name is None:
             await front.start()
             return
@@ -68,7 +68,7 @@ class Leadership:
             log.info("%s: another Herald worker receives the updates; this one (%s) only sends, and takes over "
                      "within %g s if that one stops", front.platform, self.worker_id, self.every)
 
-    def receiving(self, front: Any) -> bool:
+    def receiving(self, front: ChatFront) -> bool:
         """Whether this process receives the front end's updates (always, for one without a single receiver)."""
         seat = next((s for s in self.seats if s.front is front), None)
         return seat is None or seat.lock.held
@@ -94,7 +94,7 @@ class Leadership:
                                     "dropped); it stops receiving and only sends", platform, self.worker_id)
                         await seat.front.stop_receiving()
                         continue
-                    if getattr(seat.front, "receiving", True):
+                    if seat.front.receiving:
                         continue
                     # holding the lock without receiving (the connection ended for good): start again, or
                     # let go so that another worker can try

@@ -11,6 +11,7 @@ import io
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from bot.app import Herald
 from bot.chats.discord import DiscordFront, button_id
 from handlers.core.chat import Button, ChatAddress, Reply
 from handlers.core.commands import COMMANDS
-from storage.models import Approval, Media, Post
+from storage.models import Account, Approval, Delivery, Media, Post
 from tests.conftest import FakeClock, Team, make_herald
 from tests.fakes.discord_api import EPHEMERAL, FakeDiscord, Interaction
 
@@ -91,7 +92,7 @@ async def ready_workspace(w: World) -> None:
 
 
 async def draft(w: World, text: str = "Spring sale starts today!", who: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    out = await w.fake.slash(who or w.alice, w.team, "draft", args=text)
+    out = await w.fake.slash(who or w.alice, w.team, "draft", text=text)
     assert out.kind == 4 and not out.ephemeral
     post_id = int(title(out).split("#", 1)[1].split(" ", 1)[0].rstrip(".:"))
     assert out.original is not None
@@ -116,14 +117,29 @@ async def test_every_command_is_a_guild_slash_command_with_described_options(wor
     registered = {c["name"]: c for c in w.fake.commands[w.guild]}
     assert set(registered) == set(COMMANDS)
     assert w.fake.global_commands() == []  # guild_ids given: synced to the guild only
-    args = {o["name"]: o for o in registered["schedule"]["options"]}["args"]
-    assert args["type"] == 3 and not args.get("required") and args.get("autocomplete")
-    assert args["description"].startswith("<post> <when> — e.g. /schedule 12 tomorrow 9am")
-    draft_options = {o["name"]: o["type"] for o in registered["draft"]["options"]}
-    assert draft_options == {"args": 3, "image": 11}
+    schedule = {o["name"]: o for o in registered["schedule"]["options"]}
+    assert list(schedule) == ["post", "when"]
+    assert all(o["type"] == 3 and o.get("required") for o in schedule.values())
+    assert schedule["post"].get("autocomplete") and not schedule["when"].get("autocomplete")
+    assert schedule["when"]["description"] == "when, e.g. tomorrow 9am"
+    approve = registered["approve"]["options"]
+    assert [(o["name"], o["type"], o.get("required"), o.get("autocomplete")) for o in approve] == [
+        ("post", 3, True, True)]
+    draft_options = {o["name"]: o for o in registered["draft"]["options"]}
+    assert {name: o["type"] for name, o in draft_options.items()} == {
+        "text": 3, "link": 3, "campaign": 3, "to": 3, "image": 11}
+    assert not any(o.get("required") for o in draft_options.values())
+    assert draft_options["to"].get("autocomplete") and not draft_options["text"].get("autocomplete")
+    targets = {o["name"]: o for o in registered["targets"]["options"]}
+    assert list(targets) == ["post", "accounts"]
+    assert all(o["type"] == 3 and o.get("required") and o.get("autocomplete") for o in targets.values())
+    args = {o["name"]: o for o in registered["connect"]["options"]}["args"]  # free words keep one text option
+    assert args["type"] == 3 and not args.get("required") and not args.get("autocomplete")
+    assert args["description"].startswith("<network> name=<name> key=value… — e.g. /connect sandbox")
     role_options = {o["name"]: o for o in registered["role"]["options"]}
     assert role_options["member"]["type"] == 6 and role_options["group"]["type"] == 8
     assert [c["value"] for c in role_options["role"]["choices"]] == ["admin", "editor", "approver", "viewer"]
+    assert not any(o.get("required") for o in role_options.values())  # /role alone lists the members
     assert "options" not in registered["queue"] or registered["queue"]["options"] == []
 
 
@@ -142,7 +158,7 @@ async def test_setup_and_draft_answer_with_embeds_and_persistent_buttons(world: 
 
 async def test_refusals_and_secrets_are_ephemeral_and_red(world: World) -> None:
     w = world
-    out = await w.fake.slash(w.alice, w.team, "draft", args="Too early")
+    out = await w.fake.slash(w.alice, w.team, "draft", text="Too early")
     assert out.ephemeral and title(out).startswith("✋ This chat isn't set up yet")
     assert out.callback["data"]["embeds"][0]["color"] == 0xE74C3C
     await w.fake.slash(w.alice, w.team, "setup")
@@ -172,7 +188,7 @@ async def test_an_image_on_draft_is_downloaded_and_stored_as_media(world: World)
     png = io.BytesIO()
     Image.new("RGB", (2, 2), "red").save(png, format="PNG")
     attachment = w.fake.add_attachment("sale.png", png.getvalue())
-    out = await w.fake.slash(w.alice, w.team, "draft", args="With a picture", image=("attachment", attachment))
+    out = await w.fake.slash(w.alice, w.team, "draft", text="With a picture", image=("attachment", attachment))
     assert not out.ephemeral, out.callbacks
     post = w.post(1)
     assert len(post.media) == 1
@@ -187,14 +203,62 @@ async def test_post_numbers_and_account_names_autocomplete(world: World) -> None
     await ready_workspace(w)
     await draft(w, "First post")
     await draft(w, "Second post")
-    choices = await w.fake.autocomplete(w.alice, w.team, "approve", "args", "")
+    choices = await w.fake.autocomplete(w.alice, w.team, "approve", "post", "")
     assert [c["value"] for c in choices] == ["2", "1"]
     assert choices[0]["name"].startswith("#2 draft")
-    assert [c["value"] for c in await w.fake.autocomplete(w.alice, w.team, "approve", "args", "#1")] == ["1"]
-    choices = await w.fake.autocomplete(w.alice, w.team, "targets", "args", "2 br")
-    assert [c["value"] for c in choices] == ["2 brand"]
+    assert [c["value"] for c in await w.fake.autocomplete(w.alice, w.team, "approve", "post", "#1")] == ["1"]
+    choices = await w.fake.autocomplete(w.alice, w.team, "targets", "accounts", "br")
+    assert [c["value"] for c in choices] == ["brand"]
+    choices = await w.fake.autocomplete(w.alice, w.team, "targets", "accounts", "all br")  # the last of several
+    assert [c["value"] for c in choices] == ["all brand"]
     assert not {o["name"]: o for o in next(c for c in w.fake.commands[w.guild] if c["name"] == "draft")["options"]}[
-        "args"].get("autocomplete")  # /draft's words are the post itself
+        "text"].get("autocomplete")  # /draft's words are the post itself
+
+
+async def test_named_options_target_schedule_and_approve_a_post(world: World) -> None:
+    w = world
+    await ready_workspace(w)
+    await w.fake.slash(w.alice, w.team, "timezone", args="Europe/Paris")
+    post_id, _card = await draft(w)
+    out = await w.fake.slash(w.alice, w.team, "targets", post=str(post_id), accounts="brand")
+    assert not out.ephemeral and "targets set to brand" in str(out.callback["data"]["embeds"][0]), out.callbacks
+    out = await w.fake.slash(w.alice, w.team, "schedule", post=f"#{post_id}", when="tomorrow 9am")
+    assert not out.ephemeral, out.callbacks
+    assert "Tue 24 Nov 2026 09:00 CET (Europe/Paris)" in str(out.callback["data"]["embeds"][0])
+    assert w.post(post_id).due_at == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    await w.fake.slash(w.alice, w.team, "submit", post=str(post_id))
+    out = await w.fake.slash(w.bob, w.team, "approve", post=str(post_id))
+    assert title(out).startswith(f"✅ Bob approved #{post_id} (1 of 1). Approved and scheduled for Tue 24 Nov"), title(out)
+    assert w.post(post_id).state == "scheduled"
+
+
+async def test_draft_options_are_written_as_its_keywords(world: World) -> None:
+    w = world
+    await ready_workspace(w)
+    await w.fake.slash(w.alice, w.team, "connect", args="sandbox name=other")
+    assert [c["value"] for c in await w.fake.autocomplete(w.alice, w.team, "draft", "to", "other b")] == [
+        "other brand"]
+    out = await w.fake.slash(w.alice, w.team, "draft", text="Spring sale", link="https://shop.example/sale",
+                             campaign="spring", to="other")
+    assert not out.ephemeral, out.callbacks
+    post = w.post(1)
+    assert (post.text, post.link, post.campaign) == ("Spring sale", "https://shop.example/sale", "spring")
+    with w.herald.db.session() as session:  # to= picked one of the two accounts
+        targets = session.exec(select(Account.name).join(Delivery, Delivery.account_id == Account.id)
+                               .where(Delivery.post_id == 1)).all()
+        assert list(targets) == ["other"]
+
+
+async def test_a_bad_named_option_is_refused_and_changes_nothing(world: World) -> None:
+    w = world
+    await ready_workspace(w)
+    post_id, _card = await draft(w)
+    before = w.snapshot()
+    out = await w.fake.slash(w.alice, w.team, "schedule", post=str(post_id), when="blah blah")
+    assert out.ephemeral and title(out).startswith("✋ I couldn't read 'blah blah' as a time")
+    out = await w.fake.slash(w.alice, w.team, "approve", post="twelve")
+    assert out.ephemeral and title(out).startswith("✋ 'twelve' isn't a post number")
+    assert w.snapshot() == before
 
 
 # --- buttons -------------------------------------------------------------------------------------
@@ -274,7 +338,7 @@ async def test_refused_presses_are_ephemeral_and_change_nothing(world: World) ->
 
     await refused(w.carol, "viewer")  # no approver role
     await refused(w.alice, "own post")  # the author may not approve her own post
-    edited = await w.fake.slash(w.alice, w.team, "edit", args=f"{post_id} Spring sale starts tomorrow!")
+    edited = await w.fake.slash(w.alice, w.team, "edit", post=str(post_id), text="Spring sale starts tomorrow!")
     assert not edited.ephemeral
     before, card_before = w.snapshot(), dict(w.fake.messages[approval["id"]])
     await refused(w.bob, "revision")  # the button is for revision 1: the post changed since
@@ -304,7 +368,7 @@ async def test_setup_approvals_in_another_channel_routes_approval_cards_there(wo
     out = await w.fake.slash(w.alice, w.approvals, "setup", args="approvals")
     assert not out.ephemeral, out.callbacks
     post_id, card = await draft(w)
-    await w.fake.slash(w.alice, w.team, "submit", args=str(post_id))
+    await w.fake.slash(w.alice, w.team, "submit", post=str(post_id))
     [approval] = await w.fake.wait_for(lambda: w.fake.channel_messages(w.approvals)[1:])
     assert "asks for approval" in approval["embeds"][0]["title"]
     pressed = await w.fake.click(w.bob, approval["id"], button(approval, "Approve"))

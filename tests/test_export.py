@@ -295,10 +295,10 @@ async def test_export_reaches_discord_as_a_file_on_the_message(
     herald.add_front(front)
     await herald.start()
     try:
-        for line in ("setup Acme", "timezone Europe/Paris", "connect sandbox name=brand", "policy approvals=0",
-                     "draft Hello from Discord", "publish 1"):
-            name, _, args = line.partition(" ")
-            await fake.slash(alice, channel, name, args=args)
+        for name, options in (("setup", {"args": "Acme"}), ("timezone", {"args": "Europe/Paris"}),
+                              ("connect", {"args": "sandbox name=brand"}), ("policy", {"args": "approvals=0"}),
+                              ("draft", {"text": "Hello from Discord"}), ("publish", {"post": "1"})):
+            await fake.slash(alice, channel, name, **options)
         clock.advance(hours=3)
         await poll_metrics(herald.ctx)
         record = await fake.slash(alice, channel, "export", args="2026-11")

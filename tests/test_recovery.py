@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
+import handlers.core.commands as opening  # Request.post_command() reads the post, then its workspace
 import handlers.posts.publishing.claims as claims
 import handlers.posts.publishing.due as due
 import handlers.posts.publishing.send as send
 import handlers.posts.publishing.settle as settle
-import handlers.posts.scheduling as sched
 from bot.settings import SettingsError
 from handlers.core.chat import Command
 from handlers.core.ports import ErrorKind, PublishError
@@ -181,18 +181,18 @@ async def test_a_cancel_racing_another_workers_claim_changes_nothing(
         post_id = await team_a.approved_post()
         await team_a.say("alice", f"/schedule {post_id} in 1 hour")
         clock.advance(hours=1)
-        real = sched.get_workspace
+        real = opening.get_workspace
 
         def a_claims_meanwhile(session, ws_id):  # type: ignore[no-untyped-def]
             # worker A's due job runs between worker B's read of the post and B's write
-            monkeypatch.setattr(sched, "get_workspace", real)
+            monkeypatch.setattr(opening, "get_workspace", real)
             with a.ctx.db.session() as other:
                 post = other.get(Post, post_id)
                 assert post is not None
                 due.begin_publishing(a.ctx, other, post, real(other, ws_id), PostState.SCHEDULED, clock.now())
             return real(session, ws_id)
 
-        monkeypatch.setattr(sched, "get_workspace", a_claims_meanwhile)
+        monkeypatch.setattr(opening, "get_workspace", a_claims_meanwhile)
         out = await team_b.say("alice", f"/cancel {post_id}")
         assert "That post changed at the same moment" in out and "nothing was changed" in out
         assert team_a.post(post_id).state == "publishing"

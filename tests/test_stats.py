@@ -656,7 +656,7 @@ async def test_stats_and_the_automatic_report_arrive_in_discord_with_the_png_att
         nets.masto_numbers(likes=12, replies=3, reposts=5)
         clock.advance(minutes=6)
         assert await poll_metrics(herald.ctx) == 2
-        out = await fake.slash(alice, channel, "stats", args=str(post_id))
+        out = await fake.slash(alice, channel, "stats", post=str(post_id))
         assert out.kind == (5 if deferred else 4) and not out.ephemeral
         message = await fake.wait_for(lambda: out.original and out.original["attachments"] and out.original)
         embed = message["embeds"][0]

@@ -18,7 +18,8 @@ from PIL import Image
 from sqlmodel import select
 
 from bot.app import Herald
-from bot.chats.telegram import TelegramFront, decode_button, encode_button, split_text
+from bot.chats.buttons import TELEGRAM
+from bot.chats.telegram import TelegramFront, split_text
 from handlers.core.chat import Actor, Button, ChatAddress, Command, Reply
 from handlers.core.commands import COMMANDS
 from handlers.engagement.metrics import poll_metrics
@@ -305,13 +306,13 @@ async def test_buttons_carry_their_command_in_the_callback_data_and_survive_a_re
 
 def test_callback_data_round_trips_and_stays_within_64_bytes() -> None:
     button = Button("Go", "schedule", {"post": 12, "text": "next slot", "flag": True}, prompt="When?")
-    data = encode_button(button)
+    data = TELEGRAM.encode(button)
     assert data == "p:schedule post=12 text:next%20slot flag!true"
-    decoded = decode_button(data)
+    decoded = TELEGRAM.decode(data)
     assert decoded is not None
     assert (decoded.command, decoded.args, decoded.prompt) == ("schedule", button.args, "")
-    assert encode_button(Button("x", "approve", {"note": "y" * 70})) is None  # too long: kept in memory instead
-    assert decode_button("something else") is None
+    assert TELEGRAM.encode(Button("x", "approve", {"note": "y" * 70})) is None  # too long: kept in memory instead
+    assert TELEGRAM.decode("something else") is None
 
 
 def test_long_text_is_split_under_4096_utf16_units_at_line_breaks() -> None:

@@ -6,6 +6,8 @@
 - A line ending with `\\` continues on the next one, for multi-line posts.
 - Notifications Herald sends on its own (publish results, approval requests) print here too.
 - A file Herald sends (a CSV from /export) is written into ./exports/ and its path printed.
+
+It keeps the chat front end contract of bot/chats/front.py like Telegram and Discord.
 """
 
 from __future__ import annotations
@@ -86,6 +88,24 @@ class ConsoleChat:
             path, n = self.exports_dir / f"{stem}-{n}{suffix}", n + 1
         path.write_bytes(attachment.data)
         return path
+
+    # -- the chat front end contract (bot/chats/front.py): one process, one terminal -------------
+
+    platform = PLATFORM
+    leader_name: str | None = None  # every process has its own console
+    receiving = True
+
+    async def start(self, *, receive: bool = True) -> None:
+        """Nothing to connect: `serve()` reads the lines."""
+
+    async def start_receiving(self) -> None:
+        """The console always receives."""
+
+    async def stop_receiving(self) -> None:
+        """The console always receives."""
+
+    async def stop(self) -> None:
+        self.closed = True
 
     async def send(self, chat: ChatAddress, reply: Reply) -> None:
         """Notifier: Herald speaking on its own into this chat. A notice that comes while the prompt waits for

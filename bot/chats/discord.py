@@ -1,18 +1,21 @@
 """The Discord front end: Herald's commands as slash commands, its cards as embeds with buttons.
 
-- Every command of `handlers.core.commands.COMMANDS` is a slash command with one text option `args`
-  (the words after the command, described from the command's usage and example). `/draft` and
-  `/attach` also take an `image` attachment (downloaded and handed in as Command.media); `/role`
-  takes a `member` or a Discord `group` (a server role: everyone holding it gets the Herald role),
-  or a `person` by name, and the Herald `role`. Post numbers and account names autocomplete,
-  from what `/posts` and `/accounts` answer (kept a few seconds): front ends never read storage.
+- Every command of `handlers.core.commands.COMMANDS` is a slash command whose options come from what
+  the command declares it takes (`@command(takes=...)`): `post` and `account` options autocomplete
+  (from what `/posts` and `/accounts` answer, kept a few seconds: front ends never read storage),
+  `when`, `text`, `note`, `reason`… are text options, a Herald `role` is a choice, a person is a
+  `member`, a Discord `group` (a server role: everyone holding it gets the Herald role) or a `person`
+  by name, media an `image` attachment (downloaded and handed in as Command.media). The options are
+  joined back into the command's words in their declared order, so the handler gets the same
+  `Command` as from any chat. A command of free words (/connect, /policy…) keeps one text option
+  `args`, described from its usage and example.
 - Replies are embeds: the first line is the title, the rest the description, red for a refusal.
   `Reply.image` is the embed's image (chart.png), `Reply.attachment` (a CSV export) a file on the message.
   A refusal, a private reply (credentials) and the answer to a command that held a secret are
   ephemeral: only the person who asked sees them.
 - Buttons are `discord.ui.DynamicItem`s whose custom_id carries the command and its arguments
-  ("herald:approve:post=12,revision=3:"), registered with `add_dynamic_items` at every start, so a
-  button still works after Herald restarts. Pressing one runs the command as the presser; a reply
+  ("herald:approve:post=12,revision=3:", the shared codec of bot/chats/buttons.py), registered with
+  `add_dynamic_items` at every start, so a button still works after Herald restarts. Pressing one runs the command as the presser; a reply
   with `update` edits the message the button was on and the answer follows it; a refusal (a
   stale button, a missing role) is shown only to the presser and changes nothing.
 - A button that needs a note (Request changes, Reject, Schedule…) and `Reply.ask` open a modal
@@ -36,29 +39,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import io
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
-from urllib.parse import quote, unquote
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 import discord
 import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
+from bot.chats.buttons import DISCORD, DISCORD_MODAL
 from handlers.core.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
-from handlers.core.commands import COMMANDS, CommandSpec
+from handlers.core.commands import COMMANDS, CommandSpec, Kind
 from handlers.posts.media import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES
 
 log = logging.getLogger("herald.discord")
 
 PLATFORM = "discord"
-BUTTON_PREFIX = "herald"
-MODAL_PREFIX = "heraldm"
-CUSTOM_ID_MAX = 100
 ERROR_COLOUR = discord.Colour.red()
 COLOUR = discord.Colour.blurple()
 DEFER_AFTER = 2.0  # Discord wants an answer within 3 s; a slower command is deferred and answered later
@@ -67,44 +69,25 @@ SUCCESS = {"approve", "submit", "publish", "confirm"}
 DANGER = {"reject", "cancel"}
 
 
-# -- custom ids -----------------------------------------------------------------------------------
-
-
-def _encode_args(args: dict[str, Any]) -> str:
-    parts = []
-    for key, value in args.items():
-        if not re.fullmatch(r"[a-z_]{1,20}", key):
-            raise ValueError(f"button argument {key!r} can't go in a custom_id")
-        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else "~" + quote(str(value), safe="")
-        parts.append(f"{key}={text}")
-    return ",".join(parts)
-
-
-def _decode_args(text: str) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    for part in filter(None, text.split(",")):
-        key, _, value = part.partition("=")
-        args[key] = unquote(value[1:]) if value.startswith("~") else int(value)
-    return args
+# -- custom ids (bot/chats/buttons.py) ------------------------------------------------------------
 
 
 def button_id(button: Button) -> str:
-    """herald:<command>:<k=v,…>:<prompt> — the prompt shortened to fit Discord's 100 characters."""
-    head = f"{BUTTON_PREFIX}:{button.command}:{_encode_args(button.args)}:"
-    if len(head) > CUSTOM_ID_MAX:
+    """herald:<command>:<k=v,…>:?<prompt> — the prompt shortened to fit Discord's 100 characters."""
+    custom_id = DISCORD.encode(button)
+    if custom_id is None:
         raise ValueError(f"the button {button.label!r} carries too much for a custom_id")
-    prompt = button.prompt or ""
-    while prompt and len(head) + len(quote(prompt, safe="")) + 1 > CUSTOM_ID_MAX:
-        prompt = prompt[:-1]
-    return head + ("?" + quote(prompt, safe="") if button.prompt else "")
+    return custom_id
 
 
 def modal_id(button: Button) -> str:
-    return f"{MODAL_PREFIX}:{button.command}:{_encode_args(button.args)}"
+    custom_id = DISCORD_MODAL.encode(Button(button.label, button.command, button.args))
+    if custom_id is None:
+        raise ValueError(f"the button {button.label!r} carries too much for a modal's custom_id")
+    return custom_id
 
 
-BUTTON_TEMPLATE = rf"{BUTTON_PREFIX}:(?P<command>[a-z_]+):(?P<args>[^:]*):(?P<prompt>.*)"
-MODAL_RE = re.compile(rf"{MODAL_PREFIX}:(?P<command>[a-z_]+):(?P<args>[^:]*)")
+BUTTON_TEMPLATE = rf"{DISCORD.prefix}(?P<command>[a-z0-9_]+):(?P<args>[^:]*):(?P<prompt>.*)"
 
 
 class HeraldButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTTON_TEMPLATE):
@@ -122,8 +105,10 @@ class HeraldButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=BUTT
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> HeraldButton:
         label = getattr(item, "label", None) or match["command"]
-        prompt = unquote(match["prompt"][1:]) if match["prompt"].startswith("?") else None
-        return cls(Button(label, match["command"], _decode_args(match["args"]), prompt=prompt or None))
+        decoded = DISCORD.decode(match.string)
+        if decoded is None:
+            raise ValueError(f"{match.string!r} isn't a Herald button")
+        return cls(Button(label, decoded.command, decoded.args, prompt=decoded.prompt))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         front = getattr(interaction.client, "front", None)
@@ -141,6 +126,47 @@ class HeraldModal(discord.ui.Modal):
             label=_clip(prompt, 45), custom_id="text", style=discord.TextStyle.paragraph, max_length=4000,
             placeholder=_clip(prompt, 100) if len(prompt) > 45 else None,
         ))
+
+
+@dataclass(frozen=True)
+class SlashOption:
+    """One option of a slash command: its name, Discord type (by annotation), choices and autocomplete."""
+
+    name: str
+    annotation: Any
+    description: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    complete: str | None = None  # "post" or "account": what to complete from
+    many: bool = False
+
+
+def slash_options(spec: CommandSpec) -> list[SlashOption]:
+    """The options of `spec`'s slash command, from what it declares it takes: named options (a post or an
+    account autocompleted, a role as choices, a person as a member, a server role or a name, media as an
+    attachment); a command of free words gets one text option `args` described from its usage."""
+    if spec.takes is None:
+        words = spec.usage.split()[1:]
+        if not words:
+            return []
+        return [SlashOption("args", str, _clip(" ".join(words) + f" — e.g. {spec.example}", 100))]
+    options: list[SlashOption] = []
+    for param in spec.takes:
+        description = _clip(param.description, 100)
+        if param.kind == Kind.PERSON:
+            options += [
+                SlashOption("member", discord.Member, "a member of this server"),
+                SlashOption("group", discord.Role, "a server role: everyone holding it gets the Herald role"),
+                SlashOption("person", str, "someone by name (instead of member)"),
+            ]
+        elif param.kind == Kind.MEDIA:
+            options.append(SlashOption(param.name, discord.Attachment, description))
+        elif param.kind in (Kind.POST, Kind.ACCOUNT):
+            options.append(SlashOption(param.name, str, description, param.required, complete=param.kind.value,
+                                       many=param.many))
+        else:  # text, when, role, choice
+            options.append(SlashOption(param.name, str, description, param.required, param.choices))
+    return options
 
 
 class HeraldClient(discord.Client):
@@ -312,56 +338,62 @@ class DiscordFront:
     # -- slash commands -----------------------------------------------------------------------
 
     def slash_command(self, spec: CommandSpec) -> app_commands.Command[Any, Any, None]:
+        """The slash command for `spec`, its options generated from what the command declares it takes."""
         front = self
-        words = spec.usage.split()[1:]
-        described = _clip(" ".join(words) + f" — e.g. {spec.example}", 100) if words else ""
+        options = slash_options(spec)
 
-        if spec.name == "role":
-            async def role_callback(
-                interaction: discord.Interaction[Any],
-                role: Literal["admin", "editor", "approver", "viewer"] | None = None,
-                member: discord.Member | None = None,
-                group: discord.Role | None = None,
-                person: str | None = None,
-            ) -> None:
-                mentions = []
-                if member is not None:
-                    mentions.append(front.actor_of(member))
-                if group is not None:
-                    mentions.append(Actor(PLATFORM, f"role:{group.id}", f"@{group.name}"))
-                text = " ".join(w for w in (person, role) if w)
-                await front.run_slash(interaction, spec.name, text, mentions=tuple(mentions))
+        async def callback(interaction: discord.Interaction[Any], **values: Any) -> None:
+            await front.run_options(interaction, spec, values)
 
-            callback: Any = app_commands.describe(
-                role="the Herald role to give", member="a member of this server",
-                group="a server role: everyone holding it gets the Herald role",
-                person="someone by name (instead of member)",
-            )(role_callback)
-        elif spec.name in ("draft", "attach"):
-            async def media_callback(interaction: discord.Interaction[Any], args: str | None = None,
-                                     image: discord.Attachment | None = None) -> None:
-                await front.run_slash(interaction, spec.name, args or "", image=image)
-
-            callback = app_commands.describe(args=described, image="a picture or video for the post")(media_callback)
-        elif words:
-            async def text_callback(interaction: discord.Interaction[Any], args: str | None = None) -> None:
-                await front.run_slash(interaction, spec.name, args or "")
-
-            callback = app_commands.describe(args=described)(text_callback)
-        else:
-            async def bare_callback(interaction: discord.Interaction[Any]) -> None:
-                await front.run_slash(interaction, spec.name, "")
-
-            callback = bare_callback
+        callback.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+            inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction),
+            *(inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY,
+                                annotation=o.annotation if o.required else o.annotation | None,
+                                default=inspect.Parameter.empty if o.required else None) for o in options),
+        ])
+        described: Any = app_commands.describe(**{o.name: o.description for o in options})(callback)
+        choices = {o.name: [app_commands.Choice(name=c, value=c) for c in o.choices] for o in options if o.choices}
+        if choices:
+            described = app_commands.choices(**choices)(described)
         command: app_commands.Command[Any, Any, None] = app_commands.Command(
-            name=spec.name, description=_clip(spec.summary, 100), callback=callback
+            name=spec.name, description=_clip(spec.summary, 100), callback=described
         )
-        if any(_placeholder_kind(w) for w in words) and "args" in command._params:
-            async def complete(interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
-                return await front.complete(interaction, spec, current)
-
-            command.autocomplete("args")(complete)
+        for option in options:
+            if option.complete is not None:
+                command.autocomplete(option.name)(self._completer(option))
         return command
+
+    def _completer(
+        self, option: SlashOption
+    ) -> Callable[[discord.Interaction[Any], str], Coroutine[Any, Any, list[app_commands.Choice[str]]]]:
+        async def complete(interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+            return await self.complete(interaction, option, current)
+
+        return complete
+
+    async def run_options(self, interaction: discord.Interaction[Any], spec: CommandSpec,
+                          values: dict[str, Any]) -> None:
+        """A slash command's options back into the words the command takes, in its order, and run it."""
+        if spec.takes is None:
+            await self.run_slash(interaction, spec.name, str(values.get("args") or ""))
+            return
+        words: list[str] = []
+        mentions: list[Actor] = []
+        image: discord.Attachment | None = None
+        for param in spec.takes:
+            if param.kind == Kind.MEDIA:
+                image = values.get(param.name)
+            elif param.kind == Kind.PERSON:
+                member, group = values.get("member"), values.get("group")
+                if isinstance(member, discord.Member | discord.User):
+                    mentions.append(self.actor_of(member))
+                if isinstance(group, discord.Role):
+                    mentions.append(Actor(PLATFORM, f"role:{group.id}", f"@{group.name}"))
+                if values.get("person"):
+                    words.append(str(values["person"]).strip())
+            elif values.get(param.name) not in (None, ""):
+                words.append(param.written(str(values[param.name])))
+        await self.run_slash(interaction, spec.name, " ".join(words), mentions=tuple(mentions), image=image)
 
     async def run_slash(self, interaction: discord.Interaction[Any], name: str, text: str, *,
                         mentions: tuple[Actor, ...] = (), image: discord.Attachment | None = None) -> None:
@@ -389,7 +421,7 @@ class DiscordFront:
     # -- buttons and modals -------------------------------------------------------------------
 
     async def press(self, interaction: discord.Interaction[Any], button: Button) -> None:
-        if button.prompt:
+        if button.prompt is not None:
             await interaction.response.send_modal(HeraldModal(button, button.label))
             return
         command = Command(button.command, self.actor_of(interaction.user, interaction), self.chat_of(interaction),
@@ -399,12 +431,12 @@ class DiscordFront:
 
     async def modal_submitted(self, interaction: discord.Interaction[Any]) -> None:
         data: dict[str, Any] = dict(interaction.data or {})
-        match = MODAL_RE.fullmatch(str(data.get("custom_id", "")))
-        if match is None:
+        button = DISCORD_MODAL.decode(str(data.get("custom_id", "")))
+        if button is None:
             return
         text = _modal_text(data.get("components") or [])
-        command = Command(match["command"], self.actor_of(interaction.user, interaction), self.chat_of(interaction),
-                          args={**_decode_args(match["args"]), "text": text.strip()})
+        command = Command(button.command, self.actor_of(interaction.user, interaction), self.chat_of(interaction),
+                          args={**button.args, "text": text.strip()})
         reply = await self._in_time(interaction, self.handle(command))
         await self.answer(interaction, reply, on_message=interaction.message is not None)
 
@@ -507,19 +539,15 @@ class DiscordFront:
 
     # -- autocomplete -------------------------------------------------------------------------
 
-    async def complete(self, interaction: discord.Interaction[Any], spec: CommandSpec,
+    async def complete(self, interaction: discord.Interaction[Any], option: SlashOption,
                        current: str) -> list[app_commands.Choice[str]]:
-        words = current.split(" ")
-        usage = spec.usage.split()[1:]
-        index = len(words) - 1
-        kind = _placeholder_kind(usage[index]) if index < len(usage) else (
-            _placeholder_kind(usage[-1]) if usage and "…" in usage[-1] else None)
-        if kind is None:
-            return []
-        before, partial = " ".join(words[:-1]), words[-1].lstrip("#").lower()
-        options = await self.options(interaction, kind)
+        """Post numbers or account names starting like `current` (its last word, for several accounts)."""
+        assert option.complete is not None
+        before, _, partial = current.rpartition(" ") if option.many else ("", "", current)
+        partial = partial.strip().lstrip("#").lower()
+        found = await self.options(interaction, option.complete)
         return [app_commands.Choice(name=_clip(label, 100), value=_clip(f"{before} {value}".strip(), 100))
-                for value, label in options if value.lower().startswith(partial)][:25]
+                for value, label in found if value.lower().startswith(partial)][:25]
 
     async def options(self, interaction: discord.Interaction[Any], kind: str) -> list[tuple[str, str]]:
         """(value, label) of recent posts or of the accounts, read from /posts or /accounts as the asker."""
@@ -559,15 +587,6 @@ def _gateway_ended(task: asyncio.Task[None]) -> None:
     if failure is not None:
         log.error("the Discord connection ended and won't come back: %s — Herald no longer answers in Discord",
                   failure, exc_info=failure)
-
-
-def _placeholder_kind(word: str) -> str | None:
-    """'post' for a usage word like <post> or [post], 'account' for <account>, <account…|all>, <network|account>."""
-    choices = word.strip("<>[]").replace("…", "").split("|")
-    for kind in ("post", "account"):
-        if kind in choices:
-            return kind
-    return None
 
 
 def _clip(text: str, limit: int) -> str:

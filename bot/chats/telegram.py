@@ -9,7 +9,8 @@ Telegram messages. What it maps:
   than 4096 characters is split at line breaks; `Reply.image` goes as a photo (caption ≤ 1024);
   `Reply.attachment` (a CSV export) as a document (sendDocument), with the text as its caption when short.
 - Buttons are inline keyboards whose callback_data (≤ 64 bytes) holds the command and its args
-  (`h:approve post=12 revision=3`), so they keep working after a restart. Pressing one runs the
+  (`h:approve post=12 revision=3`, written by the shared codec in bot/chats/buttons.py), so they keep
+  working after a restart; a button too big for 64 bytes is kept in memory under a token. Pressing one runs the
   command as the presser: a refusal (stale button, wrong role) comes back as a callback alert and
   nothing changes; otherwise the card is edited to `Reply.update`, the callback gets a short
   toast and the reply is posted in the chat.
@@ -37,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import html
-import json
 import logging
 import re
 import secrets
@@ -46,7 +46,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import urlparse
 
 from telegram import (
     BotCommand,
@@ -65,6 +65,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
+from bot.chats.buttons import TELEGRAM, Overflow
 from handlers.core.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
 from handlers.core.commands import COMMANDS
 
@@ -74,52 +75,10 @@ log = logging.getLogger("herald.telegram")
 MAX_TEXT = 4096  # sendMessage / editMessageText, after entity parsing
 MAX_CAPTION = 1024
 MAX_ALERT = 200  # answerCallbackQuery text
-MAX_CALLBACK_DATA = 64  # bytes
 MAX_COMMANDS = 100  # setMyCommands
 DRAFT_WINDOW = 30 * 60  # photos within 30 minutes of a person's /draft join it
 COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+|$)(.*)\Z", re.S)
-SAFE = "-_.~#@+,"
 ALLOWED_UPDATES = ["message", "callback_query"]
-
-
-# -- buttons in 64 bytes ------------------------------------------------------------------------
-
-
-def encode_button(button: Button) -> str | None:
-    """`h:<command> k=1 k:str k!json` (`p:` when the button asks for a line first); None if > 64 bytes."""
-    parts = [("p:" if button.prompt else "h:") + button.command]
-    for key, value in button.args.items():
-        if not re.fullmatch(r"\w{1,32}", key):
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            parts.append(f"{key}={value}")
-        elif isinstance(value, str):
-            parts.append(f"{key}:{quote(value, safe=SAFE)}")
-        else:
-            parts.append(f"{key}!{quote(json.dumps(value, separators=(',', ':')), safe=SAFE)}")
-    data = " ".join(parts)
-    return data if len(data.encode()) <= MAX_CALLBACK_DATA else None
-
-
-def decode_button(data: str) -> Button | None:
-    """The button a callback_data stands for (prompt "" marks one that asks first); None if not ours."""
-    if len(data) < 3 or data[:2] not in ("h:", "p:"):
-        return None
-    words = data[2:].split(" ")
-    command = words[0]
-    if not re.fullmatch(r"[a-z0-9_]{1,64}", command):
-        return None
-    args: dict[str, Any] = {}
-    for word in words[1:]:
-        match = re.fullmatch(r"(\w{1,32})([=:!])(.*)", word)
-        if match is None:
-            return None
-        key, kind, raw = match.groups()
-        try:
-            args[key] = int(raw) if kind == "=" else unquote(raw) if kind == ":" else json.loads(unquote(raw))
-        except ValueError:
-            return None
-    return Button(label="", command=command, args=args, prompt="" if data.startswith("p:") else None)
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -254,7 +213,7 @@ class TelegramFront:
         self.bot_id = 0
         self.pending: OrderedDict[tuple[int, int], Pending] = OrderedDict()
         self.prompts: OrderedDict[str, str] = OrderedDict()  # callback_data → the prompt text of that button
-        self.overflow: OrderedDict[str, Button] = OrderedDict()  # "m:<n>" → a button too big for 64 bytes
+        self.overflow = Overflow("m:", max_pending)  # buttons too big for 64 bytes of callback_data
         self.albums: dict[tuple[int, str], Album] = {}
         self.drafted: dict[tuple[int, int], float] = {}  # (chat, user) → when they last made a /draft
         self.admins: dict[int, tuple[float, frozenset[int]]] = {}
@@ -518,12 +477,7 @@ class TelegramFront:
             return None
         rows = []
         for button in buttons:
-            data = encode_button(button)
-            if data is None:  # too big for 64 bytes: remembered in memory (lost on restart)
-                data = f"m:{secrets.token_urlsafe(12)}"  # random: an old card's token never names a new button
-                self.overflow[data] = button
-                while len(self.overflow) > self.max_pending:
-                    self.overflow.popitem(last=False)
+            data = TELEGRAM.encode(button) or self.overflow.store(button)
             if button.prompt:
                 self.prompts[data] = button.prompt
                 self.prompts.move_to_end(data)
@@ -625,9 +579,7 @@ class TelegramFront:
     # -- buttons and questions ---------------------------------------------------------------
 
     def button_for(self, data: str) -> Button | None:
-        if data.startswith("m:"):
-            return self.overflow.get(data)
-        return decode_button(data)
+        return self.overflow.get(data) or TELEGRAM.decode(data)
 
     async def on_button(self, query: CallbackQuery) -> None:
         message = query.message
@@ -729,7 +681,7 @@ class TelegramFront:
         markup = message.reply_markup if message is not None else None
         for row in (markup.inline_keyboard if markup is not None else ()):
             for key in row:
-                button = decode_button(str(key.callback_data or ""))
+                button = TELEGRAM.decode(str(key.callback_data or ""))
                 if button is not None and isinstance(button.args.get("post"), int):
                     return int(button.args["post"])
         return None

@@ -8,7 +8,6 @@ from typing import Any
 from sqlmodel import Session, select
 
 from handlers.core.chat import ChatRef
-from handlers.core.commands import Request
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.ports import AccountView
@@ -38,18 +37,6 @@ def parse_post_id(token: Any, usage: str) -> int:
     """Read a post number written as 12 or #12."""
     return parse_number(token, which=f"Which post? Give its number: {usage}",
                         wrong=f"'{token}' isn't a post number. Usage: {usage}")
-
-
-def split_post_and_rest(req: Request) -> tuple[int, str]:
-    """For commands shaped `/cmd <post> <more text>`: the post number and the raw rest."""
-    if req.pressed:
-        return parse_post_id(req.arg("post"), req.spec.usage), str(req.arg("text", "")).strip()
-    text = req.command.text.strip()
-    head, _, rest = text.partition(" ")
-    if "\n" in head:
-        head, _, more = head.partition("\n")
-        rest = more + (" " + rest if rest else "")
-    return parse_post_id(head, req.spec.usage), rest.strip()
 
 
 def get_post(session: Session, workspace_id: int, post_id: int) -> Post:

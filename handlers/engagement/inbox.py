@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from handlers.core.chat import Reply
-from handlers.core.commands import Request, command, periodic
+from handlers.core.commands import Param, Request, command, periodic
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import account_view, get_post, get_workspace, parse_post_id
@@ -324,7 +324,8 @@ def span_words(delta: timedelta) -> str:
          summary="recent comments on your posts, with the number /reply takes and whether they were answered",
          details=f"Herald reads comments for 7 days after publishing ({cadence_words()}) and forwards new ones "
                  f"here in batches of at most {FORWARD_MAX}.",
-         group="Engagement")
+         group="Engagement",
+         takes=(Param.post(required=False),))
 async def inbox(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()

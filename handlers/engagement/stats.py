@@ -34,10 +34,10 @@ from sqlmodel import Session, col, select
 from handlers.core.access import ADMINS
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
-from handlers.core.commands import Request, command, periodic
+from handlers.core.commands import Param, Request, command, periodic
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_post, get_workspace, post_targets, split_post_and_rest
+from handlers.core.lookups import get_post, get_workspace, post_targets
 from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import Series
 from handlers.core.when import show_time
@@ -356,15 +356,13 @@ def mark_shown(ctx: Context, snapshot_ids: list[int], now: datetime) -> None:
         "gives no views, ÷ followers — the report says which. The chart shows engagements over time."
     ),
     group="Engagement",
+    takes=(Param.post(),),
 )
 async def stats(req: Request) -> Reply:
     ctx = req.ctx
-    ws_id = req.need_workspace()
-    post_id, _ = split_post_and_rest(req)
+    post_id, _ = req.post_and_rest()
     now = ctx.clock.now()
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    with req.post_command() as (session, post, ws):
         if not any(DeliveryState(d.state) == DeliveryState.SENT for d, _a in post_targets(session, post)):
             return Reply(f"#{post.id} isn't live anywhere yet ({post.state.replace('_', ' ')}), so there are no numbers.")
         report = build_report(session, post, ws, now,

@@ -9,9 +9,9 @@ from sqlmodel import Session, select
 from handlers.core.access import ADMINS, EDITORS, role_refusal
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
-from handlers.core.commands import Request, command
+from handlers.core.commands import Param, Request, check_revision, command
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_post, get_workspace, split_post_and_rest
+from handlers.core.lookups import get_workspace
 from handlers.core.notices import tell_team
 from handlers.core.words import state_label
 from handlers.posts.cards import approval_card, draft_card
@@ -27,12 +27,7 @@ from storage.models import Approval, Decision, Post, PostState, Role, Unapproved
 
 def check_button(req: Request, post: Post, verb: str, *, fix_ok: bool = False) -> None:
     """Refuse a stale button or command: wrong revision, or the post is no longer in review."""
-    revision = req.arg("revision")
-    if revision is not None and int(revision) != post.revision:
-        raise UserError(
-            f"That button is for revision {revision} of #{post.id}, but the post was edited since "
-            f"(now revision {post.revision}). Nothing changed; look at the latest version."
-        )
+    check_revision(req, post)
     if PostState(post.state) != PostState.IN_REVIEW and not (fix_ok and awaiting_fix_approval(post)):
         raise UserError(f"#{post.id} is {state_label(post)}, not waiting for approval, so it can't be {verb}.")
 
@@ -59,14 +54,13 @@ def require_approver(req: Request, ws: Workspace, post: Post, verb: str) -> None
     summary="send a draft to the approvers (or approve it at once if the policy needs no approval)",
     roles=EDITORS,
     group="Approvals",
+    takes=(Param.post(),),
 )
 async def submit(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, _ = split_post_and_rest(req)
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    post_id, _ = req.post_and_rest()
+    with req.post_command() as (session, post, ws):
         if PostState(post.state) not in (PostState.DRAFT, PostState.CHANGES_REQUESTED):
             raise UserError(f"#{post.id} is {state_label(post)}; only drafts and posts sent back for changes can be submitted.")
         rendered = require_publishable(ctx, session, post, ws)
@@ -100,15 +94,14 @@ async def submit(req: Request) -> Reply:
     usage="/approve <post>", example="/approve 12",
     summary="approve a post waiting for review",
     group="Approvals",
+    takes=(Param.post(),),
 )
 async def approve(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, _ = split_post_and_rest(req)
+    post_id, _ = req.post_and_rest()
     actor = req.command.actor
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    with req.post_command() as (session, post, ws):
         require_approver(req, ws, post, "approve")
         check_button(req, post, "approved", fix_ok=True)
         approvals = approvals_at_revision(session, post)
@@ -143,13 +136,11 @@ async def approve(req: Request) -> Reply:
 async def decide(req: Request, decision: Decision) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, note = split_post_and_rest(req)
+    post_id, note = req.post_and_rest()
     verb, noun = ("request changes on", "what should change") if decision == Decision.CHANGES else ("reject", "why")
     if not note:
         raise UserError(f"Say {noun}: {req.spec.usage}")
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    with req.post_command() as (session, post, ws):
         require_approver(req, ws, post, verb)
         check_button(req, post, "changed" if decision == Decision.CHANGES else "rejected")
         actor = req.command.actor
@@ -175,12 +166,14 @@ async def decide(req: Request, decision: Decision) -> Reply:
 
 
 @command("changes", usage="/changes <post> <note>", example="/changes 12 Please add the price", summary="send a post back to its author with a note",
-         group="Approvals")
+         group="Approvals",
+         takes=(Param.post(), Param.text("note", description="what should change")))
 async def changes(req: Request) -> Reply:
     return await decide(req, Decision.CHANGES)
 
 
-@command("reject", usage="/reject <post> <reason>", example="/reject 12 Off-brand", summary="reject a post for good", group="Approvals")
+@command("reject", usage="/reject <post> <reason>", example="/reject 12 Off-brand", summary="reject a post for good", group="Approvals",
+         takes=(Param.post(), Param.text("reason", description="why the post is rejected")))
 async def reject(req: Request) -> Reply:
     return await decide(req, Decision.REJECT)
 

@@ -10,14 +10,12 @@ from sqlmodel import Session, col, select
 from handlers.core.access import EDITORS
 from handlers.core.audit import audit
 from handlers.core.chat import Button, Reply
-from handlers.core.commands import Request, command
+from handlers.core.commands import Param, Request, command
 from handlers.core.errors import UserError
 from handlers.core.lookups import (
     account_rules,
-    get_post,
     get_workspace,
     post_targets,
-    split_post_and_rest,
 )
 from handlers.core.when import show_time
 from handlers.core.words import short_text, state_label
@@ -111,6 +109,12 @@ def set_targets(session: Session, post: Post, accounts: list[Account]) -> None:
     ),
     roles=EDITORS,
     group="Posts",
+    takes=(Param.text(required=False, description="the post's text"),
+           Param.text("link", required=False, keyword=True, description="a link to add, https://…"),
+           Param.text("campaign", required=False, keyword=True, description="a campaign tag, one word"),
+           Param.account("to", many=True, required=False, keyword=True,
+                         description="the accounts (space-separated) or all; default: every connected one"),
+           Param.media()),
 )
 async def draft(req: Request) -> Reply:
     ctx = req.ctx
@@ -153,11 +157,12 @@ async def draft(req: Request) -> Reply:
     summary="replace a post's text; earlier approvals no longer count",
     roles=EDITORS,
     group="Posts",
+    takes=(Param.post(), Param.text(description="the new text [link=…] [campaign=…]")),
 )
 async def edit(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, rest = split_post_and_rest(req)
+    post_id, rest = req.post_and_rest()
     text, options = split_options(rest)
     if "to" in options:
         raise UserError(f"Change targets with /targets {post_id} <accounts…>.")
@@ -183,11 +188,13 @@ async def edit(req: Request) -> Reply:
     details="/variant 12 x off removes the X variant again.",
     roles=EDITORS,
     group="Posts",
+    takes=(Param.post(), Param.account("target", description="a network or an account"),
+           Param.text(description="the text for it, or off")),
 )
 async def variant(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, rest = split_post_and_rest(req)
+    post_id, rest = req.post_and_rest()
     target, _, text = rest.partition(" ")
     target, text = target.strip(), text.strip()
     if not target or not text:
@@ -229,11 +236,12 @@ async def variant(req: Request) -> Reply:
     summary="choose which accounts a post goes to",
     roles=EDITORS,
     group="Posts",
+    takes=(Param.post(), Param.account("accounts", many=True, description="accounts (space-separated), or all")),
 )
 async def targets(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, rest = split_post_and_rest(req)
+    post_id, rest = req.post_and_rest()
     names = rest.replace(",", " ").split()
     if not names:
         raise UserError(f"Which accounts? Usage: {req.spec.usage}")
@@ -252,14 +260,12 @@ async def targets(req: Request) -> Reply:
     usage="/preview <post>", example="/preview 12",
     summary="show exactly what goes to each account, with each network's check",
     group="Posts",
+    takes=(Param.post(),),
 )
 async def preview(req: Request) -> Reply:
     ctx = req.ctx
-    ws_id = req.need_workspace()
-    post_id, _ = split_post_and_rest(req)
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    post_id, _ = req.post_and_rest()
+    with req.post_command() as (session, post, ws):
         lines = [f"Preview of #{post.id} ({state_label(post)}, revision {post.revision}):"]
         rendered = render_targets(ctx, session, post, ws)
         if not rendered:
@@ -306,14 +312,11 @@ async def posts(req: Request) -> Reply:
     return Reply(f"{title}:\n" + "\n".join(lines))
 
 
-@command("history", usage="/history <post>", example="/history 12", summary="show a post's audit trail", group="Posts")
+@command("history", usage="/history <post>", example="/history 12", summary="show a post's audit trail", group="Posts",
+         takes=(Param.post(),))
 async def history(req: Request) -> Reply:
-    ctx = req.ctx
-    ws_id = req.need_workspace()
-    post_id, _ = split_post_and_rest(req)
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    post_id, _ = req.post_and_rest()
+    with req.post_command() as (session, post, ws):
         events = session.exec(
             select(AuditEvent).where(AuditEvent.post_id == post.id).order_by(col(AuditEvent.id))
         ).all()

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from handlers.core.access import EDITORS
 from handlers.core.audit import audit
 from handlers.core.chat import MediaIn, Reply
-from handlers.core.commands import Request, command
+from handlers.core.commands import Param, Request, command
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace, parse_post_id
 from handlers.core.ports import MediaFile
@@ -120,6 +120,9 @@ def latest_open_draft(req: Request, session: Session, ws_id: int) -> Post:
     ),
     roles=EDITORS,
     group="Posts",
+    takes=(Param.post(required=False),
+           Param.choice("clear", ("clear",), required=False, description="clear: remove the post's media"),
+           Param.media()),
 )
 async def attach(req: Request) -> Reply:
     ctx, cmd = req.ctx, req.command

@@ -11,9 +11,9 @@ from sqlmodel import Session, col, select
 from handlers.core.access import EDITORS
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
-from handlers.core.commands import Request, command
+from handlers.core.commands import Param, Request, command
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_post, get_workspace, post_targets, split_post_and_rest
+from handlers.core.lookups import get_workspace, post_targets
 from handlers.core.notices import tell_team
 from handlers.core.ports import Networks
 from handlers.core.when import When, WhenError, parse_when, show_time
@@ -108,18 +108,17 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
     ),
     roles=EDITORS,
     group="Scheduling",
+    takes=(Param.post(), Param.when()),
 )
 async def schedule(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, when_text = split_post_and_rest(req)
+    post_id, when_text = req.post_and_rest()
     if not when_text:
         raise UserError(f"When? Usage: {req.spec.usage}")
     now = ctx.clock.now()
     notify_approvers = False
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    with req.post_command() as (session, post, ws):
         state = PostState(post.state)
         if state not in SCHEDULABLE:
             raise UserError(f"#{post.id} is {state_label(post)}, so it can't be scheduled.")
@@ -181,14 +180,13 @@ async def schedule(req: Request) -> Reply:
 
 
 @command("unschedule", usage="/unschedule <post>", example="/unschedule 12", summary="remove a post's time; it stays approved",
-         roles=EDITORS, group="Scheduling")
+         roles=EDITORS, group="Scheduling",
+         takes=(Param.post(),))
 async def unschedule(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, _ = split_post_and_rest(req)
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    post_id, _ = req.post_and_rest()
+    with req.post_command() as (session, post, ws):
         state = PostState(post.state)
         if post.due_at is None or state not in SCHEDULABLE:
             raise UserError(f"#{post.id} isn't scheduled.")
@@ -201,14 +199,13 @@ async def unschedule(req: Request) -> Reply:
 
 
 @command("cancel", usage="/cancel <post>", example="/cancel 12", summary="drop a post; it will never publish", roles=EDITORS,
-         group="Scheduling")
+         group="Scheduling",
+         takes=(Param.post(),))
 async def cancel(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, _ = split_post_and_rest(req)
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    post_id, _ = req.post_and_rest()
+    with req.post_command() as (session, post, ws):
         move_post(post, PostState.CANCELLED)
         post.held_note = None
         audit(session, ctx, ws_id, post.id, req.actor_name, "cancel")

@@ -10,7 +10,7 @@ from sqlmodel import select
 from handlers.core.access import ADMINS
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
-from handlers.core.commands import Request, command
+from handlers.core.commands import Param, Request, command
 from handlers.core.errors import UserError
 from handlers.core.lookups import account_rules, chat_link, get_workspace
 from handlers.core.ports import AccountView, Networks, PublishError, Verified
@@ -197,6 +197,7 @@ async def accounts(req: Request) -> Reply:
     details="Slots are times of day in the account's timezone (else the workspace's); /slots <account> off clears them.",
     roles=ADMINS,
     group="Accounts",
+    takes=(Param.account(), Param.text("times", description="HH:MM… or off")),
 )
 async def slots(req: Request) -> Reply:
     ctx = req.ctx

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from handlers.core.access import ADMINS
 from handlers.core.audit import audit
 from handlers.core.chat import Button, Reply
-from handlers.core.commands import Request, command
+from handlers.core.commands import Param, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import chat_link, get_workspace
@@ -196,6 +196,7 @@ EXAMPLE_TIMES = {"en": "tomorrow 9am", "ru": "завтра в 9:00", "fr": "dema
         "approver: approves, requests changes, rejects. viewer: reads posts, queue, stats and reports."
     ),
     group="Workspace",
+    takes=(Param.person(required=False), Param.role(required=False)),  # /role alone lists the members
 )
 async def role(req: Request) -> Reply:
     ctx = req.ctx

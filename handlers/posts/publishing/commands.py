@@ -11,14 +11,12 @@ from sqlmodel import col, select
 from handlers.core.access import CREW, EDITORS
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
-from handlers.core.commands import Request, command
+from handlers.core.commands import Param, Request, command
 from handlers.core.errors import UserError
 from handlers.core.lookups import (
     account_view,
-    get_post,
     get_workspace,
     post_targets,
-    split_post_and_rest,
     target_named,
 )
 from handlers.core.notices import tell_team
@@ -97,14 +95,13 @@ async def resume(req: Request) -> Reply:
     summary="publish an approved post now (also sends a post held after downtime)",
     roles=EDITORS,
     group="Publishing",
+    takes=(Param.post(),),
 )
 async def publish(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, _ = split_post_and_rest(req)
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    post_id, _ = req.post_and_rest()
+    with req.post_command() as (session, post, ws):
         claim_to_publish_now(ctx, session, post, ws, req.actor_name)
     result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being published.")
     await tell_team(ctx, ws_id, result, skip=req.command.chat)
@@ -117,14 +114,13 @@ async def publish(req: Request) -> Reply:
     summary="send again what failed; name an account to resend an unconfirmed one after checking it's not live",
     roles=EDITORS,
     group="Publishing",
+    takes=(Param.post(), Param.account(required=False, description="only this account (default: every failed one)")),
 )
 async def retry(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, account_name = split_post_and_rest(req)
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
-        ws = get_workspace(session, ws_id)
+    post_id, account_name = req.post_and_rest()
+    with req.post_command() as (session, post, ws):
         if ws.paused:
             raise UserError(f"Publishing is paused ({ws.pause_reason or 'no reason given'}). /resume first.")
         state = PostState(post.state)
@@ -185,16 +181,16 @@ async def retry(req: Request) -> Reply:
     summary="mark an unconfirmed delivery as live after you found it on the network",
     roles=EDITORS,
     group="Publishing",
+    takes=(Param.post(), Param.account(), Param.text("link", required=False, description="the published post's link")),
 )
 async def confirm(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    post_id, rest = split_post_and_rest(req)
+    post_id, rest = req.post_and_rest()
     account_name, _, link = rest.partition(" ")
     if not account_name:
         raise UserError(f"Which account? Usage: {req.spec.usage}")
-    with ctx.db.session() as session:
-        post = get_post(session, ws_id, post_id)
+    with req.post_command() as (session, post, _ws):
         chosen = target_named(post_targets(session, post), account_name)
         adding_link = chosen is not None and DeliveryState(chosen[0].state) == DeliveryState.SENT \
             and chosen[0].remote_id is None and bool(link.strip())
