@@ -275,6 +275,9 @@ class Post(SQLModel, table=True):
     campaign: str | None = Field(default=None, index=True)
     media: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # Media ids, in order
     variants: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # variants written before the main text's last edit: the card marks them until they are written again
+    stale_variants: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
+                                                                         server_default="[]"))
     revision: int = 1
     sent_revision: int | None = None  # the revision that went out when publishing started
     state: str = Field(default=PostState.DRAFT.value, index=True)

@@ -35,14 +35,33 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
     lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}" if post.due_at else "Time: not scheduled")
     if post.held_note:
         lines.append(f"⚠ Held: {post.held_note}")
-    checks = check_lines(post, render_targets(ctx, session, post, ws) if rendered is None else rendered)
+    rendered = render_targets(ctx, session, post, ws) if rendered is None else rendered
+    checks = check_lines(post, rendered)
     if checks:
         lines.append("Targets:")
         lines += checks
     else:
         lines.append(f"Targets: none — /targets {post.id} <account…> (see /accounts)")
+    lines += variant_lines(post, rendered)
     if post.variants:
         lines.append("Variants for: " + ", ".join(sorted(post.variants)))
+    return lines
+
+
+def variant_lines(post: Post, rendered: list[Rendered]) -> list[str]:
+    """What the accounts with a variant receive instead of the text above (the approver approves what goes
+    out), each variant written before the main text's last edit marked until it is written again."""
+    with_variant = [one for one in rendered if one.variant is not None]
+    if not with_variant:
+        return []
+    lines = ["Instead of the text above, these accounts get their variant:"]
+    for one in with_variant:
+        head = f"  {one.account.name} (variant for {one.variant})"
+        if one.variant in post.stale_variants:
+            head += (f" ⚠ stale: written before the last edit of the text — /variant {post.id} {one.variant} "
+                     f"<text> renews it, /variant {post.id} {one.variant} off drops it")
+        lines.append(head + ":")
+        lines += ["  │ " + line for line in one.text.splitlines()] or ["  │ (empty)"]
     return lines
 
 

@@ -22,7 +22,7 @@ from handlers.core.words import short_text, state_label
 from handlers.posts.cards import draft_card
 from handlers.posts.editing import after_content_change, content_changed, editable_post
 from handlers.posts.media import MAX_ITEMS, store_media
-from handlers.posts.render import render_targets
+from handlers.posts.render import render_targets, variant_key
 from storage.models import (
     Account,
     AuditEvent,
@@ -163,7 +163,9 @@ async def edit(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
     post_id, rest = req.post_and_rest()
-    text, options = split_options(rest)
+    first, _, after = rest.partition(" ")
+    everyone = first.lower() == "all" and bool(after.strip())  # /edit 12 all <text>: the variants go too
+    text, options = split_options(after if everyone else rest)
     if "to" in options:
         raise UserError(f"Change targets with /targets {post_id} <accounts…>.")
     if not text and not options:
@@ -171,13 +173,27 @@ async def edit(req: Request) -> Reply:
     with ctx.db.session() as session:
         post = editable_post(session, ws_id, post_id, "edited")
         ws = get_workspace(session, ws_id)
+        keys = {a.name: variant_key(post, a) for _d, a in post_targets(session, post)}
+        if text and not everyone and keys and all(keys.values()):
+            used = ", ".join(f"{name} ({key})" for name, key in sorted(keys.items()))
+            some = sorted({key for key in keys.values() if key})[0]
+            raise UserError(
+                f"Every account of #{post_id} gets its own variant ({used}), so a new main text would go nowhere. "
+                f"Nothing changed. Edit a variant: /variant {post_id} {some} <text> — or replace them all with "
+                f"this text: /edit {post_id} all <text>"
+            )
+        if everyone:
+            post.variants, post.stale_variants = {}, []
+        elif text and post.variants:  # written for the old text: marked until someone writes them again
+            post.stale_variants = sorted(set(post.stale_variants) | set(post.variants))
         if text:
             post.text = text
         if "link" in options:
             post.link = options["link"]
         if "campaign" in options:
             post.campaign = options["campaign"]
-        note = content_changed(ctx, session, post, ws, req.command.actor, "text edited")
+        note = content_changed(ctx, session, post, ws, req.command.actor,
+                               "text edited for every account, variants removed" if everyone else "text edited")
     return await after_content_change(req, post_id, f"Edited #{post_id}.", note)
 
 
@@ -226,6 +242,7 @@ async def variant(req: Request) -> Reply:
             variants[key] = text
             what = f"variant for {key} set"
         post.variants = variants
+        post.stale_variants = [k for k in post.stale_variants if k != key]  # written (or dropped) now: current
         note = content_changed(ctx, session, post, ws, req.command.actor, what)
     return await after_content_change(req, post_id, f"#{post_id}: {what}.", note)
 

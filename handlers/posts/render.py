@@ -33,13 +33,19 @@ class Rendered:
     link: str | None
     media_count: int
     check: LimitCheck | None
+    variant: str | None = None  # the variant this account gets (its key: account, rules or network), None: main
+
+
+def variant_key(post: Post, account: Account) -> str | None:
+    """Which variant this account gets: one written for the account, else for its network's rules (a sandbox's
+    like=), else for its network; None when it gets the post's main text."""
+    return next((k for k in (account.name, account_rules(account), account.network) if k in post.variants), None)
 
 
 def variant_for(post: Post, account: Account) -> str:
-    """A variant written for this account, else for its network's rules (a sandbox's like=), else for its
-    network, else the post's main text."""
-    return next((post.variants[k] for k in (account.name, account_rules(account), account.network)
-                 if k in post.variants), post.text)
+    """The text this account gets before its link and tags: its variant, else the post's main text."""
+    key = variant_key(post, account)
+    return post.variants[key] if key is not None else post.text
 
 
 def compose(post: Post, text: str) -> str:
@@ -64,7 +70,8 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
     media_count = len(post.media)
     network = ctx.networks.get(account.network) if checked else None
     check = network.check(account_view(ctx, account), text, media_count) if network is not None else None
-    return Rendered(account=account, text=text, link=link, media_count=media_count, check=check)
+    return Rendered(account=account, text=text, link=link, media_count=media_count, check=check,
+                    variant=variant_key(post, account))
 
 
 def render_targets(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[Rendered]:
