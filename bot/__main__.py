@@ -1,4 +1,4 @@
-"""Herald's command line: `python -m bot` runs it; `demo`, `key` and `migrate` are helpers."""
+"""Herald's command line: `python -m bot` runs it; `demo`, `key`, `rotate-key` and `migrate` are helpers."""
 
 from __future__ import annotations
 
@@ -61,9 +61,11 @@ async def run(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="herald", description="Herald: your team's campaign assistant in chat.")
-    parser.add_argument("action", nargs="?", default="run", choices=["run", "demo", "key", "migrate"],
+    parser.add_argument("action", nargs="?", default="run", choices=["run", "demo", "key", "rotate-key", "migrate"],
                         help="run (default): start Herald; demo: play a scripted session; "
-                             "key: print a new HERALD_SECRET_KEY; migrate: update the database and exit")
+                             "key: print a new HERALD_SECRET_KEY; rotate-key: seal every stored credential "
+                             "again with the first key of HERALD_SECRET_KEY (or a new key in the key file); "
+                             "migrate: update the database and exit")
     args = parser.parse_args(argv)
     if args.action == "key":
         from storage.crypto import SecretBox
@@ -82,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
             Database(settings.database_url).migrate()
             print("The database is up to date.")
+            return 0
+        if args.action == "rotate-key":
+            from bot.keys import rotate_key
+
+            print(rotate_key(settings))
             return 0
         return asyncio.run(run(settings))
     except SettingsError as exc:

@@ -27,7 +27,7 @@ from handlers.core.ports import Clock, Notifier
 from handlers.posts.publishing.due import recover_interrupted
 from handlers.posts.publishing.send import drain_sends
 from handlers.workspace.setup import chat_moved
-from storage.crypto import SecretBox
+from storage.crypto import SecretBox, split_keys
 from storage.db import Database
 
 log = logging.getLogger("herald")
@@ -159,7 +159,7 @@ def webhook_secret(settings: Settings) -> str | None:
     one (a random one per process would let each setWebhook lock the others out)."""
     if not settings.telegram_webhook_url or settings.telegram_bot_token is None:
         return None
-    key = secret_key(settings)[0].encode()
+    key = split_keys(secret_key(settings)[0])[0].encode()  # the sealing key: stays put while old keys go
     token = settings.telegram_bot_token.get_secret_value().encode()
     return hmac.new(key, b"telegram-webhook:" + token, hashlib.sha256).hexdigest()
 
