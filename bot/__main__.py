@@ -36,13 +36,19 @@ async def run(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):  # a Procfile stop (SIGTERM) or Ctrl-C: stop cleanly
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+    async def stop_when_the_lock_is_lost() -> None:  # another process took this worker's HERALD_WORKER_ID
+        await herald.lock_lost.wait()
+        stop.set()
+
+    watcher = asyncio.create_task(stop_when_the_lock_is_lost())
     try:
         await herald.start()
         if not settings.console:
             print(f"Herald is running as a headless worker ({settings.worker_id})"
                   + (f": {', '.join(fronts)}" if fronts else "") + ". SIGTERM or Ctrl-C stops it.", flush=True)
             await stop.wait()
-            return 0
+            return lost_lock(herald.lock_lost, herald.lock.lost_line())
         if fronts:
             print(f"Herald is running: {', '.join(fronts)}, and the console chat. Ctrl-C stops it.", flush=True)
         else:
@@ -55,8 +61,17 @@ async def run(settings: Settings) -> int:
         for task in (console, stopped):
             task.cancel()
     finally:
+        watcher.cancel()
         await herald.stop()
-    return 0
+    return lost_lock(herald.lock_lost, herald.lock.lost_line())
+
+
+def lost_lock(lost: asyncio.Event, line: str) -> int:
+    """1 with one line on stderr when Herald stopped because another process took its worker id, else 0."""
+    if not lost.is_set():
+        return 0
+    print(f"herald: {line}", file=sys.stderr, flush=True)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:

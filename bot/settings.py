@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Defaults to the host name; several workers on one host must each set their own.
     worker_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64,
                            validation_alias="HERALD_WORKER_ID")
+    # how often a running worker makes sure it still holds its HERALD_WORKER_ID (a dropped database
+    # connection loses a PostgreSQL lock: it is taken again, or the worker stops if another process took it)
+    lock_check_seconds: float = Field(15, ge=0.1, le=3600, validation_alias="HERALD_LOCK_CHECK_SECONDS")
     # false: a headless worker (no console chat on stdin); it runs until SIGTERM. For extra workers and
     # for a Procfile process, where stdin is closed.
     console: bool = Field(True, validation_alias="HERALD_CONSOLE")
