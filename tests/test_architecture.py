@@ -4,6 +4,7 @@ ARCHITECTURE.md hold (import-linter contracts in pyproject.toml), and no import 
 from __future__ import annotations
 
 import ast
+import logging
 import os
 from pathlib import Path
 
@@ -50,11 +51,17 @@ def test_the_import_linter_contracts_hold(capsys: pytest.CaptureFixture[str]) ->
     """bot -> handlers -> storage; inside handlers dispatch -> posts -> engagement -> workspace -> core; no chat,
     network, web or scheduler library below bot (the contracts in pyproject.toml)."""
     here = os.getcwd()
+    # import-linter configures logging with dictConfig, which disables every logger that exists: the tests
+    # after this one that read Herald's log (caplog) would find it silent
+    enabled = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+               and not lg.disabled]
     os.chdir(ROOT)
     try:
         code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
     finally:
         os.chdir(here)
+        for lg in enabled:
+            lg.disabled = False
     assert code == 0, capsys.readouterr().out
 
 
