@@ -1,4 +1,4 @@
-"""Herald's command line: `python -m bot` runs it; `demo`, `key` and `migrate` are helpers."""
+"""Herald's command line: `python -m bot` runs it; `demo`, `key`, `rotate-key` and `migrate` are helpers."""
 
 from __future__ import annotations
 
@@ -36,13 +36,19 @@ async def run(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):  # a Procfile stop (SIGTERM) or Ctrl-C: stop cleanly
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+    async def stop_when_the_lock_is_lost() -> None:  # another process took this worker's HERALD_WORKER_ID
+        await herald.lock_lost.wait()
+        stop.set()
+
+    watcher = asyncio.create_task(stop_when_the_lock_is_lost())
     try:
         await herald.start()
         if not settings.console:
             print(f"Herald is running as a headless worker ({settings.worker_id})"
                   + (f": {', '.join(fronts)}" if fronts else "") + ". SIGTERM or Ctrl-C stops it.", flush=True)
             await stop.wait()
-            return 0
+            return lost_lock(herald.lock_lost, herald.lock.lost_line())
         if fronts:
             print(f"Herald is running: {', '.join(fronts)}, and the console chat. Ctrl-C stops it.", flush=True)
         else:
@@ -55,15 +61,26 @@ async def run(settings: Settings) -> int:
         for task in (console, stopped):
             task.cancel()
     finally:
+        watcher.cancel()
         await herald.stop()
-    return 0
+    return lost_lock(herald.lock_lost, herald.lock.lost_line())
+
+
+def lost_lock(lost: asyncio.Event, line: str) -> int:
+    """1 with one line on stderr when Herald stopped because another process took its worker id, else 0."""
+    if not lost.is_set():
+        return 0
+    print(f"herald: {line}", file=sys.stderr, flush=True)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="herald", description="Herald: your team's campaign assistant in chat.")
-    parser.add_argument("action", nargs="?", default="run", choices=["run", "demo", "key", "migrate"],
+    parser.add_argument("action", nargs="?", default="run", choices=["run", "demo", "key", "rotate-key", "migrate"],
                         help="run (default): start Herald; demo: play a scripted session; "
-                             "key: print a new HERALD_SECRET_KEY; migrate: update the database and exit")
+                             "key: print a new HERALD_SECRET_KEY; rotate-key: seal every stored credential "
+                             "again with the first key of HERALD_SECRET_KEY (or a new key in the key file); "
+                             "migrate: update the database and exit")
     args = parser.parse_args(argv)
     if args.action == "key":
         from storage.crypto import SecretBox
@@ -82,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
 
             Database(settings.database_url).migrate()
             print("The database is up to date.")
+            return 0
+        if args.action == "rotate-key":
+            from bot.keys import rotate_key
+
+            print(rotate_key(settings))
             return 0
         return asyncio.run(run(settings))
     except SettingsError as exc:

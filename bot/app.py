@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -28,7 +30,7 @@ from handlers.core.ports import Clock, Notifier
 from handlers.posts.publishing.due import recover_interrupted
 from handlers.posts.publishing.send import drain_sends
 from handlers.workspace.setup import chat_moved
-from storage.crypto import SecretBox
+from storage.crypto import SecretBox, split_keys
 from storage.db import Database
 
 log = logging.getLogger("herald")
@@ -87,6 +89,8 @@ class Herald:
             public_url=settings.public_url, charts=MatplotlibCharts(),
         )
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
+        self.lock_lost = asyncio.Event()  # set when another process took this worker's id: stop the process
+        self._lock_watch: asyncio.Task[None] | None = None
         # with several workers, one receives each chat platform's updates; the others send only
         self.leadership = Leadership(self.db.engine, settings.sqlite_path(), settings.worker_id, every=leader_every)
         self.fronts: list[ChatFront] = []
@@ -117,8 +121,33 @@ class Herald:
             await service.start()
         await recover_interrupted(self.ctx, at_start=True)
         await self.scheduler.start(self.ctx)
+        self._lock_watch = asyncio.create_task(self._watch_lock(), name="herald-worker-lock")
+
+    async def keep_worker_lock(self) -> bool:
+        """Make sure this process still holds its HERALD_WORKER_ID (taken again after a dropped connection).
+        If another process took it, publish no more (the scheduler stops) and set `lock_lost`."""
+        try:
+            kept = self.lock.keep()
+        except Exception:  # the database is unreachable: nothing can be claimed either; look again later
+            log.warning("couldn't check the lock on HERALD_WORKER_ID '%s'; trying again", self.settings.worker_id,
+                        exc_info=True)
+            return True
+        if not kept:
+            log.error(self.lock.lost_line())
+            self.scheduler.shutdown()
+            self.lock_lost.set()
+        return kept
+
+    async def _watch_lock(self) -> None:
+        while await self.keep_worker_lock():
+            await asyncio.sleep(self.settings.lock_check_seconds)
 
     async def stop(self) -> None:
+        if self._lock_watch is not None:
+            self._lock_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lock_watch
+            self._lock_watch = None
         self.scheduler.shutdown()  # no new jobs; the sends under way finish, none start; then the rest goes
         left = await drain_sends(self.ctx, timeout=STOP_GRACE_SECONDS)
         if left:
@@ -148,7 +177,7 @@ def webhook_secret(settings: Settings) -> str | None:
     one (a random one per process would let each setWebhook lock the others out)."""
     if not settings.telegram_webhook_url or settings.telegram_bot_token is None:
         return None
-    key = secret_key(settings)[0].encode()
+    key = split_keys(secret_key(settings)[0])[0].encode()  # the sealing key: stays put while old keys go
     token = settings.telegram_bot_token.get_secret_value().encode()
     return hmac.new(key, b"telegram-webhook:" + token, hashlib.sha256).hexdigest()
 

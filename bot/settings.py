@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from storage.crypto import SecretBox
+from storage.crypto import SecretBox, split_keys
 
 DEFAULT_DATABASE = "sqlite:///herald.db"
 KEY_FILE_NAME = "herald-secret.key"
@@ -54,6 +56,9 @@ class Settings(BaseSettings):
     # Defaults to the host name; several workers on one host must each set their own.
     worker_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64,
                            validation_alias="HERALD_WORKER_ID")
+    # how often a running worker makes sure it still holds its HERALD_WORKER_ID (a dropped database
+    # connection loses a PostgreSQL lock: it is taken again, or the worker stops if another process took it)
+    lock_check_seconds: float = Field(15, ge=0.1, le=3600, validation_alias="HERALD_LOCK_CHECK_SECONDS")
     # false: a headless worker (no console chat on stdin); it runs until SIGTERM. For extra workers and
     # for a Procfile process, where stdin is closed.
     console: bool = Field(True, validation_alias="HERALD_CONSOLE")
@@ -78,7 +83,8 @@ class Settings(BaseSettings):
     @classmethod
     def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not SecretBox.is_valid_key(value.get_secret_value()):
-            raise ValueError("must be a Fernet key (32 url-safe base64 bytes); make one with `python -m bot key`")
+            raise ValueError("must be a Fernet key (32 url-safe base64 bytes), or several separated by commas "
+                             "(the first seals, the others only open); make one with `python -m bot key`")
         return value
 
     @field_validator("telegram_api_url", "telegram_webhook_url", "discord_api_url", "public_url")
@@ -129,28 +135,69 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError(f"Bad setting {name}: {message}.") from None
 
 
-def secret_key(settings: Settings) -> tuple[str, str | None]:
-    """The Fernet key; on the embedded SQLite default without one, made once into a 0600 file.
+def key_file(settings: Settings) -> Path | None:
+    """Where the key lives when HERALD_SECRET_KEY isn't set: beside the SQLite database file (else None)."""
+    db_path = settings.sqlite_path()
+    return db_path.resolve().parent / KEY_FILE_NAME if db_path is not None else None
 
-    Returns (key, note) where note is a line to show once when a key file was just created.
+
+def write_key_file(path: Path, keys: list[str]) -> None:
+    """Write the key file, one key a line, first the one that seals: mode 0600, replaced in one step."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = path.with_name(path.name + ".new")
+    fresh.unlink(missing_ok=True)
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(key + "\n" for key in keys))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(fresh, path)
+
+
+def holds_sealed_credentials(db_path: Path) -> bool:
+    """Whether the SQLite database at db_path exists and keeps encrypted credentials of an account."""
+    if not db_path.exists():
+        return False
+    try:
+        with closing(sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            return connection.execute("SELECT 1 FROM account WHERE credentials IS NOT NULL LIMIT 1").fetchone() is not None
+    except sqlite3.Error:  # no account table yet (a new or foreign file): nothing sealed to lose
+        return False
+
+
+def secret_key(settings: Settings) -> tuple[str, str | None]:
+    """The Fernet key(s), comma-separated, the first sealing; on the embedded SQLite default without
+    HERALD_SECRET_KEY, read from the key file beside the database, made once (0600) when there is none.
+
+    Returns (keys, note) where note is a line to show once when a key file was just created. A missing
+    key file while the database keeps encrypted credentials stops start-up: a new key couldn't open them.
     """
     if settings.herald_secret_key is not None:
         return settings.herald_secret_key.get_secret_value(), None
     db_path = settings.sqlite_path()
-    if db_path is None:
+    key_path = key_file(settings)
+    if db_path is None or key_path is None:
         raise SettingsError(
             "Bad setting HERALD_SECRET_KEY: it is required with this DATABASE_URL; "
             "make one with `python -m bot key` and keep it safe."
         )
-    key_path = db_path.resolve().parent / KEY_FILE_NAME
     if key_path.exists():
-        key = key_path.read_text().strip()
-        if not SecretBox.is_valid_key(key):
+        keys = split_keys(key_path.read_text())
+        if not keys or not SecretBox.is_valid_key(",".join(keys)):
             raise SettingsError(f"Bad setting HERALD_SECRET_KEY: the key file {key_path} is damaged.")
-        return key, None
+        return ",".join(keys), None
+    if holds_sealed_credentials(db_path):
+        raise SettingsError(
+            f"Bad setting HERALD_SECRET_KEY: the key file {key_path} is missing, and {db_path} keeps credentials "
+            "encrypted with it. Put the key file back from your backup (or set HERALD_SECRET_KEY to that key); "
+            "a new key couldn't open them, so I made none."
+        )
     key = SecretBox.new_key()
     key_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    except FileExistsError:  # another worker on this host made it a moment ago: use that one
+        return secret_key(settings)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key, (

@@ -3,7 +3,9 @@ beside the SQLite database (SQLite is only ever shared by processes of one host)
 
 - `WorkerLock`: one live process per worker id. At start a worker settles the sends *it* left in
   flight (they can't still be running: it holds the lock). That is only safe if no other live process
-  uses the same HERALD_WORKER_ID, so a second one is refused at start with one clear line.
+  uses the same HERALD_WORKER_ID, so a second one is refused at start with one clear line. A running
+  worker checks its lock every HERALD_LOCK_CHECK_SECONDS (`keep`): lost with a dropped connection, it
+  is taken again; taken by another process meanwhile, the worker stops.
 - `ProcessLock`: the building block, also used by bot/leader.py for "only one process polls Telegram".
 - `migration_lock`: workers starting together on one database run the migrations one after another.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +25,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from bot.settings import SettingsError
+
+log = logging.getLogger("herald.worker_lock")
 
 
 def advisory_key(name: str) -> int:
@@ -138,6 +143,24 @@ class WorkerLock:
     def acquire(self) -> None:
         if not self._lock.try_acquire():
             raise self._refuse()
+
+    def keep(self) -> bool:
+        """Whether this process still holds its worker id. A lock lost with a dropped database connection
+        (a server restart, a network cut, an idle-session timeout) is taken again at once; False when
+        another live process took the id meanwhile: then this one must stop."""
+        if self._lock.still_held():
+            return True
+        if self._lock.try_acquire():
+            log.warning("the lock on HERALD_WORKER_ID '%s' was lost with a dropped database connection; "
+                        "it is taken again", self.worker_id)
+            return True
+        return False
+
+    def lost_line(self) -> str:
+        """What to tell the operator when `keep` failed."""
+        return (f"this worker lost the lock on HERALD_WORKER_ID '{self.worker_id}' with a dropped database "
+                "connection, and another running Herald took that id meanwhile; this one stops so that only "
+                "one process works under it. Give each worker its own HERALD_WORKER_ID.")
 
     def release(self) -> None:
         self._lock.release()

@@ -22,6 +22,7 @@ from handlers.core.commands import COMMANDS, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import chat_link
+from handlers.workspace.accounts import holds_secret, secret_in_group_reply
 from storage.models import ChatLink, IllegalTransition, Member, Role, Workspace
 
 log = logging.getLogger("herald.dispatch")
@@ -106,10 +107,22 @@ def resolve(ctx: Context, cmd: Command) -> tuple[int | None, Role, int | None]:
         return workspace_id, Role.ADMIN if cmd.actor.is_chat_admin else Role.VIEWER, None
 
 
+def exposes_secret(ctx: Context, cmd: Command, *, known: bool) -> bool:
+    """A /connect (or a command name with a typo) outside a private chat that carries a secret. Checked
+    before anything else, so the message is removed whatever else is wrong with it: the network, a key,
+    the syntax, the caller's role or the chat."""
+    if cmd.chat.private or known:
+        return False
+    texts = [cmd.text, *(v for v in cmd.args.values() if isinstance(v, str))]
+    return any(holds_secret(ctx.networks, text) for text in texts)
+
+
 async def handle(ctx: Context, cmd: Command) -> Reply:
     """Run one command as its actor and return what to show them."""
     name = cmd.name.lower().lstrip("/")
     spec = COMMANDS.get(name)
+    if exposes_secret(ctx, cmd, known=spec is not None and name != "connect"):
+        return secret_in_group_reply()
     if spec is None:
         return Reply(f"I don't know /{name}. /help lists what I can do.", error=True)
     problem = unreadable(cmd)

@@ -1,22 +1,40 @@
-"""Credentials at rest: Fernet (cryptography) encryption of an account's secrets as JSON."""
+"""Credentials at rest: Fernet (cryptography) encryption of an account's secrets as JSON.
+
+A SecretBox holds one key or several (`MultiFernet`): the first seals, every one opens, so a key can be
+rotated: put the new key first, re-seal every credential with `rotate` (`python -m bot rotate-key`),
+then drop the old key.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
 class SecretBoxError(Exception):
     """The stored secret can't be read with this key (wrong HERALD_SECRET_KEY or damaged data)."""
 
 
+def split_keys(keys: str) -> list[str]:
+    """'new,old' (or one key a line, as in the key file) → ['new', 'old']; the first one seals."""
+    return [key for key in re.split(r"[\s,;]+", keys) if key]
+
+
 class SecretBox:
     """Encrypts and decrypts credential dictionaries. Never logs or reprs what it holds."""
 
-    def __init__(self, key: str | bytes) -> None:
-        self._fernet = Fernet(key)
+    def __init__(self, keys: str | bytes | Sequence[str]) -> None:
+        if isinstance(keys, bytes):
+            keys = keys.decode()
+        found = split_keys(keys) if isinstance(keys, str) else list(keys)
+        if not found:
+            raise ValueError("no key given")
+        self._fernet = MultiFernet([Fernet(key) for key in found])
+        self.key_count = len(found)
 
     def __repr__(self) -> str:
         return "SecretBox(<key hidden>)"
@@ -27,8 +45,13 @@ class SecretBox:
 
     @staticmethod
     def is_valid_key(key: str) -> bool:
+        """One Fernet key, or several separated by commas (the first seals, all open)."""
+        found = split_keys(key)
+        if not found:
+            return False
         try:
-            Fernet(key)
+            for one in found:
+                Fernet(one)
         except (ValueError, TypeError):
             return False
         return True
@@ -45,3 +68,10 @@ class SecretBox:
             raise SecretBoxError(
                 "stored credentials can't be decrypted with this HERALD_SECRET_KEY"
             ) from exc
+
+    def rotate(self, token: bytes) -> bytes:
+        """The same secret sealed again with the first key (MultiFernet.rotate)."""
+        try:
+            return self._fernet.rotate(token)
+        except InvalidToken as exc:
+            raise SecretBoxError("stored credentials can't be decrypted with any key of HERALD_SECRET_KEY") from exc

@@ -8,6 +8,7 @@ import pytest
 
 from handlers import dispatch
 from handlers.core.chat import Actor, ChatRef, Command
+from handlers.workspace.accounts import holds_secret
 from tests.conftest import Team
 
 
@@ -45,3 +46,45 @@ async def test_tokens_never_reach_the_log(team: Team, caplog: pytest.LogCaptureF
     said = [entry.split("\n", 1)[1] for entry in team.transcript if "\n" in entry]
     assert all("log-canary-123" not in text for text in said)
     assert "log-canary-123" not in await team.say("alice", "/accounts")
+
+
+@pytest.mark.parametrize("text", [
+    "mastodn name=brand access_token=hunter2-secret",  # a typo in the network
+    "sandbox token=hunter2-secret",  # name= missing
+    "sandbox name=brand colour=red token=hunter2-secret",  # a key the network doesn't take
+    "sandbox name=brand 'token=hunter2-secret",  # broken quoting
+    "sandbox name=brand token: hunter2-secret",  # not key=value
+    "myspace name=brand password=hunter2-secret",  # a network nobody knows, a common secret name
+    "bluesky name=brand handle=acme.bsky.social app_password=hunter2-secret",
+])
+async def test_a_secret_in_a_group_is_caught_before_anything_else_is_read(team: Team, text: str) -> None:
+    await team.setup_workspace(accounts=())
+    group = ChatRef("console", "console", title="team room", private=False)
+    before = team.snapshot()
+    for actor in (Actor("console", "alice", "alice"), Actor("console", "mallory", "mallory")):  # admin, viewer
+        reply = await dispatch.handle(team.herald.ctx, Command("connect", actor, group, text=text))
+        assert reply.error and reply.delete_command
+        assert "holds credentials, so I didn't store anything" in reply.text and "revoke it" in reply.text
+        assert "hunter2" not in reply.text
+    assert team.snapshot() == before
+
+
+async def test_a_secret_in_a_group_with_a_typo_in_the_command_name_is_caught(team: Team) -> None:
+    await team.setup_workspace(accounts=())
+    group = ChatRef("console", "console", title="team room", private=False)
+    reply = await dispatch.handle(
+        team.herald.ctx, Command("conect", Actor("console", "alice", "alice"), group, text="sandbox token=hunter2")
+    )
+    assert reply.error and reply.delete_command and "revoke it" in reply.text
+
+
+async def test_settings_that_only_look_like_keys_are_not_taken_for_secrets(team: Team) -> None:
+    await team.setup_workspace(accounts=())
+    group = ChatRef("console", "console", title="team room", private=False)
+    reply = await dispatch.handle(team.herald.ctx, Command(
+        "connect", Actor("console", "alice", "alice"), group,
+        text="sandbox name=brand slots=09:00,17:30 timezone=Europe/Paris base_url=https://sandbox.example",
+    ))
+    assert not reply.delete_command
+    assert not holds_secret(team.herald.ctx.networks, "sandbox name=brand like=x")
+    assert holds_secret(team.herald.ctx.networks, "x name=brand Client-Secret=abc")

@@ -11,6 +11,7 @@ import pytest
 
 from bot.settings import KEY_FILE_NAME, SettingsError, load_settings, secret_key
 from storage.crypto import SecretBox
+from storage.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,6 +76,28 @@ def test_the_secret_key_from_the_environment_is_used_and_never_shown(monkeypatch
     settings = load_settings()
     assert secret_key(settings) == (key, None)
     assert key not in repr(settings) and key not in str(settings.model_dump())
+
+
+def test_several_keys_open_what_any_of_them_sealed_and_the_first_seals(monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = SecretBox.new_key(), SecretBox.new_key()
+    sealed_with_old = SecretBox(old).seal({"token": "t"})
+    monkeypatch.setenv("HERALD_SECRET_KEY", f"{new}, {old}")
+    box = SecretBox(secret_key(load_settings())[0])
+    assert box.key_count == 2 and box.open(sealed_with_old) == {"token": "t"}
+    assert SecretBox(new).open(box.seal({"token": "u"})) == {"token": "u"}
+    assert SecretBox(new).open(box.rotate(sealed_with_old)) == {"token": "t"}
+    monkeypatch.setenv("HERALD_SECRET_KEY", f"{new},not-a-key")
+    with pytest.raises(SettingsError, match="Bad setting HERALD_SECRET_KEY: must be a Fernet key"):
+        load_settings()
+
+
+def test_the_sqlite_database_file_is_created_for_its_owner_only(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        db.migrate()
+    finally:
+        db.dispose()
+    assert stat.S_IMODE((tmp_path / "fresh.db").stat().st_mode) == 0o600
 
 
 def test_herald_refuses_to_start_on_a_bad_setting(tmp_path: Path) -> None:

@@ -380,6 +380,46 @@ async def test_connect_with_a_token_in_the_group_deletes_the_message_and_stores_
     assert all("s3cret" not in (c.params.get("text") or "") for c in world.tg.calls())
 
 
+@pytest.mark.parametrize("line", [
+    "/connect mastodn name=brand access_token=s3cret-value",  # a typo in the network
+    "/connect sandbox token=s3cret-value",  # name= missing
+    "/connect sandbox name=brand tokn=x token=s3cret-value",  # a key the network doesn't take
+    '/connect sandbox name=brand "token=s3cret-value',  # broken quoting
+    "/connect sandbox name=brand token = s3cret-value",  # not key=value
+    "/connect snapchat name=brand api_key=s3cret-value",  # a network nobody knows, a common secret name
+])
+async def test_a_token_in_the_group_is_deleted_whatever_else_is_wrong_with_the_line(world: World, line: str) -> None:
+    await world.cmd(world.alice, "/setup Acme")
+    before = world.snapshot()
+    message = await world.tg.say(world.alice, world.group, line)
+    deletes = await world.tg.wait_call("deleteMessage")
+    assert int(deletes[0].params["message_id"]) == message["message_id"]
+    assert (world.group["id"], message["message_id"]) not in world.tg.messages
+    answer = await world.tg.wait_sent(world.group, "holds credentials", after=message["message_id"])
+    assert "revoke it" in answer["text"] and "s3cret" not in answer["text"]
+    assert world.snapshot() == before
+
+
+async def test_a_token_from_a_viewer_is_deleted_too(world: World) -> None:
+    await world.cmd(world.alice, "/setup Acme")
+    message = await world.tg.say(world.bob, world.group, "/connect sandbox name=brand token=s3cret-value")
+    deletes = await world.tg.wait_call("deleteMessage")
+    assert int(deletes[0].params["message_id"]) == message["message_id"]
+    await world.tg.wait_sent(world.group, "holds credentials", after=message["message_id"])
+
+
+async def test_a_token_the_bot_may_not_delete_is_declared_exposed(world: World) -> None:
+    await world.cmd(world.alice, "/setup Acme")
+    world.tg.set_member(world.group, world.tg.bot, "member")  # no right to delete others' messages
+    message = await world.tg.say(world.alice, world.group, "/connect sandbox name=brand token=s3cret-value")
+    answer = await world.tg.wait_sent(world.group, "holds credentials", after=message["message_id"])
+    assert answer["text"].startswith("✋ I couldn't delete your message")
+    assert "exposed to everyone in this chat and must be revoked" in answer["text"]
+    assert (world.group["id"], message["message_id"]) in world.tg.messages
+    with world.herald.db.session() as session:
+        assert session.exec(select(Account)).all() == []
+
+
 async def test_connect_with_a_token_in_a_private_chat_stores_it(world: World) -> None:
     dm = world.tg.private(world.alice)
     await world.cmd(world.alice, "/setup Solo", chat=dm)

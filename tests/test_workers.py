@@ -27,8 +27,8 @@ from sqlmodel import select
 from bot.app import Herald, chat_fronts
 from bot.chats.discord import DiscordFront
 from bot.chats.telegram import TelegramFront
-from bot.settings import load_settings
-from bot.worker_lock import ProcessLock, migration_lock
+from bot.settings import SettingsError, load_settings
+from bot.worker_lock import ProcessLock, advisory_key, migration_lock
 from handlers.core.chat import Button, ChatAddress, Reply
 from handlers.core.ports import AccountView
 from handlers.workspace.health import check_accounts
@@ -64,13 +64,14 @@ engines = pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 class Worker:
     """A headless `python -m bot` with its own HERALD_WORKER_ID; stdout and stderr go to files."""
 
-    def __init__(self, db_url: str, worker_id: str, cwd: Path) -> None:
+    def __init__(self, db_url: str, worker_id: str, cwd: Path, *, name: str | None = None, **settings: str) -> None:
         self.worker_id = worker_id
-        self.out_path, self.err_path = cwd / f"{worker_id}.out", cwd / f"{worker_id}.err"
+        name = name or worker_id
+        self.out_path, self.err_path = cwd / f"{name}.out", cwd / f"{name}.err"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("HERALD_", "DATABASE_URL", "TELEGRAM_", "DISCORD_"))}
         env.update(PYTHONPATH=str(ROOT), DATABASE_URL=db_url, HERALD_SECRET_KEY=TEST_KEY, HERALD_CONSOLE="false",
-                   HERALD_WORKER_ID=worker_id, HERALD_SWEEP_SECONDS="5")
+                   HERALD_WORKER_ID=worker_id, HERALD_SWEEP_SECONDS="5", **settings)
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=cwd, env=env,
                                             stdin=subprocess.DEVNULL, stdout=out, stderr=err)
@@ -217,6 +218,105 @@ def test_workers_starting_together_on_an_empty_database_migrate_one_after_anothe
     with db.session() as session:
         assert session.exec(select(Post)).all() == []  # the schema is there, once
     db.dispose()
+
+
+# --- a worker's id after a dropped database connection ---------------------------------------------
+
+
+def worker_lock_pid(db: Database, worker_id: str) -> int | None:
+    """The PostgreSQL backend holding the HERALD_WORKER_ID lock of `worker_id`, if any."""
+    with db.engine.connect() as connection:
+        return connection.execute(
+            text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                 "AND ((classid::bigint << 32) | objid::bigint) = :key"),
+            {"key": advisory_key(f"herald-worker:{worker_id}")},
+        ).scalar()
+
+
+def cut_connection(db: Database, pid: int) -> None:
+    """End a backend as a server restart or a network cut would."""
+    with db.engine.connect() as admin:
+        admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+async def running(worker: Worker) -> None:
+    await wait_until(lambda: "Herald is running" in worker.stdout or worker.process.poll() is not None, 60,
+                     f"{worker.worker_id} to start")
+    assert worker.process.poll() is None, worker.stderr
+
+
+async def test_a_worker_whose_lock_connection_dropped_takes_its_id_again(tmp_path: Path) -> None:
+    db_url = database("postgresql", tmp_path)
+    db = Database(db_url)
+    first = Worker(db_url, "w1", tmp_path, HERALD_LOCK_CHECK_SECONDS="0.2")
+    second: Worker | None = None
+    try:
+        await running(first)
+        pid = worker_lock_pid(db, "w1")
+        assert pid is not None
+        cut_connection(db, pid)
+        await wait_until(lambda: worker_lock_pid(db, "w1") not in (None, pid), 30, "w1 to take its lock again")
+        second = Worker(db_url, "w1", tmp_path, name="w1-again")  # the same id, while the first still runs
+        await wait_until(lambda: second.process.poll() is not None, 60, "the second w1 to be refused")
+        assert second.process.returncode == 2
+        assert "HERALD_WORKER_ID: 'w1' is already used by another running Herald" in second.stderr
+        assert first.process.poll() is None
+        assert "taken again" in first.stderr
+    finally:
+        if second is not None:
+            await second.stop()
+        assert await first.stop() == 0, first.stderr
+        db.dispose()
+
+
+async def test_a_worker_whose_id_was_taken_while_its_connection_was_down_stops(tmp_path: Path) -> None:
+    db_url = database("postgresql", tmp_path)
+    db = Database(db_url)
+    worker = Worker(db_url, "w1", tmp_path, HERALD_LOCK_CHECK_SECONDS="0.2")
+    try:
+        await running(worker)
+        pid = worker_lock_pid(db, "w1")
+        assert pid is not None
+        with db.engine.connect() as other:  # another process with the same id, waiting for the lock
+            cut_connection(db, pid)
+            other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": advisory_key("herald-worker:w1")})
+            await wait_until(lambda: worker.process.poll() is not None, 30, "w1 to stop")
+            other.rollback()
+        assert worker.process.returncode == 1
+        lines = [line for line in worker.stderr.splitlines() if line.startswith("herald: ")]
+        assert lines == [
+            "herald: this worker lost the lock on HERALD_WORKER_ID 'w1' with a dropped database connection, and "
+            "another running Herald took that id meanwhile; this one stops so that only one process works "
+            "under it. Give each worker its own HERALD_WORKER_ID."
+        ]
+        assert "Traceback" not in worker.stderr
+    finally:
+        await worker.stop()
+        db.dispose()
+
+
+async def test_the_worker_lock_is_checked_again_in_process_after_a_dropped_connection(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    db_url = database("postgresql", tmp_path)
+    herald = make_herald(db_url, clock, HERALD_WORKER_ID="w1", HERALD_LOCK_CHECK_SECONDS=3600)
+    await herald.start()
+    other = make_herald(db_url, clock, HERALD_WORKER_ID="w1")
+    try:
+        pid = worker_lock_pid(herald.db, "w1")
+        assert pid is not None
+        cut_connection(herald.db, pid)
+        assert await herald.keep_worker_lock()  # taken again
+        with pytest.raises(SettingsError, match="already used by another running Herald"):
+            await other.start()
+        cut_connection(herald.db, worker_lock_pid(herald.db, "w1") or 0)
+        other.lock.acquire()  # another process took the id before this one looked
+        assert not await herald.keep_worker_lock()
+        assert herald.lock_lost.is_set()  # python -m bot stops on it (the subprocess tests above)
+    finally:
+        other.lock.release()
+        other.db.dispose()
+        await herald.stop()
 
 
 # --- one receiver per chat platform ----------------------------------------------------------------

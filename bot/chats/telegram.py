@@ -27,7 +27,8 @@ Telegram messages. What it maps:
   getChatAdministrators (cached for a minute). Mentions: the author of the message a command
   replies to, and text_mention entities.
 - `Reply.private` in a group goes to the person's private chat (or, if they never started one,
-  the group is told so without the content); `Reply.delete_command` deletes the command message.
+  the group is told so without the content); `Reply.delete_command` deletes the command message,
+  and when Herald may not, the answer starts by saying plainly that the secret is still in the chat.
 - Rate limits: AIORateLimiter (30 messages/s overall, 20 per minute per group); a 429 is waited
   out (retry_after) and the request retried, never dropped.
 - Polling (getUpdates long polling) by default; webhook mode when `webhook_url` is given.
@@ -44,7 +45,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -76,6 +77,8 @@ MAX_TEXT = 4096  # sendMessage / editMessageText, after entity parsing
 MAX_CAPTION = 1024
 MAX_ALERT = 200  # answerCallbackQuery text
 MAX_COMMANDS = 100  # setMyCommands
+NOT_DELETED = ("I couldn't delete your message (I need the right to delete messages here): the token in it is "
+               "exposed to everyone in this chat and must be revoked now.\n")
 DRAFT_WINDOW = 30 * 60  # photos within 30 minutes of a person's /draft join it
 COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+|$)(.*)\Z", re.S)
 ALLOWED_UPDATES = ["message", "callback_query"]
@@ -553,6 +556,7 @@ class TelegramFront:
                 reply_to = None
             except TelegramError as exc:
                 log.info("couldn't delete a command holding a secret in %s: %s", origin.chat.id, exc)
+                reply = replace(reply, text=NOT_DELETED + reply.text)
         if reply.private and origin.chat.type != Chat.PRIVATE:
             try:
                 await self.deliver(origin.user.id, reply, user=origin.user)

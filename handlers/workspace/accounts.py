@@ -20,6 +20,33 @@ from storage.models import Account
 # Keys every network takes in /connect, handled by Herald itself.
 COMMON_KEYS = ("name", "slots", "timezone", "base_url")
 SLOT_RE = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+# Words that make a key a secret whatever the network, beside what each connector declares secret:
+# token, access_token, refresh_token, client_secret, app_password, password, api_key, secret, webhook…
+SECRET_WORDS = ("token", "secret", "password", "passwd", "api_key", "apikey", "webhook", "private_key")
+# Anything that looks like key=value or key: value, however broken the rest of the line is.
+KEY_LIKE_RE = re.compile(r"(?<![\w.\-])([A-Za-z][\w.\-]*)\s*[=:]")
+
+
+def holds_secret(networks: Networks, text: str) -> bool:
+    """Whether a /connect line carries a secret: checked first, before the network, keys or syntax are
+    read, so a line with a typo, a missing key or an unknown network is still caught."""
+    connectors = [networks.get(name) for name in networks.keys()]  # noqa: SIM118 - a Networks, not a dict
+    declared = {key for net in connectors if net is not None for key in net.connect_spec.secret}
+    for match in KEY_LIKE_RE.finditer(text):
+        key = match.group(1).lower().replace("-", "_")
+        if key in declared or any(word in key for word in SECRET_WORDS):
+            return True
+    return False
+
+
+def secret_in_group_reply() -> Reply:
+    """The answer to a secret typed in a group: nothing stored, the message deleted where Herald may."""
+    return Reply(
+        "That message holds credentials, so I didn't store anything and removed it where I could. "
+        "Consider the token seen by this chat: revoke it and make a new one. "
+        "Then send /connect to me in a private chat.",
+        error=True, delete_command=True,
+    )
 
 
 def parse_slots(words: list[str]) -> str:
@@ -76,7 +103,10 @@ def connect_help(req: Request, key: str) -> str:
     group="Accounts",
 )
 async def connect(req: Request) -> Reply:
+    """Connect an account; a secret outside a private chat is refused first (the front door checks too)."""
     ctx = req.ctx
+    if not req.command.chat.private and holds_secret(ctx.networks, req.command.text):
+        return secret_in_group_reply()
     ws_id = req.need_workspace()
     key, _, rest = req.command.text.strip().partition(" ")
     key = ctx.networks.resolve(key) or key.lower()  # a network's key or one of its aliases (twitter, fb, …)
@@ -98,13 +128,6 @@ async def connect(req: Request) -> Reply:
     if missing:
         raise UserError(f"Missing {', '.join(k + '=' for k in dict.fromkeys(missing))}.\n{connect_help(req, key)}")
     secrets = {k: pairs.pop(k) for k in spec.secret if k in pairs}
-    if secrets and not req.command.chat.private:
-        return Reply(
-            "That message holds credentials, so I didn't store anything and removed it where I could. "
-            "Send /connect to me in a private chat, and consider the token seen by this chat: "
-            "revoke it and make a new one.",
-            error=True, delete_command=True,
-        )
     name = pairs.pop("name")
     if not re.fullmatch(r"[A-Za-z0-9][\w.\-]{0,39}", name):
         raise UserError("name= must be 1–40 letters, digits, '.', '-' or '_' (it's how you'll refer to the account).")
