@@ -27,6 +27,7 @@ from sqlmodel import select
 from bot.app import Herald, chat_fronts
 from bot.chats.discord import DiscordFront
 from bot.chats.telegram import TelegramFront
+from bot.leader import Leadership
 from bot.settings import load_settings
 from bot.worker_lock import ProcessLock, migration_lock
 from handlers.core.chat import Button, ChatAddress, Reply
@@ -36,6 +37,7 @@ from storage.db import Database
 from storage.models import Account, Delivery, Post
 from tests.conftest import POSTGRES_ENV, TEST_KEY, FakeClock, Team, fresh_postgres, make_herald, postgres_url
 from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.loopback import Changes
 from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.x_api import FakeX
@@ -62,44 +64,53 @@ engines = pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 
 
 class Worker:
-    """A headless `python -m bot` with its own HERALD_WORKER_ID; stdout and stderr go to files."""
+    """A headless `python -m bot` with its own HERALD_WORKER_ID; its stdout is read line by line as it comes
+    (each line wakes `changes`), its stderr goes to a file."""
 
-    def __init__(self, db_url: str, worker_id: str, cwd: Path) -> None:
+    def __init__(self, db_url: str, worker_id: str, cwd: Path, changes: Changes) -> None:
         self.worker_id = worker_id
-        self.out_path, self.err_path = cwd / f"{worker_id}.out", cwd / f"{worker_id}.err"
+        self.db_url, self.cwd, self.changes = db_url, cwd, changes
+        self.err_path = cwd / f"{worker_id}.err"
+        self.stdout = ""
+        self.process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> Worker:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("HERALD_", "DATABASE_URL", "TELEGRAM_", "DISCORD_"))}
-        env.update(PYTHONPATH=str(ROOT), DATABASE_URL=db_url, HERALD_SECRET_KEY=TEST_KEY, HERALD_CONSOLE="false",
-                   HERALD_WORKER_ID=worker_id, HERALD_SWEEP_SECONDS="5")
-        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=cwd, env=env,
-                                            stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        env.update(PYTHONPATH=str(ROOT), DATABASE_URL=self.db_url, HERALD_SECRET_KEY=TEST_KEY,
+                   HERALD_CONSOLE="false", HERALD_WORKER_ID=self.worker_id, HERALD_SWEEP_SECONDS="5")
+        with open(self.err_path, "w") as err:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=err)
+        self._reader = asyncio.create_task(self._read())
+        return self
 
-    @property
-    def stdout(self) -> str:
-        return self.out_path.read_text()
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for line in self.process.stdout:
+            self.stdout += line.decode()
+            self.changes.changed()
 
     @property
     def stderr(self) -> str:
         return self.err_path.read_text()
 
     async def stop(self) -> int:
-        if self.process.poll() is None:
+        """SIGTERM, then the exit code once it has stopped (and its output is read to the end)."""
+        if self.process is None:
+            return 0
+        if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
-        for _ in range(300):
-            if self.process.poll() is not None:
-                return self.process.returncode
-            await asyncio.sleep(0.05)
-        self.process.kill()
-        return -9
-
-
-async def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+        try:
+            code = await asyncio.wait_for(self.process.wait(), 15)
+        except TimeoutError:
+            self.process.kill()
+            code = -9
+        if self._reader is not None:
+            await self._reader
+        return code
 
 
 async def seed(db_url: str, masto: list[FakeMastodon], x: FakeX) -> list[int]:
@@ -144,15 +155,17 @@ async def test_two_worker_processes_publish_every_due_post_exactly_once(engine: 
             for n, post_id in enumerate(ids):
                 session.execute(update(Post).where(Post.id == post_id)  # type: ignore[arg-type]
                                 .values(due_at=start + timedelta(seconds=0.1 * n)))
-        workers = [Worker(db_url, "w1", tmp_path), Worker(db_url, "w2", tmp_path)]
+        output = Changes()
+        workers = [await Worker(db_url, "w1", tmp_path, output).start(),
+                   await Worker(db_url, "w2", tmp_path, output).start()]
 
-        def settled() -> bool:
-            with db.session() as session:
-                states = session.exec(select(Post.state)).all()
-            return all(state in ("published", "partially_published", "failed") for state in states)
+        def told() -> set[int]:
+            """The posts whose outcome (published, partly, failed) the workers told the team so far."""
+            said = workers[0].stdout + workers[1].stdout
+            return {int(n) for n in re.findall(r"^(?:📣|⚠️|❌) #(\d+) ", said, re.M)}
 
-        await wait_until(settled, 60, "every post to settle")
-        await asyncio.sleep(0.5)  # the last notices
+        # every post settled and its notice said (after the post's state is stored), whichever worker did it
+        await output.wait_until(lambda: told() >= set(ids), 60, "every post's outcome notice")
         codes = [await w.stop() for w in workers]
         assert codes == [0, 0], [w.stderr[-3000:] for w in workers]
 
@@ -271,22 +284,33 @@ class TwoDoorTelegram(FakeTelegram):
 def telegram_herald(db_url: str, clock: FakeClock, tg: FakeTelegram, door: str, worker_id: str) -> Herald:
     herald = make_herald(db_url, clock, HERALD_WORKER_ID=worker_id)
     herald.leadership.every = 0.2  # tries to take over five times a second (15 s in production)
-    herald.add_front(TelegramFront(herald.handle, tg.token, api_url=f"{tg.url}/{door}", poll_timeout=1,
-                                   group_rate=(1000, 60)))
+    front = TelegramFront(herald.handle, tg.token, api_url=f"{tg.url}/{door}", poll_timeout=1,
+                          group_rate=(1000, 60))
+    tg.watch(front)
+    herald.add_front(front)
     return herald
 
 
-async def answer_to(tg: FakeTelegram, message: dict[str, Any], timeout: float = 5.0) -> list[dict[str, Any]]:
-    """Every answer the bot gave to a message, after waiting for the first."""
-    chat_id = message["chat"]["id"]
+async def answer_to(tg: FakeTelegram, message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every answer the bot gave to a message, once the worker that received it has handled it."""
+    await tg.wait_answer(message)
+    await tg.wait_handled(message)
+    return tg.answers_to(message)
 
-    def answers() -> list[dict[str, Any]]:
-        return [m for m in tg.sent_to(chat_id)
-                if (m.get("reply_to_message") or {}).get("message_id") == message["message_id"]]
 
-    await wait_until(lambda: answers(), timeout, f"an answer to {message.get('text')!r}")
-    await asyncio.sleep(0.3)  # a second answer would have come by now
-    return answers()
+def count_checks(leadership: Leadership, changes: Changes) -> list[int]:
+    """Count the lock checks (the takeover attempts) of a worker's leadership from now on; each wakes
+    `changes`, so a test waits for a number of them instead of sleeping."""
+    done = [0]
+    check = leadership.check
+
+    async def counted() -> None:
+        await check()
+        done[0] += 1
+        changes.changed()
+
+    leadership.check = counted  # type: ignore[method-assign]
+    return done
 
 
 @engines
@@ -302,13 +326,15 @@ async def test_one_worker_polls_telegram_the_other_sends_and_takes_over_when_it_
         await first.start()
         await second.start()
         try:
+            takeovers = count_checks(second.leadership, tg.changes)
             front1, front2 = first.fronts[0], second.fronts[0]
             assert isinstance(front1, TelegramFront) and isinstance(front2, TelegramFront)
             assert front1.receiving and not front2.receiving
             assert first.leadership.receiving(front1) and not second.leadership.receiving(front2)
             answers = await answer_to(tg, await tg.say(alice, group, "/setup Acme"))
             assert len(answers) == 1 and "Workspace 'Acme' is ready" in answers[0]["text"]
-            await asyncio.sleep(0.5)  # the follower tried to take over a few times meanwhile
+            tried = takeovers[0]  # the follower tries to take over a few times meanwhile
+            await tg.wait_until(lambda: takeovers[0] >= tried + 3, 10, "the follower's takeover attempts")
             assert tg.polled_by() == {"w1"}
             assert len(tg.calls("setMyCommands")) == 1  # the / menu is registered by the poller
 
@@ -319,7 +345,7 @@ async def test_one_worker_polls_telegram_the_other_sends_and_takes_over_when_it_
 
             await first.stop()  # the poller goes away: the other takes over within a few checks
             stopped = asyncio.get_running_loop().time()
-            await wait_until(lambda: front2.receiving, 5, "the second worker to start polling")
+            await tg.wait_until(lambda: front2.receiving, 10, "the second worker to start polling")
             answers = await answer_to(tg, await tg.say(alice, group, "/help"))
             assert len(answers) == 1 and "Herald drafts" in answers[0]["text"]
             assert max(at for door, at in tg.polls if door == "w1") <= stopped  # never both at once
@@ -347,6 +373,7 @@ async def test_discord_gateway_is_held_by_one_worker_the_other_sends_through_res
                         file_name=f"leader-{front.leader_name}")
     assert other.try_acquire()
     await herald.start()
+    takeovers = count_checks(herald.leadership, fake.changes)
     try:
         assert not front.receiving and fake.identified == 0 and fake.commands.get(guild) is None
         card = Reply("#1 asks for approval\nSpring sale", buttons=(Button("Approve", "approve", {"post": 1}),))
@@ -354,10 +381,10 @@ async def test_discord_gateway_is_held_by_one_worker_the_other_sends_through_res
         sent = fake.channel_messages(channel)[-1]
         assert sent["embeds"][0]["title"] == "#1 asks for approval"
         assert sent["components"][0]["components"][0]["custom_id"] == "herald:approve:post=1:"
-        await asyncio.sleep(0.5)
+        await fake.wait_until(lambda: takeovers[0] >= 3, 10, "the takeover attempts")
         assert fake.identified == 0  # still not connected while the other holds it
         other.release()  # that worker stopped
-        await wait_until(lambda: front.receiving, 10, "the gateway connection")
+        await fake.wait_for(lambda: front.receiving and fake.identified)  # the gateway connection
         assert fake.identified == 1 and fake.commands.get(guild)
     finally:
         await herald.stop()

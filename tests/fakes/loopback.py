@@ -64,6 +64,39 @@ class Fault:
     times: int = 1
 
 
+class Changes:
+    """Something tests watch (a server's requests, a process's output): whoever changes it calls `changed()`,
+    and `wait_until(predicate)` checks again then, never on a timer."""
+
+    def __init__(self) -> None:
+        self._change: asyncio.Event | None = None
+
+    def changed(self) -> None:
+        """Wake every `wait_until`."""
+        if self._change is not None:
+            self._change.set()
+            self._change = None
+
+    async def wait_until(self, predicate: Callable[[], T], timeout: float = 10.0,
+                         what: str = "it didn't happen in time") -> T:
+        """The first truthy value of `predicate()`, checked now and after each change; AssertionError(`what`)
+        if none comes within `timeout` seconds (a bound on a failure, not a wait)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self._change is None:
+                self._change = asyncio.Event()
+            change = self._change  # taken before the check: a change after it wakes this waiter
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(what)
+            with contextlib.suppress(TimeoutError):  # the loop's next check raises
+                await asyncio.wait_for(change.wait(), remaining)
+
+
 class LoopbackServer:
     """An aiohttp server on a free 127.0.0.1 port. Use `async with` or start()/close()."""
 
@@ -74,7 +107,7 @@ class LoopbackServer:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._change: asyncio.Event | None = None
+        self.changes = Changes()
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
     def route(self, method: str, path: str, handler: Handler) -> None:
@@ -102,28 +135,12 @@ class LoopbackServer:
 
     def changed(self) -> None:
         """Wake every `wait_until`: the server's state may have changed (a request was answered)."""
-        if self._change is not None:
-            self._change.set()
-            self._change = None
+        self.changes.changed()
 
     async def wait_until(self, predicate: Callable[[], T], timeout: float = 10.0,
                          what: str = "the client didn't do it in time") -> T:
-        """The first truthy value of `predicate()`, checked now and after each change of the server's state;
-        AssertionError(`what`) if none comes within `timeout` seconds (a bound on a failure, not a wait)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            if self._change is None:
-                self._change = asyncio.Event()
-            change = self._change  # taken before the check: a change after it wakes this waiter
-            value = predicate()
-            if value:
-                return value
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(what)
-            with contextlib.suppress(TimeoutError):  # the loop's next check raises
-                await asyncio.wait_for(change.wait(), remaining)
+        """The first truthy `predicate()`, checked now and after each request (see `Changes.wait_until`)."""
+        return await self.changes.wait_until(predicate, timeout, what)
 
     async def start(self) -> str:
         self._runner = web.AppRunner(self.app, access_log=None)
