@@ -309,7 +309,8 @@ async def test_export_reaches_discord_as_a_file_on_the_message(
         handle = front.handle
 
         async def slow(command: Command) -> Reply:
-            await asyncio.sleep(0.1)
+            asked = list(fake.interactions.values())[-1]  # the interaction this command answers
+            await asyncio.wait_for(asked.answered.wait(), 10)  # answered only once Herald has deferred it
             return await handle(command)
 
         front.handle = slow
