@@ -191,11 +191,11 @@ class LoopbackServer:
                               {k.lower(): v for k, v in request.headers.items()}, body, ctype, form))
         self.changed()  # the request is seen (its answer may take a while: a delay fault)
         try:
-            return await self._answer(request, handler)
+            return await self._answer_or_fault(request, handler)
         finally:
             self.changed()
 
-    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def _answer_or_fault(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         fault = self._take_fault(request.method, request.path)
         if fault is None:
             return await handler(request)
