@@ -583,14 +583,7 @@ async def test_report_and_digest_charts_reach_telegram_as_photos(db_url: str, cl
         await herald.start()
         try:
             async def command(text: str) -> dict[str, Any]:
-                message = await tg.say(alice, group, text)
-                deadline = asyncio.get_running_loop().time() + 10
-                while asyncio.get_running_loop().time() < deadline:
-                    for sent in tg.sent_to(group):
-                        if (sent.get("reply_to_message") or {}).get("message_id") == message["message_id"]:
-                            return sent
-                    await asyncio.sleep(0.02)
-                raise AssertionError(f"no answer to {text}: {tg.text_of(group)}")
+                return await tg.wait_answer(await tg.say(alice, group, text))
 
             await command("/setup Acme")
             await command("/timezone Europe/Paris")

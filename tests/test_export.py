@@ -249,14 +249,7 @@ async def test_export_reaches_telegram_as_a_document(db_url: str, clock: FakeClo
         await herald.start()
         try:
             async def command(text: str) -> dict[str, Any]:
-                message = await tg.say(alice, group, text)
-                deadline = asyncio.get_running_loop().time() + 10
-                while asyncio.get_running_loop().time() < deadline:
-                    for sent in tg.sent_to(group):
-                        if (sent.get("reply_to_message") or {}).get("message_id") == message["message_id"]:
-                            return sent
-                    await asyncio.sleep(0.02)
-                raise AssertionError(f"no answer to {text}: {tg.text_of(group)}")
+                return await tg.wait_answer(await tg.say(alice, group, text))
 
             for line in ("/setup Acme", "/timezone Europe/Paris", "/connect sandbox name=brand like=x",
                          "/connect sandbox name=brand-2", "/policy approvals=0", "/draft First post campaign=fall"):
@@ -316,7 +309,8 @@ async def test_export_reaches_discord_as_a_file_on_the_message(
         handle = front.handle
 
         async def slow(command: Command) -> Reply:
-            await asyncio.sleep(0.1)
+            asked = list(fake.interactions.values())[-1]  # the interaction this command answers
+            await asyncio.wait_for(asked.answered.wait(), 10)  # answered only once Herald has deferred it
             return await handle(command)
 
         front.handle = slow

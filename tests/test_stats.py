@@ -576,14 +576,7 @@ def link_code(text: str) -> str:
 
 async def telegram_answer(tg: FakeTelegram, message: dict[str, Any]) -> dict[str, Any]:
     """The bot's answer to a message (Herald answers commands as replies)."""
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
-        for sent in tg.sent_to(message["chat"]["id"]):
-            if (sent.get("reply_to_message") or {}).get("message_id") == message["message_id"]:
-                return sent
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"no answer to {message.get('text')!r}:\n" + tg.text_of(message["chat"]))
-        await asyncio.sleep(0.02)
+    return await tg.wait_answer(message)
 
 
 async def test_stats_and_the_automatic_report_arrive_in_telegram_as_a_png_photo(

@@ -46,18 +46,9 @@ class World:
     bob: dict[str, Any]
     carol: dict[str, Any]  # no username
 
-    async def reply_to(self, message: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
+    async def reply_to(self, message: dict[str, Any]) -> dict[str, Any]:
         """The bot's answer to a message (Herald answers commands as replies)."""
-        chat_id = message["chat"]["id"]
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            for sent in self.tg.sent_to(chat_id):
-                if (sent.get("reply_to_message") or {}).get("message_id") == message["message_id"]:
-                    return sent
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"no answer to {message.get('text')!r}; the bot sent:\n"
-                                     + self.tg.text_of(message["chat"]))
-            await asyncio.sleep(0.02)
+        return await self.tg.wait_answer(message)
 
     async def cmd(self, person: dict[str, Any], text: str, *, chat: dict[str, Any] | None = None,
                   reply_to: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -67,14 +58,11 @@ class World:
     async def press(self, person: dict[str, Any], message: dict[str, Any], label: str) -> dict[str, Any]:
         """Press a button; returns the parameters of the bot's answerCallbackQuery."""
         query_id = await self.tg.press(person, message, label)
-        deadline = asyncio.get_running_loop().time() + 3
-        while True:
-            for call in self.tg.calls("answerCallbackQuery"):
-                if call.params["callback_query_id"] == query_id:
-                    return call.params
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"the bot never answered the press of {label!r}")
-            await asyncio.sleep(0.02)
+        answered = await self.tg.wait_until(
+            lambda: next((c for c in self.tg.calls("answerCallbackQuery")
+                          if c.params["callback_query_id"] == query_id), None),
+            what=f"the bot never answered the press of {label!r}")
+        return answered.params
 
     def current(self, message: dict[str, Any]) -> dict[str, Any]:
         return self.tg.messages[(message["chat"]["id"], message["message_id"])]
@@ -107,7 +95,9 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 
 def new_front(herald: Herald, tg: FakeTelegram, **kwargs: Any) -> TelegramFront:
     options = {"api_url": tg.url, "poll_timeout": 5, "album_wait": 0.15, "group_rate": (1000, 60), **kwargs}
-    return TelegramFront(herald.handle, tg.token, **options)
+    front = TelegramFront(herald.handle, tg.token, **options)
+    tg.watch(front)  # tests wait for an update to be handled, never sleep to see that nothing more comes
+    return front
 
 
 @pytest.fixture
@@ -326,8 +316,9 @@ def test_long_text_is_split_under_4096_utf16_units_at_line_breaks() -> None:
 async def test_a_long_reply_arrives_in_several_messages(world: World) -> None:
     await world.setup()
     long_text = "\n".join(f"Line {i}: " + "spring sale " * 6 for i in range(80))  # ~6,000 characters
-    await world.cmd(world.alice, f"/draft {long_text}")
-    await asyncio.sleep(0.05)
+    draft = await world.tg.say(world.alice, world.group, f"/draft {long_text}")
+    await world.reply_to(draft)
+    await world.tg.wait_handled(draft)  # every piece is sent
     texts = [c.params["text"] for c in world.tg.calls("sendMessage")[-2:]]
     assert all(utf16_len(t) <= 4096 for t in texts)
     cards = [m for m in world.tg.sent_to(world.group) if "Line 79" in m["text"] or "Draft #" in m["text"]]
@@ -463,8 +454,8 @@ async def test_photos_right_after_a_draft_or_in_reply_to_its_card_are_attached(w
 async def test_a_random_photo_in_the_group_is_ignored(world: World) -> None:
     await world.setup()
     before = len(world.tg.log)
-    await world.tg.send_photo(world.carol, world.group, png((9, 9, 9)), caption="our office cat")
-    await asyncio.sleep(0.3)
+    cat = await world.tg.send_photo(world.carol, world.group, png((9, 9, 9)), caption="our office cat")
+    await world.tg.wait_handled(cat)
     assert [c.method for c in world.tg.log[before:] if c.method != "getUpdates"] == []
 
 

@@ -27,6 +27,7 @@ from sqlmodel import select
 from bot.app import Herald, chat_fronts
 from bot.chats.discord import DiscordFront
 from bot.chats.telegram import TelegramFront
+from bot.leader import Leadership
 from bot.settings import SettingsError, load_settings
 from bot.worker_lock import ProcessLock, advisory_key, migration_lock
 from handlers.core.chat import Button, ChatAddress, Reply
@@ -36,6 +37,7 @@ from storage.db import Database
 from storage.models import Account, Delivery, Post
 from tests.conftest import POSTGRES_ENV, TEST_KEY, FakeClock, Team, fresh_postgres, make_herald, postgres_url
 from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.loopback import Changes
 from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.x_api import FakeX
@@ -62,45 +64,55 @@ engines = pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 
 
 class Worker:
-    """A headless `python -m bot` with its own HERALD_WORKER_ID; stdout and stderr go to files."""
+    """A headless `python -m bot` with its own HERALD_WORKER_ID; its stdout is read line by line as it comes
+    (each line wakes `changes`), its stderr goes to a file."""
 
-    def __init__(self, db_url: str, worker_id: str, cwd: Path, *, name: str | None = None, **settings: str) -> None:
+    def __init__(self, db_url: str, worker_id: str, cwd: Path, changes: Changes, *, name: str | None = None,
+                 **settings: str) -> None:
         self.worker_id = worker_id
-        name = name or worker_id
-        self.out_path, self.err_path = cwd / f"{name}.out", cwd / f"{name}.err"
+        self.db_url, self.cwd, self.changes, self.settings = db_url, cwd, changes, settings
+        self.err_path = cwd / f"{name or worker_id}.err"
+        self.stdout = ""
+        self.process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> Worker:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("HERALD_", "DATABASE_URL", "TELEGRAM_", "DISCORD_"))}
-        env.update(PYTHONPATH=str(ROOT), DATABASE_URL=db_url, HERALD_SECRET_KEY=TEST_KEY, HERALD_CONSOLE="false",
-                   HERALD_WORKER_ID=worker_id, HERALD_SWEEP_SECONDS="5", **settings)
-        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=cwd, env=env,
-                                            stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        env.update(PYTHONPATH=str(ROOT), DATABASE_URL=self.db_url, HERALD_SECRET_KEY=TEST_KEY,
+                   HERALD_CONSOLE="false", HERALD_WORKER_ID=self.worker_id, HERALD_SWEEP_SECONDS="5",
+                   **self.settings)
+        with open(self.err_path, "w") as err:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=err)
+        self._reader = asyncio.create_task(self._read())
+        return self
 
-    @property
-    def stdout(self) -> str:
-        return self.out_path.read_text()
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for line in self.process.stdout:
+            self.stdout += line.decode()
+            self.changes.changed()
 
     @property
     def stderr(self) -> str:
         return self.err_path.read_text()
 
     async def stop(self) -> int:
-        if self.process.poll() is None:
+        """SIGTERM, then the exit code once it has stopped (and its output is read to the end)."""
+        if self.process is None:
+            return 0
+        if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
-        for _ in range(300):
-            if self.process.poll() is not None:
-                return self.process.returncode
-            await asyncio.sleep(0.05)
-        self.process.kill()
-        return -9
-
-
-async def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+        try:
+            code = await asyncio.wait_for(self.process.wait(), 15)
+        except TimeoutError:
+            self.process.kill()
+            code = -9
+        if self._reader is not None:
+            await self._reader
+        return code
 
 
 async def seed(db_url: str, masto: list[FakeMastodon], x: FakeX) -> list[int]:
@@ -145,15 +157,17 @@ async def test_two_worker_processes_publish_every_due_post_exactly_once(engine: 
             for n, post_id in enumerate(ids):
                 session.execute(update(Post).where(Post.id == post_id)  # type: ignore[arg-type]
                                 .values(due_at=start + timedelta(seconds=0.1 * n)))
-        workers = [Worker(db_url, "w1", tmp_path), Worker(db_url, "w2", tmp_path)]
+        output = Changes()
+        workers = [await Worker(db_url, "w1", tmp_path, output).start(),
+                   await Worker(db_url, "w2", tmp_path, output).start()]
 
-        def settled() -> bool:
-            with db.session() as session:
-                states = session.exec(select(Post.state)).all()
-            return all(state in ("published", "partially_published", "failed") for state in states)
+        def told() -> set[int]:
+            """The posts whose outcome (published, partly, failed) the workers told the team so far."""
+            said = workers[0].stdout + workers[1].stdout
+            return {int(n) for n in re.findall(r"^(?:📣|⚠️|❌) #(\d+) ", said, re.M)}
 
-        await wait_until(settled, 60, "every post to settle")
-        await asyncio.sleep(0.5)  # the last notices
+        # every post settled and its notice said (after the post's state is stored), whichever worker did it
+        await output.wait_until(lambda: told() >= set(ids), 60, "every post's outcome notice")
         codes = [await w.stop() for w in workers]
         assert codes == [0, 0], [w.stderr[-3000:] for w in workers]
 
@@ -240,27 +254,45 @@ def cut_connection(db: Database, pid: int) -> None:
 
 
 async def running(worker: Worker) -> None:
-    await wait_until(lambda: "Herald is running" in worker.stdout or worker.process.poll() is not None, 60,
-                     f"{worker.worker_id} to start")
-    assert worker.process.poll() is None, worker.stderr
+    await worker.start()
+    assert worker.process is not None
+    await worker.changes.wait_until(
+        lambda: "Herald is running" in worker.stdout or (worker.process and worker.process.returncode is not None),
+        60, f"{worker.worker_id} to start")
+    assert worker.process.returncode is None, worker.stderr
+
+
+async def exited(worker: Worker, timeout: float = 60) -> int:
+    """The worker's exit code, once it has stopped by itself (`timeout` bounds a failure)."""
+    assert worker.process is not None
+    return await asyncio.wait_for(worker.process.wait(), timeout)
+
+
+async def poll_until(condition: Any, timeout: float, what: str) -> None:
+    """Another process's state in the database, read again every 0.1 s until `condition()` holds: that
+    process tells this one nothing else (`timeout` bounds a failure)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
 
 
 async def test_a_worker_whose_lock_connection_dropped_takes_its_id_again(tmp_path: Path) -> None:
     db_url = database("postgresql", tmp_path)
     db = Database(db_url)
-    first = Worker(db_url, "w1", tmp_path, HERALD_LOCK_CHECK_SECONDS="0.2")
+    first = Worker(db_url, "w1", tmp_path, Changes(), HERALD_LOCK_CHECK_SECONDS="0.2")
     second: Worker | None = None
     try:
         await running(first)
         pid = worker_lock_pid(db, "w1")
         assert pid is not None
         cut_connection(db, pid)
-        await wait_until(lambda: worker_lock_pid(db, "w1") not in (None, pid), 30, "w1 to take its lock again")
-        second = Worker(db_url, "w1", tmp_path, name="w1-again")  # the same id, while the first still runs
-        await wait_until(lambda: second.process.poll() is not None, 60, "the second w1 to be refused")
-        assert second.process.returncode == 2
+        await poll_until(lambda: worker_lock_pid(db, "w1") not in (None, pid), 30, "w1 to take its lock again")
+        second = await Worker(db_url, "w1", tmp_path, Changes(), name="w1-again").start()  # the same id, meanwhile
+        assert await exited(second) == 2
         assert "HERALD_WORKER_ID: 'w1' is already used by another running Herald" in second.stderr
-        assert first.process.poll() is None
+        assert first.process is not None and first.process.returncode is None
         assert "taken again" in first.stderr
     finally:
         if second is not None:
@@ -272,7 +304,7 @@ async def test_a_worker_whose_lock_connection_dropped_takes_its_id_again(tmp_pat
 async def test_a_worker_whose_id_was_taken_while_its_connection_was_down_stops(tmp_path: Path) -> None:
     db_url = database("postgresql", tmp_path)
     db = Database(db_url)
-    worker = Worker(db_url, "w1", tmp_path, HERALD_LOCK_CHECK_SECONDS="0.2")
+    worker = Worker(db_url, "w1", tmp_path, Changes(), HERALD_LOCK_CHECK_SECONDS="0.2")
     try:
         await running(worker)
         pid = worker_lock_pid(db, "w1")
@@ -280,9 +312,9 @@ async def test_a_worker_whose_id_was_taken_while_its_connection_was_down_stops(t
         with db.engine.connect() as other:  # another process with the same id, waiting for the lock
             cut_connection(db, pid)
             other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": advisory_key("herald-worker:w1")})
-            await wait_until(lambda: worker.process.poll() is not None, 30, "w1 to stop")
+            code = await exited(worker, 30)
             other.rollback()
-        assert worker.process.returncode == 1
+        assert code == 1
         lines = [line for line in worker.stderr.splitlines() if line.startswith("herald: ")]
         assert lines == [
             "herald: this worker lost the lock on HERALD_WORKER_ID 'w1' with a dropped database connection, and "
@@ -317,6 +349,7 @@ async def test_the_worker_lock_is_checked_again_in_process_after_a_dropped_conne
         other.lock.release()
         other.db.dispose()
         await herald.stop()
+
 
 
 # --- one receiver per chat platform ----------------------------------------------------------------
@@ -371,22 +404,33 @@ class TwoDoorTelegram(FakeTelegram):
 def telegram_herald(db_url: str, clock: FakeClock, tg: FakeTelegram, door: str, worker_id: str) -> Herald:
     herald = make_herald(db_url, clock, HERALD_WORKER_ID=worker_id)
     herald.leadership.every = 0.2  # tries to take over five times a second (15 s in production)
-    herald.add_front(TelegramFront(herald.handle, tg.token, api_url=f"{tg.url}/{door}", poll_timeout=1,
-                                   group_rate=(1000, 60)))
+    front = TelegramFront(herald.handle, tg.token, api_url=f"{tg.url}/{door}", poll_timeout=1,
+                          group_rate=(1000, 60))
+    tg.watch(front)
+    herald.add_front(front)
     return herald
 
 
-async def answer_to(tg: FakeTelegram, message: dict[str, Any], timeout: float = 5.0) -> list[dict[str, Any]]:
-    """Every answer the bot gave to a message, after waiting for the first."""
-    chat_id = message["chat"]["id"]
+async def answer_to(tg: FakeTelegram, message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every answer the bot gave to a message, once the worker that received it has handled it."""
+    await tg.wait_answer(message)
+    await tg.wait_handled(message)
+    return tg.answers_to(message)
 
-    def answers() -> list[dict[str, Any]]:
-        return [m for m in tg.sent_to(chat_id)
-                if (m.get("reply_to_message") or {}).get("message_id") == message["message_id"]]
 
-    await wait_until(lambda: answers(), timeout, f"an answer to {message.get('text')!r}")
-    await asyncio.sleep(0.3)  # a second answer would have come by now
-    return answers()
+def count_checks(leadership: Leadership, changes: Changes) -> list[int]:
+    """Count the lock checks (the takeover attempts) of a worker's leadership from now on; each wakes
+    `changes`, so a test waits for a number of them instead of sleeping."""
+    done = [0]
+    check = leadership.check
+
+    async def counted() -> None:
+        await check()
+        done[0] += 1
+        changes.changed()
+
+    leadership.check = counted  # type: ignore[method-assign]
+    return done
 
 
 @engines
@@ -402,13 +446,15 @@ async def test_one_worker_polls_telegram_the_other_sends_and_takes_over_when_it_
         await first.start()
         await second.start()
         try:
+            takeovers = count_checks(second.leadership, tg.changes)
             front1, front2 = first.fronts[0], second.fronts[0]
             assert isinstance(front1, TelegramFront) and isinstance(front2, TelegramFront)
             assert front1.receiving and not front2.receiving
             assert first.leadership.receiving(front1) and not second.leadership.receiving(front2)
             answers = await answer_to(tg, await tg.say(alice, group, "/setup Acme"))
             assert len(answers) == 1 and "Workspace 'Acme' is ready" in answers[0]["text"]
-            await asyncio.sleep(0.5)  # the follower tried to take over a few times meanwhile
+            tried = takeovers[0]  # the follower tries to take over a few times meanwhile
+            await tg.wait_until(lambda: takeovers[0] >= tried + 3, 10, "the follower's takeover attempts")
             assert tg.polled_by() == {"w1"}
             assert len(tg.calls("setMyCommands")) == 1  # the / menu is registered by the poller
 
@@ -419,7 +465,7 @@ async def test_one_worker_polls_telegram_the_other_sends_and_takes_over_when_it_
 
             await first.stop()  # the poller goes away: the other takes over within a few checks
             stopped = asyncio.get_running_loop().time()
-            await wait_until(lambda: front2.receiving, 5, "the second worker to start polling")
+            await tg.wait_until(lambda: front2.receiving, 10, "the second worker to start polling")
             answers = await answer_to(tg, await tg.say(alice, group, "/help"))
             assert len(answers) == 1 and "Herald drafts" in answers[0]["text"]
             assert max(at for door, at in tg.polls if door == "w1") <= stopped  # never both at once
@@ -447,6 +493,7 @@ async def test_discord_gateway_is_held_by_one_worker_the_other_sends_through_res
                         file_name=f"leader-{front.leader_name}")
     assert other.try_acquire()
     await herald.start()
+    takeovers = count_checks(herald.leadership, fake.changes)
     try:
         assert not front.receiving and fake.identified == 0 and fake.commands.get(guild) is None
         card = Reply("#1 asks for approval\nSpring sale", buttons=(Button("Approve", "approve", {"post": 1}),))
@@ -454,10 +501,10 @@ async def test_discord_gateway_is_held_by_one_worker_the_other_sends_through_res
         sent = fake.channel_messages(channel)[-1]
         assert sent["embeds"][0]["title"] == "#1 asks for approval"
         assert sent["components"][0]["components"][0]["custom_id"] == "herald:approve:post=1:"
-        await asyncio.sleep(0.5)
+        await fake.wait_until(lambda: takeovers[0] >= 3, 10, "the takeover attempts")
         assert fake.identified == 0  # still not connected while the other holds it
         other.release()  # that worker stopped
-        await wait_until(lambda: front.receiving, 10, "the gateway connection")
+        await fake.wait_for(lambda: front.receiving and fake.identified)  # the gateway connection
         assert fake.identified == 1 and fake.commands.get(guild)
     finally:
         await herald.stop()

@@ -221,6 +221,9 @@ class TelegramFront:
         self.drafted: dict[tuple[int, int], float] = {}  # (chat, user) → when they last made a /draft
         self.admins: dict[int, tuple[float, frozenset[int]]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        # told an update's id once it is handled and the background work in flight then (a photo's download,
+        # an album) is done: tests wait on it instead of sleeping to prove that nothing more comes
+        self.on_handled: Callable[[int], object] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -361,10 +364,24 @@ class TelegramFront:
         log.error("Telegram update failed", exc_info=context.error)
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if update.callback_query is not None:
-            await self.on_button(update.callback_query)
-        elif update.message is not None:
-            await self.on_message(update.message)
+        try:
+            if update.callback_query is not None:
+                await self.on_button(update.callback_query)
+            elif update.message is not None:
+                await self.on_message(update.message)
+        finally:
+            self._handled(update.update_id)
+
+    def _handled(self, update_id: int) -> None:
+        """Call `on_handled` once the background work in flight now is done too."""
+        hook = self.on_handled
+        if hook is None:
+            return
+        pending = [task for task in self.tasks if not task.done()]
+        if not pending:
+            hook(update_id)
+            return
+        asyncio.gather(*pending, return_exceptions=True).add_done_callback(lambda _done: hook(update_id))
 
     async def on_message(self, message: Message) -> None:
         if message.migrate_to_chat_id is not None and self.on_chat_moved is not None:

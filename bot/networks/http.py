@@ -181,14 +181,16 @@ class HttpNetwork:
             if not limiter.has_capacity():
                 # a place in the queue, not a shared guess: each refused send gets the next free slot of the
                 # budget, so a burst drains at the budget's pace instead of all retrying at the same moment
+                # the wait is computed as an offset from now (not as `slot - now`), so a free queue gives exactly
+                # the budget's spacing rather than a float a hair off it
                 now = asyncio.get_running_loop().time()
-                slot = max(now, self._next_slot.get(key, now)) + seconds / count
-                self._next_slot[key] = slot
+                wait = max(0.0, self._next_slot.get(key, now) - now) + seconds / count
+                self._next_slot[key] = now + wait
                 raise PublishError(
                     ErrorKind.RATE_LIMITED,
                     f"{self.label} allows {count} {what} per {_span(seconds)} for one account; "
                     f"Herald paces them rather than be blocked",
-                    retry_after=slot - now, paced=True,
+                    retry_after=wait, paced=True,
                 )
             limiters.append(limiter)
         for limiter in limiters:

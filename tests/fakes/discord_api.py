@@ -17,8 +17,11 @@ its channels, roles and members; HEARTBEAT (op 1) → ACK (op 11); RESUME (op 6)
 
 Test helpers: `slash()` runs a slash command as a member, `click()` presses a button (custom_id)
 on a stored message, `submit_modal()` submits a modal, `autocomplete()` asks for choices; each
-waits for the bot's interaction callback and returns the `Interaction` record (its callbacks,
-original response, followups). `channel_messages()` reads what the bot posted in a channel.
+waits for the bot's answer and returns the `Interaction` record (its callbacks, original response,
+followups). The answer is the callback, or after a deferral (type 5 "thinking…", type 6 deferred
+update) the edit of the original response or the first followup that resolves it: a test never reads
+a deferral as the answer. `channel_messages()` reads what the bot posted in a channel; `wait_for()`
+checks a condition again each time the bot has made a request.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ MANAGE_GUILD = 1 << 5
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 31)  # view channel, send messages, use application commands
 EPHEMERAL = 1 << 6
 NONCE_WINDOW = 120.0  # seconds a nonce is remembered ("the past few minutes")
+ANSWER_WITHIN = 20.0  # seconds a test waits for the bot's answer to an interaction before it fails
 
 
 def jsonr(data: Any, status: int = 200) -> web.Response:
@@ -62,7 +66,8 @@ class Interaction:
     callbacks: list[dict[str, Any]] = field(default_factory=list)  # bodies POSTed to /callback
     original: dict[str, Any] | None = None  # the response message (type 4/5), edited by PATCH @original
     followups: list[dict[str, Any]] = field(default_factory=list)
-    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)  # the callback arrived
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # the answer: a callback, or a deferral resolved
     # deferred (type 5) and not yet resolved: Discord makes the first followup edit the "thinking…"
     # original, keeping the deferral's visibility whatever flags the followup asks for
     loading: bool = False
@@ -195,15 +200,9 @@ class FakeDiscord(LoopbackServer):
     def global_commands(self) -> list[dict[str, Any]]:
         return self.commands.get("global", [])
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("the bot didn't do it in time")
-            await asyncio.sleep(0.01)
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """The first truthy `predicate()`, checked again after each request the bot makes."""
+        return await self.wait_until(predicate, timeout, "the bot didn't do it in time")
 
     # -- interactions the tests make -------------------------------------------------------
 
@@ -234,9 +233,10 @@ class FakeDiscord(LoopbackServer):
         return record
 
     async def _deliver(self, record: Interaction, wait: bool = True) -> Interaction:
+        """Send the interaction to the bot; with `wait`, return once it is answered (a deferral resolved)."""
         await self.dispatch("INTERACTION_CREATE", record.payload)
         if wait:
-            await asyncio.wait_for(record.answered.wait(), 5.0)
+            await asyncio.wait_for(record.settled.wait(), ANSWER_WITHIN)
         return record
 
     async def slash(self, who: dict[str, Any], channel_id: str, name: str, **options: Any) -> Interaction:
@@ -326,10 +326,12 @@ class FakeDiscord(LoopbackServer):
                     self._seq += 1
                     await ws.send_json({"op": 0, "t": "RESUMED", "s": self._seq, "d": {}})
                 self._ws_ready.set()
+            self.changed()  # a gateway frame is a request too (identified, resumed)
         if ws in self.sockets:
             self.sockets.remove(ws)
         if not self.sockets:
             self._ws_ready.clear()
+        self.changed()
         return ws
 
     async def _ready(self, ws: web.WebSocketResponse) -> None:
@@ -560,6 +562,8 @@ class FakeDiscord(LoopbackServer):
                 return jsonr({"message": "Unknown Message", "code": 10008}, status=404)
             resource["message"] = self._edit(target, data)
         record.answered.set()
+        if kind not in (5, 6):  # a deferral isn't the answer yet: its edit or followup is
+            record.settled.set()
         if request.query.get("with_response") in ("1", "true", "True"):
             return jsonr({
                 "interaction": {"id": record.id, "type": payload["type"],
@@ -596,12 +600,15 @@ class FakeDiscord(LoopbackServer):
             if message is record.original:
                 record.loading = False
             self._reattach(message, body, files)
-            return jsonr(self._edit(message, body))
+            edited = self._edit(message, body)
+            record.settled.set()
+            return jsonr(edited)
         if request.method == "DELETE":
             self.messages.pop(message["id"], None)
             if message is record.original:
                 record.original = None
                 record.loading = False
+            record.settled.set()
             return web.Response(status=204)
         return web.Response(status=405)
 
@@ -621,12 +628,14 @@ class FakeDiscord(LoopbackServer):
             # the first followup after a deferral edits the "thinking…" original and keeps its visibility
             record.loading = False
             edited = self._edit(record.original, {k: v for k, v in body.items() if k != "flags"})
+            record.settled.set()
             return jsonr(edited)
         if record is not None:  # an interaction followup
             message = self._message(record.payload["channel_id"], body, files, self.bot_user,
                                     webhook_id=self.app_id)
             message["flags"] = int(body.get("flags") or 0)
             record.followups.append(self._store(message))
+            record.settled.set()
             return jsonr(message)
         hook = self.webhooks.get(request.match_info["wid"])
         if hook is None or hook["token"] != token:

@@ -8,20 +8,26 @@ connector sent (method, path, headers, body). Faults are queued per route:
     server.fail("POST", "/2/tweets", drop=True)      # close the connection after reading the request
     server.fail("POST", "/2/tweets", delay=5)        # answer late (the client's timeout fires)
     server.fail("POST", "/2/tweets", status=200, raw=b"<html>")  # malformed JSON
+
+Tests wait for what the client did with `await server.wait_until(predicate)`: the predicate is checked
+again each time the server has answered a request (or a fake says its state changed), never on a timer;
+the timeout only bounds a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -58,6 +64,39 @@ class Fault:
     times: int = 1
 
 
+class Changes:
+    """Something tests watch (a server's requests, a process's output): whoever changes it calls `changed()`,
+    and `wait_until(predicate)` checks again then, never on a timer."""
+
+    def __init__(self) -> None:
+        self._change: asyncio.Event | None = None
+
+    def changed(self) -> None:
+        """Wake every `wait_until`."""
+        if self._change is not None:
+            self._change.set()
+            self._change = None
+
+    async def wait_until(self, predicate: Callable[[], T], timeout: float = 10.0,
+                         what: str = "it didn't happen in time") -> T:
+        """The first truthy value of `predicate()`, checked now and after each change; AssertionError(`what`)
+        if none comes within `timeout` seconds (a bound on a failure, not a wait)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self._change is None:
+                self._change = asyncio.Event()
+            change = self._change  # taken before the check: a change after it wakes this waiter
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(what)
+            with contextlib.suppress(TimeoutError):  # the loop's next check raises
+                await asyncio.wait_for(change.wait(), remaining)
+
+
 class LoopbackServer:
     """An aiohttp server on a free 127.0.0.1 port. Use `async with` or start()/close()."""
 
@@ -68,6 +107,7 @@ class LoopbackServer:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.changes = Changes()
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
     def route(self, method: str, path: str, handler: Handler) -> None:
@@ -92,6 +132,15 @@ class LoopbackServer:
     def requests(self, method: str | None = None, path: str | None = None) -> list[Seen]:
         return [s for s in self.seen if (method is None or s.method == method.upper())
                 and (path is None or s.path == path or (path.endswith("*") and s.path.startswith(path[:-1])))]
+
+    def changed(self) -> None:
+        """Wake every `wait_until`: the server's state may have changed (a request was answered)."""
+        self.changes.changed()
+
+    async def wait_until(self, predicate: Callable[[], T], timeout: float = 10.0,
+                         what: str = "the client didn't do it in time") -> T:
+        """The first truthy `predicate()`, checked now and after each request (see `Changes.wait_until`)."""
+        return await self.changes.wait_until(predicate, timeout, what)
 
     async def start(self) -> str:
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -140,6 +189,13 @@ class LoopbackServer:
                     "filename": value.filename, "content_type": value.content_type, "data": value.file.read()}
         self.seen.append(Seen(request.method, request.path, dict(request.query),
                               {k.lower(): v for k, v in request.headers.items()}, body, ctype, form))
+        self.changed()  # the request is seen (its answer may take a while: a delay fault)
+        try:
+            return await self._answer_or_fault(request, handler)
+        finally:
+            self.changed()
+
+    async def _answer_or_fault(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         fault = self._take_fault(request.method, request.path)
         if fault is None:
             return await handler(request)

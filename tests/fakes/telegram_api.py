@@ -17,7 +17,8 @@ against it unchanged (`base_url=f"{fake.url}/bot"`, `base_file_url=f"{fake.url}/
   sendDocument keeps the bot's file the same way (the message's `document`, its bytes in `files`).
 
 Tests drive it as the people in the chat: `say()`, `send_photo()`, `send_album()`, `press()`,
-then read what the bot did (`sent_to()`, `await wait_sent(...)`, `calls(method)`).
+then read what the bot did (`sent_to()`, `await wait_sent(...)`, `calls(method)`). The waits check again
+each time the bot has made a call (`wait_until`), never on a timer.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ class FakeTelegram(LoopbackServer):
         self.webhook_deliveries: list[tuple[int, dict[str, Any]]] = []  # (HTTP status, update)
         self.commands: list[dict[str, str]] | None = None
         self.updates: list[dict[str, Any]] = []
+        self.pushed: list[dict[str, Any]] = []  # every update ever queued or POSTed, confirmed ones too
+        self.handled: set[int] = set()  # ids of the updates a watched front end has handled (see `watch`)
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = defaultdict(lambda: itertools.count(100))
         self._ids = itertools.count(1001)
@@ -279,6 +282,7 @@ class FakeTelegram(LoopbackServer):
     async def push(self, update: dict[str, Any]) -> dict[str, Any]:
         """Queue an update for getUpdates, or POST it to the webhook when one is set."""
         update = {"update_id": next(self._update_ids), **update}
+        self.pushed.append(update)
         if self.webhook and self.webhook.get("url"):
             await self._deliver(update)
             return update
@@ -294,6 +298,7 @@ class FakeTelegram(LoopbackServer):
         async with ClientSession() as session, session.post(self.webhook["url"], json=update,
                                                              headers=headers) as response:
             self.webhook_deliveries.append((response.status, update))
+        self.changed()
 
     def _notify(self) -> None:
         if self._wake is not None:
@@ -314,26 +319,72 @@ class FakeTelegram(LoopbackServer):
     def text_of(self, chat: dict[str, Any]) -> str:
         return "\n---\n".join(m.get("text") or m.get("caption") or "" for m in self.sent_to(chat))
 
-    async def wait_sent(self, chat: dict[str, Any] | int, contains: str, *, timeout: float = 3.0,
+    async def wait_sent(self, chat: dict[str, Any] | int, contains: str, *, timeout: float = 10.0,
                         after: int = 0) -> dict[str, Any]:
         """The first bot message in `chat` newer than message id `after` whose text holds `contains`."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+
+        def found() -> dict[str, Any] | None:
             for message in self.sent_to(chat):
                 body = message.get("text") or message.get("caption") or ""
                 if message["message_id"] > after and contains in body:
                     return message
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"the bot sent nothing with {contains!r}; it sent:\n" + self.text_of(
-                    self.chats[chat if isinstance(chat, int) else chat["id"]]))
-            await asyncio.sleep(0.02)
+            return None
 
-    async def wait_call(self, method: str, *, timeout: float = 3.0, count: int = 1) -> list[Call]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(self.calls(method)) < count:
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{method} was called {len(self.calls(method))} times, not {count}")
-            await asyncio.sleep(0.02)
+        try:
+            return await self.wait_until(found, timeout)
+        except AssertionError:
+            raise AssertionError(f"the bot sent nothing with {contains!r}; it sent:\n" + self.text_of(
+                self.chats[chat if isinstance(chat, int) else chat["id"]])) from None
+
+    def watch(self, front: Any) -> None:
+        """Hear from a bot front end (its `on_handled` hook) which updates it has handled."""
+
+        def handled(update_id: int) -> None:
+            self.handled.add(update_id)
+            self.changed()
+
+        front.on_handled = handled
+
+    async def wait_handled(self, message: dict[str, Any] | str, *, timeout: float = 10.0) -> None:
+        """Wait until a watched front end has handled the update that brought a message (or a press, by its
+        query id), its background work included: after it, what the bot didn't do, it won't do."""
+        update_id = self.update_of(message)
+        await self.wait_until(lambda: update_id in self.handled, timeout,
+                              f"the bot didn't handle update {update_id} in time")
+
+    def update_of(self, message: dict[str, Any] | str) -> int:
+        """The id of the update that brought a person's message (or a button press, by its query id)."""
+        for update in self.pushed:
+            if isinstance(message, str):
+                if (update.get("callback_query") or {}).get("id") == message:
+                    return int(update["update_id"])
+            elif (update.get("message") or {}) is message:
+                return int(update["update_id"])
+        raise KeyError(f"no update brought {message!r}")
+
+    def answers_to(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """The bot's answers to a message so far (Herald answers commands as replies), oldest first."""
+        return [sent for sent in self.sent_to(message["chat"]["id"])
+                if (sent.get("reply_to_message") or {}).get("message_id") == message["message_id"]]
+
+    async def wait_answer(self, message: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
+        """The bot's first answer to a message, once it has come."""
+
+        def first() -> dict[str, Any] | None:
+            return next(iter(self.answers_to(message)), None)
+
+        try:
+            return await self.wait_until(first, timeout)
+        except AssertionError:
+            raise AssertionError(f"no answer to {message.get('text') or message.get('caption')!r}; the bot "
+                                 "sent:\n" + self.text_of(message["chat"])) from None
+
+    async def wait_call(self, method: str, *, timeout: float = 10.0, count: int = 1) -> list[Call]:
+        """The calls of `method` once there are at least `count` of them."""
+        try:
+            await self.wait_until(lambda: len(self.calls(method)) >= count, timeout)
+        except AssertionError:
+            raise AssertionError(f"{method} was called {len(self.calls(method))} times, not {count}") from None
         return self.calls(method)
 
     def last_id(self, chat: dict[str, Any]) -> int:
