@@ -1,4 +1,4 @@
-"""A Network for tests that records every publish call and can be told how to fail."""
+"""A Network for tests that records every publish call, can be told how to fail, and what a check finds."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from handlers.core.counting import LimitCheck, check_text
-from handlers.core.ports import AccountView, Comment, ConnectSpec, Metrics, Outgoing, Published
+from handlers.core.ports import (
+    CANT_TELL,
+    AccountView,
+    Comment,
+    ConnectSpec,
+    Found,
+    Metrics,
+    Outgoing,
+    Published,
+)
 
 
 class RecordingNetwork:
@@ -25,6 +34,9 @@ class RecordingNetwork:
         self.behaviour: dict[str, Callable[[], None]] = {}
         self.gate: asyncio.Event | None = None
         self.entered = asyncio.Event()
+        # what look_for_post answers for a delivery whose outcome is unknown (default: can't tell)
+        self.lookup: Callable[[Outgoing], Found] = lambda _post: CANT_TELL
+        self.looked_for: list[tuple[str, Outgoing, datetime]] = []  # (account name, delivery, since) per check
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
         return check_text("sandbox", text, media_count=media_count)
@@ -42,6 +54,10 @@ class RecordingNetwork:
         if behaviour is not None:
             behaviour()
         return Published(remote_id=f"r{len(self.calls)}", url=f"https://recording.invalid/{len(self.calls)}")
+
+    async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
+        self.looked_for.append((account.name, post, since))
+        return self.lookup(post)
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
         return {remote_id: Metrics(likes=1) for remote_id in remote_ids}
