@@ -5,7 +5,8 @@ The rules (ARCHITECTURE.md, "The promises"):
   (pending → sending) before any network call, so two workers or two triggers can't both send;
 - the remote id is stored the moment the network answers, in its own transaction;
 - a send whose outcome is unknown (an error after the request may have left, or a crash while
-  sending) becomes `unconfirmed`, is shown to the team, and is never retried automatically;
+  sending) is first checked with the network where it can tell (outcomes.py); what stays unknown becomes
+  `unconfirmed`, is shown to the team, and is never retried automatically;
 - only failures that surely did not post (rate limited, failed before sending) are retried on
   their own, after the wait the network asked for;
 - every outcome is reported per account in the team chat with the command that fixes it.
