@@ -1,5 +1,6 @@
-"""A Network for tests that records every publish call and can be told how to fail, and the real connectors'
-text checks by network key (every connector of `build_networks`, no account), for the limit tests."""
+"""A Network for tests that records every publish call, can be told how to fail and what a check for a lost
+send finds, and the real connectors' text checks by network key (every connector of `build_networks`, no
+account), for the limit tests."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import httpx
 from bot.networks import NetworkDirectory, build_networks
 from handlers.core.counting import LimitCheck, TextRules, check_rules, count
 from handlers.core.ports import (
+    CANT_TELL,
     AccountView,
     Comment,
     ConnectSpec,
     ErrorKind,
+    Found,
     Metrics,
     NetworkProfile,
     Outgoing,
@@ -78,6 +81,9 @@ class RecordingNetwork:
         self.behaviour: dict[str, Callable[[], None]] = {}
         self.gate: asyncio.Event | None = None
         self.entered = asyncio.Event()
+        # what look_for_post answers for a delivery whose outcome is unknown (default: can't tell)
+        self.lookup: Callable[[Outgoing], Found] = lambda _post: CANT_TELL
+        self.looked_for: list[tuple[str, Outgoing, datetime]] = []  # (account name, delivery, since) per check
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
         return self.measure(text, media_count)
@@ -103,6 +109,10 @@ class RecordingNetwork:
         if behaviour is not None:
             behaviour()
         return Published(remote_id=f"r{len(self.calls)}", url=f"https://recording.invalid/{len(self.calls)}")
+
+    async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
+        self.looked_for.append((account.name, post, since))
+        return self.lookup(post)
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
         return {remote_id: Metrics(likes=1) for remote_id in remote_ids}

@@ -36,10 +36,12 @@ from PIL import Image, UnidentifiedImageError
 
 from handlers.core.counting import Counting, TextRules, amount, utf8_bytes
 from handlers.core.ports import (
+    CANT_TELL,
     AccountView,
     Comment,
     ConnectSpec,
     ErrorKind,
+    Found,
     Metrics,
     NetworkProfile,
     Outgoing,
@@ -326,6 +328,22 @@ class BlueskyNetwork(HttpNetwork):
                                      params={"repo": did, "collection": POST, "rkey": rkey})
         except PublishError:
             return None
+        uri = str(found.get("uri") or f"at://{did}/{POST}/{rkey}")
+        return Published(remote_id=uri, url=self._url(account, uri))
+
+    async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
+        """`getRecord` by the record key Herald chose for the delivery: the record, or surely none
+        (RecordNotFound; a retry uses the same key, so even a create still on its way can't make a second
+        post), or can't tell when the PDS doesn't answer plainly."""
+        did = self._did(account)
+        rkey = tid_for(post.idempotency_key)
+        try:
+            found = await self._xrpc(account, "GET", "com.atproto.repo.getRecord",
+                                     params={"repo": did, "collection": POST, "rkey": rkey})
+        except PublishError as exc:
+            return None if exc.kind == ErrorKind.REJECTED and "(RecordNotFound)" in exc.reason else CANT_TELL
+        if not isinstance(found, dict) or not isinstance(found.get("value"), dict):
+            return CANT_TELL
         uri = str(found.get("uri") or f"at://{did}/{POST}/{rkey}")
         return Published(remote_id=uri, url=self._url(account, uri))
 

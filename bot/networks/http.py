@@ -34,13 +34,16 @@ from aiolimiter import AsyncLimiter
 from bot.networks.common import parse_iso
 from handlers.core.counting import LimitCheck, check_rules
 from handlers.core.ports import (
+    CANT_TELL,
     AccountView,
     Clock,
     Comment,
     ConnectSpec,
     ErrorKind,
+    Found,
     Metrics,
     NetworkProfile,
+    Outgoing,
     Published,
     PublishError,
     ReplyTarget,
@@ -162,6 +165,10 @@ class HttpNetwork:
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         raise PublishError(ErrorKind.REJECTED, self.reply_refusal(account) or f"Herald can't answer on {self.label}")
+
+    async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
+        """Can't tell, unless the connector knows a way to ask its network (see Network.look_for_post)."""
+        return CANT_TELL
 
     # -- helpers for subclasses --------------------------------------------------------------
 

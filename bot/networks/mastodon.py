@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -35,12 +36,14 @@ from aiolimiter import AsyncLimiter
 
 from handlers.core.counting import Counting, LimitCheck, TextRules
 from handlers.core.ports import (
+    CANT_TELL,
     GUARD,
     IN_FLIGHT,
     AccountView,
     Comment,
     ConnectSpec,
     ErrorKind,
+    Found,
     Metrics,
     NetworkProfile,
     Outgoing,
@@ -190,6 +193,20 @@ class MastodonNetwork(HttpNetwork):
             raise PublishError(ErrorKind.TRANSIENT, "Mastodon answered without the status id; a retry is safe "
                                "(same Idempotency-Key)", resume={**resume, IN_FLIGHT: True})
         return Published(remote_id=str(status["id"]), url=status.get("url") or status.get("uri"))
+
+    async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
+        """Resend with the same Idempotency-Key while Mastodon still remembers it (under 50 minutes since the
+        first status attempt): it answers with the status the lost attempt made, or makes the one status now.
+        Past that, or when the resend fails too, can't tell."""
+        recorded = parse_iso(post.resume.get(STATUS_GUARD))
+        first = min(recorded, since) if recorded is not None else since
+        if self.clock.now() - first > KEY_TRUSTED_FOR:
+            return CANT_TELL
+        try:
+            return await self.publish(account, replace(post, resume={**post.resume, STATUS_GUARD: iso_z(first),
+                                                                     IN_FLIGHT: True}))
+        except PublishError:
+            return CANT_TELL
 
     def reply_text(self, account: AccountView, target: ReplyTarget, text: str) -> str:
         """The commenter's @handle in front (Mastodon notifies mentioned people only), unless the text has it."""

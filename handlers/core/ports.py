@@ -2,7 +2,8 @@
 
 - `NetworkProfile`: what a connector declares about its network (key, label, aliases, text rules, read budget,
   best-time defaults, hosts): data only, so handlers keep no per-network tables.
-- `Network`: one social network connector (validate, verify, publish, fetch metrics, answer comments).
+- `Network`: one social network connector (validate, verify, publish, fetch metrics, answer comments, and
+  look for a post whose send had an unknown outcome: `look_for_post`).
 - `Networks`: the directory of connectors by network key, and their profiles.
 - `Notifier`: posts a reply into a team chat on Herald's own initiative.
 - `Clock`: the current time (tests inject a fake one).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, Protocol
 
 from handlers.core.chat import ChatAddress, Reply
@@ -128,6 +129,16 @@ class ErrorKind(StrEnum):
 # Resume keys that mean something to Herald itself (see PublishError.resume).
 IN_FLIGHT = "in_flight"  # true: a post may already exist; exhausted retries end unconfirmed, not failed
 GUARD = "guard_"  # prefix of a connector's safety markers; lifted when the team explicitly resends
+
+
+class Unknown(Enum):
+    """The third answer of `Network.look_for_post`: the network can't tell whether the post is there."""
+
+    CANT_TELL = "can't tell"
+
+
+CANT_TELL = Unknown.CANT_TELL
+Found = Published | None | Unknown  # look_for_post: found it, surely not there, can't tell
 
 
 class PublishError(Exception):
@@ -260,6 +271,14 @@ class Network(Protocol):
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         """Answer the comment on the network; PublishError like publish (UNKNOWN_OUTCOME: it may be there)."""
+        ...
+
+    # -- unknown outcomes (after UNKNOWN_OUTCOME or a crash while sending) -------------------------
+
+    async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
+        """Ask the network whether this delivery, first tried at `since`, is live: its Published when it is,
+        None when the network says for sure it isn't (so a normal retry can't post twice), CANT_TELL
+        otherwise. Never sends anything that could make a second post."""
         ...
 
 

@@ -2,11 +2,12 @@
 
 - `claims`: the conditional UPDATEs that claim a post and each delivery before any network call, and store
   the network's answer the moment it comes;
-- `send`: send slots and the sends themselves; `settle`: a post's final state and the per-account notice;
+- `send`: send slots and the sends themselves; `outcomes`: asking the network about a send whose answer was
+  lost; `settle`: a post's final state and the per-account notice;
 - `held`: posts held after downtime, /held; `due`: the clock's entry points (run_due, sweep, recovery);
 - `commands`: /publish, /retry, /confirm, /pause, /resume.
 
-Inside: commands → due → held → send → settle → claims. May import the rest of `handlers.posts` and what it may.
+Inside: commands → due → held → send → outcomes → settle → claims. May import the rest of `handlers.posts` and what it may.
 """
 
 from handlers.posts.publishing import commands, held  # noqa: F401  (each module registers its commands)

@@ -125,6 +125,22 @@ def record_sent(ctx: Context, delivery_id: int, published: Published) -> bool:
         return late
 
 
+# Resume key: when Herald found on the network the post of a send whose answer was lost (publishing/outcomes.py)
+CHECKED = "checked_with_network"
+
+
+def record_found(ctx: Context, delivery_id: int, published: Published) -> bool:
+    """A lost answer's post found on the network: sent as `record_sent` stores it, noting that Herald
+    confirmed it with the network (the team's report says so). True if it came late."""
+    late = record_sent(ctx, delivery_id, published)
+    with ctx.db.session() as session:
+        delivery = session.get(Delivery, delivery_id)
+        if delivery is not None and DeliveryState(delivery.state) == DeliveryState.SENT \
+                and delivery.remote_id == published.remote_id:
+            delivery.resume = {**(delivery.resume or {}), CHECKED: ctx.clock.now().isoformat()}
+    return late
+
+
 def record_failure(
     ctx: Context, delivery_id: int, kind: ErrorKind, reason: str, retry_after: float | None,
     resume: dict[str, Any] | None = None, *, paced: bool = False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, col, select
@@ -14,14 +15,25 @@ from handlers.core.chat import Reply
 from handlers.core.context import Context
 from handlers.core.lookups import get_workspace, post_targets
 from handlers.core.notices import tell_team
-from handlers.core.ports import ErrorKind
+from handlers.core.ports import CANT_TELL, AccountView, ErrorKind, Found, Outgoing, Published
 from handlers.core.when import show_time
-from handlers.posts.publishing.claims import STALE_SENDING, claim_post
+from handlers.engagement.metrics import first_metrics_at
+from handlers.posts.publishing.claims import CHECKED, STALE_SENDING, claim_post
 from handlers.posts.publishing.held import announce_held, held_notice
-from handlers.posts.publishing.send import send_pending
+from handlers.posts.publishing.outcomes import ask_network, outgoing_of
+from handlers.posts.publishing.send import send_pending, send_slot
 from handlers.posts.publishing.settle import settle, settle_once
 from handlers.posts.rules import UNAPPROVED, rearm
-from storage.models import Delivery, DeliveryState, Post, PostState, UnapprovedAction, Workspace, move_post
+from storage.models import (
+    Account,
+    Delivery,
+    DeliveryState,
+    Post,
+    PostState,
+    UnapprovedAction,
+    Workspace,
+    move_post,
+)
 
 log = logging.getLogger("herald.publishing")
 
@@ -136,29 +148,27 @@ def format_lateness(late: timedelta) -> str:
 
 
 async def recover_interrupted(ctx: Context, *, at_start: bool = False) -> int:
-    """Deliveries left `sending` by a crash become unconfirmed, and the team is told. Returns how many."""
+    """Deliveries left `sending` by a crash are checked with their network (publishing/outcomes.py): found ones
+    become sent, surely-absent ones pending again, the rest unconfirmed; the team is told. Returns how many."""
     now = ctx.clock.now()
     with ctx.db.session() as session:
-        query = select(Delivery).where(Delivery.state == DeliveryState.SENDING.value)
+        query = select(Delivery, Post, Account).where(Delivery.state == DeliveryState.SENDING.value) \
+            .where(Delivery.post_id == Post.id).where(Delivery.account_id == Account.id)
         stuck = [
-            d for d in session.exec(query).all()
+            (d.id, d.claimed_at, d.post_id, outgoing_of(ctx, session, d, p, a))
+            for d, p, a in session.exec(query).all()
             if (at_start and d.claimed_by == ctx.worker_id) or (d.claimed_at and now - d.claimed_at > STALE_SENDING)
         ]
-        post_ids = set()
-        recovered = 0
-        for delivery in stuck:
-            # conditional on the claim it had: of two workers recovering it at once, one moves it and tells
-            moved = session.exec(  # type: ignore[call-overload]
-                update(Delivery).where(col(Delivery.id) == delivery.id)
-                .where(col(Delivery.state) == DeliveryState.SENDING.value)
-                .where(col(Delivery.claimed_at) == delivery.claimed_at)
-                .values(state=DeliveryState.UNCONFIRMED.value, error_kind=ErrorKind.UNKNOWN_OUTCOME.value,
-                        last_error="Herald stopped while sending it, before the network's answer was saved",
-                        updated_at=now)
-            )
-            if moved.rowcount == 1:
-                recovered += 1
-                post_ids.add(delivery.post_id)
+    # each is still `sending` while its network is asked: a crash meanwhile leaves it for the next recovery
+    answers = await asyncio.gather(*(_ask(ctx, prepared, claimed_at or now)
+                                     for _id, claimed_at, _post, prepared in stuck))
+    post_ids = set()
+    recovered = 0
+    for (delivery_id, claimed_at, post_id, prepared), found in zip(stuck, answers, strict=True):
+        assert delivery_id is not None
+        if _recover(ctx, delivery_id, claimed_at, found, prepared[0].name if prepared else ""):
+            recovered += 1
+            post_ids.add(post_id)
     for post_id in sorted(post_ids):
         # the team is told before the post's outcome is stored: a crash in between leaves it publishing with
         # nothing in flight, which the next sweep settles and tells again (twice, rather than never)
@@ -170,6 +180,45 @@ async def recover_interrupted(ctx: Context, *, at_start: bool = False) -> int:
             await tell_team(ctx, ws_id, notice)
         settle_once(ctx, post_id)
     return recovered
+
+
+async def _ask(ctx: Context, prepared: tuple[AccountView, Outgoing] | None, since: datetime) -> Found:
+    """What the delivery's network says about it; CANT_TELL without a connector or readable credentials."""
+    network = ctx.networks.get(prepared[0].network) if prepared is not None else None
+    if prepared is None or network is None:
+        return CANT_TELL
+    async with send_slot(prepared[0].network):
+        return await ask_network(network, prepared[0], prepared[1], since)
+
+
+def _recover(ctx: Context, delivery_id: int, claimed_at: datetime | None, found: Found, account: str) -> bool:
+    """Store what the check found for one delivery a crash left `sending`, conditional on the claim it had: of
+    two workers recovering it at once, one moves it and tells. True if this one did."""
+    now = ctx.clock.now()
+    if isinstance(found, Published):
+        values: dict[str, Any] = dict(state=DeliveryState.SENT.value, remote_id=found.remote_id,
+                                      remote_url=found.url, sent_at=now, error_kind=None, last_error=None,
+                                      metrics_due_at=first_metrics_at(now))
+    elif found is None:  # surely not there: an ordinary retry, now
+        values = dict(state=DeliveryState.PENDING.value, not_before=now, error_kind=ErrorKind.TRANSIENT.value,
+                      last_error=f"Herald stopped while sending it; {account}'s network says the post isn't there")
+    else:
+        values = dict(state=DeliveryState.UNCONFIRMED.value, error_kind=ErrorKind.UNKNOWN_OUTCOME.value,
+                      last_error="Herald stopped while sending it, before the network's answer was saved")
+    with ctx.db.session() as session:
+        moved = session.exec(  # type: ignore[call-overload]
+            update(Delivery).where(col(Delivery.id) == delivery_id)
+            .where(col(Delivery.state) == DeliveryState.SENDING.value)
+            .where(col(Delivery.claimed_at) == claimed_at)
+            .values(updated_at=now, **values)
+        )
+        if moved.rowcount != 1:
+            return False
+        if isinstance(found, Published):
+            delivery = session.get(Delivery, delivery_id)
+            assert delivery is not None
+            delivery.resume = {**(delivery.resume or {}), CHECKED: now.isoformat()}
+    return True
 
 
 async def sweep(ctx: Context, *, workspace_id: int | None = None) -> int:

@@ -5,7 +5,8 @@ The rules (ARCHITECTURE.md, "The promises"):
   (pending → sending) before any network call, so two workers or two triggers can't both send;
 - the remote id is stored the moment the network answers, in its own transaction;
 - a send whose outcome is unknown (an error after the request may have left, or a crash while
-  sending) becomes `unconfirmed`, is shown to the team, and is never retried automatically;
+  sending) is first checked with the network where it can tell (outcomes.py); what stays unknown becomes
+  `unconfirmed`, is shown to the team, and is never retried automatically;
 - only failures that surely did not post (rate limited, failed before sending) are retried on
   their own, after the wait the network asked for;
 - every outcome is reported per account in the team chat with the command that fixes it.
@@ -18,8 +19,9 @@ import logging
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -34,12 +36,15 @@ from handlers.core.ports import (
     AccountView,
     ErrorKind,
     MediaFile,
+    Network,
     Outgoing,
+    Published,
     PublishError,
 )
 from handlers.core.when import show_time
 from handlers.posts.media import load_media
-from handlers.posts.publishing.claims import claim_delivery, record_failure, record_sent
+from handlers.posts.publishing.claims import claim_delivery, record_failure, record_found, record_sent
+from handlers.posts.publishing.outcomes import ask_network
 from handlers.posts.publishing.settle import HELD, resettle, settle_once
 from handlers.posts.render import render
 from handlers.workspace.health import DEAD, fresh_view, held_reason, mark_dead
@@ -119,23 +124,53 @@ async def _send_claimed(ctx: Context, job: Job) -> None:
         record_failure(ctx, job.delivery_id, ErrorKind.REJECTED,
                        f"this Herald has no {job.account.network} connector", None)
         return
-    view: AccountView | None = None
+    began = ctx.clock.now()
     try:
         view = await fresh_view(ctx, network, job.account)  # a refused refresh marks the account itself
-        published = await network.publish(view, job.outgoing)
-    except PublishError as exc:
+    except PublishError as exc:  # nothing was published: the refresh is no send
         late = record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after, exc.resume,
                               paced=exc.paced)
-        if exc.kind == ErrorKind.AUTH_EXPIRED and view is not None:  # the network refused the token itself:
-            await mark_dead(ctx, job.account.id, exc.reason)  # marked, and the team told what it affects
-    except Exception as exc:  # the request may have left: outcome unknown, never resend blindly
-        log.exception("publishing delivery %s failed with an unexpected error", job.delivery_id)
-        late = record_failure(ctx, job.delivery_id, ErrorKind.UNKNOWN_OUTCOME,
-                              f"the send broke off ({type(exc).__name__}) after it may have reached the network", None)
+    except Exception as exc:  # a database or refresh error before any send left: safe to retry
+        log.warning("preparing delivery %s failed before anything was sent: %r", job.delivery_id, exc)
+        late = record_failure(ctx, job.delivery_id, ErrorKind.TRANSIENT,
+                              f"Herald couldn't prepare the send ({type(exc).__name__}); nothing was sent", None)
     else:
-        late = record_sent(ctx, job.delivery_id, published)
+        late = await _publish(ctx, network, view, job, began)
     if late:
         await resettle(ctx, job.outgoing.post_id)
+
+
+async def _publish(ctx: Context, network: Network, view: AccountView, job: Job, began: datetime) -> bool:
+    """Send, and store the answer; an unknown outcome is checked with the network first. True if it came late."""
+    try:
+        published = await network.publish(view, job.outgoing)
+    except PublishError as exc:
+        if exc.kind == ErrorKind.UNKNOWN_OUTCOME:
+            outgoing = replace(job.outgoing, resume={**job.outgoing.resume, **exc.resume})
+            return await _check_unknown(ctx, network, view, outgoing, began, exc.reason, exc.resume)
+        late = record_failure(ctx, job.delivery_id, exc.kind, exc.reason, exc.retry_after, exc.resume,
+                              paced=exc.paced)
+        if exc.kind == ErrorKind.AUTH_EXPIRED:  # the network refused the token itself:
+            await mark_dead(ctx, job.account.id, exc.reason)  # marked, and the team told what it affects
+        return late
+    except Exception as exc:  # the request may have left: outcome unknown, never resend blindly
+        log.exception("publishing delivery %s failed with an unexpected error", job.delivery_id)
+        return await _check_unknown(
+            ctx, network, view, job.outgoing, began,
+            f"the send broke off ({type(exc).__name__}) after it may have reached the network", {})
+    return record_sent(ctx, job.delivery_id, published)
+
+
+async def _check_unknown(ctx: Context, network: Network, view: AccountView, outgoing: Outgoing, began: datetime,
+                         reason: str, resume: dict[str, Any]) -> bool:
+    """The answer was lost: ask the network before the team (publishing/outcomes.py). True if it came late."""
+    found = await ask_network(network, view, outgoing, began)
+    if isinstance(found, Published):
+        return record_found(ctx, outgoing.delivery_id, found)
+    if found is None:  # the network says for sure it isn't there: an ordinary retry can't post twice
+        return record_failure(ctx, outgoing.delivery_id, ErrorKind.TRANSIENT,
+                              f"{reason}; {view.name}'s network says the post isn't there", None, resume)
+    return record_failure(ctx, outgoing.delivery_id, ErrorKind.UNKNOWN_OUTCOME, reason, None, resume)
 
 
 def pending_jobs(ctx: Context, session: Session, post: Post, ws: Workspace, now: datetime) -> list[Job]:

@@ -18,6 +18,7 @@ from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import ErrorKind
 from handlers.core.when import show_time
 from handlers.core.words import state_label
+from handlers.posts.publishing.claims import CHECKED
 from storage.models import Account, Delivery, DeliveryState, Post, PostState, move_post
 
 log = logging.getLogger("herald.publishing")
@@ -52,7 +53,8 @@ def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str) -> 
     state = DeliveryState(delivery.state)
     who = f"{account.name} ({account.network})"
     if state == DeliveryState.SENT:
-        return f"  ✓ {who}: {delivery.remote_url or delivery.remote_id}"
+        checked = " (its answer was lost; Herald confirmed it with the network)" if CHECKED in (delivery.resume or {}) else ""
+        return f"  ✓ {who}: {delivery.remote_url or delivery.remote_id}{checked}"
     if state == DeliveryState.UNCONFIRMED:
         return (
             f"  ? {who}: unconfirmed — {delivery.last_error}. It may be live, so Herald won't resend it on "
