@@ -8,6 +8,7 @@ illegal state change, an unknown command, a missing role) comes back as a reply 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 
 from sqlalchemy import update
 from sqlalchemy.orm.exc import StaleDataError
@@ -16,12 +17,12 @@ from sqlmodel import Session, col, select
 import handlers.engagement
 import handlers.posts
 import handlers.workspace  # noqa: F401  (each package registers its commands)
-from handlers.core.access import ROLE_RANK, role_refusal
+from handlers.core.access import ALL_ROLES, ROLE_RANK, role_refusal
 from handlers.core.chat import Actor, Command, Reply, unreadable
-from handlers.core.commands import COMMANDS, Request, command
+from handlers.core.commands import COMMANDS, CommandSpec, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import chat_link
+from handlers.core.lookups import chat_link, get_workspace
 from handlers.workspace.accounts import holds_secret, secret_in_group_reply
 from storage.models import ChatLink, IllegalTransition, Member, Role, Workspace
 
@@ -94,17 +95,58 @@ def claim(ctx: Context, member_id: int, actor: Actor) -> None:
         )
 
 
-def resolve(ctx: Context, cmd: Command) -> tuple[int | None, Role, int | None]:
-    """The workspace of the chat, the caller's role in it (chat admins default to admin), and an
-    `@username` member row to claim once the command goes through."""
+@dataclass(frozen=True)
+class Caller:
+    """Who runs a command where: the chat's workspace, the caller's role in it, and what decides who reads.
+
+    - `named`: an `@username` member row to claim once the command goes through.
+    - `own_role`: the role is the person's own (a member row, an @username row, a mapped Discord role), not
+      the default a chat admin or anyone else gets.
+    - `readers`: the workspace's /readers setting; `linked`: this very chat is linked (team, approvals, reports).
+    """
+
+    workspace_id: int | None
+    role: Role
+    named: int | None = None
+    own_role: bool = False
+    readers: str = "members"
+    linked: bool = False
+
+
+def resolve(ctx: Context, cmd: Command) -> Caller:
+    """The workspace of the chat and the caller's role in it (chat admins default to admin)."""
     with ctx.db.session() as session:
         workspace_id = chat_workspace(session, cmd)
         if workspace_id is None:
-            return None, Role.VIEWER, None
+            return Caller(None, Role.VIEWER)
+        ws = get_workspace(session, workspace_id)
+        linked = chat_link(session, cmd.chat) is not None
         role, named = member_role(session, workspace_id, cmd.actor)
         if role is not None:
-            return workspace_id, role, named
-        return workspace_id, Role.ADMIN if cmd.actor.is_chat_admin else Role.VIEWER, None
+            return Caller(workspace_id, role, named, own_role=True, readers=ws.readers, linked=linked)
+        return Caller(workspace_id, Role.ADMIN if cmd.actor.is_chat_admin else Role.VIEWER,
+                      readers=ws.readers, linked=linked)
+
+
+def in_server(cmd: Command) -> bool:
+    """The command came from a channel of a Discord server (not a DM, not a chat that stands alone)."""
+    return bool(cmd.chat.space) and not cmd.chat.private
+
+
+def server_refusal(cmd: Command, caller: Caller) -> str | None:
+    """Why a member of the server without a Herald role may not use this workspace (readers=members), or None."""
+    if not in_server(cmd) or caller.readers != "members" or caller.own_role or cmd.actor.is_chat_admin:
+        return None
+    return (f"You're a viewer without a Herald role here, and in this server only people with a Herald role use "
+            f"Herald (drafts, history, the inbox and exports included). Nothing was shown or changed. An admin can "
+            f"give you one with /role {cmd.actor.name} viewer (or give a role to a Discord role), or let every "
+            "member of the server read with /readers open.")
+
+
+def is_read(spec: CommandSpec) -> bool:
+    """A read: a workspace command every role may run (/posts, /preview, /history, /inbox, /stats, /export…).
+    Outside the workspace's own channels its answer goes to the asker only."""
+    return spec.needs_workspace and spec.roles == ALL_ROLES
 
 
 def exposes_secret(ctx: Context, cmd: Command, *, known: bool) -> bool:
@@ -129,20 +171,26 @@ async def handle(ctx: Context, cmd: Command) -> Reply:
     if problem is not None:
         return Reply(problem, error=True)
     try:
-        workspace_id, role, named = resolve(ctx, cmd)
+        caller = resolve(ctx, cmd)
     except UserError as exc:
         if spec.needs_workspace:
             return Reply(str(exc), error=True)
-        workspace_id, role, named = None, Role.VIEWER, None  # /help, /link <code>, /setup still work
+        caller = Caller(None, Role.VIEWER)  # /help, /link <code>, /setup still work
+    workspace_id, role = caller.workspace_id, caller.role
     if spec.needs_workspace and workspace_id is None:
         return Reply("This chat isn't set up yet. /setup creates a workspace here, with you as its admin.", error=True)
+    refusal = server_refusal(cmd, caller) if spec.needs_workspace else None
+    if refusal is not None:
+        return Reply(refusal, error=True)
     if role not in spec.roles:
         return Reply(role_refusal((r.value for r in spec.roles), role, f"use /{name}", cmd.actor.name), error=True)
     request = Request(ctx=ctx, command=cmd, spec=spec, workspace_id=workspace_id, role=role)
     try:
         reply = await spec.handler(request)
-        if named is not None and not reply.error:
-            claim(ctx, named, cmd.actor)
+        if caller.named is not None and not reply.error:
+            claim(ctx, caller.named, cmd.actor)
+        if in_server(cmd) and not caller.linked and is_read(spec) and not reply.private:
+            reply = replace(reply, private=True)  # a channel anyone of the server may see: the asker only
         return reply
     except (UserError, IllegalTransition) as exc:
         return Reply(str(exc), error=True)

@@ -176,6 +176,8 @@ class Workspace(SQLModel, table=True):
     name: str
     timezone: str = "UTC"
     language: str = Field(default="en", sa_column_kwargs={"server_default": "en"})  # time words: en ru fr de es
+    # who reads in a Discord server: "members" (people with a Herald role) or "open" (every member of the server)
+    readers: str = Field(default="members", sa_column_kwargs={"server_default": "members"})
     approvals_needed: int = 1
     approver_roles: str = "admin,approver"
     self_approval: bool = False

@@ -443,3 +443,51 @@ async def test_a_posts_own_text_is_shown_as_written_not_as_markdown(world: World
     _post_id, card = await draft(w, "Big *news* at [acme.com](https://evil.example)")
     description = card["embeds"][0]["description"]
     assert "│ Big \\*news\\* at \\[acme.com](https://evil.example)" in description, description
+
+
+# --- who reads (/readers) ----------------------------------------------------------------------
+
+
+def shown(record: Interaction) -> str:
+    embed = record.callback["data"]["embeds"][0]
+    return str(embed["title"]) + "\n" + str(embed.get("description") or "")
+
+
+async def test_a_server_member_without_a_herald_role_reads_nothing_until_readers_is_open(world: World) -> None:
+    w = world
+    await ready_workspace(w)
+    await draft(w, "Secret launch plan")
+    before = w.snapshot()
+    refused = await w.fake.slash(w.carol, w.team, "posts")
+    assert refused.ephemeral and title(refused).startswith("✋"), refused.callbacks
+    assert "/role Carol" in shown(refused) and "/readers open" in shown(refused)
+    assert "Secret launch plan" not in shown(refused)
+    pressed = await w.fake.slash(w.carol, w.team, "history", post="1")
+    assert pressed.ephemeral and "Secret launch plan" not in shown(pressed)
+    changed = await w.fake.slash(w.carol, w.team, "readers", readers="open")
+    assert changed.ephemeral and title(changed).startswith("✋")
+    assert w.snapshot() == before
+    opened = await w.fake.slash(w.alice, w.team, "readers", readers="open")
+    assert not opened.ephemeral and "Readers: open (was members)" in title(opened), opened.callbacks
+    read = await w.fake.slash(w.carol, w.team, "posts")
+    assert not read.ephemeral and "Secret launch plan" in shown(read), read.callbacks  # the team channel
+    closed = await w.fake.slash(w.alice, w.team, "readers", readers="members")
+    assert "Readers: members (was open)" in title(closed)
+    again = await w.fake.slash(w.carol, w.team, "posts")
+    assert again.ephemeral and "Secret launch plan" not in shown(again)
+
+
+async def test_a_read_in_a_channel_that_is_not_linked_is_answered_to_the_asker_only(world: World) -> None:
+    w = world
+    await ready_workspace(w)
+    random = w.fake.add_channel(w.guild, "random")
+    await w.fake.slash(w.alice, w.team, "role", member=w.carol, role="viewer")
+    await draft(w, "Secret launch plan")
+    private = await w.fake.slash(w.carol, random, "posts")
+    assert private.ephemeral and not title(private).startswith("✋"), private.callbacks
+    assert "Secret launch plan" in shown(private)
+    public = await w.fake.slash(w.carol, w.team, "posts")
+    assert not public.ephemeral and "Secret launch plan" in shown(public)
+    written = await w.fake.slash(w.alice, random, "draft", text="Written in random")
+    assert not written.ephemeral, written.callbacks  # not a read: the draft card is for the team
+

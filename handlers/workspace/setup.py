@@ -1,4 +1,4 @@
-"""The workspace: /setup, /timezone, /language (time words), /role and /link."""
+"""The workspace: /setup, /timezone, /language (time words), /role, /readers (who reads in a Discord server) and /link."""
 
 from __future__ import annotations
 
@@ -262,6 +262,45 @@ async def role(req: Request) -> Reply:
             member.role = new_role.value
         audit(session, ctx, ws_id, None, req.actor_name, "role", f"{member.name}: {old} → {new_role.value}")
     return Reply(f"{member.name} is now {new_role.value} (was {old}).")
+
+
+READERS = {
+    "members": "only people with a Herald role (given with /role, also to a Discord role) and the server's admins",
+    "open": "every member of the server",
+}
+
+
+@command(
+    "readers",
+    usage="/readers [members|open]", example="/readers open",
+    summary="show or set who may read drafts, history, the inbox and exports in a Discord server",
+    details=(
+        "members (the default): in a Discord server, only people with a Herald role of their own (/role, also\n"
+        "given to a Discord role) and the server's admins use Herald; everyone else is refused.\n"
+        "open: every member of the server reads, as a viewer. In a channel that isn't the team, approvals or\n"
+        "reports channel, what everyone may read is answered privately (only the asker sees it) either way."
+    ),
+    group="Workspace",
+    takes=(Param.choice("readers", tuple(READERS), required=False, description="members | open"),),
+)
+async def readers(req: Request) -> Reply:
+    ctx = req.ctx
+    ws_id = req.need_workspace()
+    word = req.command.text.strip().lower()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        if not word:
+            other = "open" if ws.readers == "members" else "members"
+            return Reply(f"Readers: {ws.readers} — in a Discord server, {READERS[ws.readers]} read drafts, history, "
+                         f"the inbox and exports. Admins change it with /readers {other}.")
+        req.require_role(ADMINS, "choose who reads")
+        if word not in READERS:
+            raise UserError(f"'{req.command.text.strip()}' isn't a choice. Nothing changed. Use /readers members "
+                            "(only people with a Herald role) or /readers open (every member of the server).")
+        old, ws.readers = ws.readers, word
+        audit(session, ctx, ws_id, None, req.actor_name, "readers", f"{old} → {word}")
+    return Reply(f"Readers: {word} (was {old}) — in a Discord server, {READERS[word]} now read drafts, history, "
+                 "the inbox and exports.")
 
 
 @command(
