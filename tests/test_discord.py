@@ -22,7 +22,7 @@ from bot.app import Herald
 from bot.chats.discord import DiscordFront, button_id
 from handlers.core.chat import Button, ChatAddress, Reply
 from handlers.core.commands import COMMANDS
-from storage.models import Account, Approval, Delivery, Media, Post
+from storage.models import Account, Approval, Delivery, InboxItem, Media, Post
 from tests.conftest import FakeClock, Team, make_herald
 from tests.fakes.discord_api import EPHEMERAL, FakeDiscord, Interaction
 
@@ -491,3 +491,20 @@ async def test_a_read_in_a_channel_that_is_not_linked_is_answered_to_the_asker_o
     written = await w.fake.slash(w.alice, random, "draft", text="Written in random")
     assert not written.ephemeral, written.callbacks  # not a read: the draft card is for the team
 
+
+async def test_a_commenters_markdown_is_shown_escaped_in_the_inbox(world: World) -> None:
+    w = world
+    await ready_workspace(w)
+    post_id, _card = await draft(w)
+    with w.herald.db.session() as session:
+        delivery = session.exec(select(Delivery).where(Delivery.post_id == post_id)).first()
+        assert delivery is not None and delivery.id is not None
+        session.add(InboxItem(workspace_id=1, delivery_id=delivery.id, remote_id="c1", author="**mallory**",
+                              text="Win **big** at [acme.com](https://evil.example)",
+                              posted_at=datetime(2026, 1, 1, tzinfo=UTC)))
+    out = await w.fake.slash(w.alice, w.team, "inbox")
+    assert not out.ephemeral, out.callbacks
+    description = out.callback["data"]["embeds"][0]["description"]
+    assert "\\*\\*mallory\\*\\* on Sandbox" in description, description
+    assert "“Win \\*\\*big\\*\\* at \\[acme.com](https://evil.example)”" in description, description
+    assert "\u2068" not in description and "\u2069" not in description

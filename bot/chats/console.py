@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from handlers.core.chat import Actor, Attachment, Button, ChatAddress, ChatRef, Command, Reply
+from handlers.core.chat import Actor, Attachment, Button, ChatAddress, ChatRef, Command, Reply, plain
 
 PLATFORM = "console"
 NAME_RE = re.compile(r"[\w.\-]{1,32}")
@@ -63,7 +63,7 @@ class ConsoleChat:
         self._write(text)
 
     def render(self, reply: Reply) -> str:
-        text = ("✋ " if reply.error else "") + reply.text
+        text = ("✋ " if reply.error else "") + plain(reply.text)
         if reply.image is not None:
             text += f"\n[image: {len(reply.image):,} bytes]"
         if reply.attachment is not None:

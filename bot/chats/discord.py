@@ -54,7 +54,18 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
 from bot.chats.buttons import DISCORD, DISCORD_MODAL
-from handlers.core.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
+from handlers.core.chat import (
+    THEIRS_CLOSE,
+    THEIRS_OPEN,
+    Actor,
+    Button,
+    ChatAddress,
+    ChatRef,
+    Command,
+    MediaIn,
+    Reply,
+    plain,
+)
 from handlers.core.commands import COMMANDS, CommandSpec, Kind
 from handlers.posts.media import MAX_IMAGE_BYTES, MAX_VIDEO_BYTES
 
@@ -489,9 +500,7 @@ class DiscordFront:
 
     def render(self, reply: Reply, *, editing: bool = False) -> dict[str, Any]:
         """channel.send / send_message keyword arguments: an embed, the image as a file, the buttons."""
-        # a post's own lines ("│ …") are shown as written: no markdown, no masked links in approval cards
-        text = "\n".join("│ " + discord.utils.escape_markdown(line[2:]) if line.startswith("│ ") else line
-                         for line in reply.text.strip().splitlines()) or "…"
+        text = "\n".join(_as_written(line) for line in reply.text.strip().splitlines()) or "…"
         first, _, rest = text.partition("\n")
         title = ("✋ " if reply.error else "") + first
         if len(title) > 256:
@@ -587,6 +596,17 @@ def _gateway_ended(task: asyncio.Task[None]) -> None:
     if failure is not None:
         log.error("the Discord connection ended and won't come back: %s — Herald no longer answers in Discord",
                   failure, exc_info=failure)
+
+
+_THEIRS = re.compile(f"{THEIRS_OPEN}([^{THEIRS_CLOSE}]*){THEIRS_CLOSE}?")
+
+
+def _as_written(line: str) -> str:
+    """A line of a reply as Discord shows it: a post's own lines ("│ …") and third-party text (a commenter's
+    name, a comment) are escaped, so no markdown, no masked link and no mention renders from them."""
+    if line.startswith("│ "):
+        return "│ " + discord.utils.escape_markdown(plain(line[2:]))
+    return plain(_THEIRS.sub(lambda m: discord.utils.escape_markdown(m[1]), line))
 
 
 def _clip(text: str, limit: int) -> str:

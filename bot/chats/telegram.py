@@ -67,7 +67,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 
 from bot.chats.buttons import TELEGRAM, Overflow
-from handlers.core.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply
+from handlers.core.chat import Actor, Button, ChatAddress, ChatRef, Command, MediaIn, Reply, plain
 from handlers.core.commands import COMMANDS
 
 PLATFORM = "telegram"
@@ -123,7 +123,7 @@ def clip(text: str, limit: int) -> str:
 
 
 def esc(text: str) -> str:
-    return html.escape(text, quote=False)
+    return html.escape(plain(text), quote=False)  # every character is shown as written: no marks needed
 
 
 def mention(user: User) -> str:

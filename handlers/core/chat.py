@@ -106,6 +106,23 @@ class Reply:
     attachment: Attachment | None = None
 
 
+# Third-party text (a commenter's name, a comment) is held between these two marks in a Reply's text: the
+# Unicode "first strong isolate" and "pop directional isolate", invisible and harmless where they stay. A
+# front end that renders markup shows what is between them as written (Discord escapes its markdown);
+# the others drop them (`plain`).
+THEIRS_OPEN, THEIRS_CLOSE = "\u2068", "\u2069"
+
+
+def theirs(text: str) -> str:
+    """Mark text written by someone outside the team, so no front end renders it as markup (on one line)."""
+    return THEIRS_OPEN + " ".join(plain(text).splitlines()) + THEIRS_CLOSE
+
+
+def plain(text: str) -> str:
+    """The text without the marks of third-party text (for front ends that show text as it is)."""
+    return text.replace(THEIRS_OPEN, "").replace(THEIRS_CLOSE, "")
+
+
 @dataclass(frozen=True)
 class ChatAddress:
     """A chat Herald can post into on its own (for notifications)."""

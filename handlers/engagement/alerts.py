@@ -39,7 +39,7 @@ from sqlmodel import Session, col, select
 
 from handlers.core.access import ADMINS, EDITORS
 from handlers.core.audit import audit
-from handlers.core.chat import Button, ChatAddress, Reply
+from handlers.core.chat import Button, ChatAddress, Reply, theirs
 from handlers.core.commands import Request, periodic
 from handlers.core.commands import command as register
 from handlers.core.context import Context
@@ -493,7 +493,8 @@ async def watch_alerts(ctx: Context, workspace_id: int, items: list[WatchedItem]
         lines = [f"🚨 Watch words in {len(hits)} comment(s) on #{post_id} — “{text}”"]
         for item in hits:
             where = ctx.networks.label(item.network)
-            lines.append(f"  #{item.item_id} {item.author} on {where} ({item.account}): “{first_words(item.text, 120)}” "
+            said = theirs(first_words(item.text, 120))
+            lines.append(f"  #{item.item_id} {theirs(item.author)} on {where} ({item.account}): “{said}” "
                          f"— matched: {item.hit}" + (f" · {item.url}" if item.url else ""))
         lines.append(f"Answer with /reply {hits[0].item_id} <text>; /inbox {post_id} shows the post's comments.")
         await tell_alert_chats(ctx, workspace_id, alert_reply(ws, lines))

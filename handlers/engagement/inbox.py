@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from handlers.core.chat import Reply
+from handlers.core.chat import Reply, theirs
 from handlers.core.commands import Param, Request, command, periodic
 from handlers.core.context import Context
 from handlers.core.errors import UserError
@@ -225,10 +225,10 @@ def load_items(session: Session, ids: list[int]) -> list[Forwarded]:
 
 def item_line(networks: Networks, f: Forwarded, now: datetime | None = None) -> str:
     item = f.item
-    parts = [f"#{item.id}", f"{item.author} on {networks.label(f.network)}", f"post #{f.post_id}"]
+    parts = [f"#{item.id}", f"{theirs(item.author)} on {networks.label(f.network)}", f"post #{f.post_id}"]
     if now is not None and item.posted_at is not None:
         parts.append(format_delta(item.posted_at, now).replace("now", "just now"))
-    parts.append(f"“{first_words(item.text)}”")
+    parts.append(f"“{theirs(first_words(item.text))}”")
     if item.watch_hit:
         parts.append(f"⚠️ {item.watch_hit}")
     line = "  " + " · ".join(parts)

@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 
 from handlers.core.access import EDITORS, role_refusal
 from handlers.core.audit import audit
-from handlers.core.chat import Button, Reply
+from handlers.core.chat import Button, Reply, theirs
 from handlers.core.commands import Request, command, periodic
 from handlers.core.context import Context
 from handlers.core.errors import UserError
@@ -163,7 +163,8 @@ def reply_card(ctx: Context, session: Session, found: Found, ws: Workspace, head
     post = session.get(Post, found.delivery.post_id)
     lines = [headline, f"Inbox item #{found.id} · {found.where(ctx)}"
              + (f" · under post #{post.id}: {short_text(post.text, 50)}" if post is not None else "")]
-    lines.append(f"💬 {item.author or 'someone'}: {short_text(item.text, 200)}" + (f"  {item.url}" if item.url else ""))
+    lines.append(f"💬 {theirs(item.author or 'someone')}: {theirs(short_text(item.text, 200))}"
+                 + (f"  {item.url}" if item.url else ""))
     lines.append(f"↪ Reply by {item.reply_by or 'someone'}:")
     lines += ["│ " + line for line in (item.reply_text or "").splitlines() or [""]]
     lines.append(f"Approvals: {len(item.reply_approvals or [])} of {ws.approvals_needed} · "
