@@ -276,3 +276,32 @@ async def test_decompression_bombs_and_fake_videos_are_refused(team: Team) -> No
     video = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64
     ok = await run(team, "console", "console", "alice", "/attach 1", media=(MediaIn("v.mp4", "video/mp4", video),))
     assert not ok.error and "1 file(s) attached" in ok.text
+
+
+async def test_in_a_discord_server_only_people_with_a_herald_role_read_unless_readers_is_open(team: Team) -> None:
+    await run(team, "discord", "general", "alice", "/setup Acme", space="G", user_id="10", is_chat_admin=True)
+    await run(team, "discord", "general", "alice", "/connect sandbox name=brand", space="G", user_id="10")
+    await run(team, "discord", "general", "alice", "/draft Secret launch plan", space="G", user_id="10")
+    await run(team, "discord", "general", "alice", "/role viewer", space="G", user_id="10",
+              mentions=(Actor("discord", "role:777", "@Staff"),))
+    stranger = await run(team, "discord", "general", "olga", "/posts", space="G", user_id="11", groups=("555",))
+    assert stranger.error and "/readers open" in stranger.text and "Secret" not in stranger.text
+    helped = await run(team, "discord", "general", "olga", "/help posts", space="G", user_id="11")
+    assert not helped.error
+    staff = await run(team, "discord", "general", "sam", "/posts", space="G", user_id="12", groups=("777",))
+    assert not staff.error and not staff.private and "Secret launch plan" in staff.text  # the team channel
+    aside = await run(team, "discord", "random", "sam", "/posts", space="G", user_id="12", groups=("777",))
+    assert not aside.error and aside.private and "Secret launch plan" in aside.text  # a channel not linked
+    server_admin = await run(team, "discord", "random", "ann", "/posts", space="G", user_id="13", is_chat_admin=True)
+    assert not server_admin.error and server_admin.private
+    await run(team, "discord", "general", "alice", "/readers open", space="G", user_id="10")
+    opened = await run(team, "discord", "random", "olga", "/posts", space="G", user_id="11")
+    assert not opened.error and opened.private and "Secret launch plan" in opened.text
+
+
+async def test_readers_members_leaves_telegram_groups_as_they_were(team: Team) -> None:
+    await run(team, "telegram", "-1", "alice", "/setup Acme", user_id="1")
+    await run(team, "telegram", "-1", "alice", "/connect sandbox name=brand", user_id="1")
+    await run(team, "telegram", "-1", "alice", "/draft Hello group", user_id="1")
+    member = await run(team, "telegram", "-1", "ben", "/posts", user_id="2")
+    assert not member.error and not member.private and "Hello group" in member.text

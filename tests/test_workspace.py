@@ -282,3 +282,17 @@ async def test_a_city_alone_is_answered_with_its_zone(team: Team) -> None:
     await team.setup_workspace()
     out = await refused(team, "alice", "/timezone Paris")
     assert "Did you mean 'Europe/Paris'?" in out
+
+
+async def test_readers_is_shown_to_anyone_and_set_by_an_admin(team: Team) -> None:
+    await team.say("alice", "/setup Acme")
+    out = await team.say("carol", "/readers")
+    assert out.startswith("Readers: members — in a Discord server, only people with a Herald role") and \
+        "/readers open" in out
+    await refused(team, "carol", "/readers open", "Only admins can choose who reads", "You're a viewer")
+    await refused(team, "alice", "/readers everyone", "'everyone' isn't a choice. Nothing changed.",
+                  "/readers open")
+    assert workspace(team).readers == "members"
+    out = await team.say("alice", "/readers OPEN")
+    assert out.startswith("Readers: open (was members) — in a Discord server, every member of the server")
+    assert workspace(team).readers == "open"
