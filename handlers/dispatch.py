@@ -3,6 +3,10 @@
 Front ends call `handle(ctx, command)` and render the `Reply`. A refusal (`UserError`, an
 illegal state change, an unknown command, a missing role) comes back as a reply marked
 `error=True`, and the handler's transaction is rolled back so nothing changed.
+
+In a Discord server (ChatRef.space) the workspace's /readers setting decides who reads: with `members`,
+a person without a Herald role of their own is refused every workspace command; and a read (a workspace
+command every role may run) answered in a channel that isn't linked itself goes to the asker only.
 """
 
 from __future__ import annotations
