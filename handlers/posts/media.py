@@ -3,6 +3,10 @@
 Front ends download what a person sends (a photo, an album, a Discord attachment) and hand it
 in as `Command.media`; Herald checks each file (type read from its bytes, size, decodable) and
 keeps it in the database, so every worker can send it later. A post holds the ids in order.
+
+A file counts as a video only when FFmpeg (through PyAV) opens it as MP4/QuickTime, finds a video stream
+and decodes its first frame; the check is bounded (one decoding thread, at most `MAX_PROBE_PACKETS`
+packets, at most `MAX_VIDEO_PIXELS` a frame), so a crafted file can't hold a worker for long.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import io
 import warnings
 from datetime import timedelta
 
+import av
 from PIL import Image, UnidentifiedImageError
 from sqlmodel import Session, col, select
 
@@ -33,6 +38,8 @@ VIDEO_TYPES = ("video/mp4", "video/quicktime")
 # ISO base media brands of MP4/MOV video (HEIC/AVIF photos and M4A audio share the container: refused)
 VIDEO_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"mp4v", b"M4V ",
                 b"qt  ", b"dash", b"3gp4", b"3gp5"}
+MAX_VIDEO_PIXELS = 8192 * 4320  # 8K: what the largest network (YouTube) takes
+MAX_PROBE_PACKETS = 120  # a first frame comes within a few packets; past this the file isn't worth more time
 MAX_PIXELS = 50_000_000  # no phone photo comes close; a small file decoding to more is a decompression bomb
 RECENT = timedelta(minutes=30)  # a photo sent without a post number joins the sender's draft of the last 30 min
 
@@ -47,6 +54,10 @@ def sniff(item: MediaIn) -> tuple[str, str]:
             raise UserError(f"{name} says it's a video but isn't an MP4/MOV file.")
         if len(item.data) > MAX_VIDEO_BYTES:
             raise UserError(f"{name} is {len(item.data) // 2**20} MB; videos can be at most {MAX_VIDEO_BYTES // 2**20} MB.")
+        problem = video_problem(item.data)
+        if problem is not None:
+            raise UserError(f"{name} says it's a video but isn't an MP4/MOV file I can play: {problem}. "
+                            "Export it again as MP4 (H.264) and send it once more.")
         kind = "video/quicktime" if item.data[8:10] == b"qt" else "video/mp4"
         return kind, name
     if len(item.data) > MAX_IMAGE_BYTES:
@@ -69,6 +80,29 @@ def sniff(item: MediaIn) -> tuple[str, str]:
     if fmt not in IMAGE_TYPES:
         raise UserError(f"{name} is a {fmt or 'unknown'} image; networks take JPEG, PNG, GIF or WebP.")
     return IMAGE_TYPES[fmt], name
+
+
+def video_problem(data: bytes) -> str | None:
+    """None when `data` opens as MP4/QuickTime with a video stream whose first frame decodes; else why not."""
+    try:
+        with av.open(io.BytesIO(data), mode="r", format="mov") as container:
+            if not container.streams.video:
+                return "it has no video in it"
+            stream = container.streams.video[0]
+            codec = stream.codec_context
+            if codec is None:
+                return "its video is in a format I can't decode"
+            if codec.width * codec.height > MAX_VIDEO_PIXELS:
+                return f"its frames are {codec.width}×{codec.height} pixels, more than 8K"
+            codec.thread_count = 1
+            for count, packet in enumerate(container.demux(stream)):  # the last packet flushes the decoder
+                if count >= MAX_PROBE_PACKETS:
+                    break
+                if codec.decode(packet):
+                    return None
+    except (av.FFmpegError, ValueError, OSError, EOFError, MemoryError):
+        return "its data can't be read (a damaged or unfinished file?)"
+    return "its first frame can't be decoded"
 
 
 def store_media(session: Session, ws_id: int, items: tuple[MediaIn, ...], added_by: str) -> list[int]:
