@@ -10,7 +10,8 @@ What it serves
     time (one conversion in flight per sha256; the other requests wait for its result), and
     conversions — the database read and Pillow's work — run in their own pool of
     `CONVERTERS` threads, so a burst of new images queues there instead of filling memory or
-    the default thread pool. Anything else (an image as ``.mp4``, a video as ``.jpg``) is 404.
+    the default thread pool. A file the retention task removed (handlers/posts/media.py) is 404
+    from then on, except a JPEG conversion still held in this process's cache. Anything else (an image as ``.mp4``, a video as ``.jpg``) is 404.
     Responses carry Content-Type, Content-Length, ``ETag: "<sha256>"`` (``"<sha256>-jpeg"`` for
     a conversion, which is a different byte string), ``Cache-Control: public, max-age=86400,
     immutable`` and honour ``If-None-Match`` (304) and single byte ranges (``Range: bytes=a-b``,

@@ -19,6 +19,7 @@ carries only the files still stored, and /attach <post> clear empties the list.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import warnings
@@ -239,15 +240,26 @@ async def remove_old_media(ctx: Context) -> int:
     cutoff = ctx.clock.now() - ctx.media_retention
     removed, after = 0, 0
     while True:
-        with ctx.db.session() as session:
-            batch = list(session.exec(
-                select(Media.id).where(col(Media.id) > after).order_by(col(Media.id)).limit(RETENTION_BATCH)
-                .with_for_update(skip_locked=True)
-            ).all())
-            if not batch:
-                return removed
-            after = max(i for i in batch if i is not None)
-            gone = [i for i in batch if i is not None and i not in media_in_use(session, cutoff)]
-            if gone:
-                result = session.exec(delete(Media).where(col(Media.id).in_(gone)))
-                removed += result.rowcount or 0
+        batch = await asyncio.to_thread(_remove_batch, ctx, after, cutoff)  # blobs: off the event loop
+        if batch is None:
+            return removed
+        after, count = batch
+        removed += count
+
+
+def _remove_batch(ctx: Context, after: int, cutoff: datetime) -> tuple[int, int] | None:
+    """Claim the next batch of files after id `after` and remove those no post keeps: (last id, removed);
+    None when no file is left to look at."""
+    with ctx.db.session() as session:
+        batch = [i for i in session.exec(
+            select(Media.id).where(col(Media.id) > after).order_by(col(Media.id)).limit(RETENTION_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all() if i is not None]
+        if not batch:
+            return None
+        keep = media_in_use(session, cutoff)
+        gone = [i for i in batch if i not in keep]
+        if not gone:
+            return max(batch), 0
+        result = session.exec(delete(Media).where(col(Media.id).in_(gone)))
+        return max(batch), result.rowcount or 0
