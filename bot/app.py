@@ -87,6 +87,7 @@ class Herald:
             scheduler=self.scheduler, secrets=SecretBox(key),
             grace=timedelta(minutes=settings.grace_minutes), worker_id=settings.worker_id,
             public_url=settings.public_url, charts=MatplotlibCharts(),
+            media_retention=timedelta(days=settings.media_retention_days),
         )
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
         self.lock_lost = asyncio.Event()  # set when another process took this worker's id: stop the process

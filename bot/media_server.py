@@ -6,7 +6,12 @@ What it serves
     JPEG, ``.png``, ``.webp``, ``.gif``, ``.mp4`` for MP4 and ``.mov`` for QuickTime video.
     Asking ``.jpg``/``.jpeg`` for a PNG, WebP or GIF image gets it converted to JPEG (RGB,
     transparency on white, quality 90, first frame of a GIF); the last conversions are kept in
-    a small LRU cache. Anything else (an image as ``.mp4``, a video as ``.jpg``) is 404.
+    a small LRU cache. An image is converted once however many requests ask for it at the same
+    time (one conversion in flight per sha256; the other requests wait for its result), and
+    conversions — the database read and Pillow's work — run in their own pool of
+    `CONVERTERS` threads, so a burst of new images queues there instead of filling memory or
+    the default thread pool. A file the retention task removed (handlers/posts/media.py) is 404
+    from then on, except a JPEG conversion still held in this process's cache. Anything else (an image as ``.mp4``, a video as ``.jpg``) is 404.
     Responses carry Content-Type, Content-Length, ``ETag: "<sha256>"`` (``"<sha256>-jpeg"`` for
     a conversion, which is a different byte string), ``Cache-Control: public, max-age=86400,
     immutable`` and honour ``If-None-Match`` (304) and single byte ranges (``Range: bytes=a-b``,
@@ -43,6 +48,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -71,6 +77,7 @@ JPEG_QUALITY = 90
 CACHE_CONTROL = "public, max-age=86400, immutable"
 CACHE_ENTRIES = 32
 CACHE_BYTES = 64 * 1024 * 1024
+CONVERTERS = 2  # JPEG conversions at once (each holds an image of up to 20 MB and its pixels)
 
 _NAME = re.compile(r"([0-9a-f]{64})\.([A-Za-z0-9]{1,5})")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -188,6 +195,8 @@ class MediaServer:
         self.port = port
         self.public_url = public_url.rstrip("/") if public_url else None
         self.jpegs = _LRU()
+        self._converting: dict[str, asyncio.Future[bytes | None]] = {}  # sha256 → the conversion in flight
+        self._converter: ThreadPoolExecutor | None = None
         self._runner: web.AppRunner | None = None
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
@@ -224,6 +233,9 @@ class MediaServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        converter, self._converter = self._converter, None
+        if converter is not None:
+            converter.shutdown(wait=False, cancel_futures=True)
 
     # --- handlers -----------------------------------------------------------------------------
 
@@ -253,16 +265,36 @@ class MediaServer:
         raise web.HTTPNotFound()
 
     async def _converted(self, sha256: str) -> bytes | None:
-        data = await asyncio.to_thread(self._data, sha256)
+        """The image as JPEG: from the cache, from the conversion already in flight, or converted now."""
+        cached = self.jpegs.get(sha256)
+        if cached is not None:
+            return cached
+        pending = self._converting.get(sha256)
+        if pending is None:
+            pending = asyncio.ensure_future(self._convert(sha256))
+            self._converting[sha256] = pending
+            pending.add_done_callback(lambda _done: self._converting.pop(sha256, None))
+        # shielded: a client hanging up mustn't cancel the conversion the other requests wait for
+        return await asyncio.shield(pending)
+
+    async def _convert(self, sha256: str) -> bytes | None:
+        if self._converter is None:
+            self._converter = ThreadPoolExecutor(max_workers=CONVERTERS, thread_name_prefix="herald-jpeg")
+        jpeg = await asyncio.get_running_loop().run_in_executor(self._converter, self._jpeg_of, sha256)
+        if jpeg is not None:
+            self.jpegs.put(sha256, jpeg)
+        return jpeg
+
+    def _jpeg_of(self, sha256: str) -> bytes | None:
+        """(In a converter thread.) The stored image converted to JPEG; None if gone or unreadable."""
+        data = self._data(sha256)
         if data is None:
             return None
         try:
-            jpeg = await asyncio.to_thread(to_jpeg, data)
+            return to_jpeg(data)
         except Exception:  # a stored image Pillow can't read any more: nothing to serve
             log.warning("couldn't convert media %s to JPEG", sha256, exc_info=True)
             return None
-        self.jpegs.put(sha256, jpeg)
-        return jpeg
 
     def _reader(self, sha256: str, size: int) -> Reader:
         async def read(start: int, stop: int) -> bytes | None:

@@ -14,6 +14,7 @@ from handlers import dispatch
 from handlers.core.chat import Actor, ChatRef, Command, MediaIn, Reply
 from storage.models import ChatLink, Media, Member
 from tests.conftest import Team, recording_team, refused
+from tests.fakes.videos import tiny_video
 
 
 async def run(team: Team, platform: str, chat: str, user: str, line: str, *, space: str = "",
@@ -273,8 +274,7 @@ async def test_decompression_bombs_and_fake_videos_are_refused(team: Team) -> No
     fake = await run(team, "console", "console", "alice", "/attach 1", media=(MediaIn("x.mov", "video/quicktime", heic_like),))
     assert fake.error and "isn't an MP4/MOV" in fake.text
     assert team.snapshot() == before
-    video = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64
-    ok = await run(team, "console", "console", "alice", "/attach 1", media=(MediaIn("v.mp4", "video/mp4", video),))
+    ok = await run(team, "console", "console", "alice", "/attach 1", media=(MediaIn("v.mp4", "video/mp4", tiny_video()),))
     assert not ok.error and "1 file(s) attached" in ok.text
 
 
@@ -305,3 +305,27 @@ async def test_readers_members_leaves_telegram_groups_as_they_were(team: Team) -
     await run(team, "telegram", "-1", "alice", "/draft Hello group", user_id="1")
     member = await run(team, "telegram", "-1", "ben", "/posts", user_id="2")
     assert not member.error and not member.private and "Hello group" in member.text
+
+
+async def test_a_file_is_a_video_only_if_its_first_frame_decodes(team: Team) -> None:
+    """A right MP4 header is not enough: the file must open, hold a video stream and decode its first frame."""
+    await recording_team(team, "brand")
+    await team.say("alice", "/draft Hello")
+    real = tiny_video()
+    before = team.snapshot()
+    for data, words in [
+        (b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64, "its data can't be read"),  # the header and nothing else
+        (b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8, "isn't an MP4/MOV file I can play"),
+        (tiny_video(audio_only=True), "it has no video in it"),  # an .m4a renamed .mp4
+        (real[: len(real) // 2], "isn't an MP4/MOV file I can play"),  # an upload cut short
+    ]:
+        reply = await run(team, "console", "console", "alice", "/attach 1",
+                          media=(MediaIn("ok.png", "image/png", png()), MediaIn("v.mp4", "video/mp4", data)))
+        assert reply.error and words in reply.text and "Export it again" in reply.text, reply.text
+    assert team.snapshot() == before
+    ok = await run(team, "console", "console", "alice", "/attach 1",
+                   media=(MediaIn("v.mp4", "video/mp4", real), MediaIn("clip.mov", "video/quicktime", tiny_video("mov"))))
+    assert not ok.error and "2 file(s) attached" in ok.text, ok.text
+    with team.herald.db.session() as session:
+        assert [m.content_type for m in session.exec(select(Media).order_by(Media.id)).all()] == \
+            ["video/mp4", "video/quicktime"]

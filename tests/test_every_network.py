@@ -48,6 +48,7 @@ from tests.fakes.pinterest_api import FakePinterest
 from tests.fakes.telegram_api import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.tiktok_api import FakeTikTok
+from tests.fakes.videos import tiny_video
 from tests.fakes.x_api import FakeX
 from tests.fakes.youtube_api import FakeYouTube
 
@@ -60,7 +61,7 @@ MEDIA_TEMPLATE = "https://media.example.test/{sha256}.jpg"
 TIKTOK_TEMPLATE = "https://cdn.acme.test/herald/{sha256}.jpg"  # the domain FakeTikTok treats as verified
 TEXT = "Spring sale starts today! 20% off everything"
 LINK = "https://shop.example/sale"
-VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
+VIDEO = tiny_video()  # a real one: /draft refuses a file that only looks like an MP4
 
 
 class CountingMastodon(FakeMastodon):

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import threading
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 from PIL import Image
+from sqlmodel import select
 
+from bot import media_server
 from bot.media_server import MediaServer, Unsatisfiable, media_url, parse_range
 from storage.db import Database
 from storage.models import Media, Workspace
@@ -254,3 +258,59 @@ async def test_urls_built_by_media_url_are_served(served: Served) -> None:
         for want_jpeg in (False, True):
             response = await served.client.get(media_url(served.base, sha(data), kind, want_jpeg=want_jpeg))
             assert response.status_code == 200, (kind, want_jpeg)
+
+
+async def test_concurrent_requests_convert_each_image_once_and_at_most_two_at_a_time(
+        served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five requests at once for each of three images: the converter runs once per image, never more than
+    two conversions at a time, and every request gets the same JPEG."""
+    gif = image_bytes("GIF", (10, 10), mode="RGB")
+    with served.server.db.session() as session:
+        workspace_id = session.exec(select(Workspace.id)).first()
+        session.add(Media(workspace_id=workspace_id, filename="f.gif", content_type="image/gif", size=len(gif),
+                          sha256=sha(gif), data=gif, added_by="alice"))
+    images, per_image = (PNG, WEBP, gif), 5
+    calls: Counter[str] = Counter()
+    lock = threading.Lock()
+    active, most = [0], [0]
+    two_in, release, all_asked = threading.Event(), threading.Event(), threading.Event()
+    real_to_jpeg, real_meta = media_server.to_jpeg, served.server._meta
+    asked = [0]
+
+    def counting_to_jpeg(data: bytes) -> bytes:
+        with lock:
+            calls[sha(data)] += 1
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            if active[0] == 2:
+                two_in.set()
+        try:
+            assert release.wait(10), "the test never released the converter"
+            return real_to_jpeg(data)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    def counting_meta(sha256: str) -> tuple[str, int] | None:
+        found = real_meta(sha256)
+        with lock:
+            asked[0] += 1
+            if asked[0] == len(images) * per_image:
+                all_asked.set()
+        return found
+
+    monkeypatch.setattr(media_server, "to_jpeg", counting_to_jpeg)
+    monkeypatch.setattr(served.server, "_meta", counting_meta)
+    requests = asyncio.gather(*(served.client.get(f"/media/{sha(data)}.jpg")
+                                for data in images for _ in range(per_image)))
+    # every request has looked the image up (and found no JPEG cached) while two conversions are held
+    assert await asyncio.to_thread(all_asked.wait, 10) and await asyncio.to_thread(two_in.wait, 10)
+    release.set()
+    responses = await requests
+    assert [r.status_code for r in responses] == [200] * len(images) * per_image
+    assert calls == {sha(data): 1 for data in images}
+    assert most[0] == 2
+    for n in range(len(images)):
+        bodies = {r.content for r in responses[n * per_image:(n + 1) * per_image]}
+        assert len(bodies) == 1 and next(iter(bodies))[:3] == b"\xff\xd8\xff"
+    assert not served.server._converting  # nothing left in flight

@@ -34,3 +34,5 @@ class Context:
     # draws charts for /stats, reports and digests (bot/charts.py); None where no charts are drawn
     charts: Charts | None = None
     sends: Sends = field(default_factory=Sends)
+    # how long a published, failed or expired post keeps its images and videos (HERALD_MEDIA_RETENTION_DAYS)
+    media_retention: timedelta = timedelta(days=90)

@@ -6,7 +6,7 @@ checked them (submit, approve, schedule) passes them in, so one press checks eac
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, func, select
 
 from handlers.core.chat import Button, Reply
 from handlers.core.context import Context
@@ -15,7 +15,7 @@ from handlers.core.when import show_time
 from handlers.core.words import state_label
 from handlers.posts.render import Rendered, check_lines, render_targets
 from handlers.posts.rules import approvals_at_revision
-from storage.models import Approval, Decision, Post, PostState, Workspace
+from storage.models import Approval, Decision, Media, Post, PostState, Workspace
 
 
 def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
@@ -30,7 +30,9 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
     if post.link:
         lines.append(f"Link: {post.link}")
     if post.media:
-        lines.append(f"Images: {len(post.media)}")
+        stored = session.exec(select(func.count()).select_from(Media).where(col(Media.id).in_(post.media))).one()
+        lines.append(f"Images: {len(post.media)}" if stored >= len(post.media) else
+                     f"Images: {stored} of {len(post.media)} (removed after the media retention period)")
     tz = post.due_tz or ws.timezone
     lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}" if post.due_at else "Time: not scheduled")
     if post.held_note:
