@@ -63,7 +63,10 @@ async def telegram(db_url: str, clock: FakeClock) -> AsyncIterator[tuple[Herald,
             await herald.stop()
 
 
-async def rate_limited_post_in_telegram(tg: FakeTelegram, alice: dict[str, Any], group: dict[str, Any]) -> None:
+async def rate_limited_post_in_telegram(tg: FakeTelegram, alice: dict[str, Any], group: dict[str, Any],
+                                        herald: Herald, clock: FakeClock) -> None:
+    """Post #1 on a sandbox account that answers 429, scheduled in an hour; the hour passes and its first send
+    is refused: Herald tells the group its status."""
     async def command(text: str) -> dict[str, Any]:
         return await tg.wait_answer(await tg.say(alice, group, text))
 
@@ -71,8 +74,9 @@ async def rate_limited_post_in_telegram(tg: FakeTelegram, alice: dict[str, Any],
     assert "Connected brand" in (await command("/connect sandbox name=brand fail=rate_limit"))["text"]
     await command("/policy approvals=0")
     await command("/draft Spring sale starts today!")
-    answer = await command("/publish 1")
-    assert answer["text"].startswith("⏳ #1: 0 of 1 sent so far"), answer["text"]
+    assert "scheduled for" in (await command("/schedule 1 in 1 hour"))["text"]
+    clock.advance(hours=1, seconds=1)
+    await sweep(herald.ctx)
 
 
 def telegram_statuses(tg: FakeTelegram, method: str) -> list[dict[str, Any]]:
@@ -83,22 +87,21 @@ async def test_a_paced_post_then_sent_is_one_telegram_message_edited_in_place(
     telegram: tuple[Herald, FakeTelegram, dict[str, Any], dict[str, Any]], clock: FakeClock,
 ) -> None:
     herald, tg, alice, group = telegram
-    await rate_limited_post_in_telegram(tg, alice, group)
-    answered = len(telegram_statuses(tg, "sendMessage"))  # /publish's own answer to alice
-
-    await next_round(herald, clock)  # refused again: a new attempt, so news
-    [notice] = telegram_statuses(tg, "sendMessage")[answered:]
+    await rate_limited_post_in_telegram(tg, alice, group, herald, clock)
+    [notice] = telegram_statuses(tg, "sendMessage")
     assert notice["text"].startswith("⏳ #1: 0 of 1 sent so far"), notice["text"]
     message_id = tg.calls("sendMessage")[-1].result["message_id"]
 
-    await next_round(herald, clock)  # and again: the same message says so
+    await next_round(herald, clock)  # refused again: a new attempt, so news
+    await next_round(herald, clock)  # and again
     rate_limit_lifted(herald)
     await next_round(herald, clock)  # sent
 
-    assert len(telegram_statuses(tg, "sendMessage")) == answered + 1  # no second status message
+    assert len(telegram_statuses(tg, "sendMessage")) == 1  # no second status message: the first one, edited
     edits = telegram_statuses(tg, "editMessageText")
-    assert [int(e["message_id"]) for e in edits] == [message_id, message_id], edits
+    assert [int(e["message_id"]) for e in edits] == [message_id] * 3, edits
     assert edits[0]["text"].startswith("⏳ #1: 0 of 1 sent so far")
+    assert "retrying by itself at" in edits[1]["text"]
     assert edits[-1]["text"].startswith("📣 #1 is published on 1 account(s):"), edits[-1]["text"]
     shown = tg.messages[(group["id"], message_id)]["text"]
     assert shown.startswith("📣 #1 is published on 1 account(s):"), shown
@@ -108,8 +111,7 @@ async def test_a_status_message_deleted_from_telegram_is_sent_again_as_a_new_one
     telegram: tuple[Herald, FakeTelegram, dict[str, Any], dict[str, Any]], clock: FakeClock,
 ) -> None:
     herald, tg, alice, group = telegram
-    await rate_limited_post_in_telegram(tg, alice, group)
-    await next_round(herald, clock)
+    await rate_limited_post_in_telegram(tg, alice, group, herald, clock)
     first = tg.calls("sendMessage")[-1].result["message_id"]
     del tg.messages[(group["id"], first)]  # someone deleted it: "message to edit not found"
 
@@ -139,18 +141,17 @@ async def test_a_paced_post_then_sent_is_one_discord_message_edited_in_place(db_
     try:
         for name, options in (("setup", {"args": "Acme"}), ("connect", {"args": "sandbox name=brand fail=rate_limit"}),
                               ("policy", {"args": "approvals=0"}), ("draft", {"text": "Spring sale starts today!"}),
-                              ("publish", {"post": "1"})):
+                              ("schedule", {"post": "1", "when": "in 1 hour"})):
             await fake.slash(alice, channel, name, **options)
 
-        answered = {m["id"] for m in fake.channel_messages(channel)}  # /publish's own answer to alice
-
         def statuses() -> list[dict[str, Any]]:
-            return [m for m in fake.channel_messages(channel)
-                    if m["id"] not in answered and m["embeds"] and status_of(m["embeds"][0]["title"], 1)]
+            return [m for m in fake.channel_messages(channel) if m["embeds"] and status_of(m["embeds"][0]["title"], 1)]
 
-        await next_round(herald, clock)
+        clock.advance(hours=1, seconds=1)
+        await sweep(herald.ctx)  # its first send is refused: the status goes to the channel
         [notice] = statuses()
         assert notice["embeds"][0]["title"].startswith("⏳ #1: 0 of 1 sent so far"), notice["embeds"]
+        await next_round(herald, clock)
         await next_round(herald, clock)
         rate_limit_lifted(herald)
         await next_round(herald, clock)
@@ -159,7 +160,7 @@ async def test_a_paced_post_then_sent_is_one_discord_message_edited_in_place(db_
         assert message["id"] == notice["id"]
         assert message["embeds"][0]["title"].startswith("📣 #1 is published on 1 account(s):"), message["embeds"]
         patches = fake.requests("PATCH", f"/api/v10/channels/{channel}/messages/{notice['id']}")
-        assert len(patches) == 2  # ... edited at each change of status
+        assert len(patches) == 3  # ... edited at each change of status
         posts = [r for r in fake.requests("POST", f"/api/v10/channels/{channel}/messages")
                  if "#1" in r.body.decode(errors="replace")]
         assert len(posts) == 1, [p.body for p in posts]
