@@ -359,3 +359,23 @@ async def test_the_sandbox_network_fills_the_inbox_for_the_console_demo(team: Te
     assert out.startswith("💬 ") and f"post #{post}" in out
     listed = await team.say("bob", "/inbox")
     assert listed.startswith("📥 Inbox: ") and "no reply yet" in listed
+
+
+async def test_a_first_session_gets_a_sandbox_comment_within_minutes_to_answer(team: Team) -> None:
+    await team.setup_workspace(accounts=("brand",))
+    await team.say("alice", "/policy approvals=0")
+    post = await team.approved_post()
+    assert f"📣 #{post} is published" in await team.say("alice", f"/publish {post}")
+    team.clock.advance(minutes=10)  # the sandbox's first comment comes 3 to 7 minutes after a post
+    out = await run(team, run_inbox)
+    assert out.startswith("💬 ") and f"post #{post}" in out, out
+    with team.herald.db.session() as session:
+        [comment] = session.exec(select(InboxItem)).all()
+    assert START < comment.posted_at <= START + timedelta(minutes=7)
+    listed = await team.say("bob", "/inbox")
+    assert listed.startswith("📥 Inbox: ") and f"#{comment.id}" in listed and comment.text in listed, listed
+    answered = await team.say("alice", f"/reply {comment.id} Thank you, {comment.author}!")
+    assert answered.startswith(f"↪ Answered {comment.author} on brand (Sandbox) (item #{comment.id}): "), answered
+    with team.herald.db.session() as session:
+        stored = session.get(InboxItem, comment.id)
+    assert stored is not None and stored.reply_state == "sent"

@@ -110,7 +110,8 @@ class ConsoleChat:
     async def send(self, chat: ChatAddress, reply: Reply) -> None:
         """Notifier: Herald speaking on its own into this chat. A notice that comes while the prompt waits for
         a line takes the prompt's place and the prompt is written again under it, so what the person types
-        next still starts on a fresh `name> ` line."""
+        next still starts on a fresh `name> ` line. A terminal can't edit what it printed: a notice that
+        `replaces` an earlier one (a post's status) is printed as it comes."""
         if chat.chat_id != self.chat_id:
             return
         waiting = self.prompt_shown

@@ -44,6 +44,7 @@ import io
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -194,6 +195,11 @@ class HeraldClient(discord.Client):
             await self.front.modal_submitted(interaction)
 
 
+# the channels whose messages Herald can edit by id (a notice that replaces an earlier one)
+EDITABLE = (discord.TextChannel, discord.Thread, discord.DMChannel, discord.VoiceChannel, discord.StageChannel,
+            discord.PartialMessageable)
+
+
 # -- the front end ----------------------------------------------------------------------------------
 
 
@@ -209,6 +215,7 @@ class DiscordFront:
         guild_ids: list[int] | None = None,
         ready_timeout: float = 30.0,
         guild_ready_timeout: float = 2.0,
+        max_replaceable: int = 1000,
     ) -> None:
         self.handle = handle
         self.token = token
@@ -220,6 +227,9 @@ class DiscordFront:
         self._task: asyncio.Task[None] | None = None
         self._saved: tuple[str, yarl.URL] | None = None
         self._options: dict[tuple[str, str, str], tuple[float, list[tuple[str, str]]]] = {}
+        # (channel, Reply.replaces key) → the message Herald sent for it, edited when that notice changes
+        self.replaceable: OrderedDict[tuple[int, str], int] = OrderedDict()
+        self.max_replaceable = max_replaceable
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -344,7 +354,34 @@ class DiscordFront:
         if not isinstance(channel, discord.abc.Messageable):
             log.warning("Discord channel %s can't take messages", chat.chat_id)
             return
-        await channel.send(**self.render(reply))
+        key = reply.replaces
+        if key is None:
+            await channel.send(**self.render(reply))
+            return
+        place = (int(chat.chat_id), key)
+        known = self.replaceable.get(place)
+        if known is not None and await self.replace_message(channel, known, reply):
+            self.replaceable.move_to_end(place)
+            return
+        message = await channel.send(**self.render(reply))
+        self.replaceable[place] = message.id
+        self.replaceable.move_to_end(place)
+        while len(self.replaceable) > self.max_replaceable:
+            self.replaceable.popitem(last=False)
+
+    async def replace_message(self, channel: discord.abc.Messageable, message_id: int, reply: Reply) -> bool:
+        """Edit a notice Herald sent (PATCH of the channel message) into the new content of `reply`; False when
+        it can't be (it carries a file, the message was deleted): send a new one then."""
+        if reply.image is not None or reply.attachment is not None:
+            return False
+        if not isinstance(channel, EDITABLE):
+            return False
+        try:
+            await channel.get_partial_message(message_id).edit(**self.render(reply, editing=True))
+        except discord.HTTPException as exc:
+            log.info("couldn't edit notice %s in %s (%s); sending a new one", message_id, channel.id, exc)
+            return False
+        return True
 
     # -- slash commands -----------------------------------------------------------------------
 

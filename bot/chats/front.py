@@ -50,5 +50,7 @@ class ChatFront(Protocol):
         ...
 
     async def send(self, chat: ChatAddress, reply: Reply) -> None:
-        """Herald speaking on its own (a notice): a message in that chat."""
+        """Herald speaking on its own (a notice): a message in that chat. A notice with `reply.replaces` edits the
+        message this process sent under that key into the chat, where the platform can edit (a new message,
+        remembered, otherwise)."""
         ...

@@ -215,6 +215,8 @@ class TelegramFront:
         self.username = ""
         self.bot_id = 0
         self.pending: OrderedDict[tuple[int, int], Pending] = OrderedDict()
+        # (chat, Reply.replaces key) → the message Herald sent for it, edited when that notice changes
+        self.replaceable: OrderedDict[tuple[int, str], int] = OrderedDict()
         self.prompts: OrderedDict[str, str] = OrderedDict()  # callback_data → the prompt text of that button
         self.overflow = Overflow("m:", max_pending)  # buttons too big for 64 bytes of callback_data
         self.albums: dict[tuple[int, str], Album] = {}
@@ -355,8 +357,45 @@ class TelegramFront:
     # -- the Notifier ------------------------------------------------------------------------
 
     async def send(self, chat: ChatAddress, reply: Reply) -> None:
-        """Herald speaking on its own (publish results, approval requests, reports)."""
-        await self.deliver(int(chat.chat_id), reply)
+        """Herald speaking on its own (publish results, approval requests, reports). A notice that `replaces`
+        one this process sent into the chat edits that message (editMessageText); a new message otherwise."""
+        chat_id = int(chat.chat_id)
+        key = reply.replaces
+        if key is None:
+            await self.deliver(chat_id, reply)
+            return
+        known = self.replaceable.get((chat_id, key))
+        if known is not None and await self.replace_message(chat_id, known, reply):
+            self.replaceable.move_to_end((chat_id, key))
+            return
+        sent = await self.deliver(chat_id, reply)
+        if len(sent) == 1 and sent[0].text is not None:  # one text message: the one to edit next time
+            self.replaceable[(chat_id, key)] = sent[0].message_id
+            self.replaceable.move_to_end((chat_id, key))
+            while len(self.replaceable) > self.max_pending:
+                self.replaceable.popitem(last=False)
+        else:
+            self.replaceable.pop((chat_id, key), None)
+
+    async def replace_message(self, chat_id: int, message_id: int, reply: Reply) -> bool:
+        """Edit a notice Herald sent into the new content of `reply`; False when it can't be (a picture or a
+        file, text longer than one message, the message deleted or too old to edit): send a new one then."""
+        text = ("✋ " if reply.error else "") + reply.text
+        if reply.image is not None or reply.attachment is not None or reply.ask is not None \
+                or len(split_text(text)) != 1:
+            return False
+        try:
+            await self.bot.edit_message_text(esc(text), chat_id=chat_id, message_id=message_id,
+                                             parse_mode=ParseMode.HTML, reply_markup=self.keyboard(reply.buttons))
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return True  # it already says exactly that
+            log.info("couldn't edit notice %s in %s (%s); sending a new one", message_id, chat_id, exc)
+            return False
+        except TelegramError as exc:
+            log.info("couldn't edit notice %s in %s (%s); sending a new one", message_id, chat_id, exc)
+            return False
+        return True
 
     # -- updates ------------------------------------------------------------------------------
 

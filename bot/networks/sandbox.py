@@ -11,7 +11,8 @@
 - `fail=` rehearses what goes wrong: `reject` (the network refuses the content), `auth` (expired
   token), `rate_limit` (429 with retry-after 60 s), `down` (unreachable before sending), and
   `timeout` (the post lands but the answer never comes: outcome unknown).
-- `/reply` answers its comments: the reply is kept in the same table (deduplicated by the reply's key),
+- Its comments come from a small cast of fans: the first 3–7 minutes after a post, then one every 2–5
+  hours. `/reply` answers them: the reply is kept in the same table (deduplicated by the reply's key),
   checked by the `like=` network's text rules, and `fail=` rehearses a reply's failures too.
 - `token=` is optional and stored encrypted like any credential; the sandbox refuses the
   literal token `invalid`, to rehearse a wrong credential at connect time.
@@ -161,7 +162,8 @@ class SandboxNetwork:
     async def fetch_comments(
         self, account: AccountView, remote_ids: list[str], since: datetime | None
     ) -> list[Comment]:
-        """Deterministic comments: one every few hours of a post's life, from a small cast of fans."""
+        """Deterministic comments from a small cast of fans: the first a few minutes (3–7) after the post, so a
+        team can try /inbox and /reply in its first session, then one every few hours (2–5) of the post's life."""
         now = self.clock.now()
         ids = [int(r) for r in remote_ids if r.isdigit()]
         with self.db.session() as session:
@@ -172,7 +174,7 @@ class SandboxNetwork:
                 continue
             seed = int(hashlib.sha256(f"{account.name}:{row.id}".encode()).hexdigest()[:8], 16)
             every = timedelta(hours=2 + seed % 4)
-            at, n = row.created_at + every, 0
+            at, n = row.created_at + timedelta(minutes=3 + seed % 5), 0
             while at <= now and n < 20:
                 if since is None or at > since:
                     fan = FANS[(seed + n) % len(FANS)]

@@ -92,6 +92,10 @@ class Reply:
     - `delete_command`: the command message itself held a secret; delete it where possible.
     - `card`: the post this reply is the card of, so a front end can find it again.
     - `attachment`: a file to send with the text (a CSV export).
+    - `replaces`: a notice that is the latest state of one thing ("status:12", a post's publishing status):
+      a front end that remembers the message it sent into that chat under this key edits that message
+      instead of sending a new one (where the platform can edit); one it doesn't know, or can't edit, is
+      sent as a new message and remembered. Answers to a person ignore it.
     """
 
     text: str
@@ -104,6 +108,7 @@ class Reply:
     delete_command: bool = False
     card: int | None = None
     attachment: Attachment | None = None
+    replaces: str | None = None
 
 
 # Third-party text (a commenter's name, a comment) is held between these two marks in a Reply's text: the

@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
@@ -34,7 +35,13 @@ async def resettle(ctx: Context, post_id: int) -> None:
         ws_id = post.workspace_id
     notice = settle(ctx, post_id)
     if notice is not None:
-        await tell_team(ctx, ws_id, Reply("Update — a late answer arrived.\n" + notice.text))
+        await tell_team(ctx, ws_id, replace(notice, text="Update — a late answer arrived.\n" + notice.text))
+
+
+def status_key(post_id: int) -> str:
+    """The key of a post's status notice (Reply.replaces): each chat shows one status message per post, edited
+    as the status changes where the platform can edit."""
+    return f"status:{post_id}"
 
 
 HELD = "held"
@@ -141,7 +148,7 @@ def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None
                   f"{state_label(post)}: {sent}/{len(states)} sent")
     if waits is not None and not preview and not claim_once(ctx, waits):
         return None
-    return Reply(head + "\n" + "\n".join(lines))
+    return Reply(head + "\n" + "\n".join(lines), replaces=status_key(post_id))
 
 
 def settle_once(ctx: Context, post_id: int) -> Reply | None:
