@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -158,9 +159,12 @@ def own_hosts(account: Account) -> frozenset[str]:
     return frozenset({host.lower()}) if host else frozenset()
 
 
-def tag_for_account(networks: Networks, text: str, post: Post, account: Account) -> str:
-    """The links of an outgoing text tagged for `account`'s network."""
-    return tag_links(text, utm_params(post, account), social_sites(networks).adding(own_hosts(account)))
+def tagger_for_account(networks: Networks, post: Post, account: Account) -> Callable[[str], str]:
+    """Tags the links of an outgoing text for `account`'s network; the parameters and the sites left as written
+    are worked out once, for the post's text and its link card alike."""
+    params = utm_params(post, account)
+    sites = social_sites(networks).adding(own_hosts(account))
+    return lambda text: tag_links(text, params, sites)
 
 
 @command(

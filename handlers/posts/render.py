@@ -15,7 +15,7 @@ from sqlmodel import Session
 from handlers.core.context import Context
 from handlers.core.counting import LimitCheck
 from handlers.core.lookups import account_rules, account_view, post_targets
-from handlers.posts.links import holds_link, tag_for_account
+from handlers.posts.links import holds_link, tagger_for_account
 from storage.models import Account, Post, Workspace
 
 
@@ -65,8 +65,9 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
     text = compose(post, variant_for(post, account))
     link = post.link
     if ws.utm:
-        text = tag_for_account(ctx.networks, text, post, account)
-        link = tag_for_account(ctx.networks, link, post, account) if link else link
+        tag = tagger_for_account(ctx.networks, post, account)
+        text = tag(text)
+        link = tag(link) if link else link
     media_count = len(post.media)
     network = ctx.networks.get(account.network) if checked else None
     check = network.check(account_view(ctx, account), text, media_count) if network is not None else None
