@@ -13,7 +13,15 @@ import pytest
 from PIL import Image
 
 from bot.networks.x import XNetwork
-from handlers.core.ports import AccountView, ErrorKind, MediaFile, Outgoing, PublishError
+from handlers.core.ports import (
+    CANT_TELL,
+    AccountView,
+    ErrorKind,
+    MediaFile,
+    Outgoing,
+    Published,
+    PublishError,
+)
 from tests.fakes import kit
 from tests.fakes.x_api import FakeX
 
@@ -179,6 +187,60 @@ async def test_dropped_answer_is_unknown_outcome(net, server):
     with pytest.raises(PublishError) as err:
         await net.publish(account(server), outgoing())
     assert err.value.kind == ErrorKind.UNKNOWN_OUTCOME and len(server.tweets) == 1
+
+
+# -- a lost answer looked up among the account's own posts (look_for_post) ----------------------------------------
+
+
+async def test_a_lost_post_is_found_among_the_accounts_posts_though_x_rewrote_its_links(net, server, clock):
+    server.now = clock.now
+    text = "Spring sale & more: https://shop.acme.com/spring?utm_source=x <3"
+    server.fail("POST", "/2/tweets", drop=True, after=True)
+    with pytest.raises(PublishError):
+        await net.publish(account(server), outgoing(text, media=(png(),)))
+    (tweet_id,) = server.tweets
+    server.tweets["1"] = {**server.tweets[tweet_id], "id": "1", "text": "Spring sale & more:"}  # a near miss
+    found = await net.look_for_post(account(server), outgoing(text), clock.now())
+    assert isinstance(found, Published) and found.remote_id == tweet_id
+    assert found.url == f"https://x.com/brand/status/{tweet_id}"
+    timeline = [r for r in server.seen if r.path == "/2/users/2244994945/tweets"]
+    assert len(timeline) == 1 and timeline[0].query["start_time"] == \
+        (clock.now() - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert len(server.tweets) == 2  # looking posts nothing
+
+
+async def test_a_post_not_there_is_surely_absent_only_once_a_late_create_can_no_longer_land(net, server, clock):
+    server.now = clock.now
+    await net.publish(account(server), outgoing("Another post"))
+    sent_at = clock.now()
+    assert await net.look_for_post(account(server), outgoing(), sent_at) is CANT_TELL  # may still be on its way
+    clock.advance(minutes=5)
+    assert await net.look_for_post(account(server), outgoing(), sent_at) is None
+
+
+async def test_the_look_up_reads_every_page_then_gives_up_past_three(net, server, clock):
+    def posted(i: int) -> None:  # a post made another way (X's own budget would stop Herald at 100)
+        server.tweets[str(i)] = {"id": str(i), "text": f"Post number {i}", "media_ids": [],
+                                 "created_at": clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+
+    for i in range(250):
+        posted(i)
+    clock.advance(minutes=10)
+    since = clock.now() - timedelta(minutes=10)
+    found = await net.look_for_post(account(server), outgoing("Post number 0"), since)
+    assert isinstance(found, Published) and server.tweets[found.remote_id]["text"] == "Post number 0"
+    assert await net.look_for_post(account(server), outgoing("Not posted"), since) is None
+    for i in range(250, 310):
+        posted(i)
+    assert await net.look_for_post(account(server), outgoing("Not posted"), since) is CANT_TELL  # past 300 posts
+
+
+async def test_the_look_up_cant_tell_without_the_user_id_for_images_alone_or_when_x_fails(net, server, clock):
+    plain = kit.account("x", server.url, credentials={"access_token": "tok-1"})
+    assert await net.look_for_post(plain, outgoing(), clock.now()) is CANT_TELL
+    assert await net.look_for_post(account(server), outgoing("", media=(png(),)), clock.now()) is CANT_TELL
+    server.fail("GET", "/2/users/2244994945/tweets", status=503)
+    assert await net.look_for_post(account(server), outgoing(), clock.now() - timedelta(hours=1)) is CANT_TELL
 
 
 async def test_validation_error_reason_comes_from_errors(net, server):

@@ -22,8 +22,11 @@ once, at once, with the same nonce. Discord dedupes a nonce only for "a few minu
 immediate repeat is well within, so that repeat can't post twice; its answer is the message
 (old or new). If the repeat fails too, the outcome is UNKNOWN: Herald's own later retries come
 minutes to hours later, past the nonce window, so they must not count on it and the team
-decides (/confirm or /retry). The webhook path has no nonce: a failure after sending is
-UNKNOWN at once.
+decides (/confirm or /retry) — unless the channel tells: Herald reads the channel's latest messages
+(GET /channels/{id}/messages, newest first, back to the attempt) for one the bot wrote with the same
+text (`look_for_post`). Found: sent. Not there, once a send can no longer land: surely not there.
+The webhook path has no nonce, and a webhook can't read its channel: a failure after sending is
+UNKNOWN at once, and stays so until the team decides.
 
 Metrics: the message's reactions (GET the message; Σ reactions[].count as likes). No comments.
 """
@@ -35,18 +38,21 @@ import hashlib
 import json
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from bot.networks.common import parse_iso
 from bot.networks.http import HttpNetwork
 from handlers.core.counting import TextRules
 from handlers.core.ports import (
+    CANT_TELL,
     AccountView,
     Clock,
     ConnectSpec,
     ErrorKind,
+    Found,
     Metrics,
     NetworkProfile,
     Outgoing,
@@ -60,6 +66,8 @@ WEBHOOK_RE = re.compile(r"^https?://[^/\s]+/api/(?:v\d+/)?webhooks/(\d+)/([\w\-.
 MAX_TEXT = 2000
 MAX_FILES = 10
 NONCE_MAX = 25
+LOOK_PAGES = 3  # at most 3 pages of 100 of the channel's latest messages when looking for a lost post
+CLOCK_SLACK = timedelta(minutes=2)  # Discord's clock and Herald's may differ: read from a little before the attempt
 SHORT_WAIT = 1.0  # a route's limit that frees up within this many seconds is waited for; longer is deferred
 MESSAGE_URL = "https://discord.com/channels/{guild}/{channel}/{message}"
 
@@ -198,6 +206,44 @@ class DiscordChannelNetwork(HttpNetwork):
         return Published(str(message["id"]), MESSAGE_URL.format(guild=guild, channel=channel_id,
                                                                 message=message["id"]))
 
+    async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
+        """On the bot path: the channel's messages since the attempt (newest first, up to LOOK_PAGES pages of 100),
+        the one the bot wrote with the delivery's text. One: it's the post; several: can't tell which; none: surely
+        not there once the attempt can no longer land (IN_FLIGHT_FOR), can't tell before. Through a webhook (it
+        can't read the channel) or when the channel can't be read: can't tell."""
+        if self._webhook(account) is not None or not post.text:
+            return CANT_TELL
+        channel = str(account.settings.get("channel_id") or account.settings.get("channel") or "")
+        base = self.base(account)
+        floor = since - CLOCK_SLACK
+        try:
+            me = await self.call("GET", f"{base}/users/@me", headers=self._auth(account))
+            params: dict[str, Any] = {"limit": 100}
+            matches: list[dict[str, Any]] = []
+            for _page in range(LOOK_PAGES):
+                url = f"{base}/channels/{channel}/messages"
+                route = _route("GET", url)
+                await self._before(route)
+                response = await self.call("GET", url, headers=self._auth(account), params=params, expect_json=False)
+                self._note(route, response)
+                messages = [m for m in _json(response) or [] if isinstance(m, dict) and m.get("id")]
+                matches += [m for m in messages if str((m.get("author") or {}).get("id")) == str(me.get("id"))
+                            and m.get("content") == post.text and _stamp(m) >= floor]
+                if len(messages) < 100 or min(_stamp(m) for m in messages) < floor:
+                    break
+                params["before"] = messages[-1]["id"]
+            else:
+                return CANT_TELL  # more messages since the attempt than Herald reads
+        except PublishError:
+            return CANT_TELL
+        if len(matches) > 1:
+            return CANT_TELL
+        if not matches:
+            return self.absent(since)
+        message = matches[0]
+        guild = str(message.get("guild_id") or account.settings.get("guild_id") or "") or "@me"
+        return Published(str(message["id"]), MESSAGE_URL.format(guild=guild, channel=channel, message=message["id"]))
+
     async def _send(self, url: str, headers: dict[str, str], params: dict[str, str], body: dict[str, Any],
                     outgoing: Outgoing) -> dict[str, Any]:
         route = _route("POST", url)
@@ -303,6 +349,11 @@ class DiscordChannelNetwork(HttpNetwork):
             detail = _first_error(body.get("errors"))
             return f"{message} ({detail})" if detail else message
         return super().error_reason(response)
+
+
+def _stamp(message: dict[str, Any]) -> datetime:
+    """When a listed message was written (a message without a readable time counts as the oldest)."""
+    return parse_iso(message.get("timestamp")) or datetime.min.replace(tzinfo=UTC)
 
 
 def _route(method: str, url: str) -> str:

@@ -25,7 +25,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -51,6 +51,10 @@ from handlers.core.ports import (
 
 USER_AGENT = "Herald/0.1 (+https://github.com/herald-bot)"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# a create whose answer was lost may still be travelling: it can't land later than this after it was sent (the
+# request's own timeouts are well under a minute; five minutes leave room for a network's queue). Only after it
+# may "not among the account's recent posts" mean "not there" on a network without an idempotency key.
+IN_FLIGHT_FOR = timedelta(minutes=5)
 
 
 def new_client() -> httpx.AsyncClient:
@@ -169,6 +173,11 @@ class HttpNetwork:
     async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
         """Can't tell, unless the connector knows a way to ask its network (see Network.look_for_post)."""
         return CANT_TELL
+
+    def absent(self, since: datetime) -> Found:
+        """What "not among the account's posts" means for a network without an idempotency key: surely not
+        there (None) once a create sent at `since` can no longer land (IN_FLIGHT_FOR later); can't tell before."""
+        return None if self.clock.now() - since >= IN_FLIGHT_FOR else CANT_TELL
 
     # -- helpers for subclasses --------------------------------------------------------------
 

@@ -8,7 +8,9 @@
   `sendPhoto` (one image, caption ≤ 1024), `sendMediaGroup` (2–10 images/videos, the caption on the
   first item); files are uploaded as multipart parts. Videos go with `sendVideo`.
 - Telegram has no idempotency key: a send that may have reached Telegram (5xx, a broken
-  connection after sending) is UNKNOWN_OUTCOME, never retried blindly.
+  connection after sending) is UNKNOWN_OUTCOME, never retried blindly. Nor can Herald look it up: the
+  Bot API has no method that reads a channel's messages (only the MTProto client API does), so
+  `look_for_post` can't tell and the team decides with /confirm or /retry.
 - Errors: the Bot API's `{"ok": false, "error_code", "description", "parameters": {"retry_after"}}`
   → 429 RATE_LIMITED after `retry_after` seconds; 401 (a revoked token) and 403 / "not enough
   rights" / "chat not found" (the bot was removed or demoted) → AUTH_EXPIRED with the fix; other

@@ -4,7 +4,8 @@
 - Images: one-shot `POST /2/media/upload` (multipart `media` + `media_category=tweet_image|tweet_gif`),
   ids kept in the error's `resume` so a retry within the media's lifetime doesn't upload again.
 - X has no idempotency key: a post whose answer is lost is UNKNOWN_OUTCOME (the base class rule),
-  and a resend of the same text is refused by X as a duplicate (REJECTED "duplicate").
+  and a resend of the same text is refused by X as a duplicate (REJECTED "duplicate"). Herald then looks for it
+  among the account's own posts since the attempt (`GET /2/users/:id/tweets`, matched by text; `look_for_post`).
 - Metrics: `GET /2/tweets?ids=` (100 per call) with `public_metrics` (+ `non_public_metrics` for link
   clicks on own posts of the last 30 days, dropped when X refuses them).
 - Replies: recent search `conversation_id:<id>` (the last 7 days). Herald answers one with `POST /2/tweets`
@@ -15,6 +16,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,10 +26,12 @@ from twitter_text.has_invalid_characters import has_invalid_characters  # type: 
 
 from handlers.core.counting import Counting, TextRules
 from handlers.core.ports import (
+    CANT_TELL,
     AccountView,
     Comment,
     ConnectSpec,
     ErrorKind,
+    Found,
     Metrics,
     NetworkProfile,
     Outgoing,
@@ -58,6 +63,9 @@ SEARCH_PAGES = 5  # at most 5 pages of 100 replies per query per run
 REFRESH_WINDOW = timedelta(hours=1)  # access tokens live 2 h: refresh in their second hour
 MEDIA_TTL = timedelta(hours=23)  # media ids expire after 24 h (expires_after_secs 86400)
 NOT_FOUND = "resource-not-found"
+TIMELINE_PAGES = 3  # at most 3 pages of 100 of the account's own posts when looking for a lost one
+CLOCK_SLACK = timedelta(minutes=2)  # X's clock and Herald's may differ: read from a little before the attempt
+URL_RE = re.compile(r"https?://\S+")
 
 
 class XNetwork(HttpNetwork):
@@ -170,6 +178,36 @@ class XNetwork(HttpNetwork):
                                resume=resume)
         tweet_id = str(data["id"])
         return Published(remote_id=tweet_id, url=self._url(account, tweet_id))
+
+    async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
+        """The account's own posts since the attempt (`GET /2/users/:id/tweets`, newest first, `start_time`), matched
+        by text: X rewrites links to t.co, adds one for attached images and escapes `&<>`, so both sides are compared
+        without links, unescaped, whitespace folded. X refuses a second post with the same text, so one match is the
+        post. None found: surely not there only once the attempt can no longer land (IN_FLIGHT_FOR); before, can't
+        tell. A read that fails, or an account without its user id, can't tell either."""
+        user_id = str(account.settings.get("user_id") or "")
+        if not user_id:
+            return CANT_TELL
+        wanted = _comparable(post.text)
+        if not wanted:  # only images: nothing to tell it from another post by
+            return CANT_TELL
+        params: dict[str, Any] = {"max_results": 100, "tweet.fields": "created_at", "exclude": "retweets",
+                                  "start_time": iso_z((since - CLOCK_SLACK).replace(microsecond=0))}
+        try:
+            headers = self._headers(account)
+            for _page in range(TIMELINE_PAGES):
+                body = await self.call("GET", f"{self.base(account)}/2/users/{user_id}/tweets", headers=headers,
+                                       params=params)
+                for tweet in body.get("data") or []:
+                    if tweet.get("id") and _comparable(str(tweet.get("text") or "")) == wanted:
+                        return Published(remote_id=str(tweet["id"]), url=self._url(account, str(tweet["id"])))
+                token = (body.get("meta") or {}).get("next_token")
+                if not token:
+                    return self.absent(since)
+                params["pagination_token"] = token
+        except PublishError:
+            return CANT_TELL
+        return CANT_TELL  # more posts since then than Herald reads: can't tell
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         """Answer a comment: a post in reply to it (X counts it against the same 100 posts per 15 minutes)."""
@@ -359,6 +397,11 @@ def _metrics(tweet: dict[str, Any], followers: int | None) -> Metrics:
         saves=public.get("bookmark_count"),
         followers=followers,
     )
+
+
+def _comparable(text: str) -> str:
+    """A post's text as X's timeline and Herald can both give it: no links, `&amp;` unescaped, whitespace folded."""
+    return " ".join(URL_RE.sub(" ", html.unescape(text)).split())
 
 
 def _queries(ids: list[str]) -> list[str]:

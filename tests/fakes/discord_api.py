@@ -7,8 +7,9 @@ REST (under /api/v10, bot routes need `Authorization: Bot <token>`):
 - GET/PATCH/DELETE /webhooks/{app}/{token}/messages/@original|{id}, POST /webhooks/{app}/{token} (followups)
 - POST /webhooks/{id}/{token} (a channel webhook made with `add_webhook`, `?wait=true` returns the message)
 - GET /channels/{id}, POST /channels/{id}/messages (JSON or multipart `payload_json` + `files[n]`;
-  `nonce` + `enforce_nonce` return the earlier message for a repeated nonce), GET/PATCH
-  /channels/{id}/messages/{id}
+  `nonce` + `enforce_nonce` return the earlier message for a repeated nonce), GET /channels/{id}/messages
+  (newest first, `limit` 1–100, default 50, `before`/`after` a message id; without the nonce, as Discord
+  lists them), GET/PATCH /channels/{id}/messages/{id}
 - GET /attachments/{id}/{filename}: the bytes of an attachment a test handed in
 
 Gateway (GET /gateway, websocket, JSON text frames): HELLO (op 10) → IDENTIFY (op 2) → READY
@@ -32,6 +33,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -121,6 +123,7 @@ class FakeDiscord(LoopbackServer):
         self.resumed = 0
         self._seq = 0
         self._ws_ready = asyncio.Event()
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)  # stamps new messages; a test may set its clock
         self._routes_added()
 
     def snowflake(self) -> str:
@@ -361,6 +364,7 @@ class FakeDiscord(LoopbackServer):
         r("POST", f"{API}/webhooks/{{wid}}/{{token}}", self._execute_webhook)
         r("GET", f"{API}/channels/{{cid}}", self._get_channel)
         r("POST", f"{API}/channels/{{cid}}/messages", self._create_message)
+        r("GET", f"{API}/channels/{{cid}}/messages", self._list_messages)
         r("*", f"{API}/channels/{{cid}}/messages/{{mid}}", self._channel_message)
         r("GET", "/attachments/{aid}/{filename}", self._attachment)
 
@@ -431,7 +435,7 @@ class FakeDiscord(LoopbackServer):
         channel = self.channels.get(channel_id, {})
         message = {
             "id": message_id, "channel_id": channel_id, "author": author, "content": body.get("content") or "",
-            "timestamp": iso_now(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
+            "timestamp": self.now().astimezone(UTC).isoformat(), "edited_timestamp": None, "tts": False, "mention_everyone": False,
             "mentions": [], "mention_roles": [], "attachments": attachments, "embeds": body.get("embeds") or [],
             "components": body.get("components") or [], "pinned": False, "type": 0,
             "flags": int(body.get("flags") or 0), "reactions": [], **extra,
@@ -490,6 +494,27 @@ class FakeDiscord(LoopbackServer):
         if nonce is not None and body.get("enforce_nonce"):
             self.nonces[(str(self.bot_user["id"]), channel_id, str(nonce))] = (time.monotonic(), message["id"])
         return jsonr(message)
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized()
+        channel_id = request.match_info["cid"]
+        if channel_id not in self.channels:
+            return self._not_found("Channel", 10003)
+        try:
+            limit = int(request.query.get("limit", "50"))
+            before = int(request.query.get("before", "0") or 0)
+            after = int(request.query.get("after", "0") or 0)
+        except ValueError:
+            return jsonr({"message": "Invalid Form Body", "code": 50035}, status=400)
+        if not 1 <= limit <= 100:
+            return jsonr({"message": "Invalid Form Body", "code": 50035, "errors": {"limit": {"_errors": [
+                {"code": "NUMBER_TYPE_MAX", "message": "int value should be less than or equal to 100."}]}}},
+                status=400)
+        listed = sorted((m for m in self.channel_messages(channel_id)
+                         if (not before or int(m["id"]) < before) and int(m["id"]) > after),
+                        key=lambda m: int(m["id"]), reverse=True)[:limit]
+        return jsonr([{k: v for k, v in m.items() if k != "nonce"} for m in listed])
 
     @staticmethod
     def _validate(body: dict[str, Any], files: list[dict[str, Any]]) -> web.Response | None:

@@ -1,14 +1,21 @@
-"""A fake X API v2 on 127.0.0.1: users/me, media upload, tweets, lookup, recent search, OAuth 2.0 refresh.
+"""A fake X API v2 on 127.0.0.1: users/me, media upload, tweets, lookup, a user's posts, recent search, OAuth 2.0
+refresh.
 
 Answers with the documented JSON shapes, checks `Authorization: Bearer <token>` (401 otherwise) and
-keeps state: posts (refusing duplicate text with X's 403), uploaded media, replies and tokens. A post with
+keeps state: posts (refusing duplicate text with X's 403), uploaded media, replies and tokens. A user's posts
+(`GET /2/users/:id/tweets`) come newest first with their text as X gives it: links as t.co links, one more t.co
+link for attached media, `&`, `<` and `>` escaped. A post with
 `reply.in_reply_to_tweet_id` (Herald answering a comment) must name a post or reply it knows (403 otherwise).
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import itertools
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -34,11 +41,13 @@ class FakeX(LoopbackServer):
         self.private_refused = False  # answer 403 when non_public_metrics are asked for
         self._ids = itertools.count(1_790_000_000_000_000_001)
         self._token_n = itertools.count(2)
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)  # stamps created_at; a test may set its clock
         self.route("GET", "/2/users/me", self.users_me)
         self.route("POST", "/2/media/upload", self.upload)
         self.route("POST", "/2/tweets", self.create)
         self.route("GET", "/2/tweets", self.lookup)
         self.route("GET", "/2/tweets/search/recent", self.search)
+        self.route("GET", "/2/users/{id}/tweets", self.timeline)
         self.route("POST", "/2/oauth2/token", self.token)
 
     def _authorized(self, request: web.Request) -> bool:
@@ -80,7 +89,9 @@ class FakeX(LoopbackServer):
                                       "title": "Invalid Request", "detail": "One or more parameters to your "
                                       "request was invalid."}, status=400)
         tweet_id = str(next(self._ids))
-        self.tweets[tweet_id] = {"id": tweet_id, "text": text, "media_ids": media_ids, "public_metrics": {
+        self.tweets[tweet_id] = {"id": tweet_id, "text": text, "media_ids": media_ids,
+                                 "created_at": self.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                                 "public_metrics": {
             "retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0, "bookmark_count": 0,
             "impression_count": 0}, "non_public_metrics": {"impression_count": 0, "url_link_clicks": 0,
                                                           "user_profile_clicks": 0}}
@@ -117,6 +128,37 @@ class FakeX(LoopbackServer):
             body["data"] = data
         if errors:
             body["errors"] = errors
+        return web.json_response(body)
+
+    async def timeline(self, request: web.Request) -> web.Response:
+        """The user's own posts, newest first, from `start_time` on; `max_results` 5–100, `pagination_token`."""
+        if not self._authorized(request):
+            return web.json_response(UNAUTHORIZED, status=401)
+        if request.match_info["id"] != self.user["id"]:
+            return web.json_response({"errors": [{"detail": f"Could not find user with id: "
+                                                  f"[{request.match_info['id']}].", "title": "Not Found Error",
+                                                  "type": "https://api.twitter.com/2/problems/resource-not-found"}]})
+        try:
+            size = int(request.query.get("max_results", "10"))
+            offset = int(request.query.get("pagination_token", "0") or 0)
+        except ValueError:
+            return web.json_response({"errors": [{"message": "max_results and pagination_token are numbers"}],
+                                      "title": "Invalid Request"}, status=400)
+        if not 5 <= size <= 100:
+            return web.json_response({"errors": [{"message": f"The `max_results` query parameter value [{size}] "
+                                                  "is not between 5 and 100"}], "title": "Invalid Request"}, status=400)
+        start = request.query.get("start_time", "")
+        excluded = request.query.get("exclude", "").split(",")
+        posts = [t for t in reversed(self.tweets.values()) if t["created_at"] >= start.replace("Z", ".000Z")
+                 and not ("replies" in excluded and t.get("in_reply_to_tweet_id"))]
+        page = posts[offset:offset + size]
+        body: dict[str, Any] = {"meta": {"result_count": len(page)}}
+        if page:
+            body["data"] = [{"id": t["id"], "text": as_x_shows(t), "created_at": t["created_at"],
+                             "edit_history_tweet_ids": [t["id"]]} for t in page]
+            body["meta"].update(newest_id=page[0]["id"], oldest_id=page[-1]["id"])
+        if offset + size < len(posts):
+            body["meta"]["next_token"] = str(offset + size)
         return web.json_response(body)
 
     async def search(self, request: web.Request) -> web.Response:
@@ -172,3 +214,12 @@ class FakeX(LoopbackServer):
         self.replies.append({"id": reply_id, "text": text, "conversation_id": tweet_id, "author_id": author_id,
                              "username": username, "created_at": created_at, "in_reply_to_user_id": self.user["id"]})
         return reply_id
+
+
+def as_x_shows(tweet: dict[str, Any]) -> str:
+    """A post's text as X's API gives it back: links shortened to t.co, a t.co link for its media, `&<>` escaped."""
+    links = itertools.count(1)
+    text = re.sub(r"https?://\S+", lambda _m: f"https://t.co/{tweet['id'][-6:]}{next(links)}", tweet["text"])
+    if tweet.get("media_ids"):
+        text += f" https://t.co/m{tweet['id'][-6:]}"
+    return html.escape(text, quote=False)
