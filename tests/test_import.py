@@ -144,12 +144,19 @@ async def test_a_plan_with_200_good_and_7_bad_rows_gives_7_errors_then_200_draft
                   "#1–#200")
     await refused(acme, "alice", "/import confirm", "There's no import waiting to confirm")
 
+    # two dry runs of one file confirmed at the same moment: the second finds the file imported
+    with acme.herald.db.session() as session:
+        done = session.exec(select(PlanImport)).one()
+        session.add(PlanImport(workspace_id=done.workspace_id, filename="again.csv", content_hash=done.content_hash,
+                               rows=done.rows[:1], created_by="alice"))
+    await refused(acme, "alice", "/import confirm", "again.csv was already imported, so nothing was created again")
+
 
 async def test_submitting_sends_the_rows_for_approval_with_one_notice(acme: Team, tmp_path: Path) -> None:
     data = plan_csv([good_row(0), good_row(1), [*good_row(2)[:7], "no"]])
     out = await acme.say("alice", f"/import submit {write(tmp_path, 'plan.csv', data)}")
     assert "Row 2 → submitted for approval" in out and "Row 4 → draft" in out
-    assert "/import confirm creates the 3 posts as submitted for approval." in out
+    assert "/import confirm creates the 3 posts (1 as drafts, 2 submitted for approval)." in out
     out = await acme.say("alice", "/import confirm")
     assert "1 draft(s)" in out and "2 submitted for approval" in out
     assert [p.state for p in posts(acme)] == ["in_review", "in_review", "draft"]
@@ -164,6 +171,7 @@ async def test_the_file_says_which_rows_are_submitted_and_no_approval_needed_sch
     await acme.say("alice", f"/import {write(tmp_path, 'plan.csv', data)}")
     out = await acme.say("alice", "/import confirm")
     assert "1 approved at once" in out
+    assert "Imported plan.csv: 2 posts (#1–#2)." in out
     assert [p.state for p in posts(acme)] == ["scheduled", "draft"]
 
 

@@ -671,9 +671,11 @@ def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> Reply:
             submit=submit, rows=[c.plan for c in good if c.plan is not None], errors=errors, created_by=req.actor_name,
             author_platform=req.command.actor.platform, author_user_id=req.command.actor.user_id, created_at=now,
         ))
-        what = "submitted for approval" if submit else "drafts"
+        sent = sum(1 for c in good if c.plan is not None and (submit if c.plan["submit"] is None else c.plan["submit"]))
+        what = ("as drafts" if not sent else "submitted for approval" if sent == len(good)
+                else f"({len(good) - sent} as drafts, {sent} submitted for approval)")
         skipped = f"; the {bad_rows} row(s) with errors are left out" if bad_rows else ""
-        lines.append(f"/import confirm creates the {len(good)} posts as {what}{skipped}. /import cancel drops "
+        lines.append(f"/import confirm creates the {len(good)} posts {what}{skipped}. /import cancel drops "
                      "this dry run.")
     return Reply("\n".join(lines), attachment=report)
 
@@ -721,18 +723,18 @@ async def confirm(req: Request, ws_id: int) -> Reply:
             shown = "\n".join(f"  ✗ {s}" for s in stale[:SHOWN_ERRORS])
             raise UserError(f"Nothing was created: since the dry run of {waiting.filename},\n{shown}\n"
                             "/import cancel, fix the file and import it again.")
-        claimed = session.execute(
-            update(PlanImport).where(col(PlanImport.id) == waiting.id)
-            .where(col(PlanImport.state) == ImportState.PENDING.value)
-            .values(state=ImportState.CONFIRMED.value, imported_hash=waiting.content_hash,
-                    decided_by=req.actor_name, decided_at=now)
-        )
+        try:  # the claim: one conditional UPDATE, and the file's hash unique among imported files
+            claimed = session.execute(
+                update(PlanImport).where(col(PlanImport.id) == waiting.id)
+                .where(col(PlanImport.state) == ImportState.PENDING.value)
+                .values(state=ImportState.CONFIRMED.value, imported_hash=waiting.content_hash,
+                        decided_by=req.actor_name, decided_at=now)
+            )
+        except IntegrityError:
+            raise UserError(f"{waiting.filename} was already imported, so nothing was created again. "
+                            "/import cancel drops this dry run.") from None
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise UserError("That import was just confirmed or cancelled by someone else. Nothing more was created.")
-        try:
-            session.flush()
-        except IntegrityError:
-            raise UserError(f"{waiting.filename} was already imported, so nothing was created again.") from None
         created: list[int] = []
         submitted: list[int] = []
         for plan in waiting.rows:
