@@ -2,28 +2,35 @@
 
 Through the console front door (a path), the real Telegram front end (a document fetched with getFile from the
 loopback Bot API) and the real Discord front end (an attachment served by the Discord fake); plus the reading of
-the file itself (encodings, header, rows) as fast unit tests.
+the file itself (encodings, header, rows) as fast unit tests. Pictures named by web address come from a loopback
+web site.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from sqlmodel import select
 
 from bot.chats.discord import DiscordFront
 from bot.chats.telegram import TelegramFront
+from bot.fetcher import HttpFetcher
 from handlers.core.errors import UserError
+from handlers.core.ports import FetchError
 from handlers.posts.imports import MAX_ROWS, PlanRow, column_letter, decode, ranges, read_table
-from storage.models import AuditEvent, Delivery, ImportState, PlanImport, Post
+from storage.models import AuditEvent, Delivery, ImportState, Media, PlanImport, Post
 from tests.conftest import FakeClock, Team, make_herald, refused
 from tests.fakes.discord_api import FakeDiscord
-from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.loopback import LoopbackServer
+from tests.fakes.telegram_api import FakeTelegram, tiny_jpeg
 
 HEADER = ["text", "time", "zone", "accounts", "link", "campaign", "text_x", "submit"]
 LONG = "Our winter collection is here, and it is warmer than ever. " * 5  # 295 characters
@@ -282,16 +289,104 @@ async def test_a_byte_order_mark_is_skipped_and_said(acme: Team, tmp_path: Path)
 
 
 async def test_pictures_of_another_post_are_reused(acme: Team, tmp_path: Path) -> None:
-    from tests.fakes.telegram_api import tiny_jpeg
-
     picture = write(tmp_path, "sale.jpg", tiny_jpeg())
     await acme.say("alice", f"/draft {picture} With a picture")
-    data = plan_csv([["Same picture", "brand-x", "#1"], ["Nope", "brand-x", "https://cdn.example/a.jpg"]],
-                    header=["text", "accounts", "image"])
+    data = plan_csv([["Same picture", "brand-x", "#1"], ["Nope", "brand-x", "cdn.example/a.jpg"],
+                     ["No such post", "brand-x", "#7"]], header=["text", "accounts", "image"])
     out = await acme.say("alice", f"/import {write(tmp_path, 'plan.csv', data)}")
-    assert "Row 3, column C (image): 'https://cdn.example/a.jpg' isn't a picture Herald holds" in out, out
+    assert "Row 3, column C (image): 'cdn.example/a.jpg' is neither a web address (https://…) nor a picture" in out
+    assert "Row 4, column C (image): there's no post #7 here to take the pictures of" in out
     await acme.say("alice", "/import confirm")
     assert posts(acme)[1].media == posts(acme)[0].media != []
+
+
+@pytest.fixture
+async def pictures() -> AsyncIterator[LoopbackServer]:
+    """A web site with pictures: /sale.jpg, /notes.txt, /big.jpg, /gone.jpg (404) and /moved (→ /sale.jpg)."""
+    site = LoopbackServer()
+    files = {"sale.jpg": (tiny_jpeg(), "image/jpeg"), "notes.txt": (b"just words", "text/plain"),
+             "big.jpg": (tiny_jpeg((400, 300)), "image/jpeg")}
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name == "moved":
+            raise web.HTTPFound("/sale.jpg")
+        if name not in files:
+            return web.Response(status=404, text="Not Found")
+        data, kind = files[name]
+        return web.Response(body=data, content_type=kind)
+
+    site.route("GET", "/{name}", serve)
+    async with site:
+        yield site
+
+
+async def test_pictures_named_by_web_address_are_fetched_checked_and_stored_on_confirm(
+        db_url: str, clock: FakeClock, tmp_path: Path, pictures: LoopbackServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("handlers.posts.imports.MAX_FETCH_BYTES", 2000)  # big.jpg is bigger
+    herald = make_herald(db_url, clock, HERALD_FETCH_PRIVATE=True)  # the site is on 127.0.0.1
+    await herald.start()
+    try:
+        team = Team(herald, clock, db_url)
+        await team.setup_workspace()
+        site = pictures.url
+        data = plan_csv([["One", "brand-x", f"{site}/sale.jpg"], ["Same one", "brand-bsky", f"{site}/sale.jpg"],
+                         ["Redirected", "brand-x", f"{site}/moved"], ["Words", "brand-x", f"{site}/notes.txt"],
+                         ["Gone", "brand-x", f"{site}/gone.jpg"], ["Big", "brand-x", f"{site}/big.jpg"]],
+                        header=["text", "accounts", "image"])
+        out = await team.say("alice", f"/import {write(tmp_path, 'plan.csv', data)}")
+        assert "6 rows, 3 ready, 3 with errors" in out, out
+        assert f"Row 5, column C (image): {site}/notes.txt: notes.txt isn't an image I can read" in out
+        assert f"Row 6, column C (image): {site}/gone.jpg: couldn't fetch it: the site answered 404 Not Found" in out
+        assert f"Row 7, column C (image): {site}/big.jpg: couldn't fetch it: the file is" in out
+        assert len(pictures.requests("GET", "/sale.jpg")) == 2  # once for both rows, once after the redirect
+        with herald.db.session() as session:
+            assert session.exec(select(Media)).all() == []  # the dry run stores nothing
+        out = await team.say("alice", "/import confirm")
+        assert "Imported plan.csv: 3 posts (#1–#3)." in out, out
+        created = posts(team)
+        assert created[0].media == created[1].media and len(created[0].media) == 1
+        with herald.db.session() as session:
+            stored = session.exec(select(Media)).all()
+            assert len(stored) == 2 and {m.data for m in stored} == {tiny_jpeg()}
+        assert len(created[2].media) == 1 and created[2].media != created[0].media
+    finally:
+        await herald.stop()
+
+
+async def test_a_picture_gone_by_confirm_stops_the_import(
+        db_url: str, clock: FakeClock, tmp_path: Path, pictures: LoopbackServer) -> None:
+    herald = make_herald(db_url, clock, HERALD_FETCH_PRIVATE=True)
+    await herald.start()
+    try:
+        team = Team(herald, clock, db_url)
+        await team.setup_workspace()
+        data = plan_csv([["One", "brand-x", f"{pictures.url}/sale.jpg"]], header=["text", "accounts", "image"])
+        assert "1 ready" in await team.say("alice", f"/import {write(tmp_path, 'plan.csv', data)}")
+        pictures.fail("GET", "/sale.jpg", status=404)
+        await refused(team, "alice", "/import confirm", "Nothing was created",
+                      f"Row 2: {pictures.url}/sale.jpg: couldn't fetch it: the site answered 404")
+        assert "Imported plan.csv: 1 posts (#1)." in await team.say("alice", "/import confirm")  # it's back
+    finally:
+        await herald.stop()
+
+
+async def test_the_fetcher_refuses_local_addresses_other_schemes_and_redirects_home(pictures: LoopbackServer) -> None:
+    careful = HttpFetcher()
+    for url, reason in ((f"{pictures.url}/sale.jpg", "127.0.0.1 is a local or private address"),
+                        ("http://localhost:1/x.jpg", "localhost is a local or private address"),
+                        ("http://169.254.169.254/latest/meta-data", "is a local or private address"),
+                        ("ftp://example.com/x.jpg", "only http:// and https://"),
+                        ("http://[::1]:9/x", "is a local or private address")):
+        with pytest.raises(FetchError, match=re.escape(reason)):
+            await careful.fetch(url, max_bytes=10_000)
+    assert pictures.requests() == []  # nothing was even asked
+    trusting = HttpFetcher(allow_private=True)
+    got = await trusting.fetch(f"{pictures.url}/moved", max_bytes=10_000)
+    assert got.data == tiny_jpeg() and got.filename == "sale.jpg" and got.content_type == "image/jpeg"
+    with pytest.raises(FetchError, match="a picture fetched from the web can be at most"):
+        await trusting.fetch(f"{pictures.url}/big.jpg", max_bytes=1000)
 
 
 # -- Telegram and Discord: a real file through the real front ends ---------------------------------------------

@@ -5,8 +5,9 @@ decoded (UTF-8, with or without a byte-order mark, else the encoding charset-nor
 answer), read by the csv module (comma, semicolon or tab), its header checked (known columns, no duplicates,
 variant columns `text_<network or account>`), and each row validated by a pydantic model, then against the
 workspace: the accounts exist, the time (read like /schedule reads it, handlers/core/when.py) is in the future,
-the zone is a real one, a picture reference points at pictures Herald holds, and the text of every target fits
-its network, counted by the network's own rules (posts/render.py). Nothing is created by the dry run: the good
+the zone is a real one, the pictures are there (web addresses are downloaded through the `Fetcher` port and
+checked like /attach's; `#12` reuses a post's), and the text of every target fits its network, counted by the
+network's own rules (posts/render.py). Nothing is created by the dry run: the good
 rows, resolved, are kept as a pending `PlanImport`, so a restart doesn't lose it. /import confirm creates every
 good row's post (drafts, or submitted for approval) in one transaction, re-checking what may have changed since;
 /import cancel drops the dry run. A file already imported (same bytes) is refused.
@@ -14,6 +15,7 @@ good row's post (drafts, or submitted for approval) in one transaction, re-check
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import difflib
@@ -40,10 +42,11 @@ from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace
 from handlers.core.notices import tell_team
+from handlers.core.ports import FetchError
 from handlers.core.when import WhenError, parse_timezone, parse_when, show_time
 from handlers.core.words import short_text
 from handlers.posts.drafts import CAMPAIGN_RE, MAX_TEXT, URL_RE, set_targets
-from handlers.posts.media import MAX_ITEMS
+from handlers.posts.media import MAX_IMAGE_BYTES, MAX_ITEMS, sniff, store_media
 from handlers.posts.render import render, variant_key
 from handlers.posts.rules import approved_now, rearm
 from storage.models import (
@@ -67,6 +70,10 @@ ALIASES = {"account": "accounts", "media": "image", "picture": "image", "when": 
 VARIANT_PREFIX = "text_"
 YES = frozenset({"yes", "y", "true", "1", "x", "submit", "oui", "ja", "sí", "si", "да"})
 NO = frozenset({"no", "n", "false", "0", "draft", "non", "nein", "нет", ""})
+MAX_FETCH_BYTES = MAX_IMAGE_BYTES  # one picture named by its web address
+MAX_FETCHES = 200  # different web addresses in one file
+MAX_FETCH_TOTAL = 200 * 1024 * 1024  # all of them together
+FETCH_AT_ONCE = 4
 HERALD_MEDIA_RE = re.compile(r"/media/([0-9a-f]{64})(?:\.\w+)?$", re.IGNORECASE)
 POST_REF_RE = re.compile(r"(?:#|post\s*:?\s*)(\d{1,9})", re.IGNORECASE)
 EXAMPLE = ("text,time,zone,accounts,link,campaign,text_x,submit\n"
@@ -363,8 +370,53 @@ class RowCheck:
     becomes: str = ""
 
 
-def refs_to_media(session: Session, ws_id: int, reference: str) -> list[int]:
-    """The pictures a plan's `image` cell names: another post's (`#12`), or one Herald serves (…/media/<sha256>)."""
+@dataclass(frozen=True)
+class Fetched:
+    """A picture named by its web address: downloaded and checked (`item`), or why not (`problem`)."""
+
+    item: MediaIn | None = None
+    problem: str | None = None
+
+
+def web_addresses(cell: str) -> list[str]:
+    """The addresses in an `image` cell that Herald must download (not its own media links, not `#12`)."""
+    return [part for part in cell.replace(",", " ").split()
+            if part.lower().startswith(("http://", "https://")) and not HERALD_MEDIA_RE.search(part)]
+
+
+async def fetch_all(ctx: Context, urls: list[str]) -> dict[str, Fetched]:
+    """Download each address once (a few at a time) and check that it is a picture or video Herald can send."""
+    if len(urls) > MAX_FETCHES:
+        raise UserError(f"The plan names {len(urls)} different pictures by web address; an import fetches at most "
+                        f"{MAX_FETCHES}. Nothing was imported. Split the file.")
+    gate = asyncio.Semaphore(FETCH_AT_ONCE)
+
+    async def one(url: str) -> Fetched:
+        if ctx.fetcher is None:
+            return Fetched(problem="this Herald doesn't fetch files from the web; attach it with /attach")
+        async with gate:
+            try:
+                item = await ctx.fetcher.fetch(url, max_bytes=MAX_FETCH_BYTES)
+            except FetchError as exc:
+                return Fetched(problem=f"couldn't fetch it: {exc}")
+        try:
+            kind, name = sniff(item)
+        except UserError as exc:
+            return Fetched(problem=str(exc).rstrip("."))
+        return Fetched(item=MediaIn(name, kind, item.data))
+
+    results = await asyncio.gather(*(one(url) for url in urls))
+    total = sum(len(f.item.data) for f in results if f.item is not None)
+    if total > MAX_FETCH_TOTAL:
+        raise UserError(f"The pictures this plan names add up to {total / 2**20:.0f} MB; an import fetches at most "
+                        f"{MAX_FETCH_TOTAL // 2**20} MB. Nothing was imported. Split the file.")
+    return dict(zip(urls, results, strict=True))
+
+
+def refs_to_media(session: Session, ws_id: int, reference: str,
+                  fetched: dict[str, Fetched]) -> tuple[list[int], list[str]]:
+    """The pictures a plan's `image` cell names: another post's (`#12`), ones Herald serves (…/media/<sha256>),
+    and ones on the web (their addresses, downloaded in `fetched`): (media ids, web addresses)."""
     post_ref = POST_REF_RE.fullmatch(reference)
     if post_ref:
         post = session.get(Post, int(post_ref.group(1)))
@@ -372,22 +424,28 @@ def refs_to_media(session: Session, ws_id: int, reference: str) -> list[int]:
             raise ValueError(f"there's no post #{post_ref.group(1)} here to take the pictures of")
         if not post.media:
             raise ValueError(f"#{post.id} has no pictures to reuse")
-        return list(post.media)
+        return list(post.media), []
     ids: list[int] = []
+    urls: list[str] = []
     for part in reference.replace(",", " ").split():
+        if part in fetched:
+            problem = fetched[part].problem
+            if problem:
+                raise ValueError(f"{short_text(part, 60)}: {problem}")
+            urls.append(part)
+            continue
         found = HERALD_MEDIA_RE.search(part) or re.fullmatch(r"([0-9a-f]{64})", part, re.IGNORECASE)
         if found is None:
-            raise ValueError(
-                f"'{short_text(part, 40)}' isn't a picture Herald holds. Write #12 to reuse post #12's pictures, or "
-                "a Herald media link; pictures from other sites go on the draft afterwards with /attach")
+            raise ValueError(f"'{short_text(part, 40)}' is neither a web address (https://…) nor a picture Herald "
+                             "holds; #12 reuses post #12's pictures")
         media = session.exec(select(Media.id).where(Media.workspace_id == ws_id)
                              .where(Media.sha256 == found.group(1).lower())).first()
         if media is None:
             raise ValueError(f"Herald holds no picture {found.group(1)[:12]}… in this workspace")
         ids.append(media)
-    if len(ids) > MAX_ITEMS:
-        raise ValueError(f"a post can hold at most {MAX_ITEMS} files; this names {len(ids)}")
-    return ids
+    if len(ids) + len(urls) > MAX_ITEMS:
+        raise ValueError(f"a post can hold at most {MAX_ITEMS} files; this names {len(ids) + len(urls)}")
+    return ids, urls
 
 
 @dataclass
@@ -402,6 +460,7 @@ class Checker:
     variant_keys: dict[str, str]
     now: datetime
     submit_all: bool = False  # the /import submit option: rows whose submit cell is empty go for approval
+    fetched: dict[str, Fetched] = field(default_factory=dict)  # pictures named by web address, downloaded
 
     def where(self, name: str) -> str:
         column = self.columns.get(name)
@@ -461,15 +520,16 @@ class Checker:
         targets = self.targets(row.accounts, error) if "accounts" not in failed else None
 
         media: list[int] = []
+        urls: list[str] = []
         if row.image and "image" not in failed:
             try:
-                media = refs_to_media(self.session, self.ws.id or 0, row.image)
+                media, urls = refs_to_media(self.session, self.ws.id or 0, row.image, self.fetched)
             except ValueError as exc:
                 error("image", str(exc))
                 failed.add("image")
 
         variants = {self.variant_keys[name]: text for name, text in row.variants.items()}
-        if not row.text and not variants and not media and "text" not in failed:
+        if not row.text and not variants and not media and not urls and "text" not in failed:
             error("text", "the post has no text")
         elif targets is not None and not failed & {"text", "variants", "link", "image"}:
             used = {k for a in targets for k in (a.name, str(a.settings.get("like") or a.network), a.network)}
@@ -477,7 +537,7 @@ class Checker:
                 key = self.variant_keys[name]
                 if key not in used:
                     error(name, f"none of this row's accounts is {key}, so this text would go nowhere")
-            self.check_limits(row, variants, media, targets, error)
+            self.check_limits(row, variants, len(media) + len(urls), targets, error)
 
         if out.errors:
             return out
@@ -485,7 +545,7 @@ class Checker:
         submit = row.submit
         out.plan = {
             "row": number, "text": row.text, "variants": variants, "link": row.link or None,
-            "campaign": row.campaign or None, "accounts": [a.id for a in targets], "media": media,
+            "campaign": row.campaign or None, "accounts": [a.id for a in targets], "media": media, "fetch": urls,
             "due_at": due_at.isoformat() if due_at else None, "due_tz": due_tz, "submit": submit,
         }
         when_text = show_time(due_at, due_tz or zone) if due_at else "no time yet"
@@ -513,12 +573,12 @@ class Checker:
                 chosen.append(by_name[name.lower()])
         return sorted(chosen, key=lambda a: a.name)
 
-    def check_limits(self, row: PlanRow, variants: dict[str, str], media: list[int], targets: list[Account],
+    def check_limits(self, row: PlanRow, variants: dict[str, str], files: int, targets: list[Account],
                      error: Complain) -> None:
         """Each target's text as it would go out, checked by its network's own counting (posts/render.py)."""
         post = Post(workspace_id=self.ws.id or 0, author_platform="", author_user_id="", author_name="",
                     text=row.text, link=row.link or None, campaign=row.campaign or None, variants=variants,
-                    media=media)
+                    media=[0] * files)  # a post not stored: render counts its files, never reads them
         column_of = {key: name for name, key in self.variant_keys.items()}
         for account in targets:
             check = render(self.ctx, post, account, self.ws).check
@@ -581,7 +641,7 @@ def report_file(filename: str, checks: list[RowCheck]) -> Attachment:
     summary="plan many posts from a spreadsheet (CSV): a dry run first, then /import confirm creates them",
     details=(
         "Attach a CSV file (in the console: /import /path/to/plan.csv). Columns: text, time, zone, accounts, "
-        "link, campaign, image (#12 reuses post #12's pictures), submit (yes/no), and text_<network> for a "
+        "link, campaign, image (https://… addresses, or #12 to reuse post #12's pictures), submit (yes/no), and text_<network> for a "
         "network's own text (text_x, text_linkedin). Herald answers with what each row becomes and every error "
         "with its row and column; nothing is created until /import confirm. /import submit sends the rows for "
         f"approval (a row's submit column wins). At most {MAX_ROWS:,} rows per file; the same file is imported once."
@@ -601,7 +661,7 @@ async def import_plan(req: Request) -> Reply:
             raise UserError("Send one CSV file per /import. Nothing was imported.")
         if words not in ([], ["submit"]):
             raise UserError(f"With a file, /import takes only 'submit' (rows go for approval). Usage: {req.spec.usage}")
-        return dry_run(req, ws_id, files[0], submit=words == ["submit"])
+        return await dry_run(req, ws_id, files[0], submit=words == ["submit"])
     if words == ["confirm"]:
         return await confirm(req, ws_id)
     if words == ["cancel"]:
@@ -619,7 +679,7 @@ async def import_plan(req: Request) -> Reply:
                  + example_hint())
 
 
-def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> Reply:
+async def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> Reply:
     ctx = req.ctx
     if len(file.data) > MAX_FILE_BYTES:
         raise UserError(f"{file.filename} is {len(file.data) / 2**20:.1f} MB; a plan can be at most "
@@ -627,8 +687,7 @@ def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> Reply:
     digest = hashlib.sha256(file.data).hexdigest()
     decoded = decode(file.data)
     table = read_table(decoded.text)
-    now = ctx.clock.now()
-    with ctx.db.session() as session:
+    with ctx.db.session() as session:  # what refuses the whole file comes before any picture is fetched
         ws = get_workspace(session, ws_id)
         done = session.exec(select(PlanImport).where(PlanImport.workspace_id == ws_id)
                             .where(PlanImport.imported_hash == digest)).first()
@@ -637,10 +696,18 @@ def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> Reply:
             raise UserError(f"This file was already imported ({done.filename}, by {done.decided_by} on {when}: "
                             f"{ranges(done.post_ids) or 'no posts'}). Nothing was imported again. To plan more, "
                             "import a file with only the new rows.")
+        check_header(ctx, table, workspace_accounts(session, ws_id))
+    image = next((c for c in table.columns if c.name == "image"), None)
+    urls = sorted({url for _n, cells in table.rows if image is not None and image.index < len(cells)
+                   for url in web_addresses(cells[image.index])})
+    fetched = await fetch_all(ctx, urls) if urls else {}
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
         accounts = workspace_accounts(session, ws_id)
         variant_keys = check_header(ctx, table, accounts)
         columns = {c.name: c for c in table.columns if c.name}
-        checker = Checker(ctx, session, ws, accounts, columns, variant_keys, now, submit)
+        checker = Checker(ctx, session, ws, accounts, columns, variant_keys, now, submit, fetched)
         checks = [checker.check(number, record) for number, record in table.rows]
         good = [c for c in checks if c.plan is not None]
         errors = [e for c in checks for e in c.errors]
@@ -710,15 +777,25 @@ def recheck(session: Session, ws: Workspace, plan: dict[str, Any], accounts: dic
 
 async def confirm(req: Request, ws_id: int) -> Reply:
     ctx = req.ctx
-    now = ctx.clock.now()
     actor = req.command.actor
     with ctx.db.session() as session:
-        waiting = pending_import(session, ws_id)
-        if waiting is None:
+        first = pending_import(session, ws_id)
+        if first is None:
             raise UserError("There's no import waiting to confirm. Attach a CSV plan to /import first.")
+        seen_id = first.id
+        urls = sorted({url for plan in first.rows for url in plan.get("fetch", [])})
+    fetched = await fetch_all(ctx, urls) if urls else {}  # downloaded again: stored with the posts, or not at all
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        waiting = pending_import(session, ws_id)
+        if waiting is None or waiting.id != seen_id:
+            raise UserError("The import waiting changed while I fetched its pictures (someone confirmed, cancelled "
+                            "or replaced it). Nothing was created; /import shows what's waiting now.")
         ws = get_workspace(session, ws_id)
         accounts = {a.id: a for a in workspace_accounts(session, ws_id) if a.id is not None}
         stale = [p for p in (recheck(session, ws, plan, accounts, now) for plan in waiting.rows) if p]
+        stale += [f"Row {plan['row']}: {short_text(url, 60)}: {fetched[url].problem}" for plan in waiting.rows
+                  for url in plan.get("fetch", []) if fetched[url].problem]
         if stale:
             shown = "\n".join(f"  ✗ {s}" for s in stale[:SHOWN_ERRORS])
             raise UserError(f"Nothing was created: since the dry run of {waiting.filename},\n{shown}\n"
@@ -737,11 +814,16 @@ async def confirm(req: Request, ws_id: int) -> Reply:
             raise UserError("That import was just confirmed or cancelled by someone else. Nothing more was created.")
         created: list[int] = []
         submitted: list[int] = []
+        stored: dict[str, int] = {}  # one stored file per web address, shared by the rows that name it
+        for url, got in fetched.items():
+            assert got.item is not None
+            [stored[url]] = store_media(session, ws_id, (got.item,), req.actor_name)
         for plan in waiting.rows:
             post = Post(
                 workspace_id=ws_id, author_platform=actor.platform, author_user_id=actor.user_id,
                 author_name=req.actor_name, text=plan["text"], link=plan["link"], campaign=plan["campaign"],
-                variants=plan["variants"], media=plan["media"], editor_platform=actor.platform,
+                variants=plan["variants"], media=[*plan["media"], *(stored[u] for u in plan.get("fetch", []))],
+                editor_platform=actor.platform,
                 editor_user_id=actor.user_id, created_at=now, updated_at=now,
                 due_at=datetime.fromisoformat(plan["due_at"]) if plan["due_at"] else None, due_tz=plan["due_tz"],
             )
