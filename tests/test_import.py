@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import ValidationError
 from sqlmodel import select
 
 from bot.chats.discord import DiscordFront
@@ -490,6 +491,9 @@ def test_a_row_is_validated_by_its_model() -> None:
     row = PlanRow.model_validate({"text": "  Hi  ", "submit": "Yes", "variants": {"text_x": " ", "text_bsky": "B"}})
     assert row.text == "Hi" and row.submit is True and row.variants == {"text_bsky": "B"}
     assert PlanRow.model_validate({"submit": ""}).submit is None
+    with pytest.raises(ValidationError) as caught:
+        PlanRow.model_validate({"variants": {"text_x": "bell \x07"}})
+    assert caught.value.errors()[0]["loc"] == ("variants", "text_x")
     for values in ({"link": "ftp://x"}, {"campaign": "two words"}, {"text": "bell \x07"}, {"submit": "perhaps"},
                    {"text": "x" * 20_001}):
         with pytest.raises(ValueError):

@@ -26,10 +26,10 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from charset_normalizer import from_bytes
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -62,8 +62,8 @@ from storage.models import (
 
 MAX_ROWS = 1_000
 MAX_FILE_BYTES = 10 * 1024 * 1024
-SHOWN_ERRORS = 40  # errors listed in the chat; every one is in the attached report
-SHOWN_ROWS = 10  # good rows described in the chat; every one is in the attached report
+SHOWN_ERRORS = 25  # errors listed in the chat; every one is in the attached report
+SHOWN_ROWS = 5  # good rows described in the chat; every one is in the attached report
 COLUMNS = ("text", "time", "zone", "accounts", "link", "campaign", "image", "submit")
 ALIASES = {"account": "accounts", "media": "image", "picture": "image", "when": "time", "timezone": "zone",
            "tz": "zone", "url": "link"}
@@ -100,6 +100,14 @@ def _readable(value: str) -> str:
     return value
 
 
+def _post_text(value: str) -> str:
+    """A post's text or a variant: readable, and at most as long as Herald keeps posts."""
+    value = _readable(value.strip())
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"the text is {len(value):,} characters; Herald keeps posts up to {MAX_TEXT:,}")
+    return value
+
+
 class PlanRow(BaseModel):
     """One row of a plan as written in the file, checked on its own (the workspace checks come after)."""
 
@@ -113,7 +121,7 @@ class PlanRow(BaseModel):
     campaign: str = ""
     image: str = ""
     submit: bool | None = None
-    variants: dict[str, str] = {}  # column name (text_x) → text
+    variants: dict[str, Annotated[str, AfterValidator(_post_text)]] = {}  # column name (text_x) → text
 
     @field_validator("text", "time", "zone", "accounts", "link", "campaign", "image")
     @classmethod
@@ -123,18 +131,12 @@ class PlanRow(BaseModel):
     @field_validator("text")
     @classmethod
     def _text(cls, value: str) -> str:
-        if len(value) > MAX_TEXT:
-            raise ValueError(f"the text is {len(value):,} characters; Herald keeps posts up to {MAX_TEXT:,}")
-        return value
+        return _post_text(value)
 
     @field_validator("variants")
     @classmethod
     def _variants(cls, value: dict[str, str]) -> dict[str, str]:
-        for text in value.values():
-            _readable(text)
-            if len(text) > MAX_TEXT:
-                raise ValueError(f"the text is {len(text):,} characters; Herald keeps posts up to {MAX_TEXT:,}")
-        return {k: v.strip() for k, v in value.items() if v.strip()}
+        return {k: v for k, v in value.items() if v}
 
     @field_validator("link")
     @classmethod
