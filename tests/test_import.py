@@ -164,7 +164,7 @@ async def test_submitting_sends_the_rows_for_approval_with_one_notice(acme: Team
     data = plan_csv([good_row(0), good_row(1), [*good_row(2)[:7], "no"]])
     out = await acme.say("alice", f"/import submit {write(tmp_path, 'plan.csv', data)}")
     assert "Row 2 → submitted for approval" in out and "Row 4 → draft" in out
-    assert "/import confirm creates the 3 posts (1 as drafts, 2 submitted for approval)." in out
+    assert "/import confirm creates the 3 posts (1 as draft(s), 2 submitted for approval)." in out
     out = await acme.say("alice", "/import confirm")
     assert "1 draft(s)" in out and "2 submitted for approval" in out
     assert [p.state for p in posts(acme)] == ["in_review", "in_review", "draft"]

@@ -77,7 +77,7 @@ FETCH_AT_ONCE = 4
 HERALD_MEDIA_RE = re.compile(r"/media/([0-9a-f]{64})(?:\.\w+)?$", re.IGNORECASE)
 POST_REF_RE = re.compile(r"(?:#|post\s*:?\s*)(\d{1,9})", re.IGNORECASE)
 EXAMPLE = ("text,time,zone,accounts,link,campaign,text_x,submit\n"
-           "Spring sale starts today!,2026-12-01 09:00,Europe/Paris,brand-x brand-bsky,https://shop.example/sale,"
+           "Spring sale starts today!,2027-01-04 09:00,Europe/Paris,brand-x brand-bsky,https://shop.example/sale,"
            "spring,Spring sale 🌸,no")
 
 
@@ -732,8 +732,10 @@ async def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> R
         if len(good) > SHOWN_ROWS:
             lines.append(f"  … and {len(good) - SHOWN_ROWS} more rows (every row is in the attached report).")
         replaced = pending_import(session, ws_id)
-        if replaced is not None:
-            replaced.state, replaced.decided_by, replaced.decided_at = ImportState.CANCELLED.value, req.actor_name, now
+        if replaced is not None:  # one dry run waits per workspace: this one replaces any other
+            session.execute(update(PlanImport).where(col(PlanImport.workspace_id) == ws_id)
+                            .where(col(PlanImport.state) == ImportState.PENDING.value)
+                            .values(state=ImportState.CANCELLED.value, decided_by=req.actor_name, decided_at=now))
             lines.append(f"(The dry run of {replaced.filename} that was waiting is dropped: this one replaces it.)")
         session.add(PlanImport(
             workspace_id=ws_id, filename=file.filename[:200], content_hash=digest, encoding=decoded.encoding,
@@ -742,7 +744,7 @@ async def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> R
         ))
         sent = sum(1 for c in good if c.plan is not None and (submit if c.plan["submit"] is None else c.plan["submit"]))
         what = ("as drafts" if not sent else "submitted for approval" if sent == len(good)
-                else f"({len(good) - sent} as drafts, {sent} submitted for approval)")
+                else f"({len(good) - sent} as draft(s), {sent} submitted for approval)")
         skipped = f"; the {bad_rows} row(s) with errors are left out" if bad_rows else ""
         lines.append(f"/import confirm creates the {len(good)} posts {what}{skipped}. /import cancel drops "
                      "this dry run.")
