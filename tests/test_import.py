@@ -26,7 +26,8 @@ from bot.chats.telegram import TelegramFront
 from bot.fetcher import HttpFetcher
 from handlers.core.errors import UserError
 from handlers.core.ports import FetchError
-from handlers.posts.imports import MAX_ROWS, PlanRow, column_letter, decode, ranges, read_table
+from handlers.posts.imports import ranges
+from handlers.posts.plan_file import MAX_ROWS, PlanRow, column_letter, decode, read_table
 from storage.models import AuditEvent, Delivery, ImportState, Media, PlanImport, Post
 from tests.conftest import FakeClock, Team, make_herald, refused
 from tests.fakes.discord_api import FakeDiscord
