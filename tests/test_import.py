@@ -226,6 +226,31 @@ async def test_a_dry_run_survives_a_restart(db_url: str, clock: FakeClock, tmp_p
         await herald.stop()
 
 
+async def test_a_row_and_a_schedule_phrase_mean_the_same_time(acme: Team, tmp_path: Path) -> None:
+    await acme.say("alice", "/language fr")
+    data = plan_csv([["Deux lignes\nde texte", "demain à 21h", "", "", "", "", "", ""],
+                     ["À New York", "demain 9:30", "America/New_York", "", "", "", "", ""],
+                     ["Zone écrite", "2026-12-01 18:30 Asia/Tokyo", "", "", "", "", "", ""]])
+    out = await acme.say("alice", f"/import {write(tmp_path, 'plan.csv', data)}")
+    assert "3 ready" in out, out
+    await acme.say("alice", "/import confirm")
+    for phrase in ("demain à 21h", "demain 9:30 America/New_York", "2026-12-01 18:30 Asia/Tokyo"):
+        await acme.say("alice", "/draft Par /schedule")
+        await acme.say("alice", f"/schedule {len(posts(acme))} {phrase}")
+    imported, scheduled = posts(acme)[:3], posts(acme)[3:]
+    assert [(p.due_at, p.due_tz) for p in imported] == [(p.due_at, p.due_tz) for p in scheduled]
+    assert imported[0].due_at == datetime(2026, 11, 24, 20, 0, tzinfo=UTC) and imported[1].due_tz == "America/New_York"
+    assert imported[0].text == "Deux lignes\nde texte"
+
+
+async def test_a_time_that_leaves_no_time_for_approval_is_an_error_of_its_row(acme: Team, tmp_path: Path) -> None:
+    await acme.say("alice", "/policy deadline=2h")
+    data = plan_csv([["Soon", "in 1 hour", "", "", "", "", "", ""], ["Later", "in 3 hours", "", "", "", "", "", ""]])
+    out = await acme.say("alice", f"/import {write(tmp_path, 'plan.csv', data)}")
+    assert "Row 2, column B (time): Mon 23 Nov 2026 11:00 CET (Europe/Paris) leaves no time for approval" in out, out
+    assert "1 ready" in out
+
+
 async def test_only_editors_import(acme: Team, tmp_path: Path) -> None:
     await refused(acme, "bob", f"/import {write(tmp_path, 'plan.csv', plan_csv([good_row(0)]))}", "/import")
 
@@ -412,6 +437,8 @@ async def test_import_a_document_sent_in_telegram(db_url: str, clock: FakeClock)
             shown = answer.get("text") or answer.get("caption") or ""
             assert shown.startswith("📋 Dry run of december.csv: 207 rows, 200 ready, 7 with errors."), answer
             assert [c.params["file_id"] for c in tg.calls("getFile")] == [message["document"]["file_id"]]
+            [report] = await tg.wait_call("sendDocument")  # the full per-row report, as a file
+            assert report.files["document"]["filename"] == "import-report-december.csv"
             assert len([line for line in tg.text_of(group).splitlines() if line.startswith("  ✗ Row ")]) == 7
             confirmed = await tg.wait_answer(await tg.say(alice, group, "/import confirm"))
             assert confirmed["text"].startswith("✅ Imported december.csv: 200 posts (#1–#200)."), confirmed
