@@ -41,7 +41,16 @@ from handlers.core.when import WhenError, parse_timezone, parse_when, show_time
 from handlers.core.words import short_text
 from handlers.posts.drafts import set_targets
 from handlers.posts.media import MAX_IMAGE_BYTES, MAX_ITEMS, sniff, store_media
-from handlers.posts.plan_file import MAX_ROWS, Column, PlanRow, check_header, decode, example_hint, read_table
+from handlers.posts.plan_file import (
+    MAX_ROWS,
+    Column,
+    PlanRow,
+    Table,
+    check_header,
+    decode,
+    example_hint,
+    read_table,
+)
 from handlers.posts.render import render, variant_key
 from handlers.posts.rules import approved_now, rearm
 from storage.models import (
@@ -397,8 +406,8 @@ async def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> R
         raise UserError(f"{file.filename} is {len(file.data) / 2**20:.1f} MB; a plan can be at most "
                         f"{MAX_FILE_BYTES // 2**20} MB. Nothing was imported.")
     digest = hashlib.sha256(file.data).hexdigest()
-    decoded = decode(file.data)
-    table = read_table(decoded.text)
+    decoded = await asyncio.to_thread(decode, file.data)  # a detection over megabytes: off the event loop
+    table = await asyncio.to_thread(read_table, decoded.text)
     with ctx.db.session() as session:  # what refuses the whole file comes before any picture is fetched
         ws = get_workspace(session, ws_id)
         done = session.exec(select(PlanImport).where(PlanImport.workspace_id == ws_id)
@@ -413,6 +422,24 @@ async def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> R
     urls = sorted({url for _n, cells in table.rows if image is not None and image.index < len(cells)
                    for url in web_addresses(cells[image.index])})
     fetched = await fetch_all(ctx, urls) if urls else {}
+    # the rows' checks (time words, counting) take a while for a long plan: off the event loop
+    return await asyncio.to_thread(check_plan, req, ws_id, file, table, Read(decoded.note, decoded.encoding, digest),
+                                   fetched, submit)
+
+
+@dataclass(frozen=True)
+class Read:
+    """How the file was read: the note on its encoding, the encoding, the hash of its bytes."""
+
+    note: str
+    encoding: str
+    digest: str
+
+
+def check_plan(req: Request, ws_id: int, file: MediaIn, table: Table, read: Read, fetched: dict[str, Fetched],
+               submit: bool) -> Reply:
+    """Check every row against the workspace, keep the good ones as the pending import, and say what each becomes."""
+    ctx = req.ctx
     now = ctx.clock.now()
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
@@ -426,8 +453,8 @@ async def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> R
         bad_rows = sum(1 for c in checks if c.errors)
         lines = [f"📋 Dry run of {file.filename}: {len(checks)} rows, {len(good)} ready, {bad_rows} with errors. "
                  "Nothing is created yet."]
-        if decoded.note:
-            lines.append(decoded.note)
+        if read.note:
+            lines.append(read.note)
         if errors:
             lines.append(f"{len(errors)} error(s):")
             lines += [f"  ✗ {e}" for e in errors[:SHOWN_ERRORS]]
@@ -448,7 +475,7 @@ async def dry_run(req: Request, ws_id: int, file: MediaIn, *, submit: bool) -> R
                             .values(state=ImportState.CANCELLED.value, decided_by=req.actor_name, decided_at=now))
             lines.append(f"(The dry run of {replaced.filename} that was waiting is dropped: this one replaces it.)")
         session.add(PlanImport(
-            workspace_id=ws_id, filename=file.filename[:200], content_hash=digest, encoding=decoded.encoding,
+            workspace_id=ws_id, filename=file.filename[:200], content_hash=read.digest, encoding=read.encoding,
             submit=submit, rows=[c.plan for c in good if c.plan is not None], errors=errors, created_by=req.actor_name,
             author_platform=req.command.actor.platform, author_user_id=req.command.actor.user_id, created_at=now,
         ))
@@ -491,7 +518,6 @@ def recheck(session: Session, ws: Workspace, plan: dict[str, Any], accounts: dic
 
 async def confirm(req: Request, ws_id: int) -> Reply:
     ctx = req.ctx
-    actor = req.command.actor
     with ctx.db.session() as session:
         first = pending_import(session, ws_id)
         if first is None:
@@ -499,6 +525,41 @@ async def confirm(req: Request, ws_id: int) -> Reply:
         seen_id = first.id
         urls = sorted({url for plan in first.rows for url in plan.get("fetch", [])})
     fetched = await fetch_all(ctx, urls) if urls else {}  # downloaded again: stored with the posts, or not at all
+    done = await asyncio.to_thread(create_posts, req, ws_id, seen_id, fetched)  # long: off the event loop
+    for post in done.posts:  # committed: the clock looks at them from now on
+        rearm(ctx, post, done.ws)
+    ws, filename, submitted = done.ws, done.filename, done.submitted
+    created = [post.id for post in done.posts if post.id is not None]
+    drafts = len(created) - len(submitted)
+    parts = [f"✅ Imported {filename}: {len(created)} posts ({ranges(created)})."]
+    if drafts:
+        parts.append(f"{drafts} draft(s): /posts draft lists them, /submit <post> sends one for approval.")
+    if submitted:
+        needed = ("approved at once (this workspace needs no approval)" if ws.approvals_needed == 0
+                  else "submitted for approval")
+        parts.append(f"{len(submitted)} {needed}: /queue shows what's planned.")
+        if ws.approvals_needed > 0:
+            await tell_team(ctx, ws_id, Reply(
+                f"🔔 {req.actor_name} imported {len(submitted)} posts for approval from {filename}: "
+                f"{ranges(submitted)}. /posts in_review lists them; /preview <post> shows one."),
+                purpose="approvals", skip=req.command.chat)
+    return Reply("\n".join(parts))
+
+
+@dataclass
+class Created:
+    """What /import confirm created, committed: the posts (to arm on the clock) and which were submitted."""
+
+    filename: str
+    ws: Workspace
+    posts: list[Post]
+    submitted: list[int]
+
+
+def create_posts(req: Request, ws_id: int, seen_id: int | None, fetched: dict[str, Fetched]) -> Created:
+    """Create every row's post of the waiting import in one transaction, or refuse (UserError) and create none."""
+    ctx = req.ctx
+    actor = req.command.actor
     now = ctx.clock.now()
     with ctx.db.session() as session:
         waiting = pending_import(session, ws_id)
@@ -526,7 +587,7 @@ async def confirm(req: Request, ws_id: int) -> Reply:
                             "/import cancel drops this dry run.") from None
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             raise UserError("That import was just confirmed or cancelled by someone else. Nothing more was created.")
-        created: list[int] = []
+        created: list[Post] = []
         submitted: list[int] = []
         stored: dict[str, int] = {}  # one stored file per web address, shared by the rows that name it
         for url, got in fetched.items():
@@ -552,21 +613,6 @@ async def confirm(req: Request, ws_id: int) -> Reply:
                     approved_now(ctx, post, ws)
                 audit(session, ctx, ws_id, post.id, req.actor_name, "submit", "imported for approval")
                 submitted.append(post.id)
-            rearm(ctx, post, ws)
-            created.append(post.id)
-        session.execute(update(PlanImport).where(col(PlanImport.id) == waiting.id).values(post_ids=created))
-        filename = waiting.filename
-    drafts = len(created) - len(submitted)
-    parts = [f"✅ Imported {filename}: {len(created)} posts ({ranges(created)})."]
-    if drafts:
-        parts.append(f"{drafts} draft(s): /posts draft lists them, /submit <post> sends one for approval.")
-    if submitted:
-        needed = ("approved at once (this workspace needs no approval)" if ws.approvals_needed == 0
-                  else "submitted for approval")
-        parts.append(f"{len(submitted)} {needed}: /queue shows what's planned.")
-        if ws.approvals_needed > 0:
-            await tell_team(ctx, ws_id, Reply(
-                f"🔔 {req.actor_name} imported {len(submitted)} posts for approval from {filename}: "
-                f"{ranges(submitted)}. /posts in_review lists them; /preview <post> shows one."),
-                purpose="approvals", skip=req.command.chat)
-    return Reply("\n".join(parts))
+            created.append(post)
+        session.execute(update(PlanImport).where(col(PlanImport.id) == waiting.id).values(post_ids=[p.id for p in created]))
+        return Created(waiting.filename, ws, created, submitted)
