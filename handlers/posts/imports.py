@@ -34,7 +34,7 @@ from handlers.core.chat import Attachment, MediaIn, Reply
 from handlers.core.commands import Param, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_workspace
+from handlers.core.lookups import account_rules, get_workspace
 from handlers.core.notices import tell_team
 from handlers.core.ports import FetchError
 from handlers.core.when import WhenError, parse_timezone, parse_when, show_time
@@ -253,7 +253,7 @@ class Checker:
         if not row.text and not variants and not media and not urls and "text" not in failed:
             error("text", "the post has no text")
         elif targets is not None and not failed & {"text", "variants", "link", "image"}:
-            used = {k for a in targets for k in (a.name, str(a.settings.get("like") or a.network), a.network)}
+            used = {k for a in targets for k in (a.name, account_rules(a), a.network)}  # as render.variant_key
             for name in row.variants:
                 key = self.variant_keys[name]
                 if key not in used:
