@@ -440,6 +440,9 @@ async def test_import_a_document_sent_in_telegram(db_url: str, clock: FakeClock)
             [report] = await tg.wait_call("sendDocument")  # the full per-row report, as a file
             assert report.files["document"]["filename"] == "import-report-december.csv"
             assert len([line for line in tg.text_of(group).splitlines() if line.startswith("  ✗ Row ")]) == 7
+            huge = await tg.send_document(alice, group, b"text\n" + b"x" * (21 * 2**20), "huge.csv", caption="/import")
+            refusal = await tg.wait_answer(huge)
+            assert "I couldn't fetch that file from Telegram (File is too big). Bots can download files up to 20 MB" in refusal["text"], refusal
             confirmed = await tg.wait_answer(await tg.say(alice, group, "/import confirm"))
             assert confirmed["text"].startswith("✅ Imported december.csv: 200 posts (#1–#200)."), confirmed
             with herald.db.session() as session:

@@ -13,7 +13,8 @@ against it unchanged (`base_url=f"{fake.url}/bot"`, `base_file_url=f"{fake.url}/
   `X-Telegram-Bot-Api-Secret-Token` header;
 - sendMessage / editMessageText parse `parse_mode=HTML` like Telegram (only its tags; a bare
   `<` or `&` is a 400 "can't parse entities"), and count the length after parsing (4096);
-- files the users send are stored and served by getFile + `GET /file/bot<token>/<file_path>`;
+- files the users send are stored and served by getFile (up to 20 MB, like Telegram) +
+  `GET /file/bot<token>/<file_path>`;
   sendDocument keeps the bot's file the same way (the message's `document`, its bytes in `files`).
 
 Tests drive it as the people in the chat: `say()`, `send_photo()`, `send_album()`, `send_document()`, `press()`,
@@ -67,6 +68,9 @@ class Call:
     params: dict[str, Any]
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: Any = None
+
+
+GETFILE_LIMIT = 20 * 1024 * 1024
 
 
 def utf16_len(text: str) -> int:
@@ -725,6 +729,8 @@ class FakeTelegram(LoopbackServer):
         info = self.files.get(file_id)
         if info is None:
             raise ApiError(400, "Bad Request: invalid file_id")
+        if len(info["data"]) > GETFILE_LIMIT:  # bots download files up to 20 MB
+            raise ApiError(400, "Bad Request: file is too big")
         return {"file_id": file_id, "file_unique_id": info["file_unique_id"], "file_size": len(info["data"]),
                 "file_path": info["file_path"]}
 
