@@ -113,7 +113,10 @@ async def acme(team: Team, tmp_path: Path) -> Team:
 async def test_a_plan_with_200_good_and_7_bad_rows_gives_7_errors_then_200_drafts(acme: Team, tmp_path: Path) -> None:
     data, good = month_plan()
     path = write(tmp_path, "december.csv", data)
+    before = acme.snapshot()
     out = await acme.say("alice", f"/import {path}")
+    after = acme.snapshot()
+    assert {t for t in after if after[t] != before[t]} == {"planimport"}  # the dry run only, kept for confirm
     assert out.startswith("📋 Dry run of december.csv: 207 rows, 200 ready, 7 with errors. Nothing is created yet."), out
     errors = [line.strip() for line in out.splitlines() if line.startswith("  ✗ ")]
     assert len(errors) == 7, errors
