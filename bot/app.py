@@ -18,6 +18,7 @@ from bot.chats.console import PLATFORM as CONSOLE
 from bot.chats.console import ConsoleChat
 from bot.chats.front import ChatFront
 from bot.clock import SystemClock
+from bot.fetcher import HttpFetcher
 from bot.leader import TAKEOVER_SECONDS, Leadership
 from bot.networks import NetworkDirectory, build_networks
 from bot.scheduler import HeraldScheduler
@@ -88,6 +89,7 @@ class Herald:
             grace=timedelta(minutes=settings.grace_minutes), worker_id=settings.worker_id,
             public_url=settings.public_url, charts=MatplotlibCharts(),
             media_retention=timedelta(days=settings.media_retention_days),
+            fetcher=HttpFetcher(allow_private=settings.fetch_private),
         )
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
         self.lock_lost = asyncio.Event()  # set when another process took this worker's id: stop the process

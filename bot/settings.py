@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     grace_minutes: int = Field(15, ge=0, le=24 * 60, validation_alias="HERALD_GRACE_MINUTES")
     # days a published, failed or expired post keeps its media; cancelled and rejected posts' go at once
     media_retention_days: int = Field(90, ge=1, le=3650, validation_alias="HERALD_MEDIA_RETENTION_DAYS")
+    # true: pictures named by web address (an /import plan) may come from the local network (loopback, private
+    # addresses); by default Herald fetches only public addresses
+    fetch_private: bool = Field(False, validation_alias="HERALD_FETCH_PRIVATE")
     sweep_seconds: int = Field(30, ge=5, le=3600, validation_alias="HERALD_SWEEP_SECONDS")
     metrics_poll_seconds: int = Field(60, ge=5, le=86400, validation_alias="HERALD_METRICS_POLL_SECONDS")
     # Names this process in delivery claims; at start it settles only its own interrupted sends.

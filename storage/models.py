@@ -440,3 +440,38 @@ class SandboxPost(SQLModel, table=True):
 
 
 METRIC_FIELDS: tuple[str, ...] = ("likes", "comments", "shares", "quotes", "impressions", "clicks", "saves")
+
+
+class ImportState(StrEnum):
+    PENDING = "pending"  # dry run done, waiting for /import confirm or /import cancel
+    CONFIRMED = "confirmed"  # its posts were created
+    CANCELLED = "cancelled"
+
+
+class PlanImport(SQLModel, table=True):
+    """A CSV plan handed to /import: its dry run, kept until /import confirm creates the posts (or cancel).
+
+    `rows` are the good rows, already checked and resolved (text, variants, accounts, time, media), so confirm
+    creates exactly what the dry run showed; `errors` are the refused rows' messages. `imported_hash` is the
+    file's hash once confirmed: unique per workspace, so the same file can't be imported twice, even by two
+    confirms at the same moment.
+    """
+
+    __table_args__ = (UniqueConstraint("workspace_id", "imported_hash", name="uq_planimport_file"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    filename: str
+    content_hash: str = Field(index=True)  # sha256 of the file's bytes
+    imported_hash: str | None = None
+    encoding: str = ""
+    state: str = Field(default=ImportState.PENDING.value, index=True)
+    submit: bool = False  # the /import option: rows are submitted for approval unless their own column says no
+    rows: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    errors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    post_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by: str = ""
+    author_platform: str = ""
+    author_user_id: str = ""
+    decided_by: str | None = None
+    created_at: datetime | None = utc_column()
+    decided_at: datetime | None = utc_column()

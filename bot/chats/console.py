@@ -6,6 +6,8 @@
 - A line ending with `\\` continues on the next one, for multi-line posts.
 - Notifications Herald sends on its own (publish results, approval requests) print here too.
 - A file Herald sends (a CSV from /export) is written into ./exports/ and its path printed.
+- A command that takes a file (/import, /draft) takes it as a path among its words: `/import /path/to/plan.csv`
+  hands Herald that file's bytes, as Telegram and Discord hand in an attached file.
 
 It keeps the chat front end contract of bot/chats/front.py like Telegram and Discord.
 """
@@ -13,6 +15,7 @@ It keeps the chat front end contract of bot/chats/front.py like Telegram and Dis
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import re
 import sys
 import threading
@@ -20,7 +23,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from handlers.core.chat import Actor, Attachment, Button, ChatAddress, ChatRef, Command, Reply, plain
+from handlers.core.chat import Actor, Attachment, Button, ChatAddress, ChatRef, Command, MediaIn, Reply, plain
+from handlers.core.commands import COMMANDS, Kind
 
 PLATFORM = "console"
 NAME_RE = re.compile(r"[\w.\-]{1,32}")
@@ -169,7 +173,29 @@ class ConsoleChat:
         if name in ("quit", "exit"):
             self.closed = True
             return
-        await self._run(Command(name, self.actor(), self.chat, text=rest.strip()))
+        rest, media = self.file_of(name, rest.strip())
+        await self._run(Command(name, self.actor(), self.chat, text=rest, media=media))
+
+    @staticmethod
+    def file_of(name: str, rest: str) -> tuple[str, tuple[MediaIn, ...]]:
+        """For a command that takes a file: the first of its words that is the path of a file, read as that file
+        (`/import submit /path/to/plan.csv`); the other words stay the command's text."""
+        spec = COMMANDS.get(name)
+        if spec is None or not spec.takes_kind(Kind.MEDIA):
+            return rest, ()
+        words = rest.split(" ")
+        for i, word in enumerate(words):
+            if not word.startswith(("/", "./", "~")):
+                continue
+            path = Path(word).expanduser()
+            try:
+                data = path.read_bytes() if path.is_file() else None
+            except OSError:
+                data = None
+            if data is not None:
+                kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                return " ".join(words[:i] + words[i + 1:]).strip(), (MediaIn(path.name, kind, data),)
+        return rest, ()
 
     async def _press(self, number: int) -> None:
         if not 1 <= number <= len(self.buttons):

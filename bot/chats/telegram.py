@@ -22,7 +22,8 @@ Telegram messages. What it maps:
   photo is downloaded through getFile and handed in as `Command.media` — on /draft or /attach when
   the caption is that command, on /attach of the card's post when the photo replies to a Herald
   card, on /attach when it follows the same person's /draft in that chat within 30 minutes.
-  Other photos are ignored.
+  Other photos are ignored. Any other document (a CSV plan) is downloaded the same way when its caption is a
+  command (`/import`), and handed in as that command's `Command.media`.
 - Actor: name = @username if any, else the full name; username lowercase; is_chat_admin from
   getChatAdministrators (cached for a minute). Mentions: the author of the message a command
   replies to, and text_mention entities.
@@ -430,7 +431,7 @@ class TelegramFront:
         user = message.from_user
         if user is None or user.is_bot:
             return
-        if message.photo or self._media_document(message) is not None:
+        if message.photo or self._media_document(message) is not None or self._command_document(message):
             self.on_media(message)
             return
         text = message.text
@@ -713,6 +714,11 @@ class TelegramFront:
                 return item
         return None
 
+    @staticmethod
+    def _command_document(message: Message) -> bool:
+        """A file sent with a command as its caption (/import with a CSV plan)."""
+        return message.document is not None and (message.caption or "").strip().startswith("/")
+
     def on_media(self, message: Message) -> None:
         if message.media_group_id is None:
             self._spawn(self.media_command([message]))
@@ -781,7 +787,8 @@ class TelegramFront:
             largest = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
             file_id, name, kind = largest.file_id, f"photo_{largest.file_unique_id}.jpg", "image/jpeg"
         else:
-            item = self._media_document(message)
+            item = self._media_document(message) or message.document
+            assert item is not None  # on_message hands in only photos and documents
             file_id, kind = item.file_id, item.mime_type or "application/octet-stream"
             name = getattr(item, "file_name", None) or f"file_{item.file_unique_id}"
         telegram_file = await self.bot.get_file(file_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from handlers.core.ports import Charts, Clock, Networks, Notifier, Scheduler
+from handlers.core.ports import Charts, Clock, Fetcher, Networks, Notifier, Scheduler
 from storage.crypto import SecretBox
 from storage.db import Database
 
@@ -36,3 +36,5 @@ class Context:
     sends: Sends = field(default_factory=Sends)
     # how long a published, failed or expired post keeps its images and videos (HERALD_MEDIA_RETENTION_DAYS)
     media_retention: timedelta = timedelta(days=90)
+    # downloads files users name by their web address (pictures in an /import plan); None where nothing is fetched
+    fetcher: Fetcher | None = None

@@ -8,6 +8,7 @@
 - `Notifier`: posts a reply into a team chat on Herald's own initiative.
 - `Clock`: the current time (tests inject a fake one).
 - `Scheduler`: arms and disarms the on-time trigger of a post.
+- `Fetcher`: downloads a file a user named by its web address (a picture in an /import plan).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any, Protocol
 
-from handlers.core.chat import ChatAddress, Reply
+from handlers.core.chat import ChatAddress, MediaIn, Reply
 from handlers.core.counting import LimitCheck, TextRules
 
 
@@ -330,3 +331,13 @@ class Scheduler(Protocol):
     def arm(self, post_id: int, at: datetime) -> None: ...
 
     def disarm(self, post_id: int) -> None: ...
+
+
+class FetchError(Exception):
+    """A file at a web address couldn't be fetched; str() says why in plain words."""
+
+
+class Fetcher(Protocol):
+    async def fetch(self, url: str, *, max_bytes: int) -> MediaIn:
+        """The file at `url` (http or https), at most `max_bytes`; FetchError says why not."""
+        ...

@@ -13,10 +13,11 @@ against it unchanged (`base_url=f"{fake.url}/bot"`, `base_file_url=f"{fake.url}/
   `X-Telegram-Bot-Api-Secret-Token` header;
 - sendMessage / editMessageText parse `parse_mode=HTML` like Telegram (only its tags; a bare
   `<` or `&` is a 400 "can't parse entities"), and count the length after parsing (4096);
-- files the users send are stored and served by getFile + `GET /file/bot<token>/<file_path>`;
+- files the users send are stored and served by getFile (up to 20 MB, like Telegram) +
+  `GET /file/bot<token>/<file_path>`;
   sendDocument keeps the bot's file the same way (the message's `document`, its bytes in `files`).
 
-Tests drive it as the people in the chat: `say()`, `send_photo()`, `send_album()`, `press()`,
+Tests drive it as the people in the chat: `say()`, `send_photo()`, `send_album()`, `send_document()`, `press()`,
 then read what the bot did (`sent_to()`, `await wait_sent(...)`, `calls(method)`). The waits check again
 each time the bot has made a call (`wait_until`), never on a timer.
 """
@@ -67,6 +68,9 @@ class Call:
     params: dict[str, Any]
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: Any = None
+
+
+GETFILE_LIMIT = 20 * 1024 * 1024
 
 
 def utf16_len(text: str) -> int:
@@ -256,6 +260,28 @@ class FakeTelegram(LoopbackServer):
             content["media_group_id"] = media_group_id
         if reply_to is not None:
             content["reply_to_message"] = reply_to
+        message = self._message(person, chat, **content)
+        await self.push({"message": message})
+        return message
+
+    async def send_document(self, person: dict[str, Any], chat: dict[str, Any], data: bytes, filename: str, *,
+                            mime_type: str = "text/csv", caption: str | None = None) -> dict[str, Any]:
+        """`person` sends a file (a Document): kept like Telegram keeps it, served by getFile and the file URL."""
+        number = next(self._files)
+        file_id = f"BQAC-file-{number}"
+        self.files[file_id] = {"file_unique_id": f"uniq{number}", "file_path": f"documents/file_{number}",
+                               "data": data}
+        content: dict[str, Any] = {"document": {"file_id": file_id, "file_unique_id": f"uniq{number}",
+                                                "file_name": filename, "mime_type": mime_type,
+                                                "file_size": len(data)}}
+        if caption is not None:
+            content["caption"] = caption
+            command = re.match(r"/[\w@]+", caption)
+            if command:
+                content["caption_entities"] = [{"type": "bot_command", "offset": 0,
+                                                "length": utf16_len(command.group())}]
+        if chat["type"] == "private":
+            self.started.add(person["id"])
         message = self._message(person, chat, **content)
         await self.push({"message": message})
         return message
@@ -703,6 +729,8 @@ class FakeTelegram(LoopbackServer):
         info = self.files.get(file_id)
         if info is None:
             raise ApiError(400, "Bad Request: invalid file_id")
+        if len(info["data"]) > GETFILE_LIMIT:  # bots download files up to 20 MB
+            raise ApiError(400, "Bad Request: file is too big")
         return {"file_id": file_id, "file_unique_id": info["file_unique_id"], "file_size": len(info["data"]),
                 "file_path": info["file_path"]}
 
