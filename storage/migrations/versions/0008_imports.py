@@ -1,6 +1,6 @@
 """plan_import: a CSV plan's dry run kept until /import confirm creates its posts, and the files already imported
 
-Revision ID: 0010
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-07 07:00:00.000000
 """
@@ -11,7 +11,7 @@ import sqlmodel
 import storage.models
 
 
-revision = '0010'
+revision = '0008'
 down_revision = '0007'
 branch_labels = None
 depends_on = None
