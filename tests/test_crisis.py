@@ -1,0 +1,178 @@
+"""Crisis mode through the console chat against the loopback fakes (FakeX, FakeBluesky) on the FakeClock: the
+watch-word alert's button starts it, nothing is published without an approval given after it started, the
+holding statement goes to every account with one approval, and /crisis end walks the held posts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from handlers.engagement.inbox import run_inbox
+from handlers.posts.publishing.crisis import crisis_clock
+from storage.models import AuditEvent, Crisis, InboxItem, Workspace
+from tests.conftest import START, FakeClock, Team, refused
+from tests.fakes.bluesky_api import FakeBluesky
+from tests.fakes.x_api import FakeX
+from tests.test_inbox import BSKY_PASSWORD, comment_on, items, publish, remote_id, run
+
+TWEETS = ("POST", "/2/tweets")
+SKEETS = ("POST", "/xrpc/com.atproto.repo.createRecord")
+
+
+@pytest.fixture
+async def bsky(clock: FakeClock) -> AsyncIterator[FakeBluesky]:
+    async with FakeBluesky(clock.now, password=BSKY_PASSWORD) as server:
+        yield server
+
+
+@pytest.fixture
+async def x() -> AsyncIterator[FakeX]:
+    async with FakeX() as server:
+        yield server
+
+
+@pytest.fixture
+async def x2() -> AsyncIterator[FakeX]:
+    async with FakeX(token="tok-2") as server:
+        yield server
+
+
+async def three_accounts(team: Team, bsky: FakeBluesky, x: FakeX, x2: FakeX) -> None:
+    """alice (admin) sets up Acme (Paris time) with acme-bsky, acme-x and acme-news (X); bob approves."""
+    await team.say("alice", "/setup Acme")
+    await team.say("alice", "/timezone Europe/Paris")
+    for line in (f"/connect bluesky name=acme-bsky base_url={bsky.url} handle=brand.bsky.social "
+                 f"app_password={BSKY_PASSWORD}",
+                 f"/connect x name=acme-x base_url={x.url} access_token=tok-1",
+                 f"/connect x name=acme-news base_url={x2.url} access_token=tok-2"):
+        out = await team.say("alice", line)
+        assert out.startswith("Connected"), out
+    await team.say("alice", "/role bob approver")
+    await team.say("alice", "/role erin editor")
+
+
+def sends(*servers: FakeX | FakeBluesky) -> int:
+    """Posts and replies that reached the loopback networks."""
+    return sum(len(s.requests(*TWEETS)) + len(s.requests(*SKEETS)) for s in servers)
+
+
+async def scheduled(team: Team, text: str, to: str, when: str) -> int:
+    """A post drafted by alice, approved by bob and scheduled; its number."""
+    out = await team.say("alice", f"/draft {text} to={to}")
+    post_id = int(out.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+    await team.say("alice", f"/submit {post_id}")
+    await team.say("bob", f"/approve {post_id}")
+    out = await team.say("alice", f"/schedule {post_id} {when}")
+    assert "scheduled for" in out, out
+    return post_id
+
+
+def workspace(team: Team) -> Workspace:
+    with team.herald.db.session() as session:
+        return session.exec(select(Workspace)).one()
+
+
+def crisis_row(team: Team) -> Crisis:
+    with team.herald.db.session() as session:
+        return session.exec(select(Crisis).order_by(Crisis.id.desc())).first()  # type: ignore[union-attr]
+
+
+def statement_of(team: Team) -> int:
+    post_id = crisis_row(team).statement_post_id
+    assert post_id is not None
+    return post_id
+
+
+# --- the scenario ---------------------------------------------------------------------------------------------
+
+
+async def test_a_watch_word_alert_starts_crisis_mode_the_statement_goes_out_and_the_held_posts_follow_spaced(
+    team: Team, bsky: FakeBluesky, x: FakeX, x2: FakeX
+) -> None:
+    await three_accounts(team, bsky, x, x2)
+    await team.say("alice", "/watch add refund")
+    out = await team.say("alice", "/crisis template About {reason}: we hear you on {network} and we're on it. "
+                                  "— {company}")
+    assert out.startswith("Holding statement template saved."), out
+    launch = await publish(team, "Spring sale starts today!", "acme-bsky")
+    first = await scheduled(team, "Our spring colours are here", "acme-x", "today 10:30")
+    second = await scheduled(team, "Meet the team at the fair", "acme-x,acme-bsky", "today 10:40")
+    before = sends(bsky, x, x2)
+
+    # a watch-word comment arrives through inbox polling; its alert has the crisis button
+    comment_on(bsky, remote_id(team, launch), 0, START + timedelta(minutes=1), text="I want a REFUND now")
+    team.clock.advance(minutes=10)
+    alert = await run(team, run_inbox)
+    assert "🚨 Watch words in 1 comment(s)" in alert
+    assert alert.endswith("[1] ⏸ Pause publishing  [2] 🚨 Start crisis mode   (type a number to press)"), alert
+    assert (await team.say("alice", "2")).startswith("What's happening?")
+    out = await team.say("alice", "refund complaints resume=24h")
+
+    # the card is pinned, the statement drafted per network and sent for approval
+    card = next(line for line in out.split("\n\n") if line.startswith("📌 "))
+    assert card.startswith("📌 🚨 CRISIS MODE since Mon 23 Nov 2026 10:10 CET (Europe/Paris), started by alice: "
+                           "refund complaints\n"), out
+    assert "2 scheduled post(s) wait in /queue; none held yet." in card
+    assert "take-off and surge alerts at 1.5× the usual (was 3×)" in card
+    assert "Ends by itself Tue 24 Nov 2026 10:10 CET (Europe/Paris), or with /crisis end." in card
+    statement = statement_of(team)
+    assert f"Holding statement #{statement} for crisis mode" in out
+    assert "About refund complaints: we hear you on X and we're on it. — Acme" in out
+    assert "About refund complaints: we hear you on Bluesky and we're on it. — Acme" in out
+    assert team.post(statement).state == "in_review"
+    assert workspace(team).crisis_id is not None
+
+    # one approval, then the statement goes to all three accounts
+    out = await team.say("bob", f"/approve {statement}")
+    assert f"Approved. Publish with /publish {statement}" in out, out
+    out = await team.say("alice", f"/publish {statement}")
+    assert f"📣 #{statement} is published on all 3 account(s)" in out, out
+    assert [t["text"] for t in x.tweets.values()] == ["About refund complaints: we hear you on X and we're on it. "
+                                                      "— Acme"]
+    assert len(x2.tweets) == 1
+    assert sends(bsky, x, x2) == before + 3
+
+    # the scheduled posts come due during the crisis: held, the pinned card says so (and nothing else does)
+    out = await team.tick(minutes=35)
+    assert [team.post(p).state for p in (first, second)] == ["scheduled", "scheduled"]
+    assert all(team.post(p).held_note for p in (first, second))
+    assert out.startswith("📌 🚨 CRISIS MODE"), out
+    assert f"  #{first} · due Mon 23 Nov 2026 10:30 CET (Europe/Paris) · acme-x · Our spring colours" in out
+    assert f"  #{second} · due Mon 23 Nov 2026 10:40 CET (Europe/Paris)" in out
+    assert f"#{statement}, published — live on acme-bsky, acme-news, acme-x." in out
+    assert "came due while Herald was down" not in out
+    assert sends(bsky, x, x2) == before + 3
+
+    # /crisis end walks the held posts and restores the policy and the alert factor
+    out = await team.say("alice", "/crisis end")
+    assert "✅ Crisis mode ended Mon 23 Nov 2026 10:45 CET (Europe/Paris) by alice" in out
+    assert "▶️ Crisis mode ended (alice). Approvals are back to 1 per post and reply; take-off and surge alerts " \
+           "back to 3×." in out
+    assert f"[1] 📣 #{first} now  [2] 🗓 #{first} later  [3] 🗑 #{first}  [4] 📣 #{second} now" in out
+    assert "[7] 📣 All, spaced out" in out
+    ws = workspace(team)
+    assert (ws.crisis_id, ws.alert_factor, ws.approvals_needed) == (None, 3.0, 1)
+
+    # publish all in their order, 15 minutes apart
+    assert (await team.say("alice", "7")).startswith("How many minutes between them?")
+    out = await team.say("alice", "15")
+    assert f"📣 2 held post(s) go out in their order, 15 minute(s) apart: #{first} now, #{second} " in out, out
+    assert f"📣 #{first} is published" in out
+    assert team.post(second).state == "scheduled" and team.post(second).held_note is None
+    out = await team.tick(minutes=15)
+    assert f"📣 #{second} is published on all 2 account(s)" in out, out
+    sent = {p: [d.sent_at for d in team.deliveries(p)] for p in (first, second)}
+    assert sent[first] == [START + timedelta(minutes=45)]
+    assert sent[second] == [START + timedelta(minutes=60)] * 2
+    assert sends(bsky, x, x2) == before + 3 + 3
+
+    # the audit trail has it all
+    with team.herald.db.session() as session:
+        actions = [(e.post_id, e.action) for e in session.exec(select(AuditEvent).order_by(AuditEvent.id))]
+    assert (None, "crisis start") in actions and (None, "crisis end") in actions
+    assert (first, "hold") in actions and (statement, "publish now") in actions
+    history = await team.say("bob", f"/history {first}")
+    assert "while crisis mode is on" in history and "released after crisis mode" in history
