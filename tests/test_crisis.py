@@ -16,7 +16,7 @@ from storage.models import AuditEvent, Crisis, InboxItem, Workspace
 from tests.conftest import START, FakeClock, Team, refused
 from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.x_api import FakeX
-from tests.test_inbox import BSKY_PASSWORD, comment_on, items, publish, remote_id, run
+from tests.test_inbox import BSKY_PASSWORD, comment_on, publish, remote_id, run
 
 TWEETS = ("POST", "/2/tweets")
 SKEETS = ("POST", "/xrpc/com.atproto.repo.createRecord")
@@ -176,3 +176,96 @@ async def test_a_watch_word_alert_starts_crisis_mode_the_statement_goes_out_and_
     assert (first, "hold") in actions and (statement, "publish now") in actions
     history = await team.say("bob", f"/history {first}")
     assert "while crisis mode is on" in history and "released after crisis mode" in history
+
+
+# --- every path that publishes ------------------------------------------------------------------------------------
+
+
+async def draft_id(team: Team, text: str, to: str) -> int:
+    out = await team.say("alice", f"/draft {text} to={to}")
+    return int(out.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+
+
+async def test_during_a_crisis_no_path_publishes_without_an_approval_given_after_it_started(
+    team: Team, bsky: FakeBluesky, x: FakeX, x2: FakeX
+) -> None:
+    await three_accounts(team, bsky, x, x2)
+    await team.say("alice", "/policy unapproved=publish")
+    # in review at its time: the policy would publish it unapproved
+    unapproved = await draft_id(team, "Unapproved but the policy says publish", "acme-x")
+    await team.say("alice", f"/submit {unapproved}")
+    await team.say("alice", f"/schedule {unapproved} today 10:30")
+    on_time = await scheduled(team, "Scheduled for half past ten", "acme-x", "today 10:30")
+    ready = await draft_id(team, "Approved, waiting for /publish", "acme-x")
+    await team.say("alice", f"/submit {ready}")
+    await team.say("bob", f"/approve {ready}")
+    x.fail("POST", "/2/tweets", status=400, body={"detail": "Invalid Request"})
+    failed = await publish_now_expecting(team, "Rejected once by X", "✗")
+    x.fail("POST", "/2/tweets", status=429, headers={"retry-after": "600"})
+    waiting = await publish_now_expecting(team, "Rate limited, retries by itself", "")
+    assert [d.state for d in team.deliveries(waiting)] == ["pending"]
+    launch = await publish(team, "Spring sale starts today!", "acme-bsky")
+    comment_on(bsky, remote_id(team, launch), 0, START + timedelta(minutes=1), text="When do refunds come?")
+    team.clock.advance(minutes=10)
+    await run(team, run_inbox)
+    item = items_of(team)[0]
+    await team.say("alice", "/policy approvals=0")  # replies would go out at once
+    before = sends(bsky, x, x2)
+
+    out = await team.say("alice", "/crisis start Refund delays resume=2h")
+    assert "🚨 Crisis mode is on." in out, out
+    statement = statement_of(team)
+
+    # /publish, /retry: refused, nothing changed
+    await refused(team, "alice", f"/publish {ready}", f"#{ready} can't go out: crisis mode is on", "/crisis end")
+    await refused(team, "alice", f"/retry {failed}", f"#{failed} can't go out: crisis mode is on")
+    # a reply waits for approval whatever the policy
+    out = await team.say("erin", f"/reply {item.id} We're on it")
+    assert "(1 approval(s) needed, from admin or approver) — crisis mode: every reply is approved first." in out, out
+    # the clock: the scheduled post, the unapproved one and the pending retry come due and stay put
+    out = await team.tick(minutes=40)
+    assert all(team.post(p).state in ("scheduled", "in_review") and team.post(p).held_note
+               for p in (unapproved, on_time)), [team.post(p) for p in (unapproved, on_time)]
+    assert [d.state for d in team.deliveries(waiting)] == ["pending"]
+    assert "📌 🚨 CRISIS MODE" in out
+    # /held publish, all or some: refused
+    out = await refused(team, "alice", "/held publish", "None of them can go out now; they stay held")
+    assert f"#{on_time} can't go out: crisis mode is on" in out
+    await refused(team, "alice", f"/held publish {on_time}", "crisis mode is on")
+    assert sends(bsky, x, x2) == before
+
+    # an approval given now lets one thing through: the reply, then the statement
+    out = await team.say("bob", f"/approve_reply {item.id}")
+    assert "✅ bob approved the reply" in out and "↪ Answered @ana0.bsky.social on acme-bsky" in out, out
+    assert sends(bsky, x, x2) == before + 1
+    await team.say("bob", f"/approve {statement}")
+    out = await team.say("alice", f"/publish {statement}")
+    assert f"📣 #{statement} is published on all 3 account(s)" in out, out
+    assert sends(bsky, x, x2) == before + 4
+
+    # the resume timer ends it on Herald's clock; the policy (no approvals) comes back
+    team.clock.advance(hours=2)
+    out = await run(team, crisis_clock)
+    assert "▶️ Crisis mode ended (Herald (its resume time came))" in out, out
+    assert "Approvals are back to 0 per post and reply" in out
+    assert workspace(team).approvals_needed == 0 and workspace(team).crisis_id is None
+    assert await run(team, crisis_clock) == ""  # once
+    # the retry that waited through the crisis is two hours late: not sent by surprise, the team decides
+    out = await team.tick(seconds=1)
+    assert f"/retry {waiting} sends it now" in out, out
+    out = await team.say("alice", f"/retry {waiting}")
+    assert f"📣 #{waiting} is published" in out, out
+
+
+async def publish_now_expecting(team: Team, text: str, mark: str) -> int:
+    post_id = await draft_id(team, text, "acme-x")
+    await team.say("alice", f"/submit {post_id}")
+    await team.say("bob", f"/approve {post_id}")
+    out = await team.say("alice", f"/publish {post_id}")
+    assert mark in out, out
+    return post_id
+
+
+def items_of(team: Team) -> list[InboxItem]:
+    with team.herald.db.session() as session:
+        return list(session.exec(select(InboxItem).order_by(InboxItem.id)).all())  # type: ignore[arg-type]
