@@ -695,7 +695,6 @@ class FakeTelegram(LoopbackServer):
         if message["message_id"] in pinned:
             pinned.remove(message["message_id"])
         pinned.append(message["message_id"])
-        chat["pinned_message"] = message
         return True
 
     async def m_unpinchatmessage(self, token: str, params: dict[str, Any], files: Any) -> Any:
@@ -710,10 +709,6 @@ class FakeTelegram(LoopbackServer):
             pinned.remove(int(wanted))
         elif pinned:
             pinned.pop()
-        if pinned:
-            chat["pinned_message"] = self.messages[(chat["id"], pinned[-1])]
-        else:
-            chat.pop("pinned_message", None)
         return True
 
     def _can_pin(self, token: str, chat: dict[str, Any]) -> None:
@@ -754,6 +749,10 @@ class FakeTelegram(LoopbackServer):
         chat = self._chat(params.get("chat_id"))
         if chat["type"] != "private" and (chat["id"], self.bots[token]["id"]) not in self.members:
             raise ApiError(400, "Bad Request: chat not found")
+        pinned = self.pinned.get(chat["id"])
+        if pinned:  # the newest pinned message, without its chat (that is this object)
+            chat = {**chat, "pinned_message": {k: v for k, v in self.messages[(chat["id"], pinned[-1])].items()
+                                               if k != "chat"} | {"chat": {**chat}}}
         return {**chat, "accent_color_id": 0, "max_reaction_count": 11,
                 "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False,
                                         "unique_gifts": False, "premium_subscription": False}}
