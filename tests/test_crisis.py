@@ -10,8 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from handlers.core.errors import UserError
 from handlers.engagement.inbox import run_inbox
-from handlers.posts.publishing.crisis import crisis_clock
+from handlers.posts.publishing.crisis import crisis_clock, end_crisis, fill, parse_resume, template_fields
 from storage.models import AuditEvent, Crisis, InboxItem, Workspace
 from tests.conftest import START, FakeClock, Team, refused
 from tests.fakes.bluesky_api import FakeBluesky
@@ -269,3 +270,118 @@ async def publish_now_expecting(team: Team, text: str, mark: str) -> int:
 def items_of(team: Team) -> list[InboxItem]:
     with team.herald.db.session() as session:
         return list(session.exec(select(InboxItem).order_by(InboxItem.id)).all())  # type: ignore[arg-type]
+
+
+# --- what people type wrong, and who may do what ---------------------------------------------------------------
+
+
+async def test_crisis_commands_refuse_bad_input_and_the_wrong_role_and_change_nothing(team: Team) -> None:
+    await team.setup_workspace()
+    await team.say("alice", "/role erin editor")
+    await refused(team, "alice", "/crisis start", "What's happening?", "/crisis start <reason>")
+    await refused(team, "alice", "/crisis start Outage resume=soon", "resume=soon isn't a duration", "resume=24h")
+    await refused(team, "alice", "/crisis start Outage resume=30d", "from 1 minute to 14 days")
+    await refused(team, "alice", "/crisis start " + "x" * 301, "under 300 characters")
+    await refused(team, "erin", "/crisis start Outage", "admin")
+    await refused(team, "bob", "/crisis start Outage", "admin")
+    await refused(team, "alice", "/crisis end", "Crisis mode isn't on.")
+    await refused(team, "alice", "/crisis panic", "/crisis panic?", "Usage: /crisis")
+    await refused(team, "alice", "/crisis template Sorry about {reasn}", "{reasn} isn't a placeholder I know",
+                  "{reason}, {company}, {network}, {date}")
+    await refused(team, "alice", "/crisis template Sorry {reason", "stray {")
+    await refused(team, "alice", "/crisis template {reason!r}", "isn't a placeholder")
+    await refused(team, "erin", "/crisis template We hear you", "admin")
+    await refused(team, "alice", "/crisis alerts loud", "'loud' isn't a factor")
+    await refused(team, "alice", "/crisis alerts 0.5", "from 1.5 to 50")
+    await refused(team, "alice", "/crisis release 10", "No posts are held.")
+    await refused(team, "alice", "/crisis release soon", "How many minutes between them?")
+    await refused(team, "alice", "/crisis release 5000", "At most 1440 minutes")
+    await refused(team, "bob", "/crisis release 10", "editor")
+    assert (await team.say("bob", "/crisis")).startswith("No crisis mode now.")
+
+    out = await team.say("alice", "/crisis start Outage")
+    assert "🚨 Crisis mode is on." in out
+    await refused(team, "alice", "/crisis start Another one", "Crisis mode is already on, since",
+                  "started by alice: Outage")
+    await refused(team, "alice", "/crisis end now", "takes nothing after it")
+    await refused(team, "alice", "/crisis status please", "Usage: /crisis")
+    status = await team.say("bob", "/crisis")  # everyone may read it
+    assert status.startswith("🚨 CRISIS MODE since") and "📌" not in status
+    assert "alice · crisis start: Outage" in status
+
+
+async def test_a_template_that_does_not_fit_a_network_leaves_the_statement_a_draft_to_fix(team: Team) -> None:
+    await team.setup_workspace()
+    assert (await team.say("alice", "/crisis template " + "We're sorry about {reason}. " * 12)).startswith(
+        "Holding statement template saved.")
+    out = await team.say("alice", "/crisis start Late deliveries")
+    statement = statement_of(team)
+    assert f"it doesn't fit every network yet — #{statement} doesn't fit every network yet" in out, out
+    assert team.post(statement).state == "draft"
+    assert f"Holding statement: #{statement}, a draft to fix" in out
+
+
+async def test_crisis_alerts_sets_the_factor_used_while_it_lasts_and_end_puts_the_old_one_back(team: Team) -> None:
+    await team.setup_workspace()
+    assert (await team.say("alice", "/crisis alerts 2")).startswith("During a crisis, take-off and surge alerts "
+                                                                    "fire at 2× the usual.")
+    await team.say("alice", "/alerts factor=4")
+    await team.say("alice", "/crisis start Outage")
+    assert workspace(team).alert_factor == 2.0
+    assert "take-off and surge alerts at 2× the usual (was 4×)" in await team.say("bob", "/crisis")
+    await team.say("alice", "/crisis end")
+    assert workspace(team).alert_factor == 4.0
+
+
+# --- the clock, crashes -----------------------------------------------------------------------------------------
+
+
+async def test_an_end_whose_notice_a_crash_cut_off_is_told_by_the_clock_once(team: Team) -> None:
+    await team.setup_workspace()
+    await team.say("alice", "/crisis start Outage resume=1h")
+    spell = crisis_row(team)
+    assert spell.id is not None
+    # the timer's end committed, then the worker stopped before it told the team
+    team.clock.advance(hours=1)
+    assert end_crisis(team.herald.ctx, spell.workspace_id, spell.id, "Herald (its resume time came)")
+    assert await run(team, crisis_clock) == ""  # ended already; told again only after a while
+    team.clock.advance(minutes=3)
+    out = await run(team, crisis_clock)
+    assert "▶️ Crisis mode ended (Herald (its resume time came))." in out
+    assert crisis_row(team).told_end_at is not None
+    team.clock.advance(minutes=3)
+    assert await run(team, crisis_clock) == ""
+
+
+# --- the parts -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "reason", "minutes"), [
+    ("Data breach", "Data breach", None),
+    ("Data breach resume=24h", "Data breach", 24 * 60),
+    ("Data breach RESUME=90m", "Data breach", 90),
+    ("Data breach resume=2d", "Data breach", 2 * 1440),
+    ("resume=1h", "", 60),
+])
+def test_resume_is_peeled_off_the_reason(text: str, reason: str, minutes: int | None) -> None:
+    got, after = parse_resume(text)
+    assert got == reason
+    assert after == (timedelta(minutes=minutes) if minutes is not None else None)
+
+
+@pytest.mark.parametrize("text", ["x resume=", "x resume=tomorrow", "x resume=0m", "x resume=15d"])
+def test_a_wrong_resume_is_refused(text: str) -> None:
+    with pytest.raises(UserError):
+        parse_resume(text)
+
+
+def test_a_template_is_filled_per_network_and_braces_can_be_written() -> None:
+    ws = Workspace(name="Acme", timezone="Europe/Paris")
+    template = "{{Update}} {date}: about {reason}, on {network}. — {company}"
+    assert template_fields(template) == ["date", "reason", "network", "company"]
+    assert fill(template, ws, "late parcels", "Bluesky", START) == \
+        "{Update} 23 Nov 2026: about late parcels, on Bluesky. — Acme"
+    with pytest.raises(UserError, match="isn't a placeholder"):
+        template_fields("{0}")
+    with pytest.raises(UserError, match="isn't a placeholder"):
+        template_fields("{reason:>10}")

@@ -224,6 +224,9 @@ async def held(req: Request) -> Reply:
             return Reply("No posts are held. /queue shows what's coming up.")
         lines = held_lines(session, ws, posts)
     head = f"⚠️ {len(posts)} held post(s), past the grace period after downtime (times in {ws.timezone}):"
+    if ws.crisis_id is not None:
+        head = (f"⚠️ {len(posts)} held post(s), held by crisis mode (/crisis) or after downtime (times in "
+                f"{ws.timezone}):")
     return Reply("\n".join([head, *lines, commands_hint([p.id or 0 for p in posts])]))
 
 
@@ -257,6 +260,7 @@ async def publish_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply
               for post_id, result in zip(claimed, results, strict=True)]
     reply = Reply("\n".join(parts))
     await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+    await refresh_crisis_card(ctx, ws_id)
     return reply
 
 
@@ -273,7 +277,8 @@ async def drop_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply:
             rearm(ctx, post, ws)
         dropped = [f"#{p.id}" for p in posts]
     reply = Reply(f"🗑 {len(dropped)} held post(s) cancelled; they won't publish: {', '.join(dropped)}.")
-    await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+    if not await refresh_crisis_card(ctx, ws_id):  # in crisis mode the pinned card says it
+        await tell_team(ctx, ws_id, reply, skip=req.command.chat)
     return reply
 
 
