@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from handlers.core.errors import UserError
 from handlers.engagement.inbox import run_inbox
+from handlers.engagement.replies import settle_replies
 from handlers.posts.publishing.crisis import crisis_clock, end_crisis, fill, parse_resume, template_fields
 from storage.models import AuditEvent, Crisis, InboxItem, Workspace
 from tests.conftest import START, FakeClock, Team, refused
@@ -385,3 +386,57 @@ def test_a_template_is_filled_per_network_and_braces_can_be_written() -> None:
         template_fields("{0}")
     with pytest.raises(UserError, match="isn't a placeholder"):
         template_fields("{reason:>10}")
+
+
+async def test_a_reply_approved_before_the_crisis_but_not_sent_is_approved_again_before_it_goes_out(
+    team: Team, bsky: FakeBluesky, x: FakeX, x2: FakeX
+) -> None:
+    await three_accounts(team, bsky, x, x2)
+    launch = await publish(team, "Spring sale starts today!", "acme-bsky")
+    comment_on(bsky, remote_id(team, launch), 0, START + timedelta(minutes=1), text="Where is my parcel?")
+    team.clock.advance(minutes=10)
+    await run(team, run_inbox)
+    item = items_of(team)[0]
+    await team.say("erin", f"/reply {item.id} It's on its way")
+    # bob's approval was stored, then the worker stopped before sending it (the clock sends such replies)
+    with team.herald.db.session() as session:
+        stored = session.get(InboxItem, item.id)
+        assert stored is not None
+        stored.reply_state, stored.reply_approvals = "approved", ["console:bob"]
+    before = sends(bsky, x, x2)
+    await team.say("alice", "/crisis start Parcels lost")
+    assert await run(team, settle_replies) == ""
+    assert items_of(team)[0].reply_state == "awaiting_approval" and items_of(team)[0].reply_approvals == []
+    assert sends(bsky, x, x2) == before
+    out = await team.say("bob", f"/approve_reply {item.id}")
+    assert "↪ Answered @ana0.bsky.social" in out, out
+    assert sends(bsky, x, x2) == before + 1
+
+
+async def test_after_the_end_each_held_post_can_be_published_rescheduled_or_dropped_with_its_buttons(
+    team: Team
+) -> None:
+    await team.setup_workspace()
+    posts = [await scheduled(team, f"Post number {n} of the week", "brand-x", f"today {10 + n}:00")
+             for n in (1, 2, 3)]
+    await team.say("alice", "/crisis start Outage")
+    out = await team.tick(hours=4)
+    assert all(team.post(p).held_note for p in posts)
+    out = await team.say("alice", f"/held drop {posts[2]}")  # during the crisis: the pinned card says it
+    card, _, answer = out.rpartition("\n")
+    assert card.startswith("📌 🚨 CRISIS MODE") and "2 came due and are held" in card, out
+    assert f"#{posts[2]} · due" not in card
+    assert answer == f"🗑 1 held post(s) cancelled; they won't publish: #{posts[2]}."
+    out = await team.say("alice", "/crisis end")
+    assert f"[1] 📣 #{posts[0]} now  [2] 🗓 #{posts[0]} later  [3] 🗑 #{posts[0]}  [4] 📣 #{posts[1]} now" in out
+    walk = list(team.herald.console.buttons)  # in Telegram and Discord the walk's buttons stay under it
+    out = await team.say("alice", "1")
+    assert f"📣 #{posts[0]} is published on 1 account(s)" in out, out
+    team.herald.console.buttons = walk
+    assert (await team.say("alice", "5")).startswith(f"When should #{posts[1]} go out?")
+    out = await team.say("alice", "tomorrow 9am")
+    assert out.startswith(f"🗓 #{posts[1]} is scheduled for Tue 24 Nov 2026 09:00 CET"), out
+    assert team.post(posts[1]).held_note is None
+    assert (await team.say("alice", "/held")).startswith("No posts are held.")
+    team.herald.console.buttons = walk
+    await refused(team, "alice", "6", f"#{posts[1]} isn't held (it's scheduled")
