@@ -137,8 +137,15 @@ async def test_a_watch_word_alert_starts_crisis_mode_the_statement_goes_out_and_
     assert len(x2.tweets) == 1
     assert sends(bsky, x, x2) == before + 3
 
+    # an alert during the crisis says so, and offers no second start
+    comment_on(bsky, remote_id(team, launch), 1, team.clock.now(), text="Still no refund")
+    team.clock.advance(minutes=10)
+    alert = await run(team, run_inbox)
+    assert alert.endswith("🚨 Crisis mode is on: /crisis shows what is held.\n"
+                          "[1] ⏸ Pause publishing   (type a number to press)"), alert
+
     # the scheduled posts come due during the crisis: held, the pinned card says so (and nothing else does)
-    out = await team.tick(minutes=35)
+    out = await team.tick(minutes=25)
     assert [team.post(p).state for p in (first, second)] == ["scheduled", "scheduled"]
     assert all(team.post(p).held_note for p in (first, second))
     assert out.startswith("📌 🚨 CRISIS MODE"), out

@@ -7,7 +7,11 @@ in one notice listing the posts it held (`announce_held`), however many there ar
 crash cut that notice off.
 
 `/held` lists a workspace's held posts; `/held publish` sends them all now and `/held drop`
-cancels them all; `/held publish 3 7` and `/held drop 3 7` do it for some. Publishing goes through
+cancels them all; `/held publish 3 7` and `/held drop 3 7` do it for some.
+
+Crisis mode (handlers/posts/publishing/crisis.py) holds posts the same way, with a note that says so
+(CRISIS_HOLD); while it lasts, the news about held posts edits its pinned card (`crisis_card`) instead of
+adding notices. Publishing goes through
 the same checks and claim as /publish (pause, approvals, target checks; an account whose token is
 dead gets nothing and the team is told how to reconnect it).
 """
@@ -199,10 +203,11 @@ def chosen_posts(session: Session, ws_id: int, ids: list[int] | None) -> list[Po
 @command(
     "held",
     usage=USAGE, example="/held publish 3 7",
-    summary="posts held after downtime: list them, publish them now, or drop them",
+    summary="posts held after downtime or by crisis mode: list them, publish them now, or drop them",
     details=(
         "A post whose time passed while Herald was down (or paused) goes out at restart if it is within the\n"
-        "grace period; an older one is held so it doesn't go out late by surprise.\n"
+        "grace period; an older one is held so it doesn't go out late by surprise. In crisis mode (/crisis) a post\n"
+        "whose time comes is held the same way.\n"
         "/held lists them; /held publish sends them all now (like /publish: approvals and pause apply);\n"
         "/held drop cancels them all; /held publish 3 7 or /held drop 3 7 for some."
     ),
