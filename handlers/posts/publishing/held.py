@@ -7,13 +7,13 @@ in one notice listing the posts it held (`announce_held`), however many there ar
 crash cut that notice off.
 
 `/held` lists a workspace's held posts; `/held publish` sends them all now and `/held drop`
-cancels them all; `/held publish 3 7` and `/held drop 3 7` do it for some.
+cancels them all; `/held publish 3 7` and `/held drop 3 7` do it for some. Publishing goes through
+the same checks and claim as /publish (pause, approvals, target checks; an account whose token is
+dead gets nothing and the team is told how to reconnect it).
 
 Crisis mode (handlers/posts/publishing/crisis.py) holds posts the same way, with a note that says so
 (CRISIS_HOLD); while it lasts, the news about held posts edits its pinned card (`crisis_card`) instead of
-adding notices. Publishing goes through
-the same checks and claim as /publish (pause, approvals, target checks; an account whose token is
-dead gets nothing and the team is told how to reconnect it).
+adding notices.
 """
 
 from __future__ import annotations
