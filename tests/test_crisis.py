@@ -334,6 +334,10 @@ async def test_crisis_alerts_sets_the_factor_used_while_it_lasts_and_end_puts_th
     assert (await team.say("alice", "/crisis alerts 2")).startswith("During a crisis, take-off and surge alerts "
                                                                     "fire at 2× the usual.")
     await team.say("alice", "/alerts factor=4")
+    assert (await team.say("bob", "/crisis alerts")).startswith("During a crisis, take-off and surge alerts fire at "
+                                                                "2× the usual (now, outside one: 4×).")
+    out = await team.say("alice", "/crisis template\nDear all,\n{reason}: we're on it. — {company}")
+    assert out.endswith("X would get:\nDear all,\na delayed delivery: we're on it. — Acme"), out
     await team.say("alice", "/crisis start Outage")
     assert workspace(team).alert_factor == 2.0
     assert "take-off and surge alerts at 2× the usual (was 4×)" in await team.say("bob", "/crisis")

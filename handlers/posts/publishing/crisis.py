@@ -86,8 +86,8 @@ def action_of(req: Request) -> tuple[str, str]:
     pressed = req.arg("do")
     if pressed is not None:
         return str(pressed).lower(), str(req.arg("text", "")).strip()
-    head, _, rest = req.command.text.strip().partition(" ")
-    return (head.lower() or "status"), rest.strip()
+    head, *rest = re.split(r"\s", req.command.text.strip(), maxsplit=1)  # a template may start on the next line
+    return (head.lower() or "status"), (rest[0].strip() if rest else "")
 
 
 def parse_resume(text: str) -> tuple[str, timedelta | None]:
@@ -253,6 +253,12 @@ def set_template(req: Request, ws_id: int, text: str) -> Reply:
 def set_crisis_factor(req: Request, ws_id: int, text: str) -> Reply:
     ctx = req.ctx
     low, high = FACTOR_RANGE
+    if not text:
+        with ctx.db.session() as session:
+            ws = get_workspace(session, ws_id)
+            return Reply(f"During a crisis, take-off and surge alerts fire at {ws.crisis_alert_factor:g}× the usual "
+                         f"(now, outside one: {ws.alert_factor:g}×). /crisis alerts <factor> changes it ({low:g}–"
+                         f"{high:g}).")
     raw = text.strip().lower().removeprefix("factor=").rstrip("x×")
     try:
         factor = float(raw)
