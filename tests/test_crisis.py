@@ -451,3 +451,16 @@ async def test_after_the_end_each_held_post_can_be_published_rescheduled_or_drop
     assert (await team.say("alice", "/held")).startswith("No posts are held.")
     team.herald.console.buttons = walk
     await refused(team, "alice", "6", f"#{posts[1]} isn't held (it's scheduled")
+
+
+async def test_a_post_edited_and_approved_again_during_the_crisis_may_go_out(team: Team) -> None:
+    await team.setup_workspace()
+    post = await team.approved_post("Spring sale starts today!")
+    await team.say("alice", "/crisis start Outage")
+    await refused(team, "alice", f"/publish {post}", "crisis mode is on")
+    await team.say("alice", f"/edit {post} Our thoughts are with those affected; the sale waits.")
+    assert team.post(post).state == "in_review"
+    await team.say("bob", f"/approve {post}")
+    out = await team.say("alice", f"/publish {post}")
+    assert f"📣 #{post} is published on all 2 account(s)" in out, out
+    assert [p.text for p in team.sandbox_posts()] == ["Our thoughts are with those affected; the sale waits."] * 2
