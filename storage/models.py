@@ -196,6 +196,11 @@ class Workspace(SQLModel, table=True):
     alert_factor: float = 3.0  # a post "takes off" at this many times the usual engagement for its age
     utm: bool = True  # add utm_source/medium/campaign to links
     created_at: datetime | None = utc_column()
+    # crisis mode (issue 19): the Crisis under way (None: none), the holding statement's template and the alert
+    # factor while it lasts
+    crisis_id: int | None = None
+    crisis_template: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    crisis_alert_factor: float = Field(default=1.5, sa_column_kwargs={"server_default": "1.5"})
 
     def approver_role_set(self) -> set[str]:
         return {r for r in self.approver_roles.split(",") if r}
@@ -437,6 +442,28 @@ class SandboxPost(SQLModel, table=True):
     idempotency_key: str = Field(unique=True)
     text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime | None = utc_column()
+
+
+class Crisis(SQLModel, table=True):
+    """One spell of crisis mode in a workspace (Workspace.crisis_id names the one under way).
+
+    It keeps what it changed so /crisis end puts it back: the approval policy and the alert factor. Only posts
+    with an approval whose id is above `approvals_before` (given after it started) may go out while it lasts.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    started_by: str
+    started_at: datetime | None = utc_column()
+    resume_at: datetime | None = utc_column(index=True)  # ends by itself then (None: only /crisis end)
+    approvals_before: int = 0  # the highest Approval id when it started
+    saved_approvals_needed: int = 1
+    saved_alert_factor: float = 3.0
+    statement_post_id: int | None = Field(default=None, foreign_key="post.id")
+    ended_at: datetime | None = utc_column()
+    ended_by: str | None = None
+    told_end_at: datetime | None = utc_column()  # the end's notice (the held list) reached the team
 
 
 METRIC_FIELDS: tuple[str, ...] = ("likes", "comments", "shares", "quotes", "impressions", "clicks", "saves")

@@ -29,7 +29,8 @@ from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.x_api import FakeX
 from tests.test_inbox import BSKY_PASSWORD, comment_on, connect, items, publish, remote_id, run
 
-PAUSE = "To hold every scheduled post: /pause <reason>, or the button.\n[1] ⏸ Pause publishing   (type a number to press)"
+PAUSE = ("To hold every scheduled post: /pause <reason>, or the button.\n"
+         "[1] ⏸ Pause publishing  [2] 🚨 Start crisis mode   (type a number to press)")
 
 
 @pytest.fixture
@@ -233,7 +234,7 @@ async def test_a_comment_with_a_watch_word_alerts_at_once_and_the_button_pauses_
         "breach · " + link.format("emma4.bsky.social", stored[4].remote_id.rsplit("/")[-1]),
         f"Answer with /reply {stored[1].id} <text>; /inbox {post} shows the post's comments.",
         "To hold every scheduled post: /pause <reason>, or the button.",
-        "[1] ⏸ Pause publishing   (type a number to press)",
+        "[1] ⏸ Pause publishing  [2] 🚨 Start crisis mode   (type a number to press)",
     ]
     # the button asks why, then pauses
     prompt = await team.say("alice", "1")
@@ -248,7 +249,8 @@ async def test_a_comment_with_a_watch_word_alerts_at_once_and_the_button_pauses_
     comment_on(bsky, uri, 5, team.clock.now() - timedelta(minutes=1), text="refund please")
     team.clock.advance(minutes=10)
     out = await run(team, run_inbox)
-    assert out.endswith("\nPublishing is already paused (Refund complaints piling up); /resume lifts it.")
+    assert out.endswith("\nPublishing is already paused (Refund complaints piling up); /resume lifts it.\n"
+                        "[1] 🚨 Start crisis mode   (type a number to press)")
 
 
 async def test_the_reason_typed_after_the_pause_button_is_kept(team: Team, bsky: FakeBluesky) -> None:

@@ -67,7 +67,7 @@ class ConsoleChat:
         self._write(text)
 
     def render(self, reply: Reply) -> str:
-        text = ("✋ " if reply.error else "") + plain(reply.text)
+        text = ("✋ " if reply.error else "") + ("📌 " if reply.pinned else "") + plain(reply.text)
         if reply.image is not None:
             text += f"\n[image: {len(reply.image):,} bytes]"
         if reply.attachment is not None:
@@ -114,8 +114,8 @@ class ConsoleChat:
     async def send(self, chat: ChatAddress, reply: Reply) -> None:
         """Notifier: Herald speaking on its own into this chat. A notice that comes while the prompt waits for
         a line takes the prompt's place and the prompt is written again under it, so what the person types
-        next still starts on a fresh `name> ` line. A terminal can't edit what it printed: a notice that
-        `replaces` an earlier one (a post's status) is printed as it comes."""
+        next still starts on a fresh `name> ` line. A terminal can't edit or pin what it printed: a notice that
+        `replaces` an earlier one (a post's status) is printed as it comes, a pinned one marked 📌."""
         if chat.chat_id != self.chat_id:
             return
         waiting = self.prompt_shown

@@ -356,18 +356,36 @@ class DiscordFront:
             return
         key = reply.replaces
         if key is None:
-            await channel.send(**self.render(reply))
+            sent = await channel.send(**self.render(reply))
+            if reply.pinned:
+                await self.pin(channel, sent.id, pinned=True)
             return
         place = (int(chat.chat_id), key)
         known = self.replaceable.get(place)
+        if known is not None and reply.pinned is False:
+            await self.pin(channel, known, pinned=False)
         if known is not None and await self.replace_message(channel, known, reply):
             self.replaceable.move_to_end(place)
             return
         message = await channel.send(**self.render(reply))
+        if reply.pinned:
+            await self.pin(channel, message.id, pinned=True)
         self.replaceable[place] = message.id
         self.replaceable.move_to_end(place)
         while len(self.replaceable) > self.max_replaceable:
             self.replaceable.popitem(last=False)
+
+    async def pin(self, channel: discord.abc.Messageable, message_id: int, *, pinned: bool) -> None:
+        """Pin (or unpin) a message Herald sent (PUT / DELETE of the channel's message pin). Without the Pin
+        Messages permission the notice is there all the same, unpinned, and the log says why."""
+        if not isinstance(channel, EDITABLE):
+            return
+        message = channel.get_partial_message(message_id)
+        try:
+            await (message.pin() if pinned else message.unpin())
+        except discord.HTTPException as exc:
+            log.warning("couldn't %s message %s in %s (%s); give Herald the Pin Messages permission",
+                        "pin" if pinned else "unpin", message_id, channel.id, exc)
 
     async def replace_message(self, channel: discord.abc.Messageable, message_id: int, reply: Reply) -> bool:
         """Edit a notice Herald sent (PATCH of the channel message) into the new content of `reply`; False when

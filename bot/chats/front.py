@@ -52,5 +52,6 @@ class ChatFront(Protocol):
     async def send(self, chat: ChatAddress, reply: Reply) -> None:
         """Herald speaking on its own (a notice): a message in that chat. A notice with `reply.replaces` edits the
         message this process sent under that key into the chat, where the platform can edit (a new message,
-        remembered, otherwise)."""
+        remembered, otherwise). A notice with `reply.pinned` True is pinned where the platform can pin (the
+        console marks it 📌); False unpins the message sent under its `replaces` key."""
         ...

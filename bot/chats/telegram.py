@@ -359,17 +359,24 @@ class TelegramFront:
 
     async def send(self, chat: ChatAddress, reply: Reply) -> None:
         """Herald speaking on its own (publish results, approval requests, reports). A notice that `replaces`
-        one this process sent into the chat edits that message (editMessageText); a new message otherwise."""
+        one this process sent into the chat edits that message (editMessageText); a new message otherwise. A
+        `pinned` notice is pinned when it is sent as a new message (pinChatMessage), and unpinned with False."""
         chat_id = int(chat.chat_id)
         key = reply.replaces
         if key is None:
-            await self.deliver(chat_id, reply)
+            sent = await self.deliver(chat_id, reply)
+            if reply.pinned and sent:
+                await self.pin(chat_id, sent[0].message_id, pinned=True)
             return
         known = self.replaceable.get((chat_id, key))
+        if known is not None and reply.pinned is False:
+            await self.pin(chat_id, known, pinned=False)
         if known is not None and await self.replace_message(chat_id, known, reply):
             self.replaceable.move_to_end((chat_id, key))
             return
         sent = await self.deliver(chat_id, reply)
+        if reply.pinned and sent:
+            await self.pin(chat_id, sent[0].message_id, pinned=True)
         if len(sent) == 1 and sent[0].text is not None:  # one text message: the one to edit next time
             self.replaceable[(chat_id, key)] = sent[0].message_id
             self.replaceable.move_to_end((chat_id, key))
@@ -377,6 +384,18 @@ class TelegramFront:
                 self.replaceable.popitem(last=False)
         else:
             self.replaceable.pop((chat_id, key), None)
+
+    async def pin(self, chat_id: int, message_id: int, *, pinned: bool) -> None:
+        """Pin (or unpin) a message Herald sent. In a group the bot needs the right to pin messages; without it
+        the notice is there all the same, unpinned, and the log says why."""
+        try:
+            if pinned:
+                await self.bot.pin_chat_message(chat_id, message_id, disable_notification=True)
+            else:
+                await self.bot.unpin_chat_message(chat_id, message_id=message_id)
+        except TelegramError as exc:
+            log.warning("couldn't %s message %s in %s (%s); give Herald the right to pin messages",
+                        "pin" if pinned else "unpin", message_id, chat_id, exc)
 
     async def replace_message(self, chat_id: int, message_id: int, reply: Reply) -> bool:
         """Edit a notice Herald sent into the new content of `reply`; False when it can't be (a picture or a

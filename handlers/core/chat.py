@@ -96,6 +96,8 @@ class Reply:
       a front end that remembers the message it sent into that chat under this key edits that message
       instead of sending a new one (where the platform can edit); one it doesn't know, or can't edit, is
       sent as a new message and remembered. Answers to a person ignore it.
+    - `pinned`: a notice to keep in sight (crisis mode's card): True pins the message that carries it (the one
+      sent, or the one `replaces` edits) where the platform can pin; False unpins it; None leaves pins alone.
     """
 
     text: str
@@ -109,6 +111,7 @@ class Reply:
     card: int | None = None
     attachment: Attachment | None = None
     replaces: str | None = None
+    pinned: bool | None = None
 
 
 # Third-party text (a commenter's name, a comment) is held between these two marks in a Reply's text: the

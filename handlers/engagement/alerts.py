@@ -1,7 +1,8 @@
 """Alerts: a post taking off, a comment surge, comments with the workspace's watch words; /watch and /alerts.
 
 Every alert goes once (a SentOnce claim names it) to the workspace's team and report chats, with the post's
-number and first words, the numbers that triggered it, and a ⏸ Pause publishing button (the /pause line too).
+number and first words, the numbers that triggered it, a ⏸ Pause publishing button (the /pause line too) and a
+🚨 Start crisis mode button (handlers/posts/publishing/crisis.py).
 
 The rules, stated in /alerts:
 - **Taking off** (`check_takeoff`): a delivery's engagements (likes + comments + shares + quotes + saves +
@@ -79,6 +80,7 @@ DEFAULT_FACTOR = 3.0
 MAX_WORDS = 50
 MAX_WORD_LENGTH = 40
 PAUSE_PROMPT = "Why pause publishing? (the team sees the reason)"
+CRISIS_PROMPT = "What's happening? (the reason goes on the crisis card and into the holding statement)"
 
 
 # --- watch words ------------------------------------------------------------------------------------
@@ -142,9 +144,17 @@ def pause_line(ws: Workspace) -> str:
     return "To hold every scheduled post: /pause <reason>, or the button."
 
 
+def crisis_button() -> Button:
+    """Starts crisis mode (handlers/posts/publishing/crisis.py) with the reason typed after pressing it."""
+    return Button("🚨 Start crisis mode", "crisis", {"do": "start"}, prompt=CRISIS_PROMPT)
+
+
 def alert_reply(ws: Workspace, lines: list[str]) -> Reply:
     lines = [*lines, pause_line(ws)]
-    return Reply("\n".join(lines), buttons=() if ws.paused else (pause_button(),))
+    if ws.crisis_id is not None:
+        lines.append("🚨 Crisis mode is on: /crisis shows what is held.")
+    buttons = (() if ws.paused else (pause_button(),)) + (() if ws.crisis_id is not None else (crisis_button(),))
+    return Reply("\n".join(lines), buttons=buttons)
 
 
 async def tell_alert_chats(ctx: Context, workspace_id: int, reply: Reply) -> int:
@@ -610,7 +620,8 @@ def alerts_text(ws: Workspace) -> str:
         f"earlier posts (on the same accounts) got in the same hour of their life; with fewer than {BASELINE_MIN} "
         f"such posts, {SURGE_FALLBACK} comments in an hour.",
         "• Watch words: " + (", ".join(words) if words else "none") + " (/watch).",
-        "Each alert comes once, to the team and report chats, with a ⏸ Pause publishing button.",
+        "Each alert comes once, to the team and report chats, with ⏸ Pause publishing and 🚨 Start crisis mode "
+        "buttons.",
     ])
 
 

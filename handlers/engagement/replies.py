@@ -36,6 +36,7 @@ from handlers.core.audit import audit
 from handlers.core.chat import Button, Reply, theirs
 from handlers.core.commands import Request, command, periodic
 from handlers.core.context import Context
+from handlers.core.crisis import active_crisis, reply_approvals_needed
 from handlers.core.errors import UserError
 from handlers.core.lookups import account_view, get_workspace, parse_number
 from handlers.core.notices import tell_team
@@ -167,7 +168,7 @@ def reply_card(ctx: Context, session: Session, found: Found, ws: Workspace, head
                  + (f"  {item.url}" if item.url else ""))
     lines.append(f"↪ Reply by {item.reply_by or 'someone'}:")
     lines += ["│ " + line for line in (item.reply_text or "").splitlines() or [""]]
-    lines.append(f"Approvals: {len(item.reply_approvals or [])} of {ws.approvals_needed} · "
+    lines.append(f"Approvals: {len(item.reply_approvals or [])} of {reply_approvals_needed(session, ws)} · "
                  f"{STATE_WORDS.get(item.reply_state, item.reply_state or '')}")
     buttons: tuple[Button, ...] = ()
     if item.reply_state == AWAITING:
@@ -254,8 +255,13 @@ async def reply(req: Request) -> Reply:
                             f"/reply {item_id} again.")
         # a failed or unconfirmed reply sent again as it was had its approvals: it goes out as it stands
         again = state in (FAILED, UNCONFIRMED) and text == item.reply_text
-        new_state = APPROVED if again or ws.approvals_needed <= 0 else AWAITING
+        # in crisis mode every reply needs an approval given during it, whatever the policy (a resend too)
+        crisis = active_crisis(session, ws) is not None
+        needed = reply_approvals_needed(session, ws)
+        new_state = APPROVED if (again and not crisis) or needed <= 0 else AWAITING
         values: dict[str, Any] = {"reply_state": new_state, "reply_text": text, "reply_error": None}
+        if again and new_state == AWAITING:
+            values.update(reply_approvals=[])
         if not again:
             values.update(reply_by=req.actor_name, reply_by_user=who(req), reply_version=item.reply_version + 1,
                           reply_approvals=[], reply_remote_id=None, reply_url=None)
@@ -275,8 +281,9 @@ async def reply(req: Request) -> Reply:
             session.flush()
             session.refresh(item)
             roles = " or ".join(sorted(ws.approver_role_set()))
+            why = " — crisis mode: every reply is approved first" if crisis else ""
             card = reply_card(ctx, session, found, ws, f"🔔 {req.actor_name} wants to answer item #{item_id} on "
-                              f"{found.where(ctx)} ({ws.approvals_needed} approval(s) needed, from {roles}).")
+                              f"{found.where(ctx)} ({needed} approval(s) needed, from {roles}){why}.")
     if card is not None:
         await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
         return Reply(card.text, buttons=card.buttons)
@@ -323,14 +330,15 @@ async def approve_reply(req: Request) -> Reply:
                             f"{ws.approvals_needed - len(approvals)} more from someone else.")
         approvals.append(me)
         item.reply_approvals = approvals
-        done = len(approvals) >= ws.approvals_needed
+        needed = reply_approvals_needed(session, ws)
+        done = len(approvals) >= needed
         if done:
             item.reply_state = APPROVED
         audit(session, ctx, ws_id, found.delivery.post_id, req.actor_name, "approve_reply",
-              f"item #{item_id} ({len(approvals)}/{ws.approvals_needed})")
-        text = f"✅ {req.actor_name} approved the reply to item #{item_id} ({len(approvals)} of {ws.approvals_needed})."
+              f"item #{item_id} ({len(approvals)}/{needed})")
+        text = f"✅ {req.actor_name} approved the reply to item #{item_id} ({len(approvals)} of {needed})."
         if not done:
-            text += f" {ws.approvals_needed - len(approvals)} more approval(s) needed."
+            text += f" {needed - len(approvals)} more approval(s) needed."
     outcome = await send_reply(ctx, item_id) if done else None
     if outcome is not None:
         text += "\n" + outcome.text

@@ -9,7 +9,8 @@ REST (under /api/v10, bot routes need `Authorization: Bot <token>`):
 - GET /channels/{id}, POST /channels/{id}/messages (JSON or multipart `payload_json` + `files[n]`;
   `nonce` + `enforce_nonce` return the earlier message for a repeated nonce), GET /channels/{id}/messages
   (newest first, `limit` 1–100, default 50, `before`/`after` a message id; without the nonce, as Discord
-  lists them), GET/PATCH /channels/{id}/messages/{id}
+  lists them), GET/PATCH /channels/{id}/messages/{id}; PUT/DELETE /channels/{id}/messages/pins/{id} (pin,
+  unpin: the message's `pinned`)
 - GET /attachments/{id}/{filename}: the bytes of an attachment a test handed in
 
 Gateway (GET /gateway, websocket, JSON text frames): HELLO (op 10) → IDENTIFY (op 2) → READY
@@ -366,6 +367,7 @@ class FakeDiscord(LoopbackServer):
         r("POST", f"{API}/channels/{{cid}}/messages", self._create_message)
         r("GET", f"{API}/channels/{{cid}}/messages", self._list_messages)
         r("*", f"{API}/channels/{{cid}}/messages/{{mid}}", self._channel_message)
+        r("*", f"{API}/channels/{{cid}}/messages/pins/{{mid}}", self._pin)
         r("GET", "/attachments/{aid}/{filename}", self._attachment)
 
     def _authorized(self, request: web.Request) -> bool:
@@ -548,6 +550,18 @@ class FakeDiscord(LoopbackServer):
             self.messages.pop(message["id"], None)
             return web.Response(status=204)
         return jsonr({"message": "405: Method Not Allowed", "code": 0}, status=405)
+
+    async def _pin(self, request: web.Request) -> web.Response:
+        """Pin Message (PUT) / Unpin Message (DELETE): 204 No Content; the message shows `pinned`."""
+        if not self._authorized(request):
+            return self._unauthorized()
+        message = self.messages.get(request.match_info["mid"])
+        if message is None or message["channel_id"] != request.match_info["cid"]:
+            return self._not_found("Message", 10008)
+        if request.method not in ("PUT", "DELETE"):
+            return jsonr({"message": "405: Method Not Allowed", "code": 0}, status=405)
+        message["pinned"] = request.method == "PUT"
+        return web.Response(status=204)
 
     async def _attachment(self, request: web.Request) -> web.Response:
         data = self.attachments.get(request.match_info["aid"])

@@ -13,6 +13,7 @@ against it unchanged (`base_url=f"{fake.url}/bot"`, `base_file_url=f"{fake.url}/
   `X-Telegram-Bot-Api-Secret-Token` header;
 - sendMessage / editMessageText parse `parse_mode=HTML` like Telegram (only its tags; a bare
   `<` or `&` is a 400 "can't parse entities"), and count the length after parsing (4096);
+- pinChatMessage / unpinChatMessage need, in a group, an administrator bot with can_pin_messages;
 - files the users send are stored and served by getFile (up to 20 MB, like Telegram) +
   `GET /file/bot<token>/<file_path>`;
   sendDocument keeps the bot's file the same way (the message's `document`, its bytes in `files`).
@@ -48,7 +49,7 @@ JSON_FIELDS = {"reply_markup", "media", "commands", "entities", "caption_entitie
                "link_preview_options", "reply_parameters", "scope"}
 ADMIN_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
                 "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
-                "can_edit_stories", "can_delete_stories")
+                "can_edit_stories", "can_delete_stories", "can_pin_messages")
 
 
 class ApiError(Exception):
@@ -137,6 +138,7 @@ class FakeTelegram(LoopbackServer):
         self.chats: dict[int, dict[str, Any]] = {}
         self.members: dict[tuple[int, int], dict[str, Any]] = {}
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self.pinned: dict[int, list[int]] = {}  # chat → its pinned messages' ids, newest last
         self.started: set[int] = set()  # users who opened a private chat with the bot
         self.log: list[Call] = []
         self.files: dict[str, dict[str, Any]] = {}
@@ -707,6 +709,43 @@ class FakeTelegram(LoopbackServer):
             message.pop("reply_markup", None)
         return message
 
+    async def m_pinchatmessage(self, token: str, params: dict[str, Any], files: Any) -> Any:
+        """pinChatMessage: in a group the bot must be an administrator with can_pin_messages; the chat keeps its
+        pinned messages (`pinned`, newest last) and getChat shows the newest as `pinned_message`."""
+        chat = self._chat(params.get("chat_id"))
+        self._can_pin(token, chat)
+        message = self.messages.get((chat["id"], int(params.get("message_id") or 0)))
+        if message is None:
+            raise ApiError(400, "Bad Request: message to pin not found")
+        pinned = self.pinned.setdefault(chat["id"], [])
+        if message["message_id"] in pinned:
+            pinned.remove(message["message_id"])
+        pinned.append(message["message_id"])
+        return True
+
+    async def m_unpinchatmessage(self, token: str, params: dict[str, Any], files: Any) -> Any:
+        """unpinChatMessage: `message_id` unpins that message; without it, the newest pinned one."""
+        chat = self._chat(params.get("chat_id"))
+        self._can_pin(token, chat)
+        pinned = self.pinned.setdefault(chat["id"], [])
+        wanted = params.get("message_id")
+        if wanted is not None:
+            if int(wanted) not in pinned:
+                raise ApiError(400, "Bad Request: message to unpin not found")
+            pinned.remove(int(wanted))
+        elif pinned:
+            pinned.pop()
+        return True
+
+    def _can_pin(self, token: str, chat: dict[str, Any]) -> None:
+        self._can_write(token, chat)
+        if chat["type"] == "private":
+            return
+        member = self.members.get((chat["id"], self.bots[token]["id"]), {})
+        if member.get("status") != "creator" and not (member.get("status") == "administrator"
+                                                      and member.get("can_pin_messages")):
+            raise ApiError(400, "Bad Request: not enough rights to manage pinned messages in the chat")
+
     async def m_editmessagereplymarkup(self, token: str, params: dict[str, Any], files: Any) -> Any:
         chat = self._chat(params.get("chat_id"))
         message = self._message_arg(chat, params.get("message_id"))
@@ -738,6 +777,10 @@ class FakeTelegram(LoopbackServer):
         chat = self._chat(params.get("chat_id"))
         if chat["type"] != "private" and (chat["id"], self.bots[token]["id"]) not in self.members:
             raise ApiError(400, "Bad Request: chat not found")
+        pinned = self.pinned.get(chat["id"])
+        if pinned:  # the newest pinned message, without its chat (that is this object)
+            chat = {**chat, "pinned_message": {k: v for k, v in self.messages[(chat["id"], pinned[-1])].items()
+                                               if k != "chat"} | {"chat": {**chat}}}
         return {**chat, "accent_color_id": 0, "max_reaction_count": 11,
                 "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False,
                                         "unique_gifts": False, "premium_subscription": False}}

@@ -5,9 +5,10 @@
 - `send`: send slots and the sends themselves; `outcomes`: asking the network about a send whose answer was
   lost; `settle`: a post's final state and the per-account notice;
 - `held`: posts held after downtime, /held; `due`: the clock's entry points (run_due, sweep, recovery);
-- `commands`: /publish, /retry, /confirm, /pause, /resume.
+- `commands`: /publish, /retry, /confirm, /pause, /resume;
+- `crisis`: crisis mode (/crisis), built on the rest: held posts, the claims' crisis check, the clock.
 
-Inside: commands → due → held → send → outcomes → settle → claims. May import the rest of `handlers.posts` and what it may.
+Inside: crisis → commands → due → held → send → outcomes → settle → claims. May import the rest of `handlers.posts` and what it may.
 """
 
-from handlers.posts.publishing import commands, held  # noqa: F401  (each module registers its commands)
+from handlers.posts.publishing import commands, crisis, held  # noqa: F401  (each module registers its commands)

@@ -11,6 +11,7 @@ from sqlmodel import Session, col
 
 from handlers.core.audit import audit
 from handlers.core.context import Context
+from handlers.core.crisis import crisis_refusal
 from handlers.core.errors import UserError
 from handlers.core.ports import IN_FLIGHT, ErrorKind, Published
 from handlers.core.words import state_label
@@ -203,6 +204,9 @@ def claim_to_publish_now(ctx: Context, session: Session, post: Post, ws: Workspa
         hint = f" /retry {post.id} re-sends what failed." if state in (
             PostState.FAILED, PostState.PARTIALLY_PUBLISHED) else ""
         raise UserError(f"#{post.id} is {state_label(post)}, so it can't be published now.{hint}")
+    held_back = crisis_refusal(session, ws, post)
+    if held_back is not None:
+        raise UserError(held_back)
     require_publishable(ctx, session, post, ws)
     if state in UNAPPROVED and ws.approvals_needed == 0:  # the policy needs no approval: approved on its way out
         if state != PostState.IN_REVIEW:

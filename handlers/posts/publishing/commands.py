@@ -12,6 +12,7 @@ from handlers.core.access import CREW, EDITORS
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.commands import Param, Request, command
+from handlers.core.crisis import crisis_refusal
 from handlers.core.errors import UserError
 from handlers.core.lookups import (
     account_view,
@@ -128,6 +129,9 @@ async def retry(req: Request) -> Reply:
         # account the team fixed: /retry acts on those deliveries now, each claimed on its own
         if state not in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED, PostState.PUBLISHING):
             raise UserError(f"#{post.id} is {state_label(post)}; /retry is for posts that failed on some account.")
+        held_back = crisis_refusal(session, ws, post)
+        if held_back is not None:
+            raise UserError(held_back)
         pairs = post_targets(session, post)
         if account_name:
             chosen = target_named(pairs, account_name)

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.context import Context
+from handlers.core.crisis import crisis_hold, crisis_words
 from handlers.core.lookups import get_workspace, post_targets
 from handlers.core.notices import tell_team
 from handlers.core.ports import CANT_TELL, AccountView, ErrorKind, Found, Outgoing, Published
@@ -113,6 +114,11 @@ def begin_publishing(
     tz = post.due_tz or ws.timezone
     if ws.paused:
         return None  # held by the pause; /resume sweeps it
+    crisis = crisis_hold(session, post=post, ws=ws)
+    if crisis is not None:  # held like a post after downtime: /crisis end walks the held posts
+        post.held_note = f"due {show_time(post.due_at, tz)}, while {crisis_words(crisis, tz)}"
+        audit(session, ctx, ws.id or 0, post.id, "Herald", "hold", post.held_note)
+        return held_notice(post)
     late = now - post.due_at
     if late > ctx.grace:
         post.held_note = (

@@ -10,6 +10,10 @@ crash cut that notice off.
 cancels them all; `/held publish 3 7` and `/held drop 3 7` do it for some. Publishing goes through
 the same checks and claim as /publish (pause, approvals, target checks; an account whose token is
 dead gets nothing and the team is told how to reconnect it).
+
+Crisis mode (handlers/posts/publishing/crisis.py) holds posts the same way, with a note that says so
+(CRISIS_HOLD); while it lasts, the news about held posts edits its pinned card (`crisis_card`) instead of
+adding notices.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from handlers.core.access import EDITORS
@@ -26,8 +30,9 @@ from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.context import Context
+from handlers.core.crisis import active_crisis
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_workspace, parse_post_id
+from handlers.core.lookups import get_workspace, parse_post_id, post_targets
 from handlers.core.notices import claim_once, tell_team
 from handlers.core.when import show_time
 from handlers.core.words import short_text, state_label
@@ -35,7 +40,16 @@ from handlers.posts.publishing.claims import claim_to_publish_now
 from handlers.posts.publishing.send import send_pending
 from handlers.posts.rules import UNAPPROVED, rearm
 from handlers.posts.scheduling import targets_by_post
-from storage.models import IllegalTransition, Post, PostState, SentOnce, Workspace, move_post
+from storage.models import (
+    Crisis,
+    DeliveryState,
+    IllegalTransition,
+    Post,
+    PostState,
+    SentOnce,
+    Workspace,
+    move_post,
+)
 
 log = logging.getLogger("herald.downtime")
 
@@ -132,10 +146,14 @@ async def tell_held(ctx: Context, ws_id: int, ids: list[int]) -> bool:
     minutes = int(ctx.grace.total_seconds() // 60)
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
+        crisis = active_crisis(session, ws)
+        card = crisis_card(ctx, session, ws, crisis) if crisis is not None else None
         posts = held_posts(session, ws_id, ids)
         lines = held_lines(session, ws, posts[:LISTED_IN_NOTICE])
     if not posts:
         return True  # published or dropped in the meantime: nothing to say
+    if card is not None:  # while crisis mode lasts, held work is news on its pinned card (edited in place)
+        return await tell_team(ctx, ws_id, card) > 0
     if len(posts) == 1:
         return await tell_team(ctx, ws_id, held_notice(posts[0])) > 0
     if len(posts) > LISTED_IN_NOTICE:
@@ -147,8 +165,8 @@ async def tell_held(ctx: Context, ws_id: int, ids: list[int]) -> bool:
 
 
 def parse_held(req: Request) -> tuple[str, list[int] | None]:
-    """('list'|'publish'|'drop', the post numbers given or None for all)."""
-    words = req.command.text.replace(",", " ").split()
+    """('list'|'publish'|'drop', the post numbers given or None for all). A button writes its words in `words`."""
+    words = (req.command.text or str(req.arg("words", ""))).replace(",", " ").split()
     action = words[0].lower() if words else "list"
     if action not in ("list", "publish", "drop"):
         if words[0].lstrip("#").isdigit():
@@ -185,10 +203,11 @@ def chosen_posts(session: Session, ws_id: int, ids: list[int] | None) -> list[Po
 @command(
     "held",
     usage=USAGE, example="/held publish 3 7",
-    summary="posts held after downtime: list them, publish them now, or drop them",
+    summary="posts held after downtime or by crisis mode: list them, publish them now, or drop them",
     details=(
         "A post whose time passed while Herald was down (or paused) goes out at restart if it is within the\n"
-        "grace period; an older one is held so it doesn't go out late by surprise.\n"
+        "grace period; an older one is held so it doesn't go out late by surprise. In crisis mode (/crisis) a post\n"
+        "whose time comes is held the same way.\n"
         "/held lists them; /held publish sends them all now (like /publish: approvals and pause apply);\n"
         "/held drop cancels them all; /held publish 3 7 or /held drop 3 7 for some."
     ),
@@ -210,6 +229,9 @@ async def held(req: Request) -> Reply:
             return Reply("No posts are held. /queue shows what's coming up.")
         lines = held_lines(session, ws, posts)
     head = f"⚠️ {len(posts)} held post(s), past the grace period after downtime (times in {ws.timezone}):"
+    if ws.crisis_id is not None:
+        head = (f"⚠️ {len(posts)} held post(s), held by crisis mode (/crisis) or after downtime (times in "
+                f"{ws.timezone}):")
     return Reply("\n".join([head, *lines, commands_hint([p.id or 0 for p in posts])]))
 
 
@@ -243,6 +265,7 @@ async def publish_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply
               for post_id, result in zip(claimed, results, strict=True)]
     reply = Reply("\n".join(parts))
     await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+    await refresh_crisis_card(ctx, ws_id)
     return reply
 
 
@@ -259,13 +282,89 @@ async def drop_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply:
             rearm(ctx, post, ws)
         dropped = [f"#{p.id}" for p in posts]
     reply = Reply(f"🗑 {len(dropped)} held post(s) cancelled; they won't publish: {', '.join(dropped)}.")
-    await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+    if not await refresh_crisis_card(ctx, ws_id):  # in crisis mode the pinned card says it
+        await tell_team(ctx, ws_id, reply, skip=req.command.chat)
     return reply
 
 
 def held_notice(post: Post) -> Reply:
-    """The notice of one post held past the grace period."""
+    """The notice of one post held past the grace period (or by crisis mode)."""
+    if CRISIS_HOLD in (post.held_note or ""):
+        return Reply(
+            f"⚠️ #{post.id} is held: it was {post.held_note}.\n"
+            f"/held publish {post.id} sends it now · /schedule {post.id} <when> moves it · /held drop {post.id} drops it"
+        )
     return Reply(
         f"⚠️ #{post.id} was {post.held_note}. It's held so it doesn't go out late by surprise.\n"
         f"/publish {post.id} sends it now · /schedule {post.id} <when> moves it · /cancel {post.id} drops it"
     )
+
+
+# -- crisis mode's pinned card (the commands are in handlers/posts/publishing/crisis.py) ----------------------
+
+CRISIS_HOLD = "while crisis mode is on"  # in the held_note of a post that came due during a crisis
+
+
+def crisis_key(crisis: Crisis) -> str:
+    """The card's Reply.replaces key: each notice about the crisis edits the one pinned card."""
+    return f"crisis:{crisis.id}"
+
+
+def statement_line(session: Session, crisis: Crisis) -> str:
+    """Where the holding statement stands, with the command that moves it on."""
+    post = session.get(Post, crisis.statement_post_id) if crisis.statement_post_id else None
+    if post is None:
+        return "Holding statement: none (no accounts connected when it started)."
+    state = PostState(post.state)
+    if state == PostState.IN_REVIEW:
+        return f"Holding statement: #{post.id}, waiting for approval (/approve {post.id}; /preview {post.id} shows it)."
+    if state in (PostState.DRAFT, PostState.CHANGES_REQUESTED):
+        return f"Holding statement: #{post.id}, a draft to fix and send for approval (/preview {post.id}, /submit {post.id})."
+    if state in (PostState.APPROVED, PostState.SCHEDULED):
+        return f"Holding statement: #{post.id}, approved — /publish {post.id} sends it to every account."
+    if state in (PostState.PUBLISHED, PostState.PARTIALLY_PUBLISHED, PostState.PUBLISHING, PostState.FAILED):
+        sent = [a.name for d, a in post_targets(session, post) if DeliveryState(d.state) == DeliveryState.SENT]
+        return f"Holding statement: #{post.id}, {state_label(post)}" + (
+            f" — live on {', '.join(sent)}." if sent else ".")
+    return f"Holding statement: #{post.id}, {state_label(post)}."
+
+
+def crisis_card(ctx: Context, session: Session, ws: Workspace, crisis: Crisis, *, ended: bool = False) -> Reply:
+    """The crisis card pinned in the team chats: what is held, since when, who started it and why."""
+    tz = ws.timezone
+    head = (f"🚨 CRISIS MODE since {show_time(crisis.started_at, tz)}, started by {crisis.started_by}: "
+            f"{crisis.reason}")
+    if ended:
+        head = (f"✅ Crisis mode ended {show_time(crisis.ended_at, tz)} by {crisis.ended_by} (it began "
+                f"{show_time(crisis.started_at, tz)}, started by {crisis.started_by}: {crisis.reason}).")
+        return Reply(head, replaces=crisis_key(crisis), pinned=False)
+    waiting = session.exec(
+        select(func.count()).select_from(Post).where(Post.workspace_id == ws.id)
+        .where(Post.state == PostState.SCHEDULED.value).where(col(Post.held_note).is_(None))
+    ).one()
+    posts = held_posts(session, ws.id or 0)
+    lines = [head, f"Nothing goes out unless approved since then. {waiting} scheduled post(s) wait in /queue"
+             + (f"; {len(posts)} came due and are held (times in {tz}):" if posts else "; none held yet.")]
+    lines += held_lines(session, ws, posts[:LISTED_IN_NOTICE])
+    if len(posts) > LISTED_IN_NOTICE:
+        lines.append(f"  … and {len(posts) - LISTED_IN_NOTICE} more (/held lists them all)")
+    lines.append(f"Every reply to a comment needs approval; take-off and surge alerts at {ws.alert_factor:g}× the "
+                 f"usual (was {crisis.saved_alert_factor:g}×)." if crisis.saved_alert_factor > 0 else
+                 f"Every reply to a comment needs approval; take-off and surge alerts at {ws.alert_factor:g}× the "
+                 "usual (they were off).")
+    lines.append(statement_line(session, crisis))
+    lines.append(f"Ends by itself {show_time(crisis.resume_at, tz)}, or with /crisis end." if crisis.resume_at
+                 else "/crisis end lifts it and walks the held posts.")
+    return Reply("\n".join(lines), replaces=crisis_key(crisis), pinned=True)
+
+
+async def refresh_crisis_card(ctx: Context, ws_id: int) -> bool:
+    """Edit the pinned crisis card to show what is held now; False when no crisis is under way."""
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        crisis = active_crisis(session, ws)
+        if crisis is None:
+            return False
+        card = crisis_card(ctx, session, ws, crisis)
+    await tell_team(ctx, ws_id, card)
+    return True

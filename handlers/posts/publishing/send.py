@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 
 from handlers.core.chat import Reply
 from handlers.core.context import Context
+from handlers.core.crisis import crisis_hold
 from handlers.core.lookups import (
     account_view,
     get_workspace,
@@ -219,7 +220,10 @@ async def send_pending(ctx: Context, post_id: int) -> Reply | None:
         post = session.get(Post, post_id)
         if post is None or PostState(post.state) != PostState.PUBLISHING:
             return None
-        jobs = pending_jobs(ctx, session, post, get_workspace(session, post.workspace_id), ctx.clock.now())
+        ws = get_workspace(session, post.workspace_id)
+        if crisis_hold(session, ws, post) is not None:
+            return None  # what it still has to send waits for the end of crisis mode (the sweep then sends it)
+        jobs = pending_jobs(ctx, session, post, ws, ctx.clock.now())
     await asyncio.gather(*(send_one(ctx, job) for job in jobs))
     if ctx.sends.stopping and _still_pending(ctx, post_id):
         return None  # not settled now: the next start (or another worker's sweep) sends the rest and says so
