@@ -47,6 +47,8 @@ from handlers.core.ports import (
     Published,
     PublishError,
     ReplyTarget,
+    Share,
+    Unknown,
 )
 
 USER_AGENT = "Herald/0.1 (+https://github.com/herald-bot)"
@@ -168,6 +170,10 @@ class HttpNetwork:
 
     async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
         """Can't tell, unless the connector knows a way to ask its network (see Network.look_for_post)."""
+        return CANT_TELL
+
+    async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:
+        """Can't tell who shared, unless the connector reads its network's reposted-by / quotes lists."""
         return CANT_TELL
 
     # -- helpers for subclasses --------------------------------------------------------------
