@@ -65,7 +65,7 @@ TOP = 10  # amplifiers /spread and the reports list
 TREE_MAX = 30  # lines of the share tree
 DEFAULT_ALERT_FOLLOWERS = 10_000
 MAX_PRAISE_WORDS = 50
-CRISIS_REASON_MAX = 40  # the crisis button's reason is short: a button's id holds 64 bytes on Telegram
+CRISIS_HANDLE_MAX = 24  # the crisis button's reason is short: a button's id holds 64 bytes on Telegram
 
 
 # --- numbers people read ---------------------------------------------------------------------------------------
@@ -85,6 +85,10 @@ def followers_words(n: int | None) -> str:
     if n is None:
         return "followers unknown"
     return f"{compact(n)} follower{'' if n == 1 else 's'}"
+
+
+def engagement_words(n: int) -> str:
+    return f"{n:,} engagement{'' if n == 1 else 's'}"
 
 
 def share_budget(networks: Networks, network: str) -> ReadBudget:
@@ -179,6 +183,7 @@ def store_shares(session: Session, delivery: Delivery, account: Account, shares:
             select(Amplifier).where(Amplifier.post_id == delivery.post_id)
             .where(Amplifier.network == account.network).where(Amplifier.who == share.who)
         ).first()
+        fresh = row is None
         if row is None:
             row = Amplifier(workspace_id=account.workspace_id, post_id=delivery.post_id, delivery_id=delivery.id or 0,
                             network=account.network, who=share.who, handle=share.handle, first_seen_at=now)
@@ -187,12 +192,13 @@ def store_shares(session: Session, delivery: Delivery, account: Account, shares:
                     session.add(row)
                     session.flush()
             except IntegrityError:
+                fresh = False
                 row = session.exec(
                     select(Amplifier).where(Amplifier.post_id == delivery.post_id)
                     .where(Amplifier.network == account.network).where(Amplifier.who == share.who)
                 ).one()
         upgrade = row.kind != ShareKind.QUOTE.value or share.kind == ShareKind.QUOTE  # a quote is kept over a repost
-        first_degree = not share.via or row.via  # a direct share is kept over a quote of a quote
+        first_degree = fresh or not share.via or bool(row.via)  # a direct share is kept over a quote of a quote
         row.handle = share.handle or row.handle
         if share.followers is not None:
             row.followers = share.followers
@@ -280,11 +286,9 @@ async def read_spread(ctx: Context) -> int:
 
 
 def crisis_button(handle: str, post_id: int) -> Button:
-    """Starts crisis mode: the command `/crisis start <reason>`, the reason naming who and which post."""
-    reason = f"{handle} on #{post_id}"
-    if len(reason) > CRISIS_REASON_MAX:
-        reason = f"{handle[:CRISIS_REASON_MAX - len(f' on #{post_id}') - 1]}… on #{post_id}"
-    return Button("🚨 Start crisis mode", "crisis", {"text": f"start {reason}"})
+    """Starts crisis mode: the command `/crisis start <reason>`, the reason naming who and which post (the handle
+    cut short so the button's id fits Telegram's 64 bytes)."""
+    return Button("🚨 Start crisis mode", "crisis", {"text": f"start {handle[:CRISIS_HANDLE_MAX]} on #{post_id}"})
 
 
 def quote_item(session: Session, amp: Amplifier, delivery: Delivery, now: datetime, hit: str | None) -> int:
@@ -347,7 +351,7 @@ async def alert_big_sharers(ctx: Context) -> int:
             if amp.kind == ShareKind.QUOTE.value:
                 hits = watch_hits(amp.text, word_list(ws.watch_words))
                 lines.append(f"  Tone: {tone(ws, amp.text)}.")
-                numbers = f"{amp.engagement:,} engagements on the quote" if amp.engagement is not None else ""
+                numbers = f"{engagement_words(amp.engagement)} on the quote" if amp.engagement is not None else ""
                 if numbers or amp.url:
                     lines.append("  " + " · ".join(x for x in (numbers, amp.url or "") if x))
                 item = quote_item(session, amp, delivery, ctx.clock.now(), ", ".join(hits) or None)
@@ -387,7 +391,7 @@ def amplifier_line(ctx: Context, amp: Amplifier, tz: str) -> str:
     did = "quoted" if amp.kind == ShareKind.QUOTE.value else "reposted"
     when = f", {format_when(amp.shared_at, tz)}" if amp.shared_at else ""
     said = f": “{theirs(first_words(amp.text, 80))}”" if amp.kind == ShareKind.QUOTE.value and amp.text else ""
-    numbers = f" — {amp.engagement:,} engagements" if amp.engagement else ""
+    numbers = f" — {engagement_words(amp.engagement)}" if amp.engagement else ""
     return (f"  {theirs(amp.handle)} ({followers_words(amp.followers)}) {did} on {ctx.networks.label(amp.network)}"
             f"{when}{said}{numbers}")
 
