@@ -216,3 +216,20 @@ def test_the_crisis_button_is_the_command_crisis_start_with_a_reason_on_every_pl
 def test_follower_counts_read_as_people_say_them() -> None:
     assert [compact(n) for n in (950, 1_000, 1_260, 12_345, 120_000, 2_400_000)] == [
         "950", "1k", "1.3k", "12k", "120k", "2.4M"]
+
+
+async def test_stats_report_and_spread_show_shares_by_others_reach_and_top_amplifiers(team: Team, x: FakeX) -> None:
+    await setup(team, x)
+    post_id, tweet = await published_on_x(team, x)
+    x.quote(tweet, x.person("bigaccount", 120_000), "Worth it")
+    x.repost(tweet, x.person("fan", 40))
+    await read_round(team)
+    shares = ("Shares by others: 2 · reach through shares: up to 120,040 followers (an upper bound)")
+    top = f"Top amplifiers: @bigaccount (120k followers, #{post_id} on X); @fan (40 followers, #{post_id} on X)"
+    out = await team.say("carol", f"/stats {post_id}")
+    assert f"{shares} — /spread {post_id} shows the share tree\n{top}\n[image: " in out, out
+    out = await team.say("carol", "/report week")
+    assert f"{shares} — /spread shows the last 7 days with a chart\n{top}" in out, out
+    out = await team.say("carol", "/spread")
+    assert out.startswith(f"📣 Shares by others in the last 7 days\n{shares}\n{top}\n"), out
+    assert "\n[image: " in out

@@ -20,10 +20,12 @@ and /spread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
@@ -61,7 +63,8 @@ RUN_EVERY = timedelta(minutes=5)
 LOOKBACK = timedelta(hours=2)  # metric readings this recent can call for a share read
 DEFAULT_SHARE_BUDGET = ReadBudget(10, timedelta(minutes=15))  # a network whose profile names none
 RATE_LIMIT_WAIT = timedelta(minutes=15)
-TOP = 10  # amplifiers /spread and the reports list
+TOP = 10  # amplifiers /spread lists
+TOP_IN_REPORTS = 5  # amplifiers /spread (the last 7 days), /stats and /report list
 TREE_MAX = 30  # lines of the share tree
 DEFAULT_ALERT_FOLLOWERS = 10_000
 MAX_PRAISE_WORDS = 50
@@ -463,33 +466,54 @@ class PeriodSpread:
     reach: int
     second: int
     top: tuple[Amplifier, ...]
-    per_day: tuple[tuple[datetime, int], ...]  # (day start, reach first seen that day)
+    per_day: dict[str, dict[str, int]]  # network → {day (YYYY-MM-DD in the workspace zone): reach first seen then}
 
 
-def period_spread(session: Session, workspace_id: int, start: datetime, end: datetime,
+def period_spread(session: Session, workspace_id: int, start: datetime, end: datetime, *, tz: str = "UTC",
                   post_ids: list[int] | None = None) -> PeriodSpread:
+    """The sharers Herald first saw in [start, end) (of these posts, when given)."""
     query = select(Amplifier).where(Amplifier.workspace_id == workspace_id) \
         .where(col(Amplifier.first_seen_at) >= start).where(col(Amplifier.first_seen_at) < end)
     if post_ids is not None:
         query = query.where(col(Amplifier.post_id).in_(post_ids))
     rows = list(session.exec(query).all())
     first = [a for a in rows if not a.via]
-    days: dict[datetime, int] = defaultdict(int)
+    days: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    zone = ZoneInfo(tz)
     for amp in first:
         assert amp.first_seen_at is not None
-        day = amp.first_seen_at.replace(hour=0, minute=0, second=0, microsecond=0)
-        days[day] += amp.followers or 0
-    top = sorted(rows, key=lambda a: (-(a.followers or 0), a.id or 0))[:5]
+        days[amp.network][amp.first_seen_at.astimezone(zone).date().isoformat()] += amp.followers or 0
+    top = sorted(rows, key=lambda a: (-(a.followers or 0), a.id or 0))[:TOP_IN_REPORTS]
     return PeriodSpread(len(first), sum(a.followers or 0 for a in first), len(rows) - len(first), tuple(top),
-                        tuple(sorted(days.items())))
+                        {network: dict(per_day) for network, per_day in days.items()})
 
 
-def spread_lines(ctx: Context, spread: PeriodSpread) -> list[str]:
-    """The lines /stats and /report add: shares by others, reach through shares, the top amplifiers."""
+async def spread_chart(ctx: Context, spread: PeriodSpread, start: datetime, end: datetime, tz: str) -> bytes | None:
+    """Reach through shares per day and network (bars), drawn off the event loop; None without sharers or charts."""
+    if ctx.charts is None or not spread.per_day:
+        return None
+    zone = ZoneInfo(tz)
+    day, last = start.astimezone(zone).date(), (end - timedelta(microseconds=1)).astimezone(zone).date()
+    labels = []
+    while day <= last:
+        labels.append(day.isoformat())
+        day += timedelta(days=1)
+    values = {ctx.networks.label(network): [float(per_day.get(label, 0)) for label in labels]
+              for network, per_day in sorted(spread.per_day.items())}
+    try:
+        return await asyncio.to_thread(ctx.charts.bars, "Reach through shares per day (followers of new sharers)",
+                                       [label[5:] for label in labels], values, ylabel="followers (upper bound)")
+    except Exception:  # a chart that can't be drawn must not cost the team the numbers
+        log.exception("the spread chart couldn't be drawn")
+        return None
+
+
+def spread_lines(ctx: Context, spread: PeriodSpread, more: str = "") -> list[str]:
+    """The lines /spread, /stats and /report show: shares by others, reach through shares, the top amplifiers."""
     if not spread.shares and not spread.second:
         return [f"Shares by others: none seen (Herald reads who shared on {readable_networks(ctx)})."]
     lines = [f"Shares by others: {spread.shares}" + (f" (+{spread.second} quotes of quotes)" if spread.second else "")
-             + f" · reach through shares: up to {spread.reach:,} followers (an upper bound)"]
+             + f" · reach through shares: up to {spread.reach:,} followers (an upper bound){more}"]
     if spread.top:
         lines.append("Top amplifiers: " + "; ".join(
             f"{theirs(a.handle)} ({followers_words(a.followers)}, #{a.post_id} on {ctx.networks.label(a.network)})"
@@ -543,14 +567,16 @@ async def spread(req: Request) -> Reply:
             return praise_words(req, session, ws, rest)
         if not head:
             now = ctx.clock.now()
-            week = period_spread(session, ws_id, now - timedelta(days=7), now)
-            return Reply("\n".join(["📣 Shares by others in the last 7 days", *spread_lines(ctx, week),
-                                    "/spread <post> shows one post's sharers and share tree.",
-                                    settings_text(ctx, ws)]))
-        if rest:
-            raise UserError(f"/spread takes one post number. Usage: {SPREAD_USAGE}, e.g. /spread 12")
-        post = get_post(session, ws_id, parse_post_id(head, SPREAD_USAGE))
-        return post_spread(ctx, session, post, ws)
+            start, tz = now - timedelta(days=7), ws.timezone
+            week = period_spread(session, ws_id, start, now + timedelta(microseconds=1), tz=tz)  # up to now
+            text = "\n".join(["📣 Shares by others in the last 7 days", *spread_lines(ctx, week),
+                              "/spread <post> shows one post's sharers and share tree.", settings_text(ctx, ws)])
+        else:
+            if rest:
+                raise UserError(f"/spread takes one post number. Usage: {SPREAD_USAGE}, e.g. /spread 12")
+            post = get_post(session, ws_id, parse_post_id(head, SPREAD_USAGE))
+            return post_spread(ctx, session, post, ws)
+    return Reply(text, image=await spread_chart(ctx, week, start, now, tz))
 
 
 def praise_words(req: Request, session: Session, ws: Workspace, rest: str) -> Reply:
