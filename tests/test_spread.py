@@ -88,7 +88,7 @@ async def test_a_big_account_quoting_a_post_alerts_the_team_with_the_right_numbe
         f"  40 engagements on the quote · https://x.com/bigaccount/status/{quote_id(team)}",
         f"  #{post_id} — “Spring sale starts today!”: 2 share(s) by others, reach through shares up to 120,300 "
         f"followers. /spread {post_id} shows the share tree.",
-        "Answer with /reply 1 <text> (approved first, as the policy says), or start crisis mode with the button.",
+        "Answer with /reply 1 <text> (approved first when your policy asks), or start crisis mode with the button.",
     ]
     assert "[1] ↩ Reply  [2] 🚨 Start crisis mode" in out
     assert "smallfan" not in out  # 300 followers: under the 10,000 threshold, no alert
@@ -96,7 +96,7 @@ async def test_a_big_account_quoting_a_post_alerts_the_team_with_the_right_numbe
     assert await read_round(team, minutes=10) == ""
     # the Reply button answers the quote through approvals, on X, in reply to the quote
     out = await team.say("alice", "1")
-    assert out.startswith("Your reply to @bigaccount (it goes through approvals like any reply)"), out
+    assert out.startswith("Your reply to @bigaccount (it goes out as /reply sends it: approved first when your policy asks)"), out
     out = await team.say("alice", "Refunds go out on Monday, sorry for the wait.")
     assert "Approvals: 0 of 1 · waiting for approval" in out, out
     assert x.requests("POST", "/2/tweets")[-1].json["text"] == "Spring sale starts today!"

@@ -6,10 +6,11 @@ and /spread.
   time its sharers were read. One read per reading, whichever worker claims it (a SentOnce key). Each account
   takes no more than its connector's share budget (`NetworkProfile.share_budget`, counted in ShareReading rows
   every worker sees); a 429 stores the wait the network named (RATE_LIMIT_WAIT when it names none) and the
-  account's share reads wait until then. Networks whose API doesn't say who shared answer "can't tell" and
-  are skipped.
-- Each sharer is one Amplifier row per post and person on a network (read again, brought up to date). Quotes
-  of quotes are kept one level down (`via`).
+  account's share reads wait until then. Networks whose API doesn't say who shared (no share budget in their
+  profile; their connector answers "can't tell") are skipped.
+- Each sharer is one Amplifier row per post and person on a network (read again, brought up to date; a direct
+  share is kept over a quote of a quote, a quote over a repost). Quotes of quotes are kept one level down
+  (`via`).
 - Reach through shares = the sum of the sharers' followers: an upper bound, since people who follow several
   sharers are counted once per sharer and not every follower sees a share.
 - A sharer with at least Workspace.spread_alert_followers followers alerts the team once: who, how many
@@ -25,9 +26,11 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -42,6 +45,7 @@ from handlers.core.notices import claim_once
 from handlers.core.ports import CANT_TELL, ErrorKind, Networks, PublishError, ReadBudget, Share
 from handlers.core.when import format_when
 from handlers.engagement.alerts import first_words, fold, parse_words, tell_alert_chats, watch_hits, word_list
+from handlers.engagement.inbox import insert_items
 from handlers.workspace.health import DEAD, fresh_view
 from storage.crypto import SecretBoxError
 from storage.models import (
@@ -61,7 +65,6 @@ log = logging.getLogger("herald.spread")
 
 RUN_EVERY = timedelta(minutes=5)
 LOOKBACK = timedelta(hours=2)  # metric readings this recent can call for a share read
-DEFAULT_SHARE_BUDGET = ReadBudget(10, timedelta(minutes=15))  # a network whose profile names none
 RATE_LIMIT_WAIT = timedelta(minutes=15)
 TOP = 10  # amplifiers /spread lists
 TOP_IN_REPORTS = 5  # amplifiers /spread (the last 7 days), /stats and /report list
@@ -94,9 +97,10 @@ def engagement_words(n: int) -> str:
     return f"{n:,} engagement{'' if n == 1 else 's'}"
 
 
-def share_budget(networks: Networks, network: str) -> ReadBudget:
+def share_budget(networks: Networks, network: str) -> ReadBudget | None:
+    """How many posts' sharers an account of this network may read per window; None: the network can't tell."""
     profile = networks.profile(network)
-    return profile.share_budget if profile is not None and profile.share_budget is not None else DEFAULT_SHARE_BUDGET
+    return profile.share_budget if profile is not None else None
 
 
 # --- tone ------------------------------------------------------------------------------------------------------
@@ -141,21 +145,31 @@ def find_due(session: Session, now: datetime) -> dict[int, list[Due]]:
     latest: dict[int, tuple[MetricSnapshot, Delivery]] = {}
     for snap, delivery in rows:
         latest.setdefault(delivery.id or 0, (snap, delivery))
+    last = last_totals(session, list(latest))
     due: dict[int, list[Due]] = defaultdict(list)
     for snap, delivery in latest.values():
         total = (snap.shares or 0) + (snap.quotes or 0)
-        if total <= 0:
-            continue
-        last = session.exec(
-            select(ShareReading.total).where(ShareReading.delivery_id == delivery.id)
-            .where(col(ShareReading.total).is_not(None))
-            .order_by(col(ShareReading.taken_at).desc(), col(ShareReading.id).desc()).limit(1)
-        ).first()
-        if last == total:
+        if total <= 0 or last.get(delivery.id or 0) == total:
             continue
         due[delivery.account_id].append(Due(delivery.id or 0, delivery.post_id, delivery.remote_id or "",
                                             snap.id or 0, total))
     return due
+
+
+def last_totals(session: Session, delivery_ids: list[int]) -> dict[int, int]:
+    """The shares + quotes each delivery showed when its sharers were last read."""
+    totals: dict[int, int] = {}
+    for start in range(0, len(delivery_ids), 500):
+        rows = session.exec(
+            select(ShareReading.delivery_id, ShareReading.total)
+            .where(col(ShareReading.delivery_id).in_(delivery_ids[start:start + 500]))
+            .where(col(ShareReading.total).is_not(None))
+            .order_by(col(ShareReading.taken_at), col(ShareReading.id))
+        ).all()
+        for delivery_id, total in rows:  # in time order: the last one stays
+            if delivery_id is not None and total is not None:
+                totals[delivery_id] = total
+    return totals
 
 
 def reads_left(session: Session, networks: Networks, account: Account, now: datetime) -> int:
@@ -167,12 +181,40 @@ def reads_left(session: Session, networks: Networks, account: Account, now: date
     if waiting:
         return 0
     budget = share_budget(networks, account.network)
+    if budget is None:
+        return 0
     used = session.exec(
         select(func.count()).select_from(ShareReading).where(ShareReading.account_id == account.id)
         .where(col(ShareReading.delivery_id).is_not(None))
         .where(col(ShareReading.taken_at) > now - budget.window)
     ).one()
     return max(0, budget.posts - int(used))
+
+
+def rank(kind: str, via: str) -> tuple[int, int]:
+    """Which share of one person a post keeps: a direct one over a quote of a quote, then a quote over a repost."""
+    return (0 if via else 1, 1 if kind == ShareKind.QUOTE.value else 0)
+
+
+def amplifier_row(session: Session, delivery: Delivery, account: Account, who: str, now: datetime) -> Amplifier:
+    """The post's row for this person on the network, made (by this worker or another) if it wasn't there."""
+    table: Any = Amplifier.__table__  # type: ignore[attr-defined]
+    values = {"workspace_id": account.workspace_id, "post_id": delivery.post_id, "delivery_id": delivery.id,
+              "network": account.network, "who": who, "handle": "", "kind": ShareKind.REPOST.value,
+              "remote_id": "", "text": "", "via": "", "first_seen_at": now, "updated_at": now}
+    inserts: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+    insert = inserts.get(session.get_bind().dialect.name)
+    if insert is not None:  # another worker may store the same person for the same post at the same time
+        session.execute(insert(table).values(**values).on_conflict_do_nothing(
+            index_elements=["post_id", "network", "who"]))
+    else:
+        try:
+            with session.begin_nested():
+                session.execute(table.insert().values(**values))
+        except IntegrityError:
+            pass
+    return session.exec(select(Amplifier).where(Amplifier.post_id == delivery.post_id)
+                        .where(Amplifier.network == account.network).where(Amplifier.who == who)).one()
 
 
 def store_shares(session: Session, delivery: Delivery, account: Account, shares: list[Share],
@@ -182,42 +224,27 @@ def store_shares(session: Session, delivery: Delivery, account: Account, shares:
     for share in shares:
         if not share.who:
             continue
-        row = session.exec(
-            select(Amplifier).where(Amplifier.post_id == delivery.post_id)
-            .where(Amplifier.network == account.network).where(Amplifier.who == share.who)
-        ).first()
-        fresh = row is None
-        if row is None:
-            row = Amplifier(workspace_id=account.workspace_id, post_id=delivery.post_id, delivery_id=delivery.id or 0,
-                            network=account.network, who=share.who, handle=share.handle, first_seen_at=now)
-            try:
-                with session.begin_nested():  # another worker may store the same person for the same post
-                    session.add(row)
-                    session.flush()
-            except IntegrityError:
-                fresh = False
-                row = session.exec(
-                    select(Amplifier).where(Amplifier.post_id == delivery.post_id)
-                    .where(Amplifier.network == account.network).where(Amplifier.who == share.who)
-                ).one()
-        upgrade = row.kind != ShareKind.QUOTE.value or share.kind == ShareKind.QUOTE  # a quote is kept over a repost
-        first_degree = fresh or not share.via or bool(row.via)  # a direct share is kept over a quote of a quote
-        row.handle = share.handle or row.handle
+        row = amplifier_row(session, delivery, account, share.who, now)
+        fresh = not row.handle
+        row.handle = clean(share.handle) or row.handle
         if share.followers is not None:
             row.followers = share.followers
-        if upgrade and first_degree:
-            row.kind = share.kind.value
+        if fresh or rank(share.kind.value, share.via) >= rank(row.kind, row.via):
+            row.kind, row.via, row.delivery_id = share.kind.value, share.via, delivery.id or row.delivery_id
             row.shared_at = share.at or row.shared_at
-            if share.kind == ShareKind.QUOTE:
-                row.remote_id, row.text, row.url, row.via = share.remote_id, share.text, share.url, share.via
-                row.engagement = share.engagement
-            elif row.url is None:
-                row.url = share.url
+            row.remote_id, row.text = share.remote_id, clean(share.text)
+            row.url = share.url or row.url
+            row.engagement = share.engagement
         row.updated_at = now
         session.add(row)
         session.flush()
         ids.append(row.id or 0)
     return ids
+
+
+def clean(text: str) -> str:
+    """Someone else's words as PostgreSQL stores them (it refuses NUL characters)."""
+    return text.replace("\x00", "")
 
 
 async def read_account(ctx: Context, account_id: int, dues: list[Due], now: datetime) -> list[int]:
@@ -233,8 +260,8 @@ async def read_account(ctx: Context, account_id: int, dues: list[Due], now: date
             log.warning("sharers of %s not read: %s", account.name, exc)
             return []
     network = ctx.networks.get(view.network)
-    if network is None or take <= 0:
-        return []
+    if network is None or network.profile.share_budget is None or take <= 0:
+        return []  # no connector here, a network that doesn't say who shared, or the budget is spent
     try:
         view = await fresh_view(ctx, network, view)
     except PublishError as exc:
@@ -295,16 +322,14 @@ def crisis_button(handle: str, post_id: int) -> Button:
 
 
 def quote_item(session: Session, amp: Amplifier, delivery: Delivery, now: datetime, hit: str | None) -> int:
-    """The quote as an inbox item, so /reply (and its approvals) can answer it; its item number."""
-    found = session.exec(select(InboxItem).where(InboxItem.delivery_id == delivery.id)
-                         .where(InboxItem.remote_id == amp.remote_id)).first()
-    if found is None:
-        found = InboxItem(workspace_id=amp.workspace_id, delivery_id=delivery.id or 0, remote_id=amp.remote_id,
-                          parent_remote_id=delivery.remote_id or "", author=amp.handle, text=amp.text, url=amp.url,
-                          posted_at=amp.shared_at or now, fetched_at=now, forwarded_at=now, watch_hit=hit)
-        session.add(found)
-        session.flush()
-    return found.id or 0
+    """The quote as an inbox item (already shown: the alert shows it), so /reply and its approvals can answer it;
+    its item number."""
+    insert_items(session, [{
+        "workspace_id": amp.workspace_id, "delivery_id": delivery.id, "remote_id": amp.remote_id,
+        "parent_remote_id": delivery.remote_id or "", "author": amp.handle[:200], "text": amp.text, "url": amp.url,
+        "posted_at": amp.shared_at or now, "fetched_at": now, "forwarded_at": now, "watch_hit": hit}])
+    return session.exec(select(InboxItem.id).where(InboxItem.delivery_id == delivery.id)
+                        .where(InboxItem.remote_id == amp.remote_id)).one() or 0
 
 
 def reach(session: Session, post_id: int) -> tuple[int, int, int, int]:
@@ -360,7 +385,8 @@ async def alert_big_sharers(ctx: Context) -> int:
                 item = quote_item(session, amp, delivery, ctx.clock.now(), ", ".join(hits) or None)
                 amp.inbox_item_id = item
                 buttons.append(Button("↩ Reply", "reply", {"item": item},
-                                      prompt=f"Your reply to {amp.handle} (it goes through approvals like any reply)"))
+                                      prompt=f"Your reply to {amp.handle} (it goes out as /reply sends it: approved first "
+                                             "when your policy asks)"))
             elif amp.url:
                 lines.append(f"  {amp.url}")
             count, followers, second, second_followers = reach(session, post.id or 0)
@@ -369,7 +395,7 @@ async def alert_big_sharers(ctx: Context) -> int:
                                                                f"{second_followers:,} more" if second else "")
                          + f". /spread {post.id} shows the share tree.")
             if amp.kind == ShareKind.QUOTE.value:
-                lines.append(f"Answer with /reply {amp.inbox_item_id} <text> (approved first, as the policy says), "
+                lines.append(f"Answer with /reply {amp.inbox_item_id} <text> (approved first when your policy asks), "
                              "or start crisis mode with the button.")
             else:
                 lines.append("Start crisis mode with the button if it is bad news.")
