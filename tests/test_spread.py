@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import asyncio
+
 import pytest
 from sqlmodel import select
 
@@ -15,8 +17,8 @@ from bot.chats.buttons import DISCORD, TELEGRAM
 from handlers.core.context import Context
 from handlers.engagement.metrics import poll_metrics
 from handlers.engagement.spread import compact, crisis_button, read_spread
-from storage.models import Amplifier, ShareReading
-from tests.conftest import Team, refused
+from storage.models import Account, Amplifier, ShareReading
+from tests.conftest import FakeClock, Team, capturing, refused
 from tests.fakes.x_api import FakeX
 
 
@@ -233,3 +235,42 @@ async def test_stats_report_and_spread_show_shares_by_others_reach_and_top_ampli
     out = await team.say("carol", "/spread")
     assert out.startswith(f"📣 Shares by others in the last 7 days\n{shares}\n{top}\n"), out
     assert "\n[image: " in out
+
+
+async def test_two_workers_read_the_sharers_once_and_alert_once(team: Team, x: FakeX, clock: FakeClock) -> None:
+    await setup(team, x)
+    post_id, tweet = await published_on_x(team, x)
+    x.quote(tweet, x.person("bigaccount", 120_000), "Hm")
+    other, other_lines = capturing(team.db_url, clock, HERALD_WORKER_ID="second-worker")
+    await other.start()
+    try:
+        team.clock.advance(minutes=6)
+        await run(team, poll_metrics)
+        captured: list[str] = []
+        team.herald.console.captured = captured
+        try:
+            await asyncio.gather(read_spread(team.herald.ctx), read_spread(other.ctx))
+        finally:
+            team.herald.console.captured = None
+        said = [line for line in [*captured, *other_lines] if line.startswith("📣")]
+        assert len(said) == 1 and said[0].startswith(f"📣 @bigaccount (120k followers) quoted #{post_id} on X")
+        assert len(x.requests("GET", f"/2/tweets/{tweet}/quote_tweets")) == 1
+        assert [a.handle for a in amplifiers(team)] == ["@bigaccount"]
+    finally:
+        await other.stop()
+
+
+async def test_the_share_budget_holds_reads_back_until_its_window_has_room(team: Team, x: FakeX) -> None:
+    await setup(team, x)
+    _post_id, tweet = await published_on_x(team, x)
+    x.repost(tweet, x.person("fan", 50))
+    with team.herald.db.session() as session:  # X allows 5 posts' sharers per 15 minutes: spent just now
+        account = session.exec(select(Account)).one()
+        for _ in range(5):
+            session.add(ShareReading(account_id=account.id or 0, delivery_id=team.deliveries(1)[0].id,
+                                     taken_at=team.clock.now() + timedelta(minutes=6), total=0))
+    await read_round(team)
+    assert x.requests("GET", f"/2/tweets/{tweet}/retweeted_by") == []
+    await read_round(team, minutes=16)  # the window has room again, and a new reading calls for the read
+    assert len(x.requests("GET", f"/2/tweets/{tweet}/retweeted_by")) == 1
+    assert [a.handle for a in amplifiers(team)] == ["@fan"]
