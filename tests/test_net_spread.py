@@ -16,7 +16,16 @@ from bot.networks.bluesky import BlueskyNetwork
 from bot.networks.http import new_client
 from bot.networks.mastodon import MastodonNetwork
 from bot.networks.x import XNetwork
-from handlers.core.ports import CANT_TELL, AccountView, ErrorKind, Outgoing, PublishError, Share, ShareKind
+from handlers.core.ports import (
+    CANT_TELL,
+    AccountView,
+    ErrorKind,
+    Outgoing,
+    PublishError,
+    ReplyTarget,
+    Share,
+    ShareKind,
+)
 from tests.fakes import kit
 from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.mastodon_api import FakeMastodon
@@ -275,3 +284,13 @@ async def test_mastodon_without_quotes_pages_boosts_by_the_link_header(masto, ol
     assert len(old_instance.requests("GET", f"/api/v1/statuses/{status.remote_id}/quotes")) == 1
     await masto.fetch_shares(acc, status.remote_id)  # the instance has no quotes: not asked again
     assert len(old_instance.requests("GET", f"/api/v1/statuses/{status.remote_id}/quotes")) == 1
+
+
+async def test_bluesky_a_reply_to_a_quote_is_rooted_at_the_quote(bsky_net, bsky):
+    """The spread alert's Reply answers a quote: a post of its own, so the reply's root and parent are the quote."""
+    acc, uri = await bsky_post(bsky_net, bsky)
+    quote = bsky.quote(uri, bsky.person("big.bsky.social", 120_000), "Hm")
+    await bsky_net.reply(acc, ReplyTarget(comment_id=quote, post_id=uri, author="@big.bsky.social",
+                                          idempotency_key="herald-reply-1"), "Thanks!")
+    record = bsky.requests("POST", "/xrpc/com.atproto.repo.createRecord")[-1].json["record"]
+    assert record["reply"]["root"]["uri"] == quote and record["reply"]["parent"]["uri"] == quote

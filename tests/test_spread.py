@@ -4,11 +4,10 @@ account's quote with the right numbers, answers it through approvals, and /sprea
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
-
-import asyncio
 
 import pytest
 from sqlmodel import select

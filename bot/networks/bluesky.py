@@ -329,7 +329,11 @@ class BlueskyNetwork(HttpNetwork):
             raise PublishError(ErrorKind.REJECTED, "Bluesky no longer shows that comment (deleted, or its author "
                                "blocked this account), so there's nothing to answer")
         parent = {"uri": target.comment_id, "cid": str(comment["cid"])}
-        root = ((comment.get("record") or {}).get("reply") or {}).get("root")
+        record = comment.get("record") or {}
+        root = (record.get("reply") or {}).get("root")
+        if not record.get("reply") and str((record.get("embed") or {}).get("$type", "")).startswith(
+                "app.bsky.embed.record"):
+            root = parent  # a quote of the post (spread alerts' Reply): a post of its own, the root of its thread
         if not (isinstance(root, dict) and root.get("uri") and root.get("cid")):
             post = views.get(target.post_id)
             root = {"uri": target.post_id, "cid": str(post["cid"])} if post and post.get("cid") else parent
