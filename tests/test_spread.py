@@ -97,7 +97,7 @@ async def test_a_big_account_quoting_a_post_alerts_the_team_with_the_right_numbe
     assert await read_round(team, minutes=10) == ""
     # the Reply button answers the quote through approvals, on X, in reply to the quote
     out = await team.say("alice", "1")
-    assert out.startswith("Your reply to @bigaccount (it goes out as /reply sends it: approved first when your policy asks)"), out
+    assert out.startswith("Your reply to @bigaccount (approved first if your policy asks)"), out
     out = await team.say("alice", "Refunds go out on Monday, sorry for the wait.")
     assert "Approvals: 0 of 1 · waiting for approval" in out, out
     assert x.requests("POST", "/2/tweets")[-1].json["text"] == "Spring sale starts today!"

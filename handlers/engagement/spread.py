@@ -385,8 +385,7 @@ async def alert_big_sharers(ctx: Context) -> int:
                 item = quote_item(session, amp, delivery, ctx.clock.now(), ", ".join(hits) or None)
                 amp.inbox_item_id = item
                 buttons.append(Button("↩ Reply", "reply", {"item": item},
-                                      prompt=f"Your reply to {amp.handle} (it goes out as /reply sends it: approved first "
-                                             "when your policy asks)"))
+                                      prompt=f"Your reply to {amp.handle} (approved first if your policy asks)"))
             elif amp.url:
                 lines.append(f"  {amp.url}")
             count, followers, second, second_followers = reach(session, post.id or 0)
