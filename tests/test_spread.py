@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
+from mastodon_mock.testing import MockServer
 from sqlmodel import select
 
 from bot.chats.buttons import DISCORD, TELEGRAM
+from bot.networks.common import plain_text
 from handlers.core.context import Context
 from handlers.engagement.metrics import poll_metrics
 from handlers.engagement.spread import compact, crisis_button, read_spread
@@ -273,3 +276,35 @@ async def test_the_share_budget_holds_reads_back_until_its_window_has_room(team:
     await read_round(team, minutes=16)  # the window has room again, and a new reading calls for the read
     assert len(x.requests("GET", f"/2/tweets/{tweet}/retweeted_by")) == 1
     assert [a.handle for a in amplifiers(team)] == ["@fan"]
+
+
+async def test_on_mastodon_mock_a_boost_and_a_quote_reach_spread_and_the_alert(team: Team) -> None:
+    """The same path on Mastodon, against mastodon-mock: the metrics show the boost, Herald reads who boosted and
+    quoted, and a sharer over the (lowered) threshold alerts with a Reply that answers the quote on Mastodon."""
+    with MockServer() as mock:
+        await team.say("alice", "/setup Acme")
+        out = await team.say("alice", f"/connect mastodon name=acme-masto base_url={mock.base_url} "
+                                      "access_token=alice_token")
+        assert out.startswith("Connected acme-masto"), out
+        await team.say("alice", "/policy approvals=0")
+        await team.say("alice", "/spread alert=1")
+        out = await team.say("alice", "/draft Spring sale on Mastodon to=acme-masto")
+        post_id = int(out.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+        await team.say("alice", f"/submit {post_id}")
+        out = await team.say("alice", f"/publish {post_id}")
+        assert f"📣 #{post_id} is published" in out, out
+        status = team.deliveries(post_id)[0].remote_id
+        async with httpx.AsyncClient(base_url=mock.base_url, headers={"Authorization": "Bearer bob_token"}) as bob:
+            (await bob.post(f"/api/v1/statuses/{status}/reblog")).raise_for_status()
+            quote = (await bob.post("/api/v1/statuses", json={"status": "Good prices there",
+                                                              "quoted_status_id": status})).json()
+        out = await read_round(team)
+        followers = next(a.followers for a in amplifiers(team))
+        assert out.startswith(f"📣 @bob ({followers} follower{'' if followers == 1 else 's'}) quoted #{post_id} on "
+                              "Mastodon: “Good prices there”"), out
+        assert [(a.handle, a.kind, a.remote_id) for a in amplifiers(team)] == [("@bob", "quote", quote["id"])]
+        await team.say("alice", "1")
+        out = await team.say("alice", "Thanks Bob!")
+        async with httpx.AsyncClient(base_url=mock.base_url) as anyone:
+            context = (await anyone.get(f"/api/v1/statuses/{quote['id']}/context")).json()
+        assert [plain_text(s["content"]) for s in context["descendants"]] == ["@bob Thanks Bob!"], out
