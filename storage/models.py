@@ -477,7 +477,7 @@ class Amplifier(SQLModel, table=True):
     engagement: int | None = None  # the quote's own likes + replies + reposts + quotes
     via: str = ""  # second degree: the remote id of the quote they quoted
     first_seen_at: datetime | None = utc_column()
-    updated_at: datetime | None = utc_column()
+    updated_at: datetime | None = utc_column(index=True)  # the alerts look at the rows read lately
     alerted_at: datetime | None = utc_column()  # the big-account alert went out (claimed once)
     inbox_item_id: int | None = Field(default=None, foreign_key="inboxitem.id")  # the quote in the inbox (/reply)
 

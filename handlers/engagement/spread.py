@@ -346,6 +346,7 @@ def claim_alerts(ctx: Context) -> list[int]:
     with ctx.db.session() as session:
         candidates = session.exec(
             select(Amplifier.id).join(Workspace, col(Workspace.id) == col(Amplifier.workspace_id))
+            .where(col(Amplifier.updated_at) > now - LOOKBACK)  # read lately: news, not a backlog
             .where(col(Amplifier.alerted_at).is_(None)).where(col(Workspace.spread_alert_followers) > 0)
             .where(col(Amplifier.followers) >= col(Workspace.spread_alert_followers))
             .order_by(col(Amplifier.id))

@@ -53,6 +53,7 @@ def upgrade() -> None:
     op.create_index('ix_amplifier_post_id', 'amplifier', ['post_id'], unique=False)
     op.create_index('ix_amplifier_delivery_id', 'amplifier', ['delivery_id'], unique=False)
     op.create_index('ix_amplifier_workspace_seen', 'amplifier', ['workspace_id', 'first_seen_at'], unique=False)
+    op.create_index('ix_amplifier_updated_at', 'amplifier', ['updated_at'], unique=False)
     op.create_table(
         'sharereading',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -76,6 +77,7 @@ def downgrade() -> None:
     op.drop_index('ix_sharereading_delivery_id', table_name='sharereading')
     op.drop_index('ix_sharereading_account_id', table_name='sharereading')
     op.drop_table('sharereading')
+    op.drop_index('ix_amplifier_updated_at', table_name='amplifier')
     op.drop_index('ix_amplifier_workspace_seen', table_name='amplifier')
     op.drop_index('ix_amplifier_delivery_id', table_name='amplifier')
     op.drop_index('ix_amplifier_post_id', table_name='amplifier')
