@@ -155,7 +155,11 @@ async def test_spread_shows_top_amplifiers_and_the_share_tree(team: Team, x: Fak
     mid = x.quote(tweet, x.person("mid", 5_000), "worth a read")
     x.quote(mid, x.person("far", 900), "via mid")
     x.repost(tweet, x.person("fan", 40))
-    await read_round(team)
+    await team.say("alice", "/spread alert=800")
+    out = await read_round(team)
+    assert f"📣 @far (900 followers) quoted @mid's quote of #{post_id} on X: “via mid”" in out.splitlines()
+    assert f"📣 @mid (5k followers) quoted #{post_id} on X: “worth a read”" in out.splitlines()
+    assert "@fan" not in out
     out = await team.say("carol", f"/spread {post_id}")
     lines = out.splitlines()
     assert lines[0] == f"📣 How far #{post_id} spread — “Spring sale starts today!”"

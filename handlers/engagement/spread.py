@@ -375,7 +375,8 @@ async def alert_big_sharers(ctx: Context) -> int:
             did = "quoted" if amp.kind == ShareKind.QUOTE.value else "reposted"
             what = f"{theirs(via_handle(session, amp))}'s quote of #{post.id}" if amp.via else f"#{post.id}"
             lines = [f"📣 {theirs(amp.handle)} ({followers_words(amp.followers)}) {did} {what} on {where}"
-                     + (f": “{theirs(first_words(amp.text, 160))}”" if amp.kind == ShareKind.QUOTE.value else ".")]
+                     + (f": “{theirs(first_words(amp.text, 160))}”" if amp.kind == ShareKind.QUOTE.value
+                        and amp.text.strip() else ".")]
             buttons = []
             if amp.kind == ShareKind.QUOTE.value:
                 hits = watch_hits(amp.text, word_list(ws.watch_words))
