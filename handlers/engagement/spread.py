@@ -69,7 +69,7 @@ RATE_LIMIT_WAIT = timedelta(minutes=15)
 TOP = 10  # amplifiers /spread lists
 TOP_IN_REPORTS = 5  # amplifiers /spread (the last 7 days), /stats and /report list
 TREE_MAX = 30  # lines of the share tree
-DEFAULT_ALERT_FOLLOWERS = 10_000
+DEFAULT_ALERT_FOLLOWERS = 10_000  # what Workspace.spread_alert_followers starts at (storage/models.py)
 MAX_PRAISE_WORDS = 50
 CRISIS_HANDLE_MAX = 24  # the crisis button's reason is short: a button's id holds 64 bytes on Telegram
 
@@ -553,7 +553,8 @@ SPREAD_USAGE = "/spread [post] | /spread alert=<followers>|off | /spread praise 
 
 def settings_text(ctx: Context, ws: Workspace) -> str:
     threshold = (f"a sharer with at least {ws.spread_alert_followers:,} followers alerts the team"
-                 if ws.spread_alert_followers > 0 else "big-account alerts are off (/spread alert=10000)")
+                 if ws.spread_alert_followers > 0
+                 else f"big-account alerts are off (/spread alert={DEFAULT_ALERT_FOLLOWERS} turns them on)")
     praise = ", ".join(word_list(ws.praise_words)) or "none"
     return (f"Alerts: {threshold}. Praise words: {praise} (watch words mark complaints: /watch).\n"
             f"Herald reads who shared on {readable_networks(ctx)}; other networks don't say.")
