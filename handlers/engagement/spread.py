@@ -147,12 +147,16 @@ def find_due(session: Session, now: datetime) -> dict[int, list[Due]]:
         latest.setdefault(delivery.id or 0, (snap, delivery))
     last = last_totals(session, list(latest))
     due: dict[int, list[Due]] = defaultdict(list)
+    growth: dict[int, int] = {}
     for snap, delivery in latest.values():
         total = (snap.shares or 0) + (snap.quotes or 0)
         if total <= 0 or last.get(delivery.id or 0) == total:
             continue
+        growth[delivery.id or 0] = abs(total - last.get(delivery.id or 0, 0))
         due[delivery.account_id].append(Due(delivery.id or 0, delivery.post_id, delivery.remote_id or "",
                                             snap.id or 0, total))
+    for dues in due.values():  # a tight budget goes first to the posts whose shares grew most
+        dues.sort(key=lambda d: (-growth[d.delivery_id], d.delivery_id))
     return due
 
 
