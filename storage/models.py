@@ -195,6 +195,10 @@ class Workspace(SQLModel, table=True):
     watch_words: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     alert_factor: float = 3.0  # a post "takes off" at this many times the usual engagement for its age
     utm: bool = True  # add utm_source/medium/campaign to links
+    # how far posts spread (handlers/engagement/spread.py): someone with at least this many followers sharing or
+    # quoting a post alerts the team (0: off); a quote holding these words reads as praise (watch words: complaint)
+    spread_alert_followers: int = Field(default=10_000, sa_column_kwargs={"server_default": "10000"})
+    praise_words: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     created_at: datetime | None = utc_column()
     # crisis mode (issue 19): the Crisis under way (None: none), the holding statement's template and the alert
     # factor while it lasts
@@ -502,3 +506,52 @@ class PlanImport(SQLModel, table=True):
     decided_by: str | None = None
     created_at: datetime | None = utc_column()
     decided_at: datetime | None = utc_column()
+
+
+class ShareKind(StrEnum):
+    REPOST = "repost"  # shared as it is (a retweet, a boost, a repost)
+    QUOTE = "quote"  # shared with their own words
+
+
+class Amplifier(SQLModel, table=True):
+    """Someone else who shared or quoted a published post, or (one level down, `via` set) quoted a quote of it.
+
+    One row per post and amplifier on a network: read again, the row is brought up to date (their followers, the
+    quote's engagement); someone who reposted and later quoted keeps the quote."""
+
+    __table_args__ = (
+        UniqueConstraint("post_id", "network", "who", name="uq_amplifier_post_who"),
+        Index("ix_amplifier_workspace_seen", "workspace_id", "first_seen_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id")
+    post_id: int = Field(foreign_key="post.id", index=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    network: str
+    who: str  # their stable id on the network (user id, DID, account id)
+    handle: str
+    kind: str = ShareKind.REPOST.value
+    followers: int | None = None
+    shared_at: datetime | None = utc_column()
+    remote_id: str = ""  # the quote's own id on the network
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    url: str | None = None
+    engagement: int | None = None  # the quote's own likes + replies + reposts + quotes
+    via: str = ""  # second degree: the remote id of the quote they quoted
+    first_seen_at: datetime | None = utc_column()
+    updated_at: datetime | None = utc_column(index=True)  # the alerts look at the rows read lately
+    alerted_at: datetime | None = utc_column()  # the big-account alert went out (claimed once)
+    inbox_item_id: int | None = Field(default=None, foreign_key="inboxitem.id")  # the quote in the inbox (/reply)
+
+
+class ShareReading(SQLModel, table=True):
+    """One reading of who shared a delivery (the share budget counts them), or, with `wait_until`, the wait a
+    network named in a 429 for the account's share readings."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", index=True)
+    taken_at: datetime | None = utc_column(index=True)
+    total: int | None = None  # the shares + quotes the metrics showed when it was read
+    found: int = 0  # amplifiers the network listed
+    wait_until: datetime | None = utc_column()

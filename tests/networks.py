@@ -27,6 +27,8 @@ from handlers.core.ports import (
     Published,
     PublishError,
     ReplyTarget,
+    Share,
+    Unknown,
 )
 from storage.db import Database
 from tests.conftest import FakeClock
@@ -113,6 +115,9 @@ class RecordingNetwork:
     async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
         self.looked_for.append((account.name, post, since))
         return self.lookup(post)
+
+    async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:
+        return CANT_TELL
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:
         return {remote_id: Metrics(likes=1) for remote_id in remote_ids}

@@ -12,6 +12,9 @@
   `app.bsky.embed.external` card (title = the URL: Herald doesn't fetch pages), unless images take the
   embed; images via `com.atproto.repo.uploadBlob` (≤ 1,000,000 bytes each, ≤ 4) → `app.bsky.embed.images`.
 - Metrics: `app.bsky.feed.getPosts` (25 uris per call); replies: `app.bsky.feed.getPostThread`.
+- Who shared: `app.bsky.feed.getRepostedBy` (profiles) and `app.bsky.feed.getQuotes` (post views), paged with
+  `cursor`, the quotes of quoted quotes one level down; their followers from `app.bsky.actor.getProfiles`
+  (25 actors per call: the lists' basic profiles have no follower counts).
 - Answering a reply: a post with `reply: {root, parent}` strong refs (uri + cid), read with
   `app.bsky.feed.getPosts` at send time (the comment's own `reply.root`, else Herald's post), created
   with an rkey derived from the reply's key like a post's, so a resend finds the record instead of
@@ -49,6 +52,9 @@ from handlers.core.ports import (
     PublishError,
     ReadBudget,
     ReplyTarget,
+    Share,
+    ShareKind,
+    Unknown,
     Verified,
 )
 
@@ -66,6 +72,10 @@ from .http import HttpNetwork
 
 POST = "app.bsky.feed.post"
 URIS_PER_CALL = 25  # app.bsky.feed.getPosts takes up to 25 uris
+SHARE_PAGE = 100  # getRepostedBy / getQuotes: limit 1–100
+SHARE_PAGES = 2  # pages per list and reading
+SECOND_DEGREE = 3  # quotes (the most followed first, quoted themselves) whose own quotes are read
+ACTORS_PER_CALL = 25  # app.bsky.actor.getProfiles takes up to 25 actors
 MAX_BLOB = 1_000_000  # bytes per image in app.bsky.embed.images
 REFRESH_WINDOW = timedelta(minutes=30)  # access JWTs live about 2 hours
 BLOB_TTL = timedelta(minutes=30)  # a PDS drops blobs no record references after a while
@@ -92,6 +102,9 @@ class BlueskyNetwork(HttpNetwork):
         text=TextRules(300, Counting.GRAPHEMES, "graphemes", max_images=4, media_only=True),
         # 3,000 requests / 5 min per IP; app.bsky.feed.getPosts takes 25 → at most 200 requests
         read_budget=ReadBudget(5_000, timedelta(minutes=5)),
+        # AppView reads share the 3,000 requests / 5 min per IP; a post's sharers take at most 4 list pages,
+        # 6 second-degree pages and a few getProfiles calls
+        share_budget=ReadBudget(100, timedelta(minutes=5)),
         hosts=frozenset({"bsky.app", "bsky.social"}),
     )
     max_bytes = 3000  # a post's text in UTF-8 bytes, besides its 300 graphemes
@@ -316,7 +329,11 @@ class BlueskyNetwork(HttpNetwork):
             raise PublishError(ErrorKind.REJECTED, "Bluesky no longer shows that comment (deleted, or its author "
                                "blocked this account), so there's nothing to answer")
         parent = {"uri": target.comment_id, "cid": str(comment["cid"])}
-        root = ((comment.get("record") or {}).get("reply") or {}).get("root")
+        record = comment.get("record") or {}
+        root = (record.get("reply") or {}).get("root")
+        if not record.get("reply") and str((record.get("embed") or {}).get("$type", "")).startswith(
+                "app.bsky.embed.record"):
+            root = parent  # a quote of the post (spread alerts' Reply): a post of its own, the root of its thread
         if not (isinstance(root, dict) and root.get("uri") and root.get("cid")):
             post = views.get(target.post_id)
             root = {"uri": target.post_id, "cid": str(post["cid"])} if post and post.get("cid") else parent
@@ -447,6 +464,69 @@ class BlueskyNetwork(HttpNetwork):
                     url=f"https://bsky.app/profile/{handle}/post/{str(view['uri']).rsplit('/', 1)[-1]}",
                 ))
         return comments
+
+    # -- who shared -------------------------------------------------------------------------------
+
+    async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:
+        own = account.settings.get("did")
+        try:
+            reposters = await self._pages(account, "app.bsky.feed.getRepostedBy", remote_id, "repostedBy")
+            quotes = [(view, "") for view in await self._pages(account, "app.bsky.feed.getQuotes", remote_id, "posts")]
+        except PublishError as exc:
+            if exc.kind == ErrorKind.REJECTED:  # the post is gone
+                return CANT_TELL
+            raise
+        ahead = [view for view, _via in quotes if view.get("quoteCount")]
+        for view in ahead[:SECOND_DEGREE]:
+            try:
+                more = await self._pages(account, "app.bsky.feed.getQuotes", str(view.get("uri")), "posts")
+            except PublishError as exc:
+                if exc.kind != ErrorKind.REJECTED:
+                    raise
+                continue
+            quotes += [(other, str(view.get("uri"))) for other in more]
+        dids = list(dict.fromkeys([*(str(p.get("did")) for p in reposters),
+                                   *(str((v.get("author") or {}).get("did")) for v, _via in quotes)]))
+        followers = await self._follower_counts(account, [d for d in dids if d and d != own])
+        shares = [Share(ShareKind.REPOST, who=str(p["did"]), handle=f"@{p.get('handle') or p['did']}",
+                        followers=followers.get(str(p["did"])), at=parse_iso(p.get("indexedAt")),
+                        url=f"https://bsky.app/profile/{p.get('handle') or p['did']}")
+                  for p in reposters if p.get("did") and p.get("did") != own]
+        for view, via in quotes:
+            author = view.get("author") or {}
+            if not author.get("did") or author.get("did") == own or not view.get("uri"):
+                continue
+            record, handle = view.get("record") or {}, author.get("handle") or author["did"]
+            shares.append(Share(
+                ShareKind.QUOTE, who=str(author["did"]), handle=f"@{handle}", followers=followers.get(author["did"]),
+                at=parse_iso(record.get("createdAt") or view.get("indexedAt")), remote_id=str(view["uri"]),
+                text=str(record.get("text") or ""),
+                url=f"https://bsky.app/profile/{handle}/post/{str(view['uri']).rsplit('/', 1)[-1]}",
+                engagement=sum(int(view.get(k) or 0) for k in ("likeCount", "replyCount", "repostCount", "quoteCount")),
+                via=via))
+        return shares
+
+    async def _pages(self, account: AccountView, nsid: str, uri: str, field: str) -> list[dict[str, Any]]:
+        """Up to SHARE_PAGES pages of a list that pages with `cursor`."""
+        params: dict[str, Any] = {"uri": uri, "limit": SHARE_PAGE}
+        found: list[dict[str, Any]] = []
+        for _page in range(SHARE_PAGES):
+            body = await self._xrpc(account, "GET", nsid, params=params)
+            found += [item for item in body.get(field) or [] if isinstance(item, dict)]
+            if not body.get("cursor"):
+                break
+            params["cursor"] = body["cursor"]
+        return found
+
+    async def _follower_counts(self, account: AccountView, dids: list[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for start in range(0, len(dids), ACTORS_PER_CALL):
+            body = await self._xrpc(account, "GET", "app.bsky.actor.getProfiles",
+                                    params={"actors": dids[start:start + ACTORS_PER_CALL]})
+            for profile in body.get("profiles") or []:
+                if profile.get("did") and profile.get("followersCount") is not None:
+                    counts[str(profile["did"])] = int(profile["followersCount"])
+        return counts
 
     # -- XRPC errors ---------------------------------------------------------------------------
 

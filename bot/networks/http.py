@@ -47,6 +47,8 @@ from handlers.core.ports import (
     Published,
     PublishError,
     ReplyTarget,
+    Share,
+    Unknown,
 )
 
 USER_AGENT = "Herald/0.1 (+https://github.com/herald-bot)"
@@ -178,6 +180,10 @@ class HttpNetwork:
         """What "not among the account's posts" means for a network without an idempotency key: surely not
         there (None) once a create sent at `since` can no longer land (IN_FLIGHT_FOR later); can't tell before."""
         return None if self.clock.now() - since >= IN_FLIGHT_FOR else CANT_TELL
+
+    async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:
+        """Can't tell who shared, unless the connector reads its network's reposted-by / quotes lists."""
+        return CANT_TELL
 
     # -- helpers for subclasses --------------------------------------------------------------
 

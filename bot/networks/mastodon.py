@@ -12,6 +12,9 @@
   Uploaded ids travel in the error's `resume`, so a retry attaches them instead of uploading again.
 - Metrics: `GET /api/v1/statuses?id[]=…` (Mastodon 4.3+), else one `GET /api/v1/statuses/:id` each.
   No impressions, clicks or saves: Mastodon doesn't publish them.
+- Who shared: `GET /api/v1/statuses/:id/reblogged_by` (accounts with `followers_count`) and, on instances
+  with quote posts (4.5+; a 404 means the instance has none), `GET /api/v1/statuses/:id/quotes`, both paged
+  by the `Link` header's `next`; the quotes of quoted quotes are read one level down.
 - Replies: `GET /api/v1/statuses/:id/context` → `descendants`. Herald answers one with `POST /api/v1/statuses`
   `{status, in_reply_to_id}` (and the reply's own Idempotency-Key), the commenter's @handle put in front
   as Mastodon clients do, so they're notified. A reply whose answer was lost is unconfirmed: resent with
@@ -51,6 +54,9 @@ from handlers.core.ports import (
     PublishError,
     ReadBudget,
     ReplyTarget,
+    Share,
+    ShareKind,
+    Unknown,
     Verified,
 )
 
@@ -68,6 +74,10 @@ from .common import (
 from .http import HttpNetwork
 
 IDS_PER_CALL = 20  # GET /api/v1/statuses?id[]=… (Mastodon pages 20 statuses by default; no documented max)
+SHARE_PAGE = 80  # reblogged_by / quotes: limit, at most 80 accounts (40 statuses) per page
+QUOTES_PAGE = 40
+SHARE_PAGES = 2  # pages per list and reading
+SECOND_DEGREE = 3  # quotes (the most followed first, quoted themselves) whose own quotes are read
 MEDIA_LIMIT = (30, 1800.0)  # POST /api/v2/media: 30 per 30 minutes per account
 MEDIA_TTL = timedelta(hours=12)  # unattached media are removed by the instance after a day
 MEDIA_POLLS = 30
@@ -92,6 +102,8 @@ class MastodonNetwork(HttpNetwork):
         text=TextRules(500, Counting.URLS_FIXED, "characters", max_images=4, media_only=True),
         # 300 requests / 5 min per account; GET /api/v1/statuses?id[] takes 20 → at most 100 requests (a third)
         read_budget=ReadBudget(2_000, timedelta(minutes=5)),
+        # the same 300 / 5 min: a post's sharers take at most 4 pages and 6 second-degree pages
+        share_budget=ReadBudget(10, timedelta(minutes=5)),
         hosts=frozenset({"mastodon.social", "mastodon.online", "joinmastodon.org"}),
     )
     reset_headers = ("retry-after", "x-ratelimit-reset")
@@ -113,6 +125,8 @@ class MastodonNetwork(HttpNetwork):
         super().__init__(*args, **kwargs)
         self._media_limiters: dict[int, AsyncLimiter] = {}
         self._no_batch: set[str] = set()  # instances older than 4.3 (no GET /api/v1/statuses?id[]=)
+        self.share_page, self.quotes_page = SHARE_PAGE, QUOTES_PAGE  # items asked per page
+        self._no_quotes: set[str] = set()  # instances without quote posts (before 4.5: no /quotes)
 
     def check(self, account: AccountView, text: str, media_count: int) -> LimitCheck:
         limit = to_int(account.settings.get("max_characters"))
@@ -359,6 +373,80 @@ class MastodonNetwork(HttpNetwork):
                     url=reply.get("url") or reply.get("uri"),
                 ))
         return comments
+
+
+    # -- who shared -------------------------------------------------------------------------------
+
+    async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:
+        headers = self._headers(account)
+        own = str(account.settings.get("account_id") or "")
+        try:
+            boosters = await self._pages(account, headers, f"/api/v1/statuses/{remote_id}/reblogged_by",
+                                           self.share_page)
+        except PublishError as exc:
+            if exc.kind == ErrorKind.REJECTED:  # the status is gone
+                return CANT_TELL
+            raise
+        shares = [Share(ShareKind.REPOST, who=str(a["id"]), handle=f"@{a.get('acct') or a['id']}",
+                        followers=to_int(a.get("followers_count")), url=a.get("url"))
+                  for a in boosters if a.get("id") and str(a["id"]) != own]
+        quotes = await self._quotes(account, headers, remote_id, first=True)
+        # quoted themselves (quotes_count > 0), or not saying (an instance that doesn't count them): asked
+        ahead = sorted((q for q in quotes if q.get("quotes_count") is None or to_int(q.get("quotes_count"))),
+                       key=lambda q: -(to_int((q.get("account") or {}).get("followers_count")) or 0))
+        found = [(q, "") for q in quotes]
+        for quote in ahead[:SECOND_DEGREE]:
+            found += [(q, str(quote["id"])) for q in await self._quotes(account, headers, str(quote["id"]), first=False)]
+        for status, via in found:
+            who = status.get("account") or {}
+            if not who.get("id") or str(who["id"]) == own or not status.get("id"):
+                continue
+            shares.append(Share(
+                ShareKind.QUOTE, who=str(who["id"]), handle=f"@{who.get('acct') or who['id']}",
+                followers=to_int(who.get("followers_count")), at=parse_iso(status.get("created_at")),
+                remote_id=str(status["id"]), text=plain_text(status.get("content") or ""),
+                url=status.get("url") or status.get("uri"),
+                engagement=sum(to_int(status.get(k)) or 0 for k in ("favourites_count", "reblogs_count",
+                                                                     "replies_count", "quotes_count")),
+                via=via))
+        return shares
+
+    async def _quotes(self, account: AccountView, headers: dict[str, str], status_id: str,
+                      *, first: bool) -> list[dict[str, Any]]:
+        """The statuses quoting a status; none on an instance without quote posts. The `first` list is of a status
+        the instance just listed the boosts of: refused, the instance has no quote posts (before 4.5: 404)."""
+        base = self.base(account)
+        if base in self._no_quotes:
+            return []
+        try:
+            return await self._pages(account, headers, f"/api/v1/statuses/{status_id}/quotes", self.quotes_page)
+        except PublishError as exc:
+            if exc.kind != ErrorKind.REJECTED:
+                raise
+            if first:
+                self._no_quotes.add(base)  # remembered for this process: a restart asks again after an upgrade
+            return []
+
+    async def _pages(self, account: AccountView, headers: dict[str, str], path: str, limit: int) -> list[dict[str, Any]]:
+        """Up to SHARE_PAGES pages of a list, following the `Link` header's next page on the same instance."""
+        base = self.base(account)
+        url: str | None = f"{base}{path}"
+        params: dict[str, Any] | None = {"limit": limit}
+        found: list[dict[str, Any]] = []
+        for _page in range(SHARE_PAGES):
+            if url is None:
+                break
+            response = await self.call("GET", url, headers=headers, params=params, expect_json=False)
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise PublishError(ErrorKind.TRANSIENT, f"Mastodon answered {path} with something that isn't "
+                                   "JSON") from exc
+            found += [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+            following = response.links.get("next", {}).get("url")
+            url = following if following and following.startswith(base + "/") else None
+            params = None  # the next link carries its own query
+        return found
 
 
 def _metrics(status: dict[str, Any], followers: int | None) -> Metrics:

@@ -44,6 +44,8 @@ from handlers.core.ports import (
     Published,
     PublishError,
     ReplyTarget,
+    Share,
+    Unknown,
 )
 from storage.db import Database
 from storage.models import SandboxPost
@@ -143,6 +145,10 @@ class SandboxNetwork:
 
     async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
         """Can't tell: `fail=timeout` is there so a team can rehearse an unconfirmed send (/confirm, /retry)."""
+        return CANT_TELL
+
+    async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:
+        """Can't tell: nobody else reads the sandbox, so nobody shares its posts."""
         return CANT_TELL
 
     async def fetch_metrics(self, account: AccountView, remote_ids: list[str]) -> dict[str, Metrics]:

@@ -8,6 +8,10 @@
   among the account's own posts since the attempt (`GET /2/users/:id/tweets`, matched by text; `look_for_post`).
 - Metrics: `GET /2/tweets?ids=` (100 per call) with `public_metrics` (+ `non_public_metrics` for link
   clicks on own posts of the last 30 days, dropped when X refuses them).
+- Who shared: `GET /2/tweets/:id/retweeted_by` (users with `public_metrics`) and `GET /2/tweets/:id/quote_tweets`
+  (the quotes with `public_metrics`, their authors expanded), `pagination_token` from `meta.next_token`; the
+  quotes of the most followed quotes that were quoted themselves are read one level down. Both lists allow 75
+  requests per 15 minutes per user: the profile's share budget keeps well under that.
 - Replies: recent search `conversation_id:<id>` (the last 7 days). Herald answers one with `POST /2/tweets`
   `{text, reply: {in_reply_to_tweet_id}}` (a post like any other: same limits, no idempotency key).
 - Tokens: access tokens live 2 hours; with `offline.access` X also hands out a refresh token, which
@@ -40,6 +44,9 @@ from handlers.core.ports import (
     PublishError,
     ReadBudget,
     ReplyTarget,
+    Share,
+    ShareKind,
+    Unknown,
     Verified,
 )
 
@@ -51,6 +58,7 @@ from .common import (
     refresh_due,
     renewed_tokens,
     resumed_uploads,
+    to_int,
     uploads_resume,
     with_resume,
 )
@@ -66,6 +74,9 @@ NOT_FOUND = "resource-not-found"
 TIMELINE_PAGES = 3  # at most 3 pages of 100 of the account's own posts when looking for a lost one
 CLOCK_SLACK = timedelta(minutes=2)  # X's clock and Herald's may differ: read from a little before the attempt
 URL_RE = re.compile(r"https?://\S+")
+SHARE_PAGE = 100  # users or quotes per page of retweeted_by / quote_tweets (X allows 10–100)
+SHARE_PAGES = 2  # pages per list and reading
+SECOND_DEGREE = 3  # quotes (the most followed first, quoted themselves) whose own quotes are read
 
 
 class XNetwork(HttpNetwork):
@@ -81,6 +92,9 @@ class XNetwork(HttpNetwork):
         text=TextRules(280, Counting.X_WEIGHTED, "weighted characters", max_images=4, media_only=True),
         # GET /2/tweets: 5,000 requests / 15 min per user, 100 ids per request → at most 100 requests
         read_budget=ReadBudget(10_000, timedelta(minutes=15)),
+        # retweeted_by and quote_tweets: 75 requests / 15 min per user each; a post's reading takes at most
+        # 2 + 2 pages and 3 second-degree quote lists (3 × 2 pages): 5 posts per 15 minutes stay under it
+        share_budget=ReadBudget(5, timedelta(minutes=15)),
         best_times=(PostingWindow((1, 2, 3, 4), 9, 12),),
         hosts=frozenset({"x.com", "twitter.com", "t.co"}), site_names=frozenset({"twitter"}),
     )
@@ -349,6 +363,77 @@ class XNetwork(HttpNetwork):
                     break
                 params["next_token"] = token
         return comments
+
+    # -- who shared -------------------------------------------------------------------------------
+
+    async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:
+        headers = self._headers(account)
+        own = str(account.settings.get("user_id") or "")
+        try:
+            shares = await self._reposted_by(account, headers, remote_id)
+            quotes, quoted = await self._quotes(account, headers, remote_id, via="")
+        except PublishError as exc:
+            if exc.kind == ErrorKind.REJECTED:  # the post is gone, or X's tier doesn't serve these lists
+                return CANT_TELL
+            raise
+        shares += quotes
+        ahead = sorted((q for q in quotes if quoted.get(q.remote_id)), key=lambda q: -(q.followers or 0))
+        for quote in ahead[:SECOND_DEGREE]:
+            try:
+                more, _ = await self._quotes(account, headers, quote.remote_id, via=quote.remote_id)
+            except PublishError as exc:
+                if exc.kind != ErrorKind.REJECTED:
+                    raise
+                continue  # that quote was deleted or is protected
+            shares += more
+        return [s for s in shares if s.who != own]
+
+    async def _pages(self, account: AccountView, headers: dict[str, str], path: str,
+                     params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Up to SHARE_PAGES pages of one of X's lists, each page's `includes.users` merged into its items."""
+        params = {**params, "max_results": SHARE_PAGE}
+        found: list[dict[str, Any]] = []
+        for _page in range(SHARE_PAGES):
+            body = await self.call("GET", f"{self.base(account)}{path}", headers=headers, params=params)
+            users = {str(u.get("id")): u for u in (body.get("includes") or {}).get("users") or []}
+            for item in body.get("data") or []:
+                found.append({**item, "_author": users.get(str(item.get("author_id")), {})})
+            token = (body.get("meta") or {}).get("next_token")
+            if not token:
+                break
+            params["pagination_token"] = token
+        return found
+
+    async def _reposted_by(self, account: AccountView, headers: dict[str, str], remote_id: str) -> list[Share]:
+        users = await self._pages(account, headers, f"/2/tweets/{remote_id}/retweeted_by",
+                                  {"user.fields": "public_metrics,username"})
+        return [Share(ShareKind.REPOST, who=str(u["id"]), handle=f"@{u.get('username') or u['id']}",
+                      followers=to_int((u.get("public_metrics") or {}).get("followers_count")),
+                      url=f"https://x.com/{u.get('username')}" if u.get("username") else None)
+                for u in users if u.get("id")]
+
+    async def _quotes(self, account: AccountView, headers: dict[str, str], remote_id: str,
+                      *, via: str) -> tuple[list[Share], dict[str, int]]:
+        """The quotes of a post, and how often each of them was quoted in turn."""
+        tweets = await self._pages(account, headers, f"/2/tweets/{remote_id}/quote_tweets", {
+            "tweet.fields": "created_at,public_metrics,author_id", "expansions": "author_id",
+            "user.fields": "public_metrics,username"})
+        shares, quoted = [], {}
+        for tweet in tweets:
+            if not tweet.get("id") or not tweet.get("author_id"):
+                continue
+            author, numbers = tweet["_author"], tweet.get("public_metrics") or {}
+            username = author.get("username") or str(tweet["author_id"])
+            shares.append(Share(
+                ShareKind.QUOTE, who=str(tweet["author_id"]), handle=f"@{username}",
+                followers=to_int((author.get("public_metrics") or {}).get("followers_count")),
+                at=parse_iso(tweet.get("created_at")), remote_id=str(tweet["id"]), text=str(tweet.get("text") or ""),
+                url=f"https://x.com/{username}/status/{tweet['id']}",
+                engagement=sum(to_int(numbers.get(k)) or 0 for k in ("like_count", "reply_count", "retweet_count",
+                                                                     "quote_count")),
+                via=via))
+            quoted[str(tweet["id"])] = to_int(numbers.get("quote_count")) or 0
+        return shares, quoted
 
     # -- X's error shapes ------------------------------------------------------------------------
 

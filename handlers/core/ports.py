@@ -2,8 +2,9 @@
 
 - `NetworkProfile`: what a connector declares about its network (key, label, aliases, text rules, read budget,
   best-time defaults, hosts): data only, so handlers keep no per-network tables.
-- `Network`: one social network connector (validate, verify, publish, fetch metrics, answer comments, and
-  look for a post whose send had an unknown outcome: `look_for_post`).
+- `Network`: one social network connector (validate, verify, publish, fetch metrics, answer comments, read
+  who shared or quoted a post: `fetch_shares`, and look for a post whose send had an unknown outcome:
+  `look_for_post`).
 - `Networks`: the directory of connectors by network key, and their profiles.
 - `Notifier`: posts a reply into a team chat on Herald's own initiative.
 - `Clock`: the current time (tests inject a fake one).
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from handlers.core.chat import ChatAddress, MediaIn, Reply
 from handlers.core.counting import LimitCheck, TextRules
+from storage.models import ShareKind  # repost (shared as it is) or quote (with their own words)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,26 @@ class ReplyTarget:
     idempotency_key: str = ""  # the same for every attempt of one reply: networks that dedupe use it
 
 
+@dataclass(frozen=True)
+class Share:
+    """Someone else sharing or quoting a published post (handlers/engagement/spread.py keeps them).
+
+    `via` is empty for a share of the post itself; for a second-degree share (a quote of a quote, one level)
+    it is the remote id of the quote that was quoted.
+    """
+
+    kind: ShareKind  # storage.models.ShareKind, re-exported here for the connectors
+    who: str  # the amplifier's stable id on the network (user id, DID, account id)
+    handle: str  # how the network names them: @handle
+    followers: int | None  # their audience when read; None where the network didn't say
+    at: datetime | None = None  # when they shared it, where the network says (reposts often don't)
+    remote_id: str = ""  # a quote's own id on the network ("" for a repost)
+    text: str = ""  # a quote's words
+    url: str | None = None
+    engagement: int | None = None  # a quote's own likes + replies + reposts + quotes
+    via: str = ""
+
+
 class ErrorKind(StrEnum):
     RATE_LIMITED = "rate_limited"  # not sent; try again after retry_after
     AUTH_EXPIRED = "auth_expired"  # not sent; reconnect the account
@@ -205,6 +227,9 @@ class NetworkProfile:
     text: TextRules
     aliases: tuple[str, ...] = ()  # other words /connect and friends accept for it: twitter, fb, …
     read_budget: ReadBudget | None = None
+    # how many posts' sharers (who reposted / quoted it) one account may read per window; declared only by the
+    # connectors whose fetch_shares reads them (None: the network can't say who shared)
+    share_budget: ReadBudget | None = None
     best_times: tuple[PostingWindow, ...] = ()
     hosts: frozenset[str] = frozenset()
     site_names: frozenset[str] = frozenset()
@@ -280,6 +305,14 @@ class Network(Protocol):
         """Ask the network whether this delivery, first tried at `since`, is live: its Published when it is,
         None when the network says for sure it isn't (so a normal retry can't post twice), CANT_TELL
         otherwise. Never sends anything that could make a second post."""
+        ...
+
+    # -- how far a post spreads (handlers/engagement/spread.py) -----------------------------------
+
+    async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:
+        """Who shared or quoted this published post (a page limit per list), with the quotes of its quotes one
+        level down where the network can tell; CANT_TELL on a network whose API doesn't say who shared.
+        PublishError like fetch_metrics (RATE_LIMITED with the wait the network names)."""
         ...
 
 

@@ -1,5 +1,5 @@
 """After publishing: reading the numbers on a cadence (`metrics`), /stats and post reports (`stats`), /report
-(`reports`), digests, /export, alerts and watch words, the inbox, /reply through approvals, best times.
+(`reports`), digests, /export, alerts and watch words, the inbox, /reply through approvals, best times, how far posts spread (`spread`).
 
 May import: `handlers.workspace`, `handlers.core` and `storage`. Importing the package registers its commands
 and periodic tasks.
@@ -14,5 +14,6 @@ from handlers.engagement import (  # noqa: F401  (each module registers its comm
     metrics,
     replies,
     reports,
+    spread,
     stats,
 )

@@ -35,6 +35,7 @@ from handlers.core.ports import Series
 from handlers.core.when import format_delta, format_when
 from handlers.core.words import short_text
 from handlers.engagement.metrics import ENGAGED, counted, engagements
+from handlers.engagement.spread import period_spread, spread_lines
 from storage.models import (
     METRIC_FIELDS,
     Account,
@@ -490,8 +491,13 @@ async def report(req: Request) -> Reply:
         tz = ws.timezone
         period = parse_period(text, now, tz, req.spec.usage)
         numbers = period_numbers(session, ws_id, period.window, period.previous, now)
+        # the sharers first seen in the period (handlers/engagement/spread.py): shown when there are any
+        shared = period_spread(session, ws_id, period.window.start, period.window.end + timedelta(
+            microseconds=1 if period.window.through else 0), tz=tz)
     title = f"📈 Report for {period.name} ({span_text(period.window.start, period.window.end, tz)})"
     body = period_lines(numbers, tz, period.before, period.previous)
+    if shared.shares or shared.second:
+        body += spread_lines(ctx, shared, more=" — /spread shows the last 7 days with a chart")
     image = await period_chart(ctx, numbers, f"Engagements per network: {period.name} vs {period.before}",
                                period.name, period.before)
     return Reply("\n".join([title, *body]), image=image)

@@ -43,6 +43,7 @@ from handlers.core.ports import Series
 from handlers.core.when import show_time
 from handlers.core.words import short_text
 from handlers.engagement.metrics import ENGAGED, LABELS, counted, engagements, poll_metrics
+from handlers.engagement.spread import period_spread, spread_lines
 from storage.models import (
     METRIC_FIELDS,
     ChatLink,
@@ -368,9 +369,15 @@ async def stats(req: Request) -> Reply:
         report = build_report(session, post, ws, now,
                               [f"📊 #{post.id} — published {show_time(post.published_at, ws.timezone, now)}"])
         tz = ws.timezone
+        # shares by others, since publishing (handlers/engagement/spread.py): shown once someone shared it
+        shared = period_spread(session, ws.id or 0, post.published_at or now, now + timedelta(microseconds=1),
+                               tz=tz, post_ids=[post.id or 0])
+    text = report.text
+    if shared.shares or shared.second:
+        text += "\n" + "\n".join(spread_lines(ctx, shared, more=f" — /spread {post.id} shows the share tree"))
     image = await draw(ctx, post_id, report.series, tz)
     mark_shown(ctx, report.shown, now)
-    return Reply(report.text, image=image)
+    return Reply(text, image=image)
 
 
 # --- automatic reports ----------------------------------------------------------------------------

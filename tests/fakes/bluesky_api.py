@@ -50,6 +50,10 @@ class FakeBluesky(LoopbackServer):
         self.blobs: dict[str, bytes] = {}
         self.duplicate_error: str | None = None  # None: 500 like today; else the explicit 400 error name
         self.followers = 321
+        self.people: dict[str, dict[str, Any]] = {}  # did → profile (followersCount) of other people
+        self.reposters: dict[str, list[str]] = {}  # uri → dids, newest first
+        self.quoted: dict[str, list[str]] = {}  # uri → uris of the posts quoting it, newest first
+        self.share_page = 100  # the most items a page of getRepostedBy / getQuotes holds (tests lower it)
         self.batch_sizes: list[int] = []  # uris per getPosts call (Seen.query keeps one value per key)
         self._n = itertools.count(1)
         for path, handler in (
@@ -65,6 +69,9 @@ class FakeBluesky(LoopbackServer):
             ("/xrpc/app.bsky.feed.getPosts", self.get_posts),
             ("/xrpc/app.bsky.feed.getPostThread", self.get_thread),
             ("/xrpc/app.bsky.actor.getProfile", self.get_profile),
+            ("/xrpc/app.bsky.actor.getProfiles", self.get_profiles),
+            ("/xrpc/app.bsky.feed.getRepostedBy", self.get_reposted_by),
+            ("/xrpc/app.bsky.feed.getQuotes", self.get_quotes),
         ):
             self.route("GET", path, handler)
 
@@ -222,7 +229,92 @@ class FakeBluesky(LoopbackServer):
         return web.json_response({"did": DID, "handle": self.handle, "followersCount": self.followers,
                                   "followsCount": 4, "postsCount": len(self.records)})
 
+    def _paged(self, request: web.Request, items: list[Any]) -> tuple[list[Any], str | None] | web.Response:
+        """A page as the AppView gives it: limit 1–100 (50 by default), `cursor` for the next page."""
+        try:
+            limit = int(request.query.get("limit", "50"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            return web.json_response({"error": "InvalidRequest", "message": "limit must be between 1 and 100"},
+                                     status=400)
+        size = min(limit, self.share_page)
+        start = int(request.query.get("cursor", "0") or 0)
+        return items[start:start + size], (str(start + size) if start + size < len(items) else None)
+
+    def _basic(self, did: str) -> dict[str, Any]:
+        person = self.people[did]
+        return {"did": did, "handle": person["handle"], "displayName": person["handle"].split(".")[0].title()}
+
+    async def get_reposted_by(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        uri = request.query.get("uri", "")
+        paged = self._paged(request, self.reposters.get(uri, []))
+        if isinstance(paged, web.Response):
+            return paged
+        page, cursor = paged
+        body: dict[str, Any] = {"uri": uri, "repostedBy": [self._basic(did) for did in page]}
+        if cursor:
+            body["cursor"] = cursor
+        return web.json_response(body)
+
+    async def get_quotes(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        uri = request.query.get("uri", "")
+        paged = self._paged(request, self.quoted.get(uri, []))
+        if isinstance(paged, web.Response):
+            return paged
+        page, cursor = paged
+        views = []
+        for quote in page:
+            author, record = self.others[quote]
+            views.append(self._view(quote, self._basic(author["did"]), record))
+        body: dict[str, Any] = {"uri": uri, "posts": views}
+        if cursor:
+            body["cursor"] = cursor
+        return web.json_response(body)
+
+    async def get_profiles(self, request: web.Request) -> web.Response:
+        denied = self._denied(request)
+        if denied:
+            return denied
+        actors = request.query.getall("actors", [])
+        if len(actors) > 25:
+            return web.json_response({"error": "InvalidRequest", "message": "actors must not have more than 25 "
+                                      "elements"}, status=400)
+        return web.json_response({"profiles": [{**self._basic(did), "followersCount": self.people[did]["followers"],
+                                                "followsCount": 3, "postsCount": 10}
+                                               for did in actors if did in self.people]})
+
     # -- test helpers -----------------------------------------------------------------------------
+
+    def person(self, handle: str, followers: int) -> str:
+        """Someone else on Bluesky, with their follower count; their DID."""
+        did = f"did:plc:{handle.split('.')[0]}{next(self._n)}"
+        self.people[did] = {"handle": handle, "followers": followers}
+        return did
+
+    def repost(self, uri: str, did: str) -> None:
+        self.reposters.setdefault(uri, []).insert(0, did)
+        self.counts.setdefault(uri, {}).setdefault("repostCount", 0)
+        self.counts[uri]["repostCount"] += 1
+
+    def quote(self, uri: str, did: str, text: str, *, likes: int = 0,
+              created_at: str = "2026-11-23T10:00:00.000Z") -> str:
+        """Someone quotes a post (or a quote): a post of theirs with an app.bsky.embed.record of it."""
+        quote = f"at://{did}/app.bsky.feed.post/3l{next(self._n):011d}"
+        record = {"$type": "app.bsky.feed.post", "text": text, "createdAt": created_at,
+                  "embed": {"$type": "app.bsky.embed.record", "record": {"uri": uri, "cid": _cid(uri)}}}
+        self.others[quote] = ({"did": did, "handle": self.people[did]["handle"]}, record)
+        self.counts[quote] = {"likeCount": likes, "repostCount": 0, "replyCount": 0, "quoteCount": 0}
+        self.quoted.setdefault(uri, []).insert(0, quote)
+        self.counts.setdefault(uri, {}).setdefault("quoteCount", 0)
+        self.counts[uri]["quoteCount"] += 1
+        return quote
 
     def reply(self, parent: str, text: str, *, handle: str = "fan.bsky.social", did: str = "did:plc:fan",
               created_at: str = "2026-11-23T09:30:00.000Z", blocked: bool = False) -> str:

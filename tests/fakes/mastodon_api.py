@@ -1,7 +1,8 @@
 """A small fake Mastodon for what mastodon-mock doesn't do: async media processing (202 → 206 → 200),
-dropped connections, recording the exact headers of each request (`seen`), and forgetting an
+dropped connections, recording the exact headers of each request (`seen`), forgetting an
 Idempotency-Key an hour after it was first used (as Mastodon does; on the `clock` it is given, else
-never).
+never), and an instance before quote posts (4.4: no /quotes route, 404) whose `reblogged_by` pages with the
+`Link` header (mastodon-mock's doesn't page).
 
 The Mastodon contract tests run against mastodon-mock (a full stateful Mastodon API); this fake only
 covers those faults.
@@ -38,6 +39,8 @@ class FakeMastodon(LoopbackServer):
         self.route("GET", "/api/v1/media/{id}", self.media_status)
         self.route("POST", "/api/v1/statuses", self.create)
         self.route("GET", "/api/v1/statuses/{id}/context", self.context)
+        self.route("GET", "/api/v1/statuses/{id}/reblogged_by", self.reblogged_by)
+        self.boosters: dict[str, list[dict[str, Any]]] = {}  # status id → accounts, newest first
 
     def _ok(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
@@ -109,6 +112,33 @@ class FakeMastodon(LoopbackServer):
                               "account": status.get("account", {"id": "1", "acct": "brand"}),
                               "content": f"<p>{status['content']}</p>", "url": status["url"]})
         return web.json_response({"ancestors": [], "descendants": found})
+
+    async def reblogged_by(self, request: web.Request) -> web.Response:
+        """Accounts that boosted a status, `limit` (40 by default, 80 at most) per page, older pages by `max_id`
+        in the `Link` header as Mastodon pages them."""
+        if not self._ok(request):
+            return web.json_response({"error": "The access token is invalid"}, status=401)
+        status_id = request.match_info["id"]
+        if status_id not in self.statuses:
+            return web.json_response({"error": "Record not found"}, status=404)
+        limit = min(int(request.query.get("limit", "40")), 80)
+        accounts = self.boosters.get(status_id, [])
+        max_id = request.query.get("max_id")
+        if max_id:
+            accounts = [a for a in accounts if int(a["_boost"]) < int(max_id)]
+        page = accounts[:limit]
+        headers = {}
+        if len(accounts) > limit:
+            headers["Link"] = (f'<{self.url}/api/v1/statuses/{status_id}/reblogged_by?limit={limit}&max_id='
+                               f'{page[-1]["_boost"]}>; rel="next"')
+        return web.json_response([{k: v for k, v in a.items() if k != "_boost"} for a in page], headers=headers)
+
+    def boost(self, status_id: str, acct: str, followers: int) -> None:
+        """Someone boosts a status."""
+        boost_id = str(next(self._ids))
+        self.boosters.setdefault(status_id, []).insert(0, {
+            "id": str(next(self._ids)), "username": acct.split("@")[0], "acct": acct, "followers_count": followers,
+            "url": f"https://{acct.split('@')[-1]}/@{acct.split('@')[0]}", "_boost": boost_id})
 
     def comment(self, status_id: str, text: str, *, acct: str = "fan@other.social", account_id: str = "77",
                 created_at: str = "2026-11-23T09:30:00.000Z") -> str:

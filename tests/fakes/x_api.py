@@ -1,4 +1,5 @@
-"""A fake X API v2 on 127.0.0.1: users/me, media upload, tweets, lookup, a user's posts, recent search, OAuth 2.0
+"""A fake X API v2 on 127.0.0.1: users/me, media upload, tweets, lookup, a user's posts, recent search, who
+reposted and quoted a post (retweeted_by, quote_tweets: paged with meta.next_token / pagination_token), OAuth 2.0
 refresh.
 
 Answers with the documented JSON shapes, checks `Authorization: Bearer <token>` (401 otherwise) and
@@ -38,6 +39,9 @@ class FakeX(LoopbackServer):
         self.tweets: dict[str, dict[str, Any]] = {}
         self.media: dict[str, dict[str, Any]] = {}
         self.replies: list[dict[str, Any]] = []
+        self.users: dict[str, dict[str, Any]] = {}  # other people (who repost and quote)
+        self.reposters: dict[str, list[str]] = {}  # tweet id → user ids, newest first
+        self.share_page = 100  # the most items a page of retweeted_by / quote_tweets holds (tests lower it)
         self.private_refused = False  # answer 403 when non_public_metrics are asked for
         self._ids = itertools.count(1_790_000_000_000_000_001)
         self._token_n = itertools.count(2)
@@ -49,6 +53,8 @@ class FakeX(LoopbackServer):
         self.route("GET", "/2/tweets/search/recent", self.search)
         self.route("GET", "/2/users/{id}/tweets", self.timeline)
         self.route("POST", "/2/oauth2/token", self.token)
+        self.route("GET", "/2/tweets/{id}/retweeted_by", self.retweeted_by)
+        self.route("GET", "/2/tweets/{id}/quote_tweets", self.quote_tweets)
 
     def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -180,6 +186,67 @@ class FakeX(LoopbackServer):
             body["meta"]["next_token"] = str(offset + 2)
         return web.json_response(body)
 
+    def _page(self, request: web.Request, items: list[Any]) -> tuple[list[Any], dict[str, Any]] | web.Response:
+        """One page of a list as X pages it: max_results 10–100 (10 by default), pagination_token from next_token."""
+        try:
+            size = int(request.query.get("max_results", "10"))
+        except ValueError:
+            size = 0
+        if not 10 <= size <= 100:
+            return web.json_response({"errors": [{"message": "The `max_results` query parameter value "
+                                      f"[{request.query.get('max_results')}] is not between 10 and 100"}],
+                                      "title": "Invalid Request", "detail": "One or more parameters to your "
+                                      "request was invalid."}, status=400)
+        size = min(size, self.share_page)
+        start = int(request.query.get("pagination_token", "0") or 0)
+        page = items[start:start + size]
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if start + size < len(items):
+            meta["next_token"] = str(start + size)
+        return page, meta
+
+    def _user(self, request: web.Request, user_id: str) -> dict[str, Any]:
+        fields = request.query.get("user.fields", "").split(",")
+        user = self.users[user_id]
+        return {k: v for k, v in user.items() if k != "public_metrics" or "public_metrics" in fields}
+
+    async def retweeted_by(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response(UNAUTHORIZED, status=401)
+        tweet_id = request.match_info["id"]
+        if tweet_id not in self.tweets:
+            return web.json_response({"errors": [{"detail": f"Could not find tweet with id: [{tweet_id}].",
+                                                  "title": "Not Found Error", "type": "https://api.twitter.com/2/"
+                                                  "problems/resource-not-found"}]})
+        paged = self._page(request, self.reposters.get(tweet_id, []))
+        if isinstance(paged, web.Response):
+            return paged
+        page, meta = paged
+        body: dict[str, Any] = {"meta": meta}
+        if page:
+            body["data"] = [self._user(request, user_id) for user_id in page]
+        return web.json_response(body)
+
+    async def quote_tweets(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response(UNAUTHORIZED, status=401)
+        tweet_id = request.match_info["id"]
+        quotes = [t for t in reversed(self.tweets.values()) if t.get("quoted") == tweet_id]  # newest first
+        paged = self._page(request, quotes)
+        if isinstance(paged, web.Response):
+            return paged
+        page, meta = paged
+        fields = request.query.get("tweet.fields", "").split(",")
+        body: dict[str, Any] = {"meta": meta}
+        if page:
+            body["data"] = [{"id": t["id"], "text": t["text"], "edit_history_tweet_ids": [t["id"]],
+                             **{f: t[f] for f in ("author_id", "created_at", "public_metrics") if f in fields}}
+                            for t in page]
+            if "author_id" in request.query.get("expansions", "").split(","):
+                authors = dict.fromkeys(t["author_id"] for t in page)
+                body["includes"] = {"users": [self._user(request, a) for a in authors]}
+        return web.json_response(body)
+
     async def token(self, request: web.Request) -> web.Response:
         form = self.seen[-1].form
         if self.client_secret is not None:
@@ -207,6 +274,29 @@ class FakeX(LoopbackServer):
         for key, value in numbers.items():
             bucket = "non_public_metrics" if key in ("url_link_clicks", "user_profile_clicks") else "public_metrics"
             self.tweets[tweet_id][bucket][key] = value
+
+    def person(self, username: str, followers: int) -> str:
+        """Someone else on X, with their follower count; their user id."""
+        user_id = str(next(self._ids))
+        self.users[user_id] = {"id": user_id, "name": username.title(), "username": username,
+                               "public_metrics": {"followers_count": followers, "following_count": 10}}
+        return user_id
+
+    def repost(self, tweet_id: str, user_id: str) -> None:
+        self.reposters.setdefault(tweet_id, []).insert(0, user_id)
+        self.tweets[tweet_id]["public_metrics"]["retweet_count"] += 1
+
+    def quote(self, tweet_id: str, user_id: str, text: str, *, likes: int = 0,
+              created_at: str = "2026-11-23T10:00:00.000Z") -> str:
+        """Someone quotes a post (or a quote): the quote is a tweet of its own, which can be quoted and answered."""
+        quote_id = str(next(self._ids))
+        self.tweets[quote_id] = {"id": quote_id, "text": text, "author_id": user_id, "created_at": created_at,
+                                 "quoted": tweet_id, "media_ids": [], "public_metrics": {
+                                     "retweet_count": 0, "reply_count": 0, "like_count": likes, "quote_count": 0,
+                                     "bookmark_count": 0, "impression_count": 0}, "non_public_metrics": {}}
+        if tweet_id in self.tweets:
+            self.tweets[tweet_id]["public_metrics"]["quote_count"] += 1
+        return quote_id
 
     def reply(self, tweet_id: str, text: str, *, username: str = "fan", author_id: str = "99",
               created_at: str = "2026-11-23T10:00:00.000Z") -> str:
