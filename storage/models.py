@@ -195,6 +195,9 @@ class Workspace(SQLModel, table=True):
     watch_words: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     alert_factor: float = 3.0  # a post "takes off" at this many times the usual engagement for its age
     utm: bool = True  # add utm_source/medium/campaign to links
+    # recurring posts (/repeat): "once" = the series' post is approved once for every occurrence, "each" = every
+    # occurrence is approved on its own (/policy series=once|each)
+    series_approval: str = Field(default="once", sa_column_kwargs={"server_default": "once"})
     created_at: datetime | None = utc_column()
 
     def approver_role_set(self) -> set[str]:
@@ -436,6 +439,76 @@ class SandboxPost(SQLModel, table=True):
     account_id: int = Field(foreign_key="account.id", index=True)
     idempotency_key: str = Field(unique=True)
     text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = utc_column()
+
+
+class SeriesState(StrEnum):
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    ENDED = "ended"  # the rule has no date left
+
+
+class Series(SQLModel, table=True):
+    """A recurring post (/repeat): a template post and an RFC 5545 rule read in `timezone` from `start_local`.
+
+    Each occurrence is an ordinary post (a copy of the template) created ahead of its time; see `Occurrence`.
+    """
+
+    __table_args__ = (UniqueConstraint("template_post_id", name="uq_series_template"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    template_post_id: int = Field(foreign_key="post.id")
+    rule: str = Field(sa_column=Column(Text, nullable=False))  # RRULE:… (no DTSTART; that is start_local)
+    start_local: str  # the rule's first moment, wall-clock time in `timezone`: 2026-11-24T09:00:00
+    timezone: str
+    approval: str = "once"  # once | each: copied from the workspace's /policy when the series is made
+    state: str = Field(default=SeriesState.ACTIVE.value, index=True)
+    created_by: str = ""
+    created_at: datetime | None = utc_column()
+    stopped_at: datetime | None = utc_column()
+
+
+class Occurrence(SQLModel, table=True):
+    """One date of a series: its post once created, or skipped. The unique date is the claim: one post per date,
+    however many workers fill the window at once."""
+
+    __table_args__ = (UniqueConstraint("series_id", "occurs_at", name="uq_occurrence_date"),)
+    id: int | None = Field(default=None, primary_key=True)
+    series_id: int = Field(foreign_key="series.id", index=True)
+    occurs_at: datetime | None = utc_column(nullable=False)
+    post_id: int | None = Field(default=None, foreign_key="post.id", index=True)
+    skipped: bool = False
+    edited: bool = False  # changed on its own (/repeat … edit <date>): edits of the series pass it by
+    template_revision: int = 0  # the template's revision its content was copied from
+    created_at: datetime | None = utc_column()
+
+
+class EvergreenItem(SQLModel, table=True):
+    """A published post in the evergreen library (/evergreen): Herald reposts it into free posting slots."""
+
+    __table_args__ = (UniqueConstraint("post_id", name="uq_evergreen_post"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    post_id: int = Field(foreign_key="post.id")
+    # other wordings to rotate through, after the text as first published
+    texts: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cooldown_days: int = 30  # at least this long between two runs on one account
+    max_cycles: int = 0  # runs per account at most; 0 = no limit
+    active: bool = True
+    added_by: str = ""
+    added_at: datetime | None = utc_column()
+
+
+class EvergreenRun(SQLModel, table=True):
+    """One repost of a library post into one account's slot: the unique slot is the claim (one run per slot)."""
+
+    __table_args__ = (UniqueConstraint("account_id", "slot_at", name="uq_evergreen_slot"),)
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="evergreenitem.id", index=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    slot_at: datetime | None = utc_column(nullable=False)
+    post_id: int = Field(foreign_key="post.id")
+    wording: int = 0  # which text: 0 = as first published, 1… = the item's other wordings
     created_at: datetime | None = utc_column()
 
 
