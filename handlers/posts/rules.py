@@ -10,7 +10,7 @@ from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.when import show_time
 from handlers.posts.render import Rendered, render_targets
-from storage.models import Approval, Decision, Post, PostState, Workspace, move_post
+from storage.models import Approval, Decision, Post, PostState, Series, SeriesState, Workspace, move_post
 
 UNAPPROVED = (PostState.DRAFT, PostState.IN_REVIEW, PostState.CHANGES_REQUESTED)
 
@@ -79,3 +79,15 @@ def awaiting_fix_approval(post: Post) -> bool:
     """A post that failed somewhere and got a new variant since it went out: it needs approval before /retry."""
     return PostState(post.state) in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED) and (
         post.sent_revision is not None and post.revision != post.sent_revision)
+
+
+def refuse_series_post(session: Session, post: Post, doing: str) -> None:
+    """The post of a running series (/repeat) doesn't go out itself: its dates do, each as a post of its own."""
+    running = session.exec(select(Series.id).where(Series.template_post_id == post.id)
+                           .where(Series.state == SeriesState.ACTIVE.value)).first()
+    if running is not None:
+        raise UserError(
+            f"#{post.id} is the post of a recurring series: its dates go out as posts of their own "
+            f"(/repeat {post.id} shows them), so it can't be {doing} itself. Nothing changed. "
+            f"/repeat {post.id} stop ends the series."
+        )

@@ -415,7 +415,7 @@ def describe(session: Session, series: Series, template: Post, ws: Workspace, no
     for at in upcoming:
         occurrence = made.get(at)
         if occurrence is None:
-            what = "created ahead of its time"
+            what = f"its post is made when it is among the next {WINDOW}"
         elif occurrence.skipped:
             what = "skipped"
         else:
