@@ -263,6 +263,8 @@ async def test_a_date_is_made_once_however_often_and_by_however_many_workers_the
     template = await draft(team)
     await team.say("alice", f"/repeat {template} every day at 8:00 count=10")
     assert len(posts_of(team, template)) == 3
+    out = await team.say("alice", f"/edit {template} Daily tip: rest")  # no approval step: the dates made follow
+    assert [p.text for p in posts_of(team, template)] == ["Daily tip: rest"] * 3 and "now say the same" in out, out
     other = make_herald(db_url, team.clock, HERALD_WORKER_ID="second")  # another worker on the same database
     await other.start()
     try:
@@ -279,3 +281,15 @@ async def test_a_date_is_made_once_however_often_and_by_however_many_workers_the
         assert post_count(team) == before  # and no stray post left behind by the refused insert
     finally:
         await other.stop()
+
+
+async def test_a_series_whose_post_is_cancelled_makes_no_new_date(team: Team) -> None:
+    await team.setup_workspace()
+    await team.say("alice", "/policy series=each")
+    template = await draft(team)
+    await team.say("alice", f"/repeat {template} every day at 9:00 count=8")
+    assert len(posts_of(team, template)) == 3
+    await team.say("alice", f"/cancel {template}")
+    team.clock.advance(days=2)
+    assert await fill_all_series(team.herald.ctx) == 0 and len(posts_of(team, template)) == 3
+    assert "stopped" in await team.say("alice", f"/repeat {template}")

@@ -87,7 +87,8 @@ def copy_content(session: Session, source: Post, post: Post) -> None:
 
 def follow_series(ctx: Context, session: Session, template: Post) -> str:
     """Bring the content of a series' post (its template) to the series' future occurrences that are not approved
-    yet and weren't edited on their own; the approved ones keep what was approved. Returns a sentence for the team
+    yet (any, in a workspace without approvals) and weren't edited on their own; the approved ones keep what was
+    approved. Returns a sentence for the team
     ('' when the post has no running series or nothing had to change)."""
     series = session.exec(select(Series).where(Series.template_post_id == template.id)).first()
     if series is None or series.state != SeriesState.ACTIVE.value:
@@ -97,11 +98,14 @@ def follow_series(ctx: Context, session: Session, template: Post) -> str:
         .where(col(Occurrence.skipped).is_(False)).where(col(Occurrence.occurs_at) > ctx.clock.now())
         .order_by(col(Occurrence.occurs_at))
     ).all()
+    # with no approval step, a scheduled date was approved by nobody: it follows too
+    follows = (*UNAPPROVED, *((PostState.APPROVED, PostState.SCHEDULED)
+                              if get_workspace(session, template.workspace_id).approvals_needed == 0 else ()))
     followed, kept = [], []
     for occurrence, post in rows:
         if occurrence.template_revision == template.revision or occurrence.edited:
             continue
-        if PostState(post.state) in UNAPPROVED:
+        if PostState(post.state) in follows:
             copy_content(session, template, post)
             post.revision += 1  # approvals given to the old text no longer count
             post.updated_at = ctx.clock.now()
@@ -113,7 +117,7 @@ def follow_series(ctx: Context, session: Session, template: Post) -> str:
             kept.append(f"#{post.id}")
     note = ""
     if followed:
-        note += f" The series' next occurrences not yet approved ({', '.join(followed)}) now say the same."
+        note += f" The series' next dates not yet approved ({', '.join(followed)}) now say the same."
     if kept:
         note += (f" Already approved, {', '.join(kept)} keep their text: /repeat {template.id} edit <date> <text> "
                  f"changes one, /repeat {template.id} skip <date> drops one.")

@@ -312,8 +312,12 @@ async def fill_series(ctx: Context, series_id: int) -> list[int]:
             return []
         template = session.get(Post, series.template_post_id)
         assert template is not None
-        follow_series(ctx, session, template)
         ws = get_workspace(session, series.workspace_id)
+        if PostState(template.state) in (PostState.CANCELLED, PostState.REJECTED):
+            series.state, series.stopped_at = SeriesState.STOPPED.value, now  # its post is gone: so are new dates
+            audit(session, ctx, ws.id or 0, template.id, "Herald", "repeat", f"stopped: #{template.id} is {template.state}")
+            return []
+        follow_series(ctx, session, template)
         ready = series.approval == "each" or series_approved(session, series, template, ws)
         made = {o.occurs_at: o for o in session.exec(select(Occurrence).where(Occurrence.series_id == series_id)).all()}
         dates = [at for at in rule_of(series).dates() if at > now]
@@ -441,7 +445,7 @@ def describe(session: Session, series: Series, template: Post, ws: Workspace, no
         f"{MAX_SPAN.days // 365} years. An RFC 5545 rule may be pasted instead: RRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=6 "
         "[at 9:00] [from 2026-12-01].\n"
         "/policy series=once|each: approve the series once, or each occurrence on its own. /edit <post> changes "
-        "the occurrences not approved yet."
+        "the occurrences not approved yet. Everyone may look at a series; admins and editors change it."
     ),
     roles=ALL_ROLES,
     group="Posts",
