@@ -33,7 +33,7 @@ def accounts(team: Team) -> dict[int, str]:
 def runs(team: Team) -> list[tuple[EvergreenRun, Post]]:
     with team.herald.db.session() as session:
         return list(session.exec(select(EvergreenRun, Post).where(col(EvergreenRun.post_id) == col(Post.id))
-                                 .order_by(col(EvergreenRun.slot_at))).all())
+                                 .order_by(col(EvergreenRun.slot_at), col(EvergreenRun.id))).all())
 
 
 async def approve_waiting_reposts(team: Team) -> None:

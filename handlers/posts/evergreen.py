@@ -306,7 +306,7 @@ def library(session: Session, ws: Workspace, now: datetime) -> str:
         runs = session.exec(select(EvergreenRun, Account, Post).where(EvergreenRun.item_id == item.id)
                             .where(col(EvergreenRun.account_id) == col(Account.id))
                             .where(col(EvergreenRun.post_id) == col(Post.id))
-                            .order_by(col(EvergreenRun.slot_at))).all()
+                            .order_by(col(EvergreenRun.slot_at), col(Account.name))).all()
         if not runs:
             lines.append("  no run yet")
         for run, account, post in runs:
