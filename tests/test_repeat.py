@@ -69,6 +69,13 @@ def test_a_pasted_rrule_is_read_as_is() -> None:
     assert rule.dates() == [utc(2026, 12, 1, 16, 30), utc(2027, 1, 1, 16, 30), utc(2027, 2, 1, 16, 30)]
 
 
+def test_a_pasted_until_in_utc_is_read_on_the_workspace_clock() -> None:
+    rule, timed = parse_rule("RRULE:FREQ=WEEKLY;BYDAY=TU;UNTIL=20261208T080000Z", now=utc(2026, 11, 23, 9),
+                             tz="Europe/Paris")
+    assert not timed and rule.text == "RRULE:FREQ=WEEKLY;BYDAY=TU;UNTIL=20261208T090000"
+    assert rule.dates() == [utc(2026, 11, 24, 8), utc(2026, 12, 1, 8), utc(2026, 12, 8, 8)]  # 09:00 in Paris
+
+
 @pytest.mark.parametrize(("text", "says"), [
     ("every 0 days count=3", "never comes round"),
     ("every week", "never ends"),

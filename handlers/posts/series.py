@@ -62,7 +62,6 @@ CANCELLABLE = (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED, PostState.E
 
 EXAMPLE = "/repeat 12 every 2 weeks on tue,thu at 9:00 until 2027-03-01"
 UNITS = {"day": "DAILY", "week": "WEEKLY", "month": "MONTHLY", "year": "YEARLY"}
-DAYS = {"mo": "MO", "tu": "TU", "we": "WE", "th": "TH", "fr": "FR", "sa": "SA", "su": "SU"}
 DAY_NAMES = {"MO": "Mon", "TU": "Tue", "WE": "Wed", "TH": "Thu", "FR": "Fri", "SA": "Sat", "SU": "Sun"}
 UNIT_WORDS = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
 
@@ -139,19 +138,32 @@ def _date(text: str, what: str) -> date:
         raise UserError(f"'{what} {text}': there's no such date. Nothing was created.") from None
 
 
+WEEKDAY_WORDS = {name[:n]: name[:2].upper() for name in (
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday") for n in range(2, len(name) + 1)}
+
+
 def _days(text: str) -> list[str]:
     days = []
     for word in re.split(r"[,\s]+", text.strip().lower()):
         if not word or word == "and":
             continue
-        key = DAYS.get(word[:2])
-        if key is None or not "monday tuesday wednesday thursday friday saturday sunday".count(word[:3]):
+        key = WEEKDAY_WORDS.get(word)
+        if key is None:
             raise UserError(f"'{word}' isn't a day of the week. Write days like on tue,thu. Nothing was created.")
         if key not in days:
             days.append(key)
     if not days:
         raise UserError("'on' needs days of the week, like on tue,thu. Nothing was created.")
     return days
+
+
+def _local_until(rule_text: str, zone: ZoneInfo) -> str:
+    """An RRULE's UNTIL given in UTC (…Z, as calendars write it) as the zone's wall-clock time the rule runs on."""
+    m = re.search(r"UNTIL=(\d{8}T\d{6})Z", rule_text)
+    if m is None:
+        return rule_text
+    local = datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC).astimezone(zone)
+    return rule_text[:m.start()] + f"UNTIL={local:%Y%m%dT%H%M%S}" + rule_text[m.end():]
 
 
 def parse_rule(text: str, *, now: datetime, tz: str) -> tuple[Rule, bool]:
@@ -169,8 +181,7 @@ def parse_rule(text: str, *, now: datetime, tz: str) -> tuple[Rule, bool]:
         if "dtstart" in lowered:
             raise UserError("Paste the RRULE line only; the start is written after it: "
                             "/repeat 12 RRULE:FREQ=WEEKLY;BYDAY=TU at 9:00 from 2026-12-01. Nothing was created.")
-        rule_text = line if line.upper().startswith("RRULE:") else "RRULE:" + line
-        rule_text = rule_text[:6].upper() + rule_text[6:].upper()
+        rule_text = _local_until((line if line.upper().startswith("RRULE:") else "RRULE:" + line).upper(), zone)
         tail = rest
     else:
         m = re.match(r"every\s+(?:(\d+)\s+)?(day|week|month|year)s?\b", lowered)
