@@ -90,6 +90,8 @@ def test_a_pasted_until_in_utc_is_read_on_the_workspace_clock() -> None:
     ("every week until 2027-02-30", "no such date"),
     ("every week count=3 until 2027-01-01", "not both"),
     ("sometimes", "can't read"),
+    ("every week at 9:00 at 10:00 count=2", "given twice"),
+    ("RRULE:FREQ=WEEKLY;BYDAY=TU count=3", "write 'count' inside it"),
     ("RRULE:FREQ=SOMETIMES;COUNT=2", "can't be read"),
 ])
 def test_bad_rules_are_refused_with_what_to_write(text: str, says: str) -> None:

@@ -168,8 +168,8 @@ def _local_until(rule_text: str, zone: ZoneInfo) -> str:
 
 def parse_rule(text: str, *, now: datetime, tz: str) -> tuple[Rule, bool]:
     """Read `every 2 weeks [on tue,thu] [at 9:00] [from 2026-12-01] [until 2027-03-01 | count=6]` or an RRULE
-    ([at …] [from …] may follow it) into a Rule, and whether a time of day was given; refuse (UserError) anything unclear, never-ending, too long,
-    empty or past."""
+    ([at …] [from …] may follow it) into a Rule, and whether a time of day was given. Refuses (UserError) anything
+    unclear, never-ending, too long, without a date or in the past."""
     zone = ZoneInfo(tz)
     raw = " ".join(text.split())
     lowered = raw.lower()
@@ -199,23 +199,31 @@ def parse_rule(text: str, *, now: datetime, tz: str) -> tuple[Rule, bool]:
     options = re.split(r"\s+(?=(?:on|at|from|until|count)\b)", " " + tail.strip(), flags=re.IGNORECASE)
     until: date | None = None
     count: int | None = None
+    seen: set[str] = set()
     for option in (o.strip() for o in options):
         if not option:
             continue
         word, _, value = option.partition(" ")
         word = word.lower()
-        if word.startswith("count"):
+        name = "count" if word.startswith("count") else word
+        if name in seen:
+            raise UserError(f"'{name}' is given twice in '{raw}'. Nothing was created.")
+        seen.add(name)
+        if pasted and name in ("on", "until", "count"):
+            raise UserError(f"With an RRULE, write '{name}' inside it (BYDAY=, UNTIL=, COUNT=); only at and from "
+                            "may follow it. Nothing was created.")
+        if name == "count":
             number = option[5:].lstrip(" =")
             if not number.isdigit() or int(number) == 0:
                 raise UserError(f"'{option}' needs a number of times, like count=6. Nothing was created.")
             count = int(number)
-        elif word == "on" and not pasted:
+        elif word == "on":
             parts.append("BYDAY=" + ",".join(_days(value)))
         elif word == "at":
             at, given_at = _clock(value), True
         elif word == "from":
             start_day, started = _date(value.strip(), "from"), True
-        elif word == "until" and not pasted:
+        elif word == "until":
             until = _date(value.strip(), "until")
         else:
             raise UserError(f"I can't read '{option}' in '{raw}'. Write it like {EXAMPLE}. Nothing was created.")
