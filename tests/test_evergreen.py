@@ -10,7 +10,7 @@ import asyncio
 from sqlmodel import col, select
 
 from handlers.engagement.metrics import poll_metrics
-from handlers.posts.evergreen import fill_evergreen
+from handlers.posts.evergreen import Choice, create_run, fill_evergreen
 from storage.models import Account, EvergreenRun, Post
 from tests.conftest import Team, make_herald, refused
 
@@ -165,6 +165,14 @@ async def test_one_repost_per_slot_however_many_workers_fill(team: Team, db_url:
     texts = [post.text for run, post in made if accounts(team)[run.account_id] == "brand-bsky"]
     assert texts == ["First evergreen", "Second evergreen"] * 2  # the longest rested goes first
     assert len(team.sandbox_posts()) == 4 + 8
+    run, post = made[-1]
+    with team.herald.db.session() as session:
+        before = len(session.exec(select(Post.id)).all())
+    assert run.slot_at is not None
+    again = create_run(team.herald.ctx, post.workspace_id, run.account_id, run.slot_at, Choice(run.item_id, 0, "Again"))
+    assert again is None  # the slot's claim holds (a crash's rerun, or a worker that read before the other wrote)
+    with team.herald.db.session() as session:
+        assert len(session.exec(select(Post.id)).all()) == before  # and the refused repost left no post behind
 
 
 async def test_removing_a_post_cancels_its_waiting_reposts(team: Team) -> None:
