@@ -88,8 +88,7 @@ def copy_content(session: Session, source: Post, post: Post) -> None:
 def follow_series(ctx: Context, session: Session, template: Post) -> str:
     """Bring the content of a series' post (its template) to the series' future occurrences that are not approved
     yet (any, in a workspace without approvals) and weren't edited on their own; the approved ones keep what was
-    approved. Returns a sentence for the team
-    ('' when the post has no running series or nothing had to change)."""
+    approved. Returns a sentence for the team ('' when the post has no running series or nothing had to change)."""
     series = session.exec(select(Series).where(Series.template_post_id == template.id)).first()
     if series is None or series.state != SeriesState.ACTIVE.value:
         return ""

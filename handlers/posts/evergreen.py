@@ -348,7 +348,8 @@ def library_post(session: Session, ws_id: int, token: str) -> Post:
         "account at most, 0 = no limit); remove <post> takes it out (its reposts still waiting are cancelled); "
         "vary <post> <text> adds a wording the reposts take turns with. Herald fills the free /slots of the next "
         "day, never sends an account a text identical to one it posted within its network's duplicate window (it "
-        "says it differently or skips and tells you), and queues nothing while /pause is on."
+        "says it differently or skips and tells you), and queues nothing while /pause is on. Everyone may read the "
+        "library; admins and editors change it."
     ),
     roles=ALL_ROLES,
     group="Posts",
@@ -393,11 +394,11 @@ def add(req: Request, ws_id: int, token: str, options: dict[str, int]) -> Reply:
         if item is not None and item.active:
             raise UserError(f"#{post.id} is in the evergreen library already. /evergreen lists it. Nothing changed.")
         if item is None:
-            item = EvergreenItem(workspace_id=ws_id, post_id=post.id or 0, added_by=req.actor_name,
-                                 added_at=ctx.clock.now())
+            item = EvergreenItem(workspace_id=ws_id, post_id=post.id or 0, cooldown_days=DEFAULT_COOLDOWN_DAYS,
+                                 added_by=req.actor_name, added_at=ctx.clock.now())
             session.add(item)
         item.active = True
-        item.cooldown_days = options.get("cooldown", DEFAULT_COOLDOWN_DAYS)
+        item.cooldown_days = options.get("cooldown", item.cooldown_days)
         item.max_cycles = options.get("cycles", item.max_cycles)
         audit(session, ctx, ws_id, post.id, req.actor_name, "evergreen",
               f"added: cooldown {item.cooldown_days} days, cycles {item.max_cycles or 'no limit'}")
@@ -406,7 +407,8 @@ def add(req: Request, ws_id: int, token: str, options: dict[str, int]) -> Reply:
         text = (f"♻️ #{post.id} is in the evergreen library: it goes again to {', '.join(a.name for a in accounts)} "
                 f"in free posting slots, every {item.cooldown_days} days or more{cycles}.")
         if slotless:
-            text += f"\n{', '.join(slotless)} has no posting slots yet: /slots {slotless[0]} 10:00 gives it some."
+            verb = "has" if len(slotless) == 1 else "have"
+            text += f"\n{', '.join(slotless)} {verb} no posting slots yet: /slots {slotless[0]} 10:00 sets one."
         if get_workspace(session, ws_id).paused:
             text += "\n⏸ Publishing is paused: nothing is queued until /resume."
     return Reply(text)
