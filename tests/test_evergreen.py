@@ -6,6 +6,9 @@ while paused, one repost per slot however many workers fill."""
 from __future__ import annotations
 
 import asyncio
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from sqlmodel import col, select
 
@@ -13,6 +16,7 @@ from handlers.engagement.metrics import poll_metrics
 from handlers.posts.evergreen import Choice, create_run, fill_evergreen
 from storage.models import Account, EvergreenRun, Post
 from tests.conftest import Team, make_herald, refused
+from tests.test_repeat import QuietScheduler
 
 ORIGINAL = "Our guide to winter gardening"
 OTHER = "Winter gardening, the short guide"
@@ -209,3 +213,33 @@ async def test_bad_evergreen_input_changes_nothing(team: Team) -> None:
     await refused(team, "alice", f"/evergreen vary {source}", "What should the other wording say?")
     await refused(team, "alice", f"/evergreen vary {source} {ORIGINAL.upper()}", "has that wording already")
     await refused(team, "alice", f"/evergreen vary {source} {'x' * 300}", "doesn't fit every account", "brand-x")
+
+
+async def test_workers_racing_for_one_slot_make_one_repost(team: Team) -> None:
+    """Four workers (threads, each its own connection) fill the same slot at once: one repost."""
+    await team.setup_workspace(accounts=("brand-bsky like=bluesky",))
+    await team.say("alice", "/slots brand-bsky 10:00")
+    source = await published(team)
+    await team.say("alice", f"/evergreen add {source}")
+    with team.herald.db.session() as session:
+        account = session.exec(select(Account)).one()
+        post = session.get(Post, source)
+        assert post is not None
+    slot = datetime(2026, 12, 24, 9, tzinfo=UTC)
+    ctx = replace(team.herald.ctx, scheduler=QuietScheduler())
+    start = threading.Barrier(4)
+    results: list[object] = []
+
+    def worker(wording: int) -> None:
+        start.wait()
+        results.append(create_run(ctx, post.workspace_id, account.id or 0, slot, Choice(1, 0, f"Take {wording}")))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4 and len([r for r in results if r is not None]) == 1
+    assert len(runs(team)) == 1
+    with team.herald.db.session() as session:
+        assert len(session.exec(select(Post.id).where(Post.due_at == slot)).all()) == 1

@@ -6,6 +6,8 @@ created, and each date made once however many times (or workers) the clock runs.
 from __future__ import annotations
 
 import asyncio
+import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -302,3 +304,44 @@ async def test_a_series_whose_post_is_cancelled_makes_no_new_date(team: Team) ->
     team.clock.advance(days=2)
     assert await fill_all_series(team.herald.ctx) == 0 and len(posts_of(team, template)) == 3
     assert "stopped" in await team.say("alice", f"/repeat {template}")
+
+
+class QuietScheduler:
+    """A worker's clock that arms nothing (the threads below share no event loop)."""
+
+    def arm(self, post_id: int, at: datetime) -> None:
+        pass
+
+    def disarm(self, post_id: int) -> None:
+        pass
+
+
+async def test_workers_racing_for_one_date_make_one_post(team: Team) -> None:
+    """Four workers (threads, each its own connection) create the same date at once: one post, one row."""
+    await team.setup_workspace()
+    await team.say("alice", "/policy approvals=0")
+    template = await draft(team)
+    await team.say("alice", f"/repeat {template} every week on fri at 9:00 count=5")
+    with team.herald.db.session() as session:
+        series = session.exec(select(Series).where(Series.template_post_id == template)).one()
+    dates = [o.occurs_at for o, _p in occurrences(team, template)]
+    late = utc(2026, 12, 25, 8)  # the fifth Friday, beyond the window
+    assert late not in dates
+    ctx = replace(team.herald.ctx, scheduler=QuietScheduler())
+    start = threading.Barrier(4)
+    results: list[object] = []
+
+    def worker() -> None:
+        start.wait()
+        results.append(create_occurrence(ctx, series.id or 0, late))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len([r for r in results if r is not None]) == 1 and len(results) == 4
+    made = [p for o, p in occurrences(team, template) if o.occurs_at == late]
+    assert len(made) == 1 and made[0] is not None and made[0].state == "scheduled"
+    with team.herald.db.session() as session:
+        assert len(session.exec(select(Post.id).where(Post.due_at == late)).all()) == 1
