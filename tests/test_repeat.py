@@ -127,8 +127,10 @@ async def test_a_weekly_series_publishes_at_nine_local_every_week_across_both_ds
             assert f"created once #{template} is approved" in out
             assert post_count(team) == 1  # nothing made before the series is approved
             await team.say("alice", f"/submit {template}")
-            assert "Approved." in await team.say("bob", f"/approve {template}")
-            assert await fill_all_series(herald.ctx) == 3
+            out = await team.say("bob", f"/approve {template}")
+            assert "Approved for its series: its dates go out with this approval" in out, out
+            assert "Its series' next dates are made: #2, #3, #4" in out, out
+            assert await fill_all_series(herald.ctx) == 0  # made already
             published: list[datetime] = []
             while True:
                 await fill_all_series(herald.ctx)

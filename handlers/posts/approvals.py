@@ -22,6 +22,7 @@ from handlers.posts.rules import (
     rearm,
     require_publishable,
 )
+from handlers.posts.series import fill_series_of
 from storage.models import Approval, Decision, Post, PostState, Role, UnapprovedAction, Workspace, move_post
 
 
@@ -128,6 +129,9 @@ async def approve(req: Request) -> Reply:
         if req.pressed:  # a button on a card: the card is edited to show the decision
             session.flush()
             card = approval_card(ctx, session, post, ws, f"#{post.id}: {outcome}", rendered)
+    made = await fill_series_of(ctx, post_id)  # a series' post: its next dates are made now, not at the next round
+    if made:
+        text += f"\n🔁 Its series' next dates are made: {', '.join(f'#{n}' for n in made)} (/repeat {post_id})."
     reply = Reply(text, update=card)
     await tell_team(ctx, ws_id, Reply(text), skip=req.command.chat)
     return reply

@@ -366,6 +366,14 @@ async def fill_series(ctx: Context, series_id: int) -> list[int]:
     return created
 
 
+async def fill_series_of(ctx: Context, post_id: int) -> list[int]:
+    """Fill the running series whose post is `post_id` at once (its post was just approved); [] if it has none."""
+    with ctx.db.session() as session:
+        series_id = session.exec(select(Series.id).where(Series.template_post_id == post_id)
+                                 .where(Series.state == SeriesState.ACTIVE.value)).first()
+    return await fill_series(ctx, series_id) if series_id is not None else []
+
+
 @periodic("series", every=FILL_EVERY)
 async def fill_all_series(ctx: Context) -> int:
     """Keep every running series' next occurrences created; returns how many posts were created."""
