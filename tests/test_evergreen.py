@@ -12,10 +12,13 @@ from datetime import UTC, datetime
 
 from sqlmodel import col, select
 
+from handlers.core.chat import MediaIn
+from handlers.core.commands import PERIODIC
 from handlers.engagement.metrics import poll_metrics
 from handlers.posts.evergreen import Choice, create_run, fill_evergreen
 from storage.models import Account, EvergreenRun, Post
 from tests.conftest import Team, make_herald, refused
+from tests.test_chats_and_people import png, run
 from tests.test_repeat import QuietScheduler
 
 ORIGINAL = "Our guide to winter gardening"
@@ -243,3 +246,23 @@ async def test_workers_racing_for_one_slot_make_one_repost(team: Team) -> None:
     assert len(runs(team)) == 1
     with team.herald.db.session() as session:
         assert len(session.exec(select(Post.id).where(Post.due_at == slot)).all()) == 1
+
+
+async def test_a_library_post_keeps_its_files_past_the_media_retention(team: Team) -> None:
+    await team.setup_workspace(accounts=("brand-bsky like=bluesky",))
+    photo = (MediaIn("p.png", "image/png", png((6, 4))),)
+    made = await run(team, "console", "console", "alice", "/draft Our guide, with a picture", media=photo)
+    source = int(made.text.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+    await team.say("alice", f"/submit {source}")
+    await team.say("bob", f"/approve {source}")
+    await team.say("alice", f"/publish {source}")
+    await team.say("alice", f"/evergreen add {source} cooldown=120d")
+    team.clock.advance(days=100)  # past the 90-day media retention of a published post
+    assert await PERIODIC["media_retention"].task(team.herald.ctx) == 0
+    await team.say("alice", "/slots brand-bsky 10:00")
+    team.clock.advance(days=20)
+    assert await fill_evergreen(team.herald.ctx) == 1
+    [(_run, repost)] = runs(team)
+    assert repost.media == team.post(source).media and len(repost.media) == 1
+    await team.say("alice", f"/evergreen remove {source}")
+    assert await PERIODIC["media_retention"].task(team.herald.ctx) == 1  # out of the library: the old file goes
