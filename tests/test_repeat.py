@@ -64,6 +64,16 @@ def test_a_weekly_rule_keeps_nine_local_across_daylight_saving(zone: str, winter
                for a, b in zip(local, local[1:], strict=False))
 
 
+def test_a_time_the_clock_skips_goes_out_an_hour_later_and_one_it_repeats_at_the_first() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    spring, _ = parse_rule("every day at 2:30 from 2027-03-27 count=3", now=utc(2027, 3, 1), tz="Europe/Berlin")
+    assert [d.astimezone(berlin).strftime("%d %H:%M %Z") for d in spring.dates()] == [
+        "27 02:30 CET", "28 03:30 CEST", "29 02:30 CEST"]
+    autumn, _ = parse_rule("every day at 2:30 from 2027-10-30 count=3", now=utc(2027, 3, 1), tz="Europe/Berlin")
+    assert [d.astimezone(berlin).strftime("%d %H:%M %Z") for d in autumn.dates()] == [
+        "30 02:30 CEST", "31 02:30 CEST", "01 02:30 CET"]
+
+
 def test_a_pasted_rrule_is_read_as_is() -> None:
     rule, timed = parse_rule("RRULE:FREQ=MONTHLY;BYMONTHDAY=1;COUNT=3 at 17:30", now=utc(2026, 11, 23, 9),
                              tz="Europe/Paris")
