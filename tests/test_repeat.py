@@ -239,6 +239,22 @@ async def test_editing_the_series_changes_only_dates_not_yet_approved(team: Team
     assert all(after[p.id].revision == 2 for p in made[1:])
 
 
+async def test_with_approval_each_a_date_goes_out_once_approved_and_expires_if_not(team: Team) -> None:
+    await team.setup_workspace()
+    await team.say("alice", "/policy series=each")
+    template = await draft(team)
+    await team.say("alice", f"/repeat {template} every day at 9:00 count=4")
+    first, second, _third = posts_of(team, template)
+    out = await team.say("bob", f"/approve {first.id}")
+    assert "Approved and scheduled for Tue 24 Nov 2026 09:00 CET" in out, out
+    out = await team.tick(hours=23)  # Tue 09:00 in Paris
+    assert team.post(first.id or 0).state == "published"
+    await fill_all_series(team.herald.ctx)
+    out = await team.tick(days=1)
+    assert team.post(second.id or 0).state == "expired" and f"#{second.id} wasn't approved by its deadline" in out, out
+    assert len(team.sandbox_posts()) == 2  # the approved date only, on both accounts
+
+
 async def test_with_approval_once_an_edit_of_the_series_waits_for_its_new_approval(team: Team) -> None:
     template = await setup_series(team)
     out = await team.say("alice", f"/edit {template} New weekly tip")
