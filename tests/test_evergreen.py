@@ -18,6 +18,7 @@ from handlers.engagement.metrics import poll_metrics
 from handlers.posts.evergreen import Choice, create_run, fill_evergreen
 from storage.models import Account, EvergreenRun, Post
 from tests.conftest import Team, make_herald, refused
+from tests.fakes.x_api import FakeX
 from tests.test_chats_and_people import png, run
 from tests.test_repeat import QuietScheduler
 
@@ -266,3 +267,34 @@ async def test_a_library_post_keeps_its_files_past_the_media_retention(team: Tea
     assert repost.media == team.post(source).media and len(repost.media) == 1
     await team.say("alice", f"/evergreen remove {source}")
     assert await PERIODIC["media_retention"].task(team.herald.ctx) == 1  # out of the library: the old file goes
+
+
+async def test_reposts_reach_the_x_fake_and_x_never_sees_a_duplicate(team: Team) -> None:
+    """Through the X connector and its loopback fake, which refuses any text it already has (403)."""
+    async with FakeX() as x:
+        await team.say("alice", "/setup Acme")
+        await team.say("alice", "/timezone Europe/Paris")
+        await team.say("alice", f"/connect x name=acme-x base_url={x.url} access_token=tok-1")
+        await team.say("alice", "/policy approvals=0")
+        await team.say("alice", "/slots acme-x 10:00")
+        draft = int((await team.say("alice", f"/draft {ORIGINAL}")).split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+        await team.say("alice", f"/submit {draft}")
+        assert "published" in await team.say("alice", f"/publish {draft}")
+        await team.say("alice", f"/evergreen add {draft} cooldown=10d")
+        await team.say("alice", f"/evergreen vary {draft} {OTHER}")
+        await team.say("alice", f"/evergreen vary {draft} Three tips for a winter garden")
+        notices: list[str] = []
+        for _day in range(45):
+            team.clock.advance(hours=23)
+            captured: list[str] = []
+            team.herald.console.captured = captured
+            try:
+                await fill_evergreen(team.herald.ctx)
+            finally:
+                team.herald.console.captured = None
+            notices += captured
+            await team.tick(hours=1)
+        assert [t["text"] for t in x.tweets.values()] == [ORIGINAL, OTHER, "Three tips for a winter garden"]
+        assert len(x.requests("POST", "/2/tweets")) == 3  # nothing refused, nothing sent twice
+        assert [post.state for _run, post in runs(team)] == ["published", "published"]
+        assert sum(n.startswith(f"⏭ Evergreen: #{draft} isn't posted again on acme-x") for n in notices) == 1
