@@ -197,6 +197,7 @@ async def test_removing_a_post_cancels_its_waiting_reposts(team: Team) -> None:
     team.clock.advance(days=1)
     assert await fill_evergreen(team.herald.ctx) == 0
     assert "library is empty" in await team.say("alice", "/evergreen")
+    assert "library is empty" in await team.say("alice", "/evergreen list")
 
 
 async def test_bad_evergreen_input_changes_nothing(team: Team) -> None:

@@ -60,7 +60,7 @@ MAX_COOLDOWN_DAYS = 365
 MAX_CYCLES = 100
 WAITING = (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED, PostState.PUBLISHING)
 LIBRARY_STATES = (PostState.PUBLISHED, PostState.PARTIALLY_PUBLISHED)
-USAGE = "/evergreen [add <post> [cooldown=30d] [cycles=5] | remove <post> | vary <post> <text>]"
+USAGE = "/evergreen [list | add <post> [cooldown=30d] [cycles=5] | remove <post> | vary <post> <text>]"
 
 
 def same_text(a: str, b: str) -> bool:
@@ -359,7 +359,7 @@ async def evergreen(req: Request) -> Reply:
     ws_id = req.need_workspace()
     words = req.words
     now = ctx.clock.now()
-    if not words:
+    if not words or (len(words) == 1 and words[0].lower() == "list"):
         with ctx.db.session() as session:
             return Reply(library(session, get_workspace(session, ws_id), now))
     verb = words[0].lower()
