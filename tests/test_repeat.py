@@ -293,6 +293,7 @@ async def test_bad_input_in_the_chat_creates_nothing(team: Team) -> None:
     await refused(team, "alice", f"/schedule {template} tomorrow 9am", "post of a recurring series")
     out = await team.say("bob", f"/repeat {template}")  # anyone may look
     assert "repeats every week on Tue at 09:00, 4 times" in out, out
+    assert await team.say("bob", f"/repeat {template} show") == out
 
 
 async def test_a_date_is_made_once_however_often_and_by_however_many_workers_the_clock_runs(

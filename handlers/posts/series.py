@@ -485,7 +485,7 @@ async def repeat(req: Request) -> Reply:
     _post_id, rest = req.post_and_rest()
     verb, _, after = rest.partition(" ")
     verb = verb.lower()
-    if not rest:
+    if not rest or rest.lower() == "show":
         with req.post_command() as (session, template, ws):
             series = find_series(session, template)
             if series is None:
