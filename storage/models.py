@@ -199,6 +199,9 @@ class Workspace(SQLModel, table=True):
     # quoting a post alerts the team (0: off); a quote holding these words reads as praise (watch words: complaint)
     spread_alert_followers: int = Field(default=10_000, sa_column_kwargs={"server_default": "10000"})
     praise_words: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # recurring posts (/repeat): "once" = the series' post is approved once for every occurrence, "each" = every
+    # occurrence is approved on its own (/policy series=once|each)
+    series_approval: str = Field(default="once", sa_column_kwargs={"server_default": "once"})
     created_at: datetime | None = utc_column()
     # crisis mode (issue 19): the Crisis under way (None: none), the holding statement's template and the alert
     # factor while it lasts
@@ -468,6 +471,76 @@ class Crisis(SQLModel, table=True):
     ended_at: datetime | None = utc_column()
     ended_by: str | None = None
     told_end_at: datetime | None = utc_column()  # the end's notice (the held list) reached the team
+
+
+class SeriesState(StrEnum):
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    ENDED = "ended"  # the rule has no date left
+
+
+class Series(SQLModel, table=True):
+    """A recurring post (/repeat): a template post and an RFC 5545 rule read in `timezone` from `start_local`.
+
+    Each occurrence is an ordinary post (a copy of the template) created ahead of its time; see `Occurrence`.
+    """
+
+    __table_args__ = (UniqueConstraint("template_post_id", name="uq_series_template"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    template_post_id: int = Field(foreign_key="post.id")
+    rule: str = Field(sa_column=Column(Text, nullable=False))  # RRULE:… (no DTSTART; that is start_local)
+    start_local: str  # the rule's first moment, wall-clock time in `timezone`: 2026-11-24T09:00:00
+    timezone: str
+    approval: str = "once"  # once | each: copied from the workspace's /policy when the series is made
+    state: str = Field(default=SeriesState.ACTIVE.value, index=True)
+    created_by: str = ""
+    created_at: datetime | None = utc_column()
+    stopped_at: datetime | None = utc_column()
+
+
+class Occurrence(SQLModel, table=True):
+    """One date of a series: its post once created, or skipped. The unique date is the claim: one post per date,
+    however many workers fill the window at once."""
+
+    __table_args__ = (UniqueConstraint("series_id", "occurs_at", name="uq_occurrence_date"),)
+    id: int | None = Field(default=None, primary_key=True)
+    series_id: int = Field(foreign_key="series.id", index=True)
+    occurs_at: datetime | None = utc_column(nullable=False)
+    post_id: int | None = Field(default=None, foreign_key="post.id", index=True)
+    skipped: bool = False
+    edited: bool = False  # changed on its own (/repeat … edit <date>): edits of the series pass it by
+    template_revision: int = 0  # the template's revision its content was copied from
+    created_at: datetime | None = utc_column()
+
+
+class EvergreenItem(SQLModel, table=True):
+    """A published post in the evergreen library (/evergreen): Herald reposts it into free posting slots."""
+
+    __table_args__ = (UniqueConstraint("post_id", name="uq_evergreen_post"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    post_id: int = Field(foreign_key="post.id")
+    # other wordings to rotate through, after the text as first published
+    texts: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cooldown_days: int = 30  # at least this long between two runs on one account
+    max_cycles: int = 0  # runs per account at most; 0 = no limit
+    active: bool = True
+    added_by: str = ""
+    added_at: datetime | None = utc_column()
+
+
+class EvergreenRun(SQLModel, table=True):
+    """One repost of a library post into one account's slot: the unique slot is the claim (one run per slot)."""
+
+    __table_args__ = (UniqueConstraint("account_id", "slot_at", name="uq_evergreen_slot"),)
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="evergreenitem.id", index=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    slot_at: datetime | None = utc_column(nullable=False)
+    post_id: int = Field(foreign_key="post.id")
+    wording: int = 0  # which text: 0 = as first published, 1… = the item's other wordings
+    created_at: datetime | None = utc_column()
 
 
 METRIC_FIELDS: tuple[str, ...] = ("likes", "comments", "shares", "quotes", "impressions", "clicks", "saves")

@@ -61,6 +61,8 @@ class FacebookNetwork(MetaGraphNetwork):
         best_times=(PostingWindow((0,), 8, 13), PostingWindow((1,), 8, 14), PostingWindow((2,), 8, 13),
                     PostingWindow((3,), 8, 12)),
         hosts=frozenset({"facebook.com", "fb.com", "fb.me", "fb.watch"}), site_names=frozenset({"facebook"}),
+        # a Page refuses a status identical to a recent one (#506) and Meta publishes no window
+        duplicate_window=timedelta(days=90),
     )
     no_replies: ClassVar[str | None] = None  # a reply is a comment on the comment
     reply_max: ClassVar[int | None] = 8000  # a Facebook comment's length (3p figure; Meta publishes none)

@@ -107,6 +107,8 @@ class LinkedInNetwork(HttpNetwork):
         read_budget=ReadBudget(2_000, timedelta(days=1)),
         best_times=(PostingWindow((1, 2), 10, 12),),
         hosts=frozenset({"linkedin.com", "lnkd.in"}), site_names=frozenset({"linkedin"}),
+        # LinkedIn refuses a post identical to a recent one (422 "duplicate") and publishes no window
+        duplicate_window=timedelta(days=90),
     )
     no_replies = None  # a nested comment through the Comments API
     reply_limits = ()  # comments aren't counted with the posts (LinkedIn's daily call limits still apply)

@@ -97,6 +97,9 @@ class XNetwork(HttpNetwork):
         share_budget=ReadBudget(5, timedelta(minutes=15)),
         best_times=(PostingWindow((1, 2, 3, 4), 9, 12),),
         hosts=frozenset({"x.com", "twitter.com", "t.co"}), site_names=frozenset({"twitter"}),
+        # X refuses a status identical to one already on the account (403 "duplicate content") and publishes no
+        # window: Herald keeps identical texts 90 days apart
+        duplicate_window=timedelta(days=90),
     )
     reset_headers = ("retry-after", "x-rate-limit-reset")
     refresh_window = REFRESH_WINDOW

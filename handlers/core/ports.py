@@ -233,6 +233,9 @@ class NetworkProfile:
     best_times: tuple[PostingWindow, ...] = ()
     hosts: frozenset[str] = frozenset()
     site_names: frozenset[str] = frozenset()
+    # how long the network refuses a text identical to one the account already posted (the evergreen queue never
+    # resends one within it); None: the network takes identical posts
+    duplicate_window: timedelta | None = None
 
 
 class Network(Protocol):

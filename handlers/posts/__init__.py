@@ -1,9 +1,20 @@
 """A post's life: /draft, /edit, /variant, /targets, /preview (`drafts`, `editing`), media, approvals and /policy,
-scheduling, planning from a CSV file (`imports`, `plan_file`), the post's rules (`rules`), cards, what each account receives (`render`, `links`), and
-`publishing` (claims, sending, settling, held after downtime, the clock's entry points, the commands).
+scheduling, recurring posts (`series`), the evergreen queue (`evergreen`), planning from a CSV file (`imports`,
+`plan_file`), the post's rules (`rules`), cards, what each account receives (`render`, `links`), and `publishing`
+(claims, sending, settling, held after downtime, the clock's entry points, the commands).
 
 May import: `handlers.engagement`, `handlers.workspace`, `handlers.core` and `storage`. Importing the package
 registers its commands.
 """
 
-from handlers.posts import approvals, drafts, imports, links, media, publishing, scheduling  # noqa: F401
+from handlers.posts import (  # noqa: F401
+    approvals,
+    drafts,
+    evergreen,
+    imports,
+    links,
+    media,
+    publishing,
+    scheduling,
+    series,
+)

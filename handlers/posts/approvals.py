@@ -22,6 +22,7 @@ from handlers.posts.rules import (
     rearm,
     require_publishable,
 )
+from handlers.posts.series import fill_series_of
 from storage.models import Approval, Decision, Post, PostState, Role, UnapprovedAction, Workspace, move_post
 
 
@@ -128,6 +129,9 @@ async def approve(req: Request) -> Reply:
         if req.pressed:  # a button on a card: the card is edited to show the decision
             session.flush()
             card = approval_card(ctx, session, post, ws, f"#{post.id}: {outcome}", rendered)
+    made = await fill_series_of(ctx, post_id)  # a series' post: its next dates are made now, not at the next round
+    if made:
+        text += f"\n🔁 Its series' next dates are made: {', '.join(f'#{n}' for n in made)} (/repeat {post_id})."
     reply = Reply(text, update=card)
     await tell_team(ctx, ws_id, Reply(text), skip=req.command.chat)
     return reply
@@ -184,6 +188,7 @@ POLICY_KEYS = {
     "self_approval": "on|off — may authors approve their own posts",
     "unapproved": "hold|publish — what happens to a post still unapproved at its deadline",
     "deadline": "how long before its time a post must be approved (e.g. 0, 30m, 2h)",
+    "series": "once|each — a recurring post (/repeat) is approved once for the series, or each date on its own",
 }
 
 
@@ -215,13 +220,15 @@ def describe_policy(ws: Workspace) -> str:
         f"  self_approval={'on' if ws.self_approval else 'off'} — authors approving their own posts\n"
         f"  deadline={ws.approval_deadline_minutes}m — approval is due {deadline}\n"
         f"  unapproved={ws.unapproved_action} — a post not approved by then is {unapproved}\n"
+        f"  series={ws.series_approval} — a new recurring post (/repeat) is approved "
+        f"{'once for all its dates' if ws.series_approval == 'once' else 'date by date'}\n"
         "Change with e.g. /policy approvals=2 deadline=2h unapproved=hold"
     )
 
 
 @command(
     "policy",
-    usage="/policy [approvals=N] [approvers=roles] [self_approval=on|off] [unapproved=hold|publish] [deadline=2h]", example="/policy approvals=2 deadline=2h unapproved=hold",
+    usage="/policy [approvals=N] [approvers=roles] [self_approval=on|off] [unapproved=hold|publish] [deadline=2h] [series=once|each]", example="/policy approvals=2 deadline=2h unapproved=hold",
     summary="show or change the approval policy (admins)",
     details="\n".join(f"{k}: {v}" for k, v in POLICY_KEYS.items()),
     group="Approvals",
@@ -267,6 +274,10 @@ async def policy(req: Request) -> Reply:
                 changes["unapproved_action"] = value.lower()
             elif key == "deadline":
                 changes["approval_deadline_minutes"] = parse_duration_minutes(value)
+            elif key == "series":
+                if value.lower() not in ("once", "each"):
+                    raise UserError("series must be once or each. Nothing changed.")
+                changes["series_approval"] = value.lower()
         for attr, new_value in changes.items():
             setattr(ws, attr, new_value)
         audit(session, ctx, ws_id, None, req.actor_name, "policy", " ".join(req.words))

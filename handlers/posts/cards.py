@@ -15,7 +15,17 @@ from handlers.core.when import show_time
 from handlers.core.words import state_label
 from handlers.posts.render import Rendered, check_lines, render_targets
 from handlers.posts.rules import approvals_at_revision
-from storage.models import Approval, Decision, Media, Post, PostState, Workspace
+from storage.models import (
+    Approval,
+    Decision,
+    Media,
+    Occurrence,
+    Post,
+    PostState,
+    Series,
+    SeriesState,
+    Workspace,
+)
 
 
 def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
@@ -37,6 +47,7 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
     lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}" if post.due_at else "Time: not scheduled")
     if post.held_note:
         lines.append(f"⚠ Held: {post.held_note}")
+    lines += series_lines(session, post)
     rendered = render_targets(ctx, session, post, ws) if rendered is None else rendered
     checks = check_lines(post, rendered)
     if checks:
@@ -48,6 +59,17 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
     if post.variants:
         lines.append("Variants for: " + ", ".join(sorted(post.variants)))
     return lines
+
+
+def series_lines(session: Session, post: Post) -> list[str]:
+    """Where the post stands in a recurring series (/repeat): its post, or one of its dates."""
+    series = session.exec(select(Series).where(Series.template_post_id == post.id)).first()
+    if series is not None:
+        running = series.state == SeriesState.ACTIVE.value
+        return [f"🔁 The post of a {'recurring' if running else 'finished'} series: /repeat {post.id} shows its dates"]
+    template = session.exec(select(Series.template_post_id).join(Occurrence, col(Occurrence.series_id) == col(Series.id))
+                            .where(Occurrence.post_id == post.id)).first()
+    return [f"🔁 One date of the series of #{template} (/repeat {template})"] if template is not None else []
 
 
 def variant_lines(post: Post, rendered: list[Rendered]) -> list[str]:

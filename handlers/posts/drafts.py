@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets as pysecrets
 
 from sqlmodel import Session, col, select
 
@@ -20,13 +19,12 @@ from handlers.core.lookups import (
 from handlers.core.when import show_time
 from handlers.core.words import short_text, state_label
 from handlers.posts.cards import draft_card
-from handlers.posts.editing import after_content_change, content_changed, editable_post
+from handlers.posts.editing import after_content_change, content_changed, editable_post, set_targets
 from handlers.posts.media import MAX_ITEMS, store_media
 from handlers.posts.render import render_targets, variant_key
 from storage.models import (
     Account,
     AuditEvent,
-    Delivery,
     Post,
     PostState,
 )
@@ -82,21 +80,6 @@ def resolve_accounts(session: Session, ws_id: int, names: list[str]) -> list[Acc
         known = ", ".join(a.name for a in accounts) or "none yet"
         raise UserError(f"No account called {', '.join(unknown)}. Accounts: {known}.")
     return chosen
-
-
-def set_targets(session: Session, post: Post, accounts: list[Account]) -> None:
-    """Make the post's deliveries match `accounts`: add new ones, drop the others."""
-    assert post.id is not None
-    current = {d.account_id: d for d, _a in post_targets(session, post)}
-    wanted = {a.id for a in accounts}
-    for account_id, delivery in current.items():
-        if account_id not in wanted:
-            session.delete(delivery)
-    for account in accounts:
-        if account.id not in current:
-            assert account.id is not None
-            key = f"h{post.id}a{account.id}-{pysecrets.token_hex(4)}"
-            session.add(Delivery(post_id=post.id, account_id=account.id, idempotency_key=key))
 
 
 @command(

@@ -1,20 +1,33 @@
-"""Editing a post: a new revision voids its approvals, sends an approved post back to review, re-arms the clock."""
+"""Editing a post: a new revision voids its approvals, sends an approved post back to review, re-arms the clock;
+an edit of a series' post (/repeat) reaches the series' future occurrences that aren't approved yet."""
 
 from __future__ import annotations
 
-from sqlmodel import Session
+import secrets as pysecrets
+
+from sqlmodel import Session, col, select
 
 from handlers.core.audit import audit
 from handlers.core.chat import Actor, Reply
 from handlers.core.commands import Request
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_post, get_workspace
+from handlers.core.lookups import get_post, get_workspace, post_targets
 from handlers.core.notices import tell_team
 from handlers.core.words import state_label
 from handlers.posts.cards import approval_card, draft_card
-from handlers.posts.rules import approvals_at_revision, rearm
-from storage.models import Post, PostState, Workspace, move_post
+from handlers.posts.rules import UNAPPROVED, approvals_at_revision, rearm
+from storage.models import (
+    Account,
+    Delivery,
+    Occurrence,
+    Post,
+    PostState,
+    Series,
+    SeriesState,
+    Workspace,
+    move_post,
+)
 
 EDITABLE = (
     PostState.DRAFT, PostState.CHANGES_REQUESTED, PostState.IN_REVIEW,
@@ -49,13 +62,76 @@ def content_changed(ctx: Context, session: Session, post: Post, ws: Workspace, a
     return note
 
 
+def set_targets(session: Session, post: Post, accounts: list[Account]) -> None:
+    """Make the post's deliveries match `accounts`: add new ones, drop the others."""
+    assert post.id is not None
+    current = {d.account_id: d for d, _a in post_targets(session, post)}
+    wanted = {a.id for a in accounts}
+    for account_id, delivery in current.items():
+        if account_id not in wanted:
+            session.delete(delivery)
+    for account in accounts:
+        if account.id not in current:
+            assert account.id is not None
+            key = f"h{post.id}a{account.id}-{pysecrets.token_hex(4)}"
+            session.add(Delivery(post_id=post.id, account_id=account.id, idempotency_key=key))
+
+
+def copy_content(session: Session, source: Post, post: Post) -> None:
+    """Give `post` the content of `source`: text, link, campaign, media, variants and target accounts."""
+    post.text, post.link, post.campaign = source.text, source.link, source.campaign
+    post.media, post.variants, post.stale_variants = list(source.media), dict(source.variants), list(source.stale_variants)
+    post.editor_platform, post.editor_user_id = source.editor_platform, source.editor_user_id
+    set_targets(session, post, [a for _d, a in post_targets(session, source)])
+
+
+def follow_series(ctx: Context, session: Session, template: Post) -> str:
+    """Bring the content of a series' post (its template) to the series' future occurrences that are not approved
+    yet (any, in a workspace without approvals) and weren't edited on their own; the approved ones keep what was
+    approved. Returns a sentence for the team ('' when the post has no running series or nothing had to change)."""
+    series = session.exec(select(Series).where(Series.template_post_id == template.id)).first()
+    if series is None or series.state != SeriesState.ACTIVE.value:
+        return ""
+    rows = session.exec(
+        select(Occurrence, Post).where(Occurrence.series_id == series.id).where(col(Occurrence.post_id) == col(Post.id))
+        .where(col(Occurrence.skipped).is_(False)).where(col(Occurrence.occurs_at) > ctx.clock.now())
+        .order_by(col(Occurrence.occurs_at))
+    ).all()
+    # with no approval step, a scheduled date was approved by nobody: it follows too
+    follows = (*UNAPPROVED, *((PostState.APPROVED, PostState.SCHEDULED)
+                              if get_workspace(session, template.workspace_id).approvals_needed == 0 else ()))
+    followed, kept = [], []
+    for occurrence, post in rows:
+        if occurrence.template_revision == template.revision or occurrence.edited:
+            continue
+        if PostState(post.state) in follows:
+            copy_content(session, template, post)
+            post.revision += 1  # approvals given to the old text no longer count
+            post.updated_at = ctx.clock.now()
+            occurrence.template_revision = template.revision
+            audit(session, ctx, post.workspace_id, post.id, "Herald", "edit",
+                  f"follows #{template.id}, revision {template.revision}; revision {post.revision}")
+            followed.append(f"#{post.id}")
+        elif PostState(post.state) in (PostState.APPROVED, PostState.SCHEDULED):
+            kept.append(f"#{post.id}")
+    note = ""
+    if followed:
+        note += f" The series' next dates not yet approved ({', '.join(followed)}) now say the same."
+    if kept:
+        note += (f" Already approved, {', '.join(kept)} keep their text: /repeat {template.id} edit <date> <text> "
+                 f"changes one, /repeat {template.id} skip <date> drops one.")
+    return note
+
+
 async def after_content_change(req: Request, post_id: int, headline: str, note: str) -> Reply:
-    """Re-arm the clock and, for a post in review, send the new version to the approvers."""
+    """Re-arm the clock and, for a post in review, send the new version to the approvers; a series' post passes the
+    edit on to its occurrences not yet approved."""
     ctx = req.ctx
     with ctx.db.session() as session:
         post = get_post(session, req.need_workspace(), post_id)
         ws = get_workspace(session, post.workspace_id)
         rearm(ctx, post, ws)
+        note += follow_series(ctx, session, post)
         needs_review = PostState(post.state) == PostState.IN_REVIEW or (
             PostState(post.state) in FIXABLE and ws.approvals_needed > 0)
         if needs_review:

@@ -38,7 +38,7 @@ from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace, parse_post_id
 from handlers.core.ports import MediaFile
 from handlers.posts.editing import after_content_change, content_changed, editable_post
-from storage.models import Media, Post, PostState
+from storage.models import EvergreenItem, Media, Post, PostState
 
 MAX_ITEMS = 10  # Telegram albums, Instagram carousels and Threads carousels stop at 10
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -212,13 +212,17 @@ async def attach(req: Request) -> Reply:
 
 
 def media_in_use(session: Session, cutoff: datetime) -> set[int]:
-    """Ids of the files some post still needs: open posts, and finished ones that ended after `cutoff` (their
-    publishing, last edit or due time: an expired post expires around its due time)."""
+    """Ids of the files some post still needs: open posts, finished ones that ended after `cutoff` (their
+    publishing, last edit or due time: an expired post expires around its due time), and the evergreen library's."""
     rows = session.exec(
         select(Post.state, Post.media, Post.published_at, Post.updated_at, Post.due_at)  # type: ignore[call-overload]
         .where(col(Post.state).not_in([s.value for s in FINAL_STATES]))
     ).all()
     keep: set[int] = set()
+    # a post in the evergreen library (/evergreen) is posted again from its files, however long ago it went out
+    for media in session.exec(select(Post.media).join(EvergreenItem, col(EvergreenItem.post_id) == col(Post.id))
+                              .where(col(EvergreenItem.active).is_(True))).all():
+        keep.update(media or [])
     for state, media, *stamps in rows:
         if not media:
             continue

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.when import show_time
 from handlers.posts.render import Rendered, render_targets
-from storage.models import Approval, Decision, Post, PostState, Workspace, move_post
+from storage.models import Approval, Decision, Post, PostState, Series, SeriesState, Workspace, move_post
 
 UNAPPROVED = (PostState.DRAFT, PostState.IN_REVIEW, PostState.CHANGES_REQUESTED)
 
@@ -67,6 +68,9 @@ def require_publishable(ctx: Context, session: Session, post: Post, ws: Workspac
 def approved_now(ctx: Context, post: Post, ws: Workspace) -> str:
     """Move a post that has its approvals to approved, and on to scheduled when it has a time."""
     move_post(post, PostState.APPROVED)
+    session = object_session(post)
+    if post.due_at is None and isinstance(session, Session) and running_series(session, post):
+        return f"Approved for its series: its dates go out with this approval (/repeat {post.id} shows them)."
     if post.due_at is None:
         return f"Approved. Publish with /publish {post.id} or set a time with /schedule {post.id} <when>."
     move_post(post, PostState.SCHEDULED)
@@ -79,3 +83,19 @@ def awaiting_fix_approval(post: Post) -> bool:
     """A post that failed somewhere and got a new variant since it went out: it needs approval before /retry."""
     return PostState(post.state) in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED) and (
         post.sent_revision is not None and post.revision != post.sent_revision)
+
+
+def running_series(session: Session, post: Post) -> bool:
+    """The post is the post of a running series (/repeat)."""
+    return session.exec(select(Series.id).where(Series.template_post_id == post.id)
+                        .where(Series.state == SeriesState.ACTIVE.value)).first() is not None
+
+
+def refuse_series_post(session: Session, post: Post, doing: str) -> None:
+    """The post of a running series (/repeat) doesn't go out itself: its dates do, each as a post of its own."""
+    if running_series(session, post):
+        raise UserError(
+            f"#{post.id} is the post of a recurring series: its dates go out as posts of their own "
+            f"(/repeat {post.id} shows them), so it can't be {doing} itself. Nothing changed. "
+            f"/repeat {post.id} stop ends the series."
+        )

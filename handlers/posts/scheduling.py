@@ -21,7 +21,14 @@ from handlers.core.words import short_text, state_label
 from handlers.engagement.besttime import best_slots, next_start
 from handlers.posts.cards import approval_card, draft_card, target_names
 from handlers.posts.render import Rendered
-from handlers.posts.rules import UNAPPROVED, approvals_at_revision, approved_now, rearm, require_publishable
+from handlers.posts.rules import (
+    UNAPPROVED,
+    approvals_at_revision,
+    approved_now,
+    rearm,
+    refuse_series_post,
+    require_publishable,
+)
 from storage.models import Account, Delivery, Post, PostState, Workspace, move_post
 
 SLOT_SEARCH_DAYS = 14
@@ -62,6 +69,19 @@ def next_best(session: Session, networks: Networks, post: Post, ws: Workspace, n
     return When(at=at, tz=ws.timezone), why
 
 
+def slot_times(account: Account, ws: Workspace, now: datetime, days: int) -> list[datetime]:
+    """The account's posting slots (/slots, in its zone or the workspace's) from today to `days` days on, in UTC."""
+    zone = ZoneInfo(account.timezone or ws.timezone)
+    local_today = now.astimezone(zone).date()
+    times = []
+    for day in range(days + 1):
+        date = local_today + timedelta(days=day)
+        for slot in account.slot_list():
+            hh, mm = (int(x) for x in slot.split(":"))
+            times.append(datetime.combine(date, time(hh, mm), tzinfo=zone).astimezone(ZoneInfo("UTC")))
+    return sorted(times)
+
+
 def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> When:
     """The earliest posting slot of the post's accounts that no other post already takes.
 
@@ -81,15 +101,9 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
     candidates: list[tuple[datetime, str]] = []
     for account in slotted:
         tz = account.timezone or ws.timezone
-        zone = ZoneInfo(tz)
-        local_today = now.astimezone(zone).date()
-        for day in range(SLOT_SEARCH_DAYS + 1):
-            date = local_today + timedelta(days=day)
-            for slot in account.slot_list():
-                hh, mm = (int(x) for x in slot.split(":"))
-                at = datetime.combine(date, time(hh, mm), tzinfo=zone).astimezone(ZoneInfo("UTC"))
-                if at > earliest and at not in taken:
-                    candidates.append((at, tz))
+        for at in slot_times(account, ws, now, SLOT_SEARCH_DAYS):
+            if at > earliest and at not in taken:
+                candidates.append((at, tz))
     if not candidates:
         raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")
     at, tz = min(candidates)
@@ -122,6 +136,7 @@ async def schedule(req: Request) -> Reply:
         state = PostState(post.state)
         if state not in SCHEDULABLE:
             raise UserError(f"#{post.id} is {state_label(post)}, so it can't be scheduled.")
+        refuse_series_post(session, post, "scheduled")
         if not post_targets(session, post):
             raise UserError(f"#{post.id} has no target accounts yet: /targets {post.id} <account…>")
         why = ""

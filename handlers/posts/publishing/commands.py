@@ -29,7 +29,7 @@ from handlers.posts.publishing.claims import claim_post, claim_to_publish_now
 from handlers.posts.publishing.due import sweep
 from handlers.posts.publishing.send import send_pending
 from handlers.posts.publishing.settle import settle
-from handlers.posts.rules import approvals_at_revision
+from handlers.posts.rules import approvals_at_revision, refuse_series_post
 from storage.models import Delivery, DeliveryState, Post, PostState, move_delivery, move_post
 
 
@@ -103,6 +103,7 @@ async def publish(req: Request) -> Reply:
     ws_id = req.need_workspace()
     post_id, _ = req.post_and_rest()
     with req.post_command() as (session, post, ws):
+        refuse_series_post(session, post, "published")
         claim_to_publish_now(ctx, session, post, ws, req.actor_name)
     result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being published.")
     await tell_team(ctx, ws_id, result, skip=req.command.chat)
