@@ -208,16 +208,29 @@ async def test_praise_and_unknown_tone_and_the_alert_off(team: Team, x: FakeX) -
     assert "@huge" in [a.handle for a in amplifiers(team)]
 
 
+async def test_the_alerts_crisis_button_starts_crisis_mode_naming_who_and_which_post(team: Team, x: FakeX) -> None:
+    await setup(team, x)
+    post_id, tweet = await published_on_x(team, x)
+    x.quote(tweet, x.person("bigaccount", 120_000), "This is a scandal", likes=3)
+    out = await read_round(team)
+    assert "[1] ↩ Reply  [2] 🚨 Start crisis mode" in out, out
+    out = await team.say("alice", "2")
+    assert "🚨 CRISIS MODE since Mon 23 Nov 2026 10:" in out, out
+    assert f"started by alice: @bigaccount on #{post_id}" in out, out
+    assert (await team.say("alice", "/crisis")).startswith("🚨 CRISIS MODE since")
+
+
 def test_the_crisis_button_is_the_command_crisis_start_with_a_reason_on_every_platform() -> None:
     button = crisis_button("@bigaccount", 12)
-    assert (button.command, button.args) == ("crisis", {"text": "start @bigaccount on #12"})
+    assert (button.command, button.args) == ("crisis", {"do": "start", "text": "@bigaccount on #12"})
     for codec in (TELEGRAM, DISCORD):
         data = codec.encode(button)
         assert data is not None
         decoded = codec.decode(data)
-        assert decoded is not None and (decoded.command, decoded.args) == ("crisis", {"text": "start @bigaccount on #12"})
+        assert decoded is not None and decoded.command == "crisis"
+        assert decoded.args == {"do": "start", "text": "@bigaccount on #12"}
     long = crisis_button("@" + "x" * 80 + "@mastodon.example", 12345)
-    assert long.args["text"] == "start @xxxxxxxxxxxxxxxxxxxxxxx on #12345"
+    assert long.args["text"] == "@xxxxxxxxxxxxxxxxxxxxxxx on #12345"
     assert TELEGRAM.encode(long) is not None
 
 

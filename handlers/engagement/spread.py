@@ -320,9 +320,10 @@ async def read_spread(ctx: Context) -> int:
 
 
 def crisis_button(handle: str, post_id: int) -> Button:
-    """Starts crisis mode: the command `/crisis start <reason>`, the reason naming who and which post (the handle
-    cut short so the button's id fits Telegram's 64 bytes)."""
-    return Button("🚨 Start crisis mode", "crisis", {"text": f"start {handle[:CRISIS_HANDLE_MAX]} on #{post_id}"})
+    """Starts crisis mode (`/crisis start <reason>`, as the alerts' crisis button does), the reason naming who and
+    which post (the handle cut short so the button's id fits Telegram's 64 bytes)."""
+    return Button("🚨 Start crisis mode", "crisis",
+                  {"do": "start", "text": f"{handle[:CRISIS_HANDLE_MAX]} on #{post_id}"})
 
 
 def quote_item(session: Session, amp: Amplifier, delivery: Delivery, now: datetime, hit: str | None) -> int:
