@@ -483,7 +483,8 @@ def check_plan(req: Request, ws_id: int, file: MediaIn, table: Table, read: Read
         what = ("as drafts" if not sent else "submitted for approval" if sent == len(good)
                 else f"({len(good) - sent} as draft(s), {sent} submitted for approval)")
         skipped = f"; the {bad_rows} row(s) with errors are left out" if bad_rows else ""
-        lines.append(f"/import confirm creates the {len(good)} posts {what}{skipped}. /import cancel drops "
+        posts = "the post" if len(good) == 1 else f"the {len(good)} posts"
+        lines.append(f"/import confirm creates {posts} {what}{skipped}. /import cancel drops "
                      "this dry run.")
     return Reply("\n".join(lines), attachment=report)
 

@@ -114,7 +114,8 @@ async def setup(req: Request) -> Reply:
         )
         audit(session, ctx, ws.id, None, cmd.actor.name, "setup", f"workspace '{name}' created")
     return Reply(
-        f"Workspace '{name}' is ready and {cmd.actor.name} is its admin.\n"
+        f"Workspace '{name}' is ready and {'you are' if cmd.actor.name == 'you' else cmd.actor.name + ' is'} "
+        "its admin.\n"
         "Next:\n"
         "  /timezone Europe/Paris — the zone times are read and shown in (now UTC)\n"
         "  /connect sandbox name=brand — an account to try publishing with\n"
