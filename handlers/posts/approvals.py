@@ -128,8 +128,8 @@ async def approve(req: Request) -> Reply:
         crisis = active_crisis(session, ws)
         statement = (crisis is not None and crisis.statement_post_id == post.id and post.due_at is None
                      and PostState(post.state) == PostState.APPROVED)
-        buttons = [Button(f"📣 Publish #{post.id} to every account now", "publish", {"post": post.id})] \
-            if statement else []
+        buttons = (Button(f"📣 Publish #{post.id} to every account now", "publish", {"post": post.id}),) \
+            if statement else ()
         if statement:
             outcome = (f"The holding statement is approved: the button (or /publish {post.id}) sends it to every "
                        "account now.")
