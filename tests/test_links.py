@@ -1,0 +1,276 @@
+"""Herald's own short links and their clicks, through the front door.
+
+A real Herald (console chat, FakeClock) publishes through the real X and Mastodon connectors to their loopback
+fakes; the links they receive are followed with a real HTTP client against Herald's real web app on 127.0.0.1,
+as a person and as preview fetchers, and /stats counts what a person clicked. Nothing sleeps: the test waits
+for the click writer to have written what was queued (`Redirects.drain`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from bot.app import web_app
+from handlers.engagement.clicks import ClickCounter, Hit, fetcher_of
+from storage.models import Click, ShortLink
+from tests.conftest import FakeClock, Team, make_herald, refused
+from tests.fakes.mastodon_api import FakeMastodon
+from tests.fakes.x_api import FakeX
+from tests.test_utm import Fakes, connect
+
+PUBLIC = "https://go.acme.test"
+SHORT_RE = re.compile(re.escape(PUBLIC) + r"/r/[A-Za-z0-9_-]{8}")
+BROWSER = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+           "Version/17.5 Safari/605.1.15")
+FETCHERS = {
+    "Twitterbot": "Twitterbot/1.0",
+    "Mastodon": "http.rb/5.2.0 (Mastodon/4.3.2; +https://mastodon.social/)",
+    "Bluesky": "Mozilla/5.0 (compatible; Bluesky Cardyb/1.1; +mailto:support@bsky.app)",
+}
+
+
+@dataclass
+class Site:
+    team: Team
+    web: Any
+    x: FakeX
+    mastodon: FakeMastodon
+    http: httpx.AsyncClient
+
+    async def follow(self, short: str, user_agent: str, address: str = "198.51.100.7") -> httpx.Response:
+        """Opens a short link on Herald's web app as a visitor behind the load balancer at `address`."""
+        path = short.removeprefix(PUBLIC)
+        return await self.http.get(path, headers={"User-Agent": user_agent, "X-Forwarded-For": address})
+
+
+@pytest.fixture
+async def site(db_url: str, clock: FakeClock) -> AsyncIterator[Site]:
+    herald = make_herald(db_url, clock, HERALD_PUBLIC_URL=PUBLIC, HERALD_TRUST_FORWARDED_FOR="true")
+    await herald.start()
+    web = web_app(herald, host="127.0.0.1", port=0)
+    await web.start()
+    try:
+        async with AsyncExitStack() as stack:
+            x = await stack.enter_async_context(FakeX())
+            mastodon = await stack.enter_async_context(FakeMastodon())
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{web.port}", follow_redirects=False))
+            team = Team(herald, clock, db_url)
+            await connect(team, Fakes(x, mastodon))  # as the UTM tests connect them
+            await team.say("alice", "/role carol editor")
+            yield Site(team, web, x, mastodon, http)
+    finally:
+        await web.stop()
+        await herald.stop()
+
+
+async def publish(team: Team, draft: str) -> tuple[int, str]:
+    """Drafts, approves and publishes a post; (its number, the draft card)."""
+    card = await team.say("alice", f"/draft {draft}")
+    post_id = int(card.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+    await team.say("alice", f"/submit {post_id}")
+    await team.say("bob", f"/approve {post_id}")
+    out = await team.say("alice", f"/publish {post_id}")
+    assert f"📣 #{post_id} is published" in out, out
+    return post_id, card
+
+
+def sent(site: Site) -> tuple[str, str]:
+    (tweet,) = site.x.requests("POST", "/2/tweets")
+    (status,) = site.mastodon.requests("POST", "/api/v1/statuses")
+    return tweet.json["text"], status.json["status"]
+
+
+def tagged(url: str, network: str, post_id: int, campaign: str = "spring") -> str:
+    return f"{url}?utm_source={network}&utm_medium=social&utm_campaign={campaign}&utm_content=post-{post_id}"
+
+
+async def test_a_post_to_two_networks_counts_exactly_the_people_who_clicked_each_accounts_link(site: Site) -> None:
+    post_id, card = await publish(site.team, "Book a test drive near you link=https://cars.acme.com/dealers "
+                                             "campaign=spring")
+    assert f"Links: shortened to {PUBLIC}/r/<code>, one per account, clicks counted" in card
+    tweet, status = sent(site)
+    (x_link,) = SHORT_RE.findall(tweet)
+    (masto_link,) = SHORT_RE.findall(status)
+    assert x_link != masto_link  # one code per delivery
+    assert tweet == f"Book a test drive near you\n{x_link}"
+    assert "cars.acme.com" not in tweet + status
+
+    targets = {x_link: tagged("https://cars.acme.com/dealers", "x", post_id),
+               masto_link: tagged("https://cars.acme.com/dealers", "mastodon", post_id)}
+    for short, target in targets.items():
+        answer = await site.follow(short, BROWSER)
+        assert answer.status_code == 302
+        assert answer.headers["Location"] == target
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        again = await site.follow(short, BROWSER)  # the same person a minute later: still one click
+        assert again.headers["Location"] == target
+        for agent in FETCHERS.values():
+            fetched = await site.follow(short, agent, address="203.0.113.50")
+            assert fetched.status_code == 302 and fetched.headers["Location"] == target
+    # a second person clicks the X link only
+    await site.follow(x_link, BROWSER, address="192.0.2.99")
+    await site.web.redirects.drain()
+
+    out = await site.team.say("bob", f"/stats {post_id}")
+    assert "Clicks on its short links (people; preview fetches by networks and chat apps counted apart):" in out
+    assert "  acme-x: 2 clicks · 3 preview fetches counted apart (60% of 5)" in out, out
+    assert "  acme-masto: 1 click · 3 preview fetches counted apart (75% of 4)" in out, out
+    assert "  Total: 3 clicks · 6 preview fetches counted apart (67% of 9)" in out, out
+
+    with site.team.herald.db.session() as session:
+        rows = session.exec(select(Click)).all()
+    assert len(rows) == 9  # one row a counted click; the repeats weren't written
+    assert all(r.visitor is not None and "198.51" not in r.visitor and len(r.visitor) == 32 for r in rows)
+    assert sorted({r.fetcher for r in rows if r.fetcher}) == [
+        "Bluesky cardyb", "Mastodon server", "Twitterbot (X)"]
+
+
+async def test_the_same_person_counts_again_after_thirty_minutes(site: Site, clock: FakeClock) -> None:
+    post_id, _card = await publish(site.team, "Spring drop https://shop.acme.com/spring campaign=spring")
+    (x_link,) = SHORT_RE.findall(sent(site)[0])
+    await site.follow(x_link, BROWSER)
+    clock.advance(minutes=29)
+    await site.follow(x_link, BROWSER)
+    clock.advance(minutes=2)
+    await site.follow(x_link, BROWSER)
+    await site.web.redirects.drain()
+    assert "  acme-x: 2 clicks" in await site.team.say("bob", f"/stats {post_id}")
+
+
+async def test_an_unknown_or_malformed_code_is_a_plain_404_and_nothing_is_counted(site: Site) -> None:
+    for path in ("/r/AAAAAAAA", "/r/short", "/r/../../etc", "/r/%2F%2Fevil.example", "/r/"):
+        answer = await site.http.get(path, headers={"User-Agent": BROWSER})
+        assert answer.status_code == 404, path
+        assert "Location" not in answer.headers
+    answer = await site.http.get("/r/AAAAAAAA?to=https://evil.example")
+    assert answer.status_code == 404 and "evil" not in answer.text
+    assert "Link not found" in answer.text
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    await site.web.redirects.drain()
+    with site.team.herald.db.session() as session:
+        assert session.exec(select(Click)).all() == []
+
+
+async def test_a_redirect_goes_only_to_the_stored_target_whatever_the_request_says(site: Site) -> None:
+    post_id, _card = await publish(site.team, "Dealers https://cars.acme.com/dealers campaign=spring")
+    (x_link,) = SHORT_RE.findall(sent(site)[0])
+    answer = await site.http.get(x_link.removeprefix(PUBLIC) + "?url=https://evil.example",
+                                 headers={"Host": "evil.example", "Referer": "https://evil.example/"})
+    assert answer.headers["Location"] == tagged("https://cars.acme.com/dealers", "x", post_id)
+
+
+async def test_keep_leaves_a_link_exactly_as_written(site: Site) -> None:
+    await publish(site.team, "Terms https://partner.example/terms and https://cars.acme.com/dealers "
+                             "keep=https://partner.example/terms campaign=spring")
+    tweet, _status = sent(site)
+    assert "https://partner.example/terms and " in tweet
+    assert len(SHORT_RE.findall(tweet)) == 1
+
+
+async def test_a_posts_links_answer_until_they_are_revoked(site: Site) -> None:
+    """(Herald has no command that deletes a post yet; short links hold no foreign key to their post, so they
+    outlive it. /links revoke is what stops them.)"""
+    post_id, _card = await publish(site.team, "Dealers https://cars.acme.com/dealers campaign=spring")
+    (x_link,) = SHORT_RE.findall(sent(site)[0])
+    assert (await site.follow(x_link, BROWSER)).status_code == 302
+    await site.web.redirects.drain()
+    await refused(site.team, "carol", f"/links revoke {post_id}", "Only admins")
+    out = await site.team.say("alice", f"/links revoke {post_id}")
+    assert out.startswith(f"Revoked the 2 short link(s) of #{post_id}"), out
+    site.web.redirects.cache.clear()  # another worker, or a minute later
+    assert (await site.follow(x_link, BROWSER)).status_code == 404
+    await refused(site.team, "alice", f"/links revoke {post_id}", "no short links in use")
+
+
+async def test_links_off_sends_links_as_written_and_only_admins_switch(site: Site) -> None:
+    await refused(site.team, "carol", "/links off", "Only admins")
+    await refused(site.team, "alice", "/links sideways", "isn't on, off or revoke")
+    out = await site.team.say("alice", "/links off")
+    assert out.startswith("Short links are off")
+    post_id, card = await publish(site.team, "Dealers https://cars.acme.com/dealers campaign=spring")
+    assert "Links: sent as written (short links are off: /links on)" in card
+    tweet, _status = sent(site)
+    assert tweet == f"Dealers {tagged('https://cars.acme.com/dealers', 'x', post_id)}"
+    assert (await site.team.say("alice", "/links on")).startswith("Short links are on")
+
+
+async def test_without_a_public_address_links_stay_as_written_and_links_on_is_refused(team: Team) -> None:
+    await team.setup_workspace()
+    card = await team.say("alice", "/draft Dealers https://cars.acme.com/dealers")
+    assert "Links: sent as written — Herald's short links need its public address: set HERALD_PUBLIC_URL" in card
+    out = await team.say("alice", "/links")
+    assert out.startswith("Short links are on but not in use: Herald's short links need its public address")
+    await team.say("alice", "/links off")
+    await refused(team, "alice", "/links on", "can't be turned on here", "HERALD_PUBLIC_URL", "Nothing changed")
+
+
+async def test_the_approved_card_shows_the_short_link_that_goes_out(site: Site) -> None:
+    card = await site.team.say("alice", "/draft Dealers https://cars.acme.com/dealers to=acme-masto")
+    post_id = int(card.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+    preview = await site.team.say("alice", f"/preview {post_id}")
+    (shown,) = SHORT_RE.findall(preview)
+    await site.team.say("alice", f"/submit {post_id}")
+    await site.team.say("bob", f"/approve {post_id}")
+    await site.team.say("alice", f"/publish {post_id}")
+    _, status = (None, site.mastodon.requests("POST", "/api/v1/statuses")[0].json["status"])
+    assert SHORT_RE.findall(status) == [shown]
+    with site.team.herald.db.session() as session:
+        assert len(session.exec(select(ShortLink).where(ShortLink.post_id == post_id)).all()) == 1
+
+
+# --- the counting rules, on their own -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("agent,name", [
+    ("Twitterbot/1.0", "Twitterbot (X)"),
+    ("facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+     "facebookexternalhit (Facebook, Instagram, Threads)"),
+    ("TelegramBot (like TwitterBot)", "TelegramBot"),
+    ("Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)", "Discordbot"),
+    ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", "Slackbot"),
+    ("LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)", "LinkedInBot"),
+    ("Mozilla/5.0 (compatible; Bluesky Cardyb/1.1; +mailto:support@bsky.app)", "Bluesky cardyb"),
+    ("http.rb/5.2.0 (Mastodon/4.3.2; +https://mastodon.social/)", "Mastodon server"),
+    ("Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)", "YandexBot"),  # from ua-parser
+    ("", "no user agent"),
+    (BROWSER, None),
+])
+def test_preview_fetchers_are_told_apart_from_people(agent: str, name: str | None) -> None:
+    assert fetcher_of(agent) == name
+
+
+def test_a_flood_from_one_address_is_aggregated_per_link_and_minute(team: Team, clock: FakeClock) -> None:
+    counter = ClickCounter(team.herald.db)
+    now = clock.now()
+    hits = [Hit(1, now + timedelta(milliseconds=i), "192.0.2.1", f"agent {i}") for i in range(1000)]
+    singles, floods = counter.rows(hits)
+    assert len(singles) == 60
+    assert [(f.link_id, f.count, f.visitor) for f in floods] == [(1, 940, None)]
+    assert counter.store([Hit(1, now + timedelta(minutes=1, milliseconds=i), "192.0.2.1", f"b {i}")
+                          for i in range(500)]) == 61  # 60 single rows and 1 aggregated row: bounded
+
+
+def test_the_visitor_key_changes_every_day_and_old_keys_are_deleted(team: Team, clock: FakeClock) -> None:
+    counter = ClickCounter(team.herald.db)
+    today = clock.now().strftime("%Y-%m-%d")
+    first = counter.hash(today, "192.0.2.1", BROWSER)
+    assert first == ClickCounter(team.herald.db).hash(today, "192.0.2.1", BROWSER)  # shared by workers
+    later = [(clock.now() + timedelta(days=d)).strftime("%Y-%m-%d") for d in (1, 2)]
+    assert counter.hash(later[0], "192.0.2.1", BROWSER) != first
+    counter.hash(later[1], "192.0.2.1", BROWSER)
+    from storage.models import ClickKey
+
+    with team.herald.db.session() as session:
+        assert sorted(k.day for k in session.exec(select(ClickKey)).all()) == later
