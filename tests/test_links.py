@@ -274,3 +274,38 @@ def test_the_visitor_key_changes_every_day_and_old_keys_are_deleted(team: Team, 
 
     with team.herald.db.session() as session:
         assert sorted(k.day for k in session.exec(select(ClickKey)).all()) == later
+
+
+async def test_report_digest_and_campaign_report_count_the_clicks_of_their_period(
+        site: Site, clock: FakeClock) -> None:
+    from handlers.engagement.digests import send_digests
+
+    first, _card = await publish(site.team, "Dealers https://cars.acme.com/dealers campaign=spring")
+    (x_link,) = SHORT_RE.findall(sent(site)[0])
+    await site.follow(x_link, BROWSER)
+    await site.follow(x_link, BROWSER, address="192.0.2.8")
+    await site.follow(x_link, FETCHERS["Twitterbot"], address="203.0.113.50")
+    clock.advance(days=8)  # a week later: these clicks belong to the week before
+    second, _card = await publish(site.team, "Test drives https://cars.acme.com/drive campaign=summer")
+    masto_link = SHORT_RE.findall(site.mastodon.requests("POST", "/api/v1/statuses")[-1].json["status"])[0]
+    await site.follow(masto_link, BROWSER)
+    await site.web.redirects.drain()
+
+    week = await site.team.say("bob", "/report week")
+    assert "Short-link clicks: 1 by people (before: 2, -50%) · 0 preview fetches counted apart (0% of 1)" in week
+    assert "  Per account: acme-masto 1" in week
+    assert f"  Most clicked: #{second} 1" in week
+    campaign = await site.team.say("bob", "/report campaign spring")
+    assert "Short-link clicks: 2 by people · 1 preview fetch counted apart (33% of 3)" in campaign, campaign
+    assert f"  Most clicked: #{first} 2" in campaign
+
+    await site.team.say("alice", "/setup reports")
+    await site.team.say("alice", "/digest daily 09:00")
+    clock.current = clock.current.replace(hour=9, minute=0, second=0) + timedelta(days=1)  # 09:00 UTC
+    captured: list[str] = []
+    site.team.herald.console.captured = captured
+    try:
+        assert await send_digests(site.team.herald.ctx) == 1
+    finally:
+        site.team.herald.console.captured = None
+    assert any("Short-link clicks: 1 by people (before: 0, new)" in text for text in captured), captured

@@ -36,7 +36,7 @@ from sqlmodel import Session, col, func, select
 from ua_parser import parse as parse_user_agent
 
 from storage.db import Database
-from storage.models import Click, ClickKey, ShortLink, UTCDateTime
+from storage.models import Account, Click, ClickKey, ShortLink, UTCDateTime
 
 REPEAT_WINDOW = timedelta(minutes=30)
 SOURCE_PER_MINUTE = 60  # new clicks a minute from one address before they are aggregated
@@ -269,3 +269,39 @@ def total_clicks(counts: Iterable[ClickCount]) -> ClickCount:
         out.fetches += one.fetches
         out.floods += one.floods
     return out
+
+
+def _change(now: int, before: int) -> str:
+    if before == 0:
+        return "±0%" if now == 0 else "new"
+    percent = round(100 * (now - before) / before)
+    return "±0%" if percent == 0 else f"{percent:+d}%"
+
+
+def period_click_lines(session: Session, workspace_id: int, start: datetime, end: datetime,
+                       before: tuple[datetime, datetime] | None = None, post_ids: list[int] | None = None) -> list[str]:
+    """Clicks on the workspace's short links made in [start, end): people per account and the posts they
+    clicked most, preview fetches apart, and (given the period before) the change. Nothing when the workspace
+    has no short link."""
+    if session.exec(select(ShortLink.id).where(ShortLink.workspace_id == workspace_id).limit(1)).first() is None:
+        return []
+    by_account = clicks_by(session, workspace_id=workspace_id, by="account", since=start, until=end,
+                           post_ids=post_ids)
+    total = total_clicks(by_account.values())
+    head = f"Short-link clicks: {total.people:,} by people"
+    if before is not None:
+        earlier = total_clicks(clicks_by(session, workspace_id=workspace_id, by="account", since=before[0],
+                                         until=before[1], post_ids=post_ids).values())
+        head += f" (before: {earlier.people:,}, {_change(total.people, earlier.people)})"
+    lines = [f"{head} · {total.fetch_share()}"]
+    if not total.people:
+        return lines
+    names = dict(session.exec(select(Account.id, Account.name).where(
+        col(Account.id).in_(list(by_account)))).all())
+    ranked = sorted(((c.people, names.get(a, f"account {a}")) for a, c in by_account.items() if c.people),
+                    key=lambda pair: (-pair[0], pair[1]))
+    lines.append("  Per account: " + " · ".join(f"{name} {n:,}" for n, name in ranked))
+    by_post = clicks_by(session, workspace_id=workspace_id, by="post", since=start, until=end, post_ids=post_ids)
+    top = sorted(((c.people, p) for p, c in by_post.items() if c.people), key=lambda pair: (-pair[0], pair[1]))[:5]
+    lines.append("  Most clicked: " + " · ".join(f"#{p} {n:,}" for n, p in top))
+    return lines
