@@ -110,10 +110,12 @@ class ClickRow:
     count: int = 1
 
 
+# the casts name each parameter's type once: PostgreSQL refuses a parameter used twice with two guessed types
 INSERT_ONCE = text(
     "INSERT INTO click (link_id, at, visitor, fetcher, count) "
-    "SELECT :link_id, :at, :visitor, :fetcher, 1 "
-    "WHERE NOT EXISTS (SELECT 1 FROM click WHERE link_id = :link_id AND visitor = :visitor AND at > :since)"
+    "SELECT CAST(:link_id AS INTEGER), :at, CAST(:visitor AS VARCHAR), CAST(:fetcher AS VARCHAR), 1 "
+    "WHERE NOT EXISTS (SELECT 1 FROM click WHERE link_id = CAST(:link_id AS INTEGER) "
+    "AND visitor = CAST(:visitor AS VARCHAR) AND at > :since)"
 ).bindparams(bindparam("at", type_=UTCDateTime()), bindparam("since", type_=UTCDateTime()))
 
 
