@@ -27,7 +27,7 @@ from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.x_api import FakeX
 from tests.test_utm import Fakes, connect
 
-PUBLIC = "https://go.acme.test"
+PUBLIC = "https://go.acme.com"  # a real top-level domain: X counts it as a link
 SHORT_RE = re.compile(re.escape(PUBLIC) + r"/r/[A-Za-z0-9_-]{8}")
 BROWSER = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
            "Version/17.5 Safari/605.1.15")
@@ -220,7 +220,8 @@ async def test_the_approved_card_shows_the_short_link_that_goes_out(site: Site) 
     card = await site.team.say("alice", "/draft Dealers https://cars.acme.com/dealers to=acme-masto")
     post_id = int(card.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
     preview = await site.team.say("alice", f"/preview {post_id}")
-    (shown,) = SHORT_RE.findall(preview)
+    (shown,) = set(SHORT_RE.findall(preview))
+    assert f"  ↪ {shown} → https://cars.acme.com/dealers?utm_source=mastodon&utm_medium=social" in preview, preview
     await site.team.say("alice", f"/submit {post_id}")
     await site.team.say("bob", f"/approve {post_id}")
     await site.team.say("alice", f"/publish {post_id}")
@@ -309,3 +310,21 @@ async def test_report_digest_and_campaign_report_count_the_clicks_of_their_perio
     finally:
         site.team.herald.console.captured = None
     assert any("Short-link clicks: 1 by people (before: 0, new)" in text for text in captured), captured
+
+
+async def test_bluesky_counts_the_short_link_so_the_card_shows_the_saving(
+        db_url: str, clock: FakeClock) -> None:
+    herald = make_herald(db_url, clock, HERALD_PUBLIC_URL=PUBLIC)
+    await herald.start()
+    try:
+        team = Team(herald, clock, db_url)
+        await team.setup_workspace()  # brand-x like=x, brand-bsky like=bluesky
+        long = "https://cars.acme.com/dealers/near-you/test-drive?model=spring-2027"
+        card = await team.say("alice", f"/draft Book a test drive {long}")
+        tagged_len = len(tagged(long.split("?")[0], "bluesky", 1)) + len("&model=spring-2027")
+        short_len = len(PUBLIC) + len("/r/") + 8
+        assert f"  brand-bsky: the short link saves {tagged_len - short_len} graphemes" in card, card
+        assert "brand-x: the short link saves" not in card  # X counts any link as 23 either way
+        assert f"✓ X: {len('Book a test drive ') + 23}/280" in card, card
+    finally:
+        await herald.stop()

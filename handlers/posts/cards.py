@@ -59,6 +59,8 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
         lines += checks
     else:
         lines.append(f"Targets: none — /targets {post.id} <account…> (see /accounts)")
+    lines += [f"  {one.account.name}: the short link saves {one.saved} {one.check.unit}" for one in rendered
+              if one.saved and one.check is not None]
     lines += variant_lines(post, rendered)
     if post.variants:
         lines.append("Variants for: " + ", ".join(sorted(post.variants)))

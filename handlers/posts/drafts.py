@@ -22,6 +22,7 @@ from handlers.posts.cards import draft_card
 from handlers.posts.editing import after_content_change, content_changed, editable_post, set_targets
 from handlers.posts.media import MAX_ITEMS, store_media
 from handlers.posts.render import render_targets, variant_key
+from handlers.posts.shortlinks import destinations
 from storage.models import (
     Account,
     AuditEvent,
@@ -281,8 +282,11 @@ async def preview(req: Request) -> Reply:
         for one in rendered:
             lines.append(f"── {one.account.name} ──")
             lines += ["│ " + line for line in one.text.splitlines()] or ["│ (empty)"]
+            lines += ["  ↪ " + line for line in destinations(ctx, session, one.text)]
             if one.check is not None:
                 lines.append("  " + one.check.line())
+            if one.saved and one.check is not None:
+                lines.append(f"  the short link saves {one.saved} {one.check.unit}")
         tz = post.due_tz or ws.timezone
         lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}")
     return Reply("\n".join(lines))

@@ -35,6 +35,7 @@ class Rendered:
     media_count: int
     check: LimitCheck | None
     variant: str | None = None  # the variant this account gets (its key: account, rules or network), None: main
+    saved: int = 0  # what the short links save by the network's count (Bluesky counts links as written)
 
 
 def variant_key(post: Post, account: Account) -> str | None:
@@ -72,15 +73,21 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
         tag = tagger_for_account(ctx.networks, post, account)
         text = tag(text)
         link = tag(link) if link else link
+    written = text
     shorten = shortener(ctx, session, post, account, ws)
     if shorten is not None:
         text = shorten(text)
         link = shorten(link) if link else link
     media_count = len(post.media)
     network = ctx.networks.get(account.network) if checked else None
-    check = network.check(account_view(ctx, account), text, media_count) if network is not None else None
+    check = saved = None
+    if network is not None:
+        view = account_view(ctx, account)
+        check = network.check(view, text, media_count)
+        if text != written:
+            saved = network.check(view, written, media_count).used - check.used
     return Rendered(account=account, text=text, link=link, media_count=media_count, check=check,
-                    variant=variant_key(post, account))
+                    variant=variant_key(post, account), saved=max(saved or 0, 0))
 
 
 def render_targets(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[Rendered]:

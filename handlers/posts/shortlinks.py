@@ -89,10 +89,17 @@ def shortener(ctx: Context, session: Session | None, post: Post, account: Accoun
     return lambda text: URL_RE.sub(replace, text)
 
 
-def short_links_of(text: str, public_url: str) -> list[str]:
-    """The short links in an outgoing text."""
-    prefix = public_url.rstrip("/") + PATH
-    return [link_end(m) for m in URL_RE.findall(text) if link_end(m).startswith(prefix)]
+def destinations(ctx: Context, session: Session, text: str) -> list[str]:
+    """'https://go.acme.com/r/q3Vx_8Lk → https://cars.acme.com/dealers?utm_…' for each short link of an outgoing
+    text, so /preview shows where each one leads."""
+    if not ctx.public_url:
+        return []
+    prefix = ctx.public_url.rstrip("/") + PATH
+    shorts = [link_end(m) for m in URL_RE.findall(text) if link_end(m).startswith(prefix)]
+    targets = dict(session.exec(select(ShortLink.code, ShortLink.target).where(
+        col(ShortLink.code).in_([s.removeprefix(prefix) for s in shorts]))).all()) if shorts else {}
+    return [f"{short} → {targets[short.removeprefix(prefix)]}" for short in shorts
+            if short.removeprefix(prefix) in targets]
 
 
 def links_note(ctx: Context, ws: Workspace, post: Post) -> str | None:
