@@ -1,7 +1,8 @@
 """`GET /r/<code>`: a short link answers 302 to the target stored for it, and the click is handed to a queue.
 
 The redirect never waits for the database to write: it looks the code up (a small cache, then the database in a
-thread), answers, and puts a `Hit` on a bounded queue; one writer task drains the queue in batches through
+thread), answers, and puts a `Hit` on a bounded queue; one writer task drains the queue in batches (what came
+within `GATHER_SECONDS`, up to `BATCH`) through
 handlers/engagement/clicks.py (`ClickCounter.store` in a thread: the classification, the visitor hash, the
 repeat rule, the flood limit, one INSERT per click). If the queue is full (the database far behind), hits are
 counted per link in memory and written as one aggregated row each, so nothing grows without bound.
@@ -34,6 +35,7 @@ CACHE_SECONDS = 60.0
 CACHE_ENTRIES = 20_000
 QUEUE_SIZE = 50_000
 BATCH = 1_000
+GATHER_SECONDS = 0.25  # a batch gathers clicks this long (or up to BATCH): a few transactions a second, not one a click
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 NOT_FOUND = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Link not found</title></head>"
              "<body><h1>Link not found</h1><p>This short link doesn't exist or was withdrawn.</p></body></html>")
@@ -53,6 +55,7 @@ class Redirects:
         self.stored = 0  # rows written (the benchmark reads it)
         self.timings: list[float] | None = None  # seconds each redirect took, when a benchmark asks
         self._writer: asyncio.Task[None] | None = None
+        self._flush = asyncio.Event()  # set by drain(): write what is queued now, without gathering more
 
     def attach(self, app: web.Application) -> None:
         app.router.add_get("/r/{code}", self.redirect)
@@ -77,6 +80,7 @@ class Redirects:
 
     async def drain(self) -> None:
         """Returns once every hit queued so far is written (tests and the benchmark wait on it)."""
+        self._flush.set()
         await self.queue.join()
         if self.overflow:
             await asyncio.to_thread(self._write_overflow)
@@ -135,6 +139,11 @@ class Redirects:
     async def _write_forever(self) -> None:
         while True:
             batch = [await self.queue.get()]
+            if not self._flush.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush.wait(), GATHER_SECONDS)
+            if self.queue.empty():
+                self._flush.clear()
             while len(batch) < BATCH:
                 try:
                     batch.append(self.queue.get_nowait())
