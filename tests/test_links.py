@@ -328,3 +328,25 @@ async def test_bluesky_counts_the_short_link_so_the_card_shows_the_saving(
         assert f"✓ X: {len('Book a test drive ') + 23}/280" in card, card
     finally:
         await herald.stop()
+
+
+async def test_export_has_each_accounts_short_link_clicks(site: Site) -> None:
+    import csv
+    import io
+
+    from handlers.core.chat import Command
+
+    post_id, _card = await publish(site.team, "Dealers https://cars.acme.com/dealers campaign=spring")
+    tweet, status = sent(site)
+    (x_link,) = SHORT_RE.findall(tweet)
+    await site.follow(x_link, BROWSER)
+    await site.follow(x_link, FETCHERS["Twitterbot"], address="203.0.113.50")
+    await site.web.redirects.drain()
+    console = site.team.herald.console
+    console.user = "bob"
+    reply = await site.team.herald.handle(Command("export", console.actor(), console.chat, text="week"))
+    assert reply.attachment is not None
+    rows = list(csv.DictReader(io.StringIO(reply.attachment.data.decode("utf-8-sig"))))
+    clicks = {row["account"]: (row["short_link_clicks"], row["short_link_fetches"]) for row in rows}
+    assert clicks == {"acme-x": ("1", "1"), "acme-masto": ("0", "0")}
+    assert {row["post_id"] for row in rows} == {str(post_id)}

@@ -264,6 +264,18 @@ def clicks_by(session: Session, *, workspace_id: int, by: str, since: datetime |
     return out
 
 
+def clicks_by_target(session: Session, post_ids: list[int]) -> dict[tuple[int, int], ClickCount]:
+    """(post, account) → its short links' clicks, for every delivery that has short links (0 when never clicked)."""
+    out = {(p, a): ClickCount() for p, a in session.exec(
+        select(ShortLink.post_id, ShortLink.account_id).where(col(ShortLink.post_id).in_(post_ids))).all()}
+    query = (select(ShortLink.post_id, ShortLink.account_id, Click.fetcher, func.sum(Click.count))
+             .join(ShortLink, col(ShortLink.id) == col(Click.link_id)).where(col(ShortLink.post_id).in_(post_ids))
+             .group_by(col(ShortLink.post_id), col(ShortLink.account_id), col(Click.fetcher)))
+    for post_id, account_id, fetcher, n in session.exec(query).all():
+        _add(out.setdefault((post_id, account_id), ClickCount()), fetcher, int(n or 0))
+    return out
+
+
 def total_clicks(counts: Iterable[ClickCount]) -> ClickCount:
     out = ClickCount()
     for one in counts:
