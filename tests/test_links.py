@@ -350,3 +350,38 @@ async def test_export_has_each_accounts_short_link_clicks(site: Site) -> None:
     clicks = {row["account"]: (row["short_link_clicks"], row["short_link_fetches"]) for row in rows}
     assert clicks == {"acme-x": ("1", "1"), "acme-masto": ("0", "0")}
     assert {row["post_id"] for row in rows} == {str(post_id)}
+
+
+async def test_an_alert_comes_once_when_people_suddenly_click_a_posts_link(site: Site, clock: FakeClock) -> None:
+    from handlers.engagement.alerts import check_alerts
+
+    async def clicks(short: str, people: int, first: int = 1) -> None:
+        for n in range(first, first + people):
+            await site.follow(short, BROWSER, address=f"192.0.2.{n}")
+        await site.follow(short, FETCHERS["Twitterbot"], address="203.0.113.50")  # never counted as a person
+
+    await site.team.say("alice", "/setup reports")
+    for n in range(3):  # the usual: 2 people in the first 20 minutes
+        await publish(site.team, f"Dealers {n} https://cars.acme.com/dealers/{n} campaign=spring")
+        short = SHORT_RE.findall(site.x.requests("POST", "/2/tweets")[-1].json["text"])[0]
+        clock.advance(minutes=10)
+        await clicks(short, 2)
+        clock.advance(hours=20)
+    post_id, _card = await publish(site.team, "Test drives https://cars.acme.com/drive campaign=spring")
+    short = SHORT_RE.findall(site.x.requests("POST", "/2/tweets")[-1].json["text"])[0]
+    clock.advance(minutes=10)
+    await clicks(short, 12, first=100)
+    await site.web.redirects.drain()
+    clock.advance(minutes=10)
+    captured: list[str] = []
+    site.team.herald.console.captured = captured
+    try:
+        await check_alerts(site.team.herald.ctx)
+        await check_alerts(site.team.herald.ctx)  # once
+    finally:
+        site.team.herald.console.captured = None
+    alerts = [text for text in captured if "clicking" in text]
+    assert len(alerts) == 1, captured
+    assert f"🚀 People are clicking #{post_id}'s link — “Test drives" in alerts[0]
+    assert ("  acme-x (X): 12 clicks in the last hour, 20 minutes after publishing — 6.0× the usual 2 in that "
+            "hour (median of 3 earlier posts on this account") in alerts[0], alerts[0]
