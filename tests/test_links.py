@@ -385,3 +385,28 @@ async def test_an_alert_comes_once_when_people_suddenly_click_a_posts_link(site:
     assert f"🚀 People are clicking #{post_id}'s link — “Test drives" in alerts[0]
     assert ("  acme-x (X): 12 clicks in the last hour, 20 minutes after publishing — 6.0× the usual 2 in that "
             "hour (median of 3 earlier posts on this account") in alerts[0], alerts[0]
+
+
+async def test_besttime_clicks_ranks_the_hours_by_the_people_who_clicked(site: Site, clock: FakeClock) -> None:
+    out = await site.team.say("bob", "/besttime clicks")
+    assert out.startswith("⏰ Not enough clicks history yet: 0 posts with short links"), out
+    for n in range(3):  # Monday 09:00 UTC: three people click each X link
+        await publish(site.team, f"Dealers {n} https://cars.acme.com/dealers/{n}")
+        short = SHORT_RE.findall(site.x.requests("POST", "/2/tweets")[-1].json["text"])[0]
+        for person in range(3):
+            await site.follow(short, BROWSER, address=f"192.0.2.{10 * n + person}")
+    clock.advance(hours=2)
+    for n in range(2):  # Monday 11:00 UTC: nobody clicks
+        await publish(site.team, f"Drive {n} https://cars.acme.com/drive/{n}")
+    await site.web.redirects.drain()
+    clock.advance(days=2)
+    out = await site.team.say("bob", "/besttime clicks")
+    assert out.splitlines() == [
+        "⏰ Best times to post for clicks, from this workspace's short links (UTC):",
+        "  1. Mon 09:00–10:00 · 1.5 clicks per post (6 posts)",
+        "  2. Mon 11:00–12:00 · 0.0 clicks per post (4 posts)",
+        "Based on 10 posts over 1 week: the people who clicked each post's short links within 24 hours of "
+        "publishing (preview fetches not counted).",
+    ], out
+    out = await site.team.say("bob", "/besttime clicks x")
+    assert out.startswith("⏰ Not enough clicks history yet on X: 5 posts with short links"), out
