@@ -35,7 +35,7 @@ from sqlmodel import select  # noqa: E402
 
 from bench.common import percentile, scratch_url  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
-from handlers.engagement.clicks import ClickCounter, Hit  # noqa: E402
+from handlers.engagement.clicks import FLOOD, ROWS_PER_MINUTE, ClickCounter, Hit  # noqa: E402
 from handlers.posts.shortlinks import new_code  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import Click, ShortLink  # noqa: E402
@@ -83,9 +83,11 @@ def serve(url: str, port: int, ready: Any, stop: Any, results: Any) -> None:
         with db.session() as session:
             rows = session.exec(select(func.count()).select_from(Click)).one()
             counted = session.exec(select(func.sum(Click.count))).one()
+            flooded = session.exec(select(func.count(), func.sum(Click.count)).where(Click.fetcher == FLOOD)).one()
         timings = sorted(t * 1000 for t in app.redirects.timings or [])
         results.put({"server_p50": percentile(timings, 0.5), "server_p99": percentile(timings, 0.99),
-                     "rows": rows, "clicks": counted or 0, "drain": drained, "stored": app.redirects.stored})
+                     "rows": rows, "clicks": counted or 0,
+                     "flood_rows": flooded[0] or 0, "flood_clicks": flooded[1] or 0, "drain": drained, "stored": app.redirects.stored})
         await app.stop()
         db.dispose()
 
@@ -137,8 +139,9 @@ async def load(port: int, codes: list[str], rate: float, seconds: float,
 
     # warm the lookup cache: the first request of a code reads the database
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    for code in codes:
-        await fetch(reader, writer, f"GET /r/{code} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    for n, code in enumerate(codes):  # each from its own address, as people would
+        await fetch(reader, writer, (f"GET /r/{code} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {BROWSERS[0]}\r\n"
+                                     f"X-Forwarded-For: 10.255.{n // 256 % 256}.{n % 256}\r\n\r\n").encode())
     writer.close()
     await asyncio.sleep(1.0)  # the writer stores the warm-up's clicks before the measured run
     start = time.perf_counter() + 0.5
@@ -211,9 +214,12 @@ def main() -> None:
           f" · max {max(latencies):.2f} ms")
     print(f"inside the web app (request handler): p50 {stored['server_p50']:.3f} ms · "
           f"p99 {stored['server_p99']:.3f} ms")
-    print(f"clicks stored during the run: {stored['rows']:,} rows for {stored['clicks']:,} clicks "
-          f"({stored['rows'] / elapsed:,.0f} rows/s); writer done {stored['drain'] * 1000:.0f} ms after the last "
-          "request (the rest were repeats within 30 minutes, counted once)")
+    requests = sent + len(codes)
+    print(f"clicks stored: {stored['clicks']:,} of {requests:,} requests ({len(codes):,} of them the warm-up; "
+          f"{requests - stored['clicks']:,} repeats within 30 minutes, counted once) in {stored['rows']:,} rows "
+          f"({stored['rows'] / elapsed:,.0f} rows/s), {stored['flood_clicks']:,} of the clicks in "
+          f"{stored['flood_rows']:,} aggregated rows (past {ROWS_PER_MINUTE:,} rows a minute); the writer was done "
+          f"{stored['drain'] * 1000:.0f} ms after the last request")
     print(f"writer capacity: {capacity:,.0f} clicks/s stored (ClickCounter.store, batches of 1,000 new clicks)")
 
 
