@@ -119,8 +119,10 @@ async def test_a_post_to_two_networks_counts_exactly_the_people_who_clicked_each
         for agent in FETCHERS.values():
             fetched = await site.follow(short, agent, address="203.0.113.50")
             assert fetched.status_code == 302 and fetched.headers["Location"] == target
-    # a second person clicks the X link only
+    # a second person clicks the X link only; a HEAD (a link checker) answers without counting
     await site.follow(x_link, BROWSER, address="192.0.2.99")
+    head = await site.http.head(x_link.removeprefix(PUBLIC), headers={"User-Agent": BROWSER})
+    assert head.status_code == 302 and head.headers["Location"] == targets[x_link]
     await site.web.redirects.drain()
 
     out = await site.team.say("bob", f"/stats {post_id}")

@@ -104,11 +104,12 @@ class Redirects:
         if found is None:
             return self.not_found()
         link_id, target = found
-        hit = Hit(link_id, self.clock.now(), self.address(request), request.headers.get("User-Agent", ""))
-        try:
-            self.queue.put_nowait(hit)
-        except asyncio.QueueFull:
-            self.overflow[link_id] = self.overflow.get(link_id, 0) + 1
+        if request.method == "GET":  # a HEAD only asks whether the link answers: nobody followed it
+            hit = Hit(link_id, self.clock.now(), self.address(request), request.headers.get("User-Agent", ""))
+            try:
+                self.queue.put_nowait(hit)
+            except asyncio.QueueFull:
+                self.overflow[link_id] = self.overflow.get(link_id, 0) + 1
         return web.Response(status=302, headers={**HEADERS, "Location": target})
 
     def not_found(self) -> web.Response:
