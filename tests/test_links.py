@@ -412,3 +412,28 @@ async def test_besttime_clicks_ranks_the_hours_by_the_people_who_clicked(site: S
     ], out
     out = await site.team.say("bob", "/besttime clicks x")
     assert out.startswith("⏰ Not enough clicks history yet on X: 5 posts with short links"), out
+
+
+async def test_herald_serves_its_one_web_app_when_it_has_a_public_address(db_url: str, clock: FakeClock) -> None:
+    """What `python -m bot` runs (bot/app.py chat_fronts): /healthz, /media and /r/<code> on HERALD_HTTP_PORT."""
+    import socket
+
+    from bot.app import chat_fronts
+    from bot.web.app import WebApp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    herald = make_herald(db_url, clock, HERALD_PUBLIC_URL=PUBLIC, HERALD_HTTP_PORT=str(port))
+    names = chat_fronts(herald)
+    assert names == [f"media and short links at {PUBLIC}"]
+    assert [type(s) for s in herald.services] == [WebApp]
+    await herald.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/healthz")).text == "ok"
+            assert (await http.get("/r/AAAAAAAA")).status_code == 404
+            assert (await http.get("/media/" + "0" * 64 + ".jpg")).status_code == 404
+    finally:
+        await herald.stop()
+    assert chat_fronts(make_herald(db_url, clock)) == []  # no public address: no web app
