@@ -185,8 +185,17 @@ def webhook_secret(settings: Settings) -> str | None:
     return hmac.new(key, b"telegram-webhook:" + token, hashlib.sha256).hexdigest()
 
 
+def web_app(herald: Herald, *, host: str = "0.0.0.0", port: int | None = None) -> Any:
+    """The one web app (/media, /r/<code>, /healthz) on HERALD_HTTP_PORT (or `port`)."""
+    from bot.web.app import WebApp
+
+    settings = herald.settings
+    return WebApp(herald.db, herald.clock, host=host, port=settings.http_port if port is None else port,
+                  public_url=settings.public_url, trust_forwarded_for=settings.trust_forwarded_for)
+
+
 def chat_fronts(herald: Herald) -> list[str]:
-    """Add the front ends whose tokens are set (Telegram, Discord) and the public media server; their names."""
+    """Add the front ends whose tokens are set (Telegram, Discord) and the public web app; their names."""
     settings = herald.settings
     names = []
     if settings.telegram_bot_token is not None:
@@ -209,8 +218,6 @@ def chat_fronts(herald: Herald) -> list[str]:
         ))
         names.append("Discord")
     if settings.public_url:
-        from bot.media_server import MediaServer
-
-        herald.services.append(MediaServer(herald.db, port=settings.http_port, public_url=settings.public_url))
-        names.append(f"media at {settings.public_url}/media/")
+        herald.services.append(web_app(herald))
+        names.append(f"media and short links at {settings.public_url}")
     return names

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # where networks that fetch images by URL (Instagram, Threads, TikTok photos) can reach Herald's media
     public_url: str | None = Field(None, validation_alias="HERALD_PUBLIC_URL")
     http_port: int = Field(8080, ge=1, le=65535, validation_alias="HERALD_HTTP_PORT")
+    # true behind a load balancer that appends the visitor's address to X-Forwarded-For: short-link clicks are
+    # told apart by that address (hashed, never stored) instead of the balancer's
+    trust_forwarded_for: bool = Field(False, validation_alias="HERALD_TRUST_FORWARDED_FOR")
     account_check_seconds: int = Field(900, ge=30, le=86400, validation_alias="HERALD_ACCOUNT_CHECK_SECONDS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", validation_alias="LOG_LEVEL")
     grace_minutes: int = Field(15, ge=0, le=24 * 60, validation_alias="HERALD_GRACE_MINUTES")

@@ -195,6 +195,9 @@ class Workspace(SQLModel, table=True):
     watch_words: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     alert_factor: float = 3.0  # a post "takes off" at this many times the usual engagement for its age
     utm: bool = True  # add utm_source/medium/campaign to links
+    # Herald's own short links (/links, handlers/posts/shortlinks.py): on by default, used only when HERALD_PUBLIC_URL
+    # is set
+    short_links: bool = True
     # how far posts spread (handlers/engagement/spread.py): someone with at least this many followers sharing or
     # quoting a post alerts the team (0: off); a quote holding these words reads as praise (watch words: complaint)
     spread_alert_followers: int = Field(default=10_000, sa_column_kwargs={"server_default": "10000"})
@@ -292,6 +295,8 @@ class Post(SQLModel, table=True):
     # variants written before the main text's last edit: the card marks them until they are written again
     stale_variants: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False,
                                                                          server_default="[]"))
+    # links the team marked keep=: they go out as written, never shortened (legal or partner links)
+    keep_links: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     revision: int = 1
     sent_revision: int | None = None  # the revision that went out when publishing started
     state: str = Field(default=PostState.DRAFT.value, index=True)
@@ -628,3 +633,44 @@ class ShareReading(SQLModel, table=True):
     total: int | None = None  # the shares + quotes the metrics showed when it was read
     found: int = 0  # amplifiers the network listed
     wait_until: datetime | None = utc_column()
+
+
+class ShortLink(SQLModel, table=True):
+    """One of Herald's short links, `<public url>/r/<code>`: the tagged target one link of one delivery (post ×
+    account) goes to. Made when the delivery's text is rendered, so the card shows what goes out; a code is
+    random (`secrets`), never reused, and redirects only to the target stored here. It outlives its post unless
+    revoked (/links revoke)."""
+
+    __table_args__ = (UniqueConstraint("post_id", "account_id", "target", name="uq_shortlink_target"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True)
+    workspace_id: int = Field(index=True)  # no foreign keys: a link keeps answering after its post is gone
+    post_id: int = Field(index=True)
+    account_id: int = Field(index=True)
+    target: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime | None = utc_column()
+    revoked_at: datetime | None = utc_column()
+
+
+class Click(SQLModel, table=True):
+    """Clicks on a short link: one row a click (count 1), or one row a minute for a flood (count > 1, no visitor).
+    `visitor` is a keyed hash of the address and browser whose key changes every day, never the address;
+    `fetcher` names a link-preview robot (Twitterbot, …), None for a person."""
+
+    __table_args__ = (Index("ix_click_link_visitor_at", "link_id", "visitor", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(index=True)
+    at: datetime | None = utc_column(index=True)
+    visitor: str | None = None
+    fetcher: str | None = None
+    count: int = 1
+
+
+class ClickKey(SQLModel, table=True):
+    """The day's random key that hashes visitors (shared by every worker); keys older than yesterday are deleted,
+    so yesterday's hashes can't be recomputed from an address."""
+
+    day: str = Field(primary_key=True)  # YYYY-MM-DD (UTC)
+    key: str

@@ -351,7 +351,8 @@ async def test_alerts_shows_the_rules_and_sets_the_factor(team: Team) -> None:
     assert lines[1].startswith("• Taking off: a post's engagements (likes, comments, shares, quotes, saves, clicks) at "
                                "its latest reading ≥ 3× the median of the same account's last 20 earlier posts")
     assert lines[2].startswith("• Comment surge: at least 5 comments on a post within an hour and ≥ 3× the median")
-    assert lines[3] == "• Watch words: none (/watch)."
+    assert lines[3].startswith("• Clicks taking off: at least 10 people clicking a post's short link within an hour")
+    assert lines[4] == "• Watch words: none (/watch)."
     out = await team.say("alice", "/alerts factor=4.5")
     assert out.startswith("🔔 Take-off and surge alerts: at 4.5× the usual.")
     assert workspace(team).alert_factor == 4.5

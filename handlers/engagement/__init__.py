@@ -8,6 +8,7 @@ and periodic tasks.
 from handlers.engagement import (  # noqa: F401  (each module registers its commands and periodic tasks)
     alerts,
     besttime,
+    clicks,
     digests,
     exports,
     inbox,

@@ -12,6 +12,10 @@ The rules, stated in /alerts:
   is 3 earlier posts with such a reading; without it there is no take-off alert (an absolute number means
   nothing across accounts of very different sizes). Same-age totals compare velocity: engagements per hour
   since publishing. Once per delivery.
+- **Clicks taking off** (`check_click_takeoff`): people's clicks on a delivery's short links (handlers/posts/
+  shortlinks.py; preview fetches not counted) within the last hour, against the median the same account's
+  earlier posts (the last 20 within 90 days that had short links) got in the same hour of their life. It alerts
+  at ≥ alert_factor × that median and at least 10 clicks, given 3 such earlier posts. Once per delivery.
 - **Comment surge** (`check_surges`): the most comments a post got within one hour (a window ending at one
   of the newly fetched comments), against the median its earlier posts on the same accounts got in the same
   hour of their life. It alerts at ≥ 5 comments and ≥ alert_factor × that median, given 3 earlier posts whose
@@ -32,8 +36,10 @@ import re
 import statistics
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
@@ -52,12 +58,14 @@ from handlers.engagement.metrics import ENGAGED, engagements
 from storage.models import (
     Account,
     ChatLink,
+    Click,
     Delivery,
     DeliveryState,
     InboxItem,
     MetricSnapshot,
     Post,
     SentOnce,
+    ShortLink,
     Workspace,
 )
 
@@ -316,30 +324,141 @@ async def check_takeoff(ctx: Context) -> int:
     # the baseline queries take long on a big history (1.6 s at 100,000 posts on PostgreSQL, bench/):
     # in a worker thread with its own session, so chat commands aren't held up meanwhile
     found = await asyncio.to_thread(_takeoffs_in_thread, ctx, now)
+    return await tell_post_alerts(ctx, found, "alert:takeoff", lambda post_id, text: (
+        f"🚀 #{post_id} is taking off — “{text}”"), functools.partial(takeoff_lines, ctx))
+
+
+def takeoff_lines(ctx: Context, ws: Workspace, t: TakeOff) -> list[str]:
+    ratio = f" — {times(t.engaged / t.usual)} " if t.usual else " — "
+    lines = [f"  {t.account} ({ctx.networks.label(t.network)}): {t.engaged:,} engagements "
+             f"{span(t.age)} after publishing{ratio}the usual {number(t.usual)} at that age (median of "
+             f"{t.baseline} earlier posts on this account; alert at {ws.alert_factor:g}×)"]
+    if numbers_line(t.snapshot):
+        lines.append(f"    {numbers_line(t.snapshot)}")
+    return lines
+
+
+Alerted = TypeVar("Alerted", "TakeOff", "ClickTakeOff")
+
+
+async def tell_post_alerts(ctx: Context, found: dict[int, list[Alerted]], key: str,
+                           headline: Callable[[int, str], str],
+                           describe: Callable[[Workspace, Alerted], list[str]]) -> int:
+    """Each delivery found (workspace → deliveries) claimed once under `key`:<delivery>, then one alert per post:
+    its headline, each account's lines, the /stats line. How many alerts went out."""
     sent = 0
     for ws_id, takeoffs in found.items():
-        claimed = [t for t in takeoffs if claim_once(ctx, f"alert:takeoff:{t.delivery_id}")]
-        by_post: dict[int, list[TakeOff]] = defaultdict(list)
-        for t in claimed:
-            by_post[t.post_id].append(t)
-        for post_id, items in sorted(by_post.items()):
-            with ctx.db.session() as session:
-                ws = get_workspace(session, ws_id)
-                post = session.get(Post, post_id)
-                text = first_words(post.text) if post else ""
-            lines = [f"🚀 #{post_id} is taking off — “{text}”"]
-            for t in sorted(items, key=lambda t: t.account):
-                ratio = f" — {times(t.engaged / t.usual)} " if t.usual else " — "
-                lines.append(
-                    f"  {t.account} ({ctx.networks.label(t.network)}): {t.engaged:,} engagements "
-                    f"{span(t.age)} after publishing{ratio}the usual {number(t.usual)} at that age (median of "
-                    f"{t.baseline} earlier posts on this account; alert at {ws.alert_factor:g}×)")
-                if numbers_line(t.snapshot):
-                    lines.append(f"    {numbers_line(t.snapshot)}")
-            lines.append(f"/stats {post_id} has the details.")
-            await tell_alert_chats(ctx, ws_id, alert_reply(ws, lines))
-            sent += 1
+        by_post: dict[int, list[Alerted]] = defaultdict(list)
+        for t in takeoffs:
+            if claim_once(ctx, f"{key}:{t.delivery_id}"):
+                by_post[t.post_id].append(t)
+        sent += await _tell_posts(ctx, ws_id, by_post, headline, describe)
     return sent
+
+
+async def _tell_posts(ctx: Context, ws_id: int, by_post: dict[int, list[Alerted]], headline: Callable[[int, str], str],
+                      describe: Callable[[Workspace, Alerted], list[str]]) -> int:
+    sent = 0
+    for post_id, items in sorted(by_post.items()):
+        with ctx.db.session() as session:
+            ws = get_workspace(session, ws_id)
+            post = session.get(Post, post_id)
+            text = first_words(post.text) if post else ""
+        lines = [headline(post_id, text)]
+        for item in sorted(items, key=lambda t: t.account):
+            lines += describe(ws, item)
+        lines.append(f"/stats {post_id} has the details.")
+        await tell_alert_chats(ctx, ws_id, alert_reply(ws, lines))
+        sent += 1
+    return sent
+
+
+# --- clicks taking off -----------------------------------------------------------------------------
+
+CLICK_FLOOR = 10  # fewer people clicking within the hour than this never count as taking off
+
+
+@dataclass
+class ClickTakeOff:
+    delivery_id: int
+    post_id: int
+    account: str
+    network: str
+    clicks: int
+    age: timedelta
+    usual: float
+    baseline: int
+
+
+def people_clicks(session: Session, post_id: int, account_id: int, start: datetime, end: datetime) -> int:
+    """People's clicks on one delivery's short links within (start, end]."""
+    return int(session.exec(
+        select(func.coalesce(func.sum(Click.count), 0)).join(ShortLink, col(ShortLink.id) == col(Click.link_id))
+        .where(ShortLink.post_id == post_id).where(ShortLink.account_id == account_id)
+        .where(col(Click.fetcher).is_(None)).where(col(Click.at) > start).where(col(Click.at) <= end)).one())
+
+
+def find_click_takeoffs(session: Session, now: datetime) -> dict[int, list[ClickTakeOff]]:
+    """Deliveries whose short links people clicked at least CLICK_FLOOR times in the last hour and ≥
+    alert_factor × the median of the same account's earlier posts in the same hour of their life (3 earlier
+    posts with short links at least): workspace → take-offs."""
+    rows = session.exec(
+        select(ShortLink.post_id, ShortLink.account_id, func.sum(Click.count))
+        .join(ShortLink, col(ShortLink.id) == col(Click.link_id))
+        .where(col(Click.at) > now - LOOKBACK).where(col(Click.at) <= now).where(col(Click.fetcher).is_(None))
+        .group_by(col(ShortLink.post_id), col(ShortLink.account_id))).all()
+    found: dict[int, list[ClickTakeOff]] = defaultdict(list)
+    for post_id, account_id, clicks in rows:
+        if int(clicks or 0) < CLICK_FLOOR:
+            continue
+        pair = session.exec(select(Delivery, Account, Workspace).where(Delivery.post_id == post_id)
+                            .where(Delivery.account_id == account_id)
+                            .where(col(Account.id) == col(Delivery.account_id))
+                            .where(col(Workspace.id) == col(Account.workspace_id))).first()
+        if pair is None:
+            continue
+        delivery, account, ws = pair
+        if ws.alert_factor <= 0 or delivery.sent_at is None or already_sent(session, [f"alert:clicks:{delivery.id}"]):
+            continue
+        age = now - delivery.sent_at
+        earlier = session.exec(
+            select(Delivery).where(Delivery.account_id == account_id)
+            .where(Delivery.state == DeliveryState.SENT.value)
+            .where(col(Delivery.sent_at) < delivery.sent_at)
+            .where(col(Delivery.sent_at) >= delivery.sent_at - BASELINE_DAYS)
+            .where(col(Delivery.sent_at) <= now - age)  # that hour of its life has passed
+            .order_by(col(Delivery.sent_at).desc()).limit(BASELINE_POSTS)).all()
+        values = [people_clicks(session, e.post_id, account_id, e.sent_at + age - LOOKBACK, e.sent_at + age)
+                  for e in earlier if e.sent_at is not None and session.exec(
+                      select(ShortLink.id).where(ShortLink.post_id == e.post_id)
+                      .where(ShortLink.account_id == account_id).limit(1)).first() is not None]
+        if len(values) < BASELINE_MIN:
+            continue  # no baseline, no alert
+        usual = statistics.median(values)
+        if int(clicks) >= ws.alert_factor * usual:
+            found[ws.id or 0].append(ClickTakeOff(delivery.id or 0, post_id, account.name, account.network,
+                                                  int(clicks), age, usual, len(values)))
+    return found
+
+
+def _click_takeoffs_in_thread(ctx: Context, now: datetime) -> dict[int, list[ClickTakeOff]]:
+    with ctx.db.session() as session:
+        return find_click_takeoffs(session, now)
+
+
+async def check_click_takeoff(ctx: Context) -> int:
+    """Alert each delivery whose short links people suddenly click, once; returns how many alerts went out."""
+    found = await asyncio.to_thread(_click_takeoffs_in_thread, ctx, ctx.clock.now())
+    return await tell_post_alerts(ctx, found, "alert:clicks", lambda post_id, text: (
+        f"🚀 People are clicking #{post_id}'s link — “{text}”"), functools.partial(click_takeoff_lines, ctx))
+
+
+def click_takeoff_lines(ctx: Context, ws: Workspace, t: ClickTakeOff) -> list[str]:
+    ratio = f" — {times(t.clicks / t.usual)} " if t.usual else " — "
+    return [f"  {t.account} ({ctx.networks.label(t.network)}): {t.clicks:,} clicks in the last hour, "
+            f"{span(t.age)} after publishing{ratio}the usual {number(t.usual)} in that hour (median of "
+            f"{t.baseline} earlier posts on this account; alert at {ws.alert_factor:g}×; preview fetches "
+            "not counted)"]
 
 
 # --- comment surges ---------------------------------------------------------------------------------
@@ -517,9 +636,10 @@ async def watch_alerts(ctx: Context, workspace_id: int, items: list[WatchedItem]
 
 @periodic("alerts", every=CHECK_EVERY)
 async def check_alerts(ctx: Context) -> int:
-    """Take-off and surge checks (watch words go with the inbox, as comments arrive)."""
+    """Take-off (engagements, and clicks on short links) and surge checks (watch words go with the inbox, as
+    comments arrive)."""
     sent = 0
-    for check in (check_takeoff, check_surges):
+    for check in (check_takeoff, check_click_takeoff, check_surges):
         try:
             sent += await check(ctx)
         except Exception:
@@ -619,6 +739,9 @@ def alerts_text(ws: Workspace) -> str:
         f"• Comment surge: at least {SURGE_MIN} comments on a post within an hour and ≥ {factor:g}× the median its "
         f"earlier posts (on the same accounts) got in the same hour of their life; with fewer than {BASELINE_MIN} "
         f"such posts, {SURGE_FALLBACK} comments in an hour.",
+        f"• Clicks taking off: at least {CLICK_FLOOR} people clicking a post's short link within an hour and ≥ "
+        f"{factor:g}× the median the account's earlier posts got in the same hour of their life (needs "
+        f"{BASELINE_MIN} earlier posts with short links); preview fetches don't count.",
         "• Watch words: " + (", ".join(words) if words else "none") + " (/watch).",
         "Each alert comes once, to the team and report chats, with ⏸ Pause publishing and 🚨 Start crisis mode "
         "buttons.",

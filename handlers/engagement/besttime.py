@@ -9,7 +9,9 @@ From the workspace's own history:
 - a slot's score is the average engagement rate of its posts (engagements ÷ views, engagements = likes +
   comments + shares + quotes + saves + clicks) when every post counted has views, else the average engagements
   per post; the reply says which;
-- the TOP best slots are shown with their numbers and how many posts each rests on.
+- the TOP best slots are shown with their numbers and how many posts each rests on;
+- `/besttime clicks` scores the slots instead by the people who clicked each delivery's short links within 24
+  hours of publishing (handlers/engagement/clicks.py), over the deliveries that had short links.
 With fewer than MIN_POSTS such posts, the reply says so and shows the general defaults of the networks asked about
 (each connector's profile declares them; OVERALL where it has none), named as general defaults and not the
 workspace's own numbers.
@@ -29,7 +31,7 @@ from statistics import fmean
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
@@ -40,7 +42,7 @@ from handlers.core.errors import UserError
 from handlers.core.lookups import account_rules, get_workspace
 from handlers.core.ports import Networks, PostingWindow
 from handlers.engagement.metrics import engagements
-from storage.models import Account, Delivery, DeliveryState, MetricSnapshot, Workspace
+from storage.models import Account, Click, Delivery, DeliveryState, MetricSnapshot, ShortLink, Workspace
 
 HISTORY = timedelta(weeks=12)
 READING_AT = timedelta(hours=24)
@@ -106,6 +108,7 @@ class History:
     weeks: int
     by_rate: bool  # scores are engagement rates (else engagements per post)
     slots: list[Slot]  # best first
+    by_clicks: bool = False  # scores are people's clicks on the posts' short links per post (/besttime clicks)
 
     @property
     def enough(self) -> bool:
@@ -144,13 +147,52 @@ def history(session: Session, ws: Workspace, account_ids: list[int], now: dateti
         engaged = engagements(snap)
         local = sent_at.astimezone(zone)
         scores[(local.weekday(), local.hour)].append(engaged / (snap.impressions or 1) if by_rate else float(engaged))
+    return ranked(scores, [s for _o, s, _snap in picked], by_rate=by_rate)
+
+
+def ranked(scores: dict[tuple[int, int], list[float]], sent: list[datetime], *, by_rate: bool = False,
+           by_clicks: bool = False) -> History:
+    """The hours of the week, best average first, over the posts sent at `sent`."""
     slots = sorted((Slot(day, hour, fmean(values), len(values)) for (day, hour), values in scores.items()),
                    key=lambda s: (-s.score, -s.posts, s.weekday, s.hour))
-    weeks = 0
-    if picked:
-        sent = [s for _o, s, _snap in picked]
-        weeks = max(1, math.ceil((max(sent) - min(sent)) / timedelta(weeks=1)))
-    return History(posts=len(picked), weeks=weeks, by_rate=by_rate, slots=slots)
+    weeks = max(1, math.ceil((max(sent) - min(sent)) / timedelta(weeks=1))) if sent else 0
+    return History(posts=len(sent), weeks=weeks, by_rate=by_rate, slots=slots, by_clicks=by_clicks)
+
+
+def click_history(session: Session, ws: Workspace, account_ids: list[int], now: datetime) -> History:
+    """Score the hours of the week by people's clicks on each delivery's short links within 24 hours of
+    publishing (the deliveries of the last 12 weeks that had short links and are a day old)."""
+    deliveries = session.execute(
+        select(col(Delivery.post_id), col(Delivery.account_id), col(Delivery.sent_at))
+        .join(ShortLink, and_(col(ShortLink.post_id) == col(Delivery.post_id),
+                              col(ShortLink.account_id) == col(Delivery.account_id)))
+        .where(col(Delivery.account_id).in_(account_ids))
+        .where(col(Delivery.state) == DeliveryState.SENT.value)
+        .where(col(Delivery.sent_at) >= now - HISTORY).where(col(Delivery.sent_at) <= now - READING_AT)
+        .distinct()
+    ).all()
+    clicks = session.execute(
+        select(col(ShortLink.post_id), col(ShortLink.account_id), col(Click.at), col(Click.count))
+        .join(Click, col(Click.link_id) == col(ShortLink.id))
+        .where(col(ShortLink.account_id).in_(account_ids)).where(col(Click.fetcher).is_(None))
+        .where(col(Click.at) >= now - HISTORY - READING_AT)
+    ).all()
+    by_delivery: dict[tuple[int, int], list[tuple[datetime, int]]] = defaultdict(list)
+    for post_id, account_id, at, count in clicks:
+        if at is not None:
+            by_delivery[(post_id, account_id)].append((at, int(count)))
+    zone = ZoneInfo(ws.timezone)
+    scores: dict[tuple[int, int], list[float]] = defaultdict(list)
+    sent: list[datetime] = []
+    for post_id, account_id, sent_at in deliveries:
+        if sent_at is None:
+            continue
+        end = sent_at + READING_AT
+        within = sum(n for at, n in by_delivery[(post_id, account_id)] if sent_at <= at <= end)
+        local = sent_at.astimezone(zone)
+        scores[(local.weekday(), local.hour)].append(float(within))
+        sent.append(sent_at)
+    return ranked(scores, sent, by_clicks=True)
 
 
 def default_slots(directory: Networks, networks: set[str]) -> list[Slot]:
@@ -200,27 +242,49 @@ def next_start(slots: list[Slot], tz: str, after: datetime, taken: set[datetime]
 # --- /besttime ------------------------------------------------------------------------------------------------
 
 
-def score_text(slot: Slot, by_rate: bool) -> str:
-    value = f"{100 * slot.score:.1f}% engagement rate" if by_rate else f"{slot.score:,.1f} engagements per post"
+def score_text(slot: Slot, past: History) -> str:
+    if past.by_clicks:
+        value = f"{slot.score:,.1f} clicks per post"
+    elif past.by_rate:
+        value = f"{100 * slot.score:.1f}% engagement rate"
+    else:
+        value = f"{slot.score:,.1f} engagements per post"
     return f"{value} ({slot.posts} post{'s' if slot.posts != 1 else ''})"
+
+
+def click_lines(past: History, on: str, tz: str) -> list[str]:
+    """/besttime clicks: the hours whose posts people clicked most, or why there aren't any yet."""
+    if not past.enough:
+        return [f"⏰ Not enough clicks history yet{on}: {past.posts} post{'s' if past.posts != 1 else ''} with short "
+                f"links at least a day old in the last {HISTORY.days // 7} weeks; Herald needs {MIN_POSTS}. Short "
+                "links need HERALD_PUBLIC_URL and /links on. /besttime shows the times by engagements."]
+    lines = [f"⏰ Best times to post{on} for clicks, from this workspace's short links ({tz}):"]
+    lines += [f"  {n}. {slot.label()} · {score_text(slot, past)}" for n, slot in enumerate(past.slots[:TOP], 1)]
+    lines.append(f"Based on {past.posts} posts over {past.weeks} week{'s' if past.weeks != 1 else ''}: the people "
+                 "who clicked each post's short links within 24 hours of publishing (preview fetches not counted).")
+    return lines
 
 
 @command(
     "besttime",
-    usage="/besttime [network]", example="/besttime x",
+    usage="/besttime [clicks] [network]", example="/besttime x",
     summary="when your posts do best, from your own numbers (general defaults until there are enough)",
     details=(
         f"Each post of the last {HISTORY.days // 7} weeks counts by its numbers 24 hours after publishing, in the "
         "hour of the week it went out (workspace timezone): engagement rate = engagements ÷ views where every "
         f"post has views, else engagements per post. With fewer than {MIN_POSTS} such posts you get general "
-        f"defaults ({SOURCE}). /schedule <post> next best takes the next of these times."
+        f"defaults ({SOURCE}). /besttime clicks ranks the hours by the people who clicked each post's short "
+        "links within 24 hours (Herald's own count, /links). /schedule <post> next best takes the next of the "
+        "engagement times."
     ),
     group="Engagement",
 )
 async def besttime(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
-    wanted = req.command.text.strip().lower() or None
+    words = req.command.text.strip().lower().split()
+    by_clicks = bool(words) and words[0] == "clicks"
+    wanted = " ".join(words[1:] if by_clicks else words) or None
     now = ctx.clock.now()
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
@@ -230,13 +294,16 @@ async def besttime(req: Request) -> Reply:
             raise UserError(f"'{wanted}' isn't a network. Try one of: {', '.join(here or everywhere)}. "
                             f"Usage: {req.spec.usage}")
         accounts = accounts_on(session, ws_id, wanted)
-        past = history(session, ws, [a.id for a in accounts if a.id is not None], now)
+        ids = [a.id for a in accounts if a.id is not None]
+        past = click_history(session, ws, ids, now) if by_clicks else history(session, ws, ids, now)
         networks = sorted({account_rules(a) for a in accounts} or ({wanted} if wanted else set()))
     on = f" on {ctx.networks.label(wanted)}" if wanted else ""
     tz = ws.timezone
+    if by_clicks:
+        return Reply("\n".join(click_lines(past, on, tz)))
     if past.enough:
         lines = [f"⏰ Best times to post{on}, from this workspace's own numbers ({tz}):"]
-        lines += [f"  {n}. {slot.label()} · {score_text(slot, past.by_rate)}"
+        lines += [f"  {n}. {slot.label()} · {score_text(slot, past)}"
                   for n, slot in enumerate(past.slots[:TOP], 1)]
         how = ("engagement rate = engagements ÷ views" if past.by_rate else
                "engagements = likes + comments + shares + quotes + saves + clicks (not every post has views, "

@@ -35,6 +35,7 @@ from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace
 from handlers.core.notices import claim_once, tell_team
 from handlers.core.when import show_time
+from handlers.engagement.clicks import period_click_lines
 from handlers.engagement.reports import Window, period_chart, period_lines, period_numbers, span_text
 from storage.models import ChatLink, SentOnce, Workspace
 
@@ -194,12 +195,13 @@ async def build_digest(ctx: Context, workspace_id: int, setting: Setting, day: d
         tz, name = ws.timezone, ws.name
         window, previous = setting.period(day, tz)
         numbers = period_numbers(session, workspace_id, window, previous)
+        clicks = period_click_lines(session, workspace_id, window.start, window.end, (previous.start, previous.end))
     kind = "Daily" if setting.cadence == DAILY else "Weekly"
     noun = "day" if setting.cadence == DAILY else "week"
     lines = [f"🗞 {kind} digest for {name}: {span_text(window.start, window.end, tz)}"]
     if now - window.end > LATE:
         lines.append(f"(Sent late: it was due {show_time(window.end, tz)}, when Herald wasn't running.)")
-    lines += period_lines(numbers, tz, f"the {noun} before", previous)
+    lines += period_lines(numbers, tz, f"the {noun} before", previous) + clicks
     image = await period_chart(ctx, numbers, f"Engagements per network: this {noun} vs the {noun} before",
                                f"this {noun}", f"the {noun} before")
     return Reply("\n".join(lines), image=image)

@@ -3,7 +3,7 @@
 Columns (COLUMNS): the post, when that account published it (ISO 8601 in the workspace timezone),
 campaign, network, account, link, each number from the latest reading (empty where the network
 doesn't give it or nothing was read yet), engagements, engagement rate in % with its basis (views,
-else followers), when the numbers were read, and the text that went out. The file is UTF-8 with a
+else followers), the clicks on Herald's short links (people, and preview fetches apart), when the numbers were read, and the text that went out. The file is UTF-8 with a
 byte-order mark so spreadsheet programs read accents right; cells a spreadsheet would run as a formula
 (starting with = + - @) get a leading apostrophe.
 """
@@ -15,16 +15,20 @@ import io
 import re
 from zoneinfo import ZoneInfo
 
+from sqlmodel import Session, col, select
+
 from handlers.core.chat import Attachment, Reply
 from handlers.core.commands import Request, command
 from handlers.core.lookups import get_workspace
+from handlers.engagement.clicks import ClickCount, clicks_by_target
 from handlers.engagement.reports import PERIOD_HELP, Sent, parse_period, plural, sent_deliveries, span_text
-from storage.models import METRIC_FIELDS
+from storage.models import METRIC_FIELDS, Delivery
 
 NUMBERS = tuple("views" if f == "impressions" else f for f in METRIC_FIELDS)  # named the way the chat names them
 COLUMNS = (
     "post_id", "published_at", "campaign", "network", "account", "url", *NUMBERS,
-    "engagements", "engagement_rate_pct", "rate_basis", "metrics_read_at", "text",
+    "engagements", "engagement_rate_pct", "rate_basis", "short_link_clicks", "short_link_fetches", "metrics_read_at",
+    "text",
 )
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,7 +40,9 @@ def cell(text: str | None) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def csv_rows(rows: list[Sent], tz: str) -> bytes:
+def csv_rows(rows: list[Sent], tz: str, clicks: dict[int, ClickCount] | None = None) -> bytes:
+    """The file; `clicks` holds each delivery's short-link clicks (none: it had no short link)."""
+    clicks = clicks or {}
     zone = ZoneInfo(tz)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -49,10 +55,23 @@ def csv_rows(rows: list[Sent], tz: str) -> bytes:
             sent.post_id, published.astimezone(zone).isoformat(timespec="seconds"), cell(sent.campaign),
             cell(sent.network), cell(sent.account), cell(sent.url), *numbers,
             sent.engagements if sent.read_at else "", f"{rate[0]:.2f}" if rate else "", rate[1] if rate else "",
+            *((clicks[sent.delivery_id].people, clicks[sent.delivery_id].fetches + clicks[sent.delivery_id].floods)
+              if sent.delivery_id in clicks else ("", "")),
             sent.read_at.astimezone(zone).isoformat(timespec="seconds") if sent.read_at else "",
             cell(sent.sent_text or sent.text),
         ])
     return out.getvalue().encode("utf-8-sig")
+
+
+def delivery_clicks(session: Session, rows: list[Sent]) -> dict[int, ClickCount]:
+    """Each exported delivery's short-link clicks so far, by delivery id (only those with short links)."""
+    if not rows:
+        return {}
+    targets = clicks_by_target(session, sorted({r.post_id for r in rows}))
+    accounts = dict(session.exec(select(Delivery.id, Delivery.account_id).where(
+        col(Delivery.id).in_([r.delivery_id for r in rows]))).all())
+    return {r.delivery_id: targets[(r.post_id, accounts[r.delivery_id])] for r in rows
+            if (r.post_id, accounts.get(r.delivery_id)) in targets}
 
 
 def file_name(workspace: str, key: str) -> str:
@@ -68,7 +87,9 @@ def file_name(workspace: str, key: str) -> str:
         f"Periods: {PERIOD_HELP}; /export alone is the last 7 days.\n"
         "Columns: " + ", ".join(COLUMNS) + ". published_at and metrics_read_at are in the workspace timezone; "
         "engagement_rate_pct = engagements ÷ views (rate_basis views), else ÷ followers where the network gives "
-        "no views; an empty number means the network doesn't give it or nothing was read yet."
+        "no views; an empty number means the network doesn't give it or nothing was read yet. "
+        "short_link_clicks: people who clicked the account's short links so far (Herald's own count, /links); "
+        "short_link_fetches: the preview fetches and flood clicks counted apart; empty without short links."
     ),
     group="Engagement",
 )
@@ -82,11 +103,12 @@ async def export(req: Request) -> Reply:
         period = parse_period(req.command.text, now, tz, req.spec.usage)
         rows = sent_deliveries(session, ws_id, window=period.window)
         workspace = ws.name
+        clicks = delivery_clicks(session, rows)
     span = span_text(period.window.start, period.window.end, tz)
     if not rows:
         return Reply(f"Nothing was published {period.during} ({span}), so there's nothing to export.")
     posts = len({r.post_id for r in rows})
-    data = csv_rows(rows, tz)
+    data = csv_rows(rows, tz, clicks)
     return Reply(
         f"📄 Export of {period.name} ({span}): {plural(posts, 'post')} published, one row per account it went "
         f"out on ({plural(len(rows), 'row')}), with their latest numbers. Times are in {tz}.",

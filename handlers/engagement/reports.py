@@ -34,6 +34,7 @@ from handlers.core.lookups import get_workspace
 from handlers.core.ports import Series
 from handlers.core.when import format_delta, format_when
 from handlers.core.words import short_text
+from handlers.engagement.clicks import period_click_lines
 from handlers.engagement.metrics import ENGAGED, counted, engagements
 from handlers.engagement.spread import period_spread, spread_lines
 from storage.models import (
@@ -494,8 +495,10 @@ async def report(req: Request) -> Reply:
         # the sharers first seen in the period (handlers/engagement/spread.py): shown when there are any
         shared = period_spread(session, ws_id, period.window.start, period.window.end + timedelta(
             microseconds=1 if period.window.through else 0), tz=tz)
+        clicks = period_click_lines(session, ws_id, period.window.start, period.window.end + timedelta(
+            microseconds=1 if period.window.through else 0), (period.previous.start, period.previous.end))
     title = f"📈 Report for {period.name} ({span_text(period.window.start, period.window.end, tz)})"
-    body = period_lines(numbers, tz, period.before, period.previous)
+    body = period_lines(numbers, tz, period.before, period.previous) + clicks
     if shared.shares or shared.second:
         body += spread_lines(ctx, shared, more=" — /spread shows the last 7 days with a chart")
     image = await period_chart(ctx, numbers, f"Engagements per network: {period.name} vs {period.before}",
@@ -518,6 +521,8 @@ async def campaign_report(req: Request, ws_id: int, name: str) -> Reply:
         others = [r for r in sent_deliveries(session, ws_id, window=Window(since, now, through=True))
                   if (r.campaign or "").lower() != name.lower()]
         history = campaign_history(session, [r.delivery_id for r in rows], {r.delivery_id: r.network for r in rows})
+        clicks = period_click_lines(session, ws_id, rows[0].published_at, now + timedelta(microseconds=1),
+                                    post_ids=sorted({r.post_id for r in rows}))
     tz = ws.timezone
     total, other = tally(rows), tally(others)
     per_post = total.engagements / len(total.posts)
@@ -542,7 +547,7 @@ async def campaign_report(req: Request, ws_id: int, name: str) -> Reply:
     else:
         lines.append(f"Per post: {per_post:,.1f} engagements on average; no other post was published since the "
                      "campaign's first one, so there is nothing to compare with.")
-    lines += [*top_lines(rows), f"({RATE_FORMULA}.)"]
+    lines += [*top_lines(rows), *clicks, f"({RATE_FORMULA}.)"]
     image = None
     if ctx.charts is not None and any(s.points for s in history):
         image = await asyncio.to_thread(ctx.charts.line, f"Campaign {name}: engagements over time", history,

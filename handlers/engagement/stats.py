@@ -42,6 +42,7 @@ from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import Series
 from handlers.core.when import show_time
 from handlers.core.words import short_text
+from handlers.engagement.clicks import ClickCount, clicks_by, total_clicks
 from handlers.engagement.metrics import ENGAGED, LABELS, counted, engagements, poll_metrics
 from handlers.engagement.spread import period_spread, spread_lines
 from storage.models import (
@@ -52,6 +53,7 @@ from storage.models import (
     MetricSnapshot,
     Post,
     SentOnce,
+    ShortLink,
     Workspace,
 )
 
@@ -320,12 +322,31 @@ def build_report(session: Session, post: Post, ws: Workspace, now: datetime, hea
     due = [a.due for a in accounts if a.due is not None]
     if due:
         lines.append(f"Next reading {show_time(min(due), tz, now)}.")
+    lines += click_lines(session, post)
     return Report(
         text="\n".join(lines),
         series=chart_series(measured),
         shown=[a.current.id for a in measured if a.current is not None and a.current.id is not None],
         gives_numbers=any(a.network not in NO_NUMBERS for a in accounts),
     )
+
+
+def click_lines(session: Session, post: Post) -> list[str]:
+    """Clicks on the post's short links per account: people, with the preview fetches counted apart; nothing
+    when the post has no short link."""
+    if post.id is None or session.exec(select(ShortLink.id).where(ShortLink.post_id == post.id).limit(1)).first() is None:
+        return []
+    counts = clicks_by(session, workspace_id=post.workspace_id, by="account", post_ids=[post.id])
+    names = {a.id: a.name for _d, a in post_targets(session, post)}
+    linked = sorted(set(session.exec(select(ShortLink.account_id).where(ShortLink.post_id == post.id)).all()))
+    lines = ["Clicks on its short links (people; preview fetches by networks and chat apps counted apart):"]
+    for account_id in linked:
+        one = counts.get(account_id, ClickCount())
+        apart = f" · {one.fetch_share()}" if one.fetches or one.floods else ""
+        lines.append(f"  {names.get(account_id, f'account {account_id}')}: {counted(one.people, 'clicks')}{apart}")
+    total = total_clicks(counts.values())
+    lines.append(f"  Total: {counted(total.people, 'clicks')} · {total.fetch_share()}")
+    return lines
 
 
 async def draw(ctx: Context, post_id: int, series: list[Series], tz: str) -> bytes | None:

@@ -15,6 +15,7 @@ from handlers.core.when import show_time
 from handlers.core.words import state_label
 from handlers.posts.render import Rendered, check_lines, render_targets
 from handlers.posts.rules import approvals_at_revision
+from handlers.posts.shortlinks import links_note
 from storage.models import (
     Approval,
     Decision,
@@ -39,6 +40,9 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
     lines += ["│ " + line for line in (post.text or "(no text)").splitlines()]
     if post.link:
         lines.append(f"Link: {post.link}")
+    note = links_note(ctx, ws, post)
+    if note:
+        lines.append(note)
     if post.media:
         stored = session.exec(select(func.count()).select_from(Media).where(col(Media.id).in_(post.media))).one()
         lines.append(f"Images: {len(post.media)}" if stored >= len(post.media) else
@@ -55,6 +59,8 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
         lines += checks
     else:
         lines.append(f"Targets: none — /targets {post.id} <account…> (see /accounts)")
+    lines += [f"  {one.account.name}: the short link saves {one.saved} {one.check.unit}" for one in rendered
+              if one.saved and one.check is not None]
     lines += variant_lines(post, rendered)
     if post.variants:
         lines.append("Variants for: " + ", ".join(sorted(post.variants)))

@@ -22,6 +22,7 @@ from handlers.posts.cards import draft_card
 from handlers.posts.editing import after_content_change, content_changed, editable_post, set_targets
 from handlers.posts.media import MAX_ITEMS, store_media
 from handlers.posts.render import render_targets, variant_key
+from handlers.posts.shortlinks import destinations
 from storage.models import (
     Account,
     AuditEvent,
@@ -29,11 +30,11 @@ from storage.models import (
     PostState,
 )
 
-OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to)=(\S+)\s*$", re.IGNORECASE)
+OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to|keep)=(\S+)\s*$", re.IGNORECASE)
 # an option at the end with nothing after the "=" (e.g. "/draft hello to="): a slip, not text to publish
-EMPTY_OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to)=\s*$", re.IGNORECASE)
+EMPTY_OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to|keep)=\s*$", re.IGNORECASE)
 OPTION_EXAMPLES = {"link": "link=https://shop.example/sale", "campaign": "campaign=spring",
-                   "to": "to=acme-x,acme-bsky or to=all"}
+                   "to": "to=acme-x,acme-bsky or to=all", "keep": "keep=https://partner.example/terms"}
 CAMPAIGN_RE = re.compile(r"[\w\-]{1,40}")
 URL_RE = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
 MAX_TEXT = 20_000
@@ -54,6 +55,10 @@ def split_options(text: str) -> tuple[str, dict[str, str]]:
     link = options.get("link")
     if link is not None and not URL_RE.fullmatch(link):
         raise UserError(f"link={link} isn't a web address. Links start with https://")
+    for keep in options.get("keep", "").split(",") if options.get("keep") else ():
+        if not URL_RE.fullmatch(keep):
+            raise UserError(f"keep={keep} isn't a web address: keep= names links to send exactly as written, "
+                            "e.g. keep=https://partner.example/terms (several: separated by commas).")
     campaign = options.get("campaign")
     if campaign is not None and not CAMPAIGN_RE.fullmatch(campaign):
         raise UserError("campaign= takes one word of letters, digits, '-' or '_' (at most 40).")
@@ -88,7 +93,8 @@ def resolve_accounts(session: Session, ws_id: int, names: list[str]) -> list[Acc
     summary="write a new post; shows a live check against each target network's limits",
     details=(
         "The text may span several lines. Options go at the end: link= adds a link, campaign= tags it, "
-        "to= picks accounts (default: all connected accounts)."
+        "to= picks accounts (default: all connected accounts), keep= names links to send exactly as written "
+        "(no UTM tags, no short link)."
     ),
     roles=EDITORS,
     group="Posts",
@@ -119,6 +125,7 @@ async def draft(req: Request) -> Reply:
         post = Post(
             workspace_id=ws_id, author_platform=cmd.actor.platform, author_user_id=cmd.actor.user_id,
             author_name=cmd.actor.name, text=text, link=options.get("link"), campaign=options.get("campaign"),
+            keep_links=options["keep"].split(",") if options.get("keep") else [],
             editor_platform=cmd.actor.platform, editor_user_id=cmd.actor.user_id, created_at=now, updated_at=now,
         )
         if cmd.media:
@@ -175,6 +182,8 @@ async def edit(req: Request) -> Reply:
             post.link = options["link"]
         if "campaign" in options:
             post.campaign = options["campaign"]
+        if "keep" in options:
+            post.keep_links = options["keep"].split(",")
         note = content_changed(ctx, session, post, ws, req.command.actor,
                                "text edited for every account, variants removed" if everyone else "text edited")
     return await after_content_change(req, post_id, f"Edited #{post_id}.", note)
@@ -273,8 +282,11 @@ async def preview(req: Request) -> Reply:
         for one in rendered:
             lines.append(f"── {one.account.name} ──")
             lines += ["│ " + line for line in one.text.splitlines()] or ["│ (empty)"]
+            lines += ["  ↪ " + line for line in destinations(ctx, session, one.text)]
             if one.check is not None:
                 lines.append("  " + one.check.line())
+            if one.saved and one.check is not None:
+                lines.append(f"  the short link saves {one.saved} {one.check.unit}")
         tz = post.due_tz or ws.timezone
         lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}")
     return Reply("\n".join(lines))

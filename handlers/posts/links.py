@@ -109,13 +109,15 @@ def tag_url(url: str, params: dict[str, str], social: SocialSites) -> str:
     return urlunsplit(parts._replace(path=parts.path or "/", query=query))
 
 
-def tag_links(text: str, params: dict[str, str], social: SocialSites) -> str:
-    """Every http(s) link of `text` tagged with `params` (the punctuation after a link stays after it)."""
+def tag_links(text: str, params: dict[str, str], social: SocialSites,
+              keep: Callable[[str], bool] = lambda _url: False) -> str:
+    """Every http(s) link of `text` tagged with `params` (the punctuation after a link stays after it), except
+    the links `keep` holds as written."""
 
     def replace(match: re.Match[str]) -> str:
         raw = match.group(0)
         url = link_end(raw)
-        return tag_url(url, params, social) + raw[len(url):]
+        return (url if keep(url) else tag_url(url, params, social)) + raw[len(url):]
 
     return URL_RE.sub(replace, text)
 
@@ -138,6 +140,12 @@ def holds_link(text: str, link: str) -> bool:
         return True
     plain = untagged(link)
     return any(untagged(link_end(m)) == plain for m in URL_RE.findall(text))
+
+
+def kept(post: Post, url: str) -> bool:
+    """True when the team marked this link keep= (it goes out as written): compared without UTM parameters."""
+    plain = untagged(url)
+    return any(plain == untagged(keep) for keep in post.keep_links)
 
 
 def utm_params(post: Post, account: Account) -> dict[str, str]:
@@ -164,7 +172,7 @@ def tagger_for_account(networks: Networks, post: Post, account: Account) -> Call
     are worked out once, for the post's text and its link card alike."""
     params = utm_params(post, account)
     sites = social_sites(networks).adding(own_hosts(account))
-    return lambda text: tag_links(text, params, sites)
+    return lambda text: tag_links(text, params, sites, lambda url: kept(post, url))
 
 
 @command(

@@ -1,8 +1,8 @@
 """What goes out to each account: one rendering per post and account — the text exactly as sent (variant, link,
-UTM tags), the link for the link card, the media count and the network's limit check.
+UTM tags, short links), the link for the link card, the media count and the network's limit check.
 
 `render` is the one place that composes it, from what the caller hands in (post, account, workspace): it reads
-nothing from the database. Cards, /preview, the submission checks and publishing all use it, and a command
+nothing from the database but the post's short links (made in the caller's session the first time). Cards, /preview, the submission checks and publishing all use it, and a command
 that needs the renderings twice in one press (approve: the check, then the card) passes them along.
 """
 
@@ -16,6 +16,7 @@ from handlers.core.context import Context
 from handlers.core.counting import LimitCheck
 from handlers.core.lookups import account_rules, account_view, post_targets
 from handlers.posts.links import holds_link, tagger_for_account
+from handlers.posts.shortlinks import shortener
 from storage.models import Account, Post, Workspace
 
 
@@ -34,6 +35,7 @@ class Rendered:
     media_count: int
     check: LimitCheck | None
     variant: str | None = None  # the variant this account gets (its key: account, rules or network), None: main
+    saved: int = 0  # what the short links save by the network's count (Bluesky counts links as written)
 
 
 def variant_key(post: Post, account: Account) -> str | None:
@@ -57,10 +59,13 @@ def compose(post: Post, text: str) -> str:
     return text
 
 
-def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked: bool = True) -> Rendered:
+def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked: bool = True,
+           session: Session | None = None) -> Rendered:
     """The post as `account` receives it: its variant with the post's link added, every link tagged with the
     account's network's UTM parameters when the workspace tags links (/utm, handlers/posts/links.py), the link
-    card's link tagged alike, and (when `checked`) the network's check of that very text."""
+    card's link tagged alike, then every link replaced by its short link when the workspace shortens links
+    (/links, handlers/posts/shortlinks.py: made in `session` the first time), and (when `checked`) the
+    network's check of that very text. Links marked keep= stay exactly as written."""
 
     text = compose(post, variant_for(post, account))
     link = post.link
@@ -68,16 +73,26 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
         tag = tagger_for_account(ctx.networks, post, account)
         text = tag(text)
         link = tag(link) if link else link
+    written = text
+    shorten = shortener(ctx, session, post, account, ws)
+    if shorten is not None:
+        text = shorten(text)
+        link = shorten(link) if link else link
     media_count = len(post.media)
     network = ctx.networks.get(account.network) if checked else None
-    check = network.check(account_view(ctx, account), text, media_count) if network is not None else None
+    check = saved = None
+    if network is not None:
+        view = account_view(ctx, account)
+        check = network.check(view, text, media_count)
+        if text != written:
+            saved = network.check(view, written, media_count).used - check.used
     return Rendered(account=account, text=text, link=link, media_count=media_count, check=check,
-                    variant=variant_key(post, account))
+                    variant=variant_key(post, account), saved=max(saved or 0, 0))
 
 
 def render_targets(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[Rendered]:
     """The post rendered and checked for each of its target accounts (read once), in the targets' order."""
-    return [render(ctx, post, account, ws) for _delivery, account in post_targets(session, post)]
+    return [render(ctx, post, account, ws, session=session) for _delivery, account in post_targets(session, post)]
 
 
 def check_lines(post: Post, rendered: list[Rendered]) -> list[str]:

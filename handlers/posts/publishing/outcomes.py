@@ -47,7 +47,8 @@ def outgoing_of(ctx: Context, session: Session, delivery: Delivery, post: Post, 
         view = account_view(ctx, account, with_secrets=True)
     except SecretBoxError:
         return None
-    rendered = render(ctx, post, account, get_workspace(session, post.workspace_id), checked=False)
+    rendered = render(ctx, post, account, get_workspace(session, post.workspace_id), checked=False,
+                      session=session)
     return view, Outgoing(
         delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key,
         text=delivery.text or rendered.text, link=rendered.link,

@@ -204,7 +204,7 @@ def pending_jobs(ctx: Context, session: Session, post: Post, ws: Workspace, now:
             move_delivery(delivery, DeliveryState.FAILED)
             delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, str(exc)
             continue
-        rendered = render(ctx, post, account, ws, checked=False)  # the check held when it was approved
+        rendered = render(ctx, post, account, ws, checked=False, session=session)  # the check held when it was approved
         if media is None:
             media = load_media(session, post)
         jobs.append(Job(delivery.id, view, Outgoing(
