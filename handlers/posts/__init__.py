@@ -17,4 +17,5 @@ from handlers.posts import (  # noqa: F401
     publishing,
     scheduling,
     series,
+    thread_parts,
 )

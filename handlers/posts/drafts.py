@@ -22,6 +22,7 @@ from handlers.posts.cards import draft_card
 from handlers.posts.editing import after_content_change, content_changed, editable_post, set_targets
 from handlers.posts.media import MAX_ITEMS, store_media
 from handlers.posts.render import render_targets, variant_key
+from handlers.posts.thread_parts import check_steps, split_comment, split_parts
 from storage.models import (
     Account,
     AuditEvent,
@@ -88,7 +89,8 @@ def resolve_accounts(session: Session, ws_id: int, names: list[str]) -> list[Acc
     summary="write a new post; shows a live check against each target network's limits",
     details=(
         "The text may span several lines. Options go at the end: link= adds a link, campaign= tags it, "
-        "to= picks accounts (default: all connected accounts)."
+        "to= picks accounts (default: all connected accounts). A line of three dashes (---) splits it into the "
+        "parts of a thread (/thread); a line comment=<text> adds the first comment posted right after it (/comment)."
     ),
     roles=EDITORS,
     group="Posts",
@@ -103,6 +105,9 @@ async def draft(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
     text, options = split_options(str(req.arg("text", req.command.text)))
+    text, first_comment = split_comment(text)
+    parts = split_parts(text)
+    text = parts[0]
     cmd = req.command
     if not text and not cmd.media:
         if "text" in cmd.args or options:
@@ -120,6 +125,7 @@ async def draft(req: Request) -> Reply:
             workspace_id=ws_id, author_platform=cmd.actor.platform, author_user_id=cmd.actor.user_id,
             author_name=cmd.actor.name, text=text, link=options.get("link"), campaign=options.get("campaign"),
             editor_platform=cmd.actor.platform, editor_user_id=cmd.actor.user_id, created_at=now, updated_at=now,
+            parts=parts[1:], comment=first_comment,
         )
         if cmd.media:
 
@@ -130,6 +136,7 @@ async def draft(req: Request) -> Reply:
         session.flush()
         set_targets(session, post, accounts)
         session.flush()
+        check_steps(ctx, session, post, ws)
         audit(session, ctx, ws_id, post.id, cmd.actor.name, "draft", short_text(text))
         return draft_card(ctx, session, post, ws, f"Draft #{post.id} saved.")
 
@@ -149,9 +156,12 @@ async def edit(req: Request) -> Reply:
     first, _, after = rest.partition(" ")
     everyone = first.lower() == "all" and bool(after.strip())  # /edit 12 all <text>: the variants go too
     text, options = split_options(after if everyone else rest)
+    text, first_comment = split_comment(text)
+    parts = split_parts(text) if text else [""]
+    text = parts[0]
     if "to" in options:
         raise UserError(f"Change targets with /targets {post_id} <accounts…>.")
-    if not text and not options:
+    if not text and not options and first_comment is None:
         raise UserError(f"What's the new text? Usage: {req.spec.usage}")
     with ctx.db.session() as session:
         post = editable_post(session, ws_id, post_id, "edited")
@@ -171,10 +181,15 @@ async def edit(req: Request) -> Reply:
             post.stale_variants = sorted(set(post.stale_variants) | set(post.variants))
         if text:
             post.text = text
+        if len(parts) > 1:  # the new text is a whole thread: it replaces every part; else only the first changes
+            post.parts = parts[1:]
+        if first_comment is not None:
+            post.comment = first_comment
         if "link" in options:
             post.link = options["link"]
         if "campaign" in options:
             post.campaign = options["campaign"]
+        check_steps(ctx, session, post, ws)
         note = content_changed(ctx, session, post, ws, req.command.actor,
                                "text edited for every account, variants removed" if everyone else "text edited")
     return await after_content_change(req, post_id, f"Edited #{post_id}.", note)
@@ -275,6 +290,15 @@ async def preview(req: Request) -> Reply:
             lines += ["│ " + line for line in one.text.splitlines()] or ["│ (empty)"]
             if one.check is not None:
                 lines.append("  " + one.check.line())
+            if one.thread:
+                lines.append(f"  Thread: {one.thread}")
+            for step in one.steps:
+                lines.append(f"  ↳ {step.name}:")
+                lines += ["  │ " + line for line in step.text.splitlines()]
+                if step.check is not None:
+                    lines.append("    " + step.check.line())
+            if one.comment:
+                lines.append(f"  Comment: {one.comment}")
         tz = post.due_tz or ws.timezone
         lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}")
     return Reply("\n".join(lines))
