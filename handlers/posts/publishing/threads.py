@@ -125,21 +125,31 @@ async def _send_account_steps(ctx: Context, post_id: int, delivery_id: int, acco
             return
         if not _claim(ctx, step_id):
             return
-        began = ctx.clock.now()
+        ctx.sends.in_flight += 1  # a stop lets it end (publishing/send.py, drain_sends) rather than leave it unknown
         try:
-            view = await fresh_view(ctx, network, view)
-            published = await network.publish_follow_up(view, follow)
-        except PublishError as exc:
-            if exc.kind == ErrorKind.UNKNOWN_OUTCOME:
-                await _settle_unknown(ctx, network, view, step_id, follow, began, exc.reason)
-            else:
-                _failed(ctx, step_id, exc.kind, exc.reason, exc.retry_after, paced=exc.paced)
-        except Exception as exc:  # the request may have left: check before anything else
-            log.exception("sending step %s failed with an unexpected error", step_id)
-            await _settle_unknown(ctx, network, view, step_id, follow, began,
-                                  f"the send broke off ({type(exc).__name__}) after it may have reached the network")
+            view = await _send_step(ctx, network, view, step_id, follow)
+        finally:
+            ctx.sends.in_flight -= 1
+
+
+async def _send_step(ctx: Context, network: Network, view: Any, step_id: int, follow: FollowUpOut) -> Any:
+    """One claimed step: sent and its answer stored, or its failure by kind. The account view, refreshed."""
+    began = ctx.clock.now()
+    try:
+        view = await fresh_view(ctx, network, view)
+        published = await network.publish_follow_up(view, follow)
+    except PublishError as exc:
+        if exc.kind == ErrorKind.UNKNOWN_OUTCOME:
+            await _settle_unknown(ctx, network, view, step_id, follow, began, exc.reason)
         else:
-            _store(ctx, step_id, DeliveryState.SENT, published=published)
+            _failed(ctx, step_id, exc.kind, exc.reason, exc.retry_after, paced=exc.paced)
+    except Exception as exc:  # the request may have left: check before anything else
+        log.exception("sending step %s failed with an unexpected error", step_id)
+        await _settle_unknown(ctx, network, view, step_id, follow, began,
+                              f"the send broke off ({type(exc).__name__}) after it may have reached the network")
+    else:
+        _store(ctx, step_id, DeliveryState.SENT, published=published)
+    return view
 
 
 def _claim(ctx: Context, step_id: int) -> bool:

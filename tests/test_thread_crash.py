@@ -1,0 +1,258 @@
+"""A 5-part thread survives a SIGKILL after its part 3 (issue 18): X, Bluesky and Mastodon fakes, a real worker.
+
+The team (an in-process Herald that is never started, as in tests/test_crash.py) drafts one post of five parts for
+an X, a Bluesky and a Mastodon account and schedules it two seconds ahead; a headless `python -m bot` worker
+publishes it. When one network (each in turn) receives part 3, the worker is frozen (SIGSTOP), the part is made and
+its whole answer written, and the worker is SIGKILLed: part 3 is live but its remote id isn't stored. The worker is
+started again with the same id: its recovery asks the network about part 3 (X: the account's own posts by text;
+Bluesky: the record key; Mastodon: the same Idempotency-Key), stores it, and resumes at part 4.
+
+Checked: every network holds the five parts exactly once, each replying to the one before; X (no idempotency) got
+one create per part; the parts after 3 on the killed network were sent after the restart; every step's remote id
+is the one the network holds; the team's chat got the post's report. Waits are on events (the fake's request, the
+worker's output line), never on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from sqlmodel import col, select
+
+from storage.crypto import SecretBox
+from storage.models import Account, Delivery, FollowUp, Post
+from tests.conftest import POSTGRES_ENV, fresh_postgres, postgres_url
+from tests.crash_kit import BSKY_PASSWORD, Worker, connect_lines
+from tests.fakes.bluesky_api import FakeBluesky
+from tests.fakes.mastodon_api import FakeMastodon
+from tests.fakes.x_api import FakeX
+from tests.test_crash import Seeder
+
+PARTS = ["1/ Our spring collection is here", "2/ Linen shirts in six colours", "3/ Made in Portugal",
+         "4/ Free returns for 60 days", "5/ In store and online now"]
+WORKER_ID = "thread-worker"
+READY = "Herald is running as a headless worker"
+TIMEOUT = 60.0  # a bound on a failure, never a wait
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Lines(list[str]):
+    """A worker's output lines; each new line wakes whoever waits for one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = asyncio.Event()
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        self.event.set()
+
+    async def wait_for(self, wanted: str, worker: Worker) -> None:
+        async def seen() -> None:
+            while wanted not in "".join(self):
+                self.event.clear()
+                if wanted in "".join(self):
+                    return
+                await self.event.wait()
+        try:
+            await asyncio.wait_for(seen(), TIMEOUT)
+        except TimeoutError:
+            pytest.fail(f"the worker never said {wanted!r}\n{worker.tail()}")
+
+
+class Watcher(Worker):
+    """A Worker whose output can be waited for line by line."""
+
+    async def start(self) -> None:
+        """As Worker.start, with the output collected into Lines."""
+        self.out, self.err = Lines(), []
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._readers = [asyncio.create_task(self._read(self.process.stdout, self.out)),
+                         asyncio.create_task(self._read(self.process.stderr, self.err))]
+
+    @property
+    def lines(self) -> Lines:
+        assert isinstance(self.out, Lines)
+        return self.out
+
+
+class KillAt:
+    """Shared by the fakes of one test: counts every create by (network, text) and, when armed for one network and
+    text, freezes the worker as that create arrives, makes the post, writes its whole answer, and says so."""
+
+    def __init__(self) -> None:
+        self.creates: Counter[tuple[str, str]] = Counter()
+        self.network: str | None = None
+        self.text = ""
+        self.freeze: Callable[[], None] | None = None
+        self.fired = asyncio.Event()
+
+    async def create(self, network: str, text: str, request: web.Request, real: Handler) -> web.StreamResponse:
+        self.creates[(network, text)] += 1
+        if network != self.network or text != self.text or self.freeze is None:
+            return await real(request)
+        freeze, self.freeze = self.freeze, None
+        freeze()  # the worker reads nothing from here on
+        response = await real(request)
+        await response.prepare(request)
+        await response.write_eof()
+        self.fired.set()
+        return response
+
+
+class KillX(FakeX):
+    def __init__(self, kill: KillAt) -> None:
+        super().__init__()
+        self.kill = kill
+
+    async def create(self, request: web.Request) -> web.Response:
+        text = (await request.json()).get("text", "")
+        return await self.kill.create("x", text, request, super().create)  # type: ignore[return-value]
+
+
+class KillMastodon(FakeMastodon):
+    def __init__(self, kill: KillAt) -> None:
+        super().__init__()
+        self.kill = kill
+
+    async def create(self, request: web.Request) -> web.Response:
+        text = (await request.json()).get("status", "")
+        return await self.kill.create("mastodon", text, request, super().create)  # type: ignore[return-value]
+
+
+class KillBluesky(FakeBluesky):
+    def __init__(self, kill: KillAt) -> None:
+        super().__init__(lambda: datetime.now(UTC), password=BSKY_PASSWORD)
+        self.kill = kill
+
+    async def create_record(self, request: web.Request) -> web.Response:
+        text = ((await request.json()).get("record") or {}).get("text", "")
+        return await self.kill.create("bluesky", text, request, super().create_record)  # type: ignore[return-value]
+
+
+def chains(x: KillX, masto: KillMastodon, bsky: KillBluesky) -> dict[str, list[tuple[str, str]]]:
+    """Per network, its posts as (remote id, text), following each reply to the one it answers from the first."""
+
+    def follow(items: dict[str, str], parent_of: dict[str, str | None]) -> list[tuple[str, str]]:
+        roots = [i for i, p in parent_of.items() if not p]
+        assert len(roots) == 1, roots
+        chain = [roots[0]]
+        while children := [i for i, p in parent_of.items() if p == chain[-1]]:
+            assert len(children) == 1, children
+            chain.append(children[0])
+        assert len(chain) == len(items), items
+        return [(i, items[i]) for i in chain]
+
+    return {
+        "x": follow({i: t["text"] for i, t in x.tweets.items()},
+                    {i: t.get("in_reply_to_tweet_id") for i, t in x.tweets.items()}),
+        "mastodon": follow({i: s["content"] for i, s in masto.statuses.items()},
+                           {i: s.get("in_reply_to_id") for i, s in masto.statuses.items()}),
+        "bluesky": follow({u: r["text"] for u, r in bsky.records.items()},
+                          {u: ((r.get("reply") or {}).get("parent") or {}).get("uri") for u, r in bsky.records.items()}),
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        url = postgres_url()
+        if url is None:
+            pytest.skip(f"no PostgreSQL server given: set {POSTGRES_ENV} to run it on PostgreSQL")
+        return fresh_postgres(url)
+    return f"sqlite:///{tmp_path / 'herald.db'}"
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[KillAt, KillX, KillMastodon, KillBluesky]]:
+    kill = KillAt()
+    async with AsyncExitStack() as stack:
+        x = await stack.enter_async_context(KillX(kill))
+        masto = await stack.enter_async_context(KillMastodon(kill))
+        bsky = await stack.enter_async_context(KillBluesky(kill))
+        yield kill, x, masto, bsky
+
+
+@pytest.mark.parametrize("network", ["x", "bluesky", "mastodon"])
+async def test_a_sigkill_after_part_3_resumes_at_part_4_and_posts_no_part_twice(
+        network: str, database: str, tmp_path: Path, fakes: tuple[KillAt, KillX, KillMastodon, KillBluesky]) -> None:
+    kill, x, masto, bsky = fakes
+    key = SecretBox.new_key()
+    seeder = Seeder(database, key)
+    workers: list[Watcher] = []
+    try:
+        await seeder.say("/setup Acme")
+        await seeder.say("/policy approvals=0")
+        for name, line in connect_lines(x, masto, bsky).items():
+            out = await seeder.say(line)
+            assert out.startswith(f"Connected {name} ("), out
+        out = await seeder.say("/draft " + "\n---\n".join(PARTS))
+        post_id = int(out.split("#", 1)[1].split(" ", 1)[0].rstrip("."))
+        out = await seeder.say(f"/schedule {post_id} in 2 seconds")
+        assert "scheduled for" in out, out
+
+        env = Worker.environment(database, key, WORKER_ID)
+        first = Watcher(env, tmp_path)
+        workers.append(first)
+        kill.network, kill.text = network, PARTS[2]
+        await first.start()
+        kill.freeze = first.freeze
+        try:
+            await asyncio.wait_for(kill.fired.wait(), TIMEOUT)
+        except TimeoutError:
+            pytest.fail(f"part 3 never reached {network}\n{first.tail()}")
+        await first.kill()
+
+        # at the kill: part 3 is live on the network, its step still `sending` (its answer never stored)
+        with seeder.herald.db.session() as session:
+            rows = session.exec(select(FollowUp, Account).where(col(FollowUp.delivery_id) == col(Delivery.id))
+                                .where(col(Delivery.account_id) == col(Account.id))
+                                .where(Delivery.post_id == post_id)).all()
+            at_kill = {(a.network, f.number): f.state for f, a in rows}
+        assert at_kill[(network, 3)] == "sending", at_kill
+        assert at_kill.get((network, 4)) == "pending", at_kill
+        assert kill.creates[(network, PARTS[3])] == 0
+
+        second = Watcher(env, tmp_path)
+        workers.append(second)
+        await second.start()
+        await second.lines.wait_for(f"#{post_id} is published on all 3 account(s)", second)
+        assert await second.stop() == 0, second.tail()
+        assert "Traceback" not in "".join(second.err), second.tail()
+        report = second.output
+
+        held = chains(x, masto, bsky)
+        for name, chain in held.items():
+            assert [text for _id, text in chain] == PARTS, (name, chain)
+        # X has no idempotency: one create per part, the lost answer found among the account's posts, not resent
+        assert all(kill.creates[("x", part)] == 1 for part in PARTS), kill.creates
+        assert kill.creates[(network, PARTS[3])] == 1 and kill.creates[(network, PARTS[4])] == 1
+        with seeder.herald.db.session() as session:
+            post = session.get(Post, post_id)
+            assert post is not None and post.state == "published"
+            for delivery, account in session.exec(select(Delivery, Account).where(Delivery.post_id == post_id)
+                                                  .where(col(Delivery.account_id) == col(Account.id))).all():
+                stored = [delivery.remote_id] + [f.remote_id for f in sorted(
+                    session.exec(select(FollowUp).where(FollowUp.delivery_id == delivery.id)).all(),
+                    key=lambda f: f.number)]
+                assert stored == [remote for remote, _text in held[account.network]], account.network
+                assert f"  ✓ {account.name} ({account.network}): " in report
+        assert report.count("    ↳ Part 5: ") == 3, report
+    finally:
+        for worker in workers:
+            if worker.process is not None and worker.process.returncode is None:
+                await worker.kill()
+        await seeder.herald.stop()
+
