@@ -16,12 +16,12 @@ worker's output line), never on a timer.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -29,17 +29,17 @@ from sqlmodel import col, select
 
 from storage.crypto import SecretBox
 from storage.models import Account, Delivery, FollowUp, Post
-from tests.conftest import POSTGRES_ENV, fresh_postgres, postgres_url
+from tests import test_crash
 from tests.crash_kit import BSKY_PASSWORD, Worker, connect_lines
 from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.x_api import FakeX
 from tests.test_crash import Seeder
 
+crash_db = test_crash.crash_db  # the crash tests' database fixture: SQLite, and PostgreSQL when one is given
 PARTS = ["1/ Our spring collection is here", "2/ Linen shirts in six colours", "3/ Made in Portugal",
          "4/ Free returns for 60 days", "5/ In store and online now"]
 WORKER_ID = "thread-worker"
-READY = "Herald is running as a headless worker"
 TIMEOUT = 60.0  # a bound on a failure, never a wait
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,15 +72,8 @@ class Lines(list[str]):
 class Watcher(Worker):
     """A Worker whose output can be waited for line by line."""
 
-    async def start(self) -> None:
-        """As Worker.start, with the output collected into Lines."""
-        self.out, self.err = Lines(), []
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self._readers = [asyncio.create_task(self._read(self.process.stdout, self.out)),
-                         asyncio.create_task(self._read(self.process.stderr, self.err))]
+    def new_output(self) -> list[str]:
+        return Lines()
 
     @property
     def lines(self) -> Lines:
@@ -112,37 +105,23 @@ class KillAt:
         return response
 
 
-class KillX(FakeX):
-    def __init__(self, kill: KillAt) -> None:
-        super().__init__()
-        self.kill = kill
+def hooked(base: Any, network: str, route: str, text_of: Callable[[dict[str, Any]], str]) -> Any:
+    """A subclass of a fake whose create route (`route`, the method's name) goes through its `kill` first."""
 
-    async def create(self, request: web.Request) -> web.Response:
-        text = (await request.json()).get("text", "")
-        return await self.kill.create("x", text, request, super().create)  # type: ignore[return-value]
+    async def create(self: Any, request: web.Request) -> web.StreamResponse:
+        real = getattr(super(cls, self), route)
+        return await self.kill.create(network, text_of(await request.json()), request, real)
 
-
-class KillMastodon(FakeMastodon):
-    def __init__(self, kill: KillAt) -> None:
-        super().__init__()
-        self.kill = kill
-
-    async def create(self, request: web.Request) -> web.Response:
-        text = (await request.json()).get("status", "")
-        return await self.kill.create("mastodon", text, request, super().create)  # type: ignore[return-value]
+    cls = type(f"Kill{base.__name__}", (base,), {route: create})
+    return cls
 
 
-class KillBluesky(FakeBluesky):
-    def __init__(self, kill: KillAt) -> None:
-        super().__init__(lambda: datetime.now(UTC), password=BSKY_PASSWORD)
-        self.kill = kill
-
-    async def create_record(self, request: web.Request) -> web.Response:
-        text = ((await request.json()).get("record") or {}).get("text", "")
-        return await self.kill.create("bluesky", text, request, super().create_record)  # type: ignore[return-value]
+KillX = hooked(FakeX, "x", "create", lambda body: body.get("text", ""))
+KillMastodon = hooked(FakeMastodon, "mastodon", "create", lambda body: body.get("status", ""))
+KillBluesky = hooked(FakeBluesky, "bluesky", "create_record", lambda body: (body.get("record") or {}).get("text", ""))
 
 
-def chains(x: KillX, masto: KillMastodon, bsky: KillBluesky) -> dict[str, list[tuple[str, str]]]:
+def chains(x: FakeX, masto: FakeMastodon, bsky: FakeBluesky) -> dict[str, list[tuple[str, str]]]:
     """Per network, its posts as (remote id, text), following each reply to the one it answers from the first."""
 
     def follow(items: dict[str, str], parent_of: dict[str, str | None]) -> list[tuple[str, str]]:
@@ -165,29 +144,21 @@ def chains(x: KillX, masto: KillMastodon, bsky: KillBluesky) -> dict[str, list[t
     }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        url = postgres_url()
-        if url is None:
-            pytest.skip(f"no PostgreSQL server given: set {POSTGRES_ENV} to run it on PostgreSQL")
-        return fresh_postgres(url)
-    return f"sqlite:///{tmp_path / 'herald.db'}"
-
-
 @pytest.fixture
-async def fakes() -> AsyncIterator[tuple[KillAt, KillX, KillMastodon, KillBluesky]]:
+async def fakes() -> AsyncIterator[tuple[KillAt, FakeX, FakeMastodon, FakeBluesky]]:
     kill = KillAt()
+    made = [KillX(), KillMastodon(), KillBluesky(lambda: datetime.now(UTC), password=BSKY_PASSWORD)]
     async with AsyncExitStack() as stack:
-        x = await stack.enter_async_context(KillX(kill))
-        masto = await stack.enter_async_context(KillMastodon(kill))
-        bsky = await stack.enter_async_context(KillBluesky(kill))
-        yield kill, x, masto, bsky
+        for fake in made:
+            fake.kill = kill
+            await stack.enter_async_context(fake)
+        yield kill, made[0], made[1], made[2]
 
 
 @pytest.mark.parametrize("network", ["x", "bluesky", "mastodon"])
 async def test_a_sigkill_after_part_3_resumes_at_part_4_and_posts_no_part_twice(
-        network: str, database: str, tmp_path: Path, fakes: tuple[KillAt, KillX, KillMastodon, KillBluesky]) -> None:
+        network: str, crash_db: str, tmp_path: Path, fakes: tuple[KillAt, FakeX, FakeMastodon, FakeBluesky]) -> None:
+    database = crash_db
     kill, x, masto, bsky = fakes
     key = SecretBox.new_key()
     seeder = Seeder(database, key)
