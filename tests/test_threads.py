@@ -308,3 +308,16 @@ async def test_bad_thread_and_comment_input_is_refused_and_changes_nothing(team:
     await refused(team, "alice", f"/comment {post} " + "z" * 1300, "acme-li first comment: ✗")
     sandboxed = number_of(await team.say("alice", "/draft Sandbox only to=acme-sandbox"))
     await refused(team, "alice", f"/comment {sandboxed} Hello", "can't take a first comment")
+
+
+async def test_a_network_without_threads_gets_only_the_first_part_when_the_parts_joined_dont_fit(
+        team: Team, nets: dict[str, Any]) -> None:
+    await workspace(team, nets, "acme-li")
+    parts = ["A" * 1200, "B" * 1200, "C" * 1200]
+    out = await team.say("alice", "/draft " + "\n---\n".join(parts))
+    post = number_of(out)
+    assert "    thread: only the first part: LinkedIn has no threads and the 3 parts joined don't fit its limit" in out
+    await approve(team, post)
+    out = await team.say("alice", f"/publish {post}")
+    assert f"📣 #{post} is published" in out and "Part 2" not in out, out
+    assert [p["commentary"] for p in nets["linkedin"].posts.values()] == [parts[0]]

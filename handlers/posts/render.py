@@ -104,7 +104,8 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
             thread = f"a thread of {count} parts, each a reply to the one before"
         else:
             joined = tag(compose(post, JOINER.join([first, *post.parts])))
-            if connector is None or view is None or connector.check(view, joined, media_count).ok:
+            measured = connector.check(view, joined, media_count) if connector is not None and view is not None else None
+            if measured is None or measured.used <= measured.limit:  # by length: other problems are the post's own
                 first = JOINER.join([first, *post.parts])
                 thread = f"the {count} parts joined into one post ({label} has no threads)"
             else:
