@@ -83,14 +83,17 @@ class Watcher(Worker):
 
 class KillAt:
     """Shared by the fakes of one test: counts every create by (network, text) and, when armed for one network and
-    text, freezes the worker as that create arrives, makes the post, writes its whole answer, and says so."""
+    text, freezes the worker as that create arrives and says so — after making the post and writing its whole
+    answer, or (`hold`) holding the request unanswered, the post never made."""
 
     def __init__(self) -> None:
         self.creates: Counter[tuple[str, str]] = Counter()
         self.network: str | None = None
         self.text = ""
+        self.hold = False
         self.freeze: Callable[[], None] | None = None
         self.fired = asyncio.Event()
+        self.release = asyncio.Event()  # lets a held request end (its worker is gone) when the test ends
 
     async def create(self, network: str, text: str, request: web.Request, real: Handler) -> web.StreamResponse:
         self.creates[(network, text)] += 1
@@ -98,6 +101,10 @@ class KillAt:
             return await real(request)
         freeze, self.freeze = self.freeze, None
         freeze()  # the worker reads nothing from here on
+        if self.hold:
+            self.fired.set()
+            await self.release.wait()
+            return web.json_response({"error": "the client went away"}, status=503)
         response = await real(request)
         await response.prepare(request)
         await response.write_eof()
@@ -153,13 +160,57 @@ async def fakes() -> AsyncIterator[tuple[KillAt, FakeX, FakeMastodon, FakeBluesk
             fake.kill = kill
             await stack.enter_async_context(fake)
         yield kill, made[0], made[1], made[2]
+        kill.release.set()
 
 
 @pytest.mark.parametrize("network", ["x", "bluesky", "mastodon"])
 async def test_a_sigkill_after_part_3_resumes_at_part_4_and_posts_no_part_twice(
         network: str, crash_db: str, tmp_path: Path, fakes: tuple[KillAt, FakeX, FakeMastodon, FakeBluesky]) -> None:
-    database = crash_db
+    """Killed once part 3 is made on the network and its answer written, before Herald stored it."""
     kill, x, masto, bsky = fakes
+    kill.text = PARTS[2]
+    post_id, at_kill, report, stored = await run(network, fakes, crash_db, tmp_path)
+    # at the kill: part 3 is live on the network, its step still `sending` (its answer never stored)
+    assert at_kill[(network, 3)] == "sending" and at_kill.get((network, 4)) == "pending", at_kill
+    held = chains(x, masto, bsky)
+    for name, chain in held.items():
+        assert [text for _id, text in chain] == PARTS, (name, chain)
+        assert stored[name] == [remote for remote, _text in chain], name
+    # X has no idempotency: one create per part, the lost answer found among the account's posts, not resent
+    assert all(kill.creates[("x", part)] == 1 for part in PARTS), kill.creates
+    assert kill.creates[(network, PARTS[3])] == 1 and kill.creates[(network, PARTS[4])] == 1
+    assert report.count("    ↳ Part 5: ") == 3, report
+
+
+@pytest.mark.parametrize("network", ["x", "bluesky", "mastodon"])
+async def test_a_sigkill_with_part_4_in_flight_resumes_where_the_network_can_tell_and_stops_where_it_cant(
+        network: str, crash_db: str, tmp_path: Path, fakes: tuple[KillAt, FakeX, FakeMastodon, FakeBluesky]) -> None:
+    """Killed with part 3 stored and part 4's request held at the network (never made): Bluesky (its record key
+    isn't there) and Mastodon (the same Idempotency-Key) send it once and go on; X can't tell yet (a lost create
+    may still land for minutes), so part 4 is unconfirmed, part 5 is not sent, and the report says so."""
+    kill, x, masto, bsky = fakes
+    kill.text, kill.hold = PARTS[3], True
+    post_id, at_kill, report, stored = await run(network, fakes, crash_db, tmp_path)
+    assert at_kill[(network, 3)] == "sent" and at_kill[(network, 4)] == "sending", at_kill
+    held = chains(x, masto, bsky)
+    for name, chain in held.items():
+        assert [text for _id, text in chain] == (PARTS[:3] if name == network == "x" else PARTS), (name, chain)
+        assert stored[name] == [remote for remote, _text in chain], name
+    if network == "x":
+        assert "    ? Part 4: unconfirmed" in report and "    ✗ Part 5: not sent: part 4 is unconfirmed" in report, report
+        assert kill.creates[("x", PARTS[3])] == 1 and kill.creates[("x", PARTS[4])] == 0
+    else:
+        assert report.count("    ↳ Part 5: ") == 3, report
+        assert kill.creates[(network, PARTS[4])] == 1
+
+
+async def run(network: str, fakes: tuple[KillAt, FakeX, FakeMastodon, FakeBluesky], database: str,
+              folder: Path) -> tuple[int, dict[tuple[str, int], str], str, dict[str, list[str | None]]]:
+    """One thread to the three accounts, a worker killed at `kill`'s point on `network`, and a second worker that
+    finishes it. The post's number, each step's state at the kill, the second worker's report, and per network
+    the remote ids stored for the post and each step sent."""
+    kill, x, masto, bsky = fakes
+    kill.network = network
     key = SecretBox.new_key()
     seeder = Seeder(database, key)
     workers: list[Watcher] = []
@@ -175,28 +226,23 @@ async def test_a_sigkill_after_part_3_resumes_at_part_4_and_posts_no_part_twice(
         assert "scheduled for" in out, out
 
         env = Worker.environment(database, key, WORKER_ID)
-        first = Watcher(env, tmp_path)
+        first = Watcher(env, folder)
         workers.append(first)
-        kill.network, kill.text = network, PARTS[2]
         await first.start()
         kill.freeze = first.freeze
         try:
             await asyncio.wait_for(kill.fired.wait(), TIMEOUT)
         except TimeoutError:
-            pytest.fail(f"part 3 never reached {network}\n{first.tail()}")
+            pytest.fail(f"{kill.text!r} never reached {network}\n{first.tail()}")
         await first.kill()
 
-        # at the kill: part 3 is live on the network, its step still `sending` (its answer never stored)
         with seeder.herald.db.session() as session:
             rows = session.exec(select(FollowUp, Account).where(col(FollowUp.delivery_id) == col(Delivery.id))
                                 .where(col(Delivery.account_id) == col(Account.id))
                                 .where(Delivery.post_id == post_id)).all()
             at_kill = {(a.network, f.number): f.state for f, a in rows}
-        assert at_kill[(network, 3)] == "sending", at_kill
-        assert at_kill.get((network, 4)) == "pending", at_kill
-        assert kill.creates[(network, PARTS[3])] == 0
 
-        second = Watcher(env, tmp_path)
+        second = Watcher(env, folder)
         workers.append(second)
         await second.start()
         await second.lines.wait_for(f"#{post_id} is published on all 3 account(s)", second)
@@ -204,23 +250,17 @@ async def test_a_sigkill_after_part_3_resumes_at_part_4_and_posts_no_part_twice(
         assert "Traceback" not in "".join(second.err), second.tail()
         report = second.output
 
-        held = chains(x, masto, bsky)
-        for name, chain in held.items():
-            assert [text for _id, text in chain] == PARTS, (name, chain)
-        # X has no idempotency: one create per part, the lost answer found among the account's posts, not resent
-        assert all(kill.creates[("x", part)] == 1 for part in PARTS), kill.creates
-        assert kill.creates[(network, PARTS[3])] == 1 and kill.creates[(network, PARTS[4])] == 1
+        stored: dict[str, list[str | None]] = {}
         with seeder.herald.db.session() as session:
             post = session.get(Post, post_id)
             assert post is not None and post.state == "published"
             for delivery, account in session.exec(select(Delivery, Account).where(Delivery.post_id == post_id)
                                                   .where(col(Delivery.account_id) == col(Account.id))).all():
-                stored = [delivery.remote_id] + [f.remote_id for f in sorted(
-                    session.exec(select(FollowUp).where(FollowUp.delivery_id == delivery.id)).all(),
-                    key=lambda f: f.number)]
-                assert stored == [remote for remote, _text in held[account.network]], account.network
+                sent = sorted((f for f in session.exec(select(FollowUp).where(FollowUp.delivery_id == delivery.id))
+                               if f.state == "sent"), key=lambda f: f.number)
+                stored[account.network] = [delivery.remote_id, *(f.remote_id for f in sent)]
                 assert f"  ✓ {account.name} ({account.network}): " in report
-        assert report.count("    ↳ Part 5: ") == 3, report
+        return post_id, at_kill, report, stored
     finally:
         for worker in workers:
             if worker.process is not None and worker.process.returncode is None:

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
+from mastodon_mock.testing import MockServer
 from sqlmodel import col, select
 
 from handlers.core.chat import Command, MediaIn
@@ -321,3 +323,28 @@ async def test_a_network_without_threads_gets_only_the_first_part_when_the_parts
     out = await team.say("alice", f"/publish {post}")
     assert f"📣 #{post} is published" in out and "Part 2" not in out, out
     assert [p["commentary"] for p in nets["linkedin"].posts.values()] == [parts[0]]
+
+
+async def test_a_five_part_thread_on_mastodon_mock(team: Team) -> None:
+    """The same thread against mastodon-mock's stateful Mastodon API: its context lists the parts in order."""
+    with MockServer() as mock:
+        await team.setup_workspace(accounts=())
+        out = await team.say("alice", f"/connect mastodon name=acme-masto base_url={mock.base_url} "
+                                      "access_token=alice_token")
+        assert out.startswith("Connected acme-masto"), out
+        post = number_of(await team.say("alice", f"/draft {THREAD}"))
+        await approve(team, post)
+        out = await team.say("alice", f"/publish {post}")
+        assert f"📣 #{post} is published" in out and "    ↳ Part 5: " in out, out
+        (first,) = team.deliveries(post)
+        chain = steps(team, post)["acme-masto"]
+        async with httpx.AsyncClient() as http:
+            context = (await http.get(f"{mock.base_url}/api/v1/statuses/{first.remote_id}/context",
+                                      headers={"Authorization": "Bearer alice_token"})).json()
+        replies = {s["id"]: s for s in context["descendants"]}
+        parent = first.remote_id
+        for step, text in zip(chain, PARTS[1:], strict=True):
+            status = replies[step.remote_id or ""]
+            assert status["in_reply_to_id"] == parent and text in status["content"], status
+            parent = step.remote_id
+        assert len(replies) == 4
