@@ -42,12 +42,15 @@ class FlakyX(FakeX):
         self.refuse_replies = 0  # how many coming replies are refused with a 429 (not sent)
         self.lose: str | None = None  # a text whose answer is lost (a 503) ...
         self.made = True  # ... after it was posted (True) or before (False)
+        self.refuse: str | None = None  # a text X refuses (400)
 
     async def create(self, request: web.Request) -> web.Response:
         body = await request.json()
         if body.get("reply") and self.refuse_replies:
             self.refuse_replies -= 1
             return web.json_response({"title": "Too Many Requests"}, status=429, headers={"retry-after": "60"})
+        if body.get("text") == self.refuse:
+            return web.json_response({"title": "Invalid Request", "detail": "The text is not allowed"}, status=400)
         if body.get("text") == self.lose:
             if self.made:
                 await super().create(request)
@@ -264,8 +267,17 @@ async def test_an_unconfirmed_part_stops_the_rest_and_the_team_is_told(team: Tea
     assert "    ✗ Part 4: not sent: part 3 is unconfirmed" in out, out
     assert [t["text"] for t in x.tweets.values()] == PARTS[:2]
     assert [s.state for s in steps(team, post)["acme-x"]] == ["sent", "unconfirmed", "failed", "failed"]
+    assert f"⚠️ #{post} is published on 1 account(s), but 3 thread part(s) or comment(s) didn't go out:" in out, out
+    assert f"check acme-x: if it isn't there, /retry {post} acme-x sends it and the rest" in out, out
+    assert team.post(post).state == "partially_published"
     await team.tick(minutes=30)
     assert len(x.tweets) == 2  # never sent blindly
+    # the team checked: part 3 isn't there. /retry with the account sends it and the rest, in order
+    await refused(team, "alice", f"/retry {post}", "no failed deliveries")
+    x.lose = None
+    out = await team.say("alice", f"/retry {post} acme-x")
+    assert f"📣 #{post} is published on 1 account(s)" in out and "    ↳ Part 5: " in out, out
+    assert x_chain(x) == PARTS and len(x.tweets) == 5
 
 
 async def test_crisis_mode_holds_a_part_waiting_for_its_retry(team: Team, nets: dict[str, Any]) -> None:
@@ -348,3 +360,20 @@ async def test_a_five_part_thread_on_mastodon_mock(team: Team) -> None:
             assert status["in_reply_to_id"] == parent and text in status["content"], status
             parent = step.remote_id
         assert len(replies) == 4
+
+
+async def test_a_refused_part_stops_the_rest_and_retry_sends_them_in_order(team: Team, nets: dict[str, Any]) -> None:
+    await workspace(team, nets, "acme-x")
+    post = number_of(await team.say("alice", f"/draft {THREAD}"))
+    await approve(team, post)
+    x: FlakyX = nets["x"]
+    x.refuse = PARTS[1]
+    out = await team.say("alice", f"/publish {post}")
+    assert f"    ✗ Part 2: X refused it: The text is not allowed → /retry {post} acme-x sends it and the rest" in out, out
+    assert "    ✗ Part 5: not sent: part 2 failed" in out, out
+    assert [t["text"] for t in x.tweets.values()] == PARTS[:1]
+    x.refuse = None
+    out = await team.say("alice", f"/retry {post}")
+    assert f"📣 #{post} is published on 1 account(s)" in out, out
+    assert x_chain(x) == PARTS
+    assert [s.attempts for s in steps(team, post)["acme-x"]] == [1, 1, 1, 1]

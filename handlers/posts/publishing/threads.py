@@ -44,6 +44,15 @@ def steps_of(session: Session, delivery_id: int) -> list[FollowUp]:
     return sorted(rows, key=lambda f: (f.kind == FollowUpKind.COMMENT.value, f.number))
 
 
+def missed_steps(session: Session, delivery_ids: list[int]) -> int:
+    """How many steps of these deliveries didn't go out (failed, stopped or unconfirmed)."""
+    if not delivery_ids:
+        return 0
+    return len(session.exec(select(FollowUp.id).where(col(FollowUp.delivery_id).in_(delivery_ids))
+                            .where(col(FollowUp.state).in_([DeliveryState.FAILED.value,
+                                                            DeliveryState.UNCONFIRMED.value]))).all())
+
+
 def open_steps(session: Session, delivery_ids: list[int]) -> list[FollowUp]:
     """The steps of these deliveries still to send or in flight."""
     if not delivery_ids:
@@ -266,6 +275,29 @@ async def recover_steps(ctx: Context, *, at_start: bool = False) -> set[int]:
     return posts
 
 
+def stuck_steps(session: Session, delivery_id: int, *, unconfirmed: bool) -> list[FollowUp]:
+    """A sent delivery's steps that didn't go: failed ones, those stopped after them, and (when `unconfirmed`: the
+    team checked the account and the step isn't there) unconfirmed ones."""
+    steps = steps_of(session, delivery_id)
+    first = next((i for i, s in enumerate(steps)
+                  if s.state in (DeliveryState.FAILED.value, DeliveryState.UNCONFIRMED.value)), None)
+    if first is None or (steps[first].state == DeliveryState.UNCONFIRMED.value and not unconfirmed):
+        return []  # nothing stuck, or a step that may be live comes first: only the team can say it isn't
+    return [s for s in steps[first:] if s.state in (DeliveryState.FAILED.value, DeliveryState.UNCONFIRMED.value)]
+
+
+def reopen_steps(session: Session, steps: list[FollowUp]) -> bool:
+    """Back to pending for /retry, each only from the state read (two retries at once reopen it once)."""
+    for step in steps:
+        moved = session.exec(  # type: ignore[call-overload]
+            update(FollowUp).where(col(FollowUp.id) == step.id).where(col(FollowUp.state) == step.state)
+            .values(state=DeliveryState.PENDING.value, not_before=None, attempts=0, error_kind=None, last_error=None)
+        )
+        if moved.rowcount != 1:
+            return False
+    return True
+
+
 def step_name(step: FollowUp) -> str:
     return "the first comment" if step.kind == FollowUpKind.COMMENT.value else f"part {step.number}"
 
@@ -281,9 +313,12 @@ def step_lines(session: Session, post: Post, delivery: Delivery, account: Accoun
             lines.append(f"    ↳ {name}: {step.remote_url or step.remote_id}")
         elif state == DeliveryState.UNCONFIRMED:
             lines.append(f"    ? {name}: unconfirmed — {step.last_error}. It may be live, so Herald sends neither it "
-                         f"nor what follows; check {account.name} and post the rest by hand if it's missing")
-        elif state == DeliveryState.FAILED:
+                         f"nor what follows; check {account.name}: if it isn't there, /retry {post.id} {account.name} "
+                         "sends it and the rest")
+        elif state == DeliveryState.FAILED and step.error_kind == STOPPED:
             lines.append(f"    ✗ {name}: {step.last_error}")
+        elif state == DeliveryState.FAILED:
+            lines.append(f"    ✗ {name}: {step.last_error} → /retry {post.id} {account.name} sends it and the rest")
         elif PostState(post.state) == PostState.PUBLISHING:
             lines.append(f"    … {name}: {step.state}" + (f" ({step.last_error})" if step.last_error else ""))
     return lines
