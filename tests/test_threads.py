@@ -377,3 +377,22 @@ async def test_a_refused_part_stops_the_rest_and_retry_sends_them_in_order(team:
     assert f"📣 #{post} is published on 1 account(s)" in out, out
     assert x_chain(x) == PARTS
     assert [s.attempts for s in steps(team, post)["acme-x"]] == [1, 1, 1, 1]
+
+
+async def test_a_post_confirmed_live_by_hand_gets_its_parts_after_it(team: Team, nets: dict[str, Any]) -> None:
+    await workspace(team, nets, "acme-x")
+    post = number_of(await team.say("alice", "/draft First\n---\nSecond\n---\nThird"))
+    await approve(team, post)
+    x: FlakyX = nets["x"]
+    x.lose, x.made = "First", False  # the post's answer is lost and X can't tell: unconfirmed
+    out = await team.say("alice", f"/publish {post}")
+    assert "? acme-x (x): unconfirmed" in out and not steps(team, post)["acme-x"], out
+    # it landed after all (a create still on its way); the team finds it, first without its link
+    x.lose = None
+    x.tweets["1777"] = {"id": "1777", "text": "First", "created_at": "2026-11-23T09:00:00.000Z"}
+    out = await team.say("alice", f"/confirm {post} acme-x")
+    assert f"    ✗ Part 2: Herald doesn't know the post's id on acme-x: /confirm {post} acme-x <link> adds it" in out, out
+    assert len(x.tweets) == 1
+    out = await team.say("alice", f"/confirm {post} acme-x https://x.com/brand/status/1777")
+    assert f"📣 #{post} is published on 1 account(s)" in out and "    ↳ Part 3: " in out, out
+    assert x_chain(x) == ["First", "Second", "Third"]

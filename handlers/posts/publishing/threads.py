@@ -35,6 +35,7 @@ log = logging.getLogger("herald.publishing")
 
 MAX_STEP_ATTEMPTS = 5  # automatic tries of one step that surely didn't post (rate limited, unreachable)
 STOPPED = "stopped"  # error_kind of a step not sent because one before it failed or stayed unconfirmed
+NO_ROOT = "no_root"  # error_kind of a step whose post was confirmed live without its link: /confirm with it resends
 OPEN = (DeliveryState.PENDING.value, DeliveryState.SENDING.value)
 
 
@@ -114,7 +115,7 @@ async def _send_account_steps(ctx: Context, post_id: int, delivery_id: int, acco
             post = session.get(Post, post_id)
             delivery = session.get(Delivery, delivery_id)
             account = session.get(Account, account_id)
-            if post is None or delivery is None or account is None or delivery.remote_id is None:
+            if post is None or delivery is None or account is None:
                 return
             if crisis_hold(session, get_workspace(session, post.workspace_id), post) is not None:
                 return  # held with the post: the sweep sends it once crisis mode ends (or the post is approved again)
@@ -122,12 +123,17 @@ async def _send_account_steps(ctx: Context, post_id: int, delivery_id: int, acco
                         and step.kind == FollowUpKind.PART.value]
             parent = previous[-1].remote_id if previous else delivery.remote_id
             follow = FollowUpOut(kind=step.kind, number=step.number, text=step.text, parent_id=parent or "",
-                                 root_id=delivery.remote_id, idempotency_key=step.idempotency_key)
-            step_id = step.id
+                                 root_id=delivery.remote_id or "", idempotency_key=step.idempotency_key)
+            step_id, name = step.id, account.name
             if network is None:
                 network = ctx.networks.get(account.network)
                 view = account_view(ctx, account, with_secrets=True) if network is not None else None
         assert step_id is not None
+        if not follow.root_id:  # confirmed live without its link (/confirm): nothing to reply to
+            _store(ctx, step_id, DeliveryState.FAILED, kind=NO_ROOT,
+                   error=f"Herald doesn't know the post's id on {name}: /confirm {post_id} {name} <link> adds it "
+                         "and sends the rest")
+            return
         if network is None or view is None:
             _store(ctx, step_id, DeliveryState.FAILED, kind=ErrorKind.REJECTED.value,
                    error="this Herald has no connector for that network")
@@ -315,7 +321,7 @@ def step_lines(session: Session, post: Post, delivery: Delivery, account: Accoun
             lines.append(f"    ? {name}: unconfirmed — {step.last_error}. It may be live, so Herald sends neither it "
                          f"nor what follows; check {account.name}: if it isn't there, /retry {post.id} {account.name} "
                          "sends it and the rest")
-        elif state == DeliveryState.FAILED and step.error_kind == STOPPED:
+        elif state == DeliveryState.FAILED and step.error_kind in (STOPPED, NO_ROOT):
             lines.append(f"    ✗ {name}: {step.last_error}")
         elif state == DeliveryState.FAILED:
             lines.append(f"    ✗ {name}: {step.last_error} → /retry {post.id} {account.name} sends it and the rest")
