@@ -293,6 +293,8 @@ async def test_crisis_mode_holds_a_part_waiting_for_its_retry(team: Team, nets: 
     assert "🚨 Crisis mode is on." in out, out
     await team.tick(minutes=5)
     assert [t["text"] for t in nets["x"].tweets.values()] == ["First"]  # held: approved before the crisis
+    out = await team.say("alice", "/crisis")
+    assert f"Thread parts and first comments held after their post: #{post} (2 on acme-x)" in out, out
     await team.say("alice", "/crisis end")
     out = await team.tick(minutes=1)
     by_text = {t["text"]: t for t in nets["x"].tweets.values()}

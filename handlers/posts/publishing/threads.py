@@ -281,6 +281,22 @@ async def recover_steps(ctx: Context, *, at_start: bool = False) -> set[int]:
     return posts
 
 
+def waiting_steps(session: Session, ws_id: int) -> list[str]:
+    """The workspace's posts whose thread parts or first comments still wait to go (held by crisis mode, or waiting
+    for a retry), one phrase each: "#12 (3 on acme-x)"."""
+    rows = session.exec(
+        select(Delivery.post_id, Account.name).join(FollowUp, col(FollowUp.delivery_id) == col(Delivery.id))
+        .join(Account, col(Account.id) == col(Delivery.account_id)).where(Account.workspace_id == ws_id)
+        .where(FollowUp.state == DeliveryState.PENDING.value)
+    ).all()
+    counts: dict[int, dict[str, int]] = {}
+    for post_id, name in rows:
+        counts.setdefault(post_id, {}).setdefault(name, 0)
+        counts[post_id][name] += 1
+    return [f"#{post_id} (" + ", ".join(f"{n} on {name}" for name, n in sorted(per.items())) + ")"
+            for post_id, per in sorted(counts.items())]
+
+
 def stuck_steps(session: Session, delivery_id: int, *, unconfirmed: bool) -> list[FollowUp]:
     """A sent delivery's steps that didn't go: failed ones, those stopped after them, and (when `unconfirmed`: the
     team checked the account and the step isn't there) unconfirmed ones."""
