@@ -24,7 +24,7 @@ from tests.crash_kit import BSKY_PASSWORD, PNG
 from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.linkedin_api import FakeLinkedIn
 from tests.fakes.mastodon_api import FakeMastodon
-from tests.fakes.meta_graph import IG_TOKEN, MetaGraphServer
+from tests.fakes.meta_graph import IG_TOKEN, PAGE_ID, PAGE_TOKEN, THREADS_TOKEN, MetaGraphServer
 from tests.fakes.x_api import FakeX
 
 PARTS = ["1/ Spring sale starts today", "2/ Everything is 20% off", "3/ Free shipping over 50 €",
@@ -81,6 +81,9 @@ def connect_lines(nets: dict[str, Any]) -> dict[str, str]:
                    f"author={LI_ORG}",
         "acme-ig": f"/connect instagram name=acme-ig base_url={nets['meta'].url} token={IG_TOKEN} "
                    "media_url_template=https://media.example.test/{sha256}.jpg",
+        "acme-threads": f"/connect threads name=acme-threads base_url={nets['meta'].url} token={THREADS_TOKEN} "
+                        "media_url_template=https://media.example.test/{sha256}.jpg",
+        "acme-fb": f"/connect facebook name=acme-fb base_url={nets['meta'].url} token={PAGE_TOKEN} page_id={PAGE_ID}",
     }
 
 
@@ -398,3 +401,22 @@ async def test_a_post_confirmed_live_by_hand_gets_its_parts_after_it(team: Team,
     out = await team.say("alice", f"/confirm {post} acme-x https://x.com/brand/status/1777")
     assert f"📣 #{post} is published on 1 account(s)" in out and "    ↳ Part 3: " in out, out
     assert x_chain(x) == ["First", "Second", "Third"]
+
+
+async def test_a_thread_on_threads_and_a_first_comment_on_facebook(team: Team, nets: dict[str, Any]) -> None:
+    await workspace(team, nets, "acme-threads", "acme-fb")
+    post = number_of(await team.say("alice", "/draft First\n---\nSecond\n---\nThird\ncomment=See the full range"))
+    await team.say("alice", f"/comment {post} replies on")
+    await approve(team, post)
+    out = await team.say("alice", f"/publish {post}")
+    assert f"📣 #{post} is published on all 2 account(s)" in out, out
+    meta: MetaGraphServer = nets["meta"]
+    threads = {m["id"]: m for m in meta.media.values() if m["network"] == "threads"}
+    root = next(m for m in threads.values() if not m["params"].get("reply_to_id"))
+    replies = {m["text"]: m["params"]["reply_to_id"] for m in threads.values() if m["params"].get("reply_to_id")}
+    second = next(i for i, m in threads.items() if m["text"] == "Second")
+    assert root["text"] == "First" and replies == {"Second": root["id"], "Third": second,
+                                                   "See the full range": root["id"]}
+    (page_post,) = meta.posts.values()
+    assert page_post["message"] == "First\n\nSecond\n\nThird"
+    assert [(c["text"], c["author"]) for c in page_post["comments"]] == [("See the full range", "Brand Page")]
