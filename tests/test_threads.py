@@ -25,7 +25,9 @@ from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.linkedin_api import FakeLinkedIn
 from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.meta_graph import IG_TOKEN, PAGE_ID, PAGE_TOKEN, THREADS_TOKEN, MetaGraphServer
+from tests.fakes.videos import tiny_video
 from tests.fakes.x_api import FakeX
+from tests.fakes.youtube_api import FakeYouTube
 
 PARTS = ["1/ Spring sale starts today", "2/ Everything is 20% off", "3/ Free shipping over 50 €",
          "4/ Ends Sunday midnight", "5/ Questions? Ask away"]
@@ -67,6 +69,7 @@ async def nets(team: Team) -> AsyncIterator[dict[str, Any]]:
             "mastodon": await stack.enter_async_context(FakeMastodon()),
             "linkedin": await stack.enter_async_context(FakeLinkedIn()),
             "meta": await stack.enter_async_context(MetaGraphServer()),
+            "youtube": await stack.enter_async_context(FakeYouTube()),
         }
         yield found
 
@@ -83,6 +86,8 @@ def connect_lines(nets: dict[str, Any]) -> dict[str, str]:
                    "media_url_template=https://media.example.test/{sha256}.jpg",
         "acme-threads": f"/connect threads name=acme-threads base_url={nets['meta'].url} token={THREADS_TOKEN} "
                         "media_url_template=https://media.example.test/{sha256}.jpg",
+        "acme-yt": f"/connect youtube name=acme-yt base_url={nets['youtube'].url} access_token=ya29.token "
+                   "made_for_kids=no",
         "acme-fb": f"/connect facebook name=acme-fb base_url={nets['meta'].url} token={PAGE_TOKEN} page_id={PAGE_ID}",
     }
 
@@ -420,3 +425,19 @@ async def test_a_thread_on_threads_and_a_first_comment_on_facebook(team: Team, n
     (page_post,) = meta.posts.values()
     assert page_post["message"] == "First\n\nSecond\n\nThird"
     assert [(c["text"], c["author"]) for c in page_post["comments"]] == [("See the full range", "Brand Page")]
+
+
+async def test_a_first_comment_on_youtube(team: Team, nets: dict[str, Any]) -> None:
+    await workspace(team, nets, "acme-yt")
+    post = number_of(await team.say("alice", "/draft Spring teaser\ncomment=Which colour is your favourite?"))
+    console = team.herald.console
+    console.user = "alice"
+    reply = await team.herald.handle(Command("attach", console.actor(), console.chat, text=str(post),
+                                             media=(MediaIn("teaser.mp4", "video/mp4", tiny_video()),)))
+    assert "✗" not in reply.text, reply.text
+    await approve(team, post)
+    out = await team.say("alice", f"/publish {post}")
+    assert f"📣 #{post} is published on 1 account(s)" in out and "    ↳ The first comment: https://www.youtube.com/" in out, out
+    (video_id,) = nets["youtube"].videos
+    (thread,) = nets["youtube"].threads[video_id]
+    assert thread["snippet"]["topLevelComment"]["snippet"]["textOriginal"] == "Which colour is your favourite?"
