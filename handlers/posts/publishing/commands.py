@@ -27,7 +27,7 @@ from handlers.core.words import state_label
 from handlers.engagement.metrics import first_metrics_at
 from handlers.posts.publishing.claims import claim_post, claim_to_publish_now
 from handlers.posts.publishing.due import sweep
-from handlers.posts.publishing.send import send_pending
+from handlers.posts.publishing.send import send_pending, send_slot
 from handlers.posts.publishing.settle import settle
 from handlers.posts.publishing.threads import NO_ROOT, reopen_steps, send_steps, stuck_steps
 from handlers.posts.rules import approvals_at_revision, refuse_series_post
@@ -241,7 +241,7 @@ async def confirm(req: Request) -> Reply:
             stuck = stuck_steps(session, delivery.id or 0, unconfirmed=False)
             if stuck and stuck[0].error_kind == NO_ROOT:
                 reopen_steps(session, stuck)
-    await send_steps(ctx, post_id)  # its thread parts and first comment follow the post now it is known to be live
+    await send_steps(ctx, post_id, send_slot)  # its thread parts and first comment follow the post now it is known to be live
     result = settle(ctx, post_id) or Reply(f"Marked #{post_id} on {account_name} as live.")
     if no_numbers:
         result = Reply(result.text + f"\n(Herald can't read numbers for {account_name} without the post's link "

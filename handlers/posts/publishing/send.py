@@ -226,7 +226,7 @@ async def send_pending(ctx: Context, post_id: int) -> Reply | None:
             return None  # what it still has to send waits for the end of crisis mode (the sweep then sends it)
         jobs = pending_jobs(ctx, session, post, ws, ctx.clock.now())
     await asyncio.gather(*(send_one(ctx, job) for job in jobs))
-    await send_steps(ctx, post_id)  # each sent account's thread parts and first comment, in order
+    await send_steps(ctx, post_id, send_slot)  # each sent account's thread parts and first comment, in order
     if ctx.sends.stopping and _still_pending(ctx, post_id):
         return None  # not settled now: the next start (or another worker's sweep) sends the rest and says so
     return settle_once(ctx, post_id)

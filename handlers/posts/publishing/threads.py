@@ -14,7 +14,10 @@ the posts (handlers/core/crisis.py): a step goes out only while the post may go.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +40,7 @@ MAX_STEP_ATTEMPTS = 5  # automatic tries of one step that surely didn't post (ra
 STOPPED = "stopped"  # error_kind of a step not sent because one before it failed or stayed unconfirmed
 NO_ROOT = "no_root"  # error_kind of a step whose post was confirmed live without its link: /confirm with it resends
 OPEN = (DeliveryState.PENDING.value, DeliveryState.SENDING.value)
+Slot = Callable[[str], AbstractAsyncContextManager[None]] | None  # a network's send slot (publishing/send.py)
 
 
 def steps_of(session: Session, delivery_id: int) -> list[FollowUp]:
@@ -87,16 +91,24 @@ def make_steps(ctx: Context, delivery_id: int) -> None:
         log.info("the steps of delivery %s were made by another worker at the same moment", delivery_id)
 
 
-async def send_steps(ctx: Context, post_id: int) -> None:
-    """Send what follows each sent delivery of the post, one step at a time per account, in order."""
+async def send_steps(ctx: Context, post_id: int, slot: Slot = None) -> None:
+    """Send what follows each sent delivery of the post: the accounts side by side, each one's steps one at a time
+    and in order. `slot(network)` (publishing/send.py's send slots) bounds the requests in flight per network."""
     with ctx.db.session() as session:
-        sent = [(d.id, d.account_id) for d in session.exec(
-            select(Delivery).where(Delivery.post_id == post_id).where(Delivery.state == DeliveryState.SENT.value)
+        sent = [(d.id or 0, d.account_id, a.network) for d, a in session.exec(
+            select(Delivery, Account).where(Delivery.post_id == post_id)
+            .where(Delivery.state == DeliveryState.SENT.value).where(col(Delivery.account_id) == col(Account.id))
             .order_by(col(Delivery.id))).all()]
-    for delivery_id, account_id in sent:
-        assert delivery_id is not None
+
+    async def one(delivery_id: int, account_id: int, network: str) -> None:
         make_steps(ctx, delivery_id)
-        await _send_account_steps(ctx, post_id, delivery_id, account_id)
+        if slot is None:
+            await _send_account_steps(ctx, post_id, delivery_id, account_id)
+            return
+        async with slot(network):
+            await _send_account_steps(ctx, post_id, delivery_id, account_id)
+
+    await asyncio.gather(*(one(*row) for row in sent))
 
 
 async def _send_account_steps(ctx: Context, post_id: int, delivery_id: int, account_id: int) -> None:
