@@ -129,8 +129,9 @@ async def test_a_watch_word_alert_starts_crisis_mode_the_statement_goes_out_and_
 
     # one approval, then the statement goes to all three accounts
     out = await team.say("bob", f"/approve {statement}")
-    assert f"Approved. Publish with /publish {statement}" in out, out
-    out = await team.say("alice", f"/publish {statement}")
+    assert f"The holding statement is approved: the button (or /publish {statement}) sends it" in out, out
+    assert out.endswith(f"[1] 📣 Publish #{statement} to every account now   (type a number to press)"), out
+    out = await team.say("alice", "1")  # the button, pressed by an editor
     assert f"📣 #{statement} is published on all 3 account(s)" in out, out
     assert [t["text"] for t in x.tweets.values()] == ["About refund complaints: we hear you on X and we're on it. "
                                                       "— Acme"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -17,6 +20,19 @@ class Sends:
 
     stopping: bool = False
     in_flight: int = 0
+    # posts this process is running now (a due post being claimed and sent, /publish, /retry): the sweep
+    # leaves them to the run under way instead of running them a second time beside it
+    running: Counter[int] = field(default_factory=Counter)
+
+    @contextmanager
+    def running_post(self, post_id: int) -> Iterator[None]:
+        self.running[post_id] += 1
+        try:
+            yield
+        finally:
+            self.running[post_id] -= 1
+            if self.running[post_id] <= 0:
+                del self.running[post_id]
 
 
 @dataclass

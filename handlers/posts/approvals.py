@@ -8,8 +8,9 @@ from sqlmodel import Session, select
 
 from handlers.core.access import ADMINS, EDITORS, role_refusal
 from handlers.core.audit import audit
-from handlers.core.chat import Reply
+from handlers.core.chat import Button, Reply
 from handlers.core.commands import Param, Request, check_revision, command
+from handlers.core.crisis import active_crisis
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace
 from handlers.core.notices import tell_team
@@ -123,6 +124,15 @@ async def approve(req: Request) -> Reply:
             outcome = approved_now(ctx, post, ws)
         else:
             outcome = f"{ws.approvals_needed - have} more approval(s) needed."
+        # the holding statement of crisis mode: its first public word goes out with one press, not a command
+        crisis = active_crisis(session, ws)
+        statement = (crisis is not None and crisis.statement_post_id == post.id and post.due_at is None
+                     and PostState(post.state) == PostState.APPROVED)
+        buttons = (Button(f"📣 Publish #{post.id} to every account now", "publish", {"post": post.id}),) \
+            if statement else ()
+        if statement:
+            outcome = (f"The holding statement is approved: the button (or /publish {post.id}) sends it to every "
+                       "account now.")
         rearm(ctx, post, ws)
         text = f"✅ {actor.name} approved #{post.id} ({have} of {ws.approvals_needed}). {outcome}"
         card = None
@@ -132,8 +142,8 @@ async def approve(req: Request) -> Reply:
     made = await fill_series_of(ctx, post_id)  # a series' post: its next dates are made now, not at the next round
     if made:
         text += f"\n🔁 Its series' next dates are made: {', '.join(f'#{n}' for n in made)} (/repeat {post_id})."
-    reply = Reply(text, update=card)
-    await tell_team(ctx, ws_id, Reply(text), skip=req.command.chat)
+    reply = Reply(text, update=card, buttons=buttons)
+    await tell_team(ctx, ws_id, Reply(text, buttons=buttons), skip=req.command.chat)
     return reply
 
 

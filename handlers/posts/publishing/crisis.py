@@ -6,7 +6,7 @@
   wait for approval); the approval policy needs at least one approval, alerts fire at the workspace's crisis
   factor; a crisis card is pinned in the team chats (edited in place while it lasts, handlers/posts/publishing/
   held.py); a holding statement is drafted from the workspace's template, one variant per network, and sent
-  for approval — one approval, then /publish sends it to every account.
+  for approval — one approval, then one press of the approval's button (or /publish) sends it to every account.
 - `/crisis` shows where things stand; `/crisis template …` and `/crisis alerts <factor>` set it up beforehand.
 - `/crisis end` (or the resume timer, on Herald's clock: the `crisis` periodic task, which also repeats an end
   notice a crash cut off): restores the policy and the alert factor, and walks the posts held meanwhile —
@@ -326,7 +326,7 @@ async def start_crisis(req: Request, ws_id: int, text: str) -> Reply:
         session.flush()
         card = crisis_card(ctx, session, ws, spell)
         approval = approval_card(ctx, session, statement, ws, f"📝 Holding statement #{statement.id} for crisis mode: "
-                                 + (f"approve it, then /publish {statement.id} sends it to every account." if problem is None
+                                 + (f"once approved, one press of its button (or /publish {statement.id}) sends it to every account." if problem is None
                                     else f"it doesn't fit every network yet — {problem}")) \
             if statement is not None else None
     await tell_team(ctx, ws_id, card)

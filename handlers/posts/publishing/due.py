@@ -46,6 +46,11 @@ async def run_due(ctx: Context, post_id: int) -> None:
     A post held past the grace period is announced by the sweep (handlers.posts.publishing.held.announce_held), one
     notice per workspace for all the posts held, and again if a crash cut that notice off.
     """
+    with ctx.sends.running_post(post_id):
+        await _run_due(ctx, post_id)
+
+
+async def _run_due(ctx: Context, post_id: int) -> None:
     now = ctx.clock.now()
     notice: Reply | None = None
     with ctx.db.session() as session:
@@ -264,6 +269,9 @@ async def sweep(ctx: Context, *, workspace_id: int | None = None) -> int:
             # a pending delivery whose time has come, or none pending at all: a post a crash left unsettled
             if not pending or any(d.not_before is None or d.not_before <= now for d in pending):
                 due.append(post.id)
+    # what this process is running already (its on-time job, /publish, a send waiting for a slot) is left to
+    # that run: a second run beside it would only wait for the same slots and lose every claim
+    due = [post_id for post_id in due if post_id not in ctx.sends.running]
     # side by side, like the on-time jobs: one slow network must not make the posts after it miss their
     # grace period (the send slots bound how many requests go at once)
     results = await asyncio.gather(*(run_due(ctx, post_id) for post_id in due if post_id is not None),

@@ -217,6 +217,11 @@ def pending_jobs(ctx: Context, session: Session, post: Post, ws: Workspace, now:
 
 async def send_pending(ctx: Context, post_id: int) -> Reply | None:
     """Send every pending delivery of a publishing post, then settle its state; the outcome notice."""
+    with ctx.sends.running_post(post_id):
+        return await _send_pending(ctx, post_id)
+
+
+async def _send_pending(ctx: Context, post_id: int) -> Reply | None:
     with ctx.db.session() as session:
         post = session.get(Post, post_id)
         if post is None or PostState(post.state) != PostState.PUBLISHING:
