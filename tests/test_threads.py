@@ -7,8 +7,10 @@ holds a part that waits for a retry; an edit of a part voids approvals; bad inpu
 
 from __future__ import annotations
 
+import csv
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -441,3 +443,18 @@ async def test_a_first_comment_on_youtube(team: Team, nets: dict[str, Any]) -> N
     (video_id,) = nets["youtube"].videos
     (thread,) = nets["youtube"].threads[video_id]
     assert thread["snippet"]["topLevelComment"]["snippet"]["textOriginal"] == "Which colour is your favourite?"
+
+
+async def test_an_imported_plan_row_can_be_a_thread(team: Team, nets: dict[str, Any], tmp_path: Path) -> None:
+    await workspace(team, nets, "acme-x")
+    rows = [["One\n---\nTwo", "acme-x"], ["Empty\n---\n---\npart", "acme-x"], ["Fine\n---\n" + "z" * 300, "acme-x"]]
+    path = tmp_path / "plan.csv"
+    with path.open("w", newline="", encoding="utf-8") as out_file:
+        csv.writer(out_file).writerows([["text", "accounts"], *rows])
+    out = await team.say("alice", f"/import {path}")
+    assert "Part 2 of the thread is empty" in out, out
+    assert "for acme-x, part 2: ✗ X: 300/280 weighted characters" in out, out
+    out = await team.say("alice", "/import confirm")
+    assert "1 post" in out, out
+    (post,) = [team.post(1)]
+    assert (post.text, post.parts) == ("One", ["Two"])
