@@ -1,5 +1,5 @@
 """A post's life: /draft, /edit, /variant, /targets, /preview (`drafts`, `editing`), media, approvals and /policy,
-scheduling, recurring posts (`series`), the evergreen queue (`evergreen`), planning from a CSV file (`imports`,
+scheduling, threads and first comments (`thread_parts`), recurring posts (`series`), the evergreen queue (`evergreen`), planning from a CSV file (`imports`,
 `plan_file`), the post's rules (`rules`), cards, what each account receives (`render`, `links`), and `publishing`
 (claims, sending, settling, held after downtime, the clock's entry points, the commands).
 
