@@ -12,7 +12,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -306,6 +317,41 @@ class Post(SQLModel, table=True):
     published_at: datetime | None = utc_column(index=True)  # reports, digests, exports, post reports
     created_at: datetime | None = utc_column()
     updated_at: datetime | None = utc_column()
+    # a thread: the parts after the first (the first is `text`), in order; [] for a single post
+    parts: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    # the first comment posted under the post right after it (Instagram, Facebook, LinkedIn, YouTube), and as a
+    # reply on the networks with threads (X, Bluesky, Mastodon, Threads) when `comment_replies`
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    comment_replies: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+
+
+class FollowUpKind(StrEnum):
+    PART = "part"  # a later part of a thread, replying to the part before it
+    COMMENT = "comment"  # the first comment under the post
+
+
+class FollowUp(SQLModel, table=True):
+    """One thread part (after the first) or the first comment of one delivery: claimed (pending → sending) before
+    its network call, its remote id stored the moment the network answers, before the next one is sent."""
+
+    __table_args__ = (UniqueConstraint("delivery_id", "kind", "number", name="uq_followup_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    kind: str  # FollowUpKind
+    number: int  # a part's number in the thread (2, 3, …); 0 for the comment
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default=DeliveryState.PENDING.value, index=True)  # DeliveryState's values
+    idempotency_key: str = Field(unique=True)
+    remote_id: str | None = None
+    remote_url: str | None = None
+    attempts: int = 0
+    error_kind: str | None = None
+    last_error: str | None = None
+    not_before: datetime | None = utc_column()
+    claimed_at: datetime | None = utc_column()
+    claimed_by: str | None = None
+    sent_at: datetime | None = utc_column()
 
 
 class Delivery(SQLModel, table=True):

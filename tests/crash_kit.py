@@ -238,8 +238,12 @@ class Worker:
         assert self.process is not None
         return self.process.pid
 
+    def new_output(self) -> list[str]:
+        """The list the worker's stdout lines go into (a subclass may hand one that tells when a line comes)."""
+        return []
+
     async def start(self) -> None:
-        self.out, self.err = [], []
+        self.out, self.err = self.new_output(), []
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

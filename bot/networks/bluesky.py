@@ -44,6 +44,7 @@ from handlers.core.ports import (
     Comment,
     ConnectSpec,
     ErrorKind,
+    FollowUpOut,
     Found,
     Metrics,
     NetworkProfile,
@@ -106,6 +107,7 @@ class BlueskyNetwork(HttpNetwork):
         # 6 second-degree pages and a few getProfiles calls
         share_budget=ReadBudget(100, timedelta(minutes=5)),
         hosts=frozenset({"bsky.app", "bsky.social"}),
+        threads=True,
     )
     max_bytes = 3000  # a post's text in UTF-8 bytes, besides its 300 graphemes
     reset_headers = ("retry-after", "ratelimit-reset")
@@ -293,6 +295,10 @@ class BlueskyNetwork(HttpNetwork):
             raise
         uri = str(created.get("uri") or f"at://{did}/{POST}/{rkey}")
         return Published(remote_id=uri, url=self._url(account, uri))
+
+    async def look_for_follow_up(self, account: AccountView, follow: FollowUpOut, since: datetime) -> Found:
+        """A part's record key is derived from its idempotency key like a post's: read back the same way."""
+        return await self.look_for_post(account, self.follow_up_as_post(follow), since)
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         did = self._did(account)

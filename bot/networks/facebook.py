@@ -28,6 +28,7 @@ from handlers.core.ports import (
     Comment,
     ConnectSpec,
     ErrorKind,
+    FollowUpOut,
     Metrics,
     NetworkProfile,
     Outgoing,
@@ -63,6 +64,7 @@ class FacebookNetwork(MetaGraphNetwork):
         hosts=frozenset({"facebook.com", "fb.com", "fb.me", "fb.watch"}), site_names=frozenset({"facebook"}),
         # a Page refuses a status identical to a recent one (#506) and Meta publishes no window
         duplicate_window=timedelta(days=90),
+        first_comment=True,
     )
     no_replies: ClassVar[str | None] = None  # a reply is a comment on the comment
     reply_max: ClassVar[int | None] = 8000  # a Facebook comment's length (3p figure; Meta publishes none)
@@ -136,6 +138,12 @@ class FacebookNetwork(MetaGraphNetwork):
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         remote = await self.comment_on(account, target, "comments", text)
         return Published(remote_id=remote, url=await self._permalink(account, remote))
+
+    async def publish_follow_up(self, account: AccountView, follow: FollowUpOut) -> Published:
+        """The first comment: `POST /{post-id}/comments` (`message`), as the Page."""
+        if follow.kind != "comment":
+            raise PublishError(ErrorKind.REJECTED, "Facebook has no threads; Herald joins the parts instead")
+        return await self.reply(account, ReplyTarget(comment_id=follow.root_id, post_id=follow.root_id), follow.text)
 
     async def _unpublished_photos(self, account: AccountView, page: str, outgoing: Outgoing) -> list[str]:
         kept = outgoing.resume.get("photo_ids")

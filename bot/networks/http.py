@@ -40,6 +40,7 @@ from handlers.core.ports import (
     Comment,
     ConnectSpec,
     ErrorKind,
+    FollowUpOut,
     Found,
     Metrics,
     NetworkProfile,
@@ -180,6 +181,23 @@ class HttpNetwork:
         """What "not among the account's posts" means for a network without an idempotency key: surely not
         there (None) once a create sent at `since` can no longer land (IN_FLIGHT_FOR later); can't tell before."""
         return None if self.clock.now() - since >= IN_FLIGHT_FOR else CANT_TELL
+
+    async def publish_follow_up(self, account: AccountView, follow: FollowUpOut) -> Published:
+        """A thread part or a comment-as-reply on a network with threads: its reply call, answering `parent_id`
+        in the thread of `root_id`, with the step's own idempotency key. Networks with a first comment of their own
+        (Instagram, Facebook, LinkedIn, YouTube) override this."""
+        if not self.profile.threads:
+            raise PublishError(ErrorKind.REJECTED, f"{self.label} takes no thread parts or first comments from Herald")
+        return await self.reply(account, ReplyTarget(comment_id=follow.parent_id, post_id=follow.root_id,
+                                                     idempotency_key=follow.idempotency_key), follow.text)
+
+    async def look_for_follow_up(self, account: AccountView, follow: FollowUpOut, since: datetime) -> Found:
+        """Can't tell, unless the connector knows a way to ask its network."""
+        return CANT_TELL
+
+    def follow_up_as_post(self, follow: FollowUpOut) -> Outgoing:
+        """A step as an Outgoing, for the connectors whose look_for_post finds it the same way (text, record key)."""
+        return Outgoing(delivery_id=0, post_id=0, idempotency_key=follow.idempotency_key, text=follow.text)
 
     async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:
         """Can't tell who shared, unless the connector reads its network's reposted-by / quotes lists."""

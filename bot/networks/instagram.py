@@ -44,6 +44,7 @@ from handlers.core.ports import (
     Comment,
     ConnectSpec,
     ErrorKind,
+    FollowUpOut,
     Metrics,
     NetworkProfile,
     Outgoing,
@@ -72,6 +73,7 @@ class InstagramNetwork(MetaGraphNetwork):
         best_times=(PostingWindow((0,), 10, 12), PostingWindow((1,), 9, 13), PostingWindow((2,), 10, 13),
                     PostingWindow((4,), 9, 11)),
         hosts=frozenset({"instagram.com", "instagr.am"}), site_names=frozenset({"instagram"}),
+        first_comment=True,
     )
     max_hashtags: ClassVar[int] = 30
     max_mentions: ClassVar[int] = 20
@@ -166,6 +168,13 @@ class InstagramNetwork(MetaGraphNetwork):
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         return Published(remote_id=await self.comment_on(account, target, "replies", text))
+
+    async def publish_follow_up(self, account: AccountView, follow: FollowUpOut) -> Published:
+        """The first comment: `POST /{ig-media-id}/comments` (`message`), as the account."""
+        if follow.kind != "comment":
+            raise PublishError(ErrorKind.REJECTED, "Instagram has no threads; Herald joins the parts instead")
+        target = ReplyTarget(comment_id=follow.root_id, post_id=follow.root_id)
+        return Published(remote_id=await self.comment_on(account, target, "comments", follow.text))
 
     async def create_container(self, account: AccountView, user: str, outgoing: Outgoing) -> str:
         """The post's container: the single image's, or the CAROUSEL's (never a carousel item's: only

@@ -48,6 +48,7 @@ from handlers.core.ports import (
     Comment,
     ConnectSpec,
     ErrorKind,
+    FollowUpOut,
     MediaFile,
     Metrics,
     NetworkProfile,
@@ -109,6 +110,7 @@ class LinkedInNetwork(HttpNetwork):
         hosts=frozenset({"linkedin.com", "lnkd.in"}), site_names=frozenset({"linkedin"}),
         # LinkedIn refuses a post identical to a recent one (422 "duplicate") and publishes no window
         duplicate_window=timedelta(days=90),
+        first_comment=True,
     )
     no_replies = None  # a nested comment through the Comments API
     reply_limits = ()  # comments aren't counted with the posts (LinkedIn's daily call limits still apply)
@@ -341,10 +343,18 @@ class LinkedInNetwork(HttpNetwork):
                     url=f"https://www.linkedin.com/feed/update/{urn}/"))
         return found
 
+    async def publish_follow_up(self, account: AccountView, follow: FollowUpOut) -> Published:
+        """The first comment: the Comments API on the post itself (`object` the post, no `parentComment`)."""
+        if follow.kind != "comment":
+            raise PublishError(ErrorKind.REJECTED, "LinkedIn has no threads; Herald joins the parts instead")
+        return await self.reply(account, ReplyTarget(comment_id=follow.root_id, post_id=follow.root_id), follow.text)
+
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
-        """A comment on the comment, as the account's author (the page or the member)."""
-        body = {"actor": self.author(account), "object": target.post_id, "parentComment": target.comment_id,
-                "message": {"text": text}}
+        """A comment on the comment, as the account's author (the page or the member); a comment on the post itself
+        when the target is the post (`comment_id` == `post_id`: the first comment)."""
+        body: dict[str, Any] = {"actor": self.author(account), "object": target.post_id, "message": {"text": text}}
+        if target.comment_id != target.post_id:
+            body["parentComment"] = target.comment_id
         await self.hold_back(account, reply=True)
         response = await self.call("POST", f"{self.base(account)}/rest/socialActions/"
                                    f"{quote(target.comment_id, safe='')}/comments", sending=True, expect_json=False,

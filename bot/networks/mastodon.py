@@ -46,6 +46,7 @@ from handlers.core.ports import (
     Comment,
     ConnectSpec,
     ErrorKind,
+    FollowUpOut,
     Found,
     Metrics,
     NetworkProfile,
@@ -105,6 +106,7 @@ class MastodonNetwork(HttpNetwork):
         # the same 300 / 5 min: a post's sharers take at most 4 pages and 6 second-degree pages
         share_budget=ReadBudget(10, timedelta(minutes=5)),
         hosts=frozenset({"mastodon.social", "mastodon.online", "joinmastodon.org"}),
+        threads=True,
     )
     reset_headers = ("retry-after", "x-ratelimit-reset")
     media_poll_seconds = 1.0
@@ -219,6 +221,16 @@ class MastodonNetwork(HttpNetwork):
         try:
             return await self.publish(account, replace(post, resume={**post.resume, STATUS_GUARD: iso_z(first),
                                                                      IN_FLIGHT: True}))
+        except PublishError:
+            return CANT_TELL
+
+    async def look_for_follow_up(self, account: AccountView, follow: FollowUpOut, since: datetime) -> Found:
+        """The reply sent again with the step's Idempotency-Key while Mastodon still remembers it: the status the
+        lost attempt made, or the one status now. Past that, or when the resend fails too, can't tell."""
+        if self.clock.now() - since > KEY_TRUSTED_FOR:
+            return CANT_TELL
+        try:
+            return await self.publish_follow_up(account, follow)
         except PublishError:
             return CANT_TELL
 

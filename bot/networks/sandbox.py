@@ -35,6 +35,7 @@ from handlers.core.ports import (
     Comment,
     ConnectSpec,
     ErrorKind,
+    FollowUpOut,
     Found,
     Metrics,
     Network,
@@ -145,6 +146,13 @@ class SandboxNetwork:
 
     async def look_for_post(self, account: AccountView, post: Outgoing, since: datetime) -> Found:
         """Can't tell: `fail=timeout` is there so a team can rehearse an unconfirmed send (/confirm, /retry)."""
+        return CANT_TELL
+
+    async def publish_follow_up(self, account: AccountView, follow: FollowUpOut) -> Published:
+        """The sandbox has no threads or comments: its posts get the parts joined (see the card)."""
+        raise PublishError(ErrorKind.REJECTED, "the sandbox takes no thread parts or first comments")
+
+    async def look_for_follow_up(self, account: AccountView, follow: FollowUpOut, since: datetime) -> Found:
         return CANT_TELL
 
     async def fetch_shares(self, account: AccountView, remote_id: str) -> list[Share] | Unknown:

@@ -63,6 +63,7 @@ class ThreadsNetwork(MetaGraphNetwork):
         # Meta's Business Use Case limits depend on the account's reach: one or two calls per post; stay modest
         read_budget=ReadBudget(1_000, timedelta(hours=1)),
         hosts=frozenset({"threads.net", "threads.com"}),
+        threads=True,
     )
     max_links: ClassVar[int] = 5
     status_field: ClassVar[str] = "status"

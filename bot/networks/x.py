@@ -35,6 +35,7 @@ from handlers.core.ports import (
     Comment,
     ConnectSpec,
     ErrorKind,
+    FollowUpOut,
     Found,
     Metrics,
     NetworkProfile,
@@ -100,6 +101,7 @@ class XNetwork(HttpNetwork):
         # X refuses a status identical to one already on the account (403 "duplicate content") and publishes no
         # window: Herald keeps identical texts 90 days apart
         duplicate_window=timedelta(days=90),
+        threads=True,
     )
     reset_headers = ("retry-after", "x-rate-limit-reset")
     refresh_window = REFRESH_WINDOW
@@ -225,6 +227,10 @@ class XNetwork(HttpNetwork):
         except PublishError:
             return CANT_TELL
         return CANT_TELL  # more posts since then than Herald reads: can't tell
+
+    async def look_for_follow_up(self, account: AccountView, follow: FollowUpOut, since: datetime) -> Found:
+        """A thread part or reply is one of the account's own posts: found by its text like a post."""
+        return await self.look_for_post(account, self.follow_up_as_post(follow), since)
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         """Answer a comment: a post in reply to it (X counts it against the same 100 posts per 15 minutes)."""

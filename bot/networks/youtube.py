@@ -54,6 +54,7 @@ from handlers.core.ports import (
     Comment,
     ConnectSpec,
     ErrorKind,
+    FollowUpOut,
     MediaFile,
     Metrics,
     NetworkProfile,
@@ -130,6 +131,7 @@ class YouTubeNetwork(HttpNetwork):
         # 10,000 quota units / day; videos.list costs 1 unit per 50 videos → at most 400 units
         read_budget=ReadBudget(20_000, timedelta(days=1)),
         hosts=frozenset({"youtube.com", "youtu.be"}), site_names=frozenset({"youtube"}),
+        first_comment=True,
     )
     no_replies = None  # comments.insert with snippet.parentId
     reply_limits = ()  # replies aren't uploads: only the project's daily quota (quotaExceeded) holds them back
@@ -368,6 +370,21 @@ class YouTubeNetwork(HttpNetwork):
         problems = [p for p, bad in (("the text is empty", not text.strip()),
                                      (f"{used - limit} characters over the limit", used > limit)) if bad]
         return LimitCheck(self.key, used, limit, "characters", tuple(problems), label=self.profile.label)
+
+    async def publish_follow_up(self, account: AccountView, follow: FollowUpOut) -> Published:
+        """The first comment: `commentThreads.insert` (a top-level comment on the video, as the channel)."""
+        if follow.kind != "comment":
+            raise PublishError(ErrorKind.REJECTED, "YouTube has no threads; Herald joins the parts instead")
+        await self.hold_back(account, reply=True)
+        data = await self.call("POST", f"{self.base(account)}/youtube/v3/commentThreads", sending=True,
+                               headers=self.headers(account), params={"part": "snippet"},
+                               json={"snippet": {"videoId": follow.root_id,
+                                                 "topLevelComment": {"snippet": {"textOriginal": follow.text}}}})
+        thread_id = str(data.get("id") or "") if isinstance(data, dict) else ""
+        if not thread_id:
+            raise PublishError(ErrorKind.UNKNOWN_OUTCOME, "YouTube took the comment but didn't say its id; it may be "
+                               "there")
+        return Published(remote_id=thread_id, url=f"https://www.youtube.com/watch?v={follow.root_id}&lc={thread_id}")
 
     async def reply(self, account: AccountView, target: ReplyTarget, text: str) -> Published:
         await self.hold_back(account, reply=True)

@@ -66,6 +66,22 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
+class FollowUpOut:
+    """One thread part after the first, or the first comment, of a published delivery.
+
+    `parent_id` is what it answers (the part before it, or the post for a comment), `root_id` the post's own id
+    (the thread's first part); `idempotency_key` is the same for every attempt of this one step.
+    """
+
+    kind: str  # "part" or "comment" (storage.models.FollowUpKind)
+    number: int  # the part's number in the thread (2, 3, …); 0 for the comment
+    text: str
+    parent_id: str
+    root_id: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
 class Verified:
     """What `verify` learned at connect time: who the account is, and values to keep with it.
 
@@ -236,6 +252,12 @@ class NetworkProfile:
     # how long the network refuses a text identical to one the account already posted (the evergreen queue never
     # resends one within it); None: the network takes identical posts
     duplicate_window: timedelta | None = None
+    # a thread goes out natively: each part a reply to the part before (X, Bluesky, Mastodon, Threads); elsewhere the
+    # parts are joined into one post where that fits, else only the first part goes
+    threads: bool = False
+    # the account can post the first comment under its own post (Instagram, Facebook, LinkedIn, YouTube); a network
+    # with `threads` posts it as a reply when the team asks (/comment <post> replies on)
+    first_comment: bool = False
 
 
 class Network(Protocol):
@@ -308,6 +330,19 @@ class Network(Protocol):
         """Ask the network whether this delivery, first tried at `since`, is live: its Published when it is,
         None when the network says for sure it isn't (so a normal retry can't post twice), CANT_TELL
         otherwise. Never sends anything that could make a second post."""
+        ...
+
+    # -- threads and first comments (handlers/posts/publishing/threads.py) ---------------------
+
+    async def publish_follow_up(self, account: AccountView, follow: FollowUpOut) -> Published:
+        """Post a thread part as a reply to the part before it, or the first comment under the post, by the
+        network's own reply or comment call; PublishError like publish. A connector that can't says so with
+        PublishError(REJECTED) (the default of bot/networks/http.py)."""
+        ...
+
+    async def look_for_follow_up(self, account: AccountView, follow: FollowUpOut, since: datetime) -> Found:
+        """Like look_for_post, for a thread part or a comment whose answer was lost: found, surely not there
+        (None), or CANT_TELL (the default)."""
         ...
 
     # -- how far a post spreads (handlers/engagement/spread.py) -----------------------------------

@@ -1,6 +1,7 @@
 """A post's life: /draft, /edit, /variant, /targets, /preview (`drafts`, `editing`), media, approvals and /policy,
-scheduling, recurring posts (`series`), the evergreen queue (`evergreen`), planning from a CSV file (`imports`,
-`plan_file`), the post's rules (`rules`), cards, what each account receives (`render`, `links`, `shortlinks`), and `publishing`
+scheduling, threads and first comments (`thread_parts`), recurring posts (`series`), the evergreen queue
+(`evergreen`), planning from a CSV file (`imports`, `plan_file`), the post's rules (`rules`), cards, what each
+account receives (`render`, `links`, `shortlinks`), and `publishing`
 (claims, sending, settling, held after downtime, the clock's entry points, the commands).
 
 May import: `handlers.engagement`, `handlers.workspace`, `handlers.core` and `storage`. Importing the package
@@ -18,4 +19,5 @@ from handlers.posts import (  # noqa: F401
     scheduling,
     series,
     shortlinks,
+    thread_parts,
 )

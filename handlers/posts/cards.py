@@ -38,6 +38,13 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
         head += f" · campaign {post.campaign}"
     lines = [head]
     lines += ["│ " + line for line in (post.text or "(no text)").splitlines()]
+    for number, part in enumerate(post.parts, start=2):
+        lines.append(f"── part {number} of {1 + len(post.parts)} ──")
+        lines += ["│ " + line for line in part.splitlines()]
+    if post.comment:
+        lines.append("💬 First comment" + (" (also as a reply on networks with threads)" if post.comment_replies else "")
+                     + ":")
+        lines += ["│ " + line for line in post.comment.splitlines()]
     if post.link:
         lines.append(f"Link: {post.link}")
     note = links_note(ctx, ws, post)

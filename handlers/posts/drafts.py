@@ -23,6 +23,7 @@ from handlers.posts.editing import after_content_change, content_changed, editab
 from handlers.posts.media import MAX_ITEMS, store_media
 from handlers.posts.render import render_targets, variant_key
 from handlers.posts.shortlinks import destinations
+from handlers.posts.thread_parts import check_steps, split_comment, split_parts
 from storage.models import (
     Account,
     AuditEvent,
@@ -94,7 +95,8 @@ def resolve_accounts(session: Session, ws_id: int, names: list[str]) -> list[Acc
     details=(
         "The text may span several lines. Options go at the end: link= adds a link, campaign= tags it, "
         "to= picks accounts (default: all connected accounts), keep= names links to send exactly as written "
-        "(no UTM tags, no short link)."
+        "(no UTM tags, no short link). A line of three dashes (---) splits it into the parts of a thread "
+        "(/thread); a line comment=<text> adds the first comment posted right after it (/comment)."
     ),
     roles=EDITORS,
     group="Posts",
@@ -109,6 +111,9 @@ async def draft(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
     text, options = split_options(str(req.arg("text", req.command.text)))
+    text, first_comment = split_comment(text)
+    parts = split_parts(text)
+    text = parts[0]
     cmd = req.command
     if not text and not cmd.media:
         if "text" in cmd.args or options:
@@ -127,6 +132,7 @@ async def draft(req: Request) -> Reply:
             author_name=cmd.actor.name, text=text, link=options.get("link"), campaign=options.get("campaign"),
             keep_links=options["keep"].split(",") if options.get("keep") else [],
             editor_platform=cmd.actor.platform, editor_user_id=cmd.actor.user_id, created_at=now, updated_at=now,
+            parts=parts[1:], comment=first_comment,
         )
         if cmd.media:
 
@@ -137,6 +143,7 @@ async def draft(req: Request) -> Reply:
         session.flush()
         set_targets(session, post, accounts)
         session.flush()
+        check_steps(ctx, session, post, ws)
         audit(session, ctx, ws_id, post.id, cmd.actor.name, "draft", short_text(text))
         return draft_card(ctx, session, post, ws, f"Draft #{post.id} saved.")
 
@@ -156,9 +163,12 @@ async def edit(req: Request) -> Reply:
     first, _, after = rest.partition(" ")
     everyone = first.lower() == "all" and bool(after.strip())  # /edit 12 all <text>: the variants go too
     text, options = split_options(after if everyone else rest)
+    text, first_comment = split_comment(text)
+    parts = split_parts(text) if text else [""]
+    text = parts[0]
     if "to" in options:
         raise UserError(f"Change targets with /targets {post_id} <accounts…>.")
-    if not text and not options:
+    if not text and not options and first_comment is None:
         raise UserError(f"What's the new text? Usage: {req.spec.usage}")
     with ctx.db.session() as session:
         post = editable_post(session, ws_id, post_id, "edited")
@@ -178,12 +188,17 @@ async def edit(req: Request) -> Reply:
             post.stale_variants = sorted(set(post.stale_variants) | set(post.variants))
         if text:
             post.text = text
+        if len(parts) > 1:  # the new text is a whole thread: it replaces every part; else only the first changes
+            post.parts = parts[1:]
+        if first_comment is not None:
+            post.comment = first_comment
         if "link" in options:
             post.link = options["link"]
         if "campaign" in options:
             post.campaign = options["campaign"]
         if "keep" in options:
             post.keep_links = options["keep"].split(",")
+        check_steps(ctx, session, post, ws)
         note = content_changed(ctx, session, post, ws, req.command.actor,
                                "text edited for every account, variants removed" if everyone else "text edited")
     return await after_content_change(req, post_id, f"Edited #{post_id}.", note)
@@ -287,6 +302,16 @@ async def preview(req: Request) -> Reply:
                 lines.append("  " + one.check.line())
             if one.saved and one.check is not None:
                 lines.append(f"  the short link saves {one.saved} {one.check.unit}")
+            if one.thread:
+                lines.append(f"  Thread: {one.thread}")
+            for step in one.steps:
+                lines.append(f"  ↳ {step.name}:")
+                lines += ["  │ " + line for line in step.text.splitlines()]
+                lines += ["    ↪ " + line for line in destinations(ctx, session, step.text)]
+                if step.check is not None:
+                    lines.append("    " + step.check.line())
+            if one.comment:
+                lines.append(f"  Comment: {one.comment}")
         tz = post.due_tz or ws.timezone
         lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}")
     return Reply("\n".join(lines))

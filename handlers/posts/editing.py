@@ -81,6 +81,7 @@ def copy_content(session: Session, source: Post, post: Post) -> None:
     """Give `post` the content of `source`: text, link, campaign, media, variants and target accounts."""
     post.text, post.link, post.campaign = source.text, source.link, source.campaign
     post.media, post.variants, post.stale_variants = list(source.media), dict(source.variants), list(source.stale_variants)
+    post.parts, post.comment, post.comment_replies = list(source.parts), source.comment, source.comment_replies
     post.editor_platform, post.editor_user_id = source.editor_platform, source.editor_user_id
     set_targets(session, post, [a for _d, a in post_targets(session, source)])
 

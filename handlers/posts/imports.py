@@ -53,6 +53,7 @@ from handlers.posts.plan_file import (
 )
 from handlers.posts.render import render, variant_key
 from handlers.posts.rules import approved_now, rearm
+from handlers.posts.thread_parts import split_parts
 from storage.models import (
     Account,
     ImportState,
@@ -296,17 +297,26 @@ class Checker:
 
     def check_limits(self, row: PlanRow, variants: dict[str, str], files: int, targets: list[Account],
                      error: Complain) -> None:
-        """Each target's text as it would go out, checked by its network's own counting (posts/render.py)."""
+        """Each target's text as it would go out, checked by its network's own counting (posts/render.py), and each
+        part of a thread (`---` lines in the text) as well."""
+        try:
+            parts = split_parts(row.text)
+        except UserError as exc:
+            error("text", str(exc).replace(" Nothing was saved.", ""))
+            return
         post = Post(workspace_id=self.ws.id or 0, author_platform="", author_user_id="", author_name="",
-                    text=row.text, link=row.link or None, campaign=row.campaign or None, variants=variants,
-                    media=[0] * files)  # a post not stored: render counts its files, never reads them
+                    text=parts[0], parts=parts[1:], link=row.link or None, campaign=row.campaign or None,
+                    variants=variants, media=[0] * files)  # a post not stored: render counts its files, never reads them
         column_of = {key: name for name, key in self.variant_keys.items()}
         for account in targets:
-            check = render(self.ctx, post, account, self.ws).check
-            if check is not None and not check.ok:
+            rendered = render(self.ctx, post, account, self.ws)
+            if rendered.check is not None and not rendered.check.ok:
                 key = variant_key(post, account)
                 column = column_of.get(key, "text") if key else "text"
-                error(column, f"for {account.name}, {check.line()}")
+                error(column, f"for {account.name}, {rendered.check.line()}")
+            for step in rendered.steps:
+                if step.check is not None and not step.check.ok:
+                    error("text", f"for {account.name}, {step.name}: {step.check.line()}")
 
 
 def approval_time_problem(ws: Workspace, at: datetime, now: datetime) -> str | None:
@@ -595,9 +605,10 @@ def create_posts(req: Request, ws_id: int, seen_id: int | None, fetched: dict[st
             assert got.item is not None
             [stored[url]] = store_media(session, ws_id, (got.item,), req.actor_name)
         for plan in waiting.rows:
+            parts = split_parts(plan["text"])  # a thread: its `---` lines (checked in the dry run)
             post = Post(
                 workspace_id=ws_id, author_platform=actor.platform, author_user_id=actor.user_id,
-                author_name=req.actor_name, text=plan["text"], link=plan["link"], campaign=plan["campaign"],
+                author_name=req.actor_name, text=parts[0], parts=parts[1:], link=plan["link"], campaign=plan["campaign"],
                 variants=plan["variants"], media=[*plan["media"], *(stored[u] for u in plan.get("fetch", []))],
                 editor_platform=actor.platform,
                 editor_user_id=actor.user_id, created_at=now, updated_at=now,

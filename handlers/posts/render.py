@@ -15,9 +15,10 @@ from sqlmodel import Session
 from handlers.core.context import Context
 from handlers.core.counting import LimitCheck
 from handlers.core.lookups import account_rules, account_view, post_targets
+from handlers.core.ports import NetworkProfile
 from handlers.posts.links import holds_link, tagger_for_account
 from handlers.posts.shortlinks import shortener
-from storage.models import Account, Post, Workspace
+from storage.models import Account, FollowUpKind, Post, Workspace
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,30 @@ class Rendered:
     check: LimitCheck | None
     variant: str | None = None  # the variant this account gets (its key: account, rules or network), None: main
     saved: int = 0  # what the short links save by the network's count (Bluesky counts links as written)
+    # what follows the post on this account: a thread's later parts (each replying to the one before), then the
+    # first comment, each as sent and with its own check
+    steps: tuple[Step, ...] = ()
+    thread: str | None = None  # how a thread reaches this account, in words (None: the post has one part)
+    comment: str | None = None  # how the first comment reaches it, in words (None: the post has none)
+
+    def failed_checks(self) -> list[tuple[str, LimitCheck]]:
+        """Every check that failed: the post's own ("") and each step's (its name)."""
+        out = [("", self.check)] if self.check is not None and not self.check.ok else []
+        return out + [(step.name, step.check) for step in self.steps if step.check is not None and not step.check.ok]
+
+
+@dataclass(frozen=True)
+class Step:
+    """A thread part after the first, or the first comment, as one account receives it."""
+
+    kind: str  # FollowUpKind: part or comment
+    number: int  # the part's number in the thread (2, 3, …); 0 for the comment
+    text: str
+    check: LimitCheck | None
+
+    @property
+    def name(self) -> str:
+        return "first comment" if self.kind == FollowUpKind.COMMENT.value else f"part {self.number}"
 
 
 def variant_key(post: Post, account: Account) -> str | None:
@@ -65,29 +90,77 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
     account's network's UTM parameters when the workspace tags links (/utm, handlers/posts/links.py), the link
     card's link tagged alike, then every link replaced by its short link when the workspace shortens links
     (/links, handlers/posts/shortlinks.py: made in `session` the first time), and (when `checked`) the
-    network's check of that very text. Links marked keep= stay exactly as written."""
+    network's check of that very text. Links marked keep= stay exactly as written. A thread's later parts and
+    the first comment follow as `steps`, each tagged, shortened and checked alike."""
 
-    text = compose(post, variant_for(post, account))
+    first = variant_for(post, account)
     link = post.link
-    if ws.utm:
-        tag = tagger_for_account(ctx.networks, post, account)
-        text = tag(text)
-        link = tag(link) if link else link
-    written = text
+    tagger = tagger_for_account(ctx.networks, post, account) if ws.utm else (lambda words: words)
     shorten = shortener(ctx, session, post, account, ws)
-    if shorten is not None:
-        text = shorten(text)
-        link = shorten(link) if link else link
+
+    def tag(words: str) -> str:
+        return shorten(tagger(words)) if shorten is not None else tagger(words)
+
     media_count = len(post.media)
-    network = ctx.networks.get(account.network) if checked else None
-    check = saved = None
-    if network is not None:
-        view = account_view(ctx, account)
-        check = network.check(view, text, media_count)
-        if text != written:
-            saved = network.check(view, written, media_count).used - check.used
+    connector = ctx.networks.get(account.network)
+    profile = ctx.networks.profile(account.network)
+    label = profile.label if profile is not None else account.network
+    view = account_view(ctx, account) if connector is not None else None
+    parts: list[str] = []
+    thread = None
+    if post.parts:
+        count = 1 + len(post.parts)
+        if profile is not None and profile.threads:
+            parts = list(post.parts)
+            thread = f"a thread of {count} parts, each a reply to the one before"
+        else:
+            joined = tag(compose(post, JOINER.join([first, *post.parts])))
+            measured = connector.check(view, joined, media_count) if connector is not None and view is not None else None
+            if measured is None or measured.used <= measured.limit:  # by length: other problems are the post's own
+                first = JOINER.join([first, *post.parts])
+                thread = f"the {count} parts joined into one post ({label} has no threads)"
+            else:
+                thread = f"only the first part: {label} has no threads and the {count} parts joined don't fit its limit"
+    written = tagger(compose(post, first))
+    text = tag(compose(post, first))
+    link = tag(link) if link else link
+    network = connector if checked else None
+    check = network.check(view, text, media_count) if network is not None and view is not None else None
+    saved = 0
+    if check is not None and network is not None and view is not None and text != written:
+        saved = max(network.check(view, written, media_count).used - check.used, 0)
+    steps = [Step(FollowUpKind.PART.value, i + 2, tag(part),
+                  network.check(view, tag(part), 0) if network is not None and view is not None else None)
+             for i, part in enumerate(parts)]
+    comment = None
+    if post.comment:
+        comment, goes = comment_route(post, profile, label)
+        if goes:
+            words = tag(post.comment)
+            steps.append(Step(FollowUpKind.COMMENT.value, 0, words, network.check_reply(view, words)
+                              if network is not None and view is not None else None))
     return Rendered(account=account, text=text, link=link, media_count=media_count, check=check,
-                    variant=variant_key(post, account), saved=max(saved or 0, 0))
+                    variant=variant_key(post, account), saved=saved, steps=tuple(steps), thread=thread,
+                    comment=comment)
+
+
+JOINER = "\n\n"  # how a thread's parts are joined on a network without threads
+
+
+def comment_route(post: Post, profile: NetworkProfile | None, label: str) -> tuple[str, bool]:
+    """How the post's first comment reaches an account of this network, in words, and whether it goes at all."""
+    if profile is not None and profile.first_comment:
+        return "posted as the first comment right after the post", True
+    if profile is not None and profile.threads and post.comment_replies:
+        return "posted as a reply to the post, right after it", True
+    if profile is not None and profile.threads:
+        return f"not posted on {label}: /comment {post.id} replies on posts it as a reply there", False
+    return f"not posted: {label} takes no first comment", False
+
+
+def can_take_comment(profile: NetworkProfile | None) -> bool:
+    """A network that can carry a first comment (as a comment, or as a reply when asked)."""
+    return profile is not None and (profile.first_comment or profile.threads)
 
 
 def render_targets(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[Rendered]:
@@ -105,4 +178,12 @@ def check_lines(post: Post, rendered: list[Rendered]) -> list[str]:
         if not one.check.ok:
             line += f" → fix with /variant {post.id} {one.account.name} <text>"
         lines.append(line)
+        for step in one.steps:
+            if step.check is None:
+                continue
+            fix = "" if step.check.ok else (f" → /thread {post.id} edit {step.number} <text>" if step.number
+                                             else f" → /comment {post.id} <text>")
+            lines.append(f"    {step.name}: {step.check.line()}{fix}")
+        lines += [f"    thread: {note}" for note in (one.thread,) if note]
+        lines += [f"    comment: {note}" for note in (one.comment,) if note]
     return lines

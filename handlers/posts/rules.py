@@ -55,12 +55,14 @@ def require_publishable(ctx: Context, session: Session, post: Post, ws: Workspac
     rendered = render_targets(ctx, session, post, ws)
     if not rendered:
         raise UserError(f"#{post.id} has no target accounts yet: /targets {post.id} <account…>")
-    bad = [(one.account, one.check) for one in rendered if one.check is not None and not one.check.ok]
+    bad = [(one.account, what, check) for one in rendered for what, check in one.failed_checks()]
     if bad:
-        lines = [f"  {a.name}: {c.line()}" for a, c in bad]
+        lines = [f"  {a.name}{' ' + what if what else ''}: {c.line()}" for a, what, c in bad]
         raise UserError(
             f"#{post.id} doesn't fit every network yet:\n" + "\n".join(lines)
-            + f"\nFix it with /edit {post.id} <text> or /variant {post.id} <account> <text>."
+            + f"\nFix it with /edit {post.id} <text> or /variant {post.id} <account> <text>"
+            + (f" (a part: /thread {post.id} edit <n> <text>; the comment: /comment {post.id} <text>)"
+               if any(what for _a, what, _c in bad) else "") + "."
         )
     return rendered
 

@@ -262,6 +262,9 @@ class MetaGraphServer(LoopbackServer):
         kind, own_id = who
         if edge in ("comments", "replies") and self.find_comment(node) is not None:
             return self._answer(kind, node, edge, form)
+        if edge == "comments" and (node in self.posts and kind == "page"
+                                   or node in self.media and self.media[node]["network"] == kind == "ig"):
+            return self._own_comment(kind, node, form)
         if node != own_id and node != "me":
             return error("(#200) The user hasn't authorized the application to perform this action", 200)
         if kind == "page" and edge == "feed":
@@ -300,6 +303,15 @@ class MetaGraphServer(LoopbackServer):
         reply_id = f"{comment_id}_r{self.next_id()}"
         comment.setdefault("replies", []).append({"id": reply_id, "text": message, "at": datetime.now(UTC)})
         return web.json_response({"id": reply_id})
+
+    def _own_comment(self, kind: str, node: str, form: Any) -> web.Response:
+        """The account's own comment under its post: Facebook ``POST /{post-id}/comments``, Instagram
+        ``POST /{ig-media-id}/comments`` (``message``); kept among the post's comments, by the account itself."""
+        message = str(form.get("message") or "")
+        if not message:
+            return error("(#100) The parameter message is required", 100)
+        author = self.page["name"] if kind == "page" else self.ig_user["username"]
+        return web.json_response({"id": self.add_comment(node, message, str(author), datetime.now(UTC))})
 
     def _feed(self, form: Any) -> web.Response:
         message = str(form.get("message") or "")

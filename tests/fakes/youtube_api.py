@@ -33,6 +33,7 @@ class FakeYouTube(LoopbackServer):
         self.route("GET", "/youtube/v3/videos", self.list_videos)
         self.route("GET", "/youtube/v3/commentThreads", self.comment_threads)
         self.route("POST", "/youtube/v3/comments", self.insert_comment)
+        self.route("POST", "/youtube/v3/commentThreads", self.insert_thread)
         self.replies: dict[str, list[dict[str, Any]]] = {}  # top-level comment id → the replies Herald made
         self.route("POST", "/token", self.token_endpoint)
 
@@ -117,14 +118,20 @@ class FakeYouTube(LoopbackServer):
             return google_error(403, "commentsDisabled", "The video has disabled comments.")
         return web.json_response({"kind": "youtube#commentThreadListResponse", "items": self.threads[video_id]})
 
-    async def insert_comment(self, request: web.Request) -> web.Response:
-        """comments.insert: a reply to a top-level comment (snippet.parentId, snippet.textOriginal)."""
+    async def _snippet(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """A comment insert's `snippet`, or the error answer for a bad token or a part other than snippet."""
         bad = self.denied(request)
         if bad:
             return bad
         if request.query.get("part") != "snippet":
             return google_error(400, "invalidParameter", "part=snippet expected")
-        snippet = (await request.json()).get("snippet") or {}
+        return dict((await request.json()).get("snippet") or {})
+
+    async def insert_comment(self, request: web.Request) -> web.Response:
+        """comments.insert: a reply to a top-level comment (snippet.parentId, snippet.textOriginal)."""
+        snippet = await self._snippet(request)
+        if isinstance(snippet, web.Response):
+            return snippet
         parent, text = str(snippet.get("parentId") or ""), str(snippet.get("textOriginal") or "")
         if not parent:
             return google_error(400, "parentIdMissing", "The comment must be linked to a parent comment.")
@@ -140,6 +147,26 @@ class FakeYouTube(LoopbackServer):
                              "authorDisplayName": "Acme", "authorChannelId": {"value": "UCacme123"}}}
         self.replies.setdefault(parent, []).append(reply)
         return web.json_response(reply)
+
+    async def insert_thread(self, request: web.Request) -> web.Response:
+        """commentThreads.insert: a top-level comment on a video (snippet.videoId,
+        snippet.topLevelComment.snippet.textOriginal), by the channel itself."""
+        snippet = await self._snippet(request)
+        if isinstance(snippet, web.Response):
+            return snippet
+        video_id = str(snippet.get("videoId") or "")
+        text = str((((snippet.get("topLevelComment") or {}).get("snippet")) or {}).get("textOriginal") or "")
+        if video_id not in self.videos:
+            return google_error(404, "videoNotFound", "The video identified by the videoId parameter could not be found.")
+        if not text.strip():
+            return google_error(400, "commentTextRequired", "The comment must have a value for textOriginal.")
+        comment_id = f"Ug{video_id}{sum(map(len, self.threads.values())) + 1}"
+        thread = {"kind": "youtube#commentThread", "id": comment_id, "snippet": {
+            "videoId": video_id, "topLevelComment": {"kind": "youtube#comment", "id": comment_id, "snippet": {
+                "videoId": video_id, "textOriginal": text, "textDisplay": text, "authorDisplayName": "Acme",
+                "authorChannelId": {"value": "UCacme123"}}}}}
+        self.threads.setdefault(video_id, []).append(thread)
+        return web.json_response(thread)
 
     async def token_endpoint(self, request: web.Request) -> web.Response:
         form = await request.post()

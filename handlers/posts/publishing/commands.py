@@ -27,8 +27,9 @@ from handlers.core.words import state_label
 from handlers.engagement.metrics import first_metrics_at
 from handlers.posts.publishing.claims import claim_post, claim_to_publish_now
 from handlers.posts.publishing.due import sweep
-from handlers.posts.publishing.send import send_pending
+from handlers.posts.publishing.send import send_pending, send_slot
 from handlers.posts.publishing.settle import settle
+from handlers.posts.publishing.threads import NO_ROOT, reopen_steps, send_steps, stuck_steps
 from handlers.posts.rules import approvals_at_revision, refuse_series_post
 from storage.models import Delivery, DeliveryState, Post, PostState, move_delivery, move_post
 
@@ -113,7 +114,8 @@ async def publish(req: Request) -> Reply:
 @command(
     "retry",
     usage="/retry <post> [account]", example="/retry 12",
-    summary="send again what failed; name an account to resend an unconfirmed one after checking it's not live",
+    summary=("send again what failed (thread parts and first comments too); name an account to resend an "
+             "unconfirmed one after checking it's not live"),
     roles=EDITORS,
     group="Publishing",
     takes=(Param.post(), Param.account(required=False, description="only this account (default: every failed one)")),
@@ -134,18 +136,24 @@ async def retry(req: Request) -> Reply:
         if held_back is not None:
             raise UserError(held_back)
         pairs = post_targets(session, post)
+        # thread parts and first comments of sent accounts that didn't go (the failed ones, and the unconfirmed ones
+        # of an account named: the team checked they aren't there), with the steps stopped after them
+        steps = [s for d, _a in pairs if DeliveryState(d.state) == DeliveryState.SENT
+                 and (not account_name or target_named([(d, _a)], account_name))
+                 for s in stuck_steps(session, d.id or 0, unconfirmed=bool(account_name))]
         if account_name:
             chosen = target_named(pairs, account_name)
             if chosen is None:
                 raise UserError(f"#{post.id} wasn't sent to an account called {account_name}.")
             delivery, account = chosen
-            if DeliveryState(delivery.state) not in (DeliveryState.FAILED, DeliveryState.UNCONFIRMED):
+            if DeliveryState(delivery.state) not in (DeliveryState.FAILED, DeliveryState.UNCONFIRMED) and not steps:
                 raise UserError(f"#{post.id} on {account.name} is {delivery.state}; nothing to retry there.")
-            again = [delivery]
+            again = [] if steps else [delivery]
         else:
             again = [d for d, _a in pairs if DeliveryState(d.state) == DeliveryState.FAILED]
-            unconfirmed = [a.name for d, a in pairs if DeliveryState(d.state) == DeliveryState.UNCONFIRMED]
-            if not again:
+            unconfirmed = [a.name for d, a in pairs if DeliveryState(d.state) == DeliveryState.UNCONFIRMED
+                           or stuck_steps(session, d.id or 0, unconfirmed=True)]
+            if not again and not steps:
                 raise UserError(
                     f"#{post.id} has no failed deliveries. Unconfirmed ones ({', '.join(unconfirmed) or 'none'}) "
                     f"may be live: check, then /retry {post.id} <account> or /confirm {post.id} <account> <link>."
@@ -173,8 +181,12 @@ async def retry(req: Request) -> Reply:
             )
             if moved.rowcount != 1:
                 raise UserError(f"#{post.id} is already being retried or published.")
-        audit(session, ctx, ws_id, post.id, req.actor_name, "retry",
-              ", ".join(a.name for d, a in pairs if d in again))
+        if not reopen_steps(session, steps):
+            raise UserError(f"#{post.id} is already being retried or published.")
+        what = [a.name for d, a in pairs if d in again]
+        if steps:
+            what.append(f"{len(steps)} thread part(s) or comment(s)")
+        audit(session, ctx, ws_id, post.id, req.actor_name, "retry", ", ".join(what))
     result = await send_pending(ctx, post_id) or Reply(f"#{post_id} is being retried.")
     await tell_team(ctx, ws_id, result, skip=req.command.chat)
     return result
@@ -225,6 +237,11 @@ async def confirm(req: Request) -> Reply:
         state = PostState(post.state)
         if state in (PostState.FAILED, PostState.PARTIALLY_PUBLISHED):
             move_post(post, PostState.PUBLISHING)
+        if adding_link:  # the parts and comment that waited for the post's id go now
+            stuck = stuck_steps(session, delivery.id or 0, unconfirmed=False)
+            if stuck and stuck[0].error_kind == NO_ROOT:
+                reopen_steps(session, stuck)
+    await send_steps(ctx, post_id, send_slot)  # its thread parts and first comment follow the post now it is known to be live
     result = settle(ctx, post_id) or Reply(f"Marked #{post_id} on {account_name} as live.")
     if no_numbers:
         result = Reply(result.text + f"\n(Herald can't read numbers for {account_name} without the post's link "

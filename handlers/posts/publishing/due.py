@@ -24,6 +24,7 @@ from handlers.posts.publishing.held import announce_held, held_notice
 from handlers.posts.publishing.outcomes import ask_network, outgoing_of
 from handlers.posts.publishing.send import send_pending, send_slot
 from handlers.posts.publishing.settle import settle, settle_once
+from handlers.posts.publishing.threads import recover_steps
 from handlers.posts.rules import UNAPPROVED, rearm
 from storage.models import (
     Account,
@@ -173,8 +174,8 @@ async def recover_interrupted(ctx: Context, *, at_start: bool = False) -> int:
     # each is still `sending` while its network is asked: a crash meanwhile leaves it for the next recovery
     answers = await asyncio.gather(*(_ask(ctx, prepared, claimed_at or now)
                                      for _id, claimed_at, _post, prepared in stuck))
-    post_ids = set()
-    recovered = 0
+    post_ids = await recover_steps(ctx, at_start=at_start)  # thread parts and comments a crash left in flight
+    recovered = len(post_ids)
     for (delivery_id, claimed_at, post_id, prepared), found in zip(stuck, answers, strict=True):
         assert delivery_id is not None
         if _recover(ctx, delivery_id, claimed_at, found, prepared[0].name if prepared else ""):

@@ -38,6 +38,7 @@ from handlers.core.when import show_time
 from handlers.core.words import short_text, state_label
 from handlers.posts.publishing.claims import claim_to_publish_now
 from handlers.posts.publishing.send import send_pending
+from handlers.posts.publishing.threads import waiting_steps
 from handlers.posts.rules import UNAPPROVED, rearm
 from handlers.posts.scheduling import targets_by_post
 from storage.models import (
@@ -352,6 +353,10 @@ def crisis_card(ctx: Context, session: Session, ws: Workspace, crisis: Crisis, *
                  f"usual (was {crisis.saved_alert_factor:g}×)." if crisis.saved_alert_factor > 0 else
                  f"Every reply to a comment needs approval; take-off and surge alerts at {ws.alert_factor:g}× the "
                  "usual (they were off).")
+    steps = waiting_steps(session, ws.id or 0)
+    if steps:
+        lines.append("Thread parts and first comments held after their post: " + ", ".join(steps)
+                     + " — they follow when crisis mode ends.")
     lines.append(statement_line(session, crisis))
     lines.append(f"Ends by itself {show_time(crisis.resume_at, tz)}, or with /crisis end." if crisis.resume_at
                  else "/crisis end lifts it and walks the held posts.")

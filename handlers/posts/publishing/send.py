@@ -47,6 +47,7 @@ from handlers.posts.media import load_media
 from handlers.posts.publishing.claims import claim_delivery, record_failure, record_found, record_sent
 from handlers.posts.publishing.outcomes import ask_network
 from handlers.posts.publishing.settle import HELD, resettle, settle_once
+from handlers.posts.publishing.threads import send_steps
 from handlers.posts.render import render
 from handlers.workspace.health import DEAD, fresh_view, held_reason, mark_dead
 from storage.crypto import SecretBoxError
@@ -230,6 +231,7 @@ async def _send_pending(ctx: Context, post_id: int) -> Reply | None:
             return None  # what it still has to send waits for the end of crisis mode (the sweep then sends it)
         jobs = pending_jobs(ctx, session, post, ws, ctx.clock.now())
     await asyncio.gather(*(send_one(ctx, job) for job in jobs))
+    await send_steps(ctx, post_id, send_slot)  # each sent account's thread parts and first comment, in order
     if ctx.sends.stopping and _still_pending(ctx, post_id):
         return None  # not settled now: the next start (or another worker's sweep) sends the rest and says so
     return settle_once(ctx, post_id)

@@ -20,6 +20,7 @@ from handlers.core.ports import ErrorKind
 from handlers.core.when import show_time
 from handlers.core.words import state_label
 from handlers.posts.publishing.claims import CHECKED
+from handlers.posts.publishing.threads import missed_steps, open_steps, step_lines
 from storage.models import Account, Delivery, DeliveryState, Post, PostState, move_post
 
 log = logging.getLogger("herald.publishing")
@@ -118,8 +119,16 @@ def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None
         states = [DeliveryState(d.state) for d, _a in pairs]
         if DeliveryState.SENDING in states:
             return None  # another send is still in flight; it settles the post when it ends
+        steps = open_steps(session, [d.id for d, _a in pairs if d.id is not None])
+        if steps and DeliveryState.PENDING not in states:
+            # sent, with thread parts or a first comment still to go: settled when they are
+            later = [s.not_before for s in steps if s.not_before is not None]
+            if later:
+                ctx.scheduler.arm(post_id, min(later))
+            return None
+        missed = missed_steps(session, [d.id for d, _a in pairs if d.id is not None])
         tz = post.due_tz or ws.timezone
-        lines = [delivery_line(post, d, a, tz) for d, a in pairs]
+        lines = [line for d, a in pairs for line in (delivery_line(post, d, a, tz), *step_lines(session, post, d, a))]
         waiting = [d.not_before for d, _a in pairs if DeliveryState(d.state) == DeliveryState.PENDING and d.not_before]
         sent = states.count(DeliveryState.SENT)
         if sent and post.published_at is None:  # live since its first account went out
@@ -134,6 +143,10 @@ def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None
             # the same notice at every round, while an account sent or failed meanwhile is news
             status = ",".join(f"{d.id}:{d.state}:{d.attempts}" for d, _a in sorted(pairs, key=lambda p: p[0].id or 0))
             waits = f"status:{post.id}:{hashlib.sha256(status.encode()).hexdigest()[:24]}"
+        elif sent == len(states) and missed:
+            move_post(post, PostState.PARTIALLY_PUBLISHED)
+            head = (f"⚠️ #{post.id} is published on {'all ' if sent > 1 else ''}{sent} account(s), but {missed} thread "
+                    f"part(s) or comment(s) didn't go out:")
         elif sent == len(states):
             move_post(post, PostState.PUBLISHED)
             head = f"📣 #{post.id} is published on {'all ' if sent > 1 else ''}{sent} account(s):"
