@@ -437,3 +437,17 @@ async def test_herald_serves_its_one_web_app_when_it_has_a_public_address(db_url
     finally:
         await herald.stop()
     assert chat_fronts(make_herald(db_url, clock)) == []  # no public address: no web app
+
+
+async def test_a_threads_later_part_gets_its_own_short_link_and_the_preview_says_where_it_leads(site: Site) -> None:
+    post_id, _card = await publish(
+        site.team, "Spring is here\n---\nBook a test drive https://cars.acme.com/dealers campaign=spring")
+    first, second = (r.json["text"] for r in site.x.requests("POST", "/2/tweets"))
+    assert first == "Spring is here"
+    (part_link,) = SHORT_RE.findall(second)  # the part went out with a short link, not the address as written
+    assert "cars.acme.com" not in second
+    answer = await site.follow(part_link, BROWSER)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == tagged("https://cars.acme.com/dealers", "x", post_id)
+    out = await site.team.say("alice", f"/preview {post_id}")
+    assert f"↪ {part_link} → {tagged('https://cars.acme.com/dealers', 'x', post_id)}" in out, out
