@@ -299,3 +299,29 @@ async def test_reposts_reach_the_x_fake_and_x_never_sees_a_duplicate(team: Team)
         assert len(x.requests("POST", "/2/tweets")) == 3  # nothing refused, nothing sent twice
         assert [post.state for _run, post in runs(team)] == ["published", "published"]
         assert sum(n.startswith(f"⏭ Evergreen: #{draft} isn't posted again on acme-x") for n in notices) == 1
+
+
+async def test_a_wording_with_a_short_link_is_the_same_wording_whatever_its_code(db_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    """With short links on, each post's link gets its own code: the wording posted by hand lately must still
+    count as the same words (X refuses them), not as a new text because its code differs."""
+    herald = make_herald(db_url, clock, HERALD_PUBLIC_URL="https://go.acme.com")
+    await herald.start()
+    try:
+        team = Team(herald, clock, db_url)
+        await team.setup_workspace(accounts=("brand-x like=x",))
+        await team.say("alice", "/policy approvals=0")
+        await team.say("alice", "/slots brand-x 10:00")
+        link = " https://shop.acme.com/guide"
+        source = await published(team, ORIGINAL + link)
+        await team.say("alice", f"/evergreen add {source}")
+        await team.say("alice", f"/evergreen vary {source} {OTHER}{link}")
+        await team.say("alice", f"/evergreen vary {source} Three tips for a winter garden{link}")
+        team.clock.advance(days=5)
+        by_hand = await published(team, OTHER + link)  # the team posts the second wording by hand
+        assert "https://go.acme.com/r/" in team.deliveries(by_hand)[0].text  # it went out with its short link
+        team.clock.advance(days=24, hours=23)
+        assert await fill_evergreen(team.herald.ctx) == 1
+        [(run, post)] = runs(team)
+        assert (run.wording, post.text) == (2, "Three tips for a winter garden" + link)
+    finally:
+        await herald.stop()

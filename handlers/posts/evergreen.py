@@ -38,6 +38,7 @@ from handlers.posts.editing import set_targets
 from handlers.posts.render import render, variant_for
 from handlers.posts.rules import UNAPPROVED, rearm
 from handlers.posts.scheduling import slot_times
+from handlers.posts.shortlinks import CODE_RE, short_url
 from storage.models import (
     Account,
     Delivery,
@@ -63,9 +64,15 @@ LIBRARY_STATES = (PostState.PUBLISHED, PostState.PARTIALLY_PUBLISHED)
 USAGE = "/evergreen [list | add <post> [cooldown=30d] [cycles=5] | remove <post> | vary <post> <text>]"
 
 
-def same_text(a: str, b: str) -> bool:
-    """Identical as a network sees a duplicate: the same words, whatever the spacing and case."""
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+def same_text(a: str, b: str, public_url: str | None = None) -> bool:
+    """Identical as a network sees a duplicate: the same words, whatever the spacing and case. Herald's own short
+    links (`public_url`/r/<code>) count as the link they stand for: a repost gets a new code for the same link,
+    and the same words with another code are still the same post to the people who read it."""
+    def plain(text: str) -> str:
+        if public_url:
+            text = re.sub(re.escape(short_url(public_url, "")) + CODE_RE.pattern, short_url(public_url, ""), text)
+        return " ".join(text.split()).casefold()
+    return plain(a) == plain(b)
 
 
 def wordings(item: EvergreenItem, source: Post, account: Account) -> list[str]:
@@ -151,7 +158,7 @@ def choose(ctx: Context, session: Session, ws: Workspace, account: Account, slot
         for step in range(len(texts)):
             index = (start + step) % len(texts)
             full = render(ctx, repost(source, texts[index]), account, ws, checked=False).text
-            clash = next((at for text, at in recent if same_text(text, full)), None)
+            clash = next((at for text, at in recent if same_text(text, full, ctx.public_url)), None)
             if clash is None:
                 why = "" if not clashes else (
                     f" It says it differently: wording {clashes[0][0] + 1} went to {account.name} on "
