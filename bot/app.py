@@ -186,12 +186,12 @@ def webhook_secret(settings: Settings) -> str | None:
 
 
 def web_app(herald: Herald, *, host: str = "0.0.0.0", port: int | None = None) -> Any:
-    """The one web app (/media, /r/<code>, /healthz) on HERALD_HTTP_PORT (or `port`)."""
+    """The one web app (/media, /r/<code>, /healthz, /calendar, /review) on HERALD_HTTP_PORT (or `port`)."""
     from bot.web.app import WebApp
 
     settings = herald.settings
     return WebApp(herald.db, herald.clock, host=host, port=settings.http_port if port is None else port,
-                  public_url=settings.public_url, trust_forwarded_for=settings.trust_forwarded_for)
+                  public_url=settings.public_url, trust_forwarded_for=settings.trust_forwarded_for, ctx=herald.ctx)
 
 
 def chat_fronts(herald: Herald) -> list[str]:

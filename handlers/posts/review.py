@@ -1,0 +1,186 @@
+"""Outside reviewers: /review makes a link for one person who is not in the chat (a client, the legal team) to
+approve a post, ask for changes or reject it on a web page; the decision counts under the workspace's policy.
+
+A link is a token signed with a key derived from Herald's secret key (itsdangerous) that carries a random nonce
+stored in `reviewlink`. It opens the page only while the post is in review at the revision it was made for (an
+edit kills it), before it expires (/policy review_days=N, 7 by default, on Herald's clock), until it is revoked
+(/review <post> revoke), and for one decision: the decision claims the link with one conditional UPDATE, so a
+replayed form or a second tab changes nothing. An approval is recorded as by "Name (outside reviewer)" through the
+same code as a chat approval (handlers/posts/approvals.py); /policy outside=advice keeps it from counting.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from handlers.core.access import EDITORS
+from handlers.core.audit import audit
+from handlers.core.chat import Reply
+from handlers.core.commands import Param, Request, command
+from handlers.core.context import Context
+from handlers.core.errors import UserError
+from handlers.core.lookups import get_workspace
+from handlers.core.notices import tell_team
+from handlers.core.when import show_time
+from handlers.core.words import state_label
+from handlers.posts.approvals import record_approval, record_decision
+from handlers.posts.calendar import PostView, needs_public_url, post_view
+from handlers.posts.rules import OUTSIDE, require_publishable
+from storage.models import Approval, Decision, Post, PostState, ReviewLink, Workspace
+
+SALT = "review-link"
+NAME_MAX = 60
+NOTE_MAX = 2000
+
+
+def serializer(ctx: Context) -> URLSafeSerializer:
+    return URLSafeSerializer(ctx.secrets.derive("review-links"), salt=SALT)
+
+
+def review_url(ctx: Context, nonce: str) -> str:
+    return f"{needs_public_url(ctx)}/review/{serializer(ctx).dumps(nonce)}"
+
+
+@command(
+    "review",
+    usage="/review <post> [name] | /review <post> revoke", example="/review 12 Dana from Legal",
+    summary="a link for someone outside the chat to approve, ask for changes on or reject a post on the web",
+    details="The link is for one person and one decision; it dies when the post is edited, after review_days "
+            "(/policy), or with /review <post> revoke. The decision lands here and in /history.",
+    roles=EDITORS,
+    group="Posts",
+    takes=(Param.post(), Param.text("name", required=False, description="who reviews (or revoke)")),
+)
+async def review(req: Request) -> Reply:
+    ctx = req.ctx
+    needs_public_url(ctx)
+    _, rest = req.post_and_rest()
+    now = ctx.clock.now()
+    with req.post_command() as (session, post, ws):
+        if rest.lower() == "revoke":
+            gone = session.exec(update(ReviewLink).where(col(ReviewLink.post_id) == post.id)
+                                .where(col(ReviewLink.used_at).is_(None)).where(col(ReviewLink.revoked_at).is_(None))
+                                .values(revoked_at=now)).rowcount
+            audit(session, ctx, ws.id or 0, post.id, req.actor_name, "review revoke", f"{gone} link(s)")
+            return Reply(f"🔒 {gone} open review link(s) of #{post.id} revoked: they answer 'no longer open'.")
+        if PostState(post.state) != PostState.IN_REVIEW:
+            raise UserError(f"#{post.id} is {state_label(post)}; only a post in review can be sent to an outside "
+                            f"reviewer. /submit {post.id} first.")
+        name = " ".join(rest.split())[:NAME_MAX] or "Outside reviewer"
+        nonce = secrets.token_urlsafe(16)
+        expires = now + timedelta(days=ws.review_days)
+        assert ws.id is not None and post.id is not None
+        session.add(ReviewLink(workspace_id=ws.id, post_id=post.id, revision=post.revision, reviewer=name,
+                               nonce=nonce, created_by=req.actor_name, created_at=now, expires_at=expires))
+        audit(session, ctx, ws.id or 0, post.id, req.actor_name, "review link", f"for {name}, revision {post.revision}")
+        counts = ("counts toward the approvals needed" if ws.outside_approvals
+                  else "is advice: it doesn't count (/policy outside=count)")
+        until = show_time(expires, ws.timezone, now)
+    return Reply("\n".join([
+        f"🔗 Review link of #{post.id} for {name} (revision {post.revision}, until {until}):",
+        review_url(ctx, nonce),
+        f"One decision: approve, ask for changes (with a note) or reject (with a reason); an approval {counts}.",
+        f"It dies when #{post.id} is edited; /review {post.id} revoke ends it now. Send it only to {name}.",
+    ]))
+
+
+# --- the web page's side -------------------------------------------------------------------------
+
+
+class ReviewClosed(Exception):
+    """The link opens nothing: `reason` says why in words for the reviewer ('' for an unknown or forged link)."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    reviewer: str
+    workspace: str
+    expires: str
+    post: PostView
+
+
+def _open(ctx: Context, session: Session, token: str) -> tuple[ReviewLink, Post, Workspace]:
+    """The link a token names and its post, if it still opens; ReviewClosed otherwise."""
+    try:
+        nonce = serializer(ctx).loads(token)
+    except BadSignature:
+        raise ReviewClosed() from None
+    if not isinstance(nonce, str):
+        raise ReviewClosed()
+    link = session.exec(select(ReviewLink).where(ReviewLink.nonce == nonce)).first()
+    post = session.get(Post, link.post_id) if link is not None else None
+    if link is None or post is None or post.workspace_id != link.workspace_id:
+        raise ReviewClosed()
+    if link.revoked_at is not None:
+        raise ReviewClosed("This review link was withdrawn by the team.")
+    if link.used_at is not None:
+        raise ReviewClosed("This review link was used: your decision was recorded. Thank you.")
+    if link.expires_at is not None and ctx.clock.now() >= link.expires_at:
+        raise ReviewClosed("This review link has expired. Ask the team for a new one.")
+    if post.revision != link.revision:
+        raise ReviewClosed("The post was edited since this link was made. Ask the team for a link to the new version.")
+    if PostState(post.state) != PostState.IN_REVIEW:
+        raise ReviewClosed(f"The post is {state_label(post)} now, no longer waiting for review.")
+    return link, post, get_workspace(session, link.workspace_id)
+
+
+def open_review(ctx: Context, token: str) -> ReviewPage:
+    """What the reviewer sees: exactly what each account will publish; ReviewClosed when the link opens nothing."""
+    with ctx.db.session() as session:
+        link, post, ws = _open(ctx, session, token)
+        expires = show_time(link.expires_at, ws.timezone) if link.expires_at else ""
+        return ReviewPage(link.reviewer, ws.name, expires, post_view(ctx, session, post, ws))
+
+
+DECISIONS = {"approve": Decision.APPROVE, "changes": Decision.CHANGES, "reject": Decision.REJECT}
+
+
+async def decide_outside(ctx: Context, token: str, choice: str, note: str) -> str:
+    """Records the reviewer's decision (one per link) under the workspace's policy, tells the approvals chat at
+    once, and returns what the page says. ReviewClosed for a link that opens nothing (used, edited, expired…);
+    UserError for a missing note (nothing changed)."""
+    decision = DECISIONS.get(choice)
+    note = " ".join(note.split())[:NOTE_MAX]
+    if decision is None:
+        raise UserError("Choose Approve, Request changes or Reject.")
+    if decision != Decision.APPROVE and not note:
+        raise UserError("Say what should change." if decision == Decision.CHANGES else "Say why you reject it.")
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        link, post, ws = _open(ctx, session, token)
+        claimed = session.exec(update(ReviewLink).where(col(ReviewLink.id) == link.id)
+                               .where(col(ReviewLink.used_at).is_(None)).where(col(ReviewLink.revoked_at).is_(None))
+                               .values(used_at=now, decision=decision.value)).rowcount
+        if claimed != 1:  # another tab or a replayed form got here first
+            raise ReviewClosed("This review link was used: your decision was recorded. Thank you.")
+        name = f"{link.reviewer} (outside reviewer)"
+        user_id = f"review-{link.id}"
+        ws_id, post_id = ws.id or 0, post.id or 0
+        if decision == Decision.APPROVE:
+            already = session.exec(select(Approval).where(Approval.post_id == post.id)
+                                   .where(Approval.revision == post.revision).where(Approval.platform == OUTSIDE)
+                                   .where(Approval.name == name).where(Approval.decision == Decision.APPROVE.value)
+                                   ).first()
+            if already is not None:
+                raise ReviewClosed(f"{link.reviewer} already approved this version of the post.")
+            require_publishable(ctx, session, post, ws)
+            have, outcome = record_approval(ctx, session, post, ws, platform=OUTSIDE, user_id=user_id, name=name)
+            counted = "" if ws.outside_approvals else " (advice: outside approvals don't count here)"
+            text = f"✅ {name} approved #{post_id} on the web{counted} ({have} of {ws.approvals_needed}). {outcome}"
+            said = "Thank you: your approval is recorded and the team is told."
+        else:
+            text = record_decision(ctx, session, post, ws, decision, note, platform=OUTSIDE, user_id=user_id, name=name)
+            said = "Thank you: the team is told" + (" what should change." if decision == Decision.CHANGES
+                                                    else " why you rejected the post.")
+    await tell_team(ctx, ws_id, Reply(text), purpose="approvals")
+    return said
