@@ -65,6 +65,7 @@ async def review(req: Request) -> Reply:
     with req.post_command() as (session, post, ws):
         if rest.lower() == "revoke":
             gone = session.exec(update(ReviewLink).where(col(ReviewLink.post_id) == post.id)
+                                .where(col(ReviewLink.revision) == post.revision).where(col(ReviewLink.expires_at) > now)
                                 .where(col(ReviewLink.used_at).is_(None)).where(col(ReviewLink.revoked_at).is_(None))
                                 .values(revoked_at=now)).rowcount
             audit(session, ctx, ws.id or 0, post.id, req.actor_name, "review revoke", f"{gone} link(s)")
