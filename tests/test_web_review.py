@@ -87,6 +87,7 @@ async def test_an_outside_reviewer_asks_for_changes_then_a_new_link_approves_and
     notice = "\n".join(chat)
     assert f"✅ Dana from Legal (outside reviewer) approved #{post} on the web (1 of 1). Approved and scheduled for" \
            in notice, notice
+    assert "Approvals: 1 of 1 (revision 2)" in notice  # the approval card, as it now stands
     assert team.post(post).state == "scheduled"
     history = await team.say("alice", f"/history {post}")
     assert "Dana from Legal (outside reviewer) · changes: Please add the price" in history, history
@@ -123,7 +124,8 @@ async def test_forged_replayed_and_cross_site_forms_change_nothing(site: Site) -
     post = await in_review(team)
     link = site.local(address(await team.say("alice", f"/review {post} Dana"), PUBLIC + "/review/"))
     path = link.removeprefix(site.base)
-    tampered = path[:-1] + ("A" if path[-1] != "A" else "B")
+    cut = len(path) - 10  # a character inside the signature that carries all its six bits
+    tampered = path[:cut] + ("A" if path[cut] != "A" else "B") + path[cut + 1:]
     answer = await site.http.get(tampered)
     assert answer.status_code == 404 and "Dana" not in answer.text
 

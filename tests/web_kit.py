@@ -49,14 +49,25 @@ class Browser:
         return await asyncio.to_thread(lambda: [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, css)])
 
     async def click(self, css: str) -> None:
+        """Clicks a link or a button and returns once the page it leads to has loaded."""
         from selenium.webdriver.common.by import By
 
-        await asyncio.to_thread(lambda: self.driver.find_element(By.CSS_SELECTOR, css).click())
+        await asyncio.to_thread(self._navigate, By.CSS_SELECTOR, css)
 
     async def click_link(self, text: str) -> None:
         from selenium.webdriver.common.by import By
 
-        await asyncio.to_thread(lambda: self.driver.find_element(By.LINK_TEXT, text).click())
+        await asyncio.to_thread(self._navigate, By.LINK_TEXT, text)
+
+    def _navigate(self, by: str, what: str) -> None:
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.driver.find_element("css selector", "html")
+        self.driver.find_element(by, what).click()
+        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(page))
+        WebDriverWait(self.driver, 20).until(
+            lambda driver: driver.execute_script("return document.readyState") == "complete")
 
     async def type(self, css: str, words: str) -> None:
         from selenium.webdriver.common.by import By

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from sqlmodel import Session, select
 
@@ -25,6 +26,11 @@ from handlers.posts.rules import (
 )
 from handlers.posts.series import fill_series_of
 from storage.models import Approval, Decision, Post, PostState, Role, UnapprovedAction, Workspace, move_post
+
+
+def approval_card_key(post_id: int) -> str:
+    """The key an approval card is sent under into the approvals chats (Reply.replaces)."""
+    return f"approval:{post_id}"
 
 
 def check_button(req: Request, post: Post, verb: str, *, fix_ok: bool = False) -> None:
@@ -87,7 +93,10 @@ async def submit(req: Request) -> Reply:
     # the draft card the button was on now says so (the approval card, headline changed, no buttons)
     sent_card = Reply("\n".join([f"#{post_id} was submitted for approval by {req.actor_name}.",
                                  *card.text.splitlines()[1:]]), card=post_id) if req.pressed else None
-    await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
+    # sent under a key, so a decision made away from the chat (an outside reviewer's, handlers/posts/review.py)
+    # edits this card where the platform can edit
+    await tell_team(ctx, ws_id, replace(card, replaces=approval_card_key(post_id)), purpose="approvals",
+                    skip=req.command.chat)
     return Reply(card.text, buttons=card.buttons, card=card.card, update=sent_card)
 
 

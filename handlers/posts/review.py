@@ -12,7 +12,7 @@ same code as a chat approval (handlers/posts/approvals.py); /policy outside=advi
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -29,8 +29,9 @@ from handlers.core.lookups import get_workspace
 from handlers.core.notices import tell_team
 from handlers.core.when import show_time
 from handlers.core.words import state_label
-from handlers.posts.approvals import record_approval, record_decision
+from handlers.posts.approvals import approval_card_key, record_approval, record_decision
 from handlers.posts.calendar import PostView, needs_public_url, post_view
+from handlers.posts.cards import approval_card
 from handlers.posts.rules import OUTSIDE, require_publishable
 from storage.models import Approval, Decision, Post, PostState, ReviewLink, Workspace
 
@@ -178,10 +179,15 @@ async def decide_outside(ctx: Context, token: str, choice: str, note: str) -> st
             have, outcome = record_approval(ctx, session, post, ws, platform=OUTSIDE, user_id=user_id, name=name)
             counted = "" if ws.outside_approvals else " (advice: outside approvals don't count here)"
             text = f"✅ {name} approved #{post_id} on the web{counted} ({have} of {ws.approvals_needed}). {outcome}"
+            headline = f"#{post_id}: {outcome}"
             said = "Thank you: your approval is recorded and the team is told."
         else:
             text = record_decision(ctx, session, post, ws, decision, note, platform=OUTSIDE, user_id=user_id, name=name)
+            headline = f"#{post_id} is {state_label(post)}."
             said = "Thank you: the team is told" + (" what should change." if decision == Decision.CHANGES
                                                     else " why you rejected the post.")
+        session.flush()
+        card = approval_card(ctx, session, post, ws, headline)
     await tell_team(ctx, ws_id, Reply(text), purpose="approvals")
+    await tell_team(ctx, ws_id, replace(card, replaces=approval_card_key(post_id)), purpose="approvals")
     return said
