@@ -70,10 +70,12 @@ async def test_the_calendar_shows_the_plan_by_month_week_and_list_and_each_post_
     (fri,) = [c for c in await browser.all_text("table.month td") if c.startswith("27\n")]
     assert "18:30" in fri and "in review" in fri and "Winter <teaser> & more" in fri, fri  # escaped, shown as written
     assert await browser.script("return document.documentElement.lang") == "en"
+    await browser.shot("calendar-month")
 
     await browser.click_link("List")
     assert [h for h in await browser.all_text("h3")] == ["Monday 23 November", "Wednesday 25 November",
                                                          "Friday 27 November"]
+    await browser.shot("calendar-list")
     await browser.click_link("Week")
     assert (await browser.text("#period")) == "Week of 23 November 2026"
     assert len(await browser.all_text("table.month td")) == 7
@@ -100,6 +102,7 @@ async def test_the_calendar_shows_the_plan_by_month_week_and_list_and_each_post_
     width = await browser.script("const i = document.querySelector('.media img'); "
                                  "return i.complete ? i.naturalWidth : -1")
     assert width == 40  # the picture loads from Herald's own /media, as the CSP allows
+    await browser.shot("calendar-post")
 
     # on a phone: one column, nothing wider than the screen
     browser.driver.set_window_size(390, 844)

@@ -63,6 +63,7 @@ async def test_an_outside_reviewer_asks_for_changes_then_a_new_link_approves_and
     before = team.snapshot()
     await browser.click("button[value=changes]")
     assert await browser.text("p.error") == "Say what should change."
+    await browser.shot("review")
     assert team.snapshot() == before
     await browser.type("#note", "Please add the price")
     await browser.click("button[value=changes]")

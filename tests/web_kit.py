@@ -79,6 +79,13 @@ class Browser:
 
         await asyncio.to_thread(run)
 
+    async def shot(self, name: str) -> None:
+        """With HERALD_SCREENSHOTS=<folder> set, saves what the browser shows as <folder>/<name>.png (README's
+        pictures in docs/ are made so); otherwise nothing."""
+        folder = os.environ.get("HERALD_SCREENSHOTS")
+        if folder:
+            await asyncio.to_thread(self.driver.save_screenshot, str(Path(folder) / f"{name}.png"))
+
     async def script(self, source: str, *args: Any) -> Any:
         return await asyncio.to_thread(self.driver.execute_script, source, *args)
 
