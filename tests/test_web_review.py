@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from handlers.posts.render import render
 from storage.models import Account, Post, Workspace
-from tests.conftest import Team
+from tests.conftest import Team, refused
 from tests.web_kit import PUBLIC, Browser, Site, address, browser, chromium, site  # noqa: F401
 
 FORM_RE = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
@@ -173,3 +173,27 @@ async def test_the_policy_can_take_outside_approvals_as_advice(site: Site) -> No
     out = await team.say("bob", f"/approve {post}")
     assert "(1 of 1)" in out and team.post(post).state == "scheduled"
     assert (await team.say("bob", f"/review {post} X")).startswith("✋")  # approvers don't hand out links
+
+
+async def test_the_same_link_works_in_a_chat_as_a_telegram_deep_link_code(site: Site) -> None:
+    team = site.team
+    post = await in_review(team)
+    out = await team.say("alice", f"/review {post} Dana")
+    code = re.search(r"\?start=(r-[A-Za-z0-9_-]+)", out).group(1)
+    assert len(code) <= 64  # Telegram's limit for a start parameter
+    cut = len(code) - 5
+    await refused(team, "dana", f"/outside {code[:cut]}{'A' if code[cut] != 'A' else 'B'}{code[cut + 1:]}",
+                  "doesn't exist")
+    shown = await team.say("dana", f"/outside {code}")
+    assert f"Review of post #{post} for Dana (from Acme;" in shown
+    assert "── brand-x (sandbox) ──\n│ Our spring collection is here" in shown
+    assert "[1] Approve  [2] Request changes  [3] Reject" in shown
+    asked = await team.say("dana", "2")
+    assert "What should change?" in asked
+    done = await team.say("dana", "Please add the price")
+    assert "Thank you: the team is told what should change." in done
+    assert f"✏️ Dana (outside reviewer) asked for changes on #{post}: Please add the price" in done
+    assert team.post(post).state == "changes_requested"
+    await refused(team, "dana", f"/outside {code} approve", "was used")
+    path = site.local(address(out, PUBLIC + "/review/")).removeprefix(site.base)
+    assert (await site.http.get(path)).status_code == 410  # one link, whichever way it is opened

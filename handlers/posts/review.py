@@ -11,6 +11,9 @@ same code as a chat approval (handlers/posts/approvals.py); /policy outside=advi
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -21,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from handlers.core.access import EDITORS
 from handlers.core.audit import audit
-from handlers.core.chat import Reply
+from handlers.core.chat import Button, Reply
 from handlers.core.commands import Param, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
@@ -37,6 +40,8 @@ from storage.models import Approval, Decision, Post, PostState, ReviewLink, Work
 
 SALT = "review-link"
 NAME_MAX = 60
+NONCE_BYTES = 16
+NONCE_CHARS = 22  # token_urlsafe(16)
 NOTE_MAX = 2000
 
 
@@ -46,6 +51,25 @@ def serializer(ctx: Context) -> URLSafeSerializer:
 
 def review_url(ctx: Context, nonce: str) -> str:
     return f"{needs_public_url(ctx)}/review/{serializer(ctx).dumps(nonce)}"
+
+
+def start_code(ctx: Context, nonce: str) -> str:
+    """The same link for Telegram's deep link (`t.me/<bot>?start=<code>`: at most 64 of A-Z a-z 0-9 _ -): `r-`, the
+    nonce, and 16 characters of its HMAC."""
+    mac = hmac.new(ctx.secrets.derive("review-links"), nonce.encode(), hashlib.sha256).digest()
+    return f"r-{nonce}{base64.urlsafe_b64encode(mac).decode()[:16]}"
+
+
+def nonce_of(ctx: Context, token: str) -> str | None:
+    """The nonce a web token or a Telegram code carries, if its signature holds."""
+    if token.startswith("r-") and len(token) == 2 + NONCE_CHARS + 16:
+        nonce = token[2:2 + NONCE_CHARS]
+        return nonce if hmac.compare_digest(start_code(ctx, nonce), token) else None
+    try:
+        nonce = serializer(ctx).loads(token)
+    except BadSignature:
+        return None
+    return nonce if isinstance(nonce, str) else None
 
 
 @command(
@@ -75,7 +99,7 @@ async def review(req: Request) -> Reply:
             raise UserError(f"#{post.id} is {state_label(post)}; only a post in review can be sent to an outside "
                             f"reviewer. /submit {post.id} first.")
         name = " ".join(rest.split())[:NAME_MAX] or "Outside reviewer"
-        nonce = secrets.token_urlsafe(16)
+        nonce = secrets.token_urlsafe(NONCE_BYTES)
         expires = now + timedelta(days=ws.review_days)
         assert ws.id is not None and post.id is not None
         session.add(ReviewLink(workspace_id=ws.id, post_id=post.id, revision=post.revision, reviewer=name,
@@ -87,6 +111,8 @@ async def review(req: Request) -> Reply:
     return Reply("\n".join([
         f"🔗 Review link of #{post.id} for {name} (revision {post.revision}, until {until}):",
         review_url(ctx, nonce),
+        f"For a reviewer on Telegram, the same link as a deep link (your bot's username for your_bot): "
+        f"https://t.me/your_bot?start={start_code(ctx, nonce)}",
         f"One decision: approve, ask for changes (with a note) or reject (with a reason); an approval {counts}.",
         f"It dies when #{post.id} is edited; /review {post.id} revoke ends it now. Send it only to {name}.",
     ]))
@@ -113,11 +139,8 @@ class ReviewPage:
 
 def _open(ctx: Context, session: Session, token: str) -> tuple[ReviewLink, Post, Workspace]:
     """The link a token names and its post, if it still opens; ReviewClosed otherwise."""
-    try:
-        nonce = serializer(ctx).loads(token)
-    except BadSignature:
-        raise ReviewClosed() from None
-    if not isinstance(nonce, str):
+    nonce = nonce_of(ctx, token)
+    if nonce is None:
         raise ReviewClosed()
     link = session.exec(select(ReviewLink).where(ReviewLink.nonce == nonce)).first()
     post = session.get(Post, link.post_id) if link is not None else None
@@ -191,3 +214,50 @@ async def decide_outside(ctx: Context, token: str, choice: str, note: str) -> st
     await tell_team(ctx, ws_id, Reply(text), purpose="approvals")
     await tell_team(ctx, ws_id, replace(card, replaces=approval_card_key(post_id)), purpose="approvals")
     return said
+
+
+# --- the same link in a chat (Telegram's deep link) ------------------------------------------------
+
+
+def chat_review(ctx: Context, code: str) -> Reply:
+    """The review as a chat message: what each account will publish, and the three decisions as buttons."""
+    try:
+        page = open_review(ctx, code)
+    except ReviewClosed as closed:
+        raise UserError(closed.reason or "This review link doesn't exist. Ask the team for a new one.") from None
+    view = page.post
+    lines = [f"Review of post #{view.number} for {page.reviewer} (from {page.workspace}; until {page.expires})",
+             f"Time: {view.time}"]
+    for one in view.accounts:
+        lines += [f"── {one.account} ({one.network}) ──", *("│ " + line for line in one.text.splitlines())]
+        if one.link:
+            lines.append(f"  Link card: {one.link}")
+    if view.media:
+        lines.append(f"Images: {len(view.media)} (on the web page of this review)")
+    return Reply("\n".join(lines), buttons=(
+        Button("Approve", "outside", {"code": code, "do": "approve"}),
+        Button("Request changes", "outside", {"code": code, "do": "changes"}, prompt="What should change?"),
+        Button("Reject", "outside", {"code": code, "do": "reject"}, prompt="Why reject it?"),
+    ))
+
+
+@command(
+    "outside",
+    usage="/outside <code> [approve | changes <note> | reject <reason>]", example="/outside r-… approve",
+    summary="decide on a post as the outside reviewer a /review link was made for (its Telegram deep link)",
+    needs_workspace=False,
+    group="Posts",
+)
+async def outside(req: Request) -> Reply:
+    code = str(req.arg("code", "")) or (req.words[0] if req.words else "")
+    choice = str(req.arg("do", "")) or (req.words[1].lower() if len(req.words) > 1 else "")
+    note = str(req.arg("text", "")) if req.arg("do") else " ".join(req.words[2:])
+    if not code:
+        raise UserError(f"Which review? {req.spec.usage}")
+    if not choice:
+        return chat_review(req.ctx, code)
+    try:
+        said = await decide_outside(req.ctx, code, choice, note)
+    except ReviewClosed as closed:
+        raise UserError(closed.reason or "This review link doesn't exist. Ask the team for a new one.") from None
+    return Reply(said)
