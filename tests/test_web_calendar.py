@@ -190,3 +190,19 @@ async def test_the_feed_holds_every_post_at_its_utc_time_across_a_dst_change(sit
         assert event["DTSTART"].params["TZID"] == "Europe/Paris"
         assert start.astimezone(UTC) == due[post] == times[numbers[post]]
         assert str(event["URL"]) == f"{page}/post/{post}"
+
+
+async def test_an_error_inside_a_page_shows_a_plain_page_and_no_traceback(site: Site, tmp_path: Path,
+                                                                          monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    await plan(site, tmp_path)
+    page = address(await site.team.say("alice", "/calendar"), PUBLIC + "/calendar/")
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the database is away: secret detail")
+
+    monkeypatch.setattr("bot.web.calendar.entries", broken)
+    answer = await site.http.get(site.local(page).removeprefix(site.base))
+    assert answer.status_code == 500
+    assert "Something went wrong" in answer.text
+    assert "secret detail" not in answer.text and "Traceback" not in answer.text and "RuntimeError" not in answer.text
+    assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
