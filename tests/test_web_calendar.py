@@ -99,9 +99,10 @@ async def test_the_calendar_shows_the_plan_by_month_week_and_list_and_each_post_
         exact = {f"{a.name} ({a.network})": render(site.team.herald.ctx, post, a, ws, checked=False,
                                                    session=session).text for a in accounts}
     assert shown == exact and len(shown) == 2
-    width = await browser.script("const i = document.querySelector('.media img'); "
-                                 "return i.complete ? i.naturalWidth : -1")
-    assert width == 40  # the picture loads from Herald's own /media, as the CSP allows
+    assert await browser.image_width(".media img") == 40  # the picture loads from Herald's own /media, as the CSP allows
+    await browser.run(lambda: browser.driver.find_element("css selector", "section.account summary").click())
+    assert await browser.image_width("img.preview") == 600  # an approximate preview, drawn by Herald
+    assert "Approximate preview" in await browser.script("return document.querySelector('img.preview').alt")
     await browser.shot("calendar-post")
 
     # on a phone: one column, nothing wider than the screen

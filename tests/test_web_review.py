@@ -58,6 +58,8 @@ async def test_an_outside_reviewer_asks_for_changes_then_a_new_link_approves_and
                  for a in session.exec(select(Account).order_by(Account.id)).all()}
     assert shown == exact and len(shown) == 2
     assert "Wed 25 Nov 2026 10:00" in await browser.text("main")
+    await browser.run(lambda: browser.driver.find_element("css selector", "section.account summary").click())
+    assert await browser.image_width("img.preview") == 600
 
     # asking for changes without saying what: refused on the page, nothing changed
     before = team.snapshot()
@@ -75,6 +77,8 @@ async def test_an_outside_reviewer_asks_for_changes_then_a_new_link_approves_and
     await browser.open(site.local(link))  # used: it opens nothing any more
     assert browser.title == "This review link is closed · Herald"
     assert "was used" in await browser.text("main")
+    preview = site.local(link).removeprefix(site.base) + "/preview/0.png"
+    assert (await site.http.get(preview)).status_code == 404  # nor do its previews
 
     await team.say("alice", f"/edit {post} Our spring collection is here, from 49 €")
     await team.say("alice", f"/submit {post}")

@@ -79,6 +79,15 @@ class Browser:
 
         await asyncio.to_thread(run)
 
+    async def image_width(self, css: str) -> int:
+        """The natural width of the first image matching `css` once the browser has loaded it (0: it failed)."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        script = f"const i = document.querySelector({css!r}); return i && i.complete ? i.naturalWidth : null"
+        return int(await asyncio.to_thread(
+            lambda: WebDriverWait(self.driver, 20).until(lambda d: d.execute_script(script) is not None)
+            and self.driver.execute_script(script)))
+
     async def shot(self, name: str) -> None:
         """With HERALD_SCREENSHOTS=<folder> set, saves what the browser shows as <folder>/<name>.png (README's
         pictures in docs/ are made so); otherwise nothing."""

@@ -19,12 +19,14 @@ from aiohttp import web
 from bot.media_server import media_url
 from bot.web.ics import feed
 from bot.web.pages import HEADERS, guarded, not_found, page
+from bot.web.previews import preview_png
 from handlers.core.context import Context
 from handlers.posts.calendar import (
     Entry,
     Plan,
     PostView,
     entries,
+    first_picture,
     local_span,
     month_weeks,
     open_plan,
@@ -39,6 +41,10 @@ MONTH_RE = re.compile(r"(\d{4})-(\d{2})")
 def media_images(view: PostView) -> list[tuple[str, bool]]:
     """(same-origin address, is a video) of each of the post's stored pictures and videos."""
     return [(media_url("", sha, kind), kind.startswith("video/")) for sha, kind in view.media]
+
+
+def preview_response(png: bytes) -> web.Response:
+    return web.Response(body=png, content_type="image/png", headers=HEADERS)
 
 
 def _month(text: str, today: date) -> date:
@@ -71,6 +77,8 @@ class CalendarPages:
         app.router.add_get(f"/calendar/{TOKEN}.ics", guarded(self.ics))
         app.router.add_get(f"/calendar/{TOKEN}", guarded(self.calendar))
         app.router.add_get(f"/calendar/{TOKEN}/post/{{number:[0-9]{{1,12}}}}", guarded(self.post))
+        app.router.add_get(f"/calendar/{TOKEN}/post/{{number:[0-9]{{1,12}}}}/preview/{{index:[0-9]{{1,3}}}}.png",
+                           guarded(self.preview))
 
     def _plan(self, token: str) -> Plan | None:
         with self.ctx.db.session() as session:
@@ -133,7 +141,23 @@ class CalendarPages:
             return not_found()
         plan, view = found
         return page("post.html", title=f"{plan.name}: post #{view.number}", post=view, base=f"/calendar/{token}",
-                    images=media_images(view))
+                    images=media_images(view), preview_base=f"/calendar/{token}/post/{number}")
+
+    async def preview(self, request: web.Request) -> web.StreamResponse:
+        token, number = request.match_info["token"], int(request.match_info["number"])
+        index = int(request.match_info["index"])
+
+        def draw() -> bytes | None:
+            with self.ctx.db.session() as session:
+                plan = open_plan(session, token)
+                view = plan_post(self.ctx, session, plan, number) if plan is not None else None
+                if plan is None or view is None or index >= len(view.accounts):
+                    return None
+                picture = first_picture(session, plan.workspace_id, view)
+            return preview_png(view.accounts[index], picture)
+
+        png = await asyncio.to_thread(draw)
+        return not_found() if png is None else preview_response(png)
 
     async def ics(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]

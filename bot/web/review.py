@@ -18,10 +18,12 @@ import secrets
 
 from aiohttp import web
 
-from bot.web.calendar import media_images
+from bot.web.calendar import media_images, preview_response
 from bot.web.pages import guarded, not_found, page
+from bot.web.previews import preview_png
 from handlers.core.context import Context
 from handlers.core.errors import UserError
+from handlers.posts.calendar import first_picture
 from handlers.posts.review import ReviewClosed, ReviewPage, decide_outside, open_review
 
 TOKEN = "{token:[A-Za-z0-9_.-]{20,200}}"
@@ -38,6 +40,7 @@ class ReviewPages:
     def attach(self, app: web.Application) -> None:
         app.router.add_get(f"/review/{TOKEN}", guarded(self.show))
         app.router.add_post(f"/review/{TOKEN}", guarded(self.decide))
+        app.router.add_get(f"/review/{TOKEN}/preview/{{index:[0-9]{{1,3}}}}.png", guarded(self.preview))
 
     def form_token(self, cookie: str, token: str) -> str:
         return hmac.new(self.key, f"{cookie}|{token}".encode(), hashlib.sha256).hexdigest()
@@ -55,7 +58,7 @@ class ReviewPages:
             cookie = secrets.token_urlsafe(32)
         response = page("review.html", status=status, title=f"Review post #{review.post.number}", page=review,
                         post=review.post, images=media_images(review.post), csrf=self.form_token(cookie, token),
-                        action=f"/review/{token}", error=error, note=note)
+                        action=f"/review/{token}", error=error, note=note, preview_base=f"/review/{token}")
         if fresh:
             response.set_cookie(COOKIE, cookie, path="/review", httponly=True, samesite="Strict",
                                 secure=_secure(request))
@@ -68,6 +71,23 @@ class ReviewPages:
         except ReviewClosed as closed:
             return self.closed(closed.reason)
         return self.form(request, token, review)
+
+    async def preview(self, request: web.Request) -> web.StreamResponse:
+        token, index = request.match_info["token"], int(request.match_info["index"])
+
+        def draw() -> bytes | None:
+            try:
+                review = open_review(self.ctx, token)
+            except ReviewClosed:
+                return None
+            if index >= len(review.post.accounts):
+                return None
+            with self.ctx.db.session() as session:
+                picture = first_picture(session, review.workspace_id, review.post)
+            return preview_png(review.post.accounts[index], picture)
+
+        png = await asyncio.to_thread(draw)
+        return not_found() if png is None else preview_response(png)
 
     async def decide(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]

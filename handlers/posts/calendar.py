@@ -230,3 +230,13 @@ def plan_post(ctx: Context, session: Session, plan: Plan, number: int) -> PostVi
     if post is None or _when(post) is None:
         return None
     return post_view(ctx, session, post, get_workspace(session, plan.workspace_id))
+
+
+def first_picture(session: Session, workspace_id: int, view: PostView) -> bytes | None:
+    """The bytes of the post's first stored picture (not a video), for its previews; None without one."""
+    for sha256, kind in view.media:
+        if kind.startswith("image/"):
+            data = session.exec(select(Media.data).where(Media.sha256 == sha256)
+                                .where(Media.workspace_id == workspace_id).limit(1)).first()
+            return bytes(data) if data is not None else None
+    return None

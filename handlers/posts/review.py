@@ -131,6 +131,7 @@ class ReviewClosed(Exception):
 
 @dataclass(frozen=True)
 class ReviewPage:
+    workspace_id: int
     reviewer: str
     workspace: str
     expires: str
@@ -164,7 +165,7 @@ def open_review(ctx: Context, token: str) -> ReviewPage:
     with ctx.db.session() as session:
         link, post, ws = _open(ctx, session, token)
         expires = show_time(link.expires_at, ws.timezone) if link.expires_at else ""
-        return ReviewPage(link.reviewer, ws.name, expires, post_view(ctx, session, post, ws))
+        return ReviewPage(link.workspace_id, link.reviewer, ws.name, expires, post_view(ctx, session, post, ws))
 
 
 DECISIONS = {"approve": Decision.APPROVE, "changes": Decision.CHANGES, "reject": Decision.REJECT}
