@@ -7,12 +7,14 @@ tampered, expired, revoked, used, outlived by an edit, replayed, without its CSR
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlmodel import select
 
 from handlers.posts.render import render
 from storage.models import Account, Post, Workspace
 from tests.conftest import Team, refused
+from tests.test_chats_and_people import run
 from tests.web_kit import PUBLIC, Browser, Site, address, browser, chromium, site  # noqa: F401
 
 FORM_RE = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
@@ -201,3 +203,31 @@ async def test_the_same_link_works_in_a_chat_as_a_telegram_deep_link_code(site: 
     await refused(team, "dana", f"/outside {code} approve", "was used")
     path = site.local(address(out, PUBLIC + "/review/")).removeprefix(site.base)
     assert (await site.http.get(path)).status_code == 410  # one link, whichever way it is opened
+
+
+async def test_an_outside_decision_edits_the_approval_card_sent_to_the_approvals_channel(site: Site) -> None:
+    team = site.team
+    sent: list[tuple[str, Any]] = []
+
+    class Recorder:  # the Discord front end, as far as notices go: what reached which channel
+        async def send(self, chat: Any, reply: Any) -> None:
+            sent.append((chat.chat_id, reply))
+
+    team.herald.notifier.register("discord", Recorder())
+    await run(team, "discord", "general", "alice", "/setup Acme", space="G1", is_chat_admin=True)
+    await run(team, "discord", "general", "alice", "/connect sandbox name=brand", space="G1")
+    await run(team, "discord", "approvals", "alice", "/setup approvals", space="G1")
+    post = number((await run(team, "discord", "general", "alice", "/draft Spring is here", space="G1")).text)
+    await run(team, "discord", "general", "alice", f"/submit {post}", space="G1")
+    out = (await run(team, "discord", "general", "alice", f"/review {post} Dana", space="G1")).text
+    path = site.local(address(out, PUBLIC + "/review/")).removeprefix(site.base)
+    page = await site.http.get(path)
+    answer = await site.http.post(path, data={"choice": "approve", "csrf": FORM_RE.search(page.text).group(1)})
+    assert answer.status_code == 200
+    cards = [reply for chat, reply in sent if chat == "approvals" and reply.replaces == f"approval:{post}"]
+    assert len(cards) == 2  # the request, then the same card (its key: edited in place) as it now stands
+    assert "Approvals: 0 of 1" in cards[0].text and cards[0].buttons
+    assert "Approvals: 1 of 1" in cards[1].text and not cards[1].buttons
+    assert "✅ Dana (outside reviewer) approved" in cards[1].text
+    assert any(chat == "approvals" and "✅ Dana (outside reviewer) approved" in reply.text and reply.replaces is None
+               for chat, reply in sent)
