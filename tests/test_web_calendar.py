@@ -103,6 +103,7 @@ async def test_the_calendar_shows_the_plan_by_month_week_and_list_and_each_post_
     await browser.run(lambda: browser.driver.find_element("css selector", "section.account summary").click())
     assert await browser.image_width("img.preview") == 600  # an approximate preview, drawn by Herald
     assert "Approximate preview" in await browser.script("return document.querySelector('img.preview').alt")
+    assert await browser.script("return document.querySelectorAll('img:not([alt])').length") == 0
     await browser.shot("calendar-post")
 
     # on a phone: one column, nothing wider than the screen

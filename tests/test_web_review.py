@@ -63,6 +63,9 @@ async def test_an_outside_reviewer_asks_for_changes_then_a_new_link_approves_and
     await browser.run(lambda: browser.driver.find_element("css selector", "section.account summary").click())
     assert await browser.image_width("img.preview") == 600
 
+    assert await browser.script("return document.querySelector('label[for=note]').textContent") \
+        == "Note (required to request changes or to reject)"
+    assert await browser.script("return document.querySelectorAll('img:not([alt])').length") == 0
     # asking for changes without saying what: refused on the page, nothing changed
     before = team.snapshot()
     await browser.click("button[value=changes]")
