@@ -8,15 +8,17 @@ A real Herald (console chat, FakeClock at Monday 23 Nov 2026, 10:00 in Paris) se
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
 import icalendar
+from PIL import Image
 from sqlmodel import select
 
 from handlers.posts.render import render
 from storage.models import Account, CalendarLink, Post, PostState, Workspace
-from tests.test_chats_and_people import png
+from tests.test_chats_and_people import png, run
 from tests.web_kit import PUBLIC, Browser, Site, address, browser, chromium, site  # noqa: F401
 
 
@@ -208,3 +210,15 @@ async def test_an_error_inside_a_page_shows_a_plain_page_and_no_traceback(site: 
     assert "Something went wrong" in answer.text
     assert "secret detail" not in answer.text and "Traceback" not in answer.text and "RuntimeError" not in answer.text
     assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+async def test_preview_image_shows_each_accounts_card_in_the_chat(site: Site, tmp_path: Path) -> None:
+    posts = await plan(site, tmp_path)
+    team = site.team
+    out = await team.say("alice", f"/preview {posts['spring']} image")
+    assert "[image: " in out and "an approximate preview per account, drawn by Herald" in out, out
+    reply = await run(team, "console", team.herald.console.chat_id, "alice", f"/preview {posts['spring']} image")
+    with Image.open(io.BytesIO(reply.image)) as sheet:
+        assert sheet.width == 600 and sheet.height > 2 * 200  # two accounts' cards, each with the picture
+    assert "[image:" not in await team.say("alice", f"/preview {posts['spring']}")  # only when asked
+    assert (await team.say("alice", f"/preview {posts['spring']} imagine")).startswith("✋")

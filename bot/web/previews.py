@@ -9,7 +9,7 @@ import io
 
 from PIL import Image, ImageDraw, ImageFont
 
-from handlers.posts.calendar import AccountText
+from handlers.core.ports import PreviewCard
 
 WIDTH = 600
 PAD = 20
@@ -41,7 +41,7 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | I
     return lines
 
 
-def preview_png(one: AccountText, picture: bytes | None) -> bytes:
+def preview_png(one: PreviewCard, picture: bytes | None) -> bytes:
     """The card of `one` account's post (with `picture`, the post's first image, when it has one) as PNG bytes."""
     font = ImageFont.load_default(size=18)
     small = ImageFont.load_default(size=14)
@@ -82,3 +82,24 @@ def preview_png(one: AccountText, picture: bytes | None) -> bytes:
     out = io.BytesIO()
     card.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+def preview_sheet(cards: list[PreviewCard], picture: bytes | None) -> bytes:
+    """Every account's card, one under the other, as one PNG (for the chat: /preview <post> image)."""
+    images = [Image.open(io.BytesIO(preview_png(card, picture))) for card in cards]
+    sheet = Image.new("RGB", (WIDTH, sum(i.height for i in images) + 8 * max(len(images) - 1, 0) or 1),
+                      (228, 231, 236))
+    y = 0
+    for image in images:
+        sheet.paste(image, (0, y))
+        y += image.height + 8
+    out = io.BytesIO()
+    sheet.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+class PillowPreviews:
+    """The Previews port (handlers/core/ports.py)."""
+
+    def sheet(self, cards: list[PreviewCard], picture: bytes | None) -> bytes:
+        return preview_sheet(cards, picture)

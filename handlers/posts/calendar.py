@@ -26,6 +26,7 @@ from handlers.core.commands import Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace, post_targets
+from handlers.core.ports import PreviewCard
 from handlers.core.when import show_time
 from handlers.core.words import short_text, state_label
 from handlers.posts.render import render
@@ -185,12 +186,7 @@ def month_weeks(year: int, month: int) -> list[list[date]]:
 # --- one post, as each account receives it ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AccountText:
-    account: str
-    network: str
-    text: str
-    link: str | None
+AccountText = PreviewCard  # one account's text as the web and the previews show it
 
 
 @dataclass(frozen=True)
