@@ -36,6 +36,7 @@ from handlers.posts.calendar import (
 TOKEN = "{token:[A-Za-z0-9_-]{32}}"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTH_RE = re.compile(r"(\d{4})-(\d{2})")
+FEED_PAST = timedelta(days=366)  # the feed holds what comes and the past year (a calendar app keeps older events)
 
 
 def media_images(view: PostView) -> list[tuple[str, bool]]:
@@ -164,7 +165,7 @@ class CalendarPages:
         plan = await asyncio.to_thread(self._plan, token)
         if plan is None:
             return not_found()
-        found = await asyncio.to_thread(self._entries, plan, None, None)
+        found = await asyncio.to_thread(self._entries, plan, self.ctx.clock.now() - FEED_PAST, None)
         base = self.ctx.public_url.rstrip("/") if self.ctx.public_url else f"{request.scheme}://{request.host}"
         body = feed(plan, found, f"{base}/calendar/{token}", self.ctx.clock.now())
         return web.Response(body=body, content_type="text/calendar", charset="utf-8",
