@@ -43,7 +43,7 @@ async def test_an_outside_reviewer_asks_for_changes_then_a_new_link_approves_and
         site: Site, browser: Browser) -> None:
     team = site.team
     post = await in_review(team)
-    out = await team.say("alice", f"/review {post} Dana from Legal")
+    out = await team.say("bob", f"/review {post} Dana from Legal")
     assert f"Review link of #{post} for Dana from Legal (revision 1, until" in out, out
     link = address(out, PUBLIC + "/review/")
     chat = printed(site)
@@ -87,7 +87,7 @@ async def test_an_outside_reviewer_asks_for_changes_then_a_new_link_approves_and
 
     await team.say("alice", f"/edit {post} Our spring collection is here, from 49 €")
     await team.say("alice", f"/submit {post}")
-    fresh = address(await team.say("alice", f"/review {post} Dana from Legal"), PUBLIC + "/review/")
+    fresh = address(await team.say("bob", f"/review {post} Dana from Legal"), PUBLIC + "/review/")
     assert fresh != link
     chat.clear()
     await browser.open(site.local(fresh))
@@ -107,19 +107,19 @@ async def test_an_outside_reviewer_asks_for_changes_then_a_new_link_approves_and
 async def test_a_link_dies_when_the_post_is_edited_and_when_revoked_or_expired(site: Site, browser: Browser) -> None:
     team = site.team
     post = await in_review(team)
-    edited = address(await team.say("alice", f"/review {post} Dana"), PUBLIC + "/review/")
+    edited = address(await team.say("bob", f"/review {post} Dana"), PUBLIC + "/review/")
     await team.say("alice", f"/edit {post} A better text")
     await team.say("alice", f"/submit {post}")
     await browser.open(site.local(edited))
     assert browser.title == "This review link is closed · Herald"
     assert "edited since" in await browser.text("main")
 
-    revoked = address(await team.say("alice", f"/review {post} Sam"), PUBLIC + "/review/")
+    revoked = address(await team.say("bob", f"/review {post} Sam"), PUBLIC + "/review/")
     assert "1 open review link(s)" in await team.say("alice", f"/review {post} revoke")
     await browser.open(site.local(revoked))
     assert "withdrawn" in await browser.text("main")
 
-    expiring = address(await team.say("alice", f"/review {post} Lee"), PUBLIC + "/review/")
+    expiring = address(await team.say("bob", f"/review {post} Lee"), PUBLIC + "/review/")
     await browser.open(site.local(expiring))
     assert browser.title == f"Review post #{post} · Herald"
     team.clock.advance(days=7)
@@ -132,7 +132,7 @@ async def test_a_link_dies_when_the_post_is_edited_and_when_revoked_or_expired(s
 async def test_forged_replayed_and_cross_site_forms_change_nothing(site: Site) -> None:
     team = site.team
     post = await in_review(team)
-    link = site.local(address(await team.say("alice", f"/review {post} Dana"), PUBLIC + "/review/"))
+    link = site.local(address(await team.say("bob", f"/review {post} Dana"), PUBLIC + "/review/"))
     path = link.removeprefix(site.base)
     cut = len(path) - 10  # a character inside the signature that carries all its six bits
     tampered = path[:cut] + ("A" if path[cut] != "A" else "B") + path[cut + 1:]
@@ -169,7 +169,7 @@ async def test_the_policy_can_take_outside_approvals_as_advice(site: Site) -> No
     post = await in_review(team)
     out = await team.say("alice", "/policy outside=advice review_days=3")
     assert "outside=advice" in out and "review_days=3" in out, out
-    out = await team.say("alice", f"/review {post} Dana")
+    out = await team.say("alice", f"/review {post} Dana")  # advice: any editor may ask
     assert "is advice: it doesn't count" in out and "until Thu 26 Nov" in out, out
     path = site.local(address(out, PUBLIC + "/review/")).removeprefix(site.base)
     page = await site.http.get(path)
@@ -181,13 +181,13 @@ async def test_the_policy_can_take_outside_approvals_as_advice(site: Site) -> No
     assert team.post(post).state == "in_review"
     out = await team.say("bob", f"/approve {post}")
     assert "(1 of 1)" in out and team.post(post).state == "scheduled"
-    assert (await team.say("bob", f"/review {post} X")).startswith("✋")  # approvers don't hand out links
+    assert (await team.say("vic", f"/review {post} X")).startswith("✋")  # a viewer doesn't hand out links
 
 
 async def test_the_same_link_works_in_a_chat_as_a_telegram_deep_link_code(site: Site) -> None:
     team = site.team
     post = await in_review(team)
-    out = await team.say("alice", f"/review {post} Dana")
+    out = await team.say("bob", f"/review {post} Dana")
     code = re.search(r"\?start=(r-[A-Za-z0-9_-]+)", out).group(1)
     assert len(code) <= 64  # Telegram's limit for a start parameter
     cut = len(code) - 5
@@ -220,6 +220,7 @@ async def test_an_outside_decision_edits_the_approval_card_sent_to_the_approvals
     await run(team, "discord", "general", "alice", "/setup Acme", space="G1", is_chat_admin=True)
     await run(team, "discord", "general", "alice", "/connect sandbox name=brand", space="G1")
     await run(team, "discord", "approvals", "alice", "/setup approvals", space="G1")
+    await run(team, "discord", "general", "alice", "/policy self_approval=on", space="G1")
     post = number((await run(team, "discord", "general", "alice", "/draft Spring is here", space="G1")).text)
     await run(team, "discord", "general", "alice", f"/submit {post}", space="G1")
     out = (await run(team, "discord", "general", "alice", f"/review {post} Dana", space="G1")).text
@@ -234,3 +235,14 @@ async def test_an_outside_decision_edits_the_approval_card_sent_to_the_approvals
     assert "✅ Dana (outside reviewer) approved" in cards[1].text
     assert any(chat == "approvals" and "✅ Dana (outside reviewer) approved" in reply.text and reply.replaces is None
                for chat, reply in sent)
+
+
+async def test_where_outside_approvals_count_only_someone_who_may_approve_makes_a_link(site: Site) -> None:
+    team = site.team
+    post = await in_review(team)  # written by alice, an admin; self-approval is off
+    await team.say("alice", "/role carol editor")
+    await refused(team, "alice", f"/review {post} My friend", "doesn't let authors have outside reviewers approve")
+    await refused(team, "carol", f"/review {post} Dana", "Only admins or approvers can have outside reviewers approve")
+    assert "Review link of" in await team.say("bob", f"/review {post} Dana")
+    await team.say("alice", "/policy outside=advice")
+    assert "Review link of" in await team.say("carol", f"/review {post} Dana")  # advice: an editor may ask

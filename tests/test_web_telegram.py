@@ -14,7 +14,7 @@ async def test_a_reviewer_on_telegram_starts_the_bot_with_the_deep_link_and_asks
     await world.setup()
     post = post_number((await world.cmd(world.alice, "/draft Spring sale starts today"))["text"])
     await world.cmd(world.alice, f"/submit {post}")
-    out = (await world.cmd(world.alice, f"/review {post} Dana"))["text"]
+    out = (await world.cmd(world.bob, f"/review {post} Dana"))["text"]  # an approver hands on his approval
     code = re.search(r"\?start=(r-[A-Za-z0-9_-]+)", out).group(1)
 
     dana = world.tg.user("Dana")

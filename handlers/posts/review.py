@@ -1,6 +1,10 @@
 """Outside reviewers: /review makes a link for one person who is not in the chat (a client, the legal team) to
 approve a post, ask for changes or reject it on a web page; the decision counts under the workspace's policy.
 
+Where an outside approval counts (/policy outside=count, the default), a link hands on its maker's right to approve:
+only someone who may approve the post under the policy makes one (not its author when self-approval is off), so a
+link never lets an editor approve their own post. With outside=advice any editor may ask.
+
 A link is a token signed with a key derived from Herald's secret key (itsdangerous) that carries a random nonce
 stored in `reviewlink`. It opens the page only while the post is in review at the revision it was made for (an
 edit kills it), before it expires (/policy review_days=N, 7 by default, on Herald's clock), until it is revoked
@@ -22,7 +26,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from handlers.core.access import EDITORS
+from handlers.core.access import CREW
 from handlers.core.audit import audit
 from handlers.core.chat import Button, Reply
 from handlers.core.commands import Param, Request, command
@@ -32,7 +36,7 @@ from handlers.core.lookups import get_workspace
 from handlers.core.notices import tell_team
 from handlers.core.when import show_time
 from handlers.core.words import state_label
-from handlers.posts.approvals import approval_card_key, record_approval, record_decision
+from handlers.posts.approvals import approval_card_key, record_approval, record_decision, require_approver
 from handlers.posts.calendar import PostView, needs_public_url, post_view
 from handlers.posts.cards import approval_card
 from handlers.posts.rules import OUTSIDE, require_publishable
@@ -77,8 +81,9 @@ def nonce_of(ctx: Context, token: str) -> str | None:
     usage="/review <post> [name] | /review <post> revoke", example="/review 12 Dana from Legal",
     summary="a link for someone outside the chat to approve, ask for changes on or reject a post on the web",
     details="The link is for one person and one decision; it dies when the post is edited, after review_days "
-            "(/policy), or with /review <post> revoke. The decision lands here and in /history.",
-    roles=EDITORS,
+            "(/policy), or with /review <post> revoke. The decision lands here and in /history. Where outside "
+            "approvals count (/policy outside=count), only someone who may approve the post makes a link.",
+    roles=CREW,
     group="Posts",
     takes=(Param.post(), Param.text("name", required=False, description="who reviews (or revoke)")),
 )
@@ -98,6 +103,8 @@ async def review(req: Request) -> Reply:
         if PostState(post.state) != PostState.IN_REVIEW:
             raise UserError(f"#{post.id} is {state_label(post)}; only a post in review can be sent to an outside "
                             f"reviewer. /submit {post.id} first.")
+        if ws.outside_approvals:  # the link hands on the maker's approval: only someone who may approve makes one
+            require_approver(req, ws, post, "have outside reviewers approve")
         name = " ".join(rest.split())[:NAME_MAX] or "Outside reviewer"
         nonce = secrets.token_urlsafe(NONCE_BYTES)
         expires = now + timedelta(days=ws.review_days)
