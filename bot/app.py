@@ -23,6 +23,7 @@ from bot.leader import TAKEOVER_SECONDS, Leadership
 from bot.networks import NetworkDirectory, build_networks
 from bot.scheduler import HeraldScheduler
 from bot.settings import Settings, secret_key
+from bot.web.previews import PillowPreviews
 from bot.worker_lock import WorkerLock, migration_lock
 from handlers import dispatch
 from handlers.core.chat import ChatAddress, Command, Reply
@@ -87,7 +88,7 @@ class Herald:
             db=self.db, clock=self.clock, networks=self.networks, notifier=self.notifier,
             scheduler=self.scheduler, secrets=SecretBox(key),
             grace=timedelta(minutes=settings.grace_minutes), worker_id=settings.worker_id,
-            public_url=settings.public_url, charts=MatplotlibCharts(),
+            public_url=settings.public_url, charts=MatplotlibCharts(), previews=PillowPreviews(),
             media_retention=timedelta(days=settings.media_retention_days),
             fetcher=HttpFetcher(allow_private=settings.fetch_private),
         )
@@ -186,12 +187,12 @@ def webhook_secret(settings: Settings) -> str | None:
 
 
 def web_app(herald: Herald, *, host: str = "0.0.0.0", port: int | None = None) -> Any:
-    """The one web app (/media, /r/<code>, /healthz) on HERALD_HTTP_PORT (or `port`)."""
+    """The one web app (/media, /r/<code>, /healthz, /calendar, /review) on HERALD_HTTP_PORT (or `port`)."""
     from bot.web.app import WebApp
 
     settings = herald.settings
     return WebApp(herald.db, herald.clock, host=host, port=settings.http_port if port is None else port,
-                  public_url=settings.public_url, trust_forwarded_for=settings.trust_forwarded_for)
+                  public_url=settings.public_url, trust_forwarded_for=settings.trust_forwarded_for, ctx=herald.ctx)
 
 
 def chat_fronts(herald: Herald) -> list[str]:

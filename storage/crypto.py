@@ -7,6 +7,8 @@ then drop the old key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Sequence
@@ -34,6 +36,7 @@ class SecretBox:
         if not found:
             raise ValueError("no key given")
         self._fernet = MultiFernet([Fernet(key) for key in found])
+        self._first = found[0].encode()
         self.key_count = len(found)
 
     def __repr__(self) -> str:
@@ -55,6 +58,11 @@ class SecretBox:
         except (ValueError, TypeError):
             return False
         return True
+
+    def derive(self, purpose: str) -> bytes:
+        """A key of its own for `purpose` (signing review links), derived from the sealing key with HMAC-SHA256:
+        the same on every worker and after a restart; a new one once the keys are rotated."""
+        return hmac.new(self._first, b"herald:" + purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, secrets: dict[str, Any]) -> bytes:
         return self._fernet.encrypt(json.dumps(secrets, sort_keys=True).encode())

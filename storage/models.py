@@ -222,6 +222,10 @@ class Workspace(SQLModel, table=True):
     crisis_id: int | None = None
     crisis_template: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     crisis_alert_factor: float = Field(default=1.5, sa_column_kwargs={"server_default": "1.5"})
+    # the plan on the web (issue 17): whether an outside reviewer's approval (/review) counts toward the approvals
+    # a post needs (/policy outside=count|advice), and how long a review link lives (/policy review_days=N)
+    outside_approvals: bool = True
+    review_days: int = Field(default=7, sa_column_kwargs={"server_default": "7"})
 
     def approver_role_set(self) -> set[str]:
         return {r for r in self.approver_roles.split(",") if r}
@@ -720,3 +724,36 @@ class ClickKey(SQLModel, table=True):
 
     day: str = Field(primary_key=True)  # YYYY-MM-DD (UTC)
     key: str
+
+
+class CalendarLink(SQLModel, table=True):
+    """A secret address of a workspace's plan on the web (/calendar): its pages and its ICS feed, narrowed to one
+    campaign when `campaign` is set. `/calendar revoke` revokes every one of the workspace's and makes a new one;
+    a revoked token answers 404."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    campaign: str | None = None
+    token: str = Field(unique=True)
+    created_by: str = ""
+    created_at: datetime | None = utc_column()
+    revoked_at: datetime | None = utc_column()
+
+
+class ReviewLink(SQLModel, table=True):
+    """A link for one outside reviewer of one revision of one post (/review): its signed token carries `nonce`.
+    It works until `expires_at`, for one decision (`used_at`), while the post is still at `revision`, unless
+    revoked."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    revision: int
+    reviewer: str
+    nonce: str = Field(unique=True)
+    created_by: str = ""
+    created_at: datetime | None = utc_column()
+    expires_at: datetime | None = utc_column()
+    used_at: datetime | None = utc_column()
+    revoked_at: datetime | None = utc_column()
+    decision: str | None = None

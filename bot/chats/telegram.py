@@ -492,7 +492,8 @@ class TelegramFront:
         if addressed is not None and addressed.lower() != self.username.lower():
             return None
         if name == "start" and "start" not in COMMANDS:  # Telegram's Start button (maybe with a deep-link payload)
-            return "help", ""
+            # an outside reviewer's deep link (t.me/<bot>?start=r-…, /review) opens the review; anything else: /help
+            return ("outside", rest.strip()) if rest.strip().startswith("r-") else ("help", "")
         if name not in COMMANDS and addressed is None and chat.type != Chat.PRIVATE:
             return None  # maybe another bot's command: don't chatter in a group
         return name, rest.strip()

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from handlers.core.ports import Charts, Clock, Fetcher, Networks, Notifier, Scheduler
+from handlers.core.ports import Charts, Clock, Fetcher, Networks, Notifier, Previews, Scheduler
 from storage.crypto import SecretBox
 from storage.db import Database
 
@@ -49,6 +49,8 @@ class Context:
     public_url: str | None = None
     # draws charts for /stats, reports and digests (bot/charts.py); None where no charts are drawn
     charts: Charts | None = None
+    # draws approximate previews of a post per account (/preview <post> image); None where none are drawn
+    previews: Previews | None = None
     sends: Sends = field(default_factory=Sends)
     # how long a published, failed or expired post keeps its images and videos (HERALD_MEDIA_RETENTION_DAYS)
     media_retention: timedelta = timedelta(days=90)

@@ -370,6 +370,23 @@ class Charts(Protocol):
     def bars(self, title: str, labels: list[str], values: dict[str, list[float]], *, ylabel: str = "") -> bytes: ...
 
 
+@dataclass(frozen=True)
+class PreviewCard:
+    """One account's post as a preview shows it: the account, its network, the text as sent, the link card."""
+
+    account: str
+    network: str
+    text: str
+    link: str | None
+
+
+class Previews(Protocol):
+    """Draws approximate previews of a post as each account shows it (bot/web/previews.py, Pillow): one card per
+    account, stacked, with the post's first picture; labelled as approximate. Returns PNG bytes."""
+
+    def sheet(self, cards: list[PreviewCard], picture: bytes | None) -> bytes: ...
+
+
 class Networks(Protocol):
     def get(self, key: str) -> Network | None: ...
 

@@ -10,12 +10,14 @@ registers its commands.
 
 from handlers.posts import (  # noqa: F401
     approvals,
+    calendar,
     drafts,
     evergreen,
     imports,
     links,
     media,
     publishing,
+    review,
     scheduling,
     series,
     shortlinks,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from sqlmodel import Session, select
 
@@ -10,6 +11,7 @@ from handlers.core.access import ADMINS, EDITORS, role_refusal
 from handlers.core.audit import audit
 from handlers.core.chat import Button, Reply
 from handlers.core.commands import Param, Request, check_revision, command
+from handlers.core.context import Context
 from handlers.core.crisis import active_crisis
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace
@@ -25,6 +27,11 @@ from handlers.posts.rules import (
 )
 from handlers.posts.series import fill_series_of
 from storage.models import Approval, Decision, Post, PostState, Role, UnapprovedAction, Workspace, move_post
+
+
+def approval_card_key(post_id: int) -> str:
+    """The key an approval card is sent under into the approvals chats (Reply.replaces)."""
+    return f"approval:{post_id}"
 
 
 def check_button(req: Request, post: Post, verb: str, *, fix_ok: bool = False) -> None:
@@ -87,8 +94,51 @@ async def submit(req: Request) -> Reply:
     # the draft card the button was on now says so (the approval card, headline changed, no buttons)
     sent_card = Reply("\n".join([f"#{post_id} was submitted for approval by {req.actor_name}.",
                                  *card.text.splitlines()[1:]]), card=post_id) if req.pressed else None
-    await tell_team(ctx, ws_id, card, purpose="approvals", skip=req.command.chat)
+    # sent under a key, so a decision made away from the chat (an outside reviewer's, handlers/posts/review.py)
+    # edits this card where the platform can edit
+    await tell_team(ctx, ws_id, replace(card, replaces=approval_card_key(post_id)), purpose="approvals",
+                    skip=req.command.chat)
     return Reply(card.text, buttons=card.buttons, card=card.card, update=sent_card)
+
+
+def record_approval(ctx: Context, session: Session, post: Post, ws: Workspace, *, platform: str, user_id: str,
+                    name: str) -> tuple[int, str]:
+    """Records `name`'s approval of the post's current revision and applies the policy: (the approvals that count
+    now, what happens next — approved, scheduled, or how many more are needed). The caller checked the approver
+    and the post."""
+    assert post.id is not None
+    session.add(Approval(post_id=post.id, revision=post.revision, platform=platform, user_id=user_id, name=name,
+                         decision=Decision.APPROVE.value, created_at=ctx.clock.now()))
+    session.flush()
+    have = len(approvals_at_revision(session, post))
+    audit(session, ctx, ws.id or 0, post.id, name, "approve", f"revision {post.revision} ({have}/{ws.approvals_needed})")
+    if have >= ws.approvals_needed and awaiting_fix_approval(post):
+        outcome = f"The new version is approved: /retry {post.id} sends it where it failed."
+    elif have >= ws.approvals_needed:
+        outcome = approved_now(ctx, post, ws)
+    else:
+        outcome = f"{ws.approvals_needed - have} more approval(s) needed."
+    rearm(ctx, post, ws)
+    return have, outcome
+
+
+def record_decision(ctx: Context, session: Session, post: Post, ws: Workspace, decision: Decision, note: str, *,
+                    platform: str, user_id: str, name: str) -> str:
+    """Records a request for changes or a rejection of the post's current revision with its note, moves the post,
+    and returns the notice that says so. The caller checked the approver and the post."""
+    assert post.id is not None
+    session.add(Approval(post_id=post.id, revision=post.revision, platform=platform, user_id=user_id, name=name,
+                         decision=decision.value, note=note, created_at=ctx.clock.now()))
+    if decision == Decision.CHANGES:
+        move_post(post, PostState.CHANGES_REQUESTED)
+        text = (f"✏️ {name} asked for changes on #{post.id}: {note}\n"
+                f"{post.author_name}: /edit {post.id} <text>, then /submit {post.id} again.")
+    else:
+        move_post(post, PostState.REJECTED)
+        text = f"⛔ {name} rejected #{post.id}: {note}\nIt won't publish. /draft starts a new post."
+    audit(session, ctx, ws.id or 0, post.id, name, decision.value, note)
+    rearm(ctx, post, ws)
+    return text
 
 
 @command(
@@ -113,17 +163,8 @@ async def approve(req: Request) -> Reply:
                 f"it needs {ws.approvals_needed - len(approvals)} more from someone else."
             )
         rendered = require_publishable(ctx, session, post, ws)  # checked once: the card below shows these
-        session.add(Approval(post_id=post_id, revision=post.revision, platform=actor.platform,
-                             user_id=actor.user_id, name=actor.name, decision=Decision.APPROVE.value,
-                             created_at=ctx.clock.now()))
-        have = len(approvals) + 1
-        audit(session, ctx, ws_id, post.id, actor.name, "approve", f"revision {post.revision} ({have}/{ws.approvals_needed})")
-        if have >= ws.approvals_needed and awaiting_fix_approval(post):
-            outcome = f"The new version is approved: /retry {post.id} sends it where it failed."
-        elif have >= ws.approvals_needed:
-            outcome = approved_now(ctx, post, ws)
-        else:
-            outcome = f"{ws.approvals_needed - have} more approval(s) needed."
+        have, outcome = record_approval(ctx, session, post, ws, platform=actor.platform, user_id=actor.user_id,
+                                        name=actor.name)
         # the holding statement of crisis mode: its first public word goes out with one press, not a command
         crisis = active_crisis(session, ws)
         statement = (crisis is not None and crisis.statement_post_id == post.id and post.due_at is None
@@ -133,7 +174,6 @@ async def approve(req: Request) -> Reply:
         if statement:
             outcome = (f"The holding statement is approved: the button (or /publish {post.id}) sends it to every "
                        "account now.")
-        rearm(ctx, post, ws)
         text = f"✅ {actor.name} approved #{post.id} ({have} of {ws.approvals_needed}). {outcome}"
         card = None
         if req.pressed:  # a button on a card: the card is edited to show the decision
@@ -158,18 +198,8 @@ async def decide(req: Request, decision: Decision) -> Reply:
         require_approver(req, ws, post, verb)
         check_button(req, post, "changed" if decision == Decision.CHANGES else "rejected")
         actor = req.command.actor
-        session.add(Approval(post_id=post_id, revision=post.revision, platform=actor.platform,
-                             user_id=actor.user_id, name=actor.name, decision=decision.value, note=note,
-                             created_at=ctx.clock.now()))
-        if decision == Decision.CHANGES:
-            move_post(post, PostState.CHANGES_REQUESTED)
-            text = (f"✏️ {actor.name} asked for changes on #{post.id}: {note}\n"
-                    f"{post.author_name}: /edit {post.id} <text>, then /submit {post.id} again.")
-        else:
-            move_post(post, PostState.REJECTED)
-            text = f"⛔ {actor.name} rejected #{post.id}: {note}\nIt won't publish. /draft starts a new post."
-        audit(session, ctx, ws_id, post.id, actor.name, decision.value, note)
-        rearm(ctx, post, ws)
+        text = record_decision(ctx, session, post, ws, decision, note, platform=actor.platform,
+                               user_id=actor.user_id, name=actor.name)
         card = None
         if req.pressed:
             session.flush()
@@ -199,6 +229,8 @@ POLICY_KEYS = {
     "unapproved": "hold|publish — what happens to a post still unapproved at its deadline",
     "deadline": "how long before its time a post must be approved (e.g. 0, 30m, 2h)",
     "series": "once|each — a recurring post (/repeat) is approved once for the series, or each date on its own",
+    "outside": "count|advice — an outside reviewer's approval (/review) counts toward the approvals needed, or is advice",
+    "review_days": "how many days an outside reviewer's link (/review) lives (1–30)",
 }
 
 
@@ -232,13 +264,16 @@ def describe_policy(ws: Workspace) -> str:
         f"  unapproved={ws.unapproved_action} — a post not approved by then is {unapproved}\n"
         f"  series={ws.series_approval} — a new recurring post (/repeat) is approved "
         f"{'once for all its dates' if ws.series_approval == 'once' else 'date by date'}\n"
+        f"  outside={'count' if ws.outside_approvals else 'advice'} — an outside reviewer's approval (/review) "
+        f"{'counts toward the approvals needed' if ws.outside_approvals else 'is advice; it does not count'}\n"
+        f"  review_days={ws.review_days} — how long a review link lives\n"
         "Change with e.g. /policy approvals=2 deadline=2h unapproved=hold"
     )
 
 
 @command(
     "policy",
-    usage="/policy [approvals=N] [approvers=roles] [self_approval=on|off] [unapproved=hold|publish] [deadline=2h] [series=once|each]", example="/policy approvals=2 deadline=2h unapproved=hold",
+    usage="/policy [approvals=N] [approvers=roles] [self_approval=on|off] [unapproved=hold|publish] [deadline=2h] [series=once|each] [outside=count|advice] [review_days=N]", example="/policy approvals=2 deadline=2h unapproved=hold",
     summary="show or change the approval policy (admins)",
     details="\n".join(f"{k}: {v}" for k, v in POLICY_KEYS.items()),
     group="Approvals",
@@ -288,6 +323,14 @@ async def policy(req: Request) -> Reply:
                 if value.lower() not in ("once", "each"):
                     raise UserError("series must be once or each. Nothing changed.")
                 changes["series_approval"] = value.lower()
+            elif key == "outside":
+                if value.lower() not in ("count", "advice"):
+                    raise UserError("outside must be count or advice. Nothing changed.")
+                changes["outside_approvals"] = value.lower() == "count"
+            elif key == "review_days":
+                if not value.isdigit() or not 1 <= int(value) <= 30:
+                    raise UserError("review_days must be a whole number of days from 1 to 30. Nothing changed.")
+                changes["review_days"] = int(value)
         for attr, new_value in changes.items():
             setattr(ws, attr, new_value)
         audit(session, ctx, ws_id, None, req.actor_name, "policy", " ".join(req.words))

@@ -18,6 +18,7 @@ from handlers.core.lookups import (
 )
 from handlers.core.when import show_time
 from handlers.core.words import short_text, state_label
+from handlers.posts.calendar import first_picture, post_view
 from handlers.posts.cards import draft_card
 from handlers.posts.editing import after_content_change, content_changed, editable_post, set_targets
 from handlers.posts.media import MAX_ITEMS, store_media
@@ -281,14 +282,17 @@ async def targets(req: Request) -> Reply:
 
 @command(
     "preview",
-    usage="/preview <post>", example="/preview 12",
-    summary="show exactly what goes to each account, with each network's check",
+    usage="/preview <post> [image]", example="/preview 12",
+    summary="show exactly what goes to each account, with each network's check (image: with approximate previews)",
     group="Posts",
     takes=(Param.post(),),
 )
 async def preview(req: Request) -> Reply:
     ctx = req.ctx
-    post_id, _ = req.post_and_rest()
+    post_id, rest = req.post_and_rest()
+    if rest and rest.lower() != "image":
+        raise UserError(f"'{rest}' isn't something /preview shows. Usage: {req.spec.usage}")
+    image = None
     with req.post_command() as (session, post, ws):
         lines = [f"Preview of #{post.id} ({state_label(post)}, revision {post.revision}):"]
         rendered = render_targets(ctx, session, post, ws)
@@ -314,7 +318,13 @@ async def preview(req: Request) -> Reply:
                 lines.append(f"  Comment: {one.comment}")
         tz = post.due_tz or ws.timezone
         lines.append(f"Time: {show_time(post.due_at, tz, ctx.clock.now())}")
-    return Reply("\n".join(lines))
+        if rest and ctx.previews is not None and rendered:
+            view = post_view(ctx, session, post, ws)
+            image = ctx.previews.sheet(list(view.accounts), first_picture(session, ws.id or 0, view))
+            lines.append("The picture: an approximate preview per account, drawn by Herald (not the networks' own).")
+        elif rest and rendered:
+            lines.append("Previews as images aren't drawn by this Herald.")
+    return Reply("\n".join(lines), image=image)
 
 
 @command(

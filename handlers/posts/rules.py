@@ -16,16 +16,18 @@ from storage.models import Approval, Decision, Post, PostState, Series, SeriesSt
 UNAPPROVED = (PostState.DRAFT, PostState.IN_REVIEW, PostState.CHANGES_REQUESTED)
 
 
+OUTSIDE = "web"  # the platform of an outside reviewer's decision (/review, handlers/posts/review.py)
+
+
 def approvals_at_revision(session: Session, post: Post) -> list[Approval]:
-    return list(
-        session.exec(
-            select(Approval)
-            .where(Approval.post_id == post.id)
-            .where(Approval.revision == post.revision)
-            .where(Approval.decision == Decision.APPROVE.value)
-            .order_by(Approval.id)  # type: ignore[arg-type]
-        ).all()
-    )
+    """The approvals of the post's current revision that count: outside reviewers' too unless the workspace's policy
+    takes them as advice only (/policy outside=advice)."""
+    query = (select(Approval).where(Approval.post_id == post.id).where(Approval.revision == post.revision)
+             .where(Approval.decision == Decision.APPROVE.value))
+    ws = session.get(Workspace, post.workspace_id)
+    if ws is not None and not ws.outside_approvals:
+        query = query.where(Approval.platform != OUTSIDE)
+    return list(session.exec(query.order_by(Approval.id)).all())  # type: ignore[arg-type]
 
 
 def trigger_time(post: Post, ws: Workspace) -> datetime | None:
