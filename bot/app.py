@@ -120,6 +120,9 @@ class Herald:
         # Each receives updates if this worker holds its receiver lock, else it only sends (bot/leader.py).
         for front in self.fronts:
             await self.leadership.start_front(front)
+            username = getattr(front, "username", "") if getattr(front, "platform", None) == "telegram" else ""
+            if username:
+                self.ctx.telegram_bot = username  # /review's deep links name the bot
         self.leadership.watch()
         for service in self.services:
             await service.start()

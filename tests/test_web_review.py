@@ -187,8 +187,10 @@ async def test_the_policy_can_take_outside_approvals_as_advice(site: Site) -> No
 async def test_the_same_link_works_in_a_chat_as_a_telegram_deep_link_code(site: Site) -> None:
     team = site.team
     post = await in_review(team)
+    assert "t.me" not in await team.say("bob", f"/review {post} Eve")  # no Telegram bot connected: no deep link
+    team.herald.ctx.telegram_bot = "AcmeHeraldBot"  # as the Telegram front end sets it once connected
     out = await team.say("bob", f"/review {post} Dana")
-    code = re.search(r"\?start=(r-[A-Za-z0-9_-]+)", out).group(1)
+    code = re.search(r"https://t\.me/AcmeHeraldBot\?start=(r-[A-Za-z0-9_-]+)", out).group(1)
     assert len(code) <= 64  # Telegram's limit for a start parameter
     cut = len(code) - 5
     await refused(team, "dana", f"/outside {code[:cut]}{'A' if code[cut] != 'A' else 'B'}{code[cut + 1:]}",

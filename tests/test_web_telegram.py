@@ -15,7 +15,8 @@ async def test_a_reviewer_on_telegram_starts_the_bot_with_the_deep_link_and_asks
     post = post_number((await world.cmd(world.alice, "/draft Spring sale starts today"))["text"])
     await world.cmd(world.alice, f"/submit {post}")
     out = (await world.cmd(world.bob, f"/review {post} Dana"))["text"]  # an approver hands on his approval
-    code = re.search(r"\?start=(r-[A-Za-z0-9_-]+)", out).group(1)
+    bot = world.tg.bot["username"]  # the link names the bot Herald is connected as
+    code = re.search(rf"https://t\.me/{bot}\?start=(r-[A-Za-z0-9_-]+)", out).group(1)
 
     dana = world.tg.user("Dana")
     dm = world.tg.private(dana)

@@ -51,6 +51,8 @@ class Context:
     charts: Charts | None = None
     # draws approximate previews of a post per account (/preview <post> image); None where none are drawn
     previews: Previews | None = None
+    # the Telegram bot's username once its front end connected (/review's t.me deep links); None without Telegram
+    telegram_bot: str | None = None
     sends: Sends = field(default_factory=Sends)
     # how long a published, failed or expired post keeps its images and videos (HERALD_MEDIA_RETENTION_DAYS)
     media_retention: timedelta = timedelta(days=90)

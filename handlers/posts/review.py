@@ -118,8 +118,8 @@ async def review(req: Request) -> Reply:
     return Reply("\n".join([
         f"🔗 Review link of #{post.id} for {name} (revision {post.revision}, until {until}):",
         review_url(ctx, nonce),
-        f"For a reviewer on Telegram, the same link as a deep link (your bot's username for your_bot): "
-        f"https://t.me/your_bot?start={start_code(ctx, nonce)}",
+        *([f"For a reviewer on Telegram, the same link opens the review in a private chat with me: "
+           f"https://t.me/{ctx.telegram_bot}?start={start_code(ctx, nonce)}"] if ctx.telegram_bot else []),
         f"One decision: approve, ask for changes (with a note) or reject (with a reason); an approval {counts}.",
         f"It dies when #{post.id} is edited; /review {post.id} revoke ends it now. Send it only to {name}.",
     ]))
