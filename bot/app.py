@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bot.analytics import HttpAnalytics
 from bot.charts import MatplotlibCharts
 from bot.chats.console import PLATFORM as CONSOLE
 from bot.chats.console import ConsoleChat
@@ -91,6 +92,8 @@ class Herald:
             media_retention=timedelta(days=settings.media_retention_days),
             fetcher=HttpFetcher(allow_private=settings.fetch_private),
         )
+        if self.networks.client is not None:  # the site's analytics over the connectors' shared HTTP client
+            self.ctx.analytics = HttpAnalytics(self.networks.client, self.clock)
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
         self.lock_lost = asyncio.Event()  # set when another process took this worker's id: stop the process
         self._lock_watch: asyncio.Task[None] | None = None

@@ -17,4 +17,5 @@ from handlers.engagement import (  # noqa: F401  (each module registers its comm
     reports,
     spread,
     stats,
+    traffic,
 )
