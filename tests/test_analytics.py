@@ -6,17 +6,23 @@ clicks → visits → conversions. The clock is a FakeClock; nothing sleeps.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import select
 
+from bot.analytics import HttpAnalytics
 from handlers import dispatch
 from handlers.core.chat import Actor, ChatRef, Command
 from handlers.engagement.traffic import read_traffic
 from storage.models import AnalyticsSource, PostTraffic
 from tests.conftest import FakeClock, Team, refused
+from tests.fakes.ga4_api import FakeGA4
 from tests.fakes.plausible_api import FakePlausible, Visit
 from tests.test_links import BROWSER, SHORT_RE, Site, publish, sent, site  # noqa: F401  (the site fixture)
 
@@ -182,3 +188,94 @@ async def test_a_429_or_a_refused_key_while_reading_waits_and_says_why(
     shown = await team.say("alice", "/analytics")
     assert "⚠ The last read failed: Plausible refused the credentials (401" in shown
     assert source(team) is not None and (source(team).due_at - clock.now()) == timedelta(days=1)  # type: ignore[union-attr,operator]
+
+
+# --- Google Analytics 4 ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def ga4(team: Team) -> AsyncIterator[FakeGA4]:
+    async with FakeGA4(property_id="123456789", key_events=("sign_up",)) as server:
+        analytics = team.herald.ctx.analytics
+        assert isinstance(analytics, HttpAnalytics)
+        analytics.ga4_api_url = server.url  # as HERALD_GA4_API_URL sets it
+        yield server
+
+
+async def test_ga4_connects_with_a_service_account_file_and_reads_sessions_and_key_events(
+        team: Team, ga4: FakeGA4, clock: FakeClock, tmp_path: Path) -> None:
+    await team.setup_workspace()
+    post_id = await team.approved_post("Dealers https://cars.acme.com/dealers campaign=spring")
+    await team.say("alice", f"/publish {post_id}")
+    key_file = tmp_path / "herald-reader.json"
+    key_file.write_text(json.dumps(ga4.service_account()))
+    out = await team.say("alice", f"/analytics connect ga4 property=123456789 credentials={key_file} goal=sign_up")
+    assert "Connected Google Analytics 4, goal 'sign_up'" in out, out
+    token, report = ga4.seen
+    assert token.path == "/token" and token.form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    assert report.path == "/v1beta/properties/123456789:runReport"
+    assert report.header("authorization") == "Bearer ya29.fake-1"
+    assert report.json == {
+        "dateRanges": [{"startDate": "2026-11-22", "endDate": "2026-11-23"}],
+        "dimensions": [{"name": "sessionManualAdContent"}],
+        "metrics": [{"name": "sessions"}, {"name": "totalUsers"}, {"name": "keyEvents:sign_up"}],
+        "dimensionFilter": {"filter": {"fieldName": "sessionMedium",
+                                       "stringFilter": {"matchType": "EXACT", "value": "social"}}},
+        "limit": "10000",
+    }
+    stored = source(team)
+    assert stored is not None and stored.credentials is not None and b"PRIVATE KEY" not in stored.credentials
+    assert "private_key" not in json.dumps(stored.settings)
+
+    ga4.sessions = [Visit(f"post-{post_id}", visitor="a", goals=("sign_up",)), Visit(f"post-{post_id}", visitor="a"),
+                    Visit(f"post-{post_id}", medium="cpc", visitor="p"), Visit("(not set)", visitor="x")]
+    ga4.seen.clear()
+    assert await read_traffic(team.herald.ctx) == 1
+    assert [s.path for s in ga4.seen] == ["/v1beta/properties/123456789:runReport"]  # the hour's token is kept
+    stats = await team.say("bob", f"/stats {post_id}")
+    assert "Clicks → visits → conversions: 0 → 2 → 1 (50.0% of visits converted) (Google Analytics 4, goal 'sign_up'" \
+        in stats, stats
+    report_text = await team.say("bob", "/report campaign spring")
+    assert "Clicks → visits → conversions: 0 → 2 → 1" in report_text
+    clock.advance(hours=2)  # the token has run out: a new one is asked for
+    assert await read_traffic(team.herald.ctx) == 1
+    assert [s.path for s in ga4.seen][-2:] == ["/token", "/v1beta/properties/123456789:runReport"]
+
+
+async def test_ga4_takes_the_service_account_json_inline_in_a_private_chat(team: Team, ga4: FakeGA4) -> None:
+    await team.setup_workspace()
+    inline = json.dumps(ga4.service_account())
+    out = await team.say("alice", f"/analytics connect ga4 property=123456789 credentials={inline}")
+    assert "Connected Google Analytics 4 (no goal=: visits only)" in out, out
+    assert [m["name"] for m in ga4.requests("POST", "/v1beta/*")[0].json["metrics"]] == ["sessions", "totalUsers"]
+    group = ChatRef("console", "console", title="team room", private=False)
+    await team.say("alice", "/analytics off")
+    before = team.snapshot()
+    reply = await dispatch.handle(team.herald.ctx, Command(
+        "analytics", Actor("console", "alice", "alice"), group,
+        text=f"connect ga4 property=123456789 credentials={inline}"))
+    assert reply.error and reply.delete_command and team.snapshot() == before
+
+
+async def test_ga4_refusals_are_said_plainly_and_store_nothing(team: Team, ga4: FakeGA4, tmp_path: Path) -> None:
+    await team.setup_workspace()
+    account = ga4.service_account()
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(account))
+    other = tmp_path / "other.json"  # a key Google doesn't know (deleted, or another account's)
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other.write_text(json.dumps({**account, "private_key": stranger.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()}))
+    await refused(team, "alice", f"/analytics connect ga4 property=123456789 credentials={other}",
+                  "refused the credentials (400: invalid_grant: Invalid JWT Signature.)", "Nothing was saved")
+    await refused(team, "alice", f"/analytics connect ga4 property=999 credentials={good}",
+                  "refused the credentials (403: User does not have sufficient permissions", "Nothing was saved")
+    await refused(team, "alice", f"/analytics connect ga4 property=123456789 credentials={good} goal=purchase",
+                  "refused the query (400: Field keyEvents:purchase is not a valid metric", "Nothing was saved")
+    ga4.fail("POST", "/v1beta/properties/*", status=200, body={"rows": [{"dimensionValues": [{"value": "post-1"}]}]})
+    await refused(team, "alice", f"/analytics connect ga4 property=123456789 credentials={good}",
+                  "isn't in the documented shape")
+    ga4.fail("POST", "/v1beta/properties/*", status=429, body={"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+                                                                         "message": "Exhausted property tokens"}})
+    await refused(team, "alice", f"/analytics connect ga4 property=123456789 credentials={good}",
+                  "too many requests (429)")

@@ -22,19 +22,23 @@ def _said(response: httpx.Response) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         error = error.get("message")
+    elif error and isinstance(body, dict) and body.get("error_description"):  # OAuth: invalid_grant + why
+        error = f"{error}: {body['error_description']}"
     return str(error)[:300] if error else ""
 
 
 async def post_json(client: httpx.AsyncClient, service: str, url: str, *, headers: dict[str, str],
-                    body: dict[str, Any] | None = None, form: dict[str, str] | None = None) -> Any:
-    """POST and return the JSON answer; AnalyticsError when there is none worth reading."""
+                    body: dict[str, Any] | None = None, form: dict[str, str] | None = None,
+                    refused: tuple[int, ...] = REFUSED) -> Any:
+    """POST and return the JSON answer; AnalyticsError when there is none worth reading (`refused`: the statuses
+    that mean the credentials were refused)."""
     try:
         response = await client.post(url, headers=headers, json=body, data=form)
     except httpx.HTTPError as exc:
         raise AnalyticsError(AnalyticsErrorKind.UNREACHABLE,
                              f"{service} didn't answer ({type(exc).__name__})") from None
     said = _said(response)
-    if response.status_code in REFUSED:
+    if response.status_code in refused:
         raise AnalyticsError(AnalyticsErrorKind.REFUSED,
                              f"{service} refused the credentials ({response.status_code}{': ' + said if said else ''})")
     if response.status_code == 429:

@@ -71,8 +71,10 @@ async def access_token(analytics: HttpAnalytics, account: dict[str, Any]) -> str
     kept = analytics.tokens.get(email)
     if kept is not None and kept[1] > now + 60:
         return kept[0]
+    # the token endpoint answers 400 invalid_grant to a deleted key or a disabled account: refused, too
     answer = await post_json(analytics.client, SERVICE, str(account.get("token_uri") or TOKEN_URI), headers={},
-                             form={"grant_type": GRANT, "assertion": signed_jwt(account, now)})
+                             form={"grant_type": GRANT, "assertion": signed_jwt(account, now)},
+                             refused=(400, 401, 403))
     token = answer.get("access_token") if isinstance(answer, dict) else None
     if not token:
         raise malformed(SERVICE, "no access_token from the token endpoint")
