@@ -136,10 +136,11 @@ async def test_campaign_report_and_stats_show_clicks_visits_and_conversions(
     await site.web.redirects.drain()
     await team.say("alice", connect_line(plausible))
     plausible.seen.clear()
-    plausible.visits = [
-        Visit(f"post-{first}", visitor="a"), Visit(f"post-{first}", visitor="b", goals=("Signup",)),
-        Visit(f"post-{first}", visitor="a"), Visit("post-999", visitor="z"),  # not a post of this workspace
-        Visit(f"post-{first}", medium="email", visitor="m"),  # another medium: not Herald's links
+    plausible.visits = [  # each account's links have their own utm_content; Herald sums a post's accounts
+        Visit(f"post-{first}-acme-x", visitor="a"), Visit(f"post-{first}-acme-masto", visitor="b", goals=("Signup",)),
+        Visit(f"post-{first}", visitor="a"),  # tagged before the account was in utm_content: still the post's
+        Visit("post-999-acme-x", visitor="z"),  # not a post of this workspace
+        Visit(f"post-{first}-acme-x", medium="email", visitor="m"),  # another medium: not Herald's links
     ]
     assert "not read yet" in await team.say("bob", f"/stats {first}")
 
@@ -150,7 +151,7 @@ async def test_campaign_report_and_stats_show_clicks_visits_and_conversions(
     stats = await team.say("bob", f"/stats {first}")
     assert "Clicks → visits → conversions: 3 → 3 → 1 (33.3% of visits converted) (Plausible, goal 'Signup'" in stats
     second, _card = await publish(team, "Test drives https://cars.acme.com/drive campaign=spring")
-    plausible.visits.append(Visit(f"post-{second}", visitor="c", goals=("Signup",)))
+    plausible.visits.append(Visit(f"post-{second}-acme-masto", visitor="c", goals=("Signup",)))
 
     # the read budget: nothing is asked again before the next reading time (10 minutes: the posts are new)
     assert await read_traffic(team.herald.ctx) == 0 and len(plausible.seen) == 2

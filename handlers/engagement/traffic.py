@@ -2,9 +2,9 @@
 `/analytics connect|off`, the periodic read, and the "clicks → visits → conversions" lines of /stats and
 /report campaign.
 
-- **What is read.** Herald tags every link of a post with `utm_medium=social` and `utm_content=post-<n>`
-  (handlers/posts/links.py; `utm_source` names the network), so the site's analytics count the sessions each
-  post brought. A read asks the analytics for sessions (and, with a goal, the visitors who completed it) per
+- **What is read.** Herald tags every link of a post with `utm_medium=social` and
+  `utm_content=post-<n>-<account>` (handlers/posts/links.py; `utm_source` names the network), so the site's
+  analytics count the sessions each delivery brought; a post's accounts are summed. A read asks the analytics for sessions (and, with a goal, the visitors who completed it) per
   `utm_content` among `utm_medium=social` sessions, from the day the oldest post being read was published to
   today, and keeps one row per post (PostTraffic), replaced by each read.
 - **How often.** On the metrics cadence (handlers/engagement/metrics.py) of the workspace's newest post of
@@ -52,7 +52,8 @@ USAGE = ("/analytics connect plausible url=<https://plausible.io or your own> ke
          "[goal=<goal name>] · /analytics connect ga4 property=<property id> credentials=<service account JSON "
          "file or the JSON itself> [goal=<key event name>] · /analytics · /analytics off")
 KEYS = {"plausible": ({"url", "key", "site"}, {"goal"}), "ga4": ({"property", "credentials"}, {"goal"})}
-CONTENT_RE = re.compile(r"post-(\d+)")  # utm_content of Herald's links (handlers/posts/links.py)
+# utm_content of Herald's links (handlers/posts/links.py): post-<number>-<account>, or post-<number> before
+CONTENT_RE = re.compile(r"post-(\d+)(?:-.+)?")
 READ_GAP = timedelta(minutes=10)  # the read budget: one read per workspace per this much time, at most
 LEASE = timedelta(minutes=5)  # a claimed read not finished by then is taken again
 IDLE = timedelta(days=1)  # a workspace with no post of the last 30 days looks again this often
@@ -257,10 +258,13 @@ def recent_posts(session: Session, ws_id: int, now: datetime) -> dict[int, datet
 def store(session: Session, ws_id: int, posts: dict[int, datetime], read: dict[str, Traffic], goal: bool,
           now: datetime) -> None:
     by_post: dict[int, Traffic] = {}
-    for content, traffic in read.items():
+    for content, traffic in read.items():  # a post's accounts each have their utm_content: summed per post
         match = CONTENT_RE.fullmatch(content.strip())
         if match and int(match.group(1)) in posts:
-            by_post[int(match.group(1))] = traffic
+            was = by_post.get(int(match.group(1)), Traffic(0, 0, 0 if goal else None))
+            by_post[int(match.group(1))] = Traffic(
+                was.visits + traffic.visits, was.visitors + traffic.visitors,
+                (was.conversions or 0) + (traffic.conversions or 0) if goal else None)
     existing = {t.post_id: t for t in session.exec(select(PostTraffic).where(PostTraffic.workspace_id == ws_id)
                                                    .where(col(PostTraffic.post_id).in_(list(posts)))).all()}
     for post_id in posts:
