@@ -693,14 +693,16 @@ class AnalyticsSource(SQLModel, table=True):
 
 
 class PostTraffic(SQLModel, table=True):
-    """Visits and conversions the site's analytics counted for one post's links (utm_content=post-<n>) since it
-    was published, as last read: replaced by each read."""
+    """Visits and conversions the site's analytics counted for one delivery's links (utm_content=post-<n>-<account>)
+    since it was published, as last read: a post's rows are replaced by each read. `account` is the account's name
+    as the tag has it ("" for a link tagged post-<n> alone, or a post no visit came from)."""
 
-    __table_args__ = (UniqueConstraint("workspace_id", "post_id", name="uq_posttraffic_post"),)
+    __table_args__ = (UniqueConstraint("workspace_id", "post_id", "account", name="uq_posttraffic_delivery"),)
 
     id: int | None = Field(default=None, primary_key=True)
     workspace_id: int = Field(index=True)
     post_id: int = Field(index=True)
+    account: str = ""
     visits: int = 0
     visitors: int = 0
     conversions: int | None = None  # None: no goal was read

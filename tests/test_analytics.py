@@ -24,6 +24,7 @@ from storage.models import AnalyticsSource, PostTraffic
 from tests.conftest import FakeClock, Team, refused
 from tests.fakes.ga4_api import FakeGA4
 from tests.fakes.plausible_api import FakePlausible, Visit
+from tests.test_export import export, parse
 from tests.test_links import BROWSER, SHORT_RE, Site, publish, sent, site  # noqa: F401  (the site fixture)
 
 KEY = "plausible-key"
@@ -150,6 +151,10 @@ async def test_campaign_report_and_stats_show_clicks_visits_and_conversions(
     assert goals.json["filters"][-1] == ["is", "event:goal", ["Signup"]]
     stats = await team.say("bob", f"/stats {first}")
     assert "Clicks → visits → conversions: 3 → 3 → 1 (33.3% of visits converted) (Plausible, goal 'Signup'" in stats
+    assert "  Visits per account: acme-masto 1 (1 converted) · acme-x 1 (0 converted)" in stats, stats
+    exported = parse((await export(team, "bob", "day")).attachment.data)  # type: ignore[union-attr]
+    assert {r["account"]: (r["site_visits"], r["site_conversions"]) for r in exported} == {
+        "acme-x": ("1", "0"), "acme-masto": ("1", "1")}
     second, _card = await publish(team, "Test drives https://cars.acme.com/drive campaign=spring")
     plausible.visits.append(Visit(f"post-{second}-acme-masto", visitor="c", goals=("Signup",)))
 
@@ -161,7 +166,8 @@ async def test_campaign_report_and_stats_show_clicks_visits_and_conversions(
     assert "Clicks → visits → conversions: 3 → 4 → 2 (50.0% of visits converted) (Plausible, goal 'Signup'" in report
     assert f"  #{first}: 3 → 3 → 1" in report and f"  #{second}: 0 → 1 → 1" in report
     with team.herald.db.session() as session:
-        assert sorted(t.post_id for t in session.exec(select(PostTraffic)).all()) == [first, second]
+        assert sorted((t.post_id, t.account, t.visits, t.conversions) for t in session.exec(select(PostTraffic))) == [
+            (first, "", 1, 0), (first, "acme-masto", 1, 1), (first, "acme-x", 1, 0), (second, "acme-masto", 1, 1)]
 
 
 async def test_a_429_or_a_refused_key_while_reading_waits_and_says_why(

@@ -324,7 +324,7 @@ def build_report(session: Session, post: Post, ws: Workspace, now: datetime, hea
     if due:
         lines.append(f"Next reading {show_time(min(due), tz, now)}.")
     lines += click_lines(session, post)
-    lines += funnel_lines(session, post.workspace_id, [post.id or 0], tz, now)
+    lines += funnel_lines(session, post.workspace_id, [post.id or 0], tz, now, per_account=True)
     return Report(
         text="\n".join(lines),
         series=chart_series(measured),

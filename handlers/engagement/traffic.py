@@ -53,7 +53,7 @@ USAGE = ("/analytics connect plausible url=<https://plausible.io or your own> ke
          "file or the JSON itself> [goal=<key event name>] · /analytics · /analytics off")
 KEYS = {"plausible": ({"url", "key", "site"}, {"goal"}), "ga4": ({"property", "credentials"}, {"goal"})}
 # utm_content of Herald's links (handlers/posts/links.py): post-<number>-<account>, or post-<number> before
-CONTENT_RE = re.compile(r"post-(\d+)(?:-.+)?")
+CONTENT_RE = re.compile(r"post-(\d+)(?:-(.+))?")
 READ_GAP = timedelta(minutes=10)  # the read budget: one read per workspace per this much time, at most
 LEASE = timedelta(minutes=5)  # a claimed read not finished by then is taken again
 IDLE = timedelta(days=1)  # a workspace with no post of the last 30 days looks again this often
@@ -257,22 +257,24 @@ def recent_posts(session: Session, ws_id: int, now: datetime) -> dict[int, datet
 
 def store(session: Session, ws_id: int, posts: dict[int, datetime], read: dict[str, Traffic], goal: bool,
           now: datetime) -> None:
-    by_post: dict[int, Traffic] = {}
-    for content, traffic in read.items():  # a post's accounts each have their utm_content: summed per post
+    """The posts' rows replaced by this read: one a delivery that brought visits (utm_content names the post and
+    the account), one with zeros for a post none came from."""
+    by_delivery: dict[tuple[int, str], Traffic] = {}
+    for content, traffic in read.items():
         match = CONTENT_RE.fullmatch(content.strip())
         if match and int(match.group(1)) in posts:
-            was = by_post.get(int(match.group(1)), Traffic(0, 0, 0 if goal else None))
-            by_post[int(match.group(1))] = Traffic(
-                was.visits + traffic.visits, was.visitors + traffic.visitors,
-                (was.conversions or 0) + (traffic.conversions or 0) if goal else None)
-    existing = {t.post_id: t for t in session.exec(select(PostTraffic).where(PostTraffic.workspace_id == ws_id)
-                                                   .where(col(PostTraffic.post_id).in_(list(posts)))).all()}
+            key = (int(match.group(1)), match.group(2) or "")
+            was = by_delivery.get(key, Traffic(0, 0, 0 if goal else None))
+            by_delivery[key] = Traffic(was.visits + traffic.visits, was.visitors + traffic.visitors,
+                                       (was.conversions or 0) + (traffic.conversions or 0) if goal else None)
     for post_id in posts:
-        traffic = by_post.get(post_id, Traffic(0, 0, 0 if goal else None))
-        row = existing.get(post_id) or PostTraffic(workspace_id=ws_id, post_id=post_id)
-        row.visits, row.visitors, row.conversions, row.read_at = (
-            traffic.visits, traffic.visitors, traffic.conversions, now)
-        session.add(row)
+        if not any(p == post_id for p, _a in by_delivery):
+            by_delivery[(post_id, "")] = Traffic(0, 0, 0 if goal else None)
+    session.execute(delete(PostTraffic).where(col(PostTraffic.workspace_id) == ws_id)
+                    .where(col(PostTraffic.post_id).in_(list(posts))))
+    for (post_id, account), traffic in sorted(by_delivery.items()):
+        session.add(PostTraffic(workspace_id=ws_id, post_id=post_id, account=account, visits=traffic.visits,
+                                visitors=traffic.visitors, conversions=traffic.conversions, read_at=now))
 
 
 async def read_one(ctx: Context, source_id: int, now: datetime) -> bool:
@@ -335,9 +337,6 @@ class Funnel:
     clicks: int
     visits: int
     conversions: int | None
-    provider: str
-    goal: str | None
-    read_at: datetime | None
 
     def text(self) -> str:
         conv = f"{self.conversions:,}" if self.conversions is not None else "—"
@@ -351,30 +350,51 @@ def source_of(session: Session, ws_id: int) -> AnalyticsSource | None:
     return session.exec(select(AnalyticsSource).where(AnalyticsSource.workspace_id == ws_id)).first()
 
 
+def traffic_rows(session: Session, ws_id: int, post_ids: list[int]) -> list[PostTraffic]:
+    return list(session.exec(select(PostTraffic).where(PostTraffic.workspace_id == ws_id)
+                             .where(col(PostTraffic.post_id).in_(post_ids))).all()) if post_ids else []
+
+
+def delivery_traffic(session: Session, ws_id: int, post_ids: list[int]) -> dict[tuple[int, str], PostTraffic] | None:
+    """(post, account name) → its visits and conversions as last read; None without site analytics."""
+    if source_of(session, ws_id) is None:
+        return None
+    return {(t.post_id, t.account): t for t in traffic_rows(session, ws_id, post_ids)}
+
+
+def _sum(rows: list[PostTraffic], goal: bool) -> tuple[int, int | None]:
+    visits = sum(t.visits for t in rows)
+    return visits, sum(t.conversions or 0 for t in rows) if goal else None
+
+
 def funnel_lines(session: Session, ws_id: int, post_ids: list[int], tz: str, now: datetime, *,
-                 per_post: bool = False) -> list[str]:
-    """'Clicks → visits → conversions: 12 → 9 → 2', for these posts; nothing without site analytics."""
+                 per_post: bool = False, per_account: bool = False) -> list[str]:
+    """'Clicks → visits → conversions: 12 → 9 → 2', for these posts (each post's accounts summed); per post or
+    per account below it when asked; nothing without site analytics."""
     source = source_of(session, ws_id)
     if source is None or not post_ids:
         return []
-    rows = {t.post_id: t for t in session.exec(select(PostTraffic).where(PostTraffic.workspace_id == ws_id)
-                                               .where(col(PostTraffic.post_id).in_(post_ids))).all()}
-    clicks = clicks_by(session, workspace_id=ws_id, by="post", post_ids=post_ids)
+    rows = traffic_rows(session, ws_id, post_ids)
     goal = source.settings.get("goal")
     label = LABELS.get(source.provider, source.provider)
     what = f"goal '{goal}'" if goal else "no goal set"
-    read = [t.read_at for t in rows.values() if t.read_at is not None]
-    when = f"read {show_time(max(read), tz, now)}" if read else "not read yet"
     if not rows:
         return [f"Clicks → visits → conversions: site visits not read yet from {label} ({what})."]
-    conversions = [t.conversions for t in rows.values() if t.conversions is not None]
-    total = Funnel(sum(clicks[p].people for p in post_ids if p in clicks), sum(t.visits for t in rows.values()),
-                   sum(conversions) if goal and conversions else (0 if goal else None), source.provider, goal, None)
+    when = f"read {show_time(max(t.read_at for t in rows if t.read_at), tz, now)}" \
+        if any(t.read_at for t in rows) else "not read yet"
+    clicks = clicks_by(session, workspace_id=ws_id, by="post", post_ids=post_ids)
+    visits, conversions = _sum(rows, bool(goal))
+    total = Funnel(sum(c.people for c in clicks.values()), visits, conversions)
     lines = [f"Clicks → visits → conversions: {total.text()} ({label}, {what}, {when})"]
     if per_post and len(post_ids) > 1:
         for p in post_ids:
-            if p in rows:
-                one = rows[p]
-                lines.append(f"  #{p}: " + Funnel(clicks[p].people if p in clicks else 0, one.visits,
-                                                   one.conversions, source.provider, goal, one.read_at).text())
+            mine = [t for t in rows if t.post_id == p]
+            if mine:
+                lines.append(f"  #{p}: " + Funnel(clicks[p].people if p in clicks else 0,
+                                                   *_sum(mine, bool(goal))).text())
+    if per_account:
+        named = sorted((t for t in rows if t.account and t.visits), key=lambda t: (-t.visits, t.account))
+        if named:
+            lines.append("  Visits per account: " + " · ".join(
+                f"{t.account} {t.visits:,}" + (f" ({t.conversions:,} converted)" if goal else "") for t in named))
     return lines

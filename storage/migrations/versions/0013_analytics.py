@@ -39,12 +39,13 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('workspace_id', sa.Integer(), nullable=False),
     sa.Column('post_id', sa.Integer(), nullable=False),
+    sa.Column('account', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('visits', sa.Integer(), nullable=False),
     sa.Column('visitors', sa.Integer(), nullable=False),
     sa.Column('conversions', sa.Integer(), nullable=True),
     sa.Column('read_at', storage.models.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('workspace_id', 'post_id', name='uq_posttraffic_post')
+    sa.UniqueConstraint('workspace_id', 'post_id', 'account', name='uq_posttraffic_delivery')
     )
     with op.batch_alter_table('posttraffic', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_posttraffic_workspace_id'), ['workspace_id'], unique=False)
