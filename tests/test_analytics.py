@@ -191,7 +191,16 @@ async def test_a_429_or_a_refused_key_while_reading_waits_and_says_why(
 
     plausible.key = "rotated"  # the team revoked the key
     clock.advance(hours=1)
-    assert await read_traffic(team.herald.ctx) == 0
+    captured: list[str] = []
+    team.herald.console.captured = captured
+    try:
+        assert await read_traffic(team.herald.ctx) == 0
+        clock.advance(days=1)
+        assert await read_traffic(team.herald.ctx) == 0  # looked again a day later: still refused, told once
+    finally:
+        team.herald.console.captured = None
+    assert len(captured) == 1 and "⚠ Plausible refused the credentials (401" in captured[0], captured
+    assert "/analytics connect again" in captured[0]
     shown = await team.say("alice", "/analytics")
     assert "⚠ The last read failed: Plausible refused the credentials (401" in shown
     assert source(team) is not None and (source(team).due_at - clock.now()) == timedelta(days=1)  # type: ignore[union-attr,operator]
@@ -230,6 +239,8 @@ async def test_ga4_connects_with_a_service_account_file_and_reads_sessions_and_k
                                        "stringFilter": {"matchType": "EXACT", "value": "social"}}},
         "limit": "10000",
     }
+    assert "Google Analytics 4 (property 123456789), goal 'sign_up'; service account key stored encrypted" \
+        in await team.say("bob", "/analytics")
     stored = source(team)
     assert stored is not None and stored.credentials is not None and b"PRIVATE KEY" not in stored.credentials
     assert "private_key" not in json.dumps(stored.settings)

@@ -37,6 +37,7 @@ from handlers.core.commands import Request, command, periodic
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace
+from handlers.core.notices import send_once
 from handlers.core.ports import AnalyticsError, AnalyticsErrorKind, AnalyticsQuery, Traffic
 from handlers.core.when import show_time
 from handlers.engagement.clicks import clicks_by
@@ -146,7 +147,8 @@ def describe(source: AnalyticsSource, tz: str, now: datetime) -> str:
     where = f"{s.get('url')} site {s.get('site')}" if source.provider == "plausible" else f"property {s.get('property')}"
     goal = f"goal '{s['goal']}'" if s.get("goal") else "no goal (visits only)"
     read = f"last read {show_time(source.read_at, tz, now)}" if source.read_at else "not read yet"
-    lines = [f"Site analytics: {LABELS.get(source.provider, source.provider)} ({where}), {goal}; key stored "
+    secret = "key" if source.provider == "plausible" else "service account key"
+    lines = [f"Site analytics: {LABELS.get(source.provider, source.provider)} ({where}), {goal}; {secret} stored "
              f"encrypted; {read}."]
     if source.due_at is not None:
         lines.append(f"Next read {show_time(source.due_at, tz, now)}.")
@@ -163,7 +165,7 @@ def describe(source: AnalyticsSource, tz: str, now: datetime) -> str:
     details=(
         "/analytics shows what is connected and when it was last read. Admins: /analytics connect plausible "
         "url=… key=… site=… [goal=…] or /analytics connect ga4 property=… credentials=<service account JSON> "
-        "[goal=<key event>] (keys only in a private chat; checked with one real query, nothing stored when it is "
+        "[goal=<key event>] (keys only in a private chat; checked with a real read, nothing stored when it is "
         "refused); /analytics off forgets the key and the numbers read. /stats and /report campaign then show "
         "clicks → visits → conversions."
     ),
@@ -284,9 +286,11 @@ async def read_one(ctx: Context, source_id: int, now: datetime) -> bool:
         if source is None:
             return False
         provider, settings, ws_id, sealed = source.provider, dict(source.settings), source.workspace_id, source.credentials
+        connected = source.connected_at
         posts = recent_posts(session, ws_id, now)
     newest = max(posts.values(), default=None)
     note: str | None = None
+    refused = ""
     due = next_read(newest, now)
     read: dict[str, Traffic] | None = None
     if posts:
@@ -302,6 +306,7 @@ async def read_one(ctx: Context, source_id: int, now: datetime) -> bool:
                 due = now + (timedelta(seconds=exc.retry_after) if exc.retry_after else RATE_LIMIT_WAIT)
             elif exc.kind == AnalyticsErrorKind.REFUSED:
                 due = now + REFUSED_WAIT
+                refused = exc.reason
             log.warning("reading %s for workspace %s failed: %s", provider, ws_id, exc.reason)
     with ctx.db.session() as session:
         source = session.get(AnalyticsSource, source_id)
@@ -311,6 +316,11 @@ async def read_one(ctx: Context, source_id: int, now: datetime) -> bool:
             store(session, ws_id, posts, read, bool(settings.get("goal")), now)
             source.read_at = now
         source.note, source.due_at = note, due
+    if refused:  # once per connection: the team fixes it, Herald only looks again daily
+        stamp = connected.isoformat() if connected else ""
+        await send_once(ctx, f"analytics-refused:{source_id}:{stamp}", ws_id, Reply(
+            f"⚠ {refused} while reading visits and conversions, so they stop updating. An admin can run "
+            "/analytics connect again (in a private chat) with a working key; /analytics shows the state."))
     return read is not None
 
 
