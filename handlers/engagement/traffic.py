@@ -223,8 +223,9 @@ async def analytics(req: Request) -> Reply:
         source.connected_at, source.read_at, source.due_at, source.note = now, None, now, None
         audit(session, ctx, ws_id, None, req.actor_name, "analytics connect", provider)
     goal = f", goal '{settings['goal']}'" if settings.get("goal") else " (no goal=: visits only)"
-    return Reply(f"{'Reconnected' if again else 'Connected'} {LABELS[provider]}{goal}. The key works and is stored "
-                 "encrypted. I read visits per post on the metrics cadence; /stats and /report campaign show "
+    secret = "key" if provider == "plausible" else "service account key"
+    return Reply(f"{'Reconnected' if again else 'Connected'} {LABELS[provider]}{goal}. The {secret} works and is "
+                 "stored encrypted. I read visits per post on the metrics cadence; /stats and /report campaign show "
                  "clicks → visits → conversions.", private=True)
 
 
