@@ -115,6 +115,16 @@ async def test_a_key_typed_in_a_group_is_refused_removed_and_not_stored(team: Te
     assert not plausible.seen
 
 
+async def test_a_key_in_a_group_with_a_typo_in_the_command_name_is_caught(team: Team) -> None:
+    await team.setup_workspace()
+    group = ChatRef("console", "console", title="team room", private=False)
+    before = team.snapshot()
+    reply = await dispatch.handle(team.herald.ctx, Command(
+        "analytic", Actor("console", "alice", "alice"), group,
+        text="connect plausible url=https://plausible.io key=hunter2 site=acme.com"))
+    assert reply.error and reply.delete_command and team.snapshot() == before
+
+
 async def test_only_admins_connect_or_turn_analytics_off(team: Team, plausible: FakePlausible) -> None:
     await team.setup_workspace()
     await refused(team, "bob", connect_line(plausible), "admin")
