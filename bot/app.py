@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bot.analytics import HttpAnalytics
+from bot.analytics.ga4 import GA4_API_URL
 from bot.charts import MatplotlibCharts
 from bot.chats.console import PLATFORM as CONSOLE
 from bot.chats.console import ConsoleChat
@@ -92,6 +94,9 @@ class Herald:
             media_retention=timedelta(days=settings.media_retention_days),
             fetcher=HttpFetcher(allow_private=settings.fetch_private),
         )
+        if self.networks.client is not None:  # the site's analytics over the connectors' shared HTTP client
+            self.ctx.analytics = HttpAnalytics(self.networks.client, self.clock,
+                                               ga4_api_url=settings.ga4_api_url or GA4_API_URL)
         self.lock = WorkerLock(self.db.engine, settings.worker_id, settings.sqlite_path())
         self.lock_lost = asyncio.Event()  # set when another process took this worker's id: stop the process
         self._lock_watch: asyncio.Task[None] | None = None

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = Field(None, validation_alias="TELEGRAM_WEBHOOK_SECRET")
     discord_bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")
     discord_api_url: str | None = Field(None, validation_alias="DISCORD_API_URL")
+    # the Google Analytics Data API (GA4 visits and conversions); another base for tests and development only
+    ga4_api_url: str = Field("https://analyticsdata.googleapis.com", validation_alias="HERALD_GA4_API_URL")
     # slash commands sync to these servers at once (global sync can take a while to show)
     discord_guild_ids: str = Field("", validation_alias="DISCORD_GUILD_IDS")
     # where networks that fetch images by URL (Instagram, Threads, TikTok photos) can reach Herald's media
@@ -95,7 +97,7 @@ class Settings(BaseSettings):
                              "(the first seals, the others only open); make one with `python -m bot key`")
         return value
 
-    @field_validator("telegram_api_url", "telegram_webhook_url", "discord_api_url", "public_url")
+    @field_validator("telegram_api_url", "telegram_webhook_url", "discord_api_url", "public_url", "ga4_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

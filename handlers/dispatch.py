@@ -27,6 +27,7 @@ from handlers.core.commands import COMMANDS, CommandSpec, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import chat_link, get_workspace
+from handlers.engagement.traffic import typed_secret
 from handlers.workspace.accounts import holds_secret, secret_in_group_reply
 from storage.models import ChatLink, IllegalTransition, Member, Role, Workspace
 
@@ -154,13 +155,14 @@ def is_read(spec: CommandSpec) -> bool:
 
 
 def exposes_secret(ctx: Context, cmd: Command, *, known: bool) -> bool:
-    """A /connect (or a command name with a typo) outside a private chat that carries a secret. Checked
-    before anything else, so the message is removed whatever else is wrong with it: the network, a key,
-    the syntax, the caller's role or the chat."""
+    """A /connect (or a command name with a typo: /conect with a token=, /analytic with a key=) outside a private
+    chat that carries a secret. Checked before anything else, so the message is removed whatever else is wrong
+    with it: the network, a key, the syntax, the caller's role or the chat. (/analytics checks its own.)"""
     if cmd.chat.private or known:
         return False
     texts = [cmd.text, *(v for v in cmd.args.values() if isinstance(v, str))]
-    return any(holds_secret(ctx.networks, text) for text in texts)
+    # a site analytics key (/analytics connect … key=) mistyped is caught too
+    return any(holds_secret(ctx.networks, text) or typed_secret(text) for text in texts)
 
 
 async def handle(ctx: Context, cmd: Command) -> Reply:

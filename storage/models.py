@@ -757,3 +757,34 @@ class ReviewLink(SQLModel, table=True):
     used_at: datetime | None = utc_column()
     revoked_at: datetime | None = utc_column()
     decision: str | None = None
+class AnalyticsSource(SQLModel, table=True):
+    """The company site's analytics a workspace reads visits and conversions from (/analytics): one a workspace.
+    `settings` in the clear (url, site, property, goal), `credentials` sealed like an account's (a Plausible key,
+    a GA4 service account)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", unique=True)
+    provider: str  # plausible or ga4
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    credentials: bytes | None = Field(default=None, sa_column=Column(LargeBinary), repr=False)
+    connected_at: datetime | None = utc_column()
+    read_at: datetime | None = utc_column()  # the last successful read
+    due_at: datetime | None = utc_column(index=True)  # the next read (claimed by pushing it ahead)
+    note: str | None = None  # why the last read failed, until one succeeds
+
+
+class PostTraffic(SQLModel, table=True):
+    """Visits and conversions the site's analytics counted for one delivery's links (utm_content=post-<n>-<account>)
+    since it was published, as last read: a post's rows are replaced by each read. `account` is the account's name
+    as the tag has it ("" for a link tagged post-<n> alone, or a post no visit came from)."""
+
+    __table_args__ = (UniqueConstraint("workspace_id", "post_id", "account", name="uq_posttraffic_delivery"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(index=True)
+    post_id: int = Field(index=True)
+    account: str = ""
+    visits: int = 0
+    visitors: int = 0
+    conversions: int | None = None  # None: no goal was read
+    read_at: datetime | None = utc_column()

@@ -306,7 +306,7 @@ async def test_preview_shows_exactly_what_each_account_gets(team: Team) -> None:
     out = await team.say("carol", "/preview 1")  # viewers may look
     assert out.startswith("Preview of #1 (draft, revision 1):")
     assert ("── brand-bsky ──\n│ Line one\n│ line two\n│ https://shop.example/x?utm_source=sandbox&utm_medium=social"
-            "&utm_campaign=herald&utm_content=post-1\n  ✓ Bluesky:") in out
+            "&utm_campaign=herald&utm_content=post-1-brand-bsky\n  ✓ Bluesky:") in out
     assert "── brand-x ──" in out and "✓ X:" in out
     assert "Time: Tue 24 Nov 2026 09:00 CET (Europe/Paris) (in 23 hours)" in out
 

@@ -386,7 +386,7 @@ async def test_one_post_to_every_network_reports_a_partial_failure_per_network(t
     assert line_of(out, "acme-li").startswith("? ")  # /retry never resends an unconfirmed delivery
     assert fakes.x.tweets[tweet]["text"] == (  # the link tagged for X's analytics (UTM on by default)
         f"Spring sale starts today: 20% off everything, this week only\n{LINK}?utm_source=x&utm_medium=social"
-        "&utm_campaign=herald&utm_content=post-1")
+        "&utm_campaign=herald&utm_content=post-1-acme-x")
     li_post = next(iter(fakes.linkedin.posts))
     out = await team.say("alice", f"/confirm 1 acme-li https://www.linkedin.com/feed/update/{li_post}/")
     assert out.startswith("📣 #1 is published on all 11 account(s):"), out

@@ -90,8 +90,12 @@ def sent(site: Site) -> tuple[str, str]:
     return tweet.json["text"], status.json["status"]
 
 
-def tagged(url: str, network: str, post_id: int, campaign: str = "spring") -> str:
-    return f"{url}?utm_source={network}&utm_medium=social&utm_campaign={campaign}&utm_content=post-{post_id}"
+ACCOUNTS = {"x": "acme-x", "mastodon": "acme-masto"}  # the site fixture's account on each network
+
+
+def tagged(url: str, network: str, post_id: int, campaign: str = "spring", account: str | None = None) -> str:
+    return (f"{url}?utm_source={network}&utm_medium=social&utm_campaign={campaign}"
+            f"&utm_content=post-{post_id}-{account or ACCOUNTS[network]}")
 
 
 async def test_a_post_to_two_networks_counts_exactly_the_people_who_clicked_each_accounts_link(site: Site) -> None:
@@ -323,7 +327,7 @@ async def test_bluesky_counts_the_short_link_so_the_card_shows_the_saving(
         await team.setup_workspace()  # brand-x like=x, brand-bsky like=bluesky
         long = "https://cars.acme.com/dealers/near-you/test-drive?model=spring-2027"
         card = await team.say("alice", f"/draft Book a test drive {long}")
-        tagged_len = len(tagged(long.split("?")[0], "bluesky", 1)) + len("&model=spring-2027")
+        tagged_len = len(tagged(long.split("?")[0], "sandbox", 1, account="brand-bsky")) + len("&model=spring-2027")
         short_len = len(PUBLIC) + len("/r/") + 8
         assert f"  brand-bsky: the short link saves {tagged_len - short_len} graphemes" in card, card
         assert "brand-x: the short link saves" not in card  # X counts any link as 23 either way

@@ -132,7 +132,7 @@ async def test_a_variant_for_the_new_network_and_one_publish_reach_its_api_once(
     await team.say("alice", "/role bob approver")
     await team.say("alice", "/draft Polly wants a cracker https://shop.acme.com/seeds to=polly")
     out = await team.say("alice", "/variant 1 parrot Seeds: https://shop.acme.com/seeds https://parrot.example/polly")
-    assert "polly: ✓ Parrot: 138/150 graphemes" in out  # counted as sent: the shop link carries its UTM tags
+    assert "polly: ✓ Parrot: 144/150 graphemes" in out  # counted as sent: the shop link carries its UTM tags
     await team.say("alice", "/submit 1")
     await team.say("bob", "/approve 1")
     out = await team.say("alice", "/publish 1")
@@ -143,7 +143,7 @@ async def test_a_variant_for_the_new_network_and_one_publish_reach_its_api_once(
     # the shop link is tagged for the new network; the network's own site (its profile's host) is not
     assert posts[0].json["text"] == (
         "Seeds: https://shop.acme.com/seeds?utm_source=parrot&utm_medium=social&utm_campaign=herald"
-        "&utm_content=post-1 https://parrot.example/polly")
+        "&utm_content=post-1-polly https://parrot.example/polly")
     out = await team.say("alice", "/publish 1")
     assert len(parrot.requests("POST", "/v1/squawks")) == 1
 

@@ -63,7 +63,7 @@ def test_render_picks_the_variant_for_the_account_then_its_rules_then_its_networ
 
 def test_render_adds_the_link_and_tags_it_for_the_accounts_network(team: Team) -> None:
     for target in (account("brand-x", like="x"), account("toot", network="mastodon")):
-        tagged = f"{LINK}?utm_source={target.network}&{TAGS}"
+        tagged = f"{LINK}?utm_source={target.network}&{TAGS}-{target.name}"
         rendered = render(team.herald.ctx, post(), target, workspace())
         assert (rendered.text, rendered.link) == (f"Spring is here\n{tagged}", tagged)
 
@@ -73,11 +73,11 @@ def test_render_leaves_links_as_written_when_the_workspace_doesnt_tag(team: Team
     assert (rendered.text, rendered.link) == (f"Spring https://shop.acme.com/new\n{LINK}", LINK)
 
 
-@pytest.mark.parametrize("text", [f"Spring: {LINK} now", f"Spring: {LINK}?utm_source=sandbox&{TAGS} now"])
+@pytest.mark.parametrize("text", [f"Spring: {LINK} now", f"Spring: {LINK}?utm_source=sandbox&{TAGS}-plain now"])
 def test_render_doesnt_add_the_link_when_the_text_holds_it(team: Team, text: str) -> None:
     rendered = render(team.herald.ctx, post(text), account("plain"), workspace())
-    assert rendered.text == f"Spring: {LINK}?utm_source=sandbox&{TAGS} now"
-    assert rendered.link == f"{LINK}?utm_source=sandbox&{TAGS}"
+    assert rendered.text == f"Spring: {LINK}?utm_source=sandbox&{TAGS}-plain now"
+    assert rendered.link == f"{LINK}?utm_source=sandbox&{TAGS}-plain"
 
 
 def test_render_adds_just_the_link_to_an_empty_text(team: Team) -> None:
@@ -170,7 +170,8 @@ async def test_one_approve_press_checks_each_target_once_and_the_card_and_the_se
     sent = {(o.text, o.link) for o in network.outgoing}
     assert sent == {(r.text, r.link) for r in expected}
     tags = "utm_medium=social&utm_campaign=spring&utm_content=post-1"
-    assert (f"Spring for B\n{LINK}?utm_source=recording&{tags}", f"{LINK}?utm_source=recording&{tags}") in sent
+    assert (f"Spring for B\n{LINK}?utm_source=recording&{tags}-rec-b", f"{LINK}?utm_source=recording&{tags}-rec-b") \
+        in sent
 
 
 async def test_a_submit_press_checks_each_target_once(team: Team) -> None:

@@ -134,13 +134,14 @@ async def test_each_network_gets_its_own_source_on_the_posts_link_and_the_links_
               "and https://blog.acme.com/?utm_source=blog link=https://shop.acme.com/spring campaign=spring")
     tweet, status = sent_texts(fakes)
 
-    def tagged(network: str) -> str:
-        return f"utm_source={network}&utm_medium=social&utm_campaign=spring&utm_content=post-{post_id}"
+    def tagged(network: str, account: str) -> str:
+        return f"utm_source={network}&utm_medium=social&utm_campaign=spring&utm_content=post-{post_id}-{account}"
 
     assert tweet == (
-        f"Spring is here! Sizes: https://shop.acme.com/sale?color=red&{tagged('x')}#sizes — more at "
-        f"https://x.com/acme and https://blog.acme.com/?utm_source=blog\nhttps://shop.acme.com/spring?{tagged('x')}")
-    assert status == tweet.replace(tagged("x"), tagged("mastodon"))
+        f"Spring is here! Sizes: https://shop.acme.com/sale?color=red&{tagged('x', 'acme-x')}#sizes — more at "
+        f"https://x.com/acme and https://blog.acme.com/?utm_source=blog\n"
+        f"https://shop.acme.com/spring?{tagged('x', 'acme-x')}")
+    assert status == tweet.replace(tagged("x", "acme-x"), tagged("mastodon", "acme-masto"))
     # what the networks hold is what Herald sent
     assert [t["text"] for t in fakes.x.tweets.values()] == [tweet]
     assert [s["content"] for s in fakes.mastodon.statuses.values()] == [status]
@@ -151,8 +152,9 @@ async def test_a_post_without_a_campaign_is_tagged_with_the_default_one(team: Te
     post_id = await publish(team, "New blog post link=https://blog.acme.com/p/42")
     tweet, status = sent_texts(fakes)
     assert tweet == (f"New blog post\nhttps://blog.acme.com/p/42?utm_source=x&utm_medium=social&utm_campaign=herald"
-                     f"&utm_content=post-{post_id}")
-    assert status.endswith(f"?utm_source=mastodon&utm_medium=social&utm_campaign=herald&utm_content=post-{post_id}")
+                     f"&utm_content=post-{post_id}-acme-x")
+    assert status.endswith(f"?utm_source=mastodon&utm_medium=social&utm_campaign=herald"
+                           f"&utm_content=post-{post_id}-acme-masto")
 
 
 async def test_with_utm_off_links_go_out_exactly_as_written(team: Team, fakes: Fakes) -> None:
@@ -196,16 +198,17 @@ async def test_preview_shows_each_accounts_tagged_links(team: Team) -> None:
     await team.say("alice", "/draft Spring is here link=https://shop.acme.com/spring campaign=spring")
     out = await team.say("bob", "/preview 1")
     tags = "utm_medium=social&utm_campaign=spring&utm_content=post-1"
-    assert (f"── brand-bsky ──\n│ Spring is here\n│ https://shop.acme.com/spring?utm_source=sandbox&{tags}\n"
+    assert (f"── brand-bsky ──\n│ Spring is here\n│ https://shop.acme.com/spring?utm_source=sandbox&{tags}-brand-bsky\n"
             "  ✓ Bluesky:") in out
-    assert f"── brand-x ──\n│ Spring is here\n│ https://shop.acme.com/spring?utm_source=sandbox&{tags}\n  ✓ X:" in out
+    assert (f"── brand-x ──\n│ Spring is here\n│ https://shop.acme.com/spring?utm_source=sandbox&{tags}-brand-x\n"
+            "  ✓ X:") in out
 
 
 async def test_the_limit_check_counts_the_tagged_link(team: Team) -> None:
     await team.setup_workspace()
     out = await team.say("alice", "/draft Spring is here link=https://shop.acme.com/spring campaign=spring")
     sent = "Spring is here\nhttps://shop.acme.com/spring?utm_source=sandbox&utm_medium=social&utm_campaign=spring" \
-           "&utm_content=post-1"
+           "&utm_content=post-1-brand-bsky"
     assert f"brand-bsky: ✓ Bluesky: {graphemes(sent)}/300 graphemes" in out  # Bluesky counts the whole link
     assert f"brand-x: ✓ X: {len('Spring is here') + 1 + 23}/280 weighted characters" in out  # X counts any URL as 23
 
@@ -215,7 +218,7 @@ async def test_a_text_that_fits_only_without_the_tags_is_refused_for_bluesky(tea
     body = "a" * 240
     out = await team.say("alice", f"/draft {body} link=https://shop.acme.com/spring campaign=spring")
     sent = f"{body}\nhttps://shop.acme.com/spring?utm_source=sandbox&utm_medium=social&utm_campaign=spring" \
-           "&utm_content=post-1"
+           "&utm_content=post-1-brand-bsky"
     assert graphemes(f"{body}\nhttps://shop.acme.com/spring") <= 300 < graphemes(sent)
     assert f"brand-bsky: ✗ Bluesky: {graphemes(sent)}/300 graphemes — {graphemes(sent) - 300} graphemes over the limit" \
            in out
@@ -237,7 +240,7 @@ async def test_a_link_card_carries_the_tagged_link_too(team: Team, clock: FakeCl
         post_id = await publish(team, "Our spring drop link=https://shop.acme.com/spring campaign=spring")
         (record,) = bluesky.records.values()
         tagged = (f"https://shop.acme.com/spring?utm_source=bluesky&utm_medium=social&utm_campaign=spring"
-                  f"&utm_content=post-{post_id}")
+                  f"&utm_content=post-{post_id}-acme-bsky")
         assert record["embed"]["external"]["uri"] == tagged
         assert record["text"].endswith(tagged)
         await team.say("alice", "/utm off")

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from handlers.core.ports import Charts, Clock, Fetcher, Networks, Notifier, Previews, Scheduler
+from handlers.core.ports import Analytics, Charts, Clock, Fetcher, Networks, Notifier, Previews, Scheduler
 from storage.crypto import SecretBox
 from storage.db import Database
 
@@ -58,3 +58,5 @@ class Context:
     media_retention: timedelta = timedelta(days=90)
     # downloads files users name by their web address (pictures in an /import plan); None where nothing is fetched
     fetcher: Fetcher | None = None
+    # the company site's analytics (Plausible, GA4: bot/analytics/); None where none can be read
+    analytics: Analytics | None = None

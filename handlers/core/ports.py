@@ -10,12 +10,14 @@
 - `Clock`: the current time (tests inject a fake one).
 - `Scheduler`: arms and disarms the on-time trigger of a post.
 - `Fetcher`: downloads a file a user named by its web address (a picture in an /import plan).
+- `Analytics`: reads visits and goal conversions per utm_content from the company site's analytics (Plausible,
+  GA4).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any, Protocol
 
@@ -428,4 +430,58 @@ class FetchError(Exception):
 class Fetcher(Protocol):
     async def fetch(self, url: str, *, max_bytes: int) -> MediaIn:
         """The file at `url` (http or https), at most `max_bytes`; FetchError says why not."""
+        ...
+
+
+# -- visits and conversions from the company site's analytics (handlers/engagement/traffic.py) ----------------
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """What a site's analytics counted for one `utm_content` value (one post) over the range asked:
+    visits (sessions) and conversions (visitors who completed the goal; None when no goal is read)."""
+
+    visits: int
+    visitors: int
+    conversions: int | None = None
+
+
+class AnalyticsErrorKind(StrEnum):
+    REFUSED = "refused"  # 401/403: wrong key or credentials, or no access to the site or property
+    RATE_LIMITED = "rate_limited"  # 429: try again after retry_after
+    BAD_ANSWER = "bad_answer"  # an answer that isn't the documented shape, or the service said the query is wrong
+    UNREACHABLE = "unreachable"  # no answer: connection refused, timeout, 5xx
+
+
+class AnalyticsError(Exception):
+    """An analytics service's failure, in plain words (`reason`)."""
+
+    def __init__(self, kind: AnalyticsErrorKind, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class AnalyticsQuery:
+    """One read: sessions and goal conversions per utm_content of the links tagged utm_medium=`medium`, over
+    [start, end] (whole days, the site's own time zone)."""
+
+    start: date
+    end: date
+    medium: str = "social"
+
+
+class Analytics(Protocol):
+    """The site analytics Herald reads visits and conversions from (bot/analytics/: Plausible, GA4).
+
+    `settings` are kept in the clear (url, site, property, goal), `secrets` sealed (a Plausible key, a GA4
+    service account). Both methods raise AnalyticsError."""
+
+    def providers(self) -> tuple[str, ...]: ...
+
+    async def read(self, provider: str, settings: dict[str, Any], secrets: dict[str, Any],
+                   query: AnalyticsQuery) -> dict[str, Traffic]:
+        """utm_content value → its traffic."""
         ...

@@ -1,5 +1,6 @@
 """After publishing: reading the numbers on a cadence (`metrics`), /stats and post reports (`stats`), /report
-(`reports`), digests, /export, alerts and watch words, the inbox, /reply through approvals, best times, how far posts spread (`spread`).
+(`reports`), digests, /export, alerts and watch words, the inbox, /reply through approvals, best times, how far posts spread (`spread`), short-link clicks (`clicks`),
+visits and conversions from the site's analytics (`traffic`: /analytics).
 
 May import: `handlers.workspace`, `handlers.core` and `storage`. Importing the package registers its commands
 and periodic tasks.
@@ -17,4 +18,5 @@ from handlers.engagement import (  # noqa: F401  (each module registers its comm
     reports,
     spread,
     stats,
+    traffic,
 )

@@ -22,12 +22,14 @@ from handlers.core.commands import Request, command
 from handlers.core.lookups import get_workspace
 from handlers.engagement.clicks import ClickCount, clicks_by_target
 from handlers.engagement.reports import PERIOD_HELP, Sent, parse_period, plural, sent_deliveries, span_text
-from storage.models import METRIC_FIELDS, Delivery
+from handlers.engagement.traffic import delivery_traffic
+from storage.models import METRIC_FIELDS, Delivery, PostTraffic
 
 NUMBERS = tuple("views" if f == "impressions" else f for f in METRIC_FIELDS)  # named the way the chat names them
 COLUMNS = (
     "post_id", "published_at", "campaign", "network", "account", "url", *NUMBERS,
-    "engagements", "engagement_rate_pct", "rate_basis", "short_link_clicks", "short_link_fetches", "metrics_read_at",
+    "engagements", "engagement_rate_pct", "rate_basis", "short_link_clicks", "short_link_fetches", "site_visits",
+    "site_conversions", "metrics_read_at",
     "text",
 )
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -40,8 +42,10 @@ def cell(text: str | None) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def csv_rows(rows: list[Sent], tz: str, clicks: dict[int, ClickCount] | None = None) -> bytes:
-    """The file; `clicks` holds each delivery's short-link clicks (none: it had no short link)."""
+def csv_rows(rows: list[Sent], tz: str, clicks: dict[int, ClickCount] | None = None,
+             traffic: dict[tuple[int, str], PostTraffic] | None = None) -> bytes:
+    """The file; `clicks` holds each delivery's short-link clicks (none: it had no short link), `traffic` the
+    site's visits and conversions per (post, account) (None: no site analytics connected)."""
     clicks = clicks or {}
     zone = ZoneInfo(tz)
     out = io.StringIO()
@@ -57,10 +61,23 @@ def csv_rows(rows: list[Sent], tz: str, clicks: dict[int, ClickCount] | None = N
             sent.engagements if sent.read_at else "", f"{rate[0]:.2f}" if rate else "", rate[1] if rate else "",
             *((clicks[sent.delivery_id].people, clicks[sent.delivery_id].fetches + clicks[sent.delivery_id].floods)
               if sent.delivery_id in clicks else ("", "")),
+            *site_cells(traffic, sent),
             sent.read_at.astimezone(zone).isoformat(timespec="seconds") if sent.read_at else "",
             cell(sent.sent_text or sent.text),
         ])
     return out.getvalue().encode("utf-8-sig")
+
+
+def site_cells(traffic: dict[tuple[int, str], PostTraffic] | None, sent: Sent) -> tuple[str, str]:
+    """site_visits and site_conversions of one delivery: empty without site analytics or before its first read,
+    0 once read; conversions empty without a goal."""
+    if traffic is None:
+        return "", ""
+    row = traffic.get((sent.post_id, sent.account))
+    if row is None:
+        read = any(post == sent.post_id for post, _account in traffic)
+        return ("0", "") if read else ("", "")
+    return str(row.visits), "" if row.conversions is None else str(row.conversions)
 
 
 def delivery_clicks(session: Session, rows: list[Sent]) -> dict[int, ClickCount]:
@@ -89,7 +106,9 @@ def file_name(workspace: str, key: str) -> str:
         "engagement_rate_pct = engagements ÷ views (rate_basis views), else ÷ followers where the network gives "
         "no views; an empty number means the network doesn't give it or nothing was read yet. "
         "short_link_clicks: people who clicked the account's short links so far (Herald's own count, /links); "
-        "short_link_fetches: the preview fetches and flood clicks counted apart; empty without short links."
+        "short_link_fetches: the preview fetches and flood clicks counted apart; empty without short links. "
+        "site_visits and site_conversions: what the site's analytics counted for the account's links "
+        "(/analytics); empty when none is connected or before the first read."
     ),
     group="Engagement",
 )
@@ -104,11 +123,12 @@ async def export(req: Request) -> Reply:
         rows = sent_deliveries(session, ws_id, window=period.window)
         workspace = ws.name
         clicks = delivery_clicks(session, rows)
+        traffic = delivery_traffic(session, ws_id, sorted({r.post_id for r in rows}))
     span = span_text(period.window.start, period.window.end, tz)
     if not rows:
         return Reply(f"Nothing was published {period.during} ({span}), so there's nothing to export.")
     posts = len({r.post_id for r in rows})
-    data = csv_rows(rows, tz, clicks)
+    data = csv_rows(rows, tz, clicks, traffic)
     return Reply(
         f"📄 Export of {period.name} ({span}): {plural(posts, 'post')} published, one row per account it went "
         f"out on ({plural(len(rows), 'row')}), with their latest numbers. Times are in {tz}.",

@@ -37,6 +37,7 @@ from handlers.core.words import short_text
 from handlers.engagement.clicks import period_click_lines
 from handlers.engagement.metrics import ENGAGED, counted, engagements
 from handlers.engagement.spread import period_spread, spread_lines
+from handlers.engagement.traffic import funnel_lines
 from storage.models import (
     METRIC_FIELDS,
     Account,
@@ -523,6 +524,7 @@ async def campaign_report(req: Request, ws_id: int, name: str) -> Reply:
         history = campaign_history(session, [r.delivery_id for r in rows], {r.delivery_id: r.network for r in rows})
         clicks = period_click_lines(session, ws_id, rows[0].published_at, now + timedelta(microseconds=1),
                                     post_ids=sorted({r.post_id for r in rows}))
+        clicks += funnel_lines(session, ws_id, sorted({r.post_id for r in rows}), ws.timezone, now, per_post=True)
     tz = ws.timezone
     total, other = tally(rows), tally(others)
     per_post = total.engagements / len(total.posts)

@@ -45,6 +45,7 @@ from handlers.core.words import short_text
 from handlers.engagement.clicks import ClickCount, clicks_by, total_clicks
 from handlers.engagement.metrics import ENGAGED, LABELS, counted, engagements, poll_metrics
 from handlers.engagement.spread import period_spread, spread_lines
+from handlers.engagement.traffic import funnel_lines
 from storage.models import (
     METRIC_FIELDS,
     ChatLink,
@@ -323,6 +324,7 @@ def build_report(session: Session, post: Post, ws: Workspace, now: datetime, hea
     if due:
         lines.append(f"Next reading {show_time(min(due), tz, now)}.")
     lines += click_lines(session, post)
+    lines += funnel_lines(session, post.workspace_id, [post.id or 0], tz, now, per_account=True)
     return Report(
         text="\n".join(lines),
         series=chart_series(measured),

@@ -5,7 +5,10 @@ Every http(s) link of the text that goes to an account — and the post's `link=
 when the text doesn't hold it — gets, after its own query parameters and before its #fragment:
 
     utm_source=<the account's network>  utm_medium=social  utm_campaign=<the post's campaign, else "herald">
-    utm_content=post-<the post's number>
+    utm_content=post-<the post's number>-<the account's name>
+
+so each delivery (post × account) has its own tags, even with two accounts on one network; the site's
+analytics group visits by utm_content, and Herald reads them back per post (handlers/engagement/traffic.py).
 
 Left as written: a link that already carries any `utm_` parameter (the team tagged it by hand), a link to a
 social network itself (a profile or another post: their analytics aren't the team's — each connector's profile
@@ -152,7 +155,7 @@ def utm_params(post: Post, account: Account) -> dict[str, str]:
     params = {"utm_source": account.network, "utm_medium": MEDIUM,
               "utm_campaign": (post.campaign or "").strip() or DEFAULT_CAMPAIGN}
     if post.id is not None:
-        params["utm_content"] = f"post-{post.id}"
+        params["utm_content"] = f"post-{post.id}-{account.name}"  # one delivery: post × account
     return params
 
 
@@ -181,8 +184,8 @@ def tagger_for_account(networks: Networks, post: Post, account: Account) -> Call
     summary="show or set whether links in posts get UTM parameters (on by default)",
     details=(
         "On: every http(s) link in a post gets utm_source=<network>, utm_medium=social, "
-        f"utm_campaign=<the post's campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>, "
-        "so your site's analytics see which network and post each visit came from. "
+        f"utm_campaign=<the post's campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>-<account>, "
+        "so your site's analytics see which network, post and account each visit came from. "
         "Links that already have utm_ parameters and links to social networks are left as they are. "
         "/preview shows the links as they will be sent."
     ),
@@ -200,7 +203,7 @@ async def utm(req: Request) -> Reply:
             if ws.utm:
                 return Reply(
                     "UTM tagging is on: links in posts get utm_source=<network>, utm_medium=social, "
-                    f"utm_campaign=<campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>. "
+                    f"utm_campaign=<campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>-<account>. "
                     "/preview <post> shows them. /utm off turns it off.")
             return Reply("UTM tagging is off: links go out exactly as written. /utm on turns it on.")
         if wanted not in ("on", "off"):
