@@ -27,9 +27,11 @@ from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.linkedin_api import FakeLinkedIn
 from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.meta_graph import IG_TOKEN, PAGE_ID, PAGE_TOKEN, THREADS_TOKEN, MetaGraphServer
+from tests.fakes.pinterest_api import FakePinterest
 from tests.fakes.videos import tiny_video
 from tests.fakes.x_api import FakeX
 from tests.fakes.youtube_api import FakeYouTube
+from tests.test_every_network import PIN_BOARD
 
 PARTS = ["1/ Spring sale starts today", "2/ Everything is 20% off", "3/ Free shipping over 50 €",
          "4/ Ends Sunday midnight", "5/ Questions? Ask away"]
@@ -316,24 +318,27 @@ async def test_crisis_mode_holds_a_part_waiting_for_its_retry(team: Team, nets: 
 
 async def test_bad_thread_and_comment_input_is_refused_and_changes_nothing(team: Team, nets: dict[str, Any]) -> None:
     await workspace(team, nets, "acme-x", "acme-li")
-    await team.say("alice", "/connect sandbox name=acme-sandbox")
-    await refused(team, "alice", "/draft One\n---\n---\nThree to=acme-x", "Part 2 of the thread is empty",
-                  "Nothing was saved")
-    await refused(team, "alice", "/draft One\n---\n" + "x" * 300 + " to=acme-x", "acme-x part 2: ✗ X: 300/280",
-                  "Nothing changed")
-    await refused(team, "alice", "/draft Hi\ncomment=", "comment= needs the comment's text")
-    await refused(team, "alice", "/draft Hi\ncomment=Look to=acme-sandbox", "acme-sandbox (Sandbox) can't take a "
-                  "first comment", "Nothing changed")
-    post = number_of(await team.say("alice", "/draft One to=acme-x,acme-li"))
-    await refused(team, "alice", f"/thread {post} add " + "y" * 281, "acme-x part 2: ✗ X: 281/280")
-    await refused(team, "alice", f"/thread {post} add", "What should the new part say?")
-    await refused(team, "alice", f"/thread {post} remove 4", f"#{post} has 1 part(s); name one of 1–1")
-    await refused(team, "alice", f"/thread {post} remove 1", "only one part")
-    await refused(team, "alice", f"/thread {post} edit 1", "Part 1 can't be empty")
-    await refused(team, "alice", f"/comment {post} off", "has no first comment")
-    await refused(team, "alice", f"/comment {post} " + "z" * 1300, "acme-li first comment: ✗")
-    sandboxed = number_of(await team.say("alice", "/draft Sandbox only to=acme-sandbox"))
-    await refused(team, "alice", f"/comment {sandboxed} Hello", "can't take a first comment")
+    async with FakePinterest() as pinterest:  # a network with no comments of its own and no threads
+        out = await team.say("alice", f"/connect pinterest name=acme-pin base_url={pinterest.url} "
+                                      f"access_token=pina-token board_id={PIN_BOARD}")
+        assert "Connected acme-pin" in out, out
+        await refused(team, "alice", "/draft One\n---\n---\nThree to=acme-x", "Part 2 of the thread is empty",
+                      "Nothing was saved")
+        await refused(team, "alice", "/draft One\n---\n" + "x" * 300 + " to=acme-x", "acme-x part 2: ✗ X: 300/280",
+                      "Nothing changed")
+        await refused(team, "alice", "/draft Hi\ncomment=", "comment= needs the comment's text")
+        await refused(team, "alice", "/draft Hi\ncomment=Look to=acme-pin", "acme-pin (Pinterest) can't take a "
+                      "first comment", "Nothing changed")
+        post = number_of(await team.say("alice", "/draft One to=acme-x,acme-li"))
+        await refused(team, "alice", f"/thread {post} add " + "y" * 281, "acme-x part 2: ✗ X: 281/280")
+        await refused(team, "alice", f"/thread {post} add", "What should the new part say?")
+        await refused(team, "alice", f"/thread {post} remove 4", f"#{post} has 1 part(s); name one of 1–1")
+        await refused(team, "alice", f"/thread {post} remove 1", "only one part")
+        await refused(team, "alice", f"/thread {post} edit 1", "Part 1 can't be empty")
+        await refused(team, "alice", f"/comment {post} off", "has no first comment")
+        await refused(team, "alice", f"/comment {post} " + "z" * 1300, "acme-li first comment: ✗")
+        sandboxed = number_of(await team.say("alice", "/draft Pins only to=acme-pin"))
+        await refused(team, "alice", f"/comment {sandboxed} Hello", "can't take a first comment")
 
 
 async def test_a_network_without_threads_gets_only_the_first_part_when_the_parts_joined_dont_fit(
@@ -458,3 +463,25 @@ async def test_an_imported_plan_row_can_be_a_thread(team: Team, nets: dict[str, 
     assert "1 post" in out, out
     (post,) = [team.post(1)]
     assert (post.text, post.parts) == ("One", ["Two"])
+
+
+async def test_the_sandbox_takes_a_thread_and_a_first_comment_so_a_team_can_try_them(team: Team) -> None:
+    """A new team tries threads before connecting a network: each part and the comment stored once."""
+    from storage.models import SandboxPost
+
+    await team.setup_workspace(accounts=("brand-x like=x",))
+    post = int((await team.say("alice", "/draft Big news today")).split("#", 1)[1].split(" ", 1)[0])
+    await team.say("alice", f"/thread {post} add Part two: the details")
+    await team.say("alice", f"/comment {post} Questions? Ask below")
+    out = await team.say("alice", f"/submit {post}")
+    assert "thread: a thread of 2 parts, each a reply to the one before" in out, out
+    assert "comment: posted as the first comment right after the post" in out, out
+    await team.say("bob", f"/approve {post}")
+    out = await team.say("alice", f"/publish {post}")
+    assert "  ✓ brand-x (sandbox): https://sandbox.herald.invalid/brand-x/1" in out, out
+    assert "    ↳ Part 2: https://sandbox.herald.invalid/brand-x/1#2" in out, out
+    assert "    ↳ The first comment: https://sandbox.herald.invalid/brand-x/1#3" in out, out
+    await team.tick(minutes=1)  # a sweep after it changes nothing: each step went out once
+    with team.herald.db.session() as session:
+        texts = [row.text for row in session.exec(select(SandboxPost).order_by(col(SandboxPost.id))).all()]
+    assert texts == ["Big news today", "Part two: the details", "Questions? Ask below"]

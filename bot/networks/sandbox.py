@@ -59,7 +59,9 @@ class SandboxNetwork:
     key = "sandbox"
     label = "Sandbox"
     idempotent = True
-    profile = NetworkProfile(key="sandbox", label="Sandbox", text=TextRules(5000, max_images=10))
+    # threads and first comments, so a team can try both before connecting a real network
+    profile = NetworkProfile(key="sandbox", label="Sandbox", text=TextRules(5000, max_images=10), threads=True,
+                             first_comment=True)
     connect_spec = ConnectSpec(
         required=(),
         optional=("like", "fail", "max_characters"),
@@ -149,8 +151,25 @@ class SandboxNetwork:
         return CANT_TELL
 
     async def publish_follow_up(self, account: AccountView, follow: FollowUpOut) -> Published:
-        """The sandbox has no threads or comments: its posts get the parts joined (see the card)."""
-        raise PublishError(ErrorKind.REJECTED, "the sandbox takes no thread parts or first comments")
+        """A thread part (a reply to the part before) or the first comment, stored once per idempotency key like
+        a post, with the same `fail=` rehearsals."""
+        what = "comment" if follow.kind == "comment" else "thread part"
+        self._rehearse_before(account, what, what + "s")
+        check = self.check(account, follow.text, 0)
+        if not check.ok:
+            raise PublishError(ErrorKind.REJECTED, "; ".join(check.problems))
+        with self.db.session() as session:
+            row = session.exec(
+                select(SandboxPost).where(SandboxPost.idempotency_key == follow.idempotency_key)
+            ).first()
+            if row is None:
+                row = SandboxPost(account_id=account.id, idempotency_key=follow.idempotency_key, text=follow.text,
+                                  created_at=self.clock.now())
+                session.add(row)
+                session.flush()
+            remote_id = str(row.id)
+        self._rehearse_after(account, what)
+        return Published(remote_id=remote_id, url=f"{URL_BASE}/{account.name}/{follow.root_id}#{remote_id}")
 
     async def look_for_follow_up(self, account: AccountView, follow: FollowUpOut, since: datetime) -> Found:
         return CANT_TELL
