@@ -128,21 +128,22 @@ class SandboxNetwork:
             raise PublishError(ErrorKind.UNKNOWN_OUTCOME,
                                f"no answer came back within 30 seconds (fail=timeout), after the {what} was sent")
 
+    def _store_once(self, account: AccountView, key: str, text: str) -> str:
+        """Store a post (or thread part, or comment) once per idempotency key; its id, the same for a resend."""
+        with self.db.session() as session:
+            row = session.exec(select(SandboxPost).where(SandboxPost.idempotency_key == key)).first()
+            if row is None:
+                row = SandboxPost(account_id=account.id, idempotency_key=key, text=text, created_at=self.clock.now())
+                session.add(row)
+                session.flush()
+            return str(row.id)
+
     async def publish(self, account: AccountView, post: Outgoing) -> Published:
         self._rehearse_before(account, "post", "posts")
         check = self.check(account, post.text, len(post.media))
         if not check.ok:
             raise PublishError(ErrorKind.REJECTED, "; ".join(check.problems))
-        with self.db.session() as session:
-            row = session.exec(
-                select(SandboxPost).where(SandboxPost.idempotency_key == post.idempotency_key)
-            ).first()
-            if row is None:
-                row = SandboxPost(account_id=account.id, idempotency_key=post.idempotency_key, text=post.text,
-                                  created_at=self.clock.now())
-                session.add(row)
-                session.flush()
-            remote_id = str(row.id)
+        remote_id = self._store_once(account, post.idempotency_key, post.text)
         self._rehearse_after(account, "post")
         return Published(remote_id=remote_id, url=f"{URL_BASE}/{account.name}/{remote_id}")
 
@@ -158,16 +159,7 @@ class SandboxNetwork:
         check = self.check(account, follow.text, 0)
         if not check.ok:
             raise PublishError(ErrorKind.REJECTED, "; ".join(check.problems))
-        with self.db.session() as session:
-            row = session.exec(
-                select(SandboxPost).where(SandboxPost.idempotency_key == follow.idempotency_key)
-            ).first()
-            if row is None:
-                row = SandboxPost(account_id=account.id, idempotency_key=follow.idempotency_key, text=follow.text,
-                                  created_at=self.clock.now())
-                session.add(row)
-                session.flush()
-            remote_id = str(row.id)
+        remote_id = self._store_once(account, follow.idempotency_key, follow.text)
         self._rehearse_after(account, what)
         return Published(remote_id=remote_id, url=f"{URL_BASE}/{account.name}/{follow.root_id}#{remote_id}")
 
