@@ -38,7 +38,7 @@ from handlers.posts.editing import set_targets
 from handlers.posts.render import render, variant_for
 from handlers.posts.rules import UNAPPROVED, rearm
 from handlers.posts.scheduling import slot_times
-from handlers.posts.shortlinks import CODE_RE, short_url
+from handlers.posts.shortlinks import without_codes
 from storage.models import (
     Account,
     Delivery,
@@ -69,9 +69,7 @@ def same_text(a: str, b: str, public_url: str | None = None) -> bool:
     links (`public_url`/r/<code>) count as the link they stand for: a repost gets a new code for the same link,
     and the same words with another code are still the same post to the people who read it."""
     def plain(text: str) -> str:
-        if public_url:
-            text = re.sub(re.escape(short_url(public_url, "")) + CODE_RE.pattern, short_url(public_url, ""), text)
-        return " ".join(text.split()).casefold()
+        return " ".join(without_codes(public_url, text).split()).casefold()
     return plain(a) == plain(b)
 
 

@@ -101,6 +101,12 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
     def tag(words: str) -> str:
         return shorten(tagger(words)) if shorten is not None else tagger(words)
 
+    # measuring the joined parts makes no short link: placeholders of the codes' length count the same
+    placeholders = shortener(ctx, None, post, account, ws)
+
+    def measure_tag(words: str) -> str:
+        return placeholders(tagger(words)) if placeholders is not None else tagger(words)
+
     media_count = len(post.media)
     connector = ctx.networks.get(account.network)
     profile = ctx.networks.profile(account.network)
@@ -114,7 +120,7 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
             parts = list(post.parts)
             thread = f"a thread of {count} parts, each a reply to the one before"
         else:
-            joined = tag(compose(post, JOINER.join([first, *post.parts])))
+            joined = measure_tag(compose(post, JOINER.join([first, *post.parts])))
             measured = connector.check(view, joined, media_count) if connector is not None and view is not None else None
             if measured is None or measured.used <= measured.limit:  # by length: other problems are the post's own
                 first = JOINER.join([first, *post.parts])
@@ -122,16 +128,17 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
             else:
                 thread = f"only the first part: {label} has no threads and the {count} parts joined don't fit its limit"
     written = tagger(compose(post, first))
-    text = tag(compose(post, first))
+    text = shorten(written) if shorten is not None else written
     link = tag(link) if link else link
     network = connector if checked else None
     check = network.check(view, text, media_count) if network is not None and view is not None else None
     saved = 0
     if check is not None and network is not None and view is not None and text != written:
         saved = max(network.check(view, written, media_count).used - check.used, 0)
-    steps = [Step(FollowUpKind.PART.value, i + 2, tag(part),
-                  network.check(view, tag(part), 0) if network is not None and view is not None else None)
-             for i, part in enumerate(parts)]
+    tagged_parts = [tag(part) for part in parts]  # each once: shortening looks its links up
+    steps = [Step(FollowUpKind.PART.value, i + 2, words,
+                  network.check(view, words, 0) if network is not None and view is not None else None)
+             for i, words in enumerate(tagged_parts)]
     comment = None
     if post.comment:
         comment, goes = comment_route(post, profile, label)

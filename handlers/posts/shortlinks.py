@@ -39,6 +39,15 @@ def short_url(public_url: str, code: str) -> str:
     return f"{public_url.rstrip('/')}{PATH}{code}"
 
 
+def without_codes(public_url: str | None, text: str) -> str:
+    """The text with each of Herald's short links (`public_url`/r/<code>) cut to its prefix: two texts that differ
+    only in their codes (the same link, made again for another post) read the same."""
+    if not public_url:
+        return text
+    prefix = short_url(public_url, "")
+    return re.sub(re.escape(prefix) + CODE_RE.pattern, prefix, text)
+
+
 def new_code() -> str:
     return secrets.token_urlsafe(6)
 
