@@ -96,6 +96,9 @@ async def send_steps(ctx: Context, post_id: int, slot: Slot = None) -> None:
     """Send what follows each sent delivery of the post: the accounts side by side, each one's steps one at a time
     and in order. `slot(network)` (publishing/send.py's send slots) bounds the requests in flight per network."""
     with ctx.db.session() as session:
+        post = session.get(Post, post_id)
+        if post is None or not (post.parts or post.comment):
+            return  # one part and no comment, as most posts: nothing follows, no step to make or send
         sent = [(d.id or 0, d.account_id, a.network) for d, a in session.exec(
             select(Delivery, Account).where(Delivery.post_id == post_id)
             .where(Delivery.state == DeliveryState.SENT.value).where(col(Delivery.account_id) == col(Account.id))
