@@ -60,14 +60,22 @@ class Browser:
         await asyncio.to_thread(self._navigate, By.LINK_TEXT, text)
 
     def _navigate(self, by: str, what: str) -> None:
-        from selenium.webdriver.support import expected_conditions
+        """Marks the page it leaves with a window property, clicks, then waits for a loaded page without the mark.
+
+        No element of the old page is held across the click: while Chromium swaps documents, asking about an old
+        element can fail with errors Selenium doesn't treat as stale ("Node with given id does not belong to the
+        document"), and a script asked mid-swap can fail the same way; both are retried until the new page has
+        loaded (20 s, then a timeout naming what was clicked).
+        """
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        page = self.driver.find_element("css selector", "html")
+        self.driver.execute_script("window.__heraldLeaving = true")
         self.driver.find_element(by, what).click()
-        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(page))
-        WebDriverWait(self.driver, 20).until(
-            lambda driver: driver.execute_script("return document.readyState") == "complete")
+        WebDriverWait(self.driver, 20, ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.execute_script(
+                "return window.__heraldLeaving === undefined && document.readyState === 'complete'"),
+            f"no new page loaded after clicking {what!r}")
 
     async def type(self, css: str, words: str) -> None:
         from selenium.webdriver.common.by import By
