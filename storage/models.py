@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -317,6 +318,9 @@ class Post(SQLModel, table=True):
     state: str = Field(default=PostState.DRAFT.value, index=True)
     due_at: datetime | None = utc_column(index=True)
     due_tz: str | None = None
+    # scheduled at a wall-clock time in each audience's zone (/schedule <post> tue 9:00 local): that local time as
+    # "YYYY-MM-DD HH:MM"; due_at is then the earliest of the deliveries' own times
+    due_local: str | None = None
     held_note: str | None = None
     published_at: datetime | None = utc_column(index=True)  # reports, digests, exports, post reports
     created_at: datetime | None = utc_column()
@@ -358,9 +362,37 @@ class FollowUp(SQLModel, table=True):
     sent_at: datetime | None = utc_column()
 
 
+class Audience(SQLModel, table=True):
+    """A group a campaign is tailored to (a region, a market, a segment): the accounts that reach it, its zone
+    (posts can go out at 9:00 *its* time), its language, its landing page and its country (public holidays,
+    geo-targeting where a network offers it)."""
+
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_audience_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    name: str  # lower case, letters, digits and - _ (it is written as audience:<name> in commands)
+    timezone: str  # IANA, e.g. Europe/Madrid
+    language: str  # ISO 639-1, e.g. es
+    link: str | None = None  # the landing page: replaces the post's link= for this audience
+    country: str | None = None  # ISO 3166-1 alpha-2, e.g. ES
+    notes: str | None = None  # free-form: "hot climate, 18-34"
+    created_at: datetime | None = utc_column()
+
+
+class AudienceAccount(SQLModel, table=True):
+    """An account that reaches an audience; an account may reach several audiences."""
+
+    __table_args__ = (UniqueConstraint("audience_id", "account_id", name="uq_audience_account"),)
+    id: int | None = Field(default=None, primary_key=True)
+    audience_id: int = Field(foreign_key="audience.id", index=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+
+
 class Delivery(SQLModel, table=True):
     __table_args__ = (
-        UniqueConstraint("post_id", "account_id", name="uq_delivery_target"),
+        # one delivery per (post, account, audience): an account that reaches two audiences of a post gets each
+        # audience's version once (no audience counts as 0, so the NULLs can't repeat a target)
+        Index("uq_delivery_target", "post_id", "account_id", text("coalesce(audience_id, 0)"), unique=True),
         # an account's sends in time order (the take-off alert's baseline of earlier posts: 3.2 s → 1.6 s a run
         # at 100,000 posts on PostgreSQL, bench/)
         Index("ix_delivery_account_sent", "account_id", "sent_at"),
@@ -368,6 +400,10 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     post_id: int = Field(foreign_key="post.id", index=True)
     account_id: int = Field(foreign_key="account.id", index=True)
+    # the audience this delivery reaches (its variant, landing page, utm_term and local time); None: no audience
+    audience_id: int | None = Field(default=None, foreign_key="audience.id", index=True)
+    # its own time when the post goes out at each audience's local time (/schedule … local); None: the post's due_at
+    due_at: datetime | None = utc_column(index=True)
     state: str = Field(default=DeliveryState.PENDING.value, index=True)
     idempotency_key: str = Field(unique=True)
     text: str | None = Field(default=None, sa_column=Column(Text))
@@ -691,13 +727,15 @@ class ShortLink(SQLModel, table=True):
     random (`secrets`), never reused, and redirects only to the target stored here. It outlives its post unless
     revoked (/links revoke)."""
 
-    __table_args__ = (UniqueConstraint("post_id", "account_id", "target", name="uq_shortlink_target"),)
+    __table_args__ = (Index("uq_shortlink_target", "post_id", "account_id", text("coalesce(audience_id, 0)"), "target",
+                            unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True)
     workspace_id: int = Field(index=True)  # no foreign keys: a link keeps answering after its post is gone
     post_id: int = Field(index=True)
     account_id: int = Field(index=True)
+    audience_id: int | None = None  # the delivery's audience: clicks count per audience
     target: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime | None = utc_column()
     revoked_at: datetime | None = utc_column()

@@ -71,6 +71,26 @@ class Team:
         with self.herald.db.session() as session:
             return list(session.exec(select(Delivery).where(Delivery.post_id == post_id).order_by(Delivery.id)).all())
 
+    def add_audience(self, name: str, accounts: tuple[str, ...], tz: str, lang: str, *, link: str | None = None,
+                     country: str | None = None, notes: str | None = None) -> int:
+        """An audience of the (only) workspace reached by the named accounts, written straight to the database
+        (tests of targeting, variants and local time; /audience add is tested through the console)."""
+        from storage.models import Account, Audience, AudienceAccount, Workspace
+
+        with self.herald.db.session() as session:
+            ws = session.exec(select(Workspace)).one()
+            audience = Audience(workspace_id=ws.id, name=name, timezone=tz, language=lang, link=link,
+                                country=country, notes=notes, created_at=self.clock.now())
+            session.add(audience)
+            session.flush()
+            for account_name in accounts:
+                account = session.exec(select(Account).where(Account.workspace_id == ws.id)
+                                       .where(Account.name == account_name)).one()
+                session.add(AudienceAccount(audience_id=audience.id, account_id=account.id))
+            session.commit()
+            assert audience.id is not None
+            return audience.id
+
     def sandbox_posts(self) -> list[SandboxPost]:
         with self.herald.db.session() as session:
             return list(session.exec(select(SandboxPost).order_by(SandboxPost.id)).all())

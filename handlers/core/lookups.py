@@ -11,7 +11,7 @@ from handlers.core.chat import ChatRef
 from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.ports import AccountView
-from storage.models import Account, ChatLink, Delivery, Post, Workspace
+from storage.models import Account, Audience, AudienceAccount, ChatLink, Delivery, Post, Workspace
 
 
 def chat_link(session: Session, chat: ChatRef) -> ChatLink | None:
@@ -84,3 +84,25 @@ def post_targets(session: Session, post: Post) -> list[tuple[Delivery, Account]]
 def target_named(pairs: list[tuple[Delivery, Account]], name: str) -> tuple[Delivery, Account] | None:
     """The (delivery, account) of a post's target called `name` (any case), or None."""
     return next(((d, a) for d, a in pairs if a.name.lower() == name.lower()), None)
+
+
+def get_audience(session: Session, workspace_id: int, name: str) -> Audience:
+    """The workspace's audience called `name` (any case; 'audience:' in front is allowed), or a refusal that
+    lists the audiences there are."""
+    wanted = name.strip().lower().removeprefix("audience:")
+    audience = session.exec(
+        select(Audience).where(Audience.workspace_id == workspace_id).where(Audience.name == wanted)).first()
+    if audience is None:
+        names = session.exec(select(Audience.name).where(Audience.workspace_id == workspace_id)
+                             .order_by(Audience.name)).all()
+        known = f"Audiences here: {', '.join(names)}." if names else \
+            "This workspace has no audiences yet: /audience add south accounts=acme-es tz=Europe/Madrid lang=es"
+        raise UserError(f"There's no audience '{wanted}'. {known}")
+    return audience
+
+
+def audience_accounts(session: Session, audience_id: int) -> list[Account]:
+    """The accounts that reach an audience, by name."""
+    return list(session.exec(
+        select(Account).where(AudienceAccount.audience_id == audience_id)
+        .where(AudienceAccount.account_id == Account.id).order_by(Account.name)).all())
