@@ -377,6 +377,8 @@ class Audience(SQLModel, table=True):
     country: str | None = None  # ISO 3166-1 alpha-2, e.g. ES
     notes: str | None = None  # free-form: "hot climate, 18-34"
     created_at: datetime | None = utc_column()
+    # /audience remove: kept for the reports of posts that reached it, no longer offered or targeted
+    removed_at: datetime | None = utc_column()
 
 
 class AudienceAccount(SQLModel, table=True):

@@ -91,9 +91,11 @@ def get_audience(session: Session, workspace_id: int, name: str) -> Audience:
     lists the audiences there are."""
     wanted = name.strip().lower().removeprefix("audience:")
     audience = session.exec(
-        select(Audience).where(Audience.workspace_id == workspace_id).where(Audience.name == wanted)).first()
+        select(Audience).where(Audience.workspace_id == workspace_id).where(Audience.name == wanted)
+        .where(Audience.removed_at == None)).first()  # noqa: E711 - SQL IS NULL
     if audience is None:
         names = session.exec(select(Audience.name).where(Audience.workspace_id == workspace_id)
+                             .where(Audience.removed_at == None)  # noqa: E711
                              .order_by(Audience.name)).all()
         known = f"Audiences here: {', '.join(names)}." if names else \
             "This workspace has no audiences yet: /audience add south accounts=acme-es tz=Europe/Madrid lang=es"

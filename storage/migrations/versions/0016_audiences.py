@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('country', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('notes', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('created_at', storage.models.UTCDateTime(), nullable=True),
+    sa.Column('removed_at', storage.models.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('workspace_id', 'name', name='uq_audience_name')
