@@ -36,7 +36,8 @@ log = logging.getLogger("herald.dispatch")
 GROUP_ORDER = ("Workspace", "Accounts", "Posts", "Approvals", "Scheduling", "Publishing", "Engagement", "Other")
 # each /help group is one place in the code: the package (or module) whose commands it lists
 GROUP_HOMES = {
-    "Workspace": "handlers.workspace.setup", "Accounts": "handlers.workspace.accounts",
+    # Accounts: the rest of handlers/workspace (accounts.py: /connect, /accounts, /slots; audiences.py: /audience)
+    "Workspace": "handlers.workspace.setup", "Accounts": "handlers.workspace",
     "Posts": "handlers.posts", "Approvals": "handlers.posts.approvals", "Scheduling": "handlers.posts.scheduling",
     "Publishing": "handlers.posts.publishing", "Engagement": "handlers.engagement", "Other": "handlers.dispatch",
 }
