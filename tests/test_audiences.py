@@ -189,7 +189,7 @@ async def test_bad_inputs_are_refused_and_change_nothing(team: Team) -> None:
     cases = [
         ("/audience add north accounts=acme-zz tz=Europe/Oslo lang=no", ["no account called acme-zz",
                                                                         "acme-es, acme-fr, acme-x"]),
-        ("/audience add north accounts=acme-es tz=Mars/Olympus lang=no", ["tz=", "Mars/Olympus"]),
+        ("/audience add north accounts=acme-es tz=Mars/Olympus lang=no", ["I don't know the time zone 'Mars/Olympus'"]),
         ("/audience add north accounts=acme-es tz=EST lang=en", ["'EST' is a zone abbreviation",
                                                                  "America/New_York"]),
         ("/audience add north accounts=acme-es tz=Europe/Oslo lang=xx", ["'xx' isn't a language code",
@@ -220,6 +220,9 @@ async def test_bad_inputs_are_refused_and_change_nothing(team: Team) -> None:
         ("/audience edit south accounts=+acme-fr,acme-x", ["not both"]),
         ("/audience edit south tz=CET", ["'CET' is a zone abbreviation"]),
         ("/audience edit south lang=klingon", ["isn't a language code"]),
+        ("/audience edit south lang=", ["lang= needs a two-letter ISO 639-1 code"]),
+        ("/audience edit south tz=", ["I need a time zone name"]),
+        ("/audience edit south tz=Paris", ["Did you mean 'Europe/Paris'?"]),
         ("/audience edit south name=has space", ["isn't key=value"]),
         ("/audience edit south tz=Europe/Madrid", ["already is; nothing changed"]),
         ("/audience remove", ["Usage: /audience remove <name>"]),

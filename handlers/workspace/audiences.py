@@ -178,13 +178,15 @@ def read_zone(raw: str) -> str:
     try:
         return parse_timezone(raw)
     except WhenError as exc:
-        raise UserError(f"tz=: {exc} Nothing changed.") from None
+        raise UserError(f"{exc} Nothing changed.") from None
 
 
 def read_language(raw: str) -> str:
     code = raw.strip().lower()
     if code in known_languages():
         return code
+    if not code:
+        raise UserError("lang= needs a two-letter ISO 639-1 code, e.g. lang=es. Nothing changed.")
     base = re.split(r"[-_]", code, maxsplit=1)[0]
     hint = f" Did you mean lang={base}?" if base != code and base in known_languages() else ""
     listed = ", ".join(sorted(known_languages()))
