@@ -254,8 +254,10 @@ async def test_accounts_and_audiences_of_another_workspace_stay_apart(team: Team
     await elsewhere(team, "dave", "/connect sandbox name=rival-x")
     await refused(team, "alice", "/audience add north accounts=rival-x tz=Europe/Oslo lang=no",
                   "no account called rival-x", "Its accounts: acme-es, acme-fr, acme-x")
+    before = team.snapshot()
     theirs = await elsewhere(team, "dave", "/audience add south accounts=acme-es tz=Europe/Madrid lang=es")
     assert theirs.error and "no account called acme-es" in theirs.text and "Its accounts: rival-x" in theirs.text
+    assert team.snapshot() == before
     assert "No audiences yet" in (await elsewhere(team, "dave", "/audience")).text
     mine = await elsewhere(team, "dave", "/audience add south accounts=rival-x tz=Europe/Madrid lang=es")
     assert not mine.error and "Added audience south." in mine.text  # the same name in another workspace
