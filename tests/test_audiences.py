@@ -75,6 +75,15 @@ async def test_an_admin_adds_an_audience_and_gets_its_card(team: Team) -> None:
                                    "link https://shop.example/es; country ES; notes hot climate, 18-34"]
 
 
+async def test_any_iso_639_1_language_is_taken_and_named_saying_when_it_cant_be_checked(team: Team) -> None:
+    await acme(team)
+    out = await team.say("alice", "/audience add north accounts=acme-fr tz=Europe/Oslo lang=nb country=NO")
+    assert "Language: nb (Norwegian Bokmål)" in out, out  # py3langid reports Bokmål as no: checkable
+    out = await team.say("alice", "/audience add andes accounts=acme-fr tz=America/Lima lang=ay country=PE")
+    assert "Language: ay (Aymara; posts' language can't be checked in it)" in out, out
+    assert [a.language for a in audiences(team)] == ["nb", "ay"]
+
+
 async def test_notes_without_quotes_and_the_uk_alias_are_read(team: Team) -> None:
     await acme(team)
     out = await team.say("alice", "/audience add uk_students accounts=acme-fr tz=Europe/London lang=en "
@@ -192,8 +201,9 @@ async def test_bad_inputs_are_refused_and_change_nothing(team: Team) -> None:
         ("/audience add north accounts=acme-es tz=Mars/Olympus lang=no", ["I don't know the time zone 'Mars/Olympus'"]),
         ("/audience add north accounts=acme-es tz=EST lang=en", ["'EST' is a zone abbreviation",
                                                                  "America/New_York"]),
-        ("/audience add north accounts=acme-es tz=Europe/Oslo lang=xx", ["'xx' isn't a language code",
-                                                                         "ISO 639-1", "no,"]),
+        ("/audience add north accounts=acme-es tz=Europe/Oslo lang=xx", ["'xx' isn't a two-letter ISO 639-1",
+                                                                         "lang=nb (Norwegian Bokmål)"]),
+        ("/audience add north accounts=acme-es tz=Europe/Oslo lang=nob", ["'nob' isn't a two-letter ISO 639-1"]),
         ("/audience add north accounts=acme-es tz=Europe/Oslo lang=pt-BR", ["Did you mean lang=pt?"]),
         ("/audience add north accounts=acme-es tz=Europe/Oslo lang=no link=shop.example", ["link= must", "https://"]),
         ("/audience add north accounts=acme-es tz=Europe/Oslo lang=no link=ftp://shop.example", ["link= must"]),
@@ -219,7 +229,7 @@ async def test_bad_inputs_are_refused_and_change_nothing(team: Team) -> None:
         ("/audience edit south accounts=-acme-fr", ["acme-fr doesn't reach this audience"]),
         ("/audience edit south accounts=+acme-fr,acme-x", ["not both"]),
         ("/audience edit south tz=CET", ["'CET' is a zone abbreviation"]),
-        ("/audience edit south lang=klingon", ["isn't a language code"]),
+        ("/audience edit south lang=klingon", ["isn't a two-letter ISO 639-1 language code"]),
         ("/audience edit south lang=", ["lang= needs a two-letter ISO 639-1 code"]),
         ("/audience edit south tz=", ["I need a time zone name"]),
         ("/audience edit south tz=Paris", ["Did you mean 'Europe/Paris'?"]),

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import holidays
+import pycountry
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
@@ -61,11 +62,26 @@ def shown_name(audience: Audience) -> str:
 
 
 @cache
-def known_languages() -> frozenset[str]:
+def checkable_languages() -> frozenset[str]:
     """The ISO 639-1 (two-letter) codes py3langid recognises: a post's language can be checked only in those.
     Read once per process from its model (under a second); the model itself isn't kept."""
     labels = LanguageIdentifier.from_model_file(MODEL_FILE).labels
     return frozenset(label for label in labels if len(label) == 2)
+
+
+# the codes py3langid reports for a language some teams write otherwise (Norwegian: Bokmål nb is reported as no)
+DETECTED_AS = {"nb": "no"}
+
+
+def detected_as(language: str) -> str:
+    """The code the language checker reports for text in `language` (an audience's lang=)."""
+    return DETECTED_AS.get(language, language)
+
+
+def language_name(code: str) -> str:
+    """'es' → 'Spanish' (ISO 639 names from pycountry)."""
+    found = pycountry.languages.get(alpha_2=code)
+    return str(found.name) if found is not None else code
 
 
 @cache
@@ -182,16 +198,17 @@ def read_zone(raw: str) -> str:
 
 
 def read_language(raw: str) -> str:
+    """Any ISO 639-1 code (pycountry's list), e.g. es, nb; a tag such as pt-BR is read as its language."""
     code = raw.strip().lower()
-    if code in known_languages():
-        return code
     if not code:
         raise UserError("lang= needs a two-letter ISO 639-1 code, e.g. lang=es. Nothing changed.")
+    if len(code) == 2 and pycountry.languages.get(alpha_2=code) is not None:
+        return code
     base = re.split(r"[-_]", code, maxsplit=1)[0]
-    hint = f" Did you mean lang={base}?" if base != code and base in known_languages() else ""
-    listed = ", ".join(sorted(known_languages()))
-    raise UserError(f"'{raw.strip()}' isn't a language code I know.{hint} Use a two-letter ISO 639-1 code such as "
-                    f"es, fr, de or pt (nothing changed). Codes: {listed}.")
+    hint = f" Did you mean lang={base}?" if base != code and len(base) == 2 and \
+        pycountry.languages.get(alpha_2=base) is not None else ""
+    raise UserError(f"'{raw.strip()}' isn't a two-letter ISO 639-1 language code.{hint} For example lang=es "
+                    "(Spanish), lang=nb (Norwegian Bokmål), lang=en, lang=pt. Nothing changed.")
 
 
 def read_link(raw: str) -> str:
@@ -259,13 +276,18 @@ def card(ctx: Context, session: Session, audience: Audience) -> list[str]:
         f"Audience {shown_name(audience)}",
         f"  Accounts: {accounts_text(ctx, audience_accounts(session, audience.id))}",
         f"  Zone: {audience.timezone} ({utc_offset(audience.timezone, now)}; {local:%H:%M} there now)",
-        f"  Language: {audience.language}",
+        f"  Language: {language_line(audience.language)}",
         f"  Link: {audience.link or 'none (posts keep their own link=)'}",
         f"  Country: {audience.country or 'none'}",
     ]
     if audience.notes:
         lines.append(f"  Notes: {audience.notes}")
     return lines
+
+
+def language_line(code: str) -> str:
+    checked = "" if detected_as(code) in checkable_languages() else "; posts' language can't be checked in it"
+    return f"{code} ({language_name(code)}{checked})"
 
 
 def summary_line(ctx: Context, session: Session, audience: Audience) -> str:
