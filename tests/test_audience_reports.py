@@ -1,0 +1,419 @@
+"""Reports by audience: /stats grouped per audience, /report … by audience (a table and a grouped bar chart),
+/report audience <name>, the audience column of /export, /besttime audience <name>, and the digest's lines per
+audience.
+
+Posts go out to sandbox accounts through the console as usual; which audience each delivery reached is written
+into the database by `reach` (targeting by audience is another command's work), with its short links'. The
+sandbox's numbers come through the real metrics poll; clicks through the click counter the web app's redirect
+feeds. Expected numbers are worked out from the sandbox's own formula and checked against the stored readings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from PIL import Image
+from sqlmodel import select
+
+from bot.charts import MatplotlibCharts
+from bot.networks.sandbox import engagement
+from handlers.core.chat import Command, Reply
+from handlers.core.ports import Metrics, Series
+from handlers.engagement.clicks import ClickCounter, Hit
+from handlers.engagement.digests import send_digests
+from handlers.engagement.exports import COLUMNS
+from handlers.engagement.metrics import poll_metrics
+from handlers.engagement.reports import CHART_METRICS
+from storage.models import Account, Delivery, MetricSnapshot, ShortLink
+from tests.conftest import FakeClock, Team, make_herald, refused
+from tests.test_digests import Recorder
+
+PUBLIC = "https://go.acme.com"
+BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+TWITTERBOT = "Twitterbot/1.0"
+ENGAGED = ("likes", "comments", "shares", "quotes", "saves", "clicks")
+PALETTE_RGB = ((0x25, 0x63, 0xEB), (0xF9, 0x73, 0x16), (0x16, 0xA3, 0x4A))  # bot/charts.py's first colours
+ACCOUNTS = ("acme-es like=x", "acme-de like=x", "acme-fr like=bluesky")
+
+
+@pytest.fixture
+async def team(db_url: str, clock: FakeClock) -> AsyncIterator[Team]:
+    """A Herald with a public address, so posts' links go out as Herald's short links."""
+    herald = make_herald(db_url, clock, HERALD_PUBLIC_URL=PUBLIC)
+    await herald.start()
+    try:
+        yield Team(herald, clock, db_url)
+    finally:
+        await herald.stop()
+
+
+class RecordingCharts:
+    """The real charts, with what each was asked to draw kept for the test."""
+
+    def __init__(self) -> None:
+        self.real = MatplotlibCharts()
+        self.calls: list[tuple[str, Any]] = []
+
+    def line(self, title: str, series: list[Series], *, ylabel: str = "", tz: str = "UTC") -> bytes:
+        self.calls.append((title, [s.name for s in series]))
+        return self.real.line(title, series, ylabel=ylabel, tz=tz)
+
+    def bars(self, title: str, labels: list[str], values: dict[str, list[float]], *, ylabel: str = "",
+             split: bool = False) -> bytes:
+        self.calls.append((title, (labels, values, split)))
+        return self.real.bars(title, labels, values, ylabel=ylabel, split=split)
+
+
+def png_of(data: bytes | None) -> Image.Image:
+    assert data is not None, "no chart"
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    assert (image.format, image.size) == ("PNG", (880, 495))
+    return image
+
+
+def pixels(image: Image.Image, rgb: tuple[int, int, int]) -> int:
+    return sum(count for count, colour in image.convert("RGB").getcolors(880 * 495) or [] if colour == rgb)
+
+
+async def ask(team: Team, user: str, line: str) -> Reply:
+    console = team.herald.console
+    console.user = user
+    name, _, text = line.lstrip("/").partition(" ")
+    return await team.herald.handle(Command(name, console.actor(), console.chat, text=text))
+
+
+async def workspace(team: Team) -> dict[str, int]:
+    """Acme (Paris) with three sandbox accounts; audiences south (acme-es, Madrid) and north (acme-de, Berlin)."""
+    await team.setup_workspace(accounts=ACCOUNTS)
+    return {"south": team.add_audience("south", ("acme-es",), "Europe/Madrid", "es"),
+            "north": team.add_audience("north", ("acme-de",), "Europe/Berlin", "de")}
+
+
+async def published(team: Team, text: str) -> int:
+    post_id = await team.approved_post(text)
+    out = await team.say("alice", f"/publish {post_id}")
+    assert f"📣 #{post_id} is published" in out, out
+    return post_id
+
+
+def names(team: Team) -> dict[int, str]:
+    with team.herald.db.session() as session:
+        return {a.id or 0: a.name for a in session.exec(select(Account)).all()}
+
+
+def reach(team: Team, post_id: int, audiences: dict[str, int]) -> None:
+    """The post's delivery on each named account reached that audience (and so did its short links)."""
+    ids = {name: i for i, name in names(team).items()}
+    with team.herald.db.session() as session:
+        for account, audience_id in audiences.items():
+            delivery = session.exec(select(Delivery).where(Delivery.post_id == post_id)
+                                    .where(Delivery.account_id == ids[account])).one()
+            delivery.audience_id = audience_id
+            for link in session.exec(select(ShortLink).where(ShortLink.post_id == post_id)
+                                     .where(ShortLink.account_id == ids[account])).all():
+                link.audience_id = audience_id
+        session.commit()
+
+
+def click(team: Team, post_id: int, account: str, people: int, fetches: int = 0, first: int = 1) -> None:
+    """People (and preview fetchers) open the post's short link on `account`, as the web app hands them over."""
+    ids = {name: i for i, name in names(team).items()}
+    with team.herald.db.session() as session:
+        link = session.exec(select(ShortLink).where(ShortLink.post_id == post_id)
+                            .where(ShortLink.account_id == ids[account])).one()
+    now = team.clock.now()
+    hits = [Hit(link.id or 0, now, f"192.0.2.{first + n}", BROWSER) for n in range(people)]
+    hits += [Hit(link.id or 0, now, f"203.0.113.{first + n}", TWITTERBOT) for n in range(fetches)]
+    ClickCounter(team.herald.db).store(hits)
+
+
+def readings(team: Team, post_id: int) -> dict[str, Metrics]:
+    """Each account's numbers for the post: the sandbox's formula at the last reading, checked against the DB."""
+    accounts = names(team)
+    out = {}
+    with team.herald.db.session() as session:
+        for delivery in session.exec(select(Delivery).where(Delivery.post_id == post_id)).all():
+            snap = session.exec(select(MetricSnapshot).where(MetricSnapshot.delivery_id == delivery.id)
+                                .order_by(MetricSnapshot.taken_at.desc())).first()  # type: ignore[union-attr]
+            assert snap is not None and snap.taken_at is not None and delivery.sent_at is not None
+            name = accounts[delivery.account_id]
+            expected = engagement(f"{name}:{delivery.remote_id}", (snap.taken_at - delivery.sent_at).total_seconds() / 60)
+            assert (snap.likes, snap.comments, snap.shares, snap.quotes, snap.impressions, snap.clicks, snap.saves) == (
+                expected.likes, expected.comments, expected.shares, expected.quotes, expected.impressions,
+                expected.clicks, expected.saves)
+            out[name] = expected
+    return out
+
+
+def engaged(m: Metrics) -> int:
+    return sum(getattr(m, f) or 0 for f in ENGAGED)
+
+
+def rate_line(numbers: list[Metrics]) -> str:
+    score, views = sum(engaged(m) for m in numbers), sum(m.impressions or 0 for m in numbers)
+    return f"Engagement rate: {100 * score / views:.1f}% (engagements {score:,} ÷ views {views:,})"
+
+
+# --- /stats ---------------------------------------------------------------------------------------------
+
+
+async def test_stats_of_a_post_that_reached_audiences_groups_its_numbers_and_clicks_by_audience(team: Team) -> None:
+    audiences = await workspace(team)
+    post_id = await published(team, "Spring sale https://shop.acme.com/sale")
+    reach(team, post_id, {"acme-es": audiences["south"], "acme-de": audiences["north"]})  # acme-fr: none
+    click(team, post_id, "acme-es", people=3, fetches=1)
+    click(team, post_id, "acme-de", people=1, first=10)
+    team.clock.advance(hours=3)
+    assert await poll_metrics(team.herald.ctx) == 3
+    numbers = readings(team, post_id)
+    charts = RecordingCharts()
+    team.herald.ctx.charts = charts
+    reply = await ask(team, "bob", f"/stats {post_id}")
+    lines = reply.text.splitlines()
+    es, de, fr = numbers["acme-es"], numbers["acme-de"], numbers["acme-fr"]
+    assert lines[0] == f"📊 #{post_id} — published Mon 23 Nov 2026 10:00 CET (Europe/Paris) (3 hours ago)"
+    assert lines[1] == "  Audience north (Europe/Berlin):"
+    assert lines[2].startswith(f"    acme-de (sandbox): {de.likes} likes · ")
+    assert lines[3] == (f"      engagement rate {100 * engaged(de) / (de.impressions or 1):.1f}% = {engaged(de):,} "
+                        f"engagements ÷ {de.impressions:,} views")
+    assert lines[4] == "    " + rate_line([de])
+    assert lines[5] == "  Audience south (Europe/Madrid):"
+    assert lines[6].startswith(f"    acme-es (sandbox): {es.likes} likes · ")
+    assert lines[8] == "    " + rate_line([es])
+    assert lines[9] == "  No audience:"
+    assert lines[10].startswith(f"    acme-fr (sandbox): {fr.likes} likes · ")
+    assert lines[12] == "    " + rate_line([fr])
+    assert lines[13].startswith(f"  Total: {es.likes + de.likes + fr.likes} likes · ")
+    assert lines[14] == "  " + rate_line([es, de, fr])
+    clicks = lines.index("Clicks on its short links (people; preview fetches by networks and chat apps counted apart):")
+    assert lines[clicks + 1:] == [
+        "  Audience north:",
+        "    acme-de: 1 click",
+        "    north total: 1 click · 0 preview fetches counted apart (0% of 1)",
+        "  Audience south:",
+        "    acme-es: 3 clicks · 1 preview fetch counted apart (25% of 4)",
+        "    south total: 3 clicks · 1 preview fetch counted apart (25% of 4)",
+        "  No audience:",
+        "    acme-fr: 0 clicks",
+        "    no audience total: 0 clicks · no clicks yet",
+        "  Total: 4 clicks · 1 preview fetch counted apart (20% of 5)",
+    ]
+    png_of(reply.image)
+    assert charts.calls == [(f"#{post_id}: engagements over time", ["north", "south", "no audience", "total"])]
+
+
+async def test_stats_of_a_post_without_audiences_is_as_it_was(team: Team) -> None:
+    await workspace(team)  # the workspace has audiences; this post reached none
+    post_id = await published(team, "Plain news")
+    team.clock.advance(hours=3)
+    await poll_metrics(team.herald.ctx)
+    out = await team.say("bob", f"/stats {post_id}")
+    assert "Audience" not in out and "audience" not in out
+    assert out.splitlines()[1].startswith("  acme-de (sandbox): ")
+
+
+# --- /report … by audience and /report audience <name> -----------------------------------------------------
+
+
+async def two_posts(team: Team) -> tuple[dict[str, int], int, int]:
+    """#1 to all three accounts (south, north, no audience), #2 to acme-es only (south); read 3 hours later."""
+    audiences = await workspace(team)
+    first = await published(team, "Spring sale https://shop.acme.com/sale")
+    second = await published(team, "Rebajas https://shop.acme.com/rebajas to=acme-es")
+    reach(team, first, {"acme-es": audiences["south"], "acme-de": audiences["north"]})
+    reach(team, second, {"acme-es": audiences["south"]})
+    click(team, first, "acme-es", people=2, fetches=1)
+    click(team, second, "acme-es", people=1, first=20)
+    click(team, first, "acme-de", people=4, first=40)
+    click(team, first, "acme-fr", people=1, first=60)
+    team.clock.advance(hours=3)
+    assert await poll_metrics(team.herald.ctx) == 4
+    return audiences, first, second
+
+
+async def test_report_by_audience_compares_the_audiences_in_a_table_and_a_grouped_bar_chart(team: Team) -> None:
+    _audiences, first, second = await two_posts(team)
+    one, two = readings(team, first), readings(team, second)
+    south = [one["acme-es"], two["acme-es"]]
+    groups = {"south": (2, south, 3), "north": (1, [one["acme-de"]], 4), "no audience": (1, [one["acme-fr"]], 1)}
+    charts = RecordingCharts()
+    team.herald.ctx.charts = charts
+    reply = await ask(team, "bob", "/report week by audience")
+    lines = reply.text.splitlines()
+    assert lines[0] == ("📈 Audiences compared: the last 7 days (Mon 16 Nov 2026 13:00 → Mon 23 Nov 2026 13:00 CET "
+                        "(Europe/Paris))")
+    assert lines[1] == ("Counted: the period's posts with their numbers as they stood at its end; a post that reached "
+                        "two audiences counts in each.")
+    assert lines[2] == "Audience | Zone | Posts | Views | Engagements | Rate | Clicks"
+    zones = {"south": "Europe/Madrid", "north": "Europe/Berlin", "no audience": "–"}
+    audiences_first = sorted(("south", "north"), key=lambda n: -sum(engaged(m) for m in groups[n][1]))
+    expected_rows = []
+    for name in [*audiences_first, "no audience"]:
+        posts, numbers, people = groups[name]
+        score, views = sum(engaged(m) for m in numbers), sum(m.impressions or 0 for m in numbers)
+        expected_rows.append(f"{name} | {zones[name]} | {posts} | {views:,} | {score:,} | {100 * score / views:.1f}% | "
+                             f"{people}")
+    assert lines[3:6] == expected_rows
+    assert lines[6] == ("Clicks: the people who clicked each audience's short links on these posts · 1 preview fetch "
+                        "counted apart (11% of 9).")
+    # the chart: one group per metric, one bar per audience, each metric on its own scale
+    [(title, (labels, values, split))] = charts.calls
+    assert (title, labels, split) == ("Audiences compared: the last 7 days", list(CHART_METRICS), True)
+    assert list(values) == [*audiences_first, "no audience"]
+    for name, bars in values.items():
+        posts, numbers, people = groups[name]
+        score, views = sum(engaged(m) for m in numbers), sum(m.impressions or 0 for m in numbers)
+        assert bars == [float(posts), float(views), float(score), round(100 * score / views, 1), float(people)]
+    assert sum(len(bars) for bars in values.values()) == 15  # 5 metrics × 3 audiences
+    image = png_of(reply.image)
+    assert all(pixels(image, colour) > 500 for colour in PALETTE_RGB)  # each audience's bars are drawn
+    # the same forms: period first or alone
+    assert (await team.say("bob", "/report by audience")).splitlines()[3:6] == expected_rows
+
+
+async def test_report_of_one_audience_is_the_period_report_of_its_deliveries(team: Team) -> None:
+    _audiences, first, second = await two_posts(team)
+    one, two = readings(team, first), readings(team, second)
+    south = [one["acme-es"], two["acme-es"]]
+    score, views = sum(engaged(m) for m in south), sum(m.impressions or 0 for m in south)
+    reply = await ask(team, "bob", "/report audience South week")
+    lines = reply.text.splitlines()
+    assert lines[0] == ("📈 Report for audience south (Europe/Madrid, es), the last 7 days (Mon 16 Nov 2026 13:00 → "
+                        "Mon 23 Nov 2026 13:00 CET (Europe/Paris))")
+    assert lines[1] == "Reached through acme-es."
+    assert lines[3] == "Published: 2 posts on 2 accounts (before: 0, new)"
+    assert f"Engagements: {score:,} (before: 0, new) · views: {views:,} (before: 0, new) · engagement rate: " \
+           f"{100 * score / views:.1f}% (before: –)" in lines
+    assert "Per audience:" not in lines
+    assert lines[-2:] == ["Short-link clicks on these posts: 3 by people · 1 preview fetch counted apart (25% of 4)",
+                          "  Per account: acme-es 3"]
+    png_of(reply.image)
+    # the plain report (and so the digest) has a line per audience
+    lines = (await team.say("bob", "/report week")).splitlines()
+    at = lines.index("Per audience:")
+    assert group_line("north", 1, [one["acme-de"]]) in lines[at + 1:at + 4]
+    assert group_line("south", 2, south) in lines[at + 1:at + 4]
+
+
+def group_line(name: str, posts: int, numbers: list[Metrics]) -> str:
+    """A report's line of one group (handlers/engagement/reports.group_lines), nothing published the week before."""
+    score, views = sum(engaged(m) for m in numbers), sum(m.impressions or 0 for m in numbers)
+    return (f"  {name}: {posts} post{'s' if posts != 1 else ''} · {score:,} engagements (before: 0, new) · {views:,} "
+            f"views · rate {100 * score / views:.1f}%")
+
+
+async def test_the_weekly_digest_has_a_line_per_audience(team: Team) -> None:
+    _audiences, first, second = await two_posts(team)
+    one, two = readings(team, first), readings(team, second)  # the last readings, before the digest's end
+    await team.say("alice", "/setup reports")
+    await team.say("alice", "/digest weekly mon 09:00")
+    recorder = Recorder(team)
+    team.clock.current = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # Monday 09:00 in Paris
+    assert await send_digests(team.herald.ctx) == 1
+    [digest] = recorder.replies
+    lines = digest.text.splitlines()
+    at = lines.index("Per audience:")
+    groups = {"south": (2, [one["acme-es"], two["acme-es"]]), "north": (1, [one["acme-de"]]),
+              "no audience": (1, [one["acme-fr"]])}
+    ranked = sorted(groups, key=lambda n: (-sum(engaged(m) for m in groups[n][1]), n))
+    assert lines[at + 1:at + 4] == [group_line(name, *groups[name]) for name in ranked]
+    assert lines[at + 4].startswith("Top posts")
+
+
+async def test_report_by_audience_refusals_change_nothing(team: Team) -> None:
+    await team.setup_workspace(accounts=ACCOUNTS)
+    await published(team, "Plain news")
+    await refused(team, "bob", "/report week by audience", "This workspace has no audiences yet",
+                  "/audience add south")
+    await refused(team, "bob", "/report audience south", "There's no audience 'south'",
+                  "This workspace has no audiences yet")
+    team.add_audience("south", ("acme-es",), "Europe/Madrid", "es")
+    team.add_audience("north", ("acme-de",), "Europe/Berlin", "de")
+    await refused(team, "bob", "/report audience east week", "There's no audience 'east'. Audiences here: north, south.")
+    await refused(team, "bob", "/report audience", "Which audience?", "/report audience south week")
+    await refused(team, "bob", "/report audience south year", "'year' isn't a period")
+    await refused(team, "bob", "/report year by audience", "'year' isn't a period")
+    out = await team.say("bob", "/report day by audience")  # audiences, but this post reached none
+    assert out.splitlines()[3:6] == ["north | Europe/Berlin | 0 | 0 | 0 | – | –",
+                                     "south | Europe/Madrid | 0 | 0 | 0 | – | –",
+                                     "no audience | – | 1 | 0 | 0 | – | –"]
+    assert out.splitlines()[6] == "Clicks: these posts had no short links (/links)."
+
+
+# --- /export -------------------------------------------------------------------------------------------
+
+
+async def test_export_appends_the_audience_of_each_delivery(team: Team) -> None:
+    _audiences, first, second = await two_posts(team)
+    reply = await ask(team, "bob", "/export week")
+    assert reply.attachment is not None
+    reader = csv.reader(io.StringIO(reply.attachment.data.decode("utf-8-sig"), newline=""))
+    header = next(reader)
+    assert tuple(header) == COLUMNS and header[-2:] == ["text", "audience"]
+    rows = [dict(zip(header, row, strict=True)) for row in reader]
+    assert {(r["post_id"], r["account"]): r["audience"] for r in rows} == {
+        (str(first), "acme-de"): "north", (str(first), "acme-es"): "south", (str(first), "acme-fr"): "",
+        (str(second), "acme-es"): "south"}
+    assert {(r["post_id"], r["account"]): r["short_link_clicks"] for r in rows} == {
+        (str(first), "acme-de"): "4", (str(first), "acme-es"): "2", (str(first), "acme-fr"): "1",
+        (str(second), "acme-es"): "1"}
+    one = readings(team, first)
+    assert {r["account"]: r["likes"] for r in rows if r["post_id"] == str(first)} == {
+        name: str(m.likes) for name, m in one.items()}
+
+
+# --- /besttime audience <name> ------------------------------------------------------------------------------
+
+# twelve posts to acme-es over four weeks at 09:00, 13:00 and 18:00 New York time (the audience's zone), each
+# read 24 hours and 5 minutes later; three more at other hours reach no audience and must not count
+NEW_YORK_HOURS = (14, 18, 23)  # UTC in winter: 09:00, 13:00, 18:00 in New York
+
+
+async def test_besttime_of_an_audience_ranks_its_own_deliveries_in_its_zone(team: Team) -> None:
+    await team.setup_workspace(accounts=ACCOUNTS)
+    east = team.add_audience("east", ("acme-es",), "America/New_York", "en")
+    await refused(team, "bob", "/besttime audience east", "Not enough history yet for audience east: 0 posts",
+                  "Herald needs 10")
+    await refused(team, "bob", "/besttime audience west", "There's no audience 'west'. Audiences here: east.")
+    await refused(team, "bob", "/besttime audience", "Which audience?", "/besttime audience south")
+    sent: list[tuple[datetime, int]] = []
+    for week in range(4):
+        for n, hour in enumerate(NEW_YORK_HOURS):
+            at = datetime(2026, 11, 24, hour, tzinfo=UTC) + timedelta(weeks=week, days=n)
+            team.clock.current = at
+            post_id = await published(team, f"News {week}-{n} to=acme-es")
+            reach(team, post_id, {"acme-es": east})
+            sent.append((at, post_id))
+            team.clock.current = at + timedelta(hours=24, minutes=5)
+            assert await poll_metrics(team.herald.ctx) >= 1
+            if week < 3 and n == 0:  # the same account, no audience: not the audience's history
+                team.clock.current = at + timedelta(hours=25)
+                await published(team, f"Other {week} to=acme-es")
+                team.clock.current = at + timedelta(hours=49, minutes=5)
+                await poll_metrics(team.herald.ctx)
+    team.clock.current = datetime(2026, 12, 24, 12, tzinfo=UTC)
+    # the expected slots, from the sandbox's numbers 24 hours 5 minutes after each post, in New York time
+    scores: dict[str, list[float]] = {}
+    for at, post_id in sent:
+        (delivery,) = team.deliveries(post_id)
+        m = engagement(f"acme-es:{delivery.remote_id}", 24 * 60 + 5)
+        local = at.astimezone(ZoneInfo("America/New_York"))
+        label = f"{local:%a} {local.hour:02d}:00–{local.hour + 1:02d}:00"
+        scores.setdefault(label, []).append(engaged(m) / (m.impressions or 1))
+    ranked = sorted(scores.items(), key=lambda item: -sum(item[1]) / len(item[1]))
+    out = await team.say("bob", "/besttime audience East")
+    lines = out.splitlines()
+    assert lines[0] == ("⏰ Best times to post to audience east, from its own deliveries' numbers, in its zone "
+                        "(America/New_York):")
+    assert lines[1:4] == [f"  {n}. {label} · {100 * sum(v) / len(v):.1f}% engagement rate (4 posts)"
+                          for n, (label, v) in enumerate(ranked, 1)]
+    assert lines[4].startswith("Based on 12 posts over 4 weeks: each delivery to east's accounts")
+    assert "America/New_York" in lines[4]
