@@ -166,45 +166,48 @@ def rate_line(numbers: list[Metrics]) -> str:
 
 
 async def test_stats_of_a_post_that_reached_audiences_groups_its_numbers_and_clicks_by_audience(team: Team) -> None:
-    audiences = await workspace(team)
+    await team.setup_workspace(accounts=(*ACCOUNTS, "acme-pt like=x"))
+    south = team.add_audience("south", ("acme-es", "acme-pt"), "Europe/Madrid", "es")
+    north = team.add_audience("north", ("acme-de",), "Europe/Berlin", "de")
     post_id = await published(team, "Spring sale https://shop.acme.com/sale")
-    reach(team, post_id, {"acme-es": audiences["south"], "acme-de": audiences["north"]})  # acme-fr: none
+    reach(team, post_id, {"acme-es": south, "acme-pt": south, "acme-de": north})  # acme-fr: none
     click(team, post_id, "acme-es", people=3, fetches=1)
+    click(team, post_id, "acme-pt", people=2, first=20)
     click(team, post_id, "acme-de", people=1, first=10)
     team.clock.advance(hours=3)
-    assert await poll_metrics(team.herald.ctx) == 3
+    assert await poll_metrics(team.herald.ctx) == 4
     numbers = readings(team, post_id)
     charts = RecordingCharts()
     team.herald.ctx.charts = charts
     reply = await ask(team, "bob", f"/stats {post_id}")
     lines = reply.text.splitlines()
-    es, de, fr = numbers["acme-es"], numbers["acme-de"], numbers["acme-fr"]
+    es, pt, de, fr = numbers["acme-es"], numbers["acme-pt"], numbers["acme-de"], numbers["acme-fr"]
     assert lines[0] == f"📊 #{post_id} — published Mon 23 Nov 2026 10:00 CET (Europe/Paris) (3 hours ago)"
     assert lines[1] == "  Audience north (Europe/Berlin):"
     assert lines[2].startswith(f"    acme-de (sandbox): {de.likes} likes · ")
     assert lines[3] == (f"      engagement rate {100 * engaged(de) / (de.impressions or 1):.1f}% = {engaged(de):,} "
                         f"engagements ÷ {de.impressions:,} views")
-    assert lines[4] == "    " + rate_line([de])
-    assert lines[5] == "  Audience south (Europe/Madrid):"
-    assert lines[6].startswith(f"    acme-es (sandbox): {es.likes} likes · ")
-    assert lines[8] == "    " + rate_line([es])
-    assert lines[9] == "  No audience:"
-    assert lines[10].startswith(f"    acme-fr (sandbox): {fr.likes} likes · ")
-    assert lines[12] == "    " + rate_line([fr])
-    assert lines[13].startswith(f"  Total: {es.likes + de.likes + fr.likes} likes · ")
-    assert lines[14] == "  " + rate_line([es, de, fr])
+    assert lines[4] == "  Audience south (Europe/Madrid):"
+    assert lines[5].startswith(f"    acme-es (sandbox): {es.likes} likes · ")
+    assert lines[7].startswith(f"    acme-pt (sandbox): {pt.likes} likes · ")
+    assert lines[9].startswith(f"    south total: {es.likes + pt.likes} likes · ")
+    assert f" · {(es.impressions or 0) + (pt.impressions or 0):,} views · " in lines[9]
+    assert lines[10] == "    " + rate_line([es, pt])
+    assert lines[11] == "  No audience:"
+    assert lines[12].startswith(f"    acme-fr (sandbox): {fr.likes} likes · ")
+    assert lines[14].startswith(f"  Total: {es.likes + pt.likes + de.likes + fr.likes} likes · ")
+    assert lines[15] == "  " + rate_line([es, pt, de, fr])
     clicks = lines.index("Clicks on its short links (people; preview fetches by networks and chat apps counted apart):")
     assert lines[clicks + 1:] == [
         "  Audience north:",
         "    acme-de: 1 click",
-        "    north total: 1 click · 0 preview fetches counted apart (0% of 1)",
         "  Audience south:",
         "    acme-es: 3 clicks · 1 preview fetch counted apart (25% of 4)",
-        "    south total: 3 clicks · 1 preview fetch counted apart (25% of 4)",
+        "    acme-pt: 2 clicks",
+        "    south total: 5 clicks · 1 preview fetch counted apart (17% of 6)",
         "  No audience:",
         "    acme-fr: 0 clicks",
-        "    no audience total: 0 clicks · no clicks yet",
-        "  Total: 4 clicks · 1 preview fetch counted apart (20% of 5)",
+        "  Total: 6 clicks · 1 preview fetch counted apart (14% of 7)",
     ]
     png_of(reply.image)
     assert charts.calls == [(f"#{post_id}: engagements over time", ["north", "south", "no audience", "total"])]

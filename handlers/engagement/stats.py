@@ -346,16 +346,16 @@ def account_lines(one: AccountNumbers, indent: str = "  ") -> list[str]:
 
 
 def audience_lines(accounts: list[AccountNumbers]) -> list[str]:
-    """A post that reached audiences: under each audience its accounts, then the audience's total and rate."""
+    """A post that reached audiences: under each audience its accounts, then (for several) the audience's total
+    and rate."""
     lines = []
     for name, zone, group in audience_groups(accounts):
         lines.append(f"  Audience {name} ({zone}):" if zone else f"  {NO_AUDIENCE.capitalize()}:")
         for one in group:
             lines += account_lines(one, "    ")
         measured = [a for a in group if a.current is not None]
-        if measured and len(group) > 1:
+        if measured and len(group) > 1:  # one account's line is its audience's total already
             lines.append(f"    {name} total: {totals_text(measured)}")
-        if measured:
             lines.append("    " + total_rate(measured).strip())
     return lines
 
@@ -435,18 +435,20 @@ def audience_click_lines(session: Session, post: Post, names: dict[int | None, s
                               .where(ShortLink.post_id == post.id)).all())
     audiences = {a.id: a for a in session.exec(select(Audience).where(
         col(Audience.id).in_([u for u, _a in linked if u is not None]))).all()}
-    order = sorted({u for u, _a in linked}, key=lambda u: (u is None, audiences[u].name if u is not None else ""))
+    named = {u: audiences[u].name if u in audiences else f"audience {u}" for u, _a in linked if u is not None}
+    order = sorted({u for u, _a in linked}, key=lambda u: (u is None, named[u] if u is not None else ""))
     lines = []
     for audience_id in order:
-        name = audiences[audience_id].name if audience_id is not None else NO_AUDIENCE
+        name = named[audience_id] if audience_id is not None else NO_AUDIENCE
         lines.append(f"  Audience {name}:" if audience_id is not None else f"  {NO_AUDIENCE.capitalize()}:")
         accounts = sorted((a for u, a in linked if u == audience_id), key=lambda a: names.get(a, ""))
         for account_id in accounts:
             one = counts.get((audience_id, account_id), ClickCount())
             apart = f" · {one.fetch_share()}" if one.fetches or one.floods else ""
             lines.append(f"    {names.get(account_id, f'account {account_id}')}: {counted(one.people, 'clicks')}{apart}")
-        mine = total_clicks(counts.get((audience_id, a), ClickCount()) for a in accounts)
-        lines.append(f"    {name} total: {counted(mine.people, 'clicks')} · {mine.fetch_share()}")
+        if len(accounts) > 1:
+            mine = total_clicks(counts.get((audience_id, a), ClickCount()) for a in accounts)
+            lines.append(f"    {name} total: {counted(mine.people, 'clicks')} · {mine.fetch_share()}")
     total = total_clicks(counts.values())
     lines.append(f"  Total: {counted(total.people, 'clicks')} · {total.fetch_share()}")
     return lines
