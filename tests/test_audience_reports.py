@@ -30,7 +30,7 @@ from handlers.engagement.digests import send_digests
 from handlers.engagement.exports import COLUMNS
 from handlers.engagement.metrics import poll_metrics
 from handlers.engagement.reports import CHART_METRICS
-from storage.models import Account, Delivery, MetricSnapshot, ShortLink
+from storage.models import Account, Audience, Delivery, DeliveryState, MetricSnapshot, SandboxPost, ShortLink
 from tests.conftest import FakeClock, Team, make_herald, refused
 from tests.test_digests import Recorder
 
@@ -420,3 +420,92 @@ async def test_besttime_of_an_audience_ranks_its_own_deliveries_in_its_zone(team
                           for n, (label, v) in enumerate(ranked, 1)]
     assert lines[4].startswith("Based on 12 posts over 4 weeks: each delivery to east's accounts")
     assert "America/New_York" in lines[4]
+
+
+# --- an account that reaches two audiences -------------------------------------------------------------------
+
+
+def second_delivery(team: Team, post_id: int, account: str, audience_id: int) -> None:
+    """The post's delivery on `account` for a second audience, as targeting by audience makes one: its own post on
+    the sandbox, its own short link."""
+    ids = {name: i for i, name in names(team).items()}
+    with team.herald.db.session() as session:
+        first = session.exec(select(Delivery).where(Delivery.post_id == post_id)
+                             .where(Delivery.account_id == ids[account])).one()
+        remote = SandboxPost(account_id=first.account_id, idempotency_key=f"{first.idempotency_key}:{audience_id}",
+                             text=first.text or "", created_at=first.sent_at)
+        session.add(remote)
+        session.flush()
+        session.add(Delivery(post_id=post_id, account_id=first.account_id, audience_id=audience_id,
+                             state=DeliveryState.SENT.value, idempotency_key=f"{first.idempotency_key}:{audience_id}",
+                             text=first.text, remote_id=str(remote.id), sent_at=first.sent_at,
+                             metrics_due_at=first.metrics_due_at))
+        link = session.exec(select(ShortLink).where(ShortLink.post_id == post_id)
+                            .where(ShortLink.account_id == ids[account])).one()
+        session.add(ShortLink(code=f"{link.code[:6]}z{audience_id}", workspace_id=link.workspace_id, post_id=post_id,
+                              account_id=link.account_id, audience_id=audience_id, target=link.target,
+                              created_at=link.created_at))
+        session.commit()
+
+
+def click_audience(team: Team, post_id: int, account: str, audience_id: int, people: int, first: int) -> None:
+    ids = {name: i for i, name in names(team).items()}
+    with team.herald.db.session() as session:
+        link = session.exec(select(ShortLink).where(ShortLink.post_id == post_id)
+                            .where(ShortLink.account_id == ids[account])
+                            .where(ShortLink.audience_id == audience_id)).one()
+    ClickCounter(team.herald.db).store(
+        [Hit(link.id or 0, team.clock.now(), f"192.0.2.{first + n}", BROWSER) for n in range(people)])
+
+
+async def test_an_account_that_reaches_two_audiences_counts_in_each_with_its_own_numbers_and_clicks(team: Team) -> None:
+    await team.setup_workspace(accounts=ACCOUNTS)
+    south = team.add_audience("south", ("acme-es",), "Europe/Madrid", "es")
+    latam = team.add_audience("latam", ("acme-es",), "America/Mexico_City", "es")
+    post_id = await published(team, "Rebajas https://shop.acme.com/rebajas to=acme-es")
+    reach(team, post_id, {"acme-es": south})
+    second_delivery(team, post_id, "acme-es", latam)
+    click_audience(team, post_id, "acme-es", south, people=2, first=1)
+    click_audience(team, post_id, "acme-es", latam, people=5, first=50)
+    team.clock.advance(hours=3)
+    assert await poll_metrics(team.herald.ctx) == 2
+    with team.herald.db.session() as session:
+        rows = session.exec(select(Delivery, MetricSnapshot).where(Delivery.post_id == post_id)
+                            .where(MetricSnapshot.delivery_id == Delivery.id)).all()
+        numbers = {d.audience_id: engagement(f"acme-es:{d.remote_id}", 180) for d, _s in rows}
+        assert {d.audience_id: s.likes for d, s in rows} == {a: m.likes for a, m in numbers.items()}
+    assert numbers[south] != numbers[latam]  # two posts on the network, each with its numbers
+    lines = (await team.say("bob", f"/stats {post_id}")).splitlines()
+    assert lines[1] == "  Audience latam (America/Mexico_City):"
+    assert lines[2].startswith(f"    acme-es (sandbox): {numbers[latam].likes} likes · ")
+    assert lines[4] == "  Audience south (Europe/Madrid):"
+    assert lines[5].startswith(f"    acme-es (sandbox): {numbers[south].likes} likes · ")
+    clicks = lines.index("Clicks on its short links (people; preview fetches by networks and chat apps counted apart):")
+    assert lines[-1].startswith("[image: ")  # the chart
+    assert lines[clicks + 1:-1] == ["  Audience latam:", "    acme-es: 5 clicks", "  Audience south:",
+                                  "    acme-es: 2 clicks", "  Total: 7 clicks · 0 preview fetches counted apart (0% of 7)"]
+    reply = await ask(team, "bob", "/export day")
+    assert reply.attachment is not None
+    exported = list(csv.DictReader(io.StringIO(reply.attachment.data.decode("utf-8-sig"))))
+    assert sorted((r["account"], r["audience"], r["short_link_clicks"], r["likes"]) for r in exported) == sorted([
+        ("acme-es", "latam", "5", str(numbers[latam].likes)), ("acme-es", "south", "2", str(numbers[south].likes))])
+    table = (await team.say("bob", "/report day by audience")).splitlines()
+    for audience, name, people in ((latam, "latam", 5), (south, "south", 2)):
+        m = numbers[audience]
+        assert (f"{name} | {'America/Mexico_City' if name == 'latam' else 'Europe/Madrid'} | 1 | {m.impressions:,} | "
+                f"{engaged(m):,} | {100 * engaged(m) / (m.impressions or 1):.1f}% | {people}") in table
+
+
+async def test_a_removed_audience_keeps_its_row_for_the_posts_that_reached_it(team: Team) -> None:
+    audiences, first, second = await two_posts(team)
+    before = (await team.say("bob", "/report week by audience")).splitlines()
+    with team.herald.db.session() as session:
+        south = session.get(Audience, audiences["south"])
+        assert south is not None
+        south.removed_at = team.clock.now()
+        session.commit()
+    after = (await team.say("bob", "/report week by audience")).splitlines()
+    [row] = [line for line in before if line.startswith("south | ")]
+    assert row.replace("south | ", "south (removed) | ", 1) in after
+    await refused(team, "bob", "/report audience south week", "There's no audience 'south'. Audiences here: north.")
+    await refused(team, "bob", "/besttime audience south", "There's no audience 'south'. Audiences here: north.")
