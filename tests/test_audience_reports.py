@@ -387,6 +387,7 @@ async def test_besttime_of_an_audience_ranks_its_own_deliveries_in_its_zone(team
                   "Herald needs 10")
     await refused(team, "bob", "/besttime audience west", "There's no audience 'west'. Audiences here: east.")
     await refused(team, "bob", "/besttime audience", "Which audience?", "/besttime audience south")
+    await refused(team, "bob", "/besttime clicks audience east", "by engagement only", "/besttime audience south")
     sent: list[tuple[datetime, int]] = []
     for week in range(4):
         for n, hour in enumerate(NEW_YORK_HOURS):
@@ -494,6 +495,8 @@ async def test_an_account_that_reaches_two_audiences_counts_in_each_with_its_own
         m = numbers[audience]
         assert (f"{name} | {'America/Mexico_City' if name == 'latam' else 'Europe/Madrid'} | 1 | {m.impressions:,} | "
                 f"{engaged(m):,} | {100 * engaged(m) / (m.impressions or 1):.1f}% | {people}") in table
+    listed = [line for line in (await team.say("bob", "/report day")).splitlines() if line.startswith(f"  #{post_id} ")]
+    assert listed == [f"  #{post_id} Mon 23 Nov 10:00 · acme-es · Rebajas https://shop.acme.com/rebajas"]
 
 
 async def test_a_removed_audience_keeps_its_row_for_the_posts_that_reached_it(team: Team) -> None:

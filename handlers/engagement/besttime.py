@@ -299,6 +299,9 @@ async def besttime(req: Request) -> Reply:
     if words and words[0] == "audience":
         return audience_besttime(req, ws_id, " ".join(words[1:]))
     by_clicks = bool(words) and words[0] == "clicks"
+    if by_clicks and words[1:2] == ["audience"]:
+        raise UserError("An audience's best times are by engagement only: /besttime audience <name>, e.g. "
+                        "/besttime audience south. /besttime clicks ranks the workspace's hours by clicks.")
     wanted = " ".join(words[1:] if by_clicks else words) or None
     now = ctx.clock.now()
     with ctx.db.session() as session:

@@ -394,7 +394,8 @@ def published_lines(rows: list[Sent], tz: str) -> list[str]:
     accounts: dict[int, list[str]] = defaultdict(list)
     posts: dict[int, Sent] = {}
     for sent in rows:
-        accounts[sent.post_id].append(sent.account)
+        if sent.account not in accounts[sent.post_id]:  # an account that reached two audiences is named once
+            accounts[sent.post_id].append(sent.account)
         posts.setdefault(sent.post_id, sent)
     lines = []
     for post_id, sent in list(posts.items())[:LISTED]:
