@@ -387,7 +387,6 @@ async def test_besttime_of_an_audience_ranks_its_own_deliveries_in_its_zone(team
                   "Herald needs 10")
     await refused(team, "bob", "/besttime audience west", "There's no audience 'west'. Audiences here: east.")
     await refused(team, "bob", "/besttime audience", "Which audience?", "/besttime audience south")
-    await refused(team, "bob", "/besttime clicks audience east", "by engagement only", "/besttime audience south")
     sent: list[tuple[datetime, int]] = []
     for week in range(4):
         for n, hour in enumerate(NEW_YORK_HOURS):
@@ -512,3 +511,33 @@ async def test_a_removed_audience_keeps_its_row_for_the_posts_that_reached_it(te
     assert row.replace("south | ", "south (removed) | ", 1) in after
     await refused(team, "bob", "/report audience south week", "There's no audience 'south'. Audiences here: north.")
     await refused(team, "bob", "/besttime audience south", "There's no audience 'south'. Audiences here: north.")
+
+
+async def test_besttime_clicks_of_an_audience_ranks_the_hours_its_people_clicked_in_its_zone(team: Team) -> None:
+    await team.setup_workspace(accounts=ACCOUNTS)
+    east = team.add_audience("east", ("acme-es",), "America/New_York", "en")
+    await refused(team, "bob", "/besttime clicks audience east", "Not enough clicks history yet for audience east: "
+                  "0 posts", "Herald needs 10")
+    for week in range(5):  # Tuesdays 09:00 New York: 3 people click; Thursdays 13:00: 1 person
+        for at, people in ((datetime(2026, 11, 24, 14, tzinfo=UTC), 3), (datetime(2026, 11, 26, 18, tzinfo=UTC), 1)):
+            team.clock.current = at + timedelta(weeks=week)
+            post_id = await published(team, f"Deals {week} https://shop.acme.com/deals/{week} to=acme-es")
+            reach(team, post_id, {"acme-es": east})
+            click(team, post_id, "acme-es", people=people, fetches=2, first=10 * week + people)
+            if week == 0:  # the same account, no audience, many clicks: not the audience's
+                other = await published(team, f"Elsewhere https://shop.acme.com/else/{people} to=acme-es")
+                click(team, other, "acme-es", people=9, first=100 + people)
+    team.clock.current = datetime(2026, 12, 28, 12, tzinfo=UTC)
+    out = await team.say("bob", "/besttime clicks audience east")
+    assert out.splitlines() == [
+        "⏰ Best times to post to audience east for clicks, from its own deliveries' short links, in its zone "
+        "(America/New_York):",
+        "  1. Tue 09:00–10:00 · 3.0 clicks per post (5 posts)",
+        "  2. Thu 13:00–14:00 · 1.0 clicks per post (5 posts)",
+        "Based on 10 posts over 5 weeks: the people who clicked each delivery's short links within 24 hours of "
+        "publishing (preview fetches not counted), at its time in America/New_York.",
+    ]
+    # the workspace's own /besttime clicks counts every delivery of the account, in the workspace's zone:
+    # Tuesdays 15:00 in Paris, five posts of 3 people and one of 9: 24 ÷ 6
+    assert (await team.say("bob", "/besttime clicks")).splitlines()[1] == \
+        "  1. Tue 15:00–16:00 · 4.0 clicks per post (6 posts)"
