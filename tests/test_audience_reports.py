@@ -278,8 +278,9 @@ async def test_report_by_audience_compares_the_audiences_in_a_table_and_a_groupe
     assert sum(len(bars) for bars in values.values()) == 15  # 5 metrics × 3 audiences
     image = png_of(reply.image)
     assert all(pixels(image, colour) > 500 for colour in PALETTE_RGB)  # each audience's bars are drawn
-    # the same forms: period first or alone
-    assert (await team.say("bob", "/report by audience")).splitlines()[3:6] == expected_rows
+    # the same forms: the period alone, after, or written another way
+    for line in ("/report by audience", "/report by audience week", "/report 7d by audiences"):
+        assert (await team.say("bob", line)).splitlines()[3:6] == expected_rows, line
 
 
 async def test_report_of_one_audience_is_the_period_report_of_its_deliveries(team: Team) -> None:

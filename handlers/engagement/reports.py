@@ -523,8 +523,11 @@ async def report(req: Request) -> Reply:
     if head.lower() == "audience":
         return await audience_report(req, ws_id, rest.strip())
     words = text.split()
-    if [w.lower() for w in words[-2:]] in (["by", "audience"], ["by", "audiences"]):
+    by_audience = (["by", "audience"], ["by", "audiences"])
+    if [w.lower() for w in words[-2:]] in by_audience:
         return await audience_comparison(req, ws_id, " ".join(words[:-2]))
+    if [w.lower() for w in words[:2]] in by_audience:  # /report by audience week
+        return await audience_comparison(req, ws_id, " ".join(words[2:]))
     now = ctx.clock.now()
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
