@@ -81,8 +81,13 @@ class MatplotlibCharts:
             axes.legend(frameon=False, fontsize=9)
         return _png(figure)
 
-    def bars(self, title: str, labels: list[str], values: dict[str, list[float]], *, ylabel: str = "") -> bytes:
-        """Grouped bars: one group per label, one bar per named series (e.g. this week vs last week)."""
+    def bars(self, title: str, labels: list[str], values: dict[str, list[float]], *, ylabel: str = "",
+             split: bool = False) -> bytes:
+        """Grouped bars: one group per label, one bar per named series (e.g. this week vs last week). `split` draws
+        each group in its own panel with its own scale (metrics as unlike as views and clicks side by side), the
+        series named on a shared legend."""
+        if split and labels:
+            return self._panels(title, labels, values)
         figure = _figure()
         axes = figure.add_subplot()
         names = list(values)
@@ -97,4 +102,33 @@ class MatplotlibCharts:
         _style(axes, title, ylabel)
         if len(names) > 1:
             axes.legend(frameon=False, fontsize=9)
+        return _png(figure)
+
+    def _panels(self, title: str, labels: list[str], values: dict[str, list[float]]) -> bytes:
+        """One panel per label, one bar per series in each, the same colour for a series in every panel."""
+        from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+        figure = _figure()
+        names = list(values)
+        panels = figure.subplots(1, len(labels), squeeze=False)[0]
+        for column, (axes, label) in enumerate(zip(panels, labels, strict=True)):
+            heights = [values[name][column] for name in names]
+            whole = "%" not in label and all(float(v).is_integer() for v in heights)  # counts: whole ticks
+            bars = axes.bar(range(len(names)), heights, color=[PALETTE[i % len(PALETTE)] for i in range(len(names))],
+                            label=names)
+            axes.bar_label(bars, labels=[f"{v:,.0f}" if whole else f"{v:,.1f}" for v in heights], fontsize=7, padding=2)
+            axes.set_title(label, fontsize=10)
+            axes.set_xticks([])
+            axes.grid(axis="y", alpha=0.3)
+            axes.spines[["top", "right"]].set_visible(False)
+            axes.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=whole))
+            axes.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}" if whole or max(heights, default=0) >= 10
+                                                              else "{x:,.1f}"))
+            axes.tick_params(axis="y", labelsize=7)
+            axes.margins(y=0.15)
+        figure.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
+        if names:
+            handles = panels[0].containers[0].patches
+            figure.legend(handles, names, loc="outside lower center", ncols=min(len(names), 4), frameon=False,
+                          fontsize=9)
         return _png(figure)

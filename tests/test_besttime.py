@@ -47,7 +47,7 @@ async def test_without_history_besttime_gives_the_general_defaults_and_says_so(t
 async def test_an_unknown_network_is_refused(team: Team) -> None:
     await team.setup_workspace()
     await refused(team, "bob", "/besttime myspace", "'myspace' isn't a network. Try one of: bluesky, x.",
-                  "Usage: /besttime [clicks] [network]")
+                  "Usage: /besttime [clicks] [network] | /besttime [clicks] audience <name>")
 
 
 async def test_next_best_without_history_takes_the_default_hours_the_posts_networks_share(team: Team) -> None:

@@ -305,7 +305,8 @@ async def test_report_of_an_unknown_period_is_refused(team: Team) -> None:
     before = team.snapshot()
     out = await team.say("bob", "/report year")
     assert out.startswith("✋ 'year' isn't a period. Use day, week or month")
-    assert out.endswith("Usage: /report [day|week|month|<period>] | /report campaign <name>")
+    assert out.endswith("Usage: /report [day|week|month|<period>] [by audience] | /report campaign <name> | "
+                        "/report audience <name> [period]")
     assert team.snapshot() == before
 
 

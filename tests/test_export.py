@@ -77,22 +77,22 @@ async def test_export_week_is_one_row_per_account_with_each_number_from_the_fake
         {"post_id": "3", "published_at": "2026-11-16T11:00:00+01:00", "campaign": "spring", "network": "bluesky",
          "account": "acme-bsky", "url": link[(3, "acme-bsky")], "likes": "25", "comments": "4", "shares": "5",
          "quotes": "1", "views": "", "clicks": "", "saves": "", "engagements": "35", "engagement_rate_pct": "10.90",
-         "rate_basis": "followers", "short_link_clicks": "", "short_link_fetches": "", "site_visits": "", "site_conversions": "", "metrics_read_at": read, "text": "Spring sale starts today!"},
+         "rate_basis": "followers", "short_link_clicks": "", "short_link_fetches": "", "site_visits": "", "site_conversions": "", "metrics_read_at": read, "text": "Spring sale starts today!", "audience": ""},
         # LinkedIn gives no quotes or saves; 80 ÷ 3,000 views
         {"post_id": "3", "published_at": "2026-11-16T11:00:00+01:00", "campaign": "spring", "network": "linkedin",
          "account": "acme-li", "url": link[(3, "acme-li")], "likes": "40", "comments": "8", "shares": "6",
          "quotes": "", "views": "3000", "clicks": "26", "saves": "", "engagements": "80",
          "engagement_rate_pct": "2.67", "rate_basis": "views", "short_link_clicks": "", "short_link_fetches": "", "site_visits": "", "site_conversions": "", "metrics_read_at": read,
-         "text": "Spring sale starts today!"},
+         "text": "Spring sale starts today!", "audience": ""},
         {"post_id": "3", "published_at": "2026-11-16T11:00:00+01:00", "campaign": "spring", "network": "x",
          "account": "acme-x", "url": link[(3, "acme-x")], "likes": "30", "comments": "5", "shares": "6",
          "quotes": "2", "views": "2000", "clicks": "14", "saves": "3", "engagements": "60",
          "engagement_rate_pct": "3.00", "rate_basis": "views", "short_link_clicks": "", "short_link_fetches": "", "site_visits": "", "site_conversions": "", "metrics_read_at": read,
-         "text": "Spring sale starts today!"},
+         "text": "Spring sale starts today!", "audience": ""},
         {"post_id": "4", "published_at": "2026-11-18T11:00:00+01:00", "campaign": "", "network": "bluesky",
          "account": "acme-bsky", "url": link[(4, "acme-bsky")], "likes": "12", "comments": "2", "shares": "1",
          "quotes": "0", "views": "", "clicks": "", "saves": "", "engagements": "15", "engagement_rate_pct": "4.67",
-         "rate_basis": "followers", "short_link_clicks": "", "short_link_fetches": "", "site_visits": "", "site_conversions": "", "metrics_read_at": read, "text": "Meet the team at the fair"},
+         "rate_basis": "followers", "short_link_clicks": "", "short_link_fetches": "", "site_visits": "", "site_conversions": "", "metrics_read_at": read, "text": "Meet the team at the fair", "audience": ""},
     ]
     assert link[(3, "acme-x")].startswith("https://x.com/brand/status/")
     assert link[(3, "acme-bsky")].startswith("https://bsky.app/profile/brand.bsky.social/post/")

@@ -369,7 +369,8 @@ class Charts(Protocol):
 
     def line(self, title: str, series: list[Series], *, ylabel: str = "", tz: str = "UTC") -> bytes: ...
 
-    def bars(self, title: str, labels: list[str], values: dict[str, list[float]], *, ylabel: str = "") -> bytes: ...
+    def bars(self, title: str, labels: list[str], values: dict[str, list[float]], *, ylabel: str = "",
+             split: bool = False) -> bytes: ...
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,19 @@ from sqlmodel import col
 from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.errors import UserError
-from handlers.core.lookups import account_rules, get_workspace
+from handlers.core.lookups import account_rules, get_audience, get_workspace
 from handlers.core.ports import Networks, PostingWindow
 from handlers.engagement.metrics import engagements
-from storage.models import Account, Click, Delivery, DeliveryState, MetricSnapshot, ShortLink, Workspace
+from storage.models import (
+    Account,
+    Audience,
+    Click,
+    Delivery,
+    DeliveryState,
+    MetricSnapshot,
+    ShortLink,
+    Workspace,
+)
 
 HISTORY = timedelta(weeks=12)
 READING_AT = timedelta(hours=24)
@@ -122,14 +131,18 @@ def hours_after(session: Session, later: Any, earlier: Any) -> ColumnElement[Any
     return (func.julianday(later) - func.julianday(earlier)) * 24.0
 
 
-def history(session: Session, ws: Workspace, account_ids: list[int], now: datetime) -> History:
-    """Score the hours of the week by the 24-hour readings of the accounts' posts (see the module doc)."""
+def history(session: Session, ws: Workspace, account_ids: list[int] | None, now: datetime, *,
+            audience: Audience | None = None) -> History:
+    """Score the hours of the week by the 24-hour readings of the accounts' posts (see the module doc); given an
+    audience, by its own deliveries' readings (whatever account), in its zone."""
     age = hours_after(session, col(MetricSnapshot.taken_at), col(Delivery.sent_at))
     lo, hi = (READING_AT - READING_SLACK) / timedelta(hours=1), (READING_AT + READING_SLACK) / timedelta(hours=1)
+    mine = (col(Delivery.audience_id) == audience.id if audience is not None
+            else col(Delivery.account_id).in_(account_ids or []))
     rows = session.execute(
         select(col(Delivery.id), col(Delivery.sent_at), MetricSnapshot, age)
         .join(MetricSnapshot, col(MetricSnapshot.delivery_id) == col(Delivery.id))
-        .where(col(Delivery.account_id).in_(account_ids))
+        .where(mine)
         .where(col(Delivery.state) == DeliveryState.SENT.value)
         .where(col(Delivery.sent_at) >= now - HISTORY).where(col(Delivery.sent_at) <= now - READING_AT)
         .where(age >= lo).where(age <= hi)
@@ -141,7 +154,7 @@ def history(session: Session, ws: Workspace, account_ids: list[int], now: dateti
             nearest[delivery_id] = (off, sent_at, snap)
     picked = list(nearest.values())
     by_rate = bool(picked) and all(snap.impressions for _o, _s, snap in picked)
-    zone = ZoneInfo(ws.timezone)
+    zone = ZoneInfo(audience.timezone if audience is not None else ws.timezone)
     scores: dict[tuple[int, int], list[float]] = defaultdict(list)
     for _off, sent_at, snap in picked:
         engaged = engagements(snap)
@@ -159,36 +172,44 @@ def ranked(scores: dict[tuple[int, int], list[float]], sent: list[datetime], *, 
     return History(posts=len(sent), weeks=weeks, by_rate=by_rate, slots=slots, by_clicks=by_clicks)
 
 
-def click_history(session: Session, ws: Workspace, account_ids: list[int], now: datetime) -> History:
+def click_history(session: Session, ws: Workspace, account_ids: list[int] | None, now: datetime, *,
+                  audience: Audience | None = None) -> History:
     """Score the hours of the week by people's clicks on each delivery's short links within 24 hours of
-    publishing (the deliveries of the last 12 weeks that had short links and are a day old)."""
+    publishing (the deliveries of the last 12 weeks that had short links and are a day old); given an audience,
+    its own deliveries' (whatever account), in its zone. A delivery's links are those made for its audience."""
+    same_audience = func.coalesce(col(ShortLink.audience_id), 0) == func.coalesce(col(Delivery.audience_id), 0)
+    mine = (col(Delivery.audience_id) == audience.id if audience is not None
+            else col(Delivery.account_id).in_(account_ids or []))
     deliveries = session.execute(
-        select(col(Delivery.post_id), col(Delivery.account_id), col(Delivery.sent_at))
+        select(col(Delivery.post_id), col(Delivery.account_id), col(Delivery.audience_id), col(Delivery.sent_at))
         .join(ShortLink, and_(col(ShortLink.post_id) == col(Delivery.post_id),
-                              col(ShortLink.account_id) == col(Delivery.account_id)))
-        .where(col(Delivery.account_id).in_(account_ids))
+                              col(ShortLink.account_id) == col(Delivery.account_id), same_audience))
+        .where(mine)
         .where(col(Delivery.state) == DeliveryState.SENT.value)
         .where(col(Delivery.sent_at) >= now - HISTORY).where(col(Delivery.sent_at) <= now - READING_AT)
         .distinct()
     ).all()
+    links = (col(ShortLink.audience_id) == audience.id if audience is not None
+             else col(ShortLink.account_id).in_(account_ids or []))
     clicks = session.execute(
-        select(col(ShortLink.post_id), col(ShortLink.account_id), col(Click.at), col(Click.count))
+        select(col(ShortLink.post_id), col(ShortLink.account_id), col(ShortLink.audience_id), col(Click.at),
+               col(Click.count))
         .join(Click, col(Click.link_id) == col(ShortLink.id))
-        .where(col(ShortLink.account_id).in_(account_ids)).where(col(Click.fetcher).is_(None))
+        .where(links).where(col(Click.fetcher).is_(None))
         .where(col(Click.at) >= now - HISTORY - READING_AT)
     ).all()
-    by_delivery: dict[tuple[int, int], list[tuple[datetime, int]]] = defaultdict(list)
-    for post_id, account_id, at, count in clicks:
+    by_delivery: dict[tuple[int, int, int | None], list[tuple[datetime, int]]] = defaultdict(list)
+    for post_id, account_id, audience_id, at, count in clicks:
         if at is not None:
-            by_delivery[(post_id, account_id)].append((at, int(count)))
-    zone = ZoneInfo(ws.timezone)
+            by_delivery[(post_id, account_id, audience_id)].append((at, int(count)))
+    zone = ZoneInfo(audience.timezone if audience is not None else ws.timezone)
     scores: dict[tuple[int, int], list[float]] = defaultdict(list)
     sent: list[datetime] = []
-    for post_id, account_id, sent_at in deliveries:
+    for post_id, account_id, audience_id, sent_at in deliveries:
         if sent_at is None:
             continue
         end = sent_at + READING_AT
-        within = sum(n for at, n in by_delivery[(post_id, account_id)] if sent_at <= at <= end)
+        within = sum(n for at, n in by_delivery[(post_id, account_id, audience_id)] if sent_at <= at <= end)
         local = sent_at.astimezone(zone)
         scores[(local.weekday(), local.hour)].append(float(within))
         sent.append(sent_at)
@@ -267,7 +288,7 @@ def click_lines(past: History, on: str, tz: str) -> list[str]:
 
 @command(
     "besttime",
-    usage="/besttime [clicks] [network]", example="/besttime x",
+    usage="/besttime [clicks] [network] | /besttime [clicks] audience <name>", example="/besttime x",
     summary="when your posts do best, from your own numbers (general defaults until there are enough)",
     details=(
         f"Each post of the last {HISTORY.days // 7} weeks counts by its numbers 24 hours after publishing, in the "
@@ -275,7 +296,7 @@ def click_lines(past: History, on: str, tz: str) -> list[str]:
         f"post has views, else engagements per post. With fewer than {MIN_POSTS} such posts you get general "
         f"defaults ({SOURCE}). /besttime clicks ranks the hours by the people who clicked each post's short "
         "links within 24 hours (Herald's own count, /links). /schedule <post> next best takes the next of the "
-        "engagement times."
+        "engagement times. /besttime [clicks] audience <name>: the same from that audience's own deliveries, in its zone."
     ),
     group="Engagement",
 )
@@ -284,6 +305,8 @@ async def besttime(req: Request) -> Reply:
     ws_id = req.need_workspace()
     words = req.command.text.strip().lower().split()
     by_clicks = bool(words) and words[0] == "clicks"
+    if words[by_clicks:by_clicks + 1] == ["audience"]:
+        return audience_besttime(req, ws_id, " ".join(words[by_clicks + 1:]), by_clicks=by_clicks)
     wanted = " ".join(words[1:] if by_clicks else words) or None
     now = ctx.clock.now()
     with ctx.db.session() as session:
@@ -324,4 +347,45 @@ async def besttime(req: Request) -> Reply:
         note = "" if own_defaults(ctx.networks, network) else " (the study's overall finding)"
         lines.append(f"  {label}: {window_text(defaults_for(ctx.networks, network))}{note}")
     lines.append("/schedule <post> next best uses these until your own history is enough.")
+    return Reply("\n".join(lines))
+
+
+def audience_besttime(req: Request, ws_id: int, name: str, *, by_clicks: bool = False) -> Reply:
+    """/besttime [clicks] audience <name>: the best hours from the audience's own deliveries, in the audience's
+    zone; refused while it has fewer than MIN_POSTS of them with a 24-hour reading (with short links, by clicks)."""
+    if not name:
+        raise UserError("Which audience? Usage: /besttime audience <name>, e.g. /besttime audience south")
+    with req.ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        audience = get_audience(session, ws_id, name)
+        now = req.ctx.clock.now()
+        past = (click_history(session, ws, None, now, audience=audience) if by_clicks
+                else history(session, ws, None, now, audience=audience))
+    tz = audience.timezone
+    if by_clicks:
+        if not past.enough:
+            raise UserError(
+                f"Not enough clicks history yet for audience {audience.name}: {past.posts} "
+                f"post{'s' if past.posts != 1 else ''} reached it with short links at least a day old in the last "
+                f"{HISTORY.days // 7} weeks; Herald needs {MIN_POSTS}. /besttime audience {audience.name} ranks "
+                "its hours by engagement.")
+        lines = [f"⏰ Best times to post to audience {audience.name} for clicks, from its own deliveries' short "
+                 f"links, in its zone ({tz}):"]
+        lines += [f"  {n}. {slot.label()} · {score_text(slot, past)}" for n, slot in enumerate(past.slots[:TOP], 1)]
+        lines.append(f"Based on {past.posts} posts over {past.weeks} week{'s' if past.weeks != 1 else ''}: the "
+                     "people who clicked each delivery's short links within 24 hours of publishing (preview fetches "
+                     f"not counted), at its time in {tz}.")
+        return Reply("\n".join(lines))
+    if not past.enough:
+        raise UserError(
+            f"Not enough history yet for audience {audience.name}: {past.posts} post{'s' if past.posts != 1 else ''} "
+            f"reached it with numbers 24 hours after publishing in the last {HISTORY.days // 7} weeks; Herald needs "
+            f"{MIN_POSTS} to suggest its own times. /besttime shows the workspace's times meanwhile.")
+    lines = [f"⏰ Best times to post to audience {audience.name}, from its own deliveries' numbers, in its zone ({tz}):"]
+    lines += [f"  {n}. {slot.label()} · {score_text(slot, past)}" for n, slot in enumerate(past.slots[:TOP], 1)]
+    how = ("engagement rate = engagements ÷ views" if past.by_rate else
+           "engagements = likes + comments + shares + quotes + saves + clicks (not every post has views, so no rate)")
+    lines.append(f"Based on {past.posts} posts over {past.weeks} week{'s' if past.weeks != 1 else ''}: each "
+                 f"delivery to {audience.name}'s accounts, by its numbers 24 hours after publishing, at its time in "
+                 f"{tz}; {how}.")
     return Reply("\n".join(lines))

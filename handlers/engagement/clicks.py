@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import bindparam, delete, text
+from sqlalchemy import select as sql_select  # sqlmodel's select types at most four columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 from ua_parser import parse as parse_user_agent
@@ -264,15 +265,35 @@ def clicks_by(session: Session, *, workspace_id: int, by: str, since: datetime |
     return out
 
 
-def clicks_by_target(session: Session, post_ids: list[int]) -> dict[tuple[int, int], ClickCount]:
-    """(post, account) → its short links' clicks, for every delivery that has short links (0 when never clicked)."""
-    out = {(p, a): ClickCount() for p, a in session.exec(
-        select(ShortLink.post_id, ShortLink.account_id).where(col(ShortLink.post_id).in_(post_ids))).all()}
-    query = (select(ShortLink.post_id, ShortLink.account_id, Click.fetcher, func.sum(Click.count))
+def clicks_by_audience(session: Session, *, workspace_id: int, post_ids: list[int],
+                       until: datetime | None = None) -> dict[tuple[int | None, int], ClickCount]:
+    """Clicks on these posts' short links made before `until`, per (audience, account): the audience of the
+    delivery each link was made for (None: a delivery without one)."""
+    query = (select(ShortLink.audience_id, ShortLink.account_id, Click.fetcher, func.sum(Click.count))
+             .join(ShortLink, col(ShortLink.id) == col(Click.link_id))
+             .where(ShortLink.workspace_id == workspace_id).where(col(ShortLink.post_id).in_(post_ids)))
+    if until is not None:
+        query = query.where(col(Click.at) < until)
+    out: dict[tuple[int | None, int], ClickCount] = {}
+    for audience_id, account_id, fetcher, n in session.exec(query.group_by(
+            col(ShortLink.audience_id), col(ShortLink.account_id), col(Click.fetcher))).all():
+        _add(out.setdefault((audience_id, int(account_id)), ClickCount()), fetcher, int(n or 0))
+    return out
+
+
+def clicks_by_target(session: Session, post_ids: list[int]) -> dict[tuple[int, int, int | None], ClickCount]:
+    """(post, account, audience) → its short links' clicks, for every delivery that has short links (0 when never
+    clicked); the audience is None for a delivery without one."""
+    out = {(p, a, u): ClickCount() for p, a, u in session.exec(
+        select(ShortLink.post_id, ShortLink.account_id, ShortLink.audience_id)
+        .where(col(ShortLink.post_id).in_(post_ids))).all()}
+    query = (sql_select(col(ShortLink.post_id), col(ShortLink.account_id), col(ShortLink.audience_id),
+                        col(Click.fetcher), func.sum(Click.count))
              .join(ShortLink, col(ShortLink.id) == col(Click.link_id)).where(col(ShortLink.post_id).in_(post_ids))
-             .group_by(col(ShortLink.post_id), col(ShortLink.account_id), col(Click.fetcher)))
-    for post_id, account_id, fetcher, n in session.exec(query).all():
-        _add(out.setdefault((post_id, account_id), ClickCount()), fetcher, int(n or 0))
+             .group_by(col(ShortLink.post_id), col(ShortLink.account_id), col(ShortLink.audience_id),
+                       col(Click.fetcher)))
+    for post_id, account_id, audience_id, fetcher, n in session.execute(query).all():
+        _add(out.setdefault((post_id, account_id, audience_id), ClickCount()), fetcher, int(n or 0))
     return out
 
 

@@ -3,7 +3,7 @@
 Columns (COLUMNS): the post, when that account published it (ISO 8601 in the workspace timezone),
 campaign, network, account, link, each number from the latest reading (empty where the network
 doesn't give it or nothing was read yet), engagements, engagement rate in % with its basis (views,
-else followers), the clicks on Herald's short links (people, and preview fetches apart), when the numbers were read, and the text that went out. The file is UTF-8 with a
+else followers), the clicks on Herald's short links (people, and preview fetches apart), when the numbers were read, the text that went out, and the audience the delivery reached (empty without one). The file is UTF-8 with a
 byte-order mark so spreadsheet programs read accents right; cells a spreadsheet would run as a formula
 (starting with = + - @) get a leading apostrophe.
 """
@@ -30,7 +30,7 @@ COLUMNS = (
     "post_id", "published_at", "campaign", "network", "account", "url", *NUMBERS,
     "engagements", "engagement_rate_pct", "rate_basis", "short_link_clicks", "short_link_fetches", "site_visits",
     "site_conversions", "metrics_read_at",
-    "text",
+    "text", "audience",
 )
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -64,6 +64,7 @@ def csv_rows(rows: list[Sent], tz: str, clicks: dict[int, ClickCount] | None = N
             *site_cells(traffic, sent),
             sent.read_at.astimezone(zone).isoformat(timespec="seconds") if sent.read_at else "",
             cell(sent.sent_text or sent.text),
+            cell(sent.audience),
         ])
     return out.getvalue().encode("utf-8-sig")
 
@@ -87,8 +88,8 @@ def delivery_clicks(session: Session, rows: list[Sent]) -> dict[int, ClickCount]
     targets = clicks_by_target(session, sorted({r.post_id for r in rows}))
     accounts = dict(session.exec(select(Delivery.id, Delivery.account_id).where(
         col(Delivery.id).in_([r.delivery_id for r in rows]))).all())
-    return {r.delivery_id: targets[(r.post_id, accounts[r.delivery_id])] for r in rows
-            if (r.post_id, accounts.get(r.delivery_id)) in targets}
+    return {r.delivery_id: targets[(r.post_id, accounts[r.delivery_id], r.audience_id)] for r in rows
+            if (r.post_id, accounts.get(r.delivery_id), r.audience_id) in targets}
 
 
 def file_name(workspace: str, key: str) -> str:
@@ -108,7 +109,8 @@ def file_name(workspace: str, key: str) -> str:
         "short_link_clicks: people who clicked the account's short links so far (Herald's own count, /links); "
         "short_link_fetches: the preview fetches and flood clicks counted apart; empty without short links. "
         "site_visits and site_conversions: what the site's analytics counted for the account's links "
-        "(/analytics); empty when none is connected or before the first read."
+        "(/analytics); empty when none is connected or before the first read. audience: the audience the "
+        "delivery reached, empty without one."
     ),
     group="Engagement",
 )

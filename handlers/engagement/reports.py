@@ -30,22 +30,24 @@ from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_workspace
+from handlers.core.lookups import audience_accounts, get_audience, get_workspace
 from handlers.core.ports import Series
 from handlers.core.when import format_delta, format_when
 from handlers.core.words import short_text
-from handlers.engagement.clicks import period_click_lines
+from handlers.engagement.clicks import ClickCount, clicks_by_audience, period_click_lines, total_clicks
 from handlers.engagement.metrics import ENGAGED, counted, engagements
 from handlers.engagement.spread import period_spread, spread_lines
 from handlers.engagement.traffic import funnel_lines
 from storage.models import (
     METRIC_FIELDS,
     Account,
+    Audience,
     Delivery,
     DeliveryState,
     MetricSnapshot,
     Post,
     PostState,
+    ShortLink,
     Workspace,
 )
 
@@ -55,6 +57,7 @@ RATE_FORMULA = "engagement rate = engagements ÷ views, on the networks that giv
 TOP = 5
 LISTED = 10  # posts listed by name in a report before "+k more"
 NO_CAMPAIGN = "no campaign"
+NO_AUDIENCE = "no audience"
 
 ROLLING = {"day": 1, "week": 7, "month": 30}
 PERIOD_HELP = (
@@ -193,6 +196,8 @@ class Sent:
     read_at: datetime | None
     followers: int | None = None
     sent_text: str | None = None  # the text that went out on this account (its variant), if kept
+    audience_id: int | None = None  # the audience this delivery reached (None: no audience)
+    audience: str | None = None  # that audience's name
 
     @property
     def engagements(self) -> int:
@@ -229,8 +234,12 @@ def sent_deliveries(
                             col(Post.published_at) < window.end)
     if campaign is not None:
         query = query.where(func.lower(col(Post.campaign)) == campaign.lower())
-    rows = session.exec(query.order_by(col(Post.published_at), col(Post.id), col(Account.name))).all()
+    rows = session.exec(query.order_by(col(Post.published_at), col(Post.id), col(Account.name),
+                                       col(Delivery.audience_id))).all()
     readings = latest_readings(session, [d.id for _p, d, _a in rows if d.id is not None], as_of)
+    audience_ids = sorted({d.audience_id for _p, d, _a in rows if d.audience_id is not None})
+    audiences = dict(session.exec(select(Audience.id, Audience.name).where(
+        col(Audience.id).in_(audience_ids))).all()) if audience_ids else {}
     found = []
     for post, delivery, account in rows:
         snap = readings.get(delivery.id or 0)
@@ -242,7 +251,8 @@ def sent_deliveries(
             numbers={f: getattr(snap, f) if snap is not None else None for f in METRIC_FIELDS},
             read_at=snap.taken_at if snap is not None else None,
             followers=snap.followers if snap is not None else None,
-            sent_text=delivery.text,
+            sent_text=delivery.text, audience_id=delivery.audience_id,
+            audience=audiences.get(delivery.audience_id) if delivery.audience_id is not None else None,
         ))
     return found
 
@@ -305,7 +315,12 @@ def tally(rows: Iterable[Sent]) -> Tally:
 def grouped(rows: Iterable[Sent], key: str) -> dict[str, Tally]:
     groups: dict[str, Tally] = defaultdict(Tally)
     for sent in rows:
-        name = sent.network if key == "network" else (sent.campaign or NO_CAMPAIGN)
+        if key == "network":
+            name = sent.network
+        elif key == "audience":
+            name = sent.audience or NO_AUDIENCE
+        else:
+            name = sent.campaign or NO_CAMPAIGN
         groups[name].add(sent)
     return groups
 
@@ -379,7 +394,8 @@ def published_lines(rows: list[Sent], tz: str) -> list[str]:
     accounts: dict[int, list[str]] = defaultdict(list)
     posts: dict[int, Sent] = {}
     for sent in rows:
-        accounts[sent.post_id].append(sent.account)
+        if sent.account not in accounts[sent.post_id]:  # an account that reached two audiences is named once
+            accounts[sent.post_id].append(sent.account)
         posts.setdefault(sent.post_id, sent)
     lines = []
     for post_id, sent in list(posts.items())[:LISTED]:
@@ -425,8 +441,10 @@ def measured(numbers: PeriodNumbers) -> str:
 STAMP = datetime(2000, 1, 1, tzinfo=UTC)  # any instant: format_delta measures lag from it
 
 
-def period_lines(numbers: PeriodNumbers, tz: str, before_name: str, previous: Window) -> list[str]:
-    """The body of a period report or digest (after its title)."""
+def period_lines(numbers: PeriodNumbers, tz: str, before_name: str, previous: Window, *,
+                 per_audience: bool = True) -> list[str]:
+    """The body of a period report or digest (after its title); `per_audience` False leaves out the lines per
+    audience (a report of one audience)."""
     now, before = tally(numbers.now), tally(numbers.before)
     compared = f"Compared with {before_name} ({span_text(previous.start, previous.end, tz)}): {measured(numbers)}."
     if not numbers.now:
@@ -445,10 +463,20 @@ def period_lines(numbers: PeriodNumbers, tz: str, before_name: str, previous: Wi
         "Per campaign:",
         *group_lines(grouped(numbers.now, "campaign"), grouped(numbers.before, "campaign"),
                      more=" (/report campaign <name> shows one)"),
+        *(audience_group_lines(numbers) if per_audience else []),
         *top_lines(numbers.now),
         f"({RATE_FORMULA}.)",
     ]
     return lines
+
+
+def audience_group_lines(numbers: PeriodNumbers) -> list[str]:
+    """'Per audience:' and a line per audience (as per network), when a delivery of either period reached one;
+    nothing otherwise (a workspace without audiences reads as it always has)."""
+    if not any(s.audience_id is not None for s in [*numbers.now, *numbers.before]):
+        return []
+    return ["Per audience:", *group_lines(grouped(numbers.now, "audience"), grouped(numbers.before, "audience"),
+                                          more=" (/report by audience compares them)")]
 
 
 async def period_chart(ctx: Context, numbers: PeriodNumbers, title: str, now_name: str, before_name: str) -> bytes | None:
@@ -469,14 +497,19 @@ async def period_chart(ctx: Context, numbers: PeriodNumbers, title: str, now_nam
 
 @command(
     "report",
-    usage="/report [day|week|month|<period>] | /report campaign <name>", example="/report week",
+    usage=("/report [day|week|month|<period>] [by audience] | /report campaign <name> | "
+           "/report audience <name> [period]"),
+    example="/report week",
     summary="posts published, totals per network and campaign, top posts, vs the period before; or one campaign",
     details=(
         f"Periods: {PERIOD_HELP}. The period before is as long (a calendar month: the month before).\n"
         "Each period's posts count with the numbers read by its end; for a period that ended a while ago, both "
         "periods are read that long after their ends (the last period as it is now).\n"
         "/report campaign <name>: every published post of the campaign, compared per post with the "
-        f"workspace's other posts published since the campaign's first post.\n{FORMULA}; {RATE_FORMULA}."
+        "workspace's other posts published since the campaign's first post.\n"
+        "/report week by audience: the audiences side by side (posts, views, engagements, rate, short-link "
+        "clicks) in a table and a chart; /report audience <name> week: the report of one audience's deliveries."
+        f"\n{FORMULA}; {RATE_FORMULA}."
     ),
     group="Engagement",
 )
@@ -487,6 +520,14 @@ async def report(req: Request) -> Reply:
     head, _, rest = text.partition(" ")
     if head.lower() == "campaign":
         return await campaign_report(req, ws_id, rest.strip())
+    if head.lower() == "audience":
+        return await audience_report(req, ws_id, rest.strip())
+    words = text.split()
+    by_audience = (["by", "audience"], ["by", "audiences"])
+    if [w.lower() for w in words[-2:]] in by_audience:
+        return await audience_comparison(req, ws_id, " ".join(words[:-2]))
+    if [w.lower() for w in words[:2]] in by_audience:  # /report by audience week
+        return await audience_comparison(req, ws_id, " ".join(words[2:]))
     now = ctx.clock.now()
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
@@ -593,3 +634,156 @@ def campaign_history(session: Session, delivery_ids: list[int], networks: dict[i
         else:
             line.append((snap.taken_at, value))
     return [Series(network, tuple(points[network])) for network in sorted(points)]
+
+
+# -- audiences -------------------------------------------------------------------------------------
+
+
+def measured_alone(numbers: PeriodNumbers) -> str:
+    """How the period's posts are measured, said without the period before."""
+    if numbers.running:
+        return "the period's posts with their numbers so far"
+    if numbers.lag < timedelta(minutes=1):
+        return "the period's posts with their numbers as they stood at its end"
+    return (f"the period's posts with their numbers as read up to {format_delta(STAMP + numbers.lag, STAMP)[3:]} "
+            "after its end")
+
+
+@dataclass
+class AudienceRow:
+    """One audience's part of /report … by audience."""
+
+    name: str
+    zone: str
+    tally: Tally
+    clicks: ClickCount
+    audience_id: int | None
+
+
+def audience_rows(session: Session, workspace_id: int, rows: list[Sent], until: datetime) -> tuple[list[AudienceRow], bool]:
+    """A row per audience of the workspace (and per removed one these posts reached, and 'no audience' when some
+    deliveries reached none), most engaged first, with the people who clicked its short links on these posts
+    before `until`; and whether these posts have short links at all."""
+    audiences = {a.id: a for a in session.exec(
+        select(Audience).where(Audience.workspace_id == workspace_id).order_by(col(Audience.name))).all()}
+    post_ids = sorted({r.post_id for r in rows})
+    has_links = bool(post_ids) and session.exec(
+        select(ShortLink.id).where(col(ShortLink.post_id).in_(post_ids)).limit(1)).first() is not None
+    clicks = clicks_by_audience(session, workspace_id=workspace_id, post_ids=post_ids, until=until) if has_links else {}
+    per: dict[int | None, Tally] = defaultdict(Tally)
+    for sent in rows:
+        per[sent.audience_id].add(sent)
+    out = []
+    for audience_id, audience in audiences.items():
+        if audience.removed_at is None or audience_id in per:
+            out.append(AudienceRow(
+                audience.name + (" (removed)" if audience.removed_at is not None else ""), audience.timezone,
+                per.get(audience_id) or Tally(),
+                total_clicks(c for (u, _a), c in clicks.items() if u == audience_id), audience_id))
+    out.sort(key=lambda row: (-row.tally.engagements, row.name))
+    if None in per:
+        out.append(AudienceRow(NO_AUDIENCE, "–", per[None],
+                               total_clicks(c for (u, _a), c in clicks.items() if u is None), None))
+    return out, has_links
+
+
+CHART_METRICS = ("posts", "views", "engagements", "engagement rate %", "clicks")
+CHART_MOST = 8  # audiences drawn side by side before the chart keeps the most engaged
+
+
+def audience_chart_values(rows: list[AudienceRow]) -> dict[str, list[float]]:
+    """Per audience (one bar in each metric's group): posts, views, engagements, engagement rate in %, clicks."""
+    return {row.name: [float(len(row.tally.posts)), float(row.tally.views), float(row.tally.engagements),
+                       round(row.tally.rate or 0.0, 1), float(row.clicks.people)]
+            for row in rows[:CHART_MOST]}
+
+
+async def audience_comparison(req: Request, ws_id: int, period_text: str) -> Reply:
+    """/report [period] by audience: the audiences side by side, a table and a grouped bar chart."""
+    ctx = req.ctx
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        tz = ws.timezone
+        period = parse_period(period_text, now, tz, req.spec.usage)
+        numbers = period_numbers(session, ws_id, period.window, period.previous, now)
+        known = session.exec(select(Audience.id).where(Audience.workspace_id == ws_id)
+                             .where(Audience.removed_at == None).limit(1)).first()  # noqa: E711 - SQL IS NULL
+        if known is None and not any(s.audience_id is not None for s in numbers.now):
+            raise UserError("This workspace has no audiences yet, so there's nothing to compare. "
+                            "Add one: /audience add south accounts=acme-es tz=Europe/Madrid lang=es")
+        until = period.window.end + numbers.lag + timedelta(microseconds=1)
+        rows, has_links = audience_rows(session, ws_id, numbers.now, until)
+    span = span_text(period.window.start, period.window.end, tz)
+    title = f"📈 Audiences compared: {period.name} ({span})"
+    if not numbers.now:
+        return Reply(f"{title}\nNothing was published {period.during}, so there's nothing to compare.")
+    lines = [title, f"Counted: {measured_alone(numbers)}; a post that reached two audiences counts in each.",
+             "Audience | Zone | Posts | Views | Engagements | Rate | Clicks"]
+    for row in rows:
+        clicks = f"{row.clicks.people:,}" if has_links else "–"
+        lines.append(f"{row.name} | {row.zone} | {len(row.tally.posts):,} | {row.tally.views:,} | "
+                     f"{row.tally.engagements:,} | {rate_text(row.tally.rate)} | {clicks}")
+    if has_links:
+        apart = total_clicks(row.clicks for row in rows)
+        lines.append(f"Clicks: the people who clicked each audience's short links on these posts · "
+                     f"{apart.fetch_share()}.")
+    else:
+        lines.append("Clicks: these posts had no short links (/links).")
+    lines.append(f"({FORMULA}; {RATE_FORMULA}.) /report audience <name> shows one audience.")
+    image = None
+    if ctx.charts is not None:
+        values = audience_chart_values(rows)
+        if len(rows) > CHART_MOST:
+            lines.append(f"The chart shows the {CHART_MOST} most engaged audiences.")
+        image = await asyncio.to_thread(ctx.charts.bars, f"Audiences compared: {period.name}", list(CHART_METRICS),
+                                        values, ylabel="", split=True)
+    return Reply("\n".join(lines), image=image)
+
+
+def audience_click_lines(session: Session, workspace_id: int, audience_id: int, rows: list[Sent],
+                         until: datetime) -> list[str]:
+    """The people who clicked the audience's short links on these posts, per account, fetches apart; nothing
+    when they had no short link."""
+    post_ids = sorted({r.post_id for r in rows})
+    if not post_ids or session.exec(select(ShortLink.id).where(col(ShortLink.post_id).in_(post_ids))
+                                    .where(ShortLink.audience_id == audience_id).limit(1)).first() is None:
+        return []
+    clicks = {a: c for (u, a), c in clicks_by_audience(session, workspace_id=workspace_id, post_ids=post_ids,
+                                                         until=until).items() if u == audience_id}
+    total = total_clicks(clicks.values())
+    lines = [f"Short-link clicks on these posts: {total.people:,} by people · {total.fetch_share()}"]
+    if total.people:
+        names = dict(session.exec(select(Account.id, Account.name).where(col(Account.id).in_(list(clicks)))).all())
+        ranked = sorted(((c.people, names.get(a, f"account {a}")) for a, c in clicks.items() if c.people),
+                        key=lambda pair: (-pair[0], pair[1]))
+        lines.append("  Per account: " + " · ".join(f"{name} {n:,}" for n, name in ranked))
+    return lines
+
+
+async def audience_report(req: Request, ws_id: int, rest: str) -> Reply:
+    """/report audience <name> [period]: the period report of one audience's deliveries."""
+    ctx = req.ctx
+    name, _, period_text = rest.partition(" ")
+    if not name:
+        raise UserError("Which audience? Usage: /report audience <name> [period], e.g. /report audience south week")
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        ws = get_workspace(session, ws_id)
+        tz = ws.timezone
+        audience = get_audience(session, ws_id, name)
+        period = parse_period(period_text, now, tz, req.spec.usage)
+        numbers = period_numbers(session, ws_id, period.window, period.previous, now)
+        mine = PeriodNumbers(now=[s for s in numbers.now if s.audience_id == audience.id],
+                             before=[s for s in numbers.before if s.audience_id == audience.id],
+                             lag=numbers.lag, running=numbers.running)
+        accounts = [a.name for a in audience_accounts(session, audience.id or 0)]
+        clicks = audience_click_lines(session, ws_id, audience.id or 0, mine.now,
+                                      period.window.end + numbers.lag + timedelta(microseconds=1))
+    title = (f"📈 Report for audience {audience.name} ({audience.timezone}, {audience.language}), {period.name} "
+             f"({span_text(period.window.start, period.window.end, tz)})")
+    reached = f"Reached through {', '.join(accounts)}." if accounts else "No account reaches it now."
+    body = period_lines(mine, tz, period.before, period.previous, per_audience=False) + clicks
+    image = await period_chart(ctx, mine, f"Audience {audience.name}: engagements per network, {period.name} vs "
+                               f"{period.before}", period.name, period.before)
+    return Reply("\n".join([title, reached, *body]), image=image)

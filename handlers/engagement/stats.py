@@ -42,12 +42,14 @@ from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import Series
 from handlers.core.when import show_time
 from handlers.core.words import short_text
-from handlers.engagement.clicks import ClickCount, clicks_by, total_clicks
+from handlers.engagement.clicks import ClickCount, clicks_by, clicks_by_audience, total_clicks
 from handlers.engagement.metrics import ENGAGED, LABELS, counted, engagements, poll_metrics
+from handlers.engagement.reports import NO_AUDIENCE
 from handlers.engagement.spread import period_spread, spread_lines
 from handlers.engagement.traffic import funnel_lines
 from storage.models import (
     METRIC_FIELDS,
+    Audience,
     ChatLink,
     Delivery,
     DeliveryState,
@@ -159,6 +161,7 @@ class AccountNumbers:
     history: list[MetricSnapshot]
     due: datetime | None  # its next reading
     sent_at: datetime | None = None  # when it went out: the chart's line starts there, at 0
+    audience: Audience | None = None  # the audience this delivery reached (None: no audience)
 
 
 @dataclass
@@ -243,25 +246,69 @@ def totals_text(measured: list[AccountNumbers]) -> str:
     return " · ".join(parts) or "nothing yet"
 
 
+def timeline(one: AccountNumbers) -> list[tuple[datetime, int]]:
+    """An account's engagements after each reading, from 0 when it went out."""
+    points = [(s.taken_at, engagements(s)) for s in one.history if s.taken_at is not None]
+    if points and one.sent_at is not None and one.sent_at < points[0][0]:
+        points.insert(0, (one.sent_at, 0))  # every post starts from nothing
+    return points
+
+
+def summed(name: str, timelines: list[list[tuple[datetime, int]]]) -> Series:
+    """The sum of several timelines at each of their times."""
+    times = sorted({t for points in timelines for t, _v in points})
+    total = []
+    for at in times:
+        # each account counts with its latest reading at that time (0 before its first one)
+        total.append((at, float(sum(next((v for t, v in reversed(p) if t <= at), 0) for p in timelines))))
+    return Series(name, tuple(total))
+
+
 def chart_series(measured: list[AccountNumbers]) -> list[Series]:
-    """Engagements over time: one line per account, and the post's total when it has several."""
+    """Engagements over time: one line per account, and the post's total when it has several; a post that
+    reached audiences has one line per audience (its accounts summed) instead of one per account."""
+    if any(one.audience is not None for one in measured):
+        return audience_series(measured)
     series = []
     timelines: list[list[tuple[datetime, int]]] = []
     for one in measured:
-        points = [(s.taken_at, engagements(s)) for s in one.history if s.taken_at is not None]
-        if points and one.sent_at is not None and one.sent_at < points[0][0]:
-            points.insert(0, (one.sent_at, 0))  # every post starts from nothing
+        points = timeline(one)
         if points:
             series.append(Series(one.name, tuple((t, float(v)) for t, v in points)))
             timelines.append(points)
     if len(timelines) > 1:
-        times = sorted({t for points in timelines for t, _v in points})
-        total = []
-        for at in times:
-            # each account counts with its latest reading at that time (0 before its first one)
-            total.append((at, float(sum(next((v for t, v in reversed(p) if t <= at), 0) for p in timelines))))
-        series.append(Series("total", tuple(total)))
+        series.append(summed("total", timelines))
     return series
+
+
+def audience_series(measured: list[AccountNumbers]) -> list[Series]:
+    series = []
+    every: list[list[tuple[datetime, int]]] = []
+    for name, _zone, group in audience_groups(measured):
+        timelines = [points for points in (timeline(one) for one in group) if points]
+        if timelines:
+            series.append(summed(name, timelines))
+            every += timelines
+    if len(series) > 1:
+        series.append(summed("total", every))
+    return series
+
+
+def audience_groups(accounts: list[AccountNumbers]) -> list[tuple[str, str | None, list[AccountNumbers]]]:
+    """(audience name, its zone, its accounts) by name, the deliveries that reached no audience last."""
+    groups: dict[int, tuple[Audience, list[AccountNumbers]]] = {}
+    none: list[AccountNumbers] = []
+    for one in accounts:
+        if one.audience is None:
+            none.append(one)
+        else:
+            groups.setdefault(one.audience.id or 0, (one.audience, []))[1].append(one)
+    out: list[tuple[str, str | None, list[AccountNumbers]]] = [
+        (audience.name, audience.timezone, members)
+        for audience, members in sorted(groups.values(), key=lambda pair: pair[0].name)]
+    if none:
+        out.append((NO_AUDIENCE, None, none))
+    return out
 
 
 def gather(session: Session, post: Post) -> list[AccountNumbers]:
@@ -275,13 +322,42 @@ def gather(session: Session, post: Post) -> list[AccountNumbers]:
     ).all():
         snaps[snap.delivery_id].append(snap)
     out = []
+    audience_ids = sorted({d.audience_id for d, _a in sent if d.audience_id is not None})
+    audiences = {a.id: a for a in session.exec(select(Audience).where(col(Audience.id).in_(audience_ids))).all()} \
+        if audience_ids else {}
     for delivery, account in sent:
         history = snaps[delivery.id or 0]
         shown = [s for s in history if s.shown_at is not None]
         previous = max(shown, key=lambda s: (s.shown_at, s.id or 0)) if shown else None
         out.append(AccountNumbers(account.name, account.network, history[-1] if history else None, previous,
-                                  history, delivery.metrics_due_at, delivery.sent_at))
+                                  history, delivery.metrics_due_at, delivery.sent_at,
+                                  audiences.get(delivery.audience_id) if delivery.audience_id is not None else None))
     return out
+
+
+def account_lines(one: AccountNumbers, indent: str = "  ") -> list[str]:
+    """An account's numbers and rate (or why it has none)."""
+    if one.current is not None:
+        return [f"{indent}{one.name} ({one.network}): {numbers_text(one.current, one.previous)}",
+                f"{indent}  {account_rate(one)}"]
+    if one.network in NO_NUMBERS:
+        return [f"{indent}{one.name} ({one.network}): no numbers: {NO_NUMBERS[one.network]}"]
+    return [f"{indent}{one.name}: no numbers yet"]
+
+
+def audience_lines(accounts: list[AccountNumbers]) -> list[str]:
+    """A post that reached audiences: under each audience its accounts, then (for several) the audience's total
+    and rate."""
+    lines = []
+    for name, zone, group in audience_groups(accounts):
+        lines.append(f"  Audience {name} ({zone}):" if zone else f"  {NO_AUDIENCE.capitalize()}:")
+        for one in group:
+            lines += account_lines(one, "    ")
+        measured = [a for a in group if a.current is not None]
+        if measured and len(group) > 1:  # one account's line is its audience's total already
+            lines.append(f"    {name} total: {totals_text(measured)}")
+            lines.append("    " + total_rate(measured).strip())
+    return lines
 
 
 def build_report(session: Session, post: Post, ws: Workspace, now: datetime, header: list[str]) -> Report:
@@ -290,14 +366,11 @@ def build_report(session: Session, post: Post, ws: Workspace, now: datetime, hea
     tz = ws.timezone
     lines = list(header)
     measured = [a for a in accounts if a.current is not None]
-    for one in accounts:
-        if one.current is not None:
-            lines.append(f"  {one.name} ({one.network}): {numbers_text(one.current, one.previous)}")
-            lines.append(f"    {account_rate(one)}")
-        elif one.network in NO_NUMBERS:
-            lines.append(f"  {one.name} ({one.network}): no numbers: {NO_NUMBERS[one.network]}")
-        else:
-            lines.append(f"  {one.name}: no numbers yet")
+    if any(one.audience is not None for one in accounts):
+        lines += audience_lines(accounts)
+    else:
+        for one in accounts:
+            lines += account_lines(one)
     if measured:
         networks = sorted({a.network for a in measured})
         if len(networks) > 1:  # several accounts on one network: that network's subtotal too
@@ -338,14 +411,44 @@ def click_lines(session: Session, post: Post) -> list[str]:
     when the post has no short link."""
     if post.id is None or session.exec(select(ShortLink.id).where(ShortLink.post_id == post.id).limit(1)).first() is None:
         return []
-    counts = clicks_by(session, workspace_id=post.workspace_id, by="account", post_ids=[post.id])
     names = {a.id: a.name for _d, a in post_targets(session, post)}
-    linked = sorted(set(session.exec(select(ShortLink.account_id).where(ShortLink.post_id == post.id)).all()))
     lines = ["Clicks on its short links (people; preview fetches by networks and chat apps counted apart):"]
+    if session.exec(select(ShortLink.id).where(ShortLink.post_id == post.id)
+                    .where(col(ShortLink.audience_id).is_not(None)).limit(1)).first() is not None:
+        return lines + audience_click_lines(session, post, names)
+    counts = clicks_by(session, workspace_id=post.workspace_id, by="account", post_ids=[post.id])
+    linked = sorted(set(session.exec(select(ShortLink.account_id).where(ShortLink.post_id == post.id)).all()))
     for account_id in linked:
         one = counts.get(account_id, ClickCount())
         apart = f" · {one.fetch_share()}" if one.fetches or one.floods else ""
         lines.append(f"  {names.get(account_id, f'account {account_id}')}: {counted(one.people, 'clicks')}{apart}")
+    total = total_clicks(counts.values())
+    lines.append(f"  Total: {counted(total.people, 'clicks')} · {total.fetch_share()}")
+    return lines
+
+
+def audience_click_lines(session: Session, post: Post, names: dict[int | None, str]) -> list[str]:
+    """The post's clicks under each audience its short links were made for: per account, the audience's total
+    with the preview fetches apart, then the post's total."""
+    counts = clicks_by_audience(session, workspace_id=post.workspace_id, post_ids=[post.id or 0])
+    linked = set(session.exec(select(ShortLink.audience_id, ShortLink.account_id)
+                              .where(ShortLink.post_id == post.id)).all())
+    audiences = {a.id: a for a in session.exec(select(Audience).where(
+        col(Audience.id).in_([u for u, _a in linked if u is not None]))).all()}
+    named = {u: audiences[u].name if u in audiences else f"audience {u}" for u, _a in linked if u is not None}
+    order = sorted({u for u, _a in linked}, key=lambda u: (u is None, named[u] if u is not None else ""))
+    lines = []
+    for audience_id in order:
+        name = named[audience_id] if audience_id is not None else NO_AUDIENCE
+        lines.append(f"  Audience {name}:" if audience_id is not None else f"  {NO_AUDIENCE.capitalize()}:")
+        accounts = sorted((a for u, a in linked if u == audience_id), key=lambda a: names.get(a, ""))
+        for account_id in accounts:
+            one = counts.get((audience_id, account_id), ClickCount())
+            apart = f" · {one.fetch_share()}" if one.fetches or one.floods else ""
+            lines.append(f"    {names.get(account_id, f'account {account_id}')}: {counted(one.people, 'clicks')}{apart}")
+        if len(accounts) > 1:
+            mine = total_clicks(counts.get((audience_id, a), ClickCount()) for a in accounts)
+            lines.append(f"    {name} total: {counted(mine.people, 'clicks')} · {mine.fetch_share()}")
     total = total_clicks(counts.values())
     lines.append(f"  Total: {counted(total.people, 'clicks')} · {total.fetch_share()}")
     return lines
