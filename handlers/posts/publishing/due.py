@@ -133,7 +133,7 @@ def begin_publishing(
         )
         audit(session, ctx, ws.id or 0, post.id, "Herald", "hold", post.held_note)
         return held_notice(post)
-    if claim_post(session, post, state, now):
+    if claim_post(session, post, state, now, own_times=True):
         ctx.scheduler.disarm(post.id or 0)
         session.refresh(post)
         detail = "published without approval, as the policy allows" if unapproved else "due"

@@ -52,6 +52,7 @@ from handlers.posts.render import render
 from handlers.workspace.health import DEAD, fresh_view, held_reason, mark_dead
 from storage.crypto import SecretBoxError
 from storage.models import (
+    Audience,
     Delivery,
     DeliveryState,
     Post,
@@ -190,9 +191,13 @@ def pending_jobs(ctx: Context, session: Session, post: Post, ws: Workspace, now:
         if delivery.not_before is not None and now - delivery.not_before > ctx.grace:
             move_delivery(delivery, DeliveryState.FAILED)
             delivery.error_kind = HELD
+            audience = session.get(Audience, delivery.audience_id) if delivery.audience_id else None
+            own = (f" for {audience.name} ({show_time(delivery.not_before, audience.timezone)})"
+                   if audience is not None and delivery.due_at is not None else "")
             delivery.last_error = (
-                f"it was meant to go out {show_time(delivery.not_before, post.due_tz or 'UTC')} and couldn't within "
-                f"the {int(ctx.grace.total_seconds() // 60)}-minute grace period (Herald was down or paused)"
+                f"it was meant to go out {show_time(delivery.not_before, post.due_tz or 'UTC')}{own} and couldn't "
+                f"within the {int(ctx.grace.total_seconds() // 60)}-minute grace period (Herald was down or paused), "
+                "so it's held rather than going out late by surprise"
             )
             continue
         if account.health == DEAD:  # held: never send with a token known to be dead
