@@ -223,10 +223,18 @@ async def test_crisis_mode_holds_a_waiting_delivery(team: Team) -> None:
     await tick_to(team, utc(2026, 11, 24, 8))
     out = await team.say("alice", "/crisis start Reports of a data breach")
     assert "CRISIS" in out.upper()
-    await tick_to(team, utc(2026, 11, 24, 14))
+    said = await tick_to(team, utc(2026, 11, 24, 14))
     await team.tick(minutes=5)
-    assert sorted(sent_to(team)) == ["es", "no"]  # approved before the crisis: it waits
-    assert [d.state for d in team.deliveries(post_id) if d.account_id == account_id(team, "us")] == ["pending"]
+    assert sorted(sent_to(team)) == ["es", "no"]  # approved before the crisis: held, and the team told
+    assert ("✗ us (sandbox) for us-east: due Tue 24 Nov 2026 09:00 EST (America/New_York) for us-east, while crisis "
+            "mode is on (since Tue 24 Nov 2026 09:00 CET (Europe/Paris), started by alice: Reports of a data breach), "
+            f"so it's held → /retry {post_id} sends it now") in said
+    assert [d.state for d in team.deliveries(post_id) if d.account_id == account_id(team, "us")] == ["failed"]
+    out = await team.say("alice", f"/retry {post_id}")
+    assert out.startswith("✋") and "crisis mode is on" in out  # nothing goes out without a new approval
+    await team.say("alice", "/crisis end")
+    await team.say("alice", f"/retry {post_id}")
+    assert sorted(sent_to(team)) == ["es", "no", "us"]
 
 
 def account_id(team: Team, name: str) -> int:
