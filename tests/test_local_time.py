@@ -24,9 +24,11 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
 
 
-async def audience_team(team: Team, zones: dict[str, tuple[str, str, str]] = ZONES) -> int:
-    """alice's workspace with one sandbox account per audience, and an approved post aimed at all of them."""
-    await team.setup_workspace(accounts=tuple(f"{account} like=x" for account, _tz, _c in zones.values()))
+async def audience_team(team: Team, zones: dict[str, tuple[str, str, str]] = ZONES, *, account_zones: bool = False) -> int:
+    """alice's workspace with one sandbox account per audience (in its audience's zone with `account_zones`),
+    and an approved post aimed at all of them."""
+    await team.setup_workspace(accounts=tuple(f"{account} like=x" + (f" timezone={tz}" if account_zones else "")
+                                              for account, tz, _c in zones.values()))
     for name, (account, tz, country) in zones.items():
         team.add_audience(name, (account,), tz, "en", country=country)
     post_id = await team.approved_post("Winter sale: 20% off today")
@@ -151,7 +153,6 @@ async def test_bad_local_times_are_refused_and_change_nothing(team: Team) -> Non
     await refused(team, "alice", f"/schedule {post_id} tue 9:00 skip=holidays", "goes with a time in each audience's zone")
     await refused(team, "alice", f"/schedule {post_id} in 2 hours local", "counts from now")
     await refused(team, "alice", f"/schedule {post_id} tue 9:00 Europe/Oslo local", "'local' already means")
-    await refused(team, "alice", f"/schedule {post_id} next best local", "'local' takes a day and a clock time")
     # 09:00 today is past in Madrid and Oslo (10:00 there now), still ahead in New York
     await refused(team, "alice", f"/schedule {post_id} today 9:00 local",
                   "Mon 23 Nov 2026 09:00 has already passed for audience south (Europe/Madrid)")
@@ -321,3 +322,80 @@ async def test_skip_holidays_moves_an_audience_off_its_public_holiday(team: Team
     # without skip=holidays the date stays
     await team.say("alice", f"/schedule {post_id} 2026-12-08 09:00 local")
     assert own_times(team, post_id)["es"] == utc(2026, 12, 8, 8)
+
+
+async def test_a_crash_while_sending_the_first_audience_loses_nothing_and_sends_nothing_twice(
+    db_url: str, clock: FakeClock
+) -> None:
+    """A post with two due times: the process dies while the first audience's send is in flight. The restart
+    finds that send on its network (stored as sent, not sent again), and the second audience still gets the post
+    at its own time, once."""
+    import asyncio
+
+    from handlers.core.ports import Published
+    from tests.networks import RecordingNetwork
+
+    network = RecordingNetwork()
+    herald, _ = capturing(db_url, clock, network)
+    await herald.start()
+    team = Team(herald, clock, db_url)
+    await team.setup_workspace(accounts=())
+    for name in ("es", "us"):
+        await team.say("alice", f"/connect recording name={name}")
+    team.add_audience("south", ("es",), "Europe/Madrid", "es", country="ES")
+    team.add_audience("us-east", ("us",), "America/New_York", "en", country="US")
+    post_id = await team.approved_post()
+    set_audiences(team, post_id)
+    await team.say("alice", f"/schedule {post_id} tue 9:00 local")
+
+    network.gate = asyncio.Event()  # the first audience's send hangs…
+    clock.current = utc(2026, 11, 24, 8)
+    running = asyncio.create_task(sweep(herald.ctx))
+    await asyncio.wait_for(network.entered.wait(), timeout=5)
+    running.cancel()  # …and the process dies in the middle of it
+    await asyncio.gather(running, return_exceptions=True)
+    await herald.stop()
+    assert {d.audience_id is not None and d.state for d in team.deliveries(post_id)} == {"sending", "pending"}
+    network.gate = None
+    network.lookup = lambda post: Published(remote_id="r1", url="https://recording.invalid/1")  # it did go out
+
+    clock.current = utc(2026, 11, 24, 8, 5)
+    herald, lines = capturing(db_url, clock, network)
+    await herald.start()
+    try:
+        said = "\n".join(lines)
+        assert f"⏳ #{post_id}: 1 of 2 sent so far; the rest go out at their audience's own time." in said
+        assert "es (recording) for south: https://recording.invalid/1 (its answer was lost; Herald confirmed it" in said
+        assert herald.scheduler.armed() == {post_id: utc(2026, 11, 24, 14)}
+        clock.current = utc(2026, 11, 24, 14)
+        await sweep(herald.ctx)
+        await sweep(herald.ctx)
+        assert f"📣 #{post_id} is published on all 2 account(s)" in "\n".join(lines)
+    finally:
+        await herald.stop()
+    assert [name for name, _text in network.calls] == ["es", "us"]  # each audience once
+    assert {d.state for d in team.deliveries(post_id)} == {"sent"}
+
+
+async def test_next_slot_and_next_best_local_are_chosen_per_audience(team: Team) -> None:
+    from zoneinfo import ZoneInfo
+
+    post_id = await audience_team(team, account_zones=True)
+    await refused(team, "alice", f"/schedule {post_id} next slot local",
+                  "None of the accounts of audience south (Europe/Madrid) (es) has posting slots", "/slots es 09:00")
+    for account in ("es", "no", "us"):
+        await team.say("alice", f"/slots {account} 09:00")
+    out = await team.say("alice", f"/schedule {post_id} next slot local")
+    assert f"🗓 #{post_id} is scheduled for the next posting slot in each audience's own zone" in out, out
+    # 10:00 in Madrid and Oslo now: their 09:00 slot is tomorrow's; New York's is still ahead today
+    assert own_times(team, post_id) == {"es": utc(2026, 11, 24, 8), "no": utc(2026, 11, 24, 8),
+                                        "us": utc(2026, 11, 23, 14)}
+    assert team.post(post_id).due_at == utc(2026, 11, 23, 14)
+
+    out = await team.say("alice", f"/schedule {post_id} next best local")
+    assert "in each audience's own zone" in out and "general default best time" in out
+    zones = {"es": "Europe/Madrid", "no": "Europe/Oslo", "us": "America/New_York"}
+    local_hours = {name: at.astimezone(ZoneInfo(zones[name])).hour
+                   for name, at in own_times(team, post_id).items() if at is not None}
+    assert len(local_hours) == 3 and len(set(local_hours.values())) == 1  # the same best hour, each in its zone
+    await refused(team, "alice", f"/schedule {post_id} next best local skip=holidays", "skip=holidays goes with a day")

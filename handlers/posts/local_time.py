@@ -21,7 +21,7 @@ from sqlmodel import Session
 from handlers.core.errors import UserError
 from handlers.core.lookups import post_targets
 from handlers.core.when import MAX_AHEAD, WhenError, format_when, wall_in_zone, wall_words
-from storage.models import Audience, Delivery, Post, Workspace
+from storage.models import Account, Audience, Delivery, Post, Workspace
 
 SKIP_HOLIDAYS = "skip=holidays"
 LOCAL_FORMAT = "%Y-%m-%d %H:%M"  # Post.due_local
@@ -47,9 +47,10 @@ class AudienceTime:
 
 @dataclass
 class LocalPlan:
-    wall: datetime
+    wall: datetime  # the wall time asked for (for next best / next slot: the earliest audience's)
     times: list[AudienceTime]
     by_delivery: dict[int, datetime] = field(default_factory=dict)
+    label: str = ""  # what was asked for: "09:00", "the next best time", "the next posting slot"
 
     @property
     def earliest(self) -> datetime:
@@ -86,28 +87,60 @@ def next_working_day(country: str, day: date) -> date | None:
     return None
 
 
+@dataclass
+class Group:
+    """The deliveries of a post that reach one audience (or none: the workspace's zone)."""
+
+    audience: Audience | None
+    tz: str
+    pairs: list[tuple[Delivery, Account]]
+
+    @property
+    def name(self) -> str:
+        return self.audience.name if self.audience is not None else ""
+
+    @property
+    def who(self) -> str:
+        return (f"audience {self.name} ({self.tz})" if self.audience is not None
+                else f"the accounts without an audience ({self.tz})")
+
+
+def audience_groups(session: Session, post: Post, ws: Workspace, example: str) -> dict[int | None, Group]:
+    """The post's deliveries by audience; UserError (with `example`) when it reaches no audience."""
+    groups: dict[int | None, Group] = {}
+    for delivery, account in post_targets(session, post):
+        group = groups.get(delivery.audience_id)
+        if group is None:
+            audience = session.get(Audience, delivery.audience_id) if delivery.audience_id is not None else None
+            group = groups[delivery.audience_id] = Group(audience, audience.timezone if audience else ws.timezone, [])
+        group.pairs.append((delivery, account))
+    if all(group.audience is None for group in groups.values()):
+        raise UserError(
+            f"#{post.id} reaches no audience, so 'local' has no zones to use. Target audiences first "
+            f"(/targets {post.id} audience:<name>), or give a time in one zone, e.g. {example}. Nothing was changed."
+        )
+    return dict(sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or 0)))
+
+
+def plan_of(groups: dict[int | None, Group], times: dict[int | None, AudienceTime], wall: datetime,
+            label: str) -> LocalPlan:
+    """The plan that gives each group's deliveries its time."""
+    plan = LocalPlan(wall=wall, times=sorted(times.values(), key=lambda t: (t.at, t.name)), label=label)
+    for audience_id, group in groups.items():
+        for delivery, _account in group.pairs:
+            assert delivery.id is not None
+            plan.by_delivery[delivery.id] = times[audience_id].at
+    return plan
+
+
 def plan_local(session: Session, post: Post, ws: Workspace, wall: datetime, now: datetime,
                *, skip_holidays: bool, example: str) -> LocalPlan:
     """Each delivery's own time for `wall` in its audience's zone; UserError (nothing changed) when a zone
     skips that time, a time is already past or too far ahead, or the post has no audiences."""
-    pairs = post_targets(session, post)
-    audiences: dict[int, Audience] = {}
-    for delivery, _account in pairs:
-        if delivery.audience_id is not None and delivery.audience_id not in audiences:
-            audience = session.get(Audience, delivery.audience_id)
-            if audience is not None:
-                audiences[delivery.audience_id] = audience
-    if not audiences:
-        raise UserError(
-            f"#{post.id} reaches no audience, so 'local' has no zones to use. Target audiences first "
-            f"(/targets {post.id} audience:<name>), or give a time in one zone, e.g. /schedule {post.id} "
-            f"{wall:%Y-%m-%d %H:%M} {ws.timezone}. Nothing was changed."
-        )
+    groups = audience_groups(session, post, ws, f"/schedule {post.id} {wall:%Y-%m-%d %H:%M} {ws.timezone}")
     plans: dict[int | None, AudienceTime] = {}
-    for audience_id in sorted({d.audience_id for d, _a in pairs}, key=lambda i: (i is None, i or 0)):
-        audience = audiences.get(audience_id) if audience_id is not None else None
-        name, tz = (audience.name, audience.timezone) if audience is not None else ("", ws.timezone)
-        who = f"audience {name} ({tz})" if audience is not None else f"the accounts without an audience ({tz})"
+    for audience_id, group in groups.items():
+        audience, name, tz, who = group.audience, group.name, group.tz, group.who
         day_wall, moved_from, holiday = wall, None, ""
         if skip_holidays and audience is not None and audience.country:
             if not known_country(audience.country):
@@ -137,11 +170,7 @@ def plan_local(session: Session, post: Post, ws: Workspace, wall: datetime, now:
             raise UserError(f"{wall_words(day_wall)} is more than two years ahead, which is probably a typo: check "
                             "the year. Nothing was changed.")
         plans[audience_id] = AudienceTime(name, tz, day_wall, placed.at, placed.repeated, moved_from, holiday)
-    plan = LocalPlan(wall=wall, times=sorted(plans.values(), key=lambda t: (t.at, t.name)))
-    for delivery, _account in pairs:
-        assert delivery.id is not None
-        plan.by_delivery[delivery.id] = plans[delivery.audience_id].at
-    return plan
+    return plan_of(groups, plans, wall, f"{wall:%H:%M}")
 
 
 def apply_plan(session: Session, post: Post, plan: LocalPlan) -> None:

@@ -24,12 +24,15 @@ from handlers.posts.cards import approval_card, draft_card, target_names
 from handlers.posts.local_time import (
     CANCELLED,
     UNSCHEDULED,
+    AudienceTime,
     LocalPlan,
     apply_plan,
+    audience_groups,
     clear_local,
     delivery_times,
     plan_lines,
     plan_local,
+    plan_of,
     split_options,
 )
 from handlers.posts.render import Rendered
@@ -109,7 +112,15 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
             f"/slots <account> 09:00 13:00 17:30, or give a time: /schedule {post.id} tomorrow 9am, "
             f"or take the next best time (/besttime): /schedule {post.id} next best"
         )
-    taken = taken_times(session, post, pairs)
+    found = first_free_slot(slotted, ws, now, earliest, taken_times(session, post, pairs))
+    if found is None:
+        raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")
+    return found
+
+
+def first_free_slot(slotted: list[Account], ws: Workspace, now: datetime, earliest: datetime,
+                    taken: set[datetime]) -> When | None:
+    """The earliest posting slot of these accounts after `earliest` and not `taken`, in its account's zone."""
     candidates: list[tuple[datetime, str]] = []
     for account in slotted:
         tz = account.timezone or ws.timezone
@@ -117,9 +128,59 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
             if at > earliest and at not in taken:
                 candidates.append((at, tz))
     if not candidates:
-        raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")
+        return None
     at, tz = min(candidates)
     return When(at=at, tz=tz)
+
+
+NEXT_SLOT_WORDS = ("next slot", "next", "slot", "queue")
+NEXT_BEST_WORDS = ("next best", "best", "best time", "next best time")
+
+
+def plan_next(session: Session, networks: Networks, post: Post, ws: Workspace, now: datetime,
+              *, best: bool) -> tuple[LocalPlan, str]:
+    """`next best local` / `next slot local`: for each audience on its own, the soonest free best time in its
+    zone (the best hours of the week for its accounts' networks, /besttime) or its accounts' next free posting
+    slot (/slots); and why, for next best."""
+    words = "next best" if best else "next slot"
+    example = f"/schedule {post.id} tue 9:00 local"
+    groups = audience_groups(session, post, ws, f"/schedule {post.id} {words}")
+    floor = slot_floor(post, ws, now)
+    times: dict[int | None, AudienceTime] = {}
+    own_numbers: list[bool] = []
+    for audience_id, group in groups.items():
+        accounts = [a for _d, a in group.pairs]
+        taken = taken_times(session, post, group.pairs)
+        if best:
+            slots, own = best_slots(session, networks, ws, accounts, now)
+            own_numbers.append(own)
+            at = next_start(slots, group.tz, floor, taken)
+            if at is None:
+                raise UserError(f"Every best time of the next {SLOT_SEARCH_DAYS} days is taken for {group.who}. "
+                                f"Give a time instead, e.g. {example}. Nothing was changed.")
+        else:
+            slotted = [a for a in accounts if a.slot_list()]
+            if not slotted:
+                names = ", ".join(a.name for a in accounts)
+                raise UserError(
+                    f"None of the accounts of {group.who} ({names}) has posting slots. Set them with /slots "
+                    f"{accounts[0].name} 09:00 13:00 17:30, or give a time, e.g. {example}. Nothing was changed.")
+            found = first_free_slot(slotted, ws, now, floor, taken)
+            if found is None:
+                raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken for {group.who}. "
+                                f"Give a time instead, e.g. {example}. Nothing was changed.")
+            at = found.at
+        wall = at.astimezone(ZoneInfo(group.tz)).replace(tzinfo=None)
+        times[audience_id] = AudienceTime(group.name, group.tz, wall, at)
+    first = min(times.values(), key=lambda t: (t.at, t.name))
+    plan = plan_of(groups, times, first.wall, "the next best time" if best else "the next posting slot")
+    why = ""
+    if best:
+        why = ("the best hours by this workspace's own numbers (/besttime), each in its audience's zone"
+               if all(own_numbers) else
+               "a general default best time for the networks, in each audience's zone: there isn't enough history "
+               "of your own yet (/besttime)")
+    return plan, why
 
 
 @command(
@@ -133,7 +194,8 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
         "A post that isn't approved yet keeps its time and publishes once approved (see /policy).\n"
         "'tue 9:00 local' sends it at 9:00 in each audience's own zone (accounts without an audience: the\n"
         "workspace's zone); add skip=holidays to move an audience whose day is a public holiday in its country\n"
-        "to its next working day, e.g. /schedule 12 2026-12-08 09:00 local skip=holidays."
+        "to its next working day, e.g. /schedule 12 2026-12-08 09:00 local skip=holidays.\n"
+        "'next best local' and 'next slot local' choose for each audience on its own, in its zone."
     ),
     roles=EDITORS,
     group="Scheduling",
@@ -163,11 +225,14 @@ async def schedule(req: Request) -> Reply:
         if skip_holidays and not local:
             raise UserError(f"skip=holidays goes with a time in each audience's zone ('local'), e.g. "
                             f"{example} skip=holidays. Nothing was changed.")
-        if local:
-            if phrase.lower() in ("next slot", "next", "slot", "queue", "next best", "best", "best time",
-                                  "next best time"):
-                raise UserError(f"'local' takes a day and a clock time, not '{phrase}', e.g. {example}. "
+        if local and phrase.lower() in (*NEXT_SLOT_WORDS, *NEXT_BEST_WORDS):
+            if skip_holidays:
+                raise UserError(f"skip=holidays goes with a day and a clock time, e.g. {example} skip=holidays. "
                                 "Nothing was changed.")
+            plan, why = plan_next(session, ctx.networks, post, ws, now, best=phrase.lower() in NEXT_BEST_WORDS)
+            when = When(at=plan.earliest, tz=ws.timezone)
+            apply_plan(session, post, plan)
+        elif local:
             try:
                 wall = parse_wall(phrase, now=now, default_tz=ws.timezone, language=ws.language)
             except WhenError as exc:
@@ -189,7 +254,7 @@ async def schedule(req: Request) -> Reply:
         post.due_at, post.due_tz, post.held_note = when.at, when.tz, None
         shown = show_time(when.at, when.tz, now)
         if plan is not None:
-            shown = (f"{plan.wall:%H:%M} in each audience's own zone, from {show_time(when.at, when.tz, now)}")
+            shown = f"{plan.label} in each audience's own zone, from {show_time(when.at, when.tz, now)}"
         if state in (PostState.APPROVED, PostState.SCHEDULED):
             if state == PostState.APPROVED:
                 move_post(post, PostState.SCHEDULED)
@@ -222,7 +287,7 @@ async def schedule(req: Request) -> Reply:
         if ws.paused:
             outcome += "\n⏸ Publishing is paused right now: nothing goes out until /resume."
         audit(session, ctx, ws_id, post.id, req.actor_name, "schedule",
-              f"{plan.wall:%Y-%m-%d %H:%M} local" if plan is not None else show_time(when.at, when.tz))
+              f"{plan.label} local, from {plan.wall:%Y-%m-%d %H:%M}" if plan is not None else show_time(when.at, when.tz))
         rearm(ctx, post, ws)
         card = approval_card(ctx, session, post, ws, f"🔔 #{post.id} has a new time and needs approval.") \
             if notify_approvers else None
