@@ -8,6 +8,7 @@ target the accounts as usual and set each delivery's audience in the database.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import holidays
 from sqlmodel import select
@@ -15,6 +16,7 @@ from sqlmodel import select
 from handlers.posts.publishing.due import sweep
 from storage.models import Account, Delivery, SandboxPost
 from tests.conftest import FakeClock, Team, capturing, refused
+from tests.test_threads import approve, mastodon_chain, nets, number_of, workspace  # noqa: F401  (nets: the fake networks' fixture)
 
 ZONES = {"south": ("es", "Europe/Madrid", "ES"), "north": ("no", "Europe/Oslo", "NO"),
          "us-east": ("us", "America/New_York", "US")}
@@ -399,3 +401,28 @@ async def test_next_slot_and_next_best_local_are_chosen_per_audience(team: Team)
                    for name, at in own_times(team, post_id).items() if at is not None}
     assert len(local_hours) == 3 and len(set(local_hours.values())) == 1  # the same best hour, each in its zone
     await refused(team, "alice", f"/schedule {post_id} next best local skip=holidays", "skip=holidays goes with a day")
+
+
+async def test_a_thread_part_of_the_first_audience_does_not_wait_for_the_next_audience(
+    team: Team, nets: dict[str, Any]  # noqa: F811
+) -> None:
+    """X refuses the first audience's part 2 for a minute: it goes a minute later, not at New York's 09:00."""
+    await workspace(team, nets, "acme-x", "acme-masto")
+    team.add_audience("south", ("acme-x",), "Europe/Madrid", "es", country="ES")
+    team.add_audience("us-east", ("acme-masto",), "America/New_York", "en", country="US")
+    post_id = number_of(await team.say("alice", "/draft First\n---\nSecond"))
+    await approve(team, post_id)
+    set_audiences(team, post_id)
+    await team.say("alice", f"/schedule {post_id} tue 9:00 local")
+    nets["x"].refuse_replies = 1
+    await tick_to(team, utc(2026, 11, 24, 8))
+    assert [t["text"] for t in nets["x"].tweets.values()] == ["First"]
+    assert team.herald.scheduler.armed()[post_id] == utc(2026, 11, 24, 8, 1)  # X's minute, before New York's time
+    await team.tick(minutes=2)
+    assert [t["text"] for t in nets["x"].tweets.values()] == ["First", "Second"]
+    assert team.herald.scheduler.armed()[post_id] == utc(2026, 11, 24, 14)
+    assert nets["mastodon"].statuses == {}  # New York's time hasn't come
+    said = await tick_to(team, utc(2026, 11, 24, 14))
+    assert f"📣 #{post_id} is published on all 2 account(s)" in said
+    assert [t["text"] for t in nets["x"].tweets.values()] == ["First", "Second"]  # each once
+    assert mastodon_chain(nets["mastodon"]) == ["First", "Second"]

@@ -162,8 +162,11 @@ def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None
             post.published_at = min((d.sent_at for d, _a in pairs if d.sent_at is not None), default=now)
         waits: str | None = None
         if DeliveryState.PENDING in states:
-            if waiting:
-                ctx.scheduler.arm(post_id, min(waiting))
+            # the next pending delivery's time (a retry, or an audience's own time hours away), or sooner a thread
+            # part or comment of a sent one that waits for its own retry
+            later = waiting + [s.not_before for s in steps if s.not_before is not None]
+            if later:
+                ctx.scheduler.arm(post_id, min(later))
             head = f"⏳ #{post.id}: {sent} of {len(states)} sent so far; " + waiting_words(states, own_times)
             # told once per change of the post's status (which account is where, after how many attempts): a
             # delivery paced by its account's budget waits without new attempts, so a burst of posts doesn't repeat
