@@ -37,7 +37,7 @@ from handlers.engagement.metrics import poll_metrics
 from handlers.posts.publishing.due import run_due, sweep
 from handlers.posts.rules import UNAPPROVED
 from handlers.workspace.health import check_accounts
-from storage.models import Post, PostState, Workspace
+from storage.models import Delivery, DeliveryState, Post, PostState, Workspace
 
 log = logging.getLogger("herald.scheduler")
 
@@ -183,7 +183,21 @@ class HeraldScheduler:
                     and_(col(Post.state).in_(UNAPPROVED_STATES), col(Post.due_at) <= until + timedelta(minutes=longest)),
                 ))
             ).all()
+            # a post publishing at each audience's own time (or retrying): its next pending delivery's time
+            waiting = session.exec(
+                select(Delivery.post_id, func.min(Delivery.not_before))
+                .where(col(Delivery.post_id) == col(Post.id))
+                .where(col(Post.state) == PostState.PUBLISHING.value)
+                .where(col(Delivery.state) == DeliveryState.PENDING.value)
+                .where(col(Delivery.not_before) > now)
+                .group_by(col(Delivery.post_id))
+            ).all()
         seen = set()
+        for waiting_id, at in waiting:
+            if at is not None and at <= until:
+                self.arm(waiting_id, at)
+                seen.add(waiting_id)
+                armed += 1
         for post_id, state, due_at, deadline in rows:
             if post_id is None or due_at is None:
                 continue

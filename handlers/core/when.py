@@ -710,3 +710,91 @@ def show_time(at: datetime | None, tz: str, now: datetime | None = None) -> str:
     if now is not None:
         text += f" ({format_delta(at, now)})"
     return text
+
+
+# --- each audience's own zone: "/schedule 12 tue 9:00 local" ------------------------------------------------
+
+#: The zone word that means "this wall-clock time in each audience's own zone" (handlers/posts/scheduling.py).
+LOCAL_WORD = "local"
+
+
+def split_local(text: str) -> tuple[str, bool]:
+    """("tue 9:00", True) for "tue 9:00 local": the phrase without its trailing zone word, and whether it had it."""
+    head, sep, last = " ".join(text.split()).rpartition(" ")
+    if sep and last.lower() == LOCAL_WORD:
+        return head, True
+    return text, False
+
+
+def parse_wall(text: str, *, now: datetime, default_tz: str, language: str = "en") -> datetime:
+    """The naive wall-clock date and time a phrase names, read as ``parse_when`` reads it with today's date in
+    ``default_tz`` (the day words "today", "tue" count from there): "tue 9:00" → 2026-12-08 09:00.
+
+    Refused (WhenError with an example): an empty phrase, 'now', a zone or offset (``local`` is the zone),
+    a duration ("in 2 hours" is no wall-clock time), and whatever ``parse_when`` refuses in the words."""
+    _require_aware(now, "now")
+    zone_name = _canonical_zone(default_tz)
+    words = _LANGUAGE_WORDS[parse_language(language)]
+    cleaned = " ".join(text.split())
+    example = f"'{words.tomorrow} 09:00 {LOCAL_WORD}' or '2026-12-08 09:00 {LOCAL_WORD}'"
+    if not cleaned:
+        raise WhenError(f"At what time in each audience's zone? E.g. {example}.")
+    body, zone_token = _split_trailing_zone(cleaned)
+    if zone_token is not None:
+        raise WhenError(f"'{LOCAL_WORD}' already means each audience's own zone, so '{zone_token}' can't go with "
+                        f"it. Drop one of them, e.g. {example}.")
+    if body.lower() in words.now_words or body.lower() in _LANGUAGE_WORDS["en"].now_words:
+        raise WhenError(f"'{LOCAL_WORD}' needs a day and a clock time, not 'now'. E.g. {example}.")
+    _refuse_swappable_day_month(body)
+    if _ISO_START.match(body):
+        if _ISO_DATE.fullmatch(body):
+            raise WhenError(f"'{cleaned}' gives a day but no time of day: at what time? Add it, e.g. "
+                            f"'{body} 09:00 {LOCAL_WORD}'.")
+        try:
+            iso = datetime.fromisoformat(body)
+        except ValueError:
+            pass
+        else:
+            if iso.tzinfo is not None:
+                raise WhenError(f"'{cleaned}' carries its own UTC offset; with '{LOCAL_WORD}' give the wall-clock "
+                                f"time alone, e.g. {example}.")
+            return iso.replace(second=0, microsecond=0)
+    rest, found = pop_tz_offset_from_string(body)
+    if found is not None:
+        raise WhenError(f"'{cleaned}' names a zone or offset; with '{LOCAL_WORD}' give the wall-clock time alone, "
+                        f"e.g. {example}.")
+    wall, in_utc, _today = _read_words(body, cleaned, words, language,
+                                       base=now.astimezone(ZoneInfo(zone_name)).replace(tzinfo=None),
+                                       utc_base=now.astimezone(UTC).replace(tzinfo=None))
+    if in_utc:
+        raise WhenError(f"'{cleaned}' counts from now, the same moment everywhere; '{LOCAL_WORD}' needs a day and a "
+                        f"clock time, e.g. {example}.")
+    return wall
+
+
+@dataclass(frozen=True)
+class WallTime:
+    """A wall-clock time placed in one zone: the instant, and whether the zone has that time twice (the clocks
+    go back that night; the first occurrence is taken)."""
+
+    at: datetime  # UTC
+    repeated: bool
+
+
+def wall_in_zone(wall: datetime, zone_name: str) -> WallTime:
+    """``wall`` (naive) in ``zone_name``; WhenError, with an example, when the clocks jump over it that night."""
+    zone = ZoneInfo(_canonical_zone(zone_name))
+    earlier = wall.replace(tzinfo=zone, fold=0)
+    later = wall.replace(tzinfo=zone, fold=1)
+    round_trip = earlier.astimezone(UTC).astimezone(zone)
+    if round_trip.replace(tzinfo=None) != wall:
+        raise WhenError(
+            f"{wall:%H:%M} on {_date_words(wall)} doesn't exist in {zone_name}: the clocks jump forward over it "
+            f"for daylight saving. Pick a time outside the jump, e.g. {round_trip:%H:%M} {LOCAL_WORD}."
+        )
+    return WallTime(at=earlier.astimezone(UTC), repeated=earlier.utcoffset() != later.utcoffset())
+
+
+def wall_words(wall: datetime) -> str:
+    """"Tue 8 Dec 2026 09:00": a wall-clock time with no zone."""
+    return f"{_date_words(wall)} {wall:%H:%M}"

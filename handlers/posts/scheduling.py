@@ -5,21 +5,36 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import union_all
+from sqlalchemy import union_all, update
 from sqlmodel import Session, col, select
 
 from handlers.core.access import EDITORS
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.commands import Param, Request, command
+from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace, post_targets
 from handlers.core.notices import tell_team
 from handlers.core.ports import Networks
-from handlers.core.when import When, WhenError, parse_when, show_time
+from handlers.core.when import When, WhenError, format_when, parse_wall, parse_when, show_time, split_local
 from handlers.core.words import short_text, state_label
 from handlers.engagement.besttime import best_slots, next_start
 from handlers.posts.cards import approval_card, draft_card, target_names
+from handlers.posts.local_time import (
+    CANCELLED,
+    UNSCHEDULED,
+    AudienceTime,
+    LocalPlan,
+    apply_plan,
+    audience_groups,
+    clear_local,
+    delivery_times,
+    plan_lines,
+    plan_local,
+    plan_of,
+    split_options,
+)
 from handlers.posts.render import Rendered
 from handlers.posts.rules import (
     UNAPPROVED,
@@ -29,7 +44,7 @@ from handlers.posts.rules import (
     refuse_series_post,
     require_publishable,
 )
-from storage.models import Account, Delivery, Post, PostState, Workspace, move_post
+from storage.models import Account, Audience, Delivery, DeliveryState, Post, PostState, Workspace, move_post
 
 SLOT_SEARCH_DAYS = 14
 SCHEDULABLE = (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED, PostState.EXPIRED)
@@ -97,7 +112,15 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
             f"/slots <account> 09:00 13:00 17:30, or give a time: /schedule {post.id} tomorrow 9am, "
             f"or take the next best time (/besttime): /schedule {post.id} next best"
         )
-    taken = taken_times(session, post, pairs)
+    found = first_free_slot(slotted, ws, now, earliest, taken_times(session, post, pairs))
+    if found is None:
+        raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")
+    return found
+
+
+def first_free_slot(slotted: list[Account], ws: Workspace, now: datetime, earliest: datetime,
+                    taken: set[datetime]) -> When | None:
+    """The earliest posting slot of these accounts after `earliest` and not `taken`, in its account's zone."""
     candidates: list[tuple[datetime, str]] = []
     for account in slotted:
         tz = account.timezone or ws.timezone
@@ -105,9 +128,59 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
             if at > earliest and at not in taken:
                 candidates.append((at, tz))
     if not candidates:
-        raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken. Give a time instead.")
+        return None
     at, tz = min(candidates)
     return When(at=at, tz=tz)
+
+
+NEXT_SLOT_WORDS = ("next slot", "next", "slot", "queue")
+NEXT_BEST_WORDS = ("next best", "best", "best time", "next best time")
+
+
+def plan_next(session: Session, networks: Networks, post: Post, ws: Workspace, now: datetime,
+              *, best: bool) -> tuple[LocalPlan, str]:
+    """`next best local` / `next slot local`: for each audience on its own, the soonest free best time in its
+    zone (the best hours of the week for its accounts' networks, /besttime) or its accounts' next free posting
+    slot (/slots); and why, for next best."""
+    words = "next best" if best else "next slot"
+    example = f"/schedule {post.id} tue 9:00 local"
+    groups = audience_groups(session, post, ws, f"/schedule {post.id} {words}")
+    floor = slot_floor(post, ws, now)
+    times: dict[int | None, AudienceTime] = {}
+    own_numbers: list[bool] = []
+    for audience_id, group in groups.items():
+        accounts = [a for _d, a in group.pairs]
+        taken = taken_times(session, post, group.pairs)
+        if best:
+            slots, own = best_slots(session, networks, ws, accounts, now)
+            own_numbers.append(own)
+            at = next_start(slots, group.tz, floor, taken)
+            if at is None:
+                raise UserError(f"Every best time of the next {SLOT_SEARCH_DAYS} days is taken for {group.who}. "
+                                f"Give a time instead, e.g. {example}. Nothing was changed.")
+        else:
+            slotted = [a for a in accounts if a.slot_list()]
+            if not slotted:
+                names = ", ".join(a.name for a in accounts)
+                raise UserError(
+                    f"None of the accounts of {group.who} ({names}) has posting slots. Set them with /slots "
+                    f"{accounts[0].name} 09:00 13:00 17:30, or give a time, e.g. {example}. Nothing was changed.")
+            found = first_free_slot(slotted, ws, now, floor, taken)
+            if found is None:
+                raise UserError(f"Every slot of the next {SLOT_SEARCH_DAYS} days is taken for {group.who}. "
+                                f"Give a time instead, e.g. {example}. Nothing was changed.")
+            at = found.at
+        wall = at.astimezone(ZoneInfo(group.tz)).replace(tzinfo=None)
+        times[audience_id] = AudienceTime(group.name, group.tz, wall, at)
+    first = min(times.values(), key=lambda t: (t.at, t.name))
+    plan = plan_of(groups, times, first.wall, "the next best time" if best else "the next posting slot")
+    why = ""
+    if best:
+        why = ("the best hours by this workspace's own numbers (/besttime), each in its audience's zone"
+               if all(own_numbers) else
+               "a general default best time for the networks, in each audience's zone: there isn't enough history "
+               "of your own yet (/besttime)")
+    return plan, why
 
 
 @command(
@@ -118,7 +191,11 @@ def next_slot(session: Session, post: Post, ws: Workspace, now: datetime) -> Whe
         "Times are read in the workspace timezone unless you name a zone, and echoed back in full.\n"
         "'next slot' takes the accounts' next free posting slot (/slots); 'next best' the next free best time "
         "(/besttime: from your own numbers, or general defaults until there are enough).\n"
-        "A post that isn't approved yet keeps its time and publishes once approved (see /policy)."
+        "A post that isn't approved yet keeps its time and publishes once approved (see /policy).\n"
+        "'tue 9:00 local' sends it at 9:00 in each audience's own zone (accounts without an audience: the\n"
+        "workspace's zone); add skip=holidays to move an audience whose day is a public holiday in its country\n"
+        "to its next working day, e.g. /schedule 12 2026-12-08 09:00 local skip=holidays.\n"
+        "'next best local' and 'next slot local' choose for each audience on its own, in its zone."
     ),
     roles=EDITORS,
     group="Scheduling",
@@ -141,7 +218,29 @@ async def schedule(req: Request) -> Reply:
             raise UserError(f"#{post.id} has no target accounts yet: /targets {post.id} <account…>")
         why = ""
         rendered: list[Rendered] | None = None  # checked below when the post is approved at once; the card reuses it
-        if when_text.lower() in ("next slot", "next", "slot", "queue"):
+        phrase, skip_holidays = split_options(when_text)
+        phrase, local = split_local(phrase)
+        plan: LocalPlan | None = None
+        example = f"/schedule {post.id} tue 9:00 local"
+        if skip_holidays and not local:
+            raise UserError(f"skip=holidays goes with a time in each audience's zone ('local'), e.g. "
+                            f"{example} skip=holidays. Nothing was changed.")
+        if local and phrase.lower() in (*NEXT_SLOT_WORDS, *NEXT_BEST_WORDS):
+            if skip_holidays:
+                raise UserError(f"skip=holidays goes with a day and a clock time, e.g. {example} skip=holidays. "
+                                "Nothing was changed.")
+            plan, why = plan_next(session, ctx.networks, post, ws, now, best=phrase.lower() in NEXT_BEST_WORDS)
+            when = When(at=plan.earliest, tz=ws.timezone)
+            apply_plan(session, post, plan)
+        elif local:
+            try:
+                wall = parse_wall(phrase, now=now, default_tz=ws.timezone, language=ws.language)
+            except WhenError as exc:
+                raise UserError(str(exc)) from None
+            plan = plan_local(session, post, ws, wall, now, skip_holidays=skip_holidays, example=example)
+            when = When(at=plan.earliest, tz=ws.timezone)
+            apply_plan(session, post, plan)
+        elif when_text.lower() in ("next slot", "next", "slot", "queue"):
             when = next_slot(session, post, ws, now)
         elif when_text.lower() in ("next best", "best", "best time", "next best time"):
             when, why = next_best(session, ctx.networks, post, ws, now)
@@ -150,8 +249,12 @@ async def schedule(req: Request) -> Reply:
                 when = parse_when(when_text, now=now, default_tz=ws.timezone, language=ws.language)
             except WhenError as exc:
                 raise UserError(str(exc)) from None
+        if plan is None:
+            clear_local(session, post)  # one time for every account again
         post.due_at, post.due_tz, post.held_note = when.at, when.tz, None
         shown = show_time(when.at, when.tz, now)
+        if plan is not None:
+            shown = f"{plan.label} in each audience's own zone, from {show_time(when.at, when.tz, now)}"
         if state in (PostState.APPROVED, PostState.SCHEDULED):
             if state == PostState.APPROVED:
                 move_post(post, PostState.SCHEDULED)
@@ -177,11 +280,14 @@ async def schedule(req: Request) -> Reply:
                 f"🗓 #{post.id} is set for {shown}. It publishes then once approved "
                 f"({missing} approval(s) still needed by {show_time(deadline, when.tz)}).{step}"
             )
+        if plan is not None:
+            outcome += "\n" + "\n".join(plan_lines(plan, ws.timezone))
         if why:
             outcome += f"\n⏰ That's {why}."
         if ws.paused:
             outcome += "\n⏸ Publishing is paused right now: nothing goes out until /resume."
-        audit(session, ctx, ws_id, post.id, req.actor_name, "schedule", show_time(when.at, when.tz))
+        audit(session, ctx, ws_id, post.id, req.actor_name, "schedule",
+              f"{plan.label} local, from {plan.wall:%Y-%m-%d %H:%M}" if plan is not None else show_time(when.at, when.tz))
         rearm(ctx, post, ws)
         card = approval_card(ctx, session, post, ws, f"🔔 #{post.id} has a new time and needs approval.") \
             if notify_approvers else None
@@ -203,14 +309,51 @@ async def unschedule(req: Request) -> Reply:
     post_id, _ = req.post_and_rest()
     with req.post_command() as (session, post, ws):
         state = PostState(post.state)
-        if post.due_at is None or state not in SCHEDULABLE:
-            raise UserError(f"#{post.id} isn't scheduled.")
-        if state == PostState.SCHEDULED:
-            move_post(post, PostState.APPROVED)
-        post.due_at, post.due_tz, post.held_note = None, None, None
-        audit(session, ctx, ws_id, post.id, req.actor_name, "unschedule")
-        rearm(ctx, post, ws)
-    return Reply(f"#{post_id} has no time now ({state_label(post)}). /schedule {post_id} <when> sets one again.")
+        if state == PostState.PUBLISHING and post.due_local:
+            stopped = stop_waiting(ctx, session, post, ws, UNSCHEDULED,
+                                   f"taken off the schedule by {req.actor_name} before its own time")
+            if not stopped:
+                raise UserError(f"#{post.id} is already going out everywhere; nothing waits for its time.")
+            audit(session, ctx, ws_id, post.id, req.actor_name, "unschedule", ", ".join(stopped))
+            reply = Reply(f"#{post_id} is already out for some audiences; the ones still waiting won't go by "
+                          f"themselves now ({', '.join(stopped)}). /retry {post_id} sends them now.")
+        else:
+            if post.due_at is None or state not in SCHEDULABLE:
+                raise UserError(f"#{post.id} isn't scheduled.")
+            if state == PostState.SCHEDULED:
+                move_post(post, PostState.APPROVED)
+            post.due_at, post.due_tz, post.held_note = None, None, None
+            clear_local(session, post)
+            audit(session, ctx, ws_id, post.id, req.actor_name, "unschedule")
+            rearm(ctx, post, ws)
+            return Reply(f"#{post_id} has no time now ({state_label(post)}). /schedule {post_id} <when> sets one again.")
+    await tell_team(ctx, ws_id, reply, skip=req.command.chat)
+    return reply
+
+
+def stop_waiting(ctx: Context, session: Session, post: Post, ws: Workspace, kind: str, why: str) -> list[str]:
+    """A post going out at each audience's own time (publishing already for some): its deliveries not yet sent
+    and not in flight stop (failed, with `kind` and `why`), each by a conditional move from pending, and the post
+    runs now so publishing settles it and tells the team. The audiences (or accounts) stopped."""
+    now = ctx.clock.now()
+    stopped = []
+    for delivery, account in post_targets(session, post):
+        if DeliveryState(delivery.state) != DeliveryState.PENDING:
+            continue
+        if kind == UNSCHEDULED and (delivery.attempts or delivery.due_at is None or delivery.due_at <= now):
+            continue  # /unschedule takes away own times still to come; retries go on
+        moved = session.exec(  # type: ignore[call-overload]
+            update(Delivery).where(col(Delivery.id) == delivery.id)
+            .where(col(Delivery.state) == DeliveryState.PENDING.value)
+            .values(state=DeliveryState.FAILED.value, error_kind=kind, updated_at=now,
+                    last_error=f"{why} ({show_time(delivery.due_at or now, ws.timezone)})")
+        )
+        if moved.rowcount == 1:
+            audience = session.get(Audience, delivery.audience_id) if delivery.audience_id else None
+            stopped.append(f"{audience.name}: {account.name}" if audience else account.name)
+    if stopped:
+        ctx.scheduler.arm(post.id or 0, now)  # settled by publishing (run_due), which tells the team
+    return stopped
 
 
 @command("cancel", usage="/cancel <post>", example="/cancel 12", summary="drop a post; it will never publish", roles=EDITORS,
@@ -221,11 +364,19 @@ async def cancel(req: Request) -> Reply:
     ws_id = req.need_workspace()
     post_id, _ = req.post_and_rest()
     with req.post_command() as (session, post, ws):
-        move_post(post, PostState.CANCELLED)
-        post.held_note = None
-        audit(session, ctx, ws_id, post.id, req.actor_name, "cancel")
-        rearm(ctx, post, ws)
-    reply = Reply(f"#{post_id} is cancelled and won't publish.")
+        if PostState(post.state) == PostState.PUBLISHING and post.due_local:
+            stopped = stop_waiting(ctx, session, post, ws, CANCELLED, f"cancelled by {req.actor_name}")
+            if not stopped:
+                raise UserError(f"#{post.id} is already going out everywhere; nothing is left to cancel.")
+            audit(session, ctx, ws_id, post.id, req.actor_name, "cancel", ", ".join(stopped))
+            reply = Reply(f"#{post_id} is already out for some audiences; the rest won't go: {', '.join(stopped)}. "
+                          f"(/retry {post_id} would send them after all.)")
+        else:
+            move_post(post, PostState.CANCELLED)
+            post.held_note = None
+            audit(session, ctx, ws_id, post.id, req.actor_name, "cancel")
+            rearm(ctx, post, ws)
+            reply = Reply(f"#{post_id} is cancelled and won't publish.")
     await tell_team(ctx, ws_id, reply, skip=req.command.chat)
     return reply
 
@@ -285,6 +436,18 @@ async def queue(req: Request) -> Reply:
                 flag = " ⚠ held"
             elif PostState(post.state) in UNAPPROVED:
                 flag = f" (needs approval: {state_label(post)})"
+            own = delivery_times(session, post) if post.due_local else []
+            if own:  # one line per audience: its local time, then the team's
+                for name, tz, at, deliveries in own:
+                    ids = {d.id for d in deliveries}
+                    accounts = sorted(a.name for d, a in post_targets(session, post) if d.id in ids)
+                    done = all(DeliveryState(d.state) != DeliveryState.PENDING for d in deliveries)
+                    lines.append(
+                        f"  {format_when(at, tz)}{' ✓ sent' if done else ''} · {name or 'no audience'} · "
+                        f"{format_when(at, ws.timezone)} for the team · #{post.id}{flag} · {', '.join(accounts)} · "
+                        f"{short_text(post.text, 40)}"
+                    )
+                continue
             lines.append(
                 f"  {show_time(post.due_at, post.due_tz or ws.timezone, now)} · #{post.id}{flag} · "
                 f"{', '.join(names.get(post.id or 0, [])) or 'no accounts'} · {short_text(post.text, 40)}"

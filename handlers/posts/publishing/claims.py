@@ -41,11 +41,13 @@ STALE_SENDING = timedelta(minutes=10)
 DEFAULT_RETRY_AFTER = 60.0
 
 
-def claim_post(session: Session, post: Post, expected: PostState, now: datetime) -> bool:
+def claim_post(session: Session, post: Post, expected: PostState, now: datetime, *, own_times: bool = False) -> bool:
     """Move a post to publishing with one conditional UPDATE; False if someone else got there first.
 
     The claim bumps the post's version (so any stale write elsewhere fails), records which revision
-    goes out, and stamps its pending deliveries with the time they are meant to go out from.
+    goes out, and stamps its pending deliveries with the time they are meant to go out from: with `own_times`
+    (the clock reached a post scheduled at each audience's local time), a delivery whose own time is still to
+    come waits for it (its not_before; the post is re-armed for it when it settles), the rest go now.
     """
     if PostState.PUBLISHING not in POST_TRANSITIONS[expected]:
         return False
@@ -58,6 +60,15 @@ def claim_post(session: Session, post: Post, expected: PostState, now: datetime)
     )
     if result.rowcount != 1:
         return False
+    if own_times:
+        session.exec(  # type: ignore[call-overload]
+            update(Delivery)
+            .where(col(Delivery.post_id) == post.id)
+            .where(col(Delivery.state) == DeliveryState.PENDING.value)
+            .where(col(Delivery.not_before).is_(None))
+            .where(col(Delivery.due_at) > now)
+            .values(not_before=col(Delivery.due_at))
+        )
     session.exec(  # type: ignore[call-overload]
         update(Delivery)
         .where(col(Delivery.post_id) == post.id)

@@ -24,7 +24,7 @@ from handlers.posts.publishing.held import announce_held, held_notice
 from handlers.posts.publishing.outcomes import ask_network, outgoing_of
 from handlers.posts.publishing.send import send_pending, send_slot
 from handlers.posts.publishing.settle import settle, settle_once
-from handlers.posts.publishing.threads import recover_steps
+from handlers.posts.publishing.threads import open_steps, recover_steps
 from handlers.posts.rules import UNAPPROVED, rearm
 from storage.models import (
     Account,
@@ -133,7 +133,7 @@ def begin_publishing(
         )
         audit(session, ctx, ws.id or 0, post.id, "Herald", "hold", post.held_note)
         return held_notice(post)
-    if claim_post(session, post, state, now):
+    if claim_post(session, post, state, now, own_times=True):
         ctx.scheduler.disarm(post.id or 0)
         session.refresh(post)
         detail = "published without approval, as the policy allows" if unapproved else "due"
@@ -268,6 +268,12 @@ async def sweep(ctx: Context, *, workspace_id: int | None = None) -> int:
             pending = [d for d in deliveries if DeliveryState(d.state) == DeliveryState.PENDING]
             # a pending delivery whose time has come, or none pending at all: a post a crash left unsettled
             if not pending or any(d.not_before is None or d.not_before <= now for d in pending):
+                due.append(post.id)
+            elif post.due_local and any(s.not_before is None or s.not_before <= now for s in open_steps(
+                    session, [d.id for d in deliveries if d.id is not None
+                              and DeliveryState(d.state) == DeliveryState.SENT])):
+                # some audiences still wait for their own time: the thread parts or comment of one already sent
+                # don't wait with them
                 due.append(post.id)
     # what this process is running already (its on-time job, /publish, a send waiting for a slot) is left to
     # that run: a second run beside it would only wait for the same slots and lose every claim

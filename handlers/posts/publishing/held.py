@@ -22,7 +22,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import distinct, func, update
 from sqlmodel import Session, col, select
 
 from handlers.core.access import EDITORS
@@ -43,6 +43,7 @@ from handlers.posts.rules import UNAPPROVED, rearm
 from handlers.posts.scheduling import targets_by_post
 from storage.models import (
     Crisis,
+    Delivery,
     DeliveryState,
     IllegalTransition,
     Post,
@@ -349,6 +350,14 @@ def crisis_card(ctx: Context, session: Session, ws: Workspace, crisis: Crisis, *
     lines += held_lines(session, ws, posts[:LISTED_IN_NOTICE])
     if len(posts) > LISTED_IN_NOTICE:
         lines.append(f"  … and {len(posts) - LISTED_IN_NOTICE} more (/held lists them all)")
+    audiences = session.exec(  # posts out for some audiences, the others waiting for their own time (`local`)
+        select(func.count(distinct(col(Post.id)))).select_from(Post).join(Delivery, col(Delivery.post_id) == col(Post.id))
+        .where(Post.workspace_id == ws.id).where(Post.state == PostState.PUBLISHING.value)
+        .where(col(Post.due_local).is_not(None)).where(Delivery.state == DeliveryState.PENDING.value)
+    ).one()
+    if audiences:
+        lines.append(f"{audiences} post(s) went out to some audiences and wait for the others' own time: each "
+                     "audience is held when its time comes.")
     lines.append(f"Every reply to a comment needs approval; take-off and surge alerts at {ws.alert_factor:g}× the "
                  f"usual (was {crisis.saved_alert_factor:g}×)." if crisis.saved_alert_factor > 0 else
                  f"Every reply to a comment needs approval; take-off and surge alerts at {ws.alert_factor:g}× the "

@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 from handlers.core.chat import Reply
 from handlers.core.context import Context
-from handlers.core.crisis import crisis_hold
+from handlers.core.crisis import crisis_hold, crisis_words
 from handlers.core.lookups import (
     account_view,
     get_workspace,
@@ -52,6 +52,8 @@ from handlers.posts.render import render
 from handlers.workspace.health import DEAD, fresh_view, held_reason, mark_dead
 from storage.crypto import SecretBoxError
 from storage.models import (
+    Audience,
+    Crisis,
     Delivery,
     DeliveryState,
     Post,
@@ -190,9 +192,13 @@ def pending_jobs(ctx: Context, session: Session, post: Post, ws: Workspace, now:
         if delivery.not_before is not None and now - delivery.not_before > ctx.grace:
             move_delivery(delivery, DeliveryState.FAILED)
             delivery.error_kind = HELD
+            audience = session.get(Audience, delivery.audience_id) if delivery.audience_id else None
+            own = (f" for {audience.name} ({show_time(delivery.not_before, audience.timezone)})"
+                   if audience is not None and delivery.due_at is not None else "")
             delivery.last_error = (
-                f"it was meant to go out {show_time(delivery.not_before, post.due_tz or 'UTC')} and couldn't within "
-                f"the {int(ctx.grace.total_seconds() // 60)}-minute grace period (Herald was down or paused)"
+                f"it was meant to go out {show_time(delivery.not_before, post.due_tz or 'UTC')}{own} and couldn't "
+                f"within the {int(ctx.grace.total_seconds() // 60)}-minute grace period (Herald was down or paused), "
+                "so it's held rather than going out late by surprise"
             )
             continue
         if account.health == DEAD:  # held: never send with a token known to be dead
@@ -227,14 +233,40 @@ async def _send_pending(ctx: Context, post_id: int) -> Reply | None:
         if post is None or PostState(post.state) != PostState.PUBLISHING:
             return None
         ws = get_workspace(session, post.workspace_id)
-        if crisis_hold(session, ws, post) is not None:
-            return None  # what it still has to send waits for the end of crisis mode (the sweep then sends it)
-        jobs = pending_jobs(ctx, session, post, ws, ctx.clock.now())
+        crisis = crisis_hold(session, ws, post)
+        if crisis is not None:
+            # what it still has to send waits for the end of crisis mode (the sweep then sends it); a delivery
+            # whose own time came is held and the team told
+            held = hold_own_times(ctx, session, post, ws, crisis)
+        else:
+            jobs = pending_jobs(ctx, session, post, ws, ctx.clock.now())
+    if crisis is not None:
+        return settle_once(ctx, post_id) if held else None
     await asyncio.gather(*(send_one(ctx, job) for job in jobs))
     await send_steps(ctx, post_id, send_slot)  # each sent account's thread parts and first comment, in order
     if ctx.sends.stopping and _still_pending(ctx, post_id):
         return None  # not settled now: the next start (or another worker's sweep) sends the rest and says so
     return settle_once(ctx, post_id)
+
+
+def hold_own_times(ctx: Context, session: Session, post: Post, ws: Workspace, crisis: Crisis) -> bool:
+    """Crisis mode holds each delivery whose own time (its audience's local time) came during it, like a post
+    whose time comes then: it won't go by itself, and the notice says so with /retry (which, like /publish,
+    needs an approval given since the crisis started). True if it held any."""
+    now = ctx.clock.now()
+    held = False
+    for delivery, _account in post_targets(session, post):
+        if (DeliveryState(delivery.state) != DeliveryState.PENDING or delivery.attempts or delivery.due_at is None
+                or delivery.not_before is None or delivery.not_before > now):
+            continue
+        audience = session.get(Audience, delivery.audience_id) if delivery.audience_id else None
+        tz = audience.timezone if audience is not None else (post.due_tz or ws.timezone)
+        move_delivery(delivery, DeliveryState.FAILED)
+        delivery.error_kind = HELD
+        delivery.last_error = (f"due {show_time(delivery.due_at, tz)}{' for ' + audience.name if audience else ''}, "
+                               f"while {crisis_words(crisis, ws.timezone)}, so it's held")
+        held = True
+    return held
 
 
 def _still_pending(ctx: Context, post_id: int) -> bool:

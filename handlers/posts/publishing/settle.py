@@ -19,9 +19,10 @@ from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import ErrorKind
 from handlers.core.when import show_time
 from handlers.core.words import state_label
+from handlers.posts.local_time import CANCELLED, UNSCHEDULED
 from handlers.posts.publishing.claims import CHECKED
 from handlers.posts.publishing.threads import missed_steps, open_steps, step_lines
-from storage.models import Account, Delivery, DeliveryState, Post, PostState, move_post
+from storage.models import Account, Audience, Delivery, DeliveryState, Post, PostState, move_post
 
 log = logging.getLogger("herald.publishing")
 
@@ -50,6 +51,8 @@ HELD = "held"
 
 FIXES = {
     HELD: "/retry {post} sends it now",
+    CANCELLED: "/retry {post} sends it after all",
+    UNSCHEDULED: "/retry {post} sends it now",
     ErrorKind.REJECTED.value: "fix the text with /variant {post} {account} <text>, then /retry {post}",
     ErrorKind.AUTH_EXPIRED.value: "reconnect with /connect {network} name={account} …, then /retry {post}",
     ErrorKind.RATE_LIMITED.value: "the network kept refusing for now; /retry {post} later",
@@ -57,9 +60,22 @@ FIXES = {
 }
 
 
-def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str) -> str:
+def waits_for_own_time(delivery: Delivery) -> bool:
+    """A pending delivery not tried yet whose own time (its audience's local time) hasn't come: not a retry."""
+    return (DeliveryState(delivery.state) == DeliveryState.PENDING and not delivery.attempts
+            and delivery.due_at is not None and delivery.not_before is not None
+            and delivery.not_before >= delivery.due_at)
+
+
+def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str, audience: Audience | None = None) -> str:
     state = DeliveryState(delivery.state)
     who = f"{account.name} ({account.network})"
+    if audience is not None:
+        who += f" for {audience.name}"
+    if waits_for_own_time(delivery):
+        assert delivery.due_at is not None
+        local = f"{show_time(delivery.due_at, audience.timezone)}, " if audience is not None else ""
+        return f"  ⏰ {who}: goes out at its own time, {local}{show_time(delivery.due_at, tz)} for the team"
     if state == DeliveryState.SENT:
         checked = " (its answer was lost; Herald confirmed it with the network)" if CHECKED in (delivery.resume or {}) else ""
         return f"  ✓ {who}: {delivery.remote_url or delivery.remote_id}{checked}"
@@ -88,15 +104,23 @@ def _undone(session: Session, undo: bool) -> Iterator[None]:
             session.rollback()
 
 
-def waiting_words(states: list[DeliveryState]) -> str:
+def waiting_words(states: list[DeliveryState], own_times: int = 0) -> str:
     """What the unsent accounts of a post still publishing do: "the rest retry by themselves" only when they
-    all do; otherwise how many retry and how many wait for the team (their lines below say how to fix them)."""
-    pending = states.count(DeliveryState.PENDING)
+    all do; otherwise how many retry and how many wait for the team (their lines below say how to fix them).
+    `own_times` of the pending ones wait for their audience's local time rather than retry."""
+    pending = states.count(DeliveryState.PENDING) - own_times
     failed = states.count(DeliveryState.FAILED)
     unknown = states.count(DeliveryState.UNCONFIRMED)
+    if own_times and not pending and not failed and not unknown:
+        return "the rest go out at their audience's own time."
     if not failed and not unknown:
-        return "the rest retry by themselves."
-    parts = [f"{pending} {'retries by itself' if pending == 1 else 'retry by themselves'}"]
+        return "the rest retry by themselves." if not own_times else (
+            f"{own_times} wait{'s' if own_times == 1 else ''} for {'its' if own_times == 1 else 'their'} "
+            f"audience's own time and {pending} {'retries by itself' if pending == 1 else 'retry by themselves'}.")
+    parts = [f"{own_times} wait{'s' if own_times == 1 else ''} for {'its' if own_times == 1 else 'their'} "
+             "audience's own time"] if own_times else []
+    if pending:
+        parts.append(f"{pending} {'retries by itself' if pending == 1 else 'retry by themselves'}")
     if failed:
         parts.append(f"{failed} failed")
     if unknown:
@@ -128,16 +152,22 @@ def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None
             return None
         missed = missed_steps(session, [d.id for d, _a in pairs if d.id is not None])
         tz = post.due_tz or ws.timezone
-        lines = [line for d, a in pairs for line in (delivery_line(post, d, a, tz), *step_lines(session, post, d, a))]
+        audiences = {d.audience_id or 0: session.get(Audience, d.audience_id) for d, _a in pairs if d.audience_id}
+        lines = [line for d, a in pairs for line in (delivery_line(post, d, a, tz, audiences.get(d.audience_id or 0)),
+                                                     *step_lines(session, post, d, a))]
+        own_times = sum(1 for d, _a in pairs if waits_for_own_time(d))
         waiting = [d.not_before for d, _a in pairs if DeliveryState(d.state) == DeliveryState.PENDING and d.not_before]
         sent = states.count(DeliveryState.SENT)
         if sent and post.published_at is None:  # live since its first account went out
             post.published_at = min((d.sent_at for d, _a in pairs if d.sent_at is not None), default=now)
         waits: str | None = None
         if DeliveryState.PENDING in states:
-            if waiting:
-                ctx.scheduler.arm(post_id, min(waiting))
-            head = f"⏳ #{post.id}: {sent} of {len(states)} sent so far; " + waiting_words(states)
+            # the next pending delivery's time (a retry, or an audience's own time hours away), or sooner a thread
+            # part or comment of a sent one that waits for its own retry
+            later = waiting + [s.not_before for s in steps if s.not_before is not None]
+            if later:
+                ctx.scheduler.arm(post_id, min(later))
+            head = f"⏳ #{post.id}: {sent} of {len(states)} sent so far; " + waiting_words(states, own_times)
             # told once per change of the post's status (which account is where, after how many attempts): a
             # delivery paced by its account's budget waits without new attempts, so a burst of posts doesn't repeat
             # the same notice at every round, while an account sent or failed meanwhile is news
