@@ -14,14 +14,14 @@ from sqlmodel import Session
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.context import Context
-from handlers.core.lookups import get_workspace, post_targets
+from handlers.core.lookups import delivery_audience, get_workspace, post_targets, target_label
 from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import ErrorKind
 from handlers.core.when import show_time
 from handlers.core.words import state_label
 from handlers.posts.publishing.claims import CHECKED
 from handlers.posts.publishing.threads import missed_steps, open_steps, step_lines
-from storage.models import Account, Delivery, DeliveryState, Post, PostState, move_post
+from storage.models import Account, Audience, Delivery, DeliveryState, Post, PostState, move_post
 
 log = logging.getLogger("herald.publishing")
 
@@ -57,9 +57,9 @@ FIXES = {
 }
 
 
-def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str) -> str:
+def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str, audience: Audience | None = None) -> str:
     state = DeliveryState(delivery.state)
-    who = f"{account.name} ({account.network})"
+    who = f"{target_label(account, audience)} ({account.network})"
     if state == DeliveryState.SENT:
         checked = " (its answer was lost; Herald confirmed it with the network)" if CHECKED in (delivery.resume or {}) else ""
         return f"  ✓ {who}: {delivery.remote_url or delivery.remote_id}{checked}"
@@ -128,7 +128,8 @@ def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None
             return None
         missed = missed_steps(session, [d.id for d, _a in pairs if d.id is not None])
         tz = post.due_tz or ws.timezone
-        lines = [line for d, a in pairs for line in (delivery_line(post, d, a, tz), *step_lines(session, post, d, a))]
+        lines = [line for d, a in pairs for line in (delivery_line(post, d, a, tz, delivery_audience(session, d)),
+                                                     *step_lines(session, post, d, a))]
         waiting = [d.not_before for d, _a in pairs if DeliveryState(d.state) == DeliveryState.PENDING and d.not_before]
         sent = states.count(DeliveryState.SENT)
         if sent and post.published_at is None:  # live since its first account went out
