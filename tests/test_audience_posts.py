@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import pytest
 from sqlmodel import select
 
 from storage.models import Account, Audience, ShortLink
 from tests.conftest import FakeClock, Team, make_herald, refused
+from tests.fakes.mastodon_api import FakeMastodon
+from tests.fakes.x_api import FakeX
+from tests.test_utm import Fakes, connect
+from tests.web_kit import PUBLIC as WEB_PUBLIC
+from tests.web_kit import Site, address, site  # noqa: F401 - the fixture, taken by name
 
 PUBLIC = "https://go.acme.com"
 SHORT_RE = re.compile(re.escape(PUBLIC) + r"/r/[A-Za-z0-9_-]{8}")
@@ -235,16 +241,31 @@ async def test_retry_by_account_or_by_audience(team: Team) -> None:
     out = await publish(team, post_id)
     assert "✗ acme-eu · south (sandbox): the sandbox refuses every post (fail=reject)" in out
     assert "✗ acme-eu · north (sandbox)" in out and "✓ acme-uk · north (sandbox)" in out
-    await team.say("alice", "/connect sandbox name=acme-eu")
     await refused(team, "alice", f"/retry {post_id} audience:west", "There's no audience 'west'")
     await refused(team, "alice", f"/retry {post_id} acme-uk", f"#{post_id} on acme-uk · north is sent")
+    attempts = {d.audience_id: d.attempts for d in team.deliveries(post_id) if d.state == "failed"}
+    south_id, north_id = sorted(attempts)
+    out = await team.say("alice", f"/retry {post_id} audience:south")  # still refused by the network
+    assert "✗ acme-eu · south (sandbox)" in out
+    assert {d.audience_id: d.attempts for d in team.deliveries(post_id) if d.state == "failed"} == {
+        south_id: 2, north_id: 1}
+    # south is removed meanwhile: its delivery still can be retried by its name
+    with team.herald.db.session() as session:
+        south = session.get(Audience, south_id)
+        assert south is not None
+        south.removed_at = team.clock.now()
+        session.add(south)
+        session.commit()
+    await team.say("alice", "/connect sandbox name=acme-eu")
     out = await team.say("alice", f"/retry {post_id} audience:south")
     assert "✓ acme-eu · south (sandbox)" in out and "✗ acme-eu · north (sandbox)" in out
     assert len(team.sandbox_posts()) == 2
-    out = await team.say("alice", f"/retry {post_id} acme-eu")
+    out = await team.say("alice", f"/retry {post_id} acme-eu")  # every delivery of acme-eu that failed: north's
     assert f"#{post_id} is published on all 3 account(s)" in out
     assert len(team.sandbox_posts()) == 3
     assert by_audience(team, post_id) == {("acme-eu", "south"): 1, ("acme-eu", "north"): 1, ("acme-uk", "north"): 1}
+    assert sorted((d.audience_id, d.attempts) for d in team.deliveries(post_id)) == sorted(
+        [(south_id, 3), (north_id, 2), (north_id, 1)])  # acme-eu south, acme-eu north, acme-uk north
 
 
 @pytest.fixture
@@ -285,3 +306,43 @@ async def test_short_links_are_made_per_audience(short_team: Team) -> None:
             else:
                 assert link.target.startswith(f"https://shop.example/{'es' if audience == 'south' else 'uk'}?")
                 assert link.target.endswith(f"&utm_term={audience}")
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[Fakes]:
+    """The X and Mastodon fakes the real connectors publish to (X refuses a repeated text, Mastodon doesn't)."""
+    async with AsyncExitStack() as stack:
+        x = await stack.enter_async_context(FakeX())
+        mastodon = await stack.enter_async_context(FakeMastodon())
+        yield Fakes(x, mastodon)
+
+
+async def test_the_card_warns_when_an_account_would_repeat_a_text_on_a_network_that_refuses_it(
+        team: Team, fakes: Fakes) -> None:
+    await connect(team, fakes)
+    team.add_audience("south", ("acme-x", "acme-masto"), "Europe/Madrid", "es")
+    team.add_audience("north", ("acme-x", "acme-masto"), "Europe/London", "es")
+    post_id = post_number(await team.say("alice", "/draft Rebajas de primavera desde hoy mismo to=audience:south,north"))
+    out = await team.say("alice", f"/preview {post_id}")
+    assert "── acme-x · south ──" in out and "── acme-x · north ──" in out
+    out = await team.say("alice", f"/submit {post_id}")
+    assert ("  ⚠ acme-x also gets this very text as acme-x · north: X refuses a text the account just posted — "
+            "give one of them a variant") in out
+    assert "acme-masto also gets" not in out  # Mastodon takes a repeated text
+    out = await team.say("alice", f"/variant {post_id} audience:north Rebajas de primavera en el norte desde hoy")
+    assert "also gets this very text" not in out
+
+
+async def test_the_review_page_shows_each_audience_delivery_with_its_text(site: Site) -> None:  # noqa: F811
+    team = site.team
+    await regions(team)
+    post_id = post_number(await team.say("alice", "/draft Spring sale starts today! to=audience:south,acme-plain"))
+    await team.say("alice", f"/variant {post_id} audience:south ¡Rebajas de primavera desde hoy!")
+    await team.say("alice", f"/schedule {post_id} 2026-11-25 10:00")
+    await team.say("alice", f"/submit {post_id}")
+    link = site.local(address(await team.say("bob", f"/review {post_id} Dana"), WEB_PUBLIC + "/review/"))
+    page = await site.http.get(link.removeprefix(site.base))
+    assert page.status_code == 200
+    assert "acme-es · south" in page.text and "acme-eu · south" in page.text and "acme-plain" in page.text
+    assert page.text.count("¡Rebajas de primavera desde hoy!") == 2
+    assert "Spring sale starts today!" in page.text  # acme-plain reads the main text

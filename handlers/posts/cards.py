@@ -133,6 +133,12 @@ def audience_lines(ctx: Context, post: Post, rendered: list[Rendered]) -> list[s
             warning = language_warning(variant_for(post, one.account, audience), audience.language, audience.name)
             if warning:
                 lines.append("  " + warning)
+            twin = next((other for other in rendered if other is not one and other.account.id == one.account.id
+                         and other.text == one.text), None)
+            profile = ctx.networks.profile(one.account.network)
+            if twin is not None and profile is not None and profile.duplicate_window is not None:
+                lines.append(f"  ⚠ {one.account.name} also gets this very text as {twin.label}: "
+                             f"{profile.label} refuses a text the account just posted — give one of them a variant")
             if audience.country:
                 lines.append("  " + geo_line(ctx, one, audience.country))
     return lines

@@ -9,6 +9,7 @@ when the text doesn't hold it — gets, after its own query parameters and befor
 
 so each delivery (post × account) has its own tags, even with two accounts on one network; the site's
 analytics group visits by utm_content, and Herald reads them back per post (handlers/engagement/traffic.py).
+A delivery to an audience (a post's target audience:<name>) also gets utm_term=<the audience's name>.
 
 Left as written: a link that already carries any `utm_` parameter (the team tagged it by hand), a link to a
 social network itself (a profile or another post: their analytics aren't the team's — each connector's profile
@@ -189,7 +190,8 @@ def tagger_for_account(networks: Networks, post: Post, account: Account,
     details=(
         "On: every http(s) link in a post gets utm_source=<network>, utm_medium=social, "
         f"utm_campaign=<the post's campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>-<account>, "
-        "so your site's analytics see which network, post and account each visit came from. "
+        "so your site's analytics see which network, post and account each visit came from; a post sent to an "
+        "audience also gets utm_term=<audience>. "
         "Links that already have utm_ parameters and links to social networks are left as they are. "
         "/preview shows the links as they will be sent."
     ),

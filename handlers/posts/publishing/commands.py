@@ -16,6 +16,7 @@ from handlers.core.crisis import crisis_refusal
 from handlers.core.errors import UserError
 from handlers.core.lookups import (
     account_view,
+    delivery_audience,
     delivery_label,
     get_audience,
     get_workspace,
@@ -118,10 +119,14 @@ def retry_targets(session: Session, post: Post, pairs: list[tuple[Delivery, Acco
     """The deliveries /retry names: every one to an account (all the audiences it reaches), or every one to an
     audience (audience:<name>); refused when the post has none."""
     if name.lower().startswith("audience:"):
-        audience = get_audience(session, post.workspace_id, name)
-        chosen = [(d, a) for d, a in pairs if d.audience_id == audience.id]
+        wanted = name.lower().removeprefix("audience:")
+        # by the post's own deliveries: an audience removed since it was sent can still be retried
+        chosen = [(d, a) for d, a in pairs if (audience := delivery_audience(session, d)) is not None
+                  and audience.name == wanted]
         if not chosen:
-            raise UserError(f"#{post.id} doesn't go to audience {audience.name}. e.g. /retry {post.id} acme-x")
+            known = get_audience(session, post.workspace_id, wanted)  # refuses an unknown one, naming those there are
+            raise UserError(f"#{post.id} doesn't go to audience {known.name}. e.g. /retry {post.id} "
+                            f"{pairs[0][1].name if pairs else 'acme-x'}")
         return chosen
     chosen = [(d, a) for d, a in pairs if a.name.lower() == name.lower()]
     if not chosen:
@@ -169,7 +174,7 @@ async def retry(req: Request) -> Reply:
                 raise UserError(f"#{post.id} on {states}; nothing to retry there.")
         else:
             again = [d for d, _a in pairs if DeliveryState(d.state) == DeliveryState.FAILED]
-            unconfirmed = [a.name for d, a in pairs if DeliveryState(d.state) == DeliveryState.UNCONFIRMED
+            unconfirmed = [delivery_label(session, d, a) for d, a in pairs if DeliveryState(d.state) == DeliveryState.UNCONFIRMED
                            or stuck_steps(session, d.id or 0, unconfirmed=True)]
             if not again and not steps:
                 raise UserError(
