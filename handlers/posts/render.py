@@ -1,7 +1,9 @@
-"""What goes out to each account: one rendering per post and account — the text exactly as sent (variant, link,
-UTM tags, short links), the link for the link card, the media count and the network's limit check.
+"""What goes out to each account: one rendering per delivery (post, account and, when the post targets audiences,
+audience) — the text exactly as sent (variant, link, UTM tags, short links), the link for the link card, the
+media count and the network's limit check.
 
-`render` is the one place that composes it, from what the caller hands in (post, account, workspace): it reads
+`render` is the one place that composes it, from what the caller hands in (post, account, workspace, the
+delivery's audience): it reads
 nothing from the database but the post's short links (made in the caller's session the first time). Cards, /preview, the submission checks and publishing all use it, and a command
 that needs the renderings twice in one press (approve: the check, then the card) passes them along.
 """

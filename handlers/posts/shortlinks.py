@@ -1,6 +1,6 @@
 """Herald's own short links: with HERALD_PUBLIC_URL set and `/links on` (the default), every http(s) link of a
 post — in its text and its `link=` card — goes out as `<public url>/r/<code>`, one code per delivery (post ×
-account) and target, redirecting to the link as tagged with UTM parameters (handlers/posts/links.py).
+account × audience, so clicks count per audience) and target, redirecting to the link as tagged with UTM parameters (handlers/posts/links.py).
 
 The codes are made where the outgoing text is composed (handlers/posts/render.py), in the caller's session, so
 the card, /preview and the publish request show the same short link: what was approved is what goes out. A code
