@@ -241,6 +241,7 @@ async def test_retry_by_account_or_by_audience(team: Team) -> None:
     out = await publish(team, post_id)
     assert "✗ acme-eu · south (sandbox): the sandbox refuses every post (fail=reject)" in out
     assert "✗ acme-eu · north (sandbox)" in out and "✓ acme-uk · north (sandbox)" in out
+    assert f"fix the text with /variant {post_id} audience:south <text>, then /retry {post_id}" in out
     await refused(team, "alice", f"/retry {post_id} audience:west", "There's no audience 'west'")
     await refused(team, "alice", f"/retry {post_id} acme-uk", f"#{post_id} on acme-uk · north is sent")
     attempts = {d.audience_id: d.attempts for d in team.deliveries(post_id) if d.state == "failed"}
@@ -322,11 +323,13 @@ async def test_the_card_warns_when_an_account_would_repeat_a_text_on_a_network_t
     await connect(team, fakes)
     team.add_audience("south", ("acme-x", "acme-masto"), "Europe/Madrid", "es")
     team.add_audience("north", ("acme-x", "acme-masto"), "Europe/London", "es")
-    post_id = post_number(await team.say("alice", "/draft Rebajas de primavera desde hoy mismo to=audience:south,north"))
+    # their texts differ only in their links (utm_term): the same text to X
+    post_id = post_number(await team.say(
+        "alice", "/draft Rebajas de primavera desde hoy mismo link=https://shop.example/sale to=audience:south,north"))
     out = await team.say("alice", f"/preview {post_id}")
     assert "── acme-x · south ──" in out and "── acme-x · north ──" in out
     out = await team.say("alice", f"/submit {post_id}")
-    assert ("  ⚠ acme-x also gets this very text as acme-x · north: X refuses a text the account just posted — "
+    assert ("  ⚠ acme-x also gets this very text as acme-x · north (links aside): X refuses a text the account just posted — "
             "give one of them a variant") in out
     assert "acme-masto also gets" not in out  # Mastodon takes a repeated text
     out = await team.say("alice", f"/variant {post_id} audience:north Rebajas de primavera en el norte desde hoy")

@@ -14,6 +14,7 @@ from handlers.core.lookups import delivery_label, post_targets
 from handlers.core.when import show_time
 from handlers.core.words import state_label
 from handlers.posts.language import language_warning
+from handlers.posts.links import URL_RE
 from handlers.posts.render import Rendered, check_lines, render_targets, variant_for
 from handlers.posts.rules import approvals_at_revision
 from handlers.posts.shortlinks import links_note
@@ -134,14 +135,20 @@ def audience_lines(ctx: Context, post: Post, rendered: list[Rendered]) -> list[s
             if warning:
                 lines.append("  " + warning)
             twin = next((other for other in rendered if other is not one and other.account.id == one.account.id
-                         and other.text == one.text), None)
+                         and without_links(other.text) == without_links(one.text)), None)
             profile = ctx.networks.profile(one.account.network)
             if twin is not None and profile is not None and profile.duplicate_window is not None:
-                lines.append(f"  ⚠ {one.account.name} also gets this very text as {twin.label}: "
+                lines.append(f"  ⚠ {one.account.name} also gets this very text as {twin.label} (links aside): "
                              f"{profile.label} refuses a text the account just posted — give one of them a variant")
             if audience.country:
                 lines.append("  " + geo_line(ctx, one, audience.country))
     return lines
+
+
+def without_links(text: str) -> str:
+    """The words of a text without its links: two audiences' texts that differ only in their landing page, tags or
+    short link read the same to a network that refuses repeated texts."""
+    return " ".join(URL_RE.sub(" ", text).split())
 
 
 # Networks whose own API can keep an organic post to a country (Facebook Page posts' feed targeting, LinkedIn

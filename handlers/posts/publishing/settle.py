@@ -50,7 +50,7 @@ HELD = "held"
 
 FIXES = {
     HELD: "/retry {post} sends it now",
-    ErrorKind.REJECTED.value: "fix the text with /variant {post} {account} <text>, then /retry {post}",
+    ErrorKind.REJECTED.value: "fix the text with /variant {post} {whom} <text>, then /retry {post}",
     ErrorKind.AUTH_EXPIRED.value: "reconnect with /connect {network} name={account} …, then /retry {post}",
     ErrorKind.RATE_LIMITED.value: "the network kept refusing for now; /retry {post} later",
     ErrorKind.TRANSIENT.value: "the network was unreachable; /retry {post}",
@@ -71,7 +71,8 @@ def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str, aud
         )
     if state == DeliveryState.FAILED:
         fix = FIXES.get(delivery.error_kind or "", "/retry {post}").format(
-            post=post.id, account=account.name, network=account.network)
+            post=post.id, account=account.name, network=account.network,
+            whom=f"audience:{audience.name}" if audience is not None else account.name)  # whose text to fix
         return f"  ✗ {who}: {delivery.last_error} → {fix}"
     if state == DeliveryState.PENDING and delivery.not_before is not None:
         return f"  ⏳ {who}: {delivery.last_error}; retrying by itself at {show_time(delivery.not_before, tz)}"
