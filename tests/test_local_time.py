@@ -427,3 +427,21 @@ async def test_a_thread_part_of_the_first_audience_does_not_wait_for_the_next_au
     assert f"📣 #{post_id} is published on all 2 account(s)" in said
     assert [t["text"] for t in nets["x"].tweets.values()] == ["First", "Second"]  # each once
     assert mastodon_chain(nets["mastodon"]) == ["First", "Second"]
+
+
+async def test_targets_changed_after_a_local_schedule_place_the_new_audience_at_its_own_time(team: Team) -> None:
+    post_id = await audience_team(team, {"south": ZONES["south"], "north": ZONES["north"]})
+    team.add_audience("us-east", ("es",), "America/New_York", "en", country="US")  # the same account, another audience
+    await team.say("alice", f"/schedule {post_id} tue 9:00 local")
+    out = await team.say("alice", f"/targets {post_id} audience:south audience:north audience:us-east")
+    assert "New targets go out at 09:00 in their own zones, like the others." in out, out
+    with team.herald.db.session() as session:
+        rows = session.exec(select(Account.name, Delivery.audience_id, Delivery.due_at)
+                            .where(Delivery.account_id == Account.id).where(Delivery.post_id == post_id)).all()
+    assert sorted((name, due) for name, _audience, due in rows) == [
+        ("es", utc(2026, 11, 24, 8)), ("es", utc(2026, 11, 24, 14)), ("no", utc(2026, 11, 24, 8))]
+    assert team.post(post_id).due_at == utc(2026, 11, 24, 8)
+
+    out = await team.say("alice", f"/targets {post_id} es no")  # no audience any more: one time for all
+    assert "It reaches no audience now, so every account goes out at one time again" in out, out
+    assert set(own_times(team, post_id).values()) == {None} and team.post(post_id).due_local is None

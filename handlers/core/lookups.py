@@ -78,7 +78,30 @@ def post_targets(session: Session, post: Post) -> list[tuple[Delivery, Account]]
     rows = session.exec(
         select(Delivery, Account).where(Delivery.post_id == post.id).where(Delivery.account_id == Account.id)
     ).all()
-    return sorted(((d, a) for d, a in rows), key=lambda pair: pair[1].name)
+    # an account that reaches two audiences of the post has a delivery for each: no audience first, then by audience
+    return sorted(((d, a) for d, a in rows), key=lambda pair: (pair[1].name, pair[0].audience_id or 0))
+
+
+def delivery_audience(session: Session, delivery: Delivery) -> Audience | None:
+    """The audience a delivery reaches (a removed one too: its posts keep it), None for a plain account target."""
+    return session.get(Audience, delivery.audience_id) if delivery.audience_id is not None else None
+
+
+REMOVED_MARK = "~"  # a removed audience is renamed <name>~<id> (handlers/workspace/audiences.py)
+
+
+def audience_name(audience: Audience) -> str:
+    """The name the team knows an audience by (a removed one's too)."""
+    return audience.name.split(REMOVED_MARK, 1)[0]
+
+
+def target_label(account: Account, audience: Audience | None) -> str:
+    """How a delivery is named to the team: the account, and its audience when it has one ('acme-es · south')."""
+    return f"{account.name} · {audience_name(audience)}" if audience is not None else account.name
+
+
+def delivery_label(session: Session, delivery: Delivery, account: Account) -> str:
+    return target_label(account, delivery_audience(session, delivery))
 
 
 def target_named(pairs: list[tuple[Delivery, Account]], name: str) -> tuple[Delivery, Account] | None:

@@ -30,7 +30,7 @@ from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import audience_accounts, get_audience, get_workspace
+from handlers.core.lookups import audience_accounts, audience_name, get_audience, get_workspace
 from handlers.core.ports import Series
 from handlers.core.when import format_delta, format_when
 from handlers.core.words import short_text
@@ -677,7 +677,7 @@ def audience_rows(session: Session, workspace_id: int, rows: list[Sent], until: 
     for audience_id, audience in audiences.items():
         if audience.removed_at is None or audience_id in per:
             out.append(AudienceRow(
-                audience.name + (" (removed)" if audience.removed_at is not None else ""), audience.timezone,
+                audience_name(audience) + (" (removed)" if audience.removed_at is not None else ""), audience.timezone,
                 per.get(audience_id) or Tally(),
                 total_clicks(c for (u, _a), c in clicks.items() if u == audience_id), audience_id))
     out.sort(key=lambda row: (-row.tally.engagements, row.name))

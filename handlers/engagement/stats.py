@@ -37,7 +37,7 @@ from handlers.core.chat import Reply
 from handlers.core.commands import Param, Request, command, periodic
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_post, get_workspace, post_targets
+from handlers.core.lookups import audience_name, get_post, get_workspace, post_targets
 from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import Series
 from handlers.core.when import show_time
@@ -304,7 +304,7 @@ def audience_groups(accounts: list[AccountNumbers]) -> list[tuple[str, str | Non
         else:
             groups.setdefault(one.audience.id or 0, (one.audience, []))[1].append(one)
     out: list[tuple[str, str | None, list[AccountNumbers]]] = [
-        (audience.name, audience.timezone, members)
+        (audience_name(audience), audience.timezone, members)
         for audience, members in sorted(groups.values(), key=lambda pair: pair[0].name)]
     if none:
         out.append((NO_AUDIENCE, None, none))

@@ -25,11 +25,11 @@ from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_workspace, post_targets
+from handlers.core.lookups import delivery_audience, get_workspace, post_targets, target_label
 from handlers.core.ports import PreviewCard
 from handlers.core.when import show_time
 from handlers.core.words import short_text, state_label
-from handlers.posts.render import render
+from handlers.posts.render import landing_link, render
 from storage.models import CalendarLink, Media, Post, PostState, Workspace
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32}")
@@ -162,10 +162,11 @@ def entries(session: Session, plan: Plan, start: datetime | None = None, end: da
     for post in session.exec(query.order_by(when, col(Post.id))).all():
         at = _when(post)
         assert at is not None and post.id is not None
-        accounts = [account for _d, account in post_targets(session, post)]
+        pairs = post_targets(session, post)
+        accounts = [account for _d, account in pairs]
         found.append(Entry(
-            number=post.id, at=at, local=at.astimezone(zone),
-            networks=tuple(sorted({a.network for a in accounts})), accounts=tuple(a.name for a in accounts),
+            number=post.id, at=at, local=at.astimezone(zone), networks=tuple(sorted({a.network for a in accounts})),
+            accounts=tuple(target_label(a, delivery_audience(session, d)) for d, a in pairs),
             campaign=post.campaign, state=state_label(post), words=short_text(post.text, FIRST_WORDS),
         ))
     return found
@@ -207,11 +208,13 @@ def post_view(ctx: Context, session: Session, post: Post, ws: Workspace) -> Post
     assert post.id is not None
     texts = []
     for delivery, account in post_targets(session, post):
+        audience = delivery_audience(session, delivery)
+        label = target_label(account, audience)
         if delivery.text is not None and delivery.sent_at is not None:  # what went out, as it went
-            texts.append(AccountText(account.name, account.network, delivery.text, post.link))
+            texts.append(AccountText(label, account.network, delivery.text, landing_link(post, audience)))
             continue
-        one = render(ctx, post, account, ws, checked=False, session=session)
-        texts.append(AccountText(account.name, account.network, one.text, one.link))
+        one = render(ctx, post, account, ws, checked=False, session=session, audience=audience)
+        texts.append(AccountText(label, account.network, one.text, one.link))
     stored = {m.id: m for m in session.exec(select(Media).where(col(Media.id).in_(post.media or [-1]))
                                             .where(Media.workspace_id == ws.id)).all()}
     media = tuple((stored[i].sha256, stored[i].content_type) for i in post.media if i in stored)

@@ -10,10 +10,12 @@ from sqlmodel import Session, col, func, select
 
 from handlers.core.chat import Button, Reply
 from handlers.core.context import Context
-from handlers.core.lookups import post_targets
+from handlers.core.lookups import delivery_label, post_targets
 from handlers.core.when import show_time
 from handlers.core.words import state_label
-from handlers.posts.render import Rendered, check_lines, render_targets
+from handlers.posts.language import language_warning
+from handlers.posts.links import URL_RE
+from handlers.posts.render import Rendered, check_lines, render_targets, variant_for
 from handlers.posts.rules import approvals_at_revision
 from handlers.posts.shortlinks import links_note
 from storage.models import (
@@ -47,7 +49,9 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
         lines += ["│ " + line for line in post.comment.splitlines()]
     if post.link:
         lines.append(f"Link: {post.link}")
-    note = links_note(ctx, ws, post)
+    rendered = render_targets(ctx, session, post, ws) if rendered is None else rendered
+    reached = [one.audience for one in rendered if one.audience is not None]
+    note = links_note(ctx, ws, post, audiences=bool(reached), audience_links=any(a.link for a in reached))
     if note:
         lines.append(note)
     if post.media:
@@ -59,16 +63,16 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
     if post.held_note:
         lines.append(f"⚠ Held: {post.held_note}")
     lines += series_lines(session, post)
-    rendered = render_targets(ctx, session, post, ws) if rendered is None else rendered
     checks = check_lines(post, rendered)
     if checks:
         lines.append("Targets:")
         lines += checks
     else:
         lines.append(f"Targets: none — /targets {post.id} <account…> (see /accounts)")
-    lines += [f"  {one.account.name}: the short link saves {one.saved} {one.check.unit}" for one in rendered
+    lines += [f"  {one.label}: the short link saves {one.saved} {one.check.unit}" for one in rendered
               if one.saved and one.check is not None]
     lines += variant_lines(post, rendered)
+    lines += audience_lines(ctx, post, rendered)
     if post.variants:
         lines.append("Variants for: " + ", ".join(sorted(post.variants)))
     return lines
@@ -88,18 +92,79 @@ def series_lines(session: Session, post: Post) -> list[str]:
 def variant_lines(post: Post, rendered: list[Rendered]) -> list[str]:
     """What the accounts with a variant receive instead of the text above (the approver approves what goes
     out), each variant written before the main text's last edit marked until it is written again."""
-    with_variant = [one for one in rendered if one.variant is not None]
+    with_variant = [one for one in rendered if one.variant is not None and one.audience is None]
     if not with_variant:
         return []
     lines = ["Instead of the text above, these accounts get their variant:"]
     for one in with_variant:
         head = f"  {one.account.name} (variant for {one.variant})"
-        if one.variant in post.stale_variants:
-            head += (f" ⚠ stale: written before the last edit of the text — /variant {post.id} {one.variant} "
-                     f"<text> renews it, /variant {post.id} {one.variant} off drops it")
+        head += stale_mark(post, one.variant)
         lines.append(head + ":")
         lines += ["  │ " + line for line in one.text.splitlines()] or ["  │ (empty)"]
     return lines
+
+
+def stale_mark(post: Post, key: str | None) -> str:
+    if key is None or key not in post.stale_variants:
+        return ""
+    return (f" ⚠ stale: written before the last edit of the text — /variant {post.id} {key} "
+            f"<text> renews it, /variant {post.id} {key} off drops it")
+
+
+def audience_lines(ctx: Context, post: Post, rendered: list[Rendered]) -> list[str]:
+    """What each audience reads, side by side: per audience, each of its accounts' exact text and which text it
+    is (the audience's variant, an account's or network's, or the main text), a warning when the text reads in
+    another language than the audience's, and whether the network can keep the post to the audience's country."""
+    groups: dict[int, list[Rendered]] = {}
+    for one in rendered:
+        if one.audience is not None and one.audience.id is not None:
+            groups.setdefault(one.audience.id, []).append(one)
+    if not groups:
+        return []
+    lines = ["Audiences (what each group reads; an account's variant comes first, then the audience's, then the "
+             "network's, then the main text):"]
+    for group in sorted(groups.values(), key=lambda ones: ones[0].audience.name if ones[0].audience else ""):
+        audience = group[0].audience
+        assert audience is not None
+        about = [audience.language, audience.timezone] + ([audience.country] if audience.country else [])
+        lines.append(f"── audience {audience.name} ({', '.join(about)}) ──")
+        for one in group:
+            lines.append(f"  {one.account.name} ({one.variant_words}){stale_mark(post, one.variant)}:")
+            lines += ["  │ " + line for line in one.text.splitlines()] or ["  │ (empty)"]
+            warning = language_warning(variant_for(post, one.account, audience), audience.language, audience.name)
+            if warning:
+                lines.append("  " + warning)
+            twin = next((other for other in rendered if other is not one and other.account.id == one.account.id
+                         and without_links(other.text) == without_links(one.text)), None)
+            profile = ctx.networks.profile(one.account.network)
+            if twin is not None and profile is not None and profile.duplicate_window is not None:
+                lines.append(f"  ⚠ {one.account.name} also gets this very text as {twin.label} (links aside): "
+                             f"{profile.label} refuses a text the account just posted — give one of them a variant")
+            if audience.country:
+                lines.append("  " + geo_line(ctx, one, audience.country))
+    return lines
+
+
+def without_links(text: str) -> str:
+    """The words of a text without its links: two audiences' texts that differ only in their landing page, tags or
+    short link read the same to a network that refuses repeated texts."""
+    return " ".join(URL_RE.sub(" ", text).split())
+
+
+# Networks whose own API can keep an organic post to a country (Facebook Page posts' feed targeting, LinkedIn
+# organization posts' target audience) — Herald's connectors don't pass it yet, so the card says so.
+GEO_BY_NETWORK = {"facebook": "Page posts", "linkedin": "organization posts"}
+
+
+def geo_line(ctx: Context, one: Rendered, country: str) -> str:
+    """Whether the account's post stays in the audience's country: no connector of Herald restricts an organic
+    post by country today, so it reaches all the account's followers, and the card says so."""
+    label = ctx.networks.label(one.account.network)
+    line = f"🌍 {country}: reaches all followers of {one.account.name}"
+    if one.account.network in GEO_BY_NETWORK:
+        return line + (f" ({label} can limit {GEO_BY_NETWORK[one.account.network]} to a country, "
+                       "but Herald doesn't pass it yet)")
+    return line + f" ({label} can't limit an organic post to a country)"
 
 
 def draft_card(ctx: Context, session: Session, post: Post, ws: Workspace, headline: str,
@@ -157,4 +222,4 @@ def approval_card(ctx: Context, session: Session, post: Post, ws: Workspace, hea
 
 
 def target_names(session: Session, post: Post) -> str:
-    return ", ".join(account.name for _d, account in post_targets(session, post)) or "no accounts"
+    return ", ".join(delivery_label(session, d, account) for d, account in post_targets(session, post)) or "no accounts"

@@ -13,20 +13,26 @@ from handlers.core.commands import Param, Request, command
 from handlers.core.errors import UserError
 from handlers.core.lookups import (
     account_rules,
+    audience_accounts,
+    delivery_audience,
+    get_audience,
     get_workspace,
     post_targets,
+    target_label,
 )
 from handlers.core.when import show_time
 from handlers.core.words import short_text, state_label
 from handlers.posts.calendar import first_picture, post_view
 from handlers.posts.cards import draft_card
 from handlers.posts.editing import after_content_change, content_changed, editable_post, set_targets
+from handlers.posts.local_time import place_new_targets
 from handlers.posts.media import MAX_ITEMS, store_media
-from handlers.posts.render import render_targets, variant_key
+from handlers.posts.render import AUDIENCE_PREFIX, render_targets, variant_key
 from handlers.posts.shortlinks import destinations
 from handlers.posts.thread_parts import check_steps, split_comment, split_parts
 from storage.models import (
     Account,
+    Audience,
     AuditEvent,
     Post,
     PostState,
@@ -36,7 +42,7 @@ OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to|keep)=(\S+)\s*$", re.IGNORECA
 # an option at the end with nothing after the "=" (e.g. "/draft hello to="): a slip, not text to publish
 EMPTY_OPTION_RE = re.compile(r"(?:^|\s)(link|campaign|to|keep)=\s*$", re.IGNORECASE)
 OPTION_EXAMPLES = {"link": "link=https://shop.example/sale", "campaign": "campaign=spring",
-                   "to": "to=acme-x,acme-bsky or to=all", "keep": "keep=https://partner.example/terms"}
+                   "to": "to=acme-x,acme-bsky or to=all or to=audience:south,north", "keep": "keep=https://partner.example/terms"}
 CAMPAIGN_RE = re.compile(r"[\w\-]{1,40}")
 URL_RE = re.compile(r"https?://[^\s/$.?#][^\s]*", re.IGNORECASE)
 MAX_TEXT = 20_000
@@ -89,13 +95,50 @@ def resolve_accounts(session: Session, ws_id: int, names: list[str]) -> list[Acc
     return chosen
 
 
+def resolve_targets(session: Session, ws_id: int, names: list[str], example: str) -> tuple[list[Account],
+                                                                                           list[Audience]]:
+    """The accounts and audiences a list of names picks: audience:<name> is an audience, and so is a plain name
+    after it that names one (audience:south,north); any other name is an account (or all of them: all). An
+    unknown audience, or one no account reaches, is refused with `example`."""
+    audiences: list[Audience] = []
+    account_names: list[str] = []
+    after_audience = False
+    for name in names:
+        lowered = name.lower()
+        if lowered.startswith(AUDIENCE_PREFIX):
+            after_audience = True
+            wanted = lowered.removeprefix(AUDIENCE_PREFIX)
+            if not wanted:
+                raise UserError(f"audience: needs the audience's name, e.g. {example}. Nothing changed.")
+        elif after_audience and session.exec(select(Audience.id).where(Audience.workspace_id == ws_id)
+                                             .where(Audience.name == lowered)
+                                             .where(col(Audience.removed_at).is_(None))).first() is not None:
+            wanted = lowered
+        else:
+            account_names.append(name)
+            continue
+        try:
+            audience = get_audience(session, ws_id, wanted)
+        except UserError as exc:
+            raise UserError(f"{exc} Nothing changed. Audiences are written like this: {example}") from None
+        assert audience.id is not None
+        if not audience_accounts(session, audience.id):
+            raise UserError(f"No account reaches audience {audience.name} yet, so a post can't go to it. Nothing "
+                            f"changed. Give it accounts first (/audience), or name accounts: {example}")
+        if audience not in audiences:
+            audiences.append(audience)
+    accounts = resolve_accounts(session, ws_id, account_names) if account_names else []
+    return accounts, audiences
+
+
 @command(
     "draft",
-    usage="/draft <text> [link=https://…] [campaign=name] [to=account,account|all]", example="/draft Spring sale starts today! link=https://shop.example/sale campaign=spring",
+    usage="/draft <text> [link=https://…] [campaign=name] [to=account,audience:name,…|all]", example="/draft Spring sale starts today! link=https://shop.example/sale campaign=spring",
     summary="write a new post; shows a live check against each target network's limits",
     details=(
         "The text may span several lines. Options go at the end: link= adds a link, campaign= tags it, "
-        "to= picks accounts (default: all connected accounts), keep= names links to send exactly as written "
+        "to= picks accounts (default: all connected accounts) or audiences (to=audience:south,north: each of "
+        "their accounts gets that audience's version), keep= names links to send exactly as written "
         "(no UTM tags, no short link). A line of three dashes (---) splits it into the parts of a thread "
         "(/thread); a line comment=<text> adds the first comment posted right after it (/comment)."
     ),
@@ -125,9 +168,10 @@ async def draft(req: Request) -> Reply:
     now = ctx.clock.now()
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
-        accounts = resolve_accounts(session, ws_id, options["to"].split(",")) if "to" in options else list(
+        accounts, audiences = resolve_targets(session, ws_id, options["to"].split(","),
+                                              "to=audience:south,north") if "to" in options else (list(
             session.exec(select(Account).where(Account.workspace_id == ws_id).order_by(Account.name)).all()
-        )
+        ), [])
         post = Post(
             workspace_id=ws_id, author_platform=cmd.actor.platform, author_user_id=cmd.actor.user_id,
             author_name=cmd.actor.name, text=text, link=options.get("link"), campaign=options.get("campaign"),
@@ -142,7 +186,7 @@ async def draft(req: Request) -> Reply:
             post.media = store_media(session, ws_id, cmd.media, cmd.actor.name)
         session.add(post)
         session.flush()
-        set_targets(session, post, accounts)
+        set_targets(session, post, accounts, audiences)
         session.flush()
         check_steps(ctx, session, post, ws)
         audit(session, ctx, ws_id, post.id, cmd.actor.name, "draft", short_text(text))
@@ -174,7 +218,8 @@ async def edit(req: Request) -> Reply:
     with ctx.db.session() as session:
         post = editable_post(session, ws_id, post_id, "edited")
         ws = get_workspace(session, ws_id)
-        keys = {a.name: variant_key(post, a) for _d, a in post_targets(session, post)}
+        keys = {target_label(a, audience): variant_key(post, a, audience) for a, audience in
+                ((a, delivery_audience(session, d)) for d, a in post_targets(session, post))}
         if text and not everyone and keys and all(keys.values()):
             used = ", ".join(f"{name} ({key})" for name, key in sorted(keys.items()))
             some = sorted({key for key in keys.values() if key})[0]
@@ -207,12 +252,13 @@ async def edit(req: Request) -> Reply:
 
 @command(
     "variant",
-    usage="/variant <post> <network|account> <text|off>", example="/variant 12 x Spring sale 🌸 today only",
-    summary="write a different text for one network or account",
-    details="/variant 12 x off removes the X variant again.",
+    usage="/variant <post> <network|account|audience:name> <text|off>", example="/variant 12 x Spring sale 🌸 today only",
+    summary="write a different text for one network, account or audience",
+    details=("/variant 12 x off removes the X variant again. /variant 12 audience:south ¡Rebajas! writes the text "
+             "audience south reads; an account's own variant comes first, then the audience's, then the network's."),
     roles=EDITORS,
     group="Posts",
-    takes=(Param.post(), Param.account("target", description="a network or an account"),
+    takes=(Param.post(), Param.account("target", description="a network, an account or audience:<name>"),
            Param.text(description="the text for it, or off")),
 )
 async def variant(req: Request) -> Reply:
@@ -228,17 +274,27 @@ async def variant(req: Request) -> Reply:
     with ctx.db.session() as session:
         post = editable_post(session, ws_id, post_id, "edited", fixing=True)
         ws = get_workspace(session, ws_id)
-        accounts = [a for _d, a in post_targets(session, post)]
+        pairs = post_targets(session, post)
+        accounts = [a for _d, a in pairs]
         names = {a.name for a in accounts}
         networks = {account_rules(a) for a in accounts} | {a.network for a in accounts}
         key = target if target in names else target.lower()
-        if key not in names and ctx.networks.profile(key) is None:
+        if key.startswith(AUDIENCE_PREFIX):
+            try:
+                audience = get_audience(session, ws_id, key)
+            except UserError as exc:
+                raise UserError(f"{exc} Nothing changed. e.g. /variant {post_id} audience:south <text>") from None
+            key = AUDIENCE_PREFIX + audience.name
+            if not any(d.audience_id == audience.id for d, _a in pairs) and text.lower() != "off":
+                raise UserError(f"#{post_id} doesn't go to audience {audience.name}, so its variant would reach "
+                                f"no one. Nothing changed. Target it first: /targets {post_id} audience:{audience.name}")
+        elif key not in names and ctx.networks.profile(key) is None:
             known = sorted(p.key for p in ctx.networks.profiles())
             raise UserError(
                 f"'{target}' is neither a network ({', '.join(known)}) nor one of "
                 f"#{post_id}'s accounts ({', '.join(sorted(names)) or 'none'})."
             )
-        if key not in names and key not in networks:
+        if key not in names and key not in networks and not key.startswith(AUDIENCE_PREFIX):
             raise UserError(f"#{post_id} has no {ctx.networks.label(key)} account among its targets.")
         variants = dict(post.variants)
         if text.lower() == "off":
@@ -257,11 +313,14 @@ async def variant(req: Request) -> Reply:
 
 @command(
     "targets",
-    usage="/targets <post> <account…|all>", example="/targets 12 acme-x acme-bsky",
-    summary="choose which accounts a post goes to",
+    usage="/targets <post> <account…|audience:name…|all>", example="/targets 12 acme-x acme-bsky",
+    summary="choose which accounts (or audiences) a post goes to",
+    details=("/targets 12 audience:south audience:north acme-x: each account of an audience gets that audience's "
+             "version (its variant, landing page and utm_term); an account named alone gets the post as it is."),
     roles=EDITORS,
     group="Posts",
-    takes=(Param.post(), Param.account("accounts", many=True, description="accounts (space-separated), or all")),
+    takes=(Param.post(), Param.account("accounts", many=True,
+                                       description="accounts or audience:<name> (space-separated), or all")),
 )
 async def targets(req: Request) -> Reply:
     ctx = req.ctx
@@ -273,10 +332,13 @@ async def targets(req: Request) -> Reply:
     with ctx.db.session() as session:
         post = editable_post(session, ws_id, post_id, "retargeted")
         ws = get_workspace(session, ws_id)
-        set_targets(session, post, resolve_accounts(session, ws_id, names))
+        accounts, audiences = resolve_targets(session, ws_id, names, f"/targets {post_id} audience:south acme-x")
+        set_targets(session, post, accounts, audiences)
         session.flush()
-        what = "targets set to " + ", ".join(a.name for _d, a in post_targets(session, post))
-        note = content_changed(ctx, session, post, ws, req.command.actor, what)
+        placed = place_new_targets(session, post, ws, ctx.clock.now())
+        what = "targets set to " + ", ".join(target_label(a, delivery_audience(session, d))
+                                             for d, a in post_targets(session, post))
+        note = content_changed(ctx, session, post, ws, req.command.actor, what) + placed
     return await after_content_change(req, post_id, f"#{post_id}: {what}.", note)
 
 
@@ -299,7 +361,7 @@ async def preview(req: Request) -> Reply:
         if not rendered:
             lines.append(f"No targets yet — /targets {post.id} <account…>")
         for one in rendered:
-            lines.append(f"── {one.account.name} ──")
+            lines.append(f"── {one.label} ──")
             lines += ["│ " + line for line in one.text.splitlines()] or ["│ (empty)"]
             lines += ["  ↪ " + line for line in destinations(ctx, session, one.text)]
             if one.check is not None:

@@ -4,6 +4,7 @@ an edit of a series' post (/repeat) reaches the series' future occurrences that 
 from __future__ import annotations
 
 import secrets as pysecrets
+from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
@@ -12,13 +13,14 @@ from handlers.core.chat import Actor, Reply
 from handlers.core.commands import Request
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_post, get_workspace, post_targets
+from handlers.core.lookups import audience_accounts, get_post, get_workspace, post_targets
 from handlers.core.notices import tell_team
 from handlers.core.words import state_label
 from handlers.posts.cards import approval_card, draft_card
 from handlers.posts.rules import UNAPPROVED, approvals_at_revision, rearm
 from storage.models import (
     Account,
+    Audience,
     Delivery,
     Occurrence,
     Post,
@@ -62,19 +64,33 @@ def content_changed(ctx: Context, session: Session, post: Post, ws: Workspace, a
     return note
 
 
-def set_targets(session: Session, post: Post, accounts: list[Account]) -> None:
-    """Make the post's deliveries match `accounts`: add new ones, drop the others."""
+Target = tuple[int, int | None]  # a delivery's key: (account id, audience id or None)
+
+
+def set_targets(session: Session, post: Post, accounts: list[Account], audiences: Sequence[Audience] = ()) -> None:
+    """Make the post's deliveries match `accounts` (no audience) and `audiences` (each of an audience's accounts,
+    for that audience): add new ones, drop the others."""
+    wanted: list[Target] = [(a.id or 0, None) for a in accounts]
+    for audience in audiences:
+        assert audience.id is not None
+        wanted += [(a.id or 0, audience.id) for a in audience_accounts(session, audience.id)]
+    set_target_keys(session, post, wanted)
+
+
+def set_target_keys(session: Session, post: Post, wanted: list[Target]) -> None:
+    """Make the post's deliveries match `wanted`, one per (account, audience): a delivery kept keeps its state
+    and key, so nothing already sent goes twice."""
     assert post.id is not None
-    current = {d.account_id: d for d, _a in post_targets(session, post)}
-    wanted = {a.id for a in accounts}
-    for account_id, delivery in current.items():
-        if account_id not in wanted:
+    current = {(d.account_id, d.audience_id): d for d, _a in post_targets(session, post)}
+    for target, delivery in current.items():
+        if target not in wanted:
             session.delete(delivery)
-    for account in accounts:
-        if account.id not in current:
-            assert account.id is not None
-            key = f"h{post.id}a{account.id}-{pysecrets.token_hex(4)}"
-            session.add(Delivery(post_id=post.id, account_id=account.id, idempotency_key=key))
+    for account_id, audience_id in dict.fromkeys(wanted):
+        if (account_id, audience_id) not in current:
+            key = f"h{post.id}a{account_id}" + (f"u{audience_id}" if audience_id is not None else "") \
+                + f"-{pysecrets.token_hex(4)}"
+            session.add(Delivery(post_id=post.id, account_id=account_id, audience_id=audience_id,
+                                 idempotency_key=key))
 
 
 def copy_content(session: Session, source: Post, post: Post) -> None:
@@ -83,7 +99,7 @@ def copy_content(session: Session, source: Post, post: Post) -> None:
     post.media, post.variants, post.stale_variants = list(source.media), dict(source.variants), list(source.stale_variants)
     post.parts, post.comment, post.comment_replies = list(source.parts), source.comment, source.comment_replies
     post.editor_platform, post.editor_user_id = source.editor_platform, source.editor_user_id
-    set_targets(session, post, [a for _d, a in post_targets(session, source)])
+    set_target_keys(session, post, [(d.account_id, d.audience_id) for d, _a in post_targets(session, source)])
 
 
 def follow_series(ctx: Context, session: Session, template: Post) -> str:

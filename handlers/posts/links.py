@@ -9,6 +9,7 @@ when the text doesn't hold it — gets, after its own query parameters and befor
 
 so each delivery (post × account) has its own tags, even with two accounts on one network; the site's
 analytics group visits by utm_content, and Herald reads them back per post (handlers/engagement/traffic.py).
+A delivery to an audience (a post's target audience:<name>) also gets utm_term=<the audience's name>.
 
 Left as written: a link that already carries any `utm_` parameter (the team tagged it by hand), a link to a
 social network itself (a profile or another post: their analytics aren't the team's — each connector's profile
@@ -36,9 +37,10 @@ from handlers.core.commands import Request, command
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace
 from handlers.core.ports import Networks
-from storage.models import Account, Post
+from storage.models import Account, Audience, Post
 
 MEDIUM = "social"
+AUDIENCE_FIELD = "utm_term"  # the parameter that names a delivery's audience
 DEFAULT_CAMPAIGN = "herald"  # utm_campaign of a post without campaign=
 
 # Social sites Herald has no connector for: never tagged (with their subdomains). The networks Herald connects
@@ -151,11 +153,13 @@ def kept(post: Post, url: str) -> bool:
     return any(plain == untagged(keep) for keep in post.keep_links)
 
 
-def utm_params(post: Post, account: Account) -> dict[str, str]:
+def utm_params(post: Post, account: Account, audience: Audience | None = None) -> dict[str, str]:
     params = {"utm_source": account.network, "utm_medium": MEDIUM,
               "utm_campaign": (post.campaign or "").strip() or DEFAULT_CAMPAIGN}
     if post.id is not None:
         params["utm_content"] = f"post-{post.id}-{account.name}"  # one delivery: post × account
+    if audience is not None:
+        params[AUDIENCE_FIELD] = audience.name  # … and audience: the site's analytics group visits by audience
     return params
 
 
@@ -170,10 +174,11 @@ def own_hosts(account: Account) -> frozenset[str]:
     return frozenset({host.lower()}) if host else frozenset()
 
 
-def tagger_for_account(networks: Networks, post: Post, account: Account) -> Callable[[str], str]:
-    """Tags the links of an outgoing text for `account`'s network; the parameters and the sites left as written
-    are worked out once, for the post's text and its link card alike."""
-    params = utm_params(post, account)
+def tagger_for_account(networks: Networks, post: Post, account: Account,
+                       audience: Audience | None = None) -> Callable[[str], str]:
+    """Tags the links of an outgoing text for `account`'s network (and the delivery's audience); the parameters
+    and the sites left as written are worked out once, for the post's text and its link card alike."""
+    params = utm_params(post, account, audience)
     sites = social_sites(networks).adding(own_hosts(account))
     return lambda text: tag_links(text, params, sites, lambda url: kept(post, url))
 
@@ -185,7 +190,8 @@ def tagger_for_account(networks: Networks, post: Post, account: Account) -> Call
     details=(
         "On: every http(s) link in a post gets utm_source=<network>, utm_medium=social, "
         f"utm_campaign=<the post's campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>-<account>, "
-        "so your site's analytics see which network, post and account each visit came from. "
+        "so your site's analytics see which network, post and account each visit came from; a post sent to an "
+        "audience also gets utm_term=<audience>. "
         "Links that already have utm_ parameters and links to social networks are left as they are. "
         "/preview shows the links as they will be sent."
     ),

@@ -187,6 +187,31 @@ def clear_local(session: Session, post: Post) -> None:
     post.due_local = None
 
 
+def place_new_targets(session: Session, post: Post, ws: Workspace, now: datetime) -> str:
+    """After /targets on a post scheduled at a local time: each new delivery gets the post's wall time in its
+    audience's zone (or the workspace's), the ones already placed keep theirs (a skip=holidays move included),
+    and the post is armed at the earliest. A post left with no audience goes back to one time for all. Returns
+    a sentence for the team ('' for a post not scheduled `local`); UserError (nothing changed) when a new
+    audience's zone skips that time or it has passed there."""
+    if not post.due_local:
+        return ""
+    pairs = post_targets(session, post)
+    if all(delivery.audience_id is None for delivery, _account in pairs):
+        clear_local(session, post)
+        return f" It reaches no audience now, so every account goes out at one time again: {format_when(post.due_at, ws.timezone)}." \
+            if post.due_at is not None else ""
+    wall = datetime.strptime(post.due_local, LOCAL_FORMAT)
+    new = [delivery for delivery, _account in pairs if delivery.due_at is None]
+    if new:
+        plan = plan_local(session, post, ws, wall, now, skip_holidays=False,
+                          example=f"/schedule {post.id} {wall:%Y-%m-%d %H:%M} local")
+        for delivery in new:
+            delivery.due_at = plan.by_delivery[delivery.id or 0]
+    times = [delivery.due_at for delivery, _account in pairs if delivery.due_at is not None]
+    post.due_at = min(times)
+    return f" New targets go out at {wall:%H:%M} in their own zones, like the others." if new else ""
+
+
 def plan_lines(plan: LocalPlan, team_tz: str) -> list[str]:
     """One line per audience: its time in its zone and in the team's, with what moved it or what to know."""
     lines = []

@@ -1,7 +1,9 @@
-"""What goes out to each account: one rendering per post and account — the text exactly as sent (variant, link,
-UTM tags, short links), the link for the link card, the media count and the network's limit check.
+"""What goes out to each account: one rendering per delivery (post, account and, when the post targets audiences,
+audience) — the text exactly as sent (variant, link, UTM tags, short links), the link for the link card, the
+media count and the network's limit check.
 
-`render` is the one place that composes it, from what the caller hands in (post, account, workspace): it reads
+`render` is the one place that composes it, from what the caller hands in (post, account, workspace, the
+delivery's audience): it reads
 nothing from the database but the post's short links (made in the caller's session the first time). Cards, /preview, the submission checks and publishing all use it, and a command
 that needs the renderings twice in one press (approve: the check, then the card) passes them along.
 """
@@ -14,11 +16,11 @@ from sqlmodel import Session
 
 from handlers.core.context import Context
 from handlers.core.counting import LimitCheck
-from handlers.core.lookups import account_rules, account_view, post_targets
+from handlers.core.lookups import account_rules, account_view, delivery_audience, post_targets, target_label
 from handlers.core.ports import NetworkProfile
 from handlers.posts.links import holds_link, tagger_for_account
 from handlers.posts.shortlinks import shortener
-from storage.models import Account, FollowUpKind, Post, Workspace
+from storage.models import Account, Audience, FollowUpKind, Post, Workspace
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,19 @@ class Rendered:
     steps: tuple[Step, ...] = ()
     thread: str | None = None  # how a thread reaches this account, in words (None: the post has one part)
     comment: str | None = None  # how the first comment reaches it, in words (None: the post has none)
+    audience: Audience | None = None  # the audience this delivery reaches (None: a plain account target)
+
+    @property
+    def label(self) -> str:
+        """The delivery as the team reads it: 'acme-x', or 'acme-es · south' for an audience's."""
+        return target_label(self.account, self.audience)
+
+    @property
+    def variant_words(self) -> str:
+        """Which text this delivery gets, in words: 'variant: audience south', 'variant: acme-x', 'main text'."""
+        if self.variant is None:
+            return "main text"
+        return "variant: " + self.variant.replace(AUDIENCE_PREFIX, "audience ", 1)
 
     def failed_checks(self) -> list[tuple[str, LimitCheck]]:
         """Every check that failed: the post's own ("") and each step's (its name)."""
@@ -63,46 +78,67 @@ class Step:
         return "first comment" if self.kind == FollowUpKind.COMMENT.value else f"part {self.number}"
 
 
-def variant_key(post: Post, account: Account) -> str | None:
-    """Which variant this account gets: one written for the account, else for its network's rules (a sandbox's
-    like=), else for its network; None when it gets the post's main text."""
-    return next((k for k in (account.name, account_rules(account), account.network) if k in post.variants), None)
+AUDIENCE_PREFIX = "audience:"  # an audience's variant is stored under audience:<name>, as commands write it
 
 
-def variant_for(post: Post, account: Account) -> str:
-    """The text this account gets before its link and tags: its variant, else the post's main text."""
-    key = variant_key(post, account)
+def audience_key(audience: Audience) -> str:
+    return AUDIENCE_PREFIX + audience.name
+
+
+def variant_key(post: Post, account: Account, audience: Audience | None = None) -> str | None:
+    """Which variant this delivery gets: one written for the account, else for its audience (when it reaches one),
+    else for its network's rules (a sandbox's like=), else for its network; None when it gets the post's main
+    text."""
+    keys = (account.name, audience_key(audience) if audience is not None else None, account_rules(account),
+            account.network)
+    return next((k for k in keys if k is not None and k in post.variants), None)
+
+
+def variant_for(post: Post, account: Account, audience: Audience | None = None) -> str:
+    """The text this delivery gets before its link and tags: its variant, else the post's main text."""
+    key = variant_key(post, account, audience)
     return post.variants[key] if key is not None else post.text
 
 
-def compose(post: Post, text: str) -> str:
-    """The full text that goes out: the variant plus the link when the text doesn't hold it yet (as written
-    or tagged with UTM parameters)."""
+def landing_link(post: Post, audience: Audience | None) -> str | None:
+    """The link the delivery carries: its audience's landing page, else the post's link=."""
+    return audience.link if audience is not None and audience.link else post.link
 
-    if post.link and not holds_link(text, post.link):
-        return f"{text}\n{post.link}" if text else post.link
+
+def compose(post: Post, text: str, audience: Audience | None = None) -> str:
+    """The full text that goes out: the variant plus the link when the text doesn't hold it yet (as written
+    or tagged with UTM parameters). An audience's landing page stands for the post's link=, in the text too."""
+    link = landing_link(post, audience)
+    if link and post.link and link != post.link and post.link in text:
+        text = text.replace(post.link, link)
+    if link and not holds_link(text, link):
+        return f"{text}\n{link}" if text else link
     return text
 
 
 def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked: bool = True,
-           session: Session | None = None) -> Rendered:
+           session: Session | None = None, audience: Audience | None = None) -> Rendered:
     """The post as `account` receives it: its variant with the post's link added, every link tagged with the
     account's network's UTM parameters when the workspace tags links (/utm, handlers/posts/links.py), the link
     card's link tagged alike, then every link replaced by its short link when the workspace shortens links
     (/links, handlers/posts/shortlinks.py: made in `session` the first time), and (when `checked`) the
     network's check of that very text. Links marked keep= stay exactly as written. A thread's later parts and
-    the first comment follow as `steps`, each tagged, shortened and checked alike."""
+    the first comment follow as `steps`, each tagged, shortened and checked alike.
 
-    first = variant_for(post, account)
-    link = post.link
-    tagger = tagger_for_account(ctx.networks, post, account) if ws.utm else (lambda words: words)
-    shorten = shortener(ctx, session, post, account, ws)
+    A delivery to an audience (`audience`) gets the audience's variant (an account's own variant still comes
+    first), its landing page instead of the post's link=, utm_term=<audience> among its tags and short links of
+    its own (clicks count per audience)."""
+
+    first = variant_for(post, account, audience)
+    link = landing_link(post, audience)
+    tagger = tagger_for_account(ctx.networks, post, account, audience) if ws.utm else (lambda words: words)
+    shorten = shortener(ctx, session, post, account, ws, audience)
 
     def tag(words: str) -> str:
         return shorten(tagger(words)) if shorten is not None else tagger(words)
 
     # measuring the joined parts makes no short link: placeholders of the codes' length count the same
-    placeholders = shortener(ctx, None, post, account, ws)
+    placeholders = shortener(ctx, None, post, account, ws, audience)
 
     def measure_tag(words: str) -> str:
         return placeholders(tagger(words)) if placeholders is not None else tagger(words)
@@ -120,14 +156,14 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
             parts = list(post.parts)
             thread = f"a thread of {count} parts, each a reply to the one before"
         else:
-            joined = measure_tag(compose(post, JOINER.join([first, *post.parts])))
+            joined = measure_tag(compose(post, JOINER.join([first, *post.parts]), audience))
             measured = connector.check(view, joined, media_count) if connector is not None and view is not None else None
             if measured is None or measured.used <= measured.limit:  # by length: other problems are the post's own
                 first = JOINER.join([first, *post.parts])
                 thread = f"the {count} parts joined into one post ({label} has no threads)"
             else:
                 thread = f"only the first part: {label} has no threads and the {count} parts joined don't fit its limit"
-    written = tagger(compose(post, first))
+    written = tagger(compose(post, first, audience))
     text = shorten(written) if shorten is not None else written
     link = tag(link) if link else link
     network = connector if checked else None
@@ -147,8 +183,8 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
             steps.append(Step(FollowUpKind.COMMENT.value, 0, words, network.check_reply(view, words)
                               if network is not None and view is not None else None))
     return Rendered(account=account, text=text, link=link, media_count=media_count, check=check,
-                    variant=variant_key(post, account), saved=saved, steps=tuple(steps), thread=thread,
-                    comment=comment)
+                    variant=variant_key(post, account, audience), saved=saved, steps=tuple(steps), thread=thread,
+                    comment=comment, audience=audience)
 
 
 JOINER = "\n\n"  # how a thread's parts are joined on a network without threads
@@ -171,8 +207,10 @@ def can_take_comment(profile: NetworkProfile | None) -> bool:
 
 
 def render_targets(ctx: Context, session: Session, post: Post, ws: Workspace) -> list[Rendered]:
-    """The post rendered and checked for each of its target accounts (read once), in the targets' order."""
-    return [render(ctx, post, account, ws, session=session) for _delivery, account in post_targets(session, post)]
+    """The post rendered and checked for each of its deliveries (read once, each with its audience), in the
+    targets' order."""
+    return [render(ctx, post, account, ws, session=session, audience=delivery_audience(session, delivery))
+            for delivery, account in post_targets(session, post)]
 
 
 def check_lines(post: Post, rendered: list[Rendered]) -> list[str]:
@@ -181,9 +219,10 @@ def check_lines(post: Post, rendered: list[Rendered]) -> list[str]:
     for one in rendered:
         if one.check is None:
             continue
-        line = f"  {one.account.name}: {one.check.line()}"
+        line = f"  {one.label}: {one.check.line()}"
         if not one.check.ok:
-            line += f" → fix with /variant {post.id} {one.account.name} <text>"
+            whom = audience_key(one.audience) if one.audience is not None else one.account.name
+            line += f" → fix with /variant {post.id} {whom} <text>"
         lines.append(line)
         for step in one.steps:
             if step.check is None:

@@ -1,6 +1,6 @@
 """Herald's own short links: with HERALD_PUBLIC_URL set and `/links on` (the default), every http(s) link of a
 post — in its text and its `link=` card — goes out as `<public url>/r/<code>`, one code per delivery (post ×
-account) and target, redirecting to the link as tagged with UTM parameters (handlers/posts/links.py).
+account × audience, so clicks count per audience) and target, redirecting to the link as tagged with UTM parameters (handlers/posts/links.py).
 
 The codes are made where the outgoing text is composed (handlers/posts/render.py), in the caller's session, so
 the card, /preview and the publish request show the same short link: what was approved is what goes out. A code
@@ -26,7 +26,7 @@ from handlers.core.context import Context
 from handlers.core.errors import UserError
 from handlers.core.lookups import get_workspace
 from handlers.posts.links import URL_RE, kept, link_end
-from storage.models import Account, Post, ShortLink, Workspace
+from storage.models import Account, Audience, Post, ShortLink, Workspace
 
 CODE_LENGTH = 8  # secrets.token_urlsafe(6): 48 random bits
 CODE_RE = re.compile(rf"[A-Za-z0-9_-]{{{CODE_LENGTH}}}")
@@ -57,24 +57,27 @@ def shortening(ctx: Context, ws: Workspace) -> bool:
     return bool(ws.short_links and ctx.public_url)
 
 
-def link_for(session: Session, ws_id: int, post_id: int, account_id: int, target: str, now: object) -> ShortLink:
-    """The short link of (post, account, target), made with a fresh random code the first time."""
+def link_for(session: Session, ws_id: int, post_id: int, account_id: int, target: str, now: object,
+             audience_id: int | None = None) -> ShortLink:
+    """The short link of (post, account, audience, target), made with a fresh random code the first time: each
+    audience's delivery has its own, so clicks count per audience."""
     link = session.exec(select(ShortLink).where(ShortLink.post_id == post_id)
-                        .where(ShortLink.account_id == account_id).where(ShortLink.target == target)).first()
+                        .where(ShortLink.account_id == account_id).where(ShortLink.audience_id == audience_id)
+                        .where(ShortLink.target == target)).first()
     if link is not None:
         return link
     code = new_code()
     while session.exec(select(ShortLink.id).where(ShortLink.code == code)).first() is not None:
         code = new_code()  # 48 random bits: practically never, but a code is never reused
     link = ShortLink(code=code, workspace_id=ws_id, post_id=post_id, account_id=account_id, target=target,
-                     created_at=now)  # type: ignore[arg-type]
+                     audience_id=audience_id, created_at=now)  # type: ignore[arg-type]
     session.add(link)
     session.flush()
     return link
 
 
 def shortener(ctx: Context, session: Session | None, post: Post, account: Account,
-              ws: Workspace) -> Callable[[str], str] | None:
+              ws: Workspace, audience: Audience | None = None) -> Callable[[str], str] | None:
     """Replaces every link of an outgoing text (already tagged) with its short link; None when links go out as
     they are. Without a session (a post not stored: the import's limit check) a link becomes a placeholder of
     the same length, so counting is right and nothing is stored."""
@@ -88,7 +91,7 @@ def shortener(ctx: Context, session: Session | None, post: Post, account: Accoun
         if session is None or post.id is None or account.id is None:
             return short_url(public, "x" * CODE_LENGTH)
         return short_url(public, link_for(session, post.workspace_id, post.id, account.id, url,
-                                          ctx.clock.now()).code)
+                                          ctx.clock.now(), audience.id if audience is not None else None).code)
 
     def replace(match: re.Match[str]) -> str:
         raw = match.group(0)
@@ -111,16 +114,19 @@ def destinations(ctx: Context, session: Session, text: str) -> list[str]:
             if short.removeprefix(prefix) in targets]
 
 
-def links_note(ctx: Context, ws: Workspace, post: Post) -> str | None:
-    """The card's line on how the post's links go out; None when it holds no link."""
-    if not post.link and not URL_RE.search(post.text or "") and not any(
+def links_note(ctx: Context, ws: Workspace, post: Post, *, audiences: bool = False,
+               audience_links: bool = False) -> str | None:
+    """The card's line on how the post's links go out; None when it holds no link (nor gets an audience's
+    landing page: `audience_links`). `audiences`: the post goes to audiences, each with short links of its own."""
+    if not audience_links and not post.link and not URL_RE.search(post.text or "") and not any(
             URL_RE.search(v) for v in post.variants.values()):
         return None
     if not ws.short_links:
         return "Links: sent as written (short links are off: /links on)"
     if not ctx.public_url:
         return f"Links: sent as written — {NO_PUBLIC_URL}"
-    note = f"Links: shortened to {ctx.public_url.rstrip('/')}{PATH}<code>, one per account, clicks counted"
+    note = (f"Links: shortened to {ctx.public_url.rstrip('/')}{PATH}<code>, one per account"
+            + (" and audience" if audiences else "") + ", clicks counted")
     if post.keep_links:
         note += "; kept as written: " + ", ".join(post.keep_links)
     return note

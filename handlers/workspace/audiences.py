@@ -1,7 +1,8 @@
 """Audiences: /audience add, edit and remove (admins); /audience and /audience <name> for everyone.
 
 An audience is a group a campaign is tailored to: the workspace's accounts that reach it, its time zone
-(validated like /timezone), its language (an ISO 639-1 code that py3langid, the language checker, knows), a
+(validated like /timezone), its language (any ISO 639-1 code; the card says when the language checker can't
+check it), a
 landing page and a country (one the `holidays` package knows public holidays for).
 
 A removed audience keeps its row (reports of the posts that reached it still name it) with `removed_at` set,
@@ -21,8 +22,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import holidays
-import pycountry
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
@@ -32,7 +31,8 @@ from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import audience_accounts, get_audience
+from handlers.core.languages import checkable_languages, detected_as, language_name
+from handlers.core.lookups import REMOVED_MARK, audience_accounts, audience_name, get_audience
 from handlers.core.when import WhenError, format_when, parse_timezone
 from handlers.core.words import short_text, state_label
 from storage.models import Account, Audience, AudienceAccount, Delivery, DeliveryState, Post, PostState
@@ -42,7 +42,6 @@ USAGE_ADD = "/audience add <name> accounts=<a>,<b> tz=<Area/City> lang=<code> [l
 USAGE_EDIT = "/audience edit <name> key=value… (accounts=… tz=… lang=… link=… country=… notes=… name=…)"
 NAME_RE = re.compile(r"[a-z0-9_-]{1,32}")
 SUBCOMMANDS = ("add", "edit", "remove", "list")  # never audience names: /audience <name> shows one
-REMOVED_MARK = "~"  # a removed audience is renamed <name>~<id> (see the module's docstring)
 NOTES_MAX = 300
 # the keys add and edit read, and the other spellings each takes
 KEYS = {"accounts": "accounts", "account": "accounts", "tz": "tz", "timezone": "tz", "lang": "lang",
@@ -58,30 +57,7 @@ QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"'
 
 def shown_name(audience: Audience) -> str:
     """The name the team knew the audience by (a removed one is stored as <name>~<id>)."""
-    return audience.name.split(REMOVED_MARK, 1)[0]
-
-
-@cache
-def checkable_languages() -> frozenset[str]:
-    """The ISO 639-1 (two-letter) codes py3langid recognises: a post's language can be checked only in those.
-    Read once per process from its model (under a second); the model itself isn't kept."""
-    labels = LanguageIdentifier.from_model_file(MODEL_FILE).labels
-    return frozenset(label for label in labels if len(label) == 2)
-
-
-# the codes py3langid reports for a language some teams write otherwise (Norwegian: Bokmål nb is reported as no)
-DETECTED_AS = {"nb": "no"}
-
-
-def detected_as(language: str) -> str:
-    """The code the language checker reports for text in `language` (an audience's lang=)."""
-    return DETECTED_AS.get(language, language)
-
-
-def language_name(code: str) -> str:
-    """'es' → 'Spanish' (ISO 639 names from pycountry)."""
-    found = pycountry.languages.get(alpha_2=code)
-    return str(found.name) if found is not None else code
+    return audience_name(audience)
 
 
 @cache
@@ -202,11 +178,10 @@ def read_language(raw: str) -> str:
     code = raw.strip().lower()
     if not code:
         raise UserError("lang= needs a two-letter ISO 639-1 code, e.g. lang=es. Nothing changed.")
-    if len(code) == 2 and pycountry.languages.get(alpha_2=code) is not None:
+    if language_name(code) is not None:
         return code
     base = re.split(r"[-_]", code, maxsplit=1)[0]
-    hint = f" Did you mean lang={base}?" if base != code and len(base) == 2 and \
-        pycountry.languages.get(alpha_2=base) is not None else ""
+    hint = f" Did you mean lang={base}?" if base != code and language_name(base) is not None else ""
     raise UserError(f"'{raw.strip()}' isn't a two-letter ISO 639-1 language code.{hint} For example lang=es "
                     "(Spanish), lang=nb (Norwegian Bokmål), lang=en, lang=pt. Nothing changed.")
 
@@ -287,7 +262,7 @@ def card(ctx: Context, session: Session, audience: Audience) -> list[str]:
 
 def language_line(code: str) -> str:
     checked = "" if detected_as(code) in checkable_languages() else "; posts' language can't be checked in it"
-    return f"{code} ({language_name(code)}{checked})"
+    return f"{code} ({language_name(code) or code}{checked})"
 
 
 def summary_line(ctx: Context, session: Session, audience: Audience) -> str:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from sqlalchemy import func, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from handlers.core.access import CREW, EDITORS
 from handlers.core.audit import audit
@@ -16,6 +16,9 @@ from handlers.core.crisis import crisis_refusal
 from handlers.core.errors import UserError
 from handlers.core.lookups import (
     account_view,
+    delivery_audience,
+    delivery_label,
+    get_audience,
     get_workspace,
     post_targets,
     target_named,
@@ -31,7 +34,7 @@ from handlers.posts.publishing.send import send_pending, send_slot
 from handlers.posts.publishing.settle import settle
 from handlers.posts.publishing.threads import NO_ROOT, reopen_steps, send_steps, stuck_steps
 from handlers.posts.rules import approvals_at_revision, refuse_series_post
-from storage.models import Delivery, DeliveryState, Post, PostState, move_delivery, move_post
+from storage.models import Account, Delivery, DeliveryState, Post, PostState, move_delivery, move_post
 
 
 @command(
@@ -111,14 +114,37 @@ async def publish(req: Request) -> Reply:
     return result
 
 
+def retry_targets(session: Session, post: Post, pairs: list[tuple[Delivery, Account]],
+                  name: str) -> list[tuple[Delivery, Account]]:
+    """The deliveries /retry names: every one to an account (all the audiences it reaches), or every one to an
+    audience (audience:<name>); refused when the post has none."""
+    if name.lower().startswith("audience:"):
+        wanted = name.lower().removeprefix("audience:")
+        # by the post's own deliveries: an audience removed since it was sent can still be retried
+        chosen = [(d, a) for d, a in pairs if (audience := delivery_audience(session, d)) is not None
+                  and audience.name == wanted]
+        if not chosen:
+            known = get_audience(session, post.workspace_id, wanted)  # refuses an unknown one, naming those there are
+            raise UserError(f"#{post.id} doesn't go to audience {known.name}. e.g. /retry {post.id} "
+                            f"{pairs[0][1].name if pairs else 'acme-x'}")
+        return chosen
+    chosen = [(d, a) for d, a in pairs if a.name.lower() == name.lower()]
+    if not chosen:
+        raise UserError(f"#{post.id} wasn't sent to an account called {name}.")
+    return chosen
+
+
 @command(
     "retry",
-    usage="/retry <post> [account]", example="/retry 12",
+    usage="/retry <post> [account|audience:name]", example="/retry 12",
     summary=("send again what failed (thread parts and first comments too); name an account to resend an "
              "unconfirmed one after checking it's not live"),
+    details=("/retry 12 acme-es retries every delivery of #12 to acme-es (each audience it reaches); "
+             "/retry 12 audience:south only those to audience south."),
     roles=EDITORS,
     group="Publishing",
-    takes=(Param.post(), Param.account(required=False, description="only this account (default: every failed one)")),
+    takes=(Param.post(), Param.account(required=False, description=("only this account or audience:<name> "
+                                                                     "(default: every failed one)"))),
 )
 async def retry(req: Request) -> Reply:
     ctx = req.ctx
@@ -136,22 +162,19 @@ async def retry(req: Request) -> Reply:
         if held_back is not None:
             raise UserError(held_back)
         pairs = post_targets(session, post)
+        named = retry_targets(session, post, pairs, account_name) if account_name else pairs
         # thread parts and first comments of sent accounts that didn't go (the failed ones, and the unconfirmed ones
         # of an account named: the team checked they aren't there), with the steps stopped after them
-        steps = [s for d, _a in pairs if DeliveryState(d.state) == DeliveryState.SENT
-                 and (not account_name or target_named([(d, _a)], account_name))
+        steps = [s for d, _a in named if DeliveryState(d.state) == DeliveryState.SENT
                  for s in stuck_steps(session, d.id or 0, unconfirmed=bool(account_name))]
         if account_name:
-            chosen = target_named(pairs, account_name)
-            if chosen is None:
-                raise UserError(f"#{post.id} wasn't sent to an account called {account_name}.")
-            delivery, account = chosen
-            if DeliveryState(delivery.state) not in (DeliveryState.FAILED, DeliveryState.UNCONFIRMED) and not steps:
-                raise UserError(f"#{post.id} on {account.name} is {delivery.state}; nothing to retry there.")
-            again = [] if steps else [delivery]
+            again = [d for d, _a in named if DeliveryState(d.state) in (DeliveryState.FAILED, DeliveryState.UNCONFIRMED)]
+            if not again and not steps:
+                states = ", ".join(f"{delivery_label(session, d, a)} is {d.state}" for d, a in named)
+                raise UserError(f"#{post.id} on {states}; nothing to retry there.")
         else:
             again = [d for d, _a in pairs if DeliveryState(d.state) == DeliveryState.FAILED]
-            unconfirmed = [a.name for d, a in pairs if DeliveryState(d.state) == DeliveryState.UNCONFIRMED
+            unconfirmed = [delivery_label(session, d, a) for d, a in pairs if DeliveryState(d.state) == DeliveryState.UNCONFIRMED
                            or stuck_steps(session, d.id or 0, unconfirmed=True)]
             if not again and not steps:
                 raise UserError(
@@ -183,7 +206,7 @@ async def retry(req: Request) -> Reply:
                 raise UserError(f"#{post.id} is already being retried or published.")
         if not reopen_steps(session, steps):
             raise UserError(f"#{post.id} is already being retried or published.")
-        what = [a.name for d, a in pairs if d in again]
+        what = [delivery_label(session, d, a) for d, a in pairs if d in again]
         if steps:
             what.append(f"{len(steps)} thread part(s) or comment(s)")
         audit(session, ctx, ws_id, post.id, req.actor_name, "retry", ", ".join(what))
@@ -208,7 +231,10 @@ async def confirm(req: Request) -> Reply:
     if not account_name:
         raise UserError(f"Which account? Usage: {req.spec.usage}")
     with req.post_command() as (session, post, _ws):
-        chosen = target_named(post_targets(session, post), account_name)
+        pairs = post_targets(session, post)
+        # an account that reaches two audiences of the post: its unconfirmed delivery, else its first
+        chosen = next(((d, a) for d, a in pairs if a.name.lower() == account_name.lower()
+                       and DeliveryState(d.state) == DeliveryState.UNCONFIRMED), target_named(pairs, account_name))
         adding_link = chosen is not None and DeliveryState(chosen[0].state) == DeliveryState.SENT \
             and chosen[0].remote_id is None and bool(link.strip())
         if chosen is None or (DeliveryState(chosen[0].state) != DeliveryState.UNCONFIRMED and not adding_link):

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from handlers.core.context import Context
-from handlers.core.lookups import account_view, get_workspace
+from handlers.core.lookups import account_view, delivery_audience, get_workspace
 from handlers.core.ports import CANT_TELL, AccountView, Found, Network, Outgoing
 from handlers.posts.media import load_media
 from handlers.posts.render import render
@@ -48,7 +48,7 @@ def outgoing_of(ctx: Context, session: Session, delivery: Delivery, post: Post, 
     except SecretBoxError:
         return None
     rendered = render(ctx, post, account, get_workspace(session, post.workspace_id), checked=False,
-                      session=session)
+                      session=session, audience=delivery_audience(session, delivery))
     return view, Outgoing(
         delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key,
         text=delivery.text or rendered.text, link=rendered.link,

@@ -30,6 +30,7 @@ from handlers.core.context import Context
 from handlers.core.crisis import crisis_hold, crisis_words
 from handlers.core.lookups import (
     account_view,
+    delivery_audience,
     get_workspace,
     post_targets,
 )
@@ -211,7 +212,8 @@ def pending_jobs(ctx: Context, session: Session, post: Post, ws: Workspace, now:
             move_delivery(delivery, DeliveryState.FAILED)
             delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, str(exc)
             continue
-        rendered = render(ctx, post, account, ws, checked=False, session=session)  # the check held when it was approved
+        rendered = render(ctx, post, account, ws, checked=False, session=session,  # the check held when approved
+                          audience=delivery_audience(session, delivery))
         if media is None:
             media = load_media(session, post)
         jobs.append(Job(delivery.id, view, Outgoing(

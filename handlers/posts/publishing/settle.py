@@ -14,7 +14,7 @@ from sqlmodel import Session
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.context import Context
-from handlers.core.lookups import get_workspace, post_targets
+from handlers.core.lookups import delivery_audience, get_workspace, post_targets, target_label
 from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import ErrorKind
 from handlers.core.when import show_time
@@ -53,7 +53,7 @@ FIXES = {
     HELD: "/retry {post} sends it now",
     CANCELLED: "/retry {post} sends it after all",
     UNSCHEDULED: "/retry {post} sends it now",
-    ErrorKind.REJECTED.value: "fix the text with /variant {post} {account} <text>, then /retry {post}",
+    ErrorKind.REJECTED.value: "fix the text with /variant {post} {whom} <text>, then /retry {post}",
     ErrorKind.AUTH_EXPIRED.value: "reconnect with /connect {network} name={account} …, then /retry {post}",
     ErrorKind.RATE_LIMITED.value: "the network kept refusing for now; /retry {post} later",
     ErrorKind.TRANSIENT.value: "the network was unreachable; /retry {post}",
@@ -69,9 +69,7 @@ def waits_for_own_time(delivery: Delivery) -> bool:
 
 def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str, audience: Audience | None = None) -> str:
     state = DeliveryState(delivery.state)
-    who = f"{account.name} ({account.network})"
-    if audience is not None:
-        who += f" for {audience.name}"
+    who = f"{target_label(account, audience)} ({account.network})"
     if waits_for_own_time(delivery):
         assert delivery.due_at is not None
         local = f"{show_time(delivery.due_at, audience.timezone)}, " if audience is not None else ""
@@ -87,7 +85,8 @@ def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str, aud
         )
     if state == DeliveryState.FAILED:
         fix = FIXES.get(delivery.error_kind or "", "/retry {post}").format(
-            post=post.id, account=account.name, network=account.network)
+            post=post.id, account=account.name, network=account.network,
+            whom=f"audience:{audience.name}" if audience is not None else account.name)  # whose text to fix
         return f"  ✗ {who}: {delivery.last_error} → {fix}"
     if state == DeliveryState.PENDING and delivery.not_before is not None:
         return f"  ⏳ {who}: {delivery.last_error}; retrying by itself at {show_time(delivery.not_before, tz)}"
@@ -152,8 +151,7 @@ def settle(ctx: Context, post_id: int, *, preview: bool = False) -> Reply | None
             return None
         missed = missed_steps(session, [d.id for d, _a in pairs if d.id is not None])
         tz = post.due_tz or ws.timezone
-        audiences = {d.audience_id or 0: session.get(Audience, d.audience_id) for d, _a in pairs if d.audience_id}
-        lines = [line for d, a in pairs for line in (delivery_line(post, d, a, tz, audiences.get(d.audience_id or 0)),
+        lines = [line for d, a in pairs for line in (delivery_line(post, d, a, tz, delivery_audience(session, d)),
                                                      *step_lines(session, post, d, a))]
         own_times = sum(1 for d, _a in pairs if waits_for_own_time(d))
         waiting = [d.not_before for d, _a in pairs if DeliveryState(d.state) == DeliveryState.PENDING and d.not_before]

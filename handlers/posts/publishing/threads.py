@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from handlers.core.context import Context
 from handlers.core.crisis import crisis_hold
-from handlers.core.lookups import account_view, get_workspace
+from handlers.core.lookups import account_view, delivery_audience, get_workspace
 from handlers.core.ports import CANT_TELL, ErrorKind, FollowUpOut, Found, Network, Published, PublishError
 from handlers.posts.publishing.claims import STALE_SENDING
 from handlers.posts.render import render
@@ -79,7 +79,7 @@ def make_steps(ctx: Context, delivery_id: int) -> None:
         if post is None or account is None or not (post.parts or post.comment):
             return
         rendered = render(ctx, post, account, get_workspace(session, post.workspace_id), checked=False,
-                          session=session)
+                          session=session, audience=delivery_audience(session, delivery))
         steps = [FollowUp(delivery_id=delivery_id, kind=step.kind, number=step.number, text=step.text,
                           idempotency_key=f"{delivery.idempotency_key}:{step.kind}{step.number}")
                  for step in rendered.steps]
