@@ -85,7 +85,7 @@ async def test_each_audience_gets_the_post_at_its_own_nine_exactly_once(team: Te
     said = await tick_to(team, utc(2026, 11, 24, 8))
     assert sorted(sent_to(team)) == ["es", "no"]
     assert f"⏳ #{post_id}: 2 of 3 sent so far; the rest go out at their audience's own time." in said
-    assert ("⏰ us (sandbox) for us-east: goes out at its own time, Tue 24 Nov 2026 09:00 EST (America/New_York), "
+    assert ("⏰ us · us-east (sandbox): goes out at its own time, Tue 24 Nov 2026 09:00 EST (America/New_York), "
             "Tue 24 Nov 2026 15:00 CET (Europe/Paris) for the team") in said
     assert team.post(post_id).state == "publishing"
     assert team.herald.scheduler.armed() == {post_id: utc(2026, 11, 24, 14)}  # re-armed for the next audience
@@ -212,7 +212,7 @@ async def test_a_delivery_past_the_grace_period_is_held_and_announced(team: Team
     out = await team.say("alice", "/resume")
     assert sorted(sent_to(team)) == ["es", "no"]
     said = "\n".join(team.transcript[-1:]) + out
-    assert ("✗ us (sandbox) for us-east: it was meant to go out Tue 24 Nov 2026 15:00 CET (Europe/Paris) for us-east "
+    assert ("✗ us · us-east (sandbox): it was meant to go out Tue 24 Nov 2026 15:00 CET (Europe/Paris) for us-east "
             "(Tue 24 Nov 2026 09:00 EST (America/New_York)) and couldn't within the 15-minute grace period") in said
     assert f"/retry {post_id} sends it now" in said
     assert team.post(post_id).state == "partially_published"
@@ -230,7 +230,7 @@ async def test_crisis_mode_holds_a_waiting_delivery(team: Team) -> None:
     said = await tick_to(team, utc(2026, 11, 24, 14))
     await team.tick(minutes=5)
     assert sorted(sent_to(team)) == ["es", "no"]  # approved before the crisis: held, and the team told
-    assert ("✗ us (sandbox) for us-east: due Tue 24 Nov 2026 09:00 EST (America/New_York) for us-east, while crisis "
+    assert ("✗ us · us-east (sandbox): due Tue 24 Nov 2026 09:00 EST (America/New_York) for us-east, while crisis "
             "mode is on (since Tue 24 Nov 2026 09:00 CET (Europe/Paris), started by alice: Reports of a data breach), "
             f"so it's held → /retry {post_id} sends it now") in said
     assert [d.state for d in team.deliveries(post_id) if d.account_id == account_id(team, "us")] == ["failed"]
@@ -254,7 +254,7 @@ async def test_cancel_and_unschedule_act_on_the_waiting_deliveries(team: Team) -
     assert f"#{post_id} is already out for some audiences; the rest won't go: us-east: us." in out
     said = await team.tick(seconds=1)
     assert f"⚠️ #{post_id} is partly published: 2 of 3 accounts." in said
-    assert "✗ us (sandbox) for us-east: cancelled by alice" in said and f"/retry {post_id} sends it after all" in said
+    assert "✗ us · us-east (sandbox): cancelled by alice" in said and f"/retry {post_id} sends it after all" in said
     await tick_to(team, utc(2026, 11, 24, 15))
     assert sorted(sent_to(team)) == ["es", "no"]
 
@@ -368,7 +368,7 @@ async def test_a_crash_while_sending_the_first_audience_loses_nothing_and_sends_
     try:
         said = "\n".join(lines)
         assert f"⏳ #{post_id}: 1 of 2 sent so far; the rest go out at their audience's own time." in said
-        assert "es (recording) for south: https://recording.invalid/1 (its answer was lost; Herald confirmed it" in said
+        assert "es · south (recording): https://recording.invalid/1 (its answer was lost; Herald confirmed it" in said
         assert herald.scheduler.armed() == {post_id: utc(2026, 11, 24, 14)}
         clock.current = utc(2026, 11, 24, 14)
         await sweep(herald.ctx)
