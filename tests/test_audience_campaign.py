@@ -85,6 +85,12 @@ async def test_a_soft_drink_campaign_reaches_each_audience_at_nine_its_time_with
     assert "  north: Tue 24 Nov 2026 09:00 CET (Europe/Oslo)" in out
     assert "  us-east: Tue 24 Nov 2026 09:00 EST (America/New_York) — Tue 24 Nov 2026 15:00 CET (Europe/Paris)" in out
 
+    queue = (await team.say("alice", "/queue")).splitlines()
+    assert ("  Tue 24 Nov 2026 09:00 EST (America/New_York) · us-east · Tue 24 Nov 2026 15:00 CET (Europe/Paris) for "
+            f"the team · #{post_id} · fizz-us · Fizz is ice cold and ready for your lun…") in queue, queue
+    assert any(" · south · " in line and line.endswith("· fizz-es · Fizz está fría y refrescante: el mejor …")
+               for line in queue), queue
+
     # 09:00 in Madrid and Oslo is 08:00 UTC; 09:00 in New York is 14:00 UTC
     await tick_to(team, utc(2026, 11, 24, 7, 59))
     assert sent(team) == []

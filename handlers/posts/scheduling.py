@@ -14,7 +14,7 @@ from handlers.core.chat import Reply
 from handlers.core.commands import Param, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_workspace, post_targets
+from handlers.core.lookups import delivery_audience, get_workspace, post_targets
 from handlers.core.notices import tell_team
 from handlers.core.ports import Networks
 from handlers.core.when import When, WhenError, format_when, parse_wall, parse_when, show_time, split_local
@@ -35,7 +35,7 @@ from handlers.posts.local_time import (
     plan_of,
     split_options,
 )
-from handlers.posts.render import Rendered
+from handlers.posts.render import Rendered, variant_for
 from handlers.posts.rules import (
     UNAPPROVED,
     approvals_at_revision,
@@ -440,12 +440,15 @@ async def queue(req: Request) -> Reply:
             if own:  # one line per audience: its local time, then the team's
                 for name, tz, at, deliveries in own:
                     ids = {d.id for d in deliveries}
-                    accounts = sorted(a.name for d, a in post_targets(session, post) if d.id in ids)
+                    pairs = sorted(((d, a) for d, a in post_targets(session, post) if d.id in ids),
+                                   key=lambda pair: pair[1].name)
                     done = all(DeliveryState(d.state) != DeliveryState.PENDING for d in deliveries)
+                    # the words this audience reads (its variant), from its first account
+                    words = variant_for(post, pairs[0][1], delivery_audience(session, pairs[0][0]))
                     lines.append(
                         f"  {format_when(at, tz)}{' ✓ sent' if done else ''} · {name or 'no audience'} · "
-                        f"{format_when(at, ws.timezone)} for the team · #{post.id}{flag} · {', '.join(accounts)} · "
-                        f"{short_text(post.text, 40)}"
+                        f"{format_when(at, ws.timezone)} for the team · #{post.id}{flag} · "
+                        f"{', '.join(a.name for _d, a in pairs)} · {short_text(words, 40)}"
                     )
                 continue
             lines.append(
