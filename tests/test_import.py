@@ -268,7 +268,7 @@ BAD_FILES = {
     "10,000 rows": (plan_csv([good_row(n % 100) for n in range(10_000)]),
                     "That file has 10,000 rows; an import takes at most 1,000"),
     "audiences": (plan_csv([["Hi", "walkers"]], header=["text", "audiences"]),
-                  "Column B (audiences): Herald has no audiences yet"),
+                  "Column B (audiences): a plan can't name audiences yet. Nothing was imported. Name the accounts"),
     "unknown column": (plan_csv([["Hi", "brand-x"]], header=["text", "acounts"]),
                        "Column B (acounts): I don't know that column. Did you mean 'accounts'?"),
     "unknown network": (plan_csv([["Hi", "Yo"]], header=["text", "text_myspace"]),

@@ -282,8 +282,9 @@ def check_header(ctx: Context, table: Table, accounts: list[Account]) -> dict[st
         seen[column.name] = column
     if "audiences" in seen or "audience" in seen:
         column = seen.get("audiences") or seen["audience"]
-        raise UserError(f"{column.where_first}: Herald has no audiences yet, so a plan can't name them. "
-                        "Nothing was imported. Name the accounts in an 'accounts' column instead (see /accounts).")
+        raise UserError(f"{column.where_first}: a plan can't name audiences yet. Nothing was imported. Name the "
+                        "accounts in an 'accounts' column instead (see /accounts), and after the import aim a post "
+                        "at audiences with /targets <post> audience:<name>.")
     if "text" not in seen:
         raise UserError("The plan has no 'text' column (what each post says). Nothing was imported. "
                         + example_hint())
