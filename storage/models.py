@@ -207,6 +207,8 @@ class Workspace(SQLModel, table=True):
     watch_words: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     alert_factor: float = 3.0  # a post "takes off" at this many times the usual engagement for its age
     utm: bool = True  # add utm_source/medium/campaign to links
+    # the query parameter that names a delivery's audience in its tagged links (/utm audience=…); "" = none
+    utm_audience: str = Field(default="utm_term", sa_column_kwargs={"server_default": "utm_term"})
     # Herald's own short links (/links, handlers/posts/shortlinks.py): on by default, used only when HERALD_PUBLIC_URL
     # is set
     short_links: bool = True

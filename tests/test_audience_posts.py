@@ -171,6 +171,26 @@ async def test_the_audience_link_is_added_when_the_post_has_none_and_replaces_it
     assert sorted(p.text for p in team.sandbox_posts()) == ["See https://shop.example/uk now!"] * 2
 
 
+async def test_the_team_picks_the_parameter_that_names_the_audience(team: Team) -> None:
+    await regions(team)
+    post_id = post_number(await team.say("alice", "/draft Spring sale starts today! to=audience:south"))
+    assert "UTM" in await team.say("bob", "/utm") and "utm_term=<audience>" in await team.say("bob", "/utm")
+    await refused(team, "bob", "/utm audience=segment", "Only admins can change UTM tagging")
+    await refused(team, "alice", "/utm audience=utm_content", "utm_content already says something else")
+    await refused(team, "alice", "/utm audience=Segment Name", "isn't a parameter name")
+    out = await team.say("alice", "/utm audience=segment")
+    assert out == "From now on a post sent to an audience also gets segment=<audience>, in posts not yet published."
+    preview = await team.say("alice", f"/preview {post_id}")
+    assert f"utm_content=post-{post_id}-acme-es&segment=south" in preview and "utm_term" not in preview, preview
+    await team.say("alice", "/utm audience=off")
+    preview = await team.say("alice", f"/preview {post_id}")
+    assert f"utm_content=post-{post_id}-acme-es\n" in preview and "segment=" not in preview, preview
+    assert "the audience isn't named in links" in await team.say("bob", "/utm")
+    await publish(team, post_id)
+    assert [text.rsplit("?", 1)[1] for text in sent_texts(team)["acme-es"]] == [
+        f"utm_source=sandbox&utm_medium=social&utm_campaign=herald&utm_content=post-{post_id}-acme-es"]
+
+
 async def test_precedence_account_then_audience_then_network_then_main_text(team: Team) -> None:
     await regions(team)
     await team.say("alice", "/utm off")

@@ -177,7 +177,7 @@ async def test_with_utm_off_links_go_out_exactly_as_written(team: Team, fakes: F
 async def test_only_admins_change_the_setting_and_bad_values_change_nothing(team: Team) -> None:
     await team.setup_workspace()
     await refused(team, "bob", "/utm off", "Only admins can change UTM tagging")
-    await refused(team, "alice", "/utm maybe", "'maybe' isn't on or off. Usage: /utm [on|off]")
+    await refused(team, "alice", "/utm maybe", "'maybe' isn't on, off or audience=<parameter>. Usage: /utm [on|off|")
     assert await team.say("alice", "/utm on") == "UTM tagging is already on."
     await team.say("alice", "/utm off")
     with team.herald.db.session() as session:

@@ -9,7 +9,8 @@ when the text doesn't hold it — gets, after its own query parameters and befor
 
 so each delivery (post × account) has its own tags, even with two accounts on one network; the site's
 analytics group visits by utm_content, and Herald reads them back per post (handlers/engagement/traffic.py).
-A delivery to an audience (a post's target audience:<name>) also gets utm_term=<the audience's name>.
+A delivery to an audience (a post's target audience:<name>) also gets utm_term=<the audience's name>, or the
+parameter the team chose with /utm audience=<parameter> (none with /utm audience=off).
 
 Left as written: a link that already carries any `utm_` parameter (the team tagged it by hand), a link to a
 social network itself (a profile or another post: their analytics aren't the team's — each connector's profile
@@ -35,7 +36,7 @@ from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_workspace
+from handlers.core.lookups import audience_name, get_workspace
 from handlers.core.ports import Networks
 from storage.models import Account, Audience, Post
 
@@ -153,13 +154,15 @@ def kept(post: Post, url: str) -> bool:
     return any(plain == untagged(keep) for keep in post.keep_links)
 
 
-def utm_params(post: Post, account: Account, audience: Audience | None = None) -> dict[str, str]:
+def utm_params(post: Post, account: Account, audience: Audience | None = None,
+               audience_field: str = AUDIENCE_FIELD) -> dict[str, str]:
     params = {"utm_source": account.network, "utm_medium": MEDIUM,
               "utm_campaign": (post.campaign or "").strip() or DEFAULT_CAMPAIGN}
     if post.id is not None:
         params["utm_content"] = f"post-{post.id}-{account.name}"  # one delivery: post × account
-    if audience is not None:
-        params[AUDIENCE_FIELD] = audience.name  # … and audience: the site's analytics group visits by audience
+    if audience is not None and audience_field:
+        # … and audience: the site's analytics group visits by audience
+        params[audience_field] = audience_name(audience)
     return params
 
 
@@ -174,32 +177,57 @@ def own_hosts(account: Account) -> frozenset[str]:
     return frozenset({host.lower()}) if host else frozenset()
 
 
-def tagger_for_account(networks: Networks, post: Post, account: Account,
-                       audience: Audience | None = None) -> Callable[[str], str]:
-    """Tags the links of an outgoing text for `account`'s network (and the delivery's audience); the parameters
-    and the sites left as written are worked out once, for the post's text and its link card alike."""
-    params = utm_params(post, account, audience)
+def tagger_for_account(networks: Networks, post: Post, account: Account, audience: Audience | None = None,
+                       audience_field: str = AUDIENCE_FIELD) -> Callable[[str], str]:
+    """Tags the links of an outgoing text for `account`'s network (and the delivery's audience, in the workspace's
+    `audience_field`); the parameters and the sites left as written are worked out once, for the post's text and
+    its link card alike."""
+    params = utm_params(post, account, audience, audience_field)
     sites = social_sites(networks).adding(own_hosts(account))
     return lambda text: tag_links(text, params, sites, lambda url: kept(post, url))
 
 
+# the parameters Herald sets itself: naming the audience in one of them would overwrite what it says
+OWN_PARAMETERS = ("utm_source", "utm_medium", "utm_campaign", "utm_content")
+PARAMETER_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def read_audience_field(raw: str) -> str:
+    """/utm audience=<parameter>: a query parameter name (utm_term by default), or off ('' = don't name it)."""
+    field = raw.strip().lower()
+    if field in ("off", "none"):
+        return ""
+    if field in OWN_PARAMETERS:
+        raise UserError(f"{field} already says something else ({', '.join(OWN_PARAMETERS)} are Herald's own tags). "
+                        "Pick another parameter, e.g. /utm audience=utm_term (the default) or /utm audience=audience. "
+                        "Nothing changed.")
+    if not PARAMETER_RE.fullmatch(field):
+        raise UserError(f"'{raw.strip()}' isn't a parameter name: use lower-case letters, digits and _ (at most 40), "
+                        "starting with a letter, e.g. /utm audience=utm_term, or /utm audience=off. Nothing changed.")
+    return field
+
+
+def audience_words(ws_field: str) -> str:
+    return (f"a post sent to an audience also gets {ws_field}=<audience>" if ws_field
+            else "the audience isn't named in links (/utm audience=utm_term names it)")
+
+
 @command(
     "utm",
-    usage="/utm [on|off]", example="/utm off",
-    summary="show or set whether links in posts get UTM parameters (on by default)",
+    usage="/utm [on|off|audience=<parameter>|audience=off]", example="/utm off",
+    summary="show or set whether links in posts get UTM parameters (on by default), and which names the audience",
     details=(
         "On: every http(s) link in a post gets utm_source=<network>, utm_medium=social, "
         f"utm_campaign=<the post's campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>-<account>, "
         "so your site's analytics see which network, post and account each visit came from; a post sent to an "
-        "audience also gets utm_term=<audience>. "
+        f"audience also gets {AUDIENCE_FIELD}=<audience> (/utm audience=<parameter> picks another parameter, "
+        "/utm audience=off none). "
         "Links that already have utm_ parameters and links to social networks are left as they are. "
         "/preview shows the links as they will be sent."
     ),
     group="Posts",
 )
 async def utm(req: Request) -> Reply:
-
-
     ctx = req.ctx
     ws_id = req.need_workspace()
     wanted = req.command.text.strip().lower()
@@ -209,11 +237,21 @@ async def utm(req: Request) -> Reply:
             if ws.utm:
                 return Reply(
                     "UTM tagging is on: links in posts get utm_source=<network>, utm_medium=social, "
-                    f"utm_campaign=<campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>-<account>. "
-                    "/preview <post> shows them. /utm off turns it off.")
+                    f"utm_campaign=<campaign, else {DEFAULT_CAMPAIGN}> and utm_content=post-<number>-<account>; "
+                    f"{audience_words(ws.utm_audience)}. /preview <post> shows them. /utm off turns it off.")
             return Reply("UTM tagging is off: links go out exactly as written. /utm on turns it on.")
+        if wanted.startswith("audience="):
+            field = read_audience_field(req.command.text.strip()[len("audience="):])
+            req.require_role(ADMINS, "change UTM tagging")
+            if ws.utm_audience == field:
+                return Reply(f"Already so: {audience_words(field)}.")
+            ws.utm_audience = field
+            audit(session, ctx, ws_id, None, req.actor_name, "utm", f"audience={field or 'off'}")
+            off = "" if ws.utm else " (UTM tagging itself is off: /utm on)"
+            return Reply(f"From now on {audience_words(field)}, in posts not yet published{off}.")
         if wanted not in ("on", "off"):
-            raise UserError(f"'{req.command.text.strip()}' isn't on or off. Usage: {req.spec.usage}")
+            raise UserError(f"'{req.command.text.strip()}' isn't on, off or audience=<parameter>. "
+                            f"Usage: {req.spec.usage}")
         req.require_role(ADMINS, "change UTM tagging")
         on = wanted == "on"
         if ws.utm == on:

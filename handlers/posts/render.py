@@ -131,7 +131,8 @@ def render(ctx: Context, post: Post, account: Account, ws: Workspace, *, checked
 
     first = variant_for(post, account, audience)
     link = landing_link(post, audience)
-    tagger = tagger_for_account(ctx.networks, post, account, audience) if ws.utm else (lambda words: words)
+    tagger = tagger_for_account(ctx.networks, post, account, audience, ws.utm_audience) if ws.utm \
+        else (lambda words: words)
     shorten = shortener(ctx, session, post, account, ws, audience)
 
     def tag(words: str) -> str:

@@ -1,5 +1,6 @@
 """Audiences: who a campaign is tailored to (audience, audienceaccount), each delivery's audience and own due time
-(delivery.audience_id, delivery.due_at, post.due_local), short links per audience (shortlink.audience_id)
+(delivery.audience_id, delivery.due_at, post.due_local), short links per audience (shortlink.audience_id), the
+UTM parameter that names the audience (workspace.utm_audience)
 
 Revision ID: 0016
 Revises: 0015
@@ -63,6 +64,10 @@ def upgrade() -> None:
     with op.batch_alter_table('post', schema=None) as batch_op:
         batch_op.add_column(sa.Column('due_local', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
 
+    with op.batch_alter_table('workspace', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('utm_audience', sqlmodel.sql.sqltypes.AutoString(), server_default='utm_term',
+                                      nullable=False))
+
     with op.batch_alter_table('shortlink', schema=None) as batch_op:
         batch_op.add_column(sa.Column('audience_id', sa.Integer(), nullable=True))
         batch_op.drop_constraint('uq_shortlink_target', type_='unique')
@@ -75,6 +80,9 @@ def downgrade() -> None:
     with op.batch_alter_table('shortlink', schema=None) as batch_op:
         batch_op.create_unique_constraint('uq_shortlink_target', ['post_id', 'account_id', 'target'])
         batch_op.drop_column('audience_id')
+
+    with op.batch_alter_table('workspace', schema=None) as batch_op:
+        batch_op.drop_column('utm_audience')
 
     with op.batch_alter_table('post', schema=None) as batch_op:
         batch_op.drop_column('due_local')
