@@ -776,6 +776,7 @@ class CalendarLink(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     workspace_id: int = Field(foreign_key="workspace.id", index=True)
     campaign: str | None = None
+    audience_id: int | None = None  # narrowed to the posts that reach this audience, in its zone (/calendar audience:…)
     token: str = Field(unique=True)
     created_by: str = ""
     created_at: datetime | None = utc_column()

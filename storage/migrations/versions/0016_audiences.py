@@ -1,6 +1,6 @@
 """Audiences: who a campaign is tailored to (audience, audienceaccount), each delivery's audience and own due time
 (delivery.audience_id, delivery.due_at, post.due_local), short links per audience (shortlink.audience_id), the
-UTM parameter that names the audience (workspace.utm_audience)
+UTM parameter that names the audience (workspace.utm_audience), calendars per audience (calendarlink.audience_id)
 
 Revision ID: 0016
 Revises: 0015
@@ -64,6 +64,9 @@ def upgrade() -> None:
     with op.batch_alter_table('post', schema=None) as batch_op:
         batch_op.add_column(sa.Column('due_local', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
 
+    with op.batch_alter_table('calendarlink', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('audience_id', sa.Integer(), nullable=True))
+
     with op.batch_alter_table('workspace', schema=None) as batch_op:
         batch_op.add_column(sa.Column('utm_audience', sqlmodel.sql.sqltypes.AutoString(), server_default='utm_term',
                                       nullable=False))
@@ -83,6 +86,9 @@ def downgrade() -> None:
 
     with op.batch_alter_table('workspace', schema=None) as batch_op:
         batch_op.drop_column('utm_audience')
+
+    with op.batch_alter_table('calendarlink', schema=None) as batch_op:
+        batch_op.drop_column('audience_id')
 
     with op.batch_alter_table('post', schema=None) as batch_op:
         batch_op.drop_column('due_local')
