@@ -6,12 +6,15 @@ followers."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 
 import pytest
+from PIL import Image
 from sqlmodel import select
 
+from handlers.core.chat import Command, MediaIn
 from storage.models import Account, Audience, DeliveryState
 from tests.conftest import Team
 from tests.fakes.meta_graph import PAGE_ID, PAGE_TOKEN, MetaGraphServer
@@ -80,3 +83,38 @@ async def test_an_audience_country_keeps_the_facebook_post_to_that_country(team:
     assert len(sent) == 2 and "targeting" not in sent[1].form and sent[1].form["message"] == ENGLISH
     (delivery,) = team.deliveries(plain)
     assert delivery.audience_id is None and graph.posts[delivery.remote_id]["targeting"] is None
+
+
+async def test_a_photo_for_the_audience_goes_as_a_targeted_post_with_the_photo_attached(
+        team: Team, graph: MetaGraphServer) -> None:
+    """One image: Herald uploads it unpublished and attaches it to the targeted feed post (the photo alone would
+    be a post of its own, outside the targeting)."""
+    await spain(team, graph)
+    post_id = post_number(await team.say("alice", f"/draft {SPANISH} to=audience:south"))
+    console = team.herald.console
+    console.user = "alice"
+    reply = await team.herald.handle(Command("attach", console.actor(), console.chat, text=str(post_id),
+                                             media=(MediaIn("sale.png", "image/png", png()),)))
+    assert f"#{post_id}: 1 file(s) attached (1 in all)." in reply.text, reply.text
+    await team.say("alice", f"/submit {post_id}")
+    await team.say("bob", f"/approve {post_id}")
+    out = await team.say("alice", f"/publish {post_id}")
+    assert f"📣 #{post_id} is published on all 2 account(s):" in out, out
+
+    (upload,) = graph.requests("POST", f"/v25.0/{PAGE_ID}/photos")
+    assert upload.form["published"] == "false" and "targeting" not in upload.form
+    (feed,) = graph.requests("POST", FEED)
+    assert json.loads(feed.form["targeting"]) == {"geo_locations": {"countries": ["ES"]}}
+    (photo_id,) = graph.photos
+    assert json.loads(feed.form["attached_media[0]"]) == {"media_fbid": photo_id}
+    with team.herald.db.session() as session:
+        fb = session.exec(select(Account).where(Account.name == "acme-fb")).one()
+    (delivery,) = [d for d in team.deliveries(post_id) if d.account_id == fb.id]
+    assert graph.posts[delivery.remote_id]["photos"] == [photo_id]
+    assert graph.posts[delivery.remote_id]["targeting"] == {"geo_locations": {"countries": ["ES"]}}
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (230, 90, 40)).save(out, "PNG")
+    return out.getvalue()
