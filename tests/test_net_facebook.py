@@ -269,3 +269,60 @@ async def test_photo_upload_answer_without_an_id_is_transient(net, server):
         await net.publish(account(server), outgoing("Album", media=(png("red"), png("blue"))))
     assert err.value.kind == ErrorKind.TRANSIENT and "nothing was posted" in err.value.reason
     assert not server.requests("POST", f"{V}/{PAGE_ID}/feed") and not server.posts
+
+
+# -- country targeting (an audience's country) ------------------------------------------------------------
+
+
+async def test_a_country_targets_the_feed_post_with_a_json_form_field(net, server):
+    published = await net.publish(account(server), outgoing("Hola", link="https://ex.com/es", country="ES"))
+    seen = server.requests("POST", f"{V}/{PAGE_ID}/feed")[0]
+    assert seen.form["targeting"] == '{"geo_locations":{"countries":["ES"]}}'  # one field, JSON
+    assert json.loads(seen.form["targeting"]) == {"geo_locations": {"countries": ["ES"]}}
+    assert seen.form["message"] == "Hola" and seen.form["link"] == "https://ex.com/es"
+    assert server.posts[published.remote_id]["targeting"] == {"geo_locations": {"countries": ["ES"]}}
+
+
+async def test_no_country_sends_no_targeting(net, server):
+    published = await net.publish(account(server), outgoing("Hello everyone"))
+    assert "targeting" not in server.requests("POST", f"{V}/{PAGE_ID}/feed")[0].form
+    assert server.posts[published.remote_id]["targeting"] is None
+
+
+async def test_a_targeted_single_image_is_attached_to_a_targeted_feed_post(net, server):
+    published = await net.publish(account(server), outgoing("Mira", media=(png(),), country="es"))
+    upload = server.requests("POST", f"{V}/{PAGE_ID}/photos")
+    assert len(upload) == 1 and upload[0].form["published"] == "false" and "targeting" not in upload[0].form
+    photo_id = next(iter(server.photos))
+    feed = server.requests("POST", f"{V}/{PAGE_ID}/feed")[0]
+    assert json.loads(feed.form["targeting"]) == {"geo_locations": {"countries": ["ES"]}}
+    assert json.loads(feed.form["attached_media[0]"]) == {"media_fbid": photo_id}
+    post = server.posts[published.remote_id]
+    assert post["photos"] == [photo_id] and post["targeting"] == {"geo_locations": {"countries": ["ES"]}}
+
+
+async def test_a_targeted_album_carries_the_targeting_on_its_feed_post(net, server):
+    published = await net.publish(account(server), outgoing("Álbum", media=(png("red"), png("blue")), country="FR"))
+    feed = server.requests("POST", f"{V}/{PAGE_ID}/feed")[0]
+    assert json.loads(feed.form["targeting"]) == {"geo_locations": {"countries": ["FR"]}}
+    assert len(server.posts[published.remote_id]["photos"]) == 2
+
+
+async def test_the_fake_graph_refuses_targeting_that_is_not_json(server):
+    """The fake reads `targeting` as Graph does: a nested form array or plain words are refused, not ignored."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for bad in ("ES", "geo_locations[countries][0]=ES", '{"geo_locations":{"countries":["Spain"]}}'):
+            async with http.post(f"{server.url}{V}/{PAGE_ID}/feed", data={"message": "x", "targeting": bad},
+                                 headers={"Authorization": f"Bearer {PAGE_TOKEN}"}) as answer:
+                body = await answer.json()
+                assert answer.status == 400 and body["error"]["code"] == 100, body
+    assert not server.posts
+
+
+def test_only_facebook_declares_country_targeting():
+    from tests.networks import every_network
+
+    flagged = [p.key for p in every_network().profiles() if p.country_targeting]
+    assert flagged == ["facebook"]

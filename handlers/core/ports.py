@@ -54,7 +54,9 @@ class Outgoing:
     """One delivery to send: the network's text variant, the link and media of the post.
 
     `resume` is what an earlier attempt of this delivery left (a container or upload id),
-    so two-phase networks carry on from it instead of starting again.
+    so two-phase networks carry on from it instead of starting again. `country` is the ISO 3166-1 alpha-2 code of
+    the delivery's audience (None: no audience, or one without a country); a connector whose profile declares
+    `country_targeting` keeps the post to that country, the others ignore it.
     """
 
     delivery_id: int
@@ -65,6 +67,7 @@ class Outgoing:
     media: tuple[MediaFile, ...] = ()
     campaign: str | None = None
     resume: dict[str, Any] = field(default_factory=dict)
+    country: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,9 @@ class NetworkProfile:
     # the account can post the first comment under its own post (Instagram, Facebook, LinkedIn, YouTube); a network
     # with `threads` posts it as a reply when the team asks (/comment <post> replies on)
     first_comment: bool = False
+    # the connector keeps an organic post to the country of its delivery's audience (`Outgoing.country`): Facebook
+    # Page posts' `targeting`; elsewhere a post with an audience reaches all the account's followers
+    country_targeting: bool = False
 
 
 class Network(Protocol):

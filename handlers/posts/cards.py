@@ -151,18 +151,23 @@ def without_links(text: str) -> str:
     return " ".join(URL_RE.sub(" ", text).split())
 
 
-# Networks whose own API can keep an organic post to a country (Facebook Page posts' feed targeting, LinkedIn
-# organization posts' target audience) — Herald's connectors don't pass it yet, so the card says so.
-GEO_BY_NETWORK = {"facebook": "Page posts", "linkedin": "organization posts"}
+# Networks whose own API could keep an organic post to a country but whose connector doesn't pass it (LinkedIn
+# organization posts' target audience, with geo URNs): the card says so. A connector that does declares
+# `country_targeting` on its profile (Facebook Page posts' `targeting`).
+GEO_NOT_PASSED = {"linkedin": "organization posts"}
 
 
 def geo_line(ctx: Context, one: Rendered, country: str) -> str:
-    """Whether the account's post stays in the audience's country: no connector of Herald restricts an organic
-    post by country today, so it reaches all the account's followers, and the card says so."""
+    """Whether the account's post stays in the audience's country: kept there when the account's network restricts
+    by country (its profile's `country_targeting`), else it reaches all the account's followers, and the card
+    says why."""
     label = ctx.networks.label(one.account.network)
+    profile = ctx.networks.profile(one.account.network)
+    if profile is not None and profile.country_targeting:
+        return f"🌍 {country}: only people in {country} see it on {one.account.name} ({label} country targeting)"
     line = f"🌍 {country}: reaches all followers of {one.account.name}"
-    if one.account.network in GEO_BY_NETWORK:
-        return line + (f" ({label} can limit {GEO_BY_NETWORK[one.account.network]} to a country, "
+    if one.account.network in GEO_NOT_PASSED:
+        return line + (f" ({label} can limit {GEO_NOT_PASSED[one.account.network]} to a country, "
                        "but Herald doesn't pass it yet)")
     return line + f" ({label} can't limit an organic post to a country)"
 

@@ -10,6 +10,10 @@ nothing: image URLs are only checked for their shape (public https).
 Comments can be answered: Facebook ``POST /{comment-id}/comments``, Instagram ``POST /{ig-comment-id}/replies``
 (kept under the comment's ``replies``), Threads a TEXT container with ``reply_to_id`` then ``threads_publish``.
 
+A Page post's ``targeting`` (feed and photos) is read as Graph reads it: one form field holding a JSON object;
+anything else (not JSON, not an object, a country that isn't two capital letters) is Graph's (#100) refusal, and
+the parsed object is kept on the post (``posts[id]["targeting"]``, None without one).
+
 Tokens map to who they belong to: ``PAGE_TOKEN`` → the Page, ``IG_TOKEN`` → the Instagram
 account, ``THREADS_TOKEN`` → the Threads profile (so ``/me`` answers per token).
 """
@@ -313,7 +317,29 @@ class MetaGraphServer(LoopbackServer):
         author = self.page["name"] if kind == "page" else self.ig_user["username"]
         return web.json_response({"id": self.add_comment(node, message, str(author), datetime.now(UTC))})
 
+    @staticmethod
+    def _targeting(form: Any) -> tuple[dict[str, Any] | None, web.Response | None]:
+        """The post's `targeting` as Graph gets it: a form field holding a JSON object (None: not sent)."""
+        raw = form.get("targeting")
+        if raw is None:
+            return None, None
+        if not isinstance(raw, str):
+            return None, error("(#100) Param targeting must be a JSON object", 100)
+        try:
+            spec = json.loads(raw)
+        except ValueError:
+            return None, error("(#100) Param targeting must be a JSON object", 100)
+        geo = spec.get("geo_locations") if isinstance(spec, dict) else None
+        countries = geo.get("countries") if isinstance(geo, dict) else None
+        if not isinstance(countries, list) or not countries or not all(
+                isinstance(c, str) and re.fullmatch(r"[A-Z]{2}", c) for c in countries):
+            return None, error("(#100) Invalid targeting spec: geo_locations.countries takes country codes", 100)
+        return spec, None
+
     def _feed(self, form: Any) -> web.Response:
+        targeting, refused = self._targeting(form)
+        if refused is not None:
+            return refused
         message = str(form.get("message") or "")
         attached = []
         for key in sorted(k for k in form if k.startswith("attached_media[")):
@@ -328,10 +354,13 @@ class MetaGraphServer(LoopbackServer):
         post_id = f"{PAGE_ID}_{self.next_id()}"
         self.posts[post_id] = {"id": post_id, "message": message, "link": form.get("link"), "photos": attached,
                                "permalink_url": f"https://www.facebook.com/{PAGE_ID}/posts/{post_id.split('_')[1]}",
-                               "reactions": 0, "shares": 0, "insights": {}, "comments": []}
+                               "reactions": 0, "shares": 0, "insights": {}, "comments": [], "targeting": targeting}
         return web.json_response({"id": post_id})
 
     def _photo(self, form: Any) -> web.Response:
+        targeting, refused = self._targeting(form)
+        if refused is not None:
+            return refused
         source = form.get("source")
         if source is None and not form.get("url"):
             return error("(#324) Requires upload file", 324)
@@ -348,7 +377,7 @@ class MetaGraphServer(LoopbackServer):
         post_id = f"{PAGE_ID}_{self.next_id()}"
         self.posts[post_id] = {"id": post_id, "message": self.photos[photo_id]["message"], "photos": [photo_id],
                                "link": None, "permalink_url": f"https://www.facebook.com/photo/?fbid={photo_id}",
-                               "reactions": 0, "shares": 0, "insights": {}, "comments": []}
+                               "reactions": 0, "shares": 0, "insights": {}, "comments": [], "targeting": targeting}
         return web.json_response({"id": photo_id, "post_id": post_id})
 
     def _container(self, form: Any, network: str) -> web.Response:

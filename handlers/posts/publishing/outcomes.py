@@ -47,10 +47,12 @@ def outgoing_of(ctx: Context, session: Session, delivery: Delivery, post: Post, 
         view = account_view(ctx, account, with_secrets=True)
     except SecretBoxError:
         return None
+    audience = delivery_audience(session, delivery)
     rendered = render(ctx, post, account, get_workspace(session, post.workspace_id), checked=False,
-                      session=session, audience=delivery_audience(session, delivery))
+                      session=session, audience=audience)
     return view, Outgoing(
         delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key,
         text=delivery.text or rendered.text, link=rendered.link,
         media=load_media(session, post), campaign=post.campaign, resume=dict(delivery.resume or {}),
+        country=audience.country if audience is not None else None,
     )

@@ -212,13 +212,15 @@ def pending_jobs(ctx: Context, session: Session, post: Post, ws: Workspace, now:
             move_delivery(delivery, DeliveryState.FAILED)
             delivery.error_kind, delivery.last_error = ErrorKind.AUTH_EXPIRED.value, str(exc)
             continue
+        audience = delivery_audience(session, delivery)
         rendered = render(ctx, post, account, ws, checked=False, session=session,  # the check held when approved
-                          audience=delivery_audience(session, delivery))
+                          audience=audience)
         if media is None:
             media = load_media(session, post)
         jobs.append(Job(delivery.id, view, Outgoing(
             delivery_id=delivery.id, post_id=post.id, idempotency_key=delivery.idempotency_key, text=rendered.text,
             link=rendered.link, media=media, campaign=post.campaign, resume=dict(delivery.resume or {}),
+            country=audience.country if audience is not None else None,
         )))
     return jobs
 
