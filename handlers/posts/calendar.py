@@ -215,28 +215,26 @@ def is_local(post: Post, pairs: list[tuple[Delivery, Account]]) -> bool:
     return bool(post.due_local) and any(d.due_at is not None for d, _a in pairs)
 
 
-def moments(session: Session, post: Post, plan: Plan | None = None) -> list[Moment]:
-    """The post's moments, earliest first: one for a post at one time, one per distinct delivery time for a post
-    scheduled `local`. In an audience plan, only the deliveries that reach that audience."""
+def moments(session: Session, post: Post, plan: Plan | None = None) -> tuple[bool, list[Moment]]:
+    """Whether the post goes out at local times, and its moments, earliest first: one for a post at one time, one
+    per distinct delivery time for a post scheduled `local`. In an audience plan, only the deliveries that reach
+    that audience."""
     at = _when(post)
     pairs = post_targets(session, post)
+    local = is_local(post, pairs)
     if plan is not None and plan.audience_id is not None:
         pairs = [(d, a) for d, a in pairs if d.audience_id == plan.audience_id]
-    if not is_local(post, pairs):
+    if not local:
         if at is None:
-            return []
-        return [Moment(at, tuple((delivery_audience(session, d), d, a) for d, a in pairs))]
+            return local, []
+        return local, [Moment(at, tuple((delivery_audience(session, d), d, a) for d, a in pairs))]
     found: dict[datetime, list[tuple[Audience | None, Delivery, Account]]] = {}
     for d, a in pairs:
         # the delivery's own scheduled moment (kept once sent, so the feed's events stay put)
         own = d.due_at or d.sent_at or at
         if own is not None:
             found.setdefault(own, []).append((delivery_audience(session, d), d, a))
-    return [Moment(when, tuple(targets)) for when, targets in sorted(found.items())]
-
-
-def _zone_of(audience: Audience | None, plan: Plan, team_tz: str) -> str:
-    return audience.timezone if audience is not None else team_tz if plan.audience_id is not None else plan.timezone
+    return local, [Moment(when, tuple(targets)) for when, targets in sorted(found.items())]
 
 
 def _entry(session: Session, post: Post, plan: Plan, moment: Moment, team_tz: str, local: bool) -> Entry:
@@ -245,7 +243,9 @@ def _entry(session: Session, post: Post, plan: Plan, moment: Moment, team_tz: st
     accounts = [a for _au, _d, a in moment.targets]
     audiences: dict[str, str] = {}  # name ("" for accounts without an audience) → its zone
     for audience, _d, _a in moment.targets:
-        audiences.setdefault(audience_name(audience) if audience is not None else "", _zone_of(audience, plan, team_tz))
+        # an audience's own zone; the accounts without one go out in the team's (handlers/posts/local_time.py)
+        audiences.setdefault(audience_name(audience) if audience is not None else "",
+                             audience.timezone if audience is not None else team_tz)
     times: tuple[tuple[str, str], ...] = ()
     key = ""
     tz = plan.timezone
@@ -294,8 +294,8 @@ def entries(session: Session, plan: Plan, start: datetime | None = None, end: da
     team_tz = get_workspace(session, plan.workspace_id).timezone
     found = []
     for post in session.exec(query.order_by(when, col(Post.id))).all():
-        local = is_local(post, post_targets(session, post))
-        for moment in moments(session, post, plan):
+        local, found_moments = moments(session, post, plan)
+        for moment in found_moments:
             if (start is None or moment.at >= start) and (end is None or moment.at < end):
                 found.append(_entry(session, post, plan, moment, team_tz, local))
     return sorted(found, key=lambda e: (e.at, e.number, e.key))
