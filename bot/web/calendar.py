@@ -44,6 +44,11 @@ def media_images(view: PostView) -> list[tuple[str, bool]]:
     return [(media_url("", sha, kind), kind.startswith("video/")) for sha, kind in view.media]
 
 
+def plan_title(plan: Plan) -> str:
+    """'Acme: the plan', narrowed: 'Acme: the plan · spring · south'."""
+    return f"{plan.name}: the plan" + "".join(f" · {part}" for part in (plan.campaign, plan.audience) if part)
+
+
 def preview_response(png: bytes) -> web.Response:
     return web.Response(body=png, content_type="image/png", headers=HEADERS)
 
@@ -122,7 +127,7 @@ class CalendarPages:
         by_day: dict[date, list[Entry]] = defaultdict(list)
         for entry in found:
             by_day[entry.local.date()].append(entry)
-        title = f"{plan.name}: the plan" + (f" · {plan.campaign}" if plan.campaign else "")
+        title = plan_title(plan)
         return page("calendar.html", title=title, plan=plan, view=view, base=f"/calendar/{token}", period=period,
                     weeks=weeks, by_day=by_day, days=sorted(by_day.items()), weekdays=WEEKDAYS, today=today,
                     focus_month=first_of_month.month, earlier=earlier, later=later, earlier_label=labels[0],
