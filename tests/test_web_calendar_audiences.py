@@ -92,7 +92,7 @@ async def test_an_audience_calendar_lists_only_its_posts_at_its_own_time_in_its_
 
     await browser.open(site.local(page))
     assert browser.title == "Acme: the plan · us-east · Herald"
-    assert await browser.text("p.audience") == ("Us-east · America/New_York — the posts that reach audience us-east, "
+    assert await browser.text("p.audience") == ("Audience us-east · America/New_York — the posts that reach audience us-east, "
                                                 "at its time")
     cells = await browser.all_text("table.month td")
     tuesday = cell(cells, 24)
