@@ -274,3 +274,36 @@ async def test_a_database_error_before_any_request_left_is_transient_and_retried
     out = await team.tick(minutes=1)
     assert team.deliveries(post_id)[0].state == "sent", out
     assert network.count("news") == 1
+
+
+async def test_a_lost_answer_matched_to_another_audiences_post_of_the_account_stays_unconfirmed(team: Team) -> None:
+    """One account reaching two audiences sends two texts; the second's answer is lost and the network's look-up
+    (comparing texts without their links, as X's does) finds the first's post: that proves nothing about the
+    second, which stays unconfirmed (never counted as sent, never resent blindly)."""
+    network = RecordingNetwork()
+    team.herald.networks.add(network)
+    await team.setup_workspace(accounts=())
+    await team.say("alice", "/connect recording name=news")
+    team.add_audience("south", ("news",), "Europe/Madrid", "es", link="https://shop.example/es")
+    team.add_audience("north", ("news",), "Europe/Oslo", "nb", link="https://shop.example/no")
+    calls = []
+
+    def second_answer_lost() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            lost_answer()
+
+    network.behaviour["news"] = second_answer_lost
+    first: list[Published] = []
+    network.lookup = lambda _post: first[0]  # whatever is asked, the network "finds" the first post
+    out = await team.say("alice", "/draft Summer sale today! to=audience:south,audience:north")
+    post_id = int(out.split("#", 1)[1].split(" ", 1)[0].rstrip(".:"))
+    await team.say("alice", f"/submit {post_id}")
+    await team.say("bob", f"/approve {post_id}")
+    assert len(team.deliveries(post_id)) == 2  # one per audience, on the one account
+    first.append(Published("r1", "https://recording.invalid/1"))  # what the first send answers
+    out = await team.say("alice", f"/publish {post_id}")
+    states = sorted((d.state, d.remote_id) for d in team.deliveries(post_id))
+    assert states == [("sent", "r1"), ("unconfirmed", None)], (states, out)
+    assert network.count("news") == 2  # never resent by itself
+    assert "/confirm" in out, out

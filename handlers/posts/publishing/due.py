@@ -21,7 +21,7 @@ from handlers.core.when import show_time
 from handlers.engagement.metrics import first_metrics_at
 from handlers.posts.publishing.claims import CHECKED, STALE_SENDING, claim_post
 from handlers.posts.publishing.held import announce_held, held_notice
-from handlers.posts.publishing.outcomes import ask_network, outgoing_of
+from handlers.posts.publishing.outcomes import ask_network, not_anothers, outgoing_of
 from handlers.posts.publishing.send import send_pending, send_slot
 from handlers.posts.publishing.settle import settle, settle_once
 from handlers.posts.publishing.threads import open_steps, recover_steps
@@ -200,7 +200,8 @@ async def _ask(ctx: Context, prepared: tuple[AccountView, Outgoing] | None, sinc
     if prepared is None or network is None:
         return CANT_TELL
     async with send_slot(prepared[0].network):
-        return await ask_network(network, prepared[0], prepared[1], since)
+        found = await ask_network(network, prepared[0], prepared[1], since)
+    return not_anothers(ctx, prepared[1].delivery_id, found)
 
 
 def _recover(ctx: Context, delivery_id: int, claimed_at: datetime | None, found: Found, account: str) -> bool:

@@ -14,11 +14,11 @@ import asyncio
 import logging
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from handlers.core.context import Context
 from handlers.core.lookups import account_view, delivery_audience, get_workspace
-from handlers.core.ports import CANT_TELL, AccountView, Found, Network, Outgoing
+from handlers.core.ports import CANT_TELL, AccountView, Found, Network, Outgoing, Published
 from handlers.posts.media import load_media
 from handlers.posts.render import render
 from storage.crypto import SecretBoxError
@@ -36,6 +36,26 @@ async def ask_network(network: Network, account: AccountView, post: Outgoing, si
     except Exception as exc:  # a check that breaks tells nothing: the delivery stays unconfirmed
         log.warning("checking delivery %s with %s failed: %s", post.delivery_id, account.network, exc)
         return CANT_TELL
+
+
+def not_anothers(ctx: Context, delivery_id: int, found: Found) -> Found:
+    """What the network found, unless it is a post another delivery of the same account already holds: an account
+    that reaches two audiences sends two texts that may differ only in their links, and a network that compares
+    texts without their links (X) would find the other audience's post. That proves nothing about this one, so it
+    stays unconfirmed for a person (/confirm, /retry) rather than count as sent and never go out."""
+    if not isinstance(found, Published):
+        return found
+    with ctx.db.session() as session:
+        mine = session.get(Delivery, delivery_id)
+        if mine is None:
+            return found
+        other = session.exec(select(Delivery.id).where(Delivery.account_id == mine.account_id)
+                             .where(Delivery.remote_id == found.remote_id).where(Delivery.id != delivery_id)).first()
+    if other is not None:
+        log.warning("delivery %s: the post found (%s) is delivery %s's; left unconfirmed", delivery_id,
+                    found.remote_id, other)
+        return CANT_TELL
+    return found
 
 
 def outgoing_of(ctx: Context, session: Session, delivery: Delivery, post: Post, account: Account) -> \

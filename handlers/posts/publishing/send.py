@@ -46,7 +46,7 @@ from handlers.core.ports import (
 from handlers.core.when import show_time
 from handlers.posts.media import load_media
 from handlers.posts.publishing.claims import claim_delivery, record_failure, record_found, record_sent
-from handlers.posts.publishing.outcomes import ask_network
+from handlers.posts.publishing.outcomes import ask_network, not_anothers
 from handlers.posts.publishing.settle import HELD, resettle, settle_once
 from handlers.posts.publishing.threads import send_steps
 from handlers.posts.render import render
@@ -169,7 +169,7 @@ async def _publish(ctx: Context, network: Network, view: AccountView, job: Job, 
 async def _check_unknown(ctx: Context, network: Network, view: AccountView, outgoing: Outgoing, began: datetime,
                          reason: str, resume: dict[str, Any]) -> bool:
     """The answer was lost: ask the network before the team (publishing/outcomes.py). True if it came late."""
-    found = await ask_network(network, view, outgoing, began)
+    found = not_anothers(ctx, outgoing.delivery_id, await ask_network(network, view, outgoing, began))
     if isinstance(found, Published):
         return record_found(ctx, outgoing.delivery_id, found)
     if found is None:  # the network says for sure it isn't there: an ordinary retry can't post twice
