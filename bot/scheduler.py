@@ -139,6 +139,8 @@ class HeraldScheduler:
         assert self.ctx is not None
         try:
             await sweep(self.ctx)
+        except asyncio.CancelledError:
+            log.debug("sweep stopped with Herald")  # cancelled at shutdown: not a failure
         except Exception:
             log.exception("sweep failed")
 
@@ -146,6 +148,8 @@ class HeraldScheduler:
         assert self.ctx is not None
         try:
             await poll_metrics(self.ctx)
+        except asyncio.CancelledError:
+            log.debug("metrics poll stopped with Herald")
         except Exception:
             log.exception("metrics poll failed")
 
@@ -153,6 +157,8 @@ class HeraldScheduler:
         assert self.ctx is not None
         try:
             await PERIODIC[name].task(self.ctx)
+        except asyncio.CancelledError:
+            log.debug("periodic task %s stopped with Herald", name)
         except Exception:
             log.exception("periodic task %s failed", name)
 
@@ -160,6 +166,8 @@ class HeraldScheduler:
         assert self.ctx is not None
         try:
             await check_accounts(self.ctx)
+        except asyncio.CancelledError:
+            log.debug("account check stopped with Herald")
         except Exception:
             log.exception("account check failed")
 

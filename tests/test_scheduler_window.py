@@ -4,8 +4,11 @@ APScheduler job."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
 from storage.models import Post
@@ -109,3 +112,32 @@ async def test_posts_due_at_the_same_moment_share_one_job_and_all_publish(team: 
     assert scheduler.armed() == {} and scheduler.timed() == {}
     assert [team.post(i).state for i in ids] == ["approved", "published", "published"]
     assert len(team.sandbox_posts()) == 4  # two posts × two accounts, once each
+
+
+async def test_a_periodic_task_cut_off_by_shutdown_is_not_logged_as_a_failure(
+        team: Team, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Herald stopping cancels a periodic task mid-run (e.g. an alert check in a thread): that is not a failure and
+    prints no traceback; a task that breaks still does."""
+    from handlers.core.commands import PERIODIC, Periodic
+
+    started = asyncio.Event()
+
+    async def long_task(_ctx: object) -> None:
+        started.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    async def broken_task(_ctx: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(PERIODIC, "long", Periodic("long", timedelta(minutes=5), long_task))
+    monkeypatch.setitem(PERIODIC, "broken", Periodic("broken", timedelta(minutes=5), broken_task))
+    scheduler = team.herald.scheduler  # type: ignore[attr-defined]
+    with caplog.at_level(logging.DEBUG, logger="herald"):
+        running = asyncio.create_task(scheduler._periodic("long"))
+        await started.wait()
+        running.cancel()
+        await running  # ends quietly: the cancellation is taken as Herald stopping
+        await scheduler._periodic("broken")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["periodic task broken failed"]
+    assert any(r.getMessage() == "periodic task long stopped with Herald" for r in caplog.records)
