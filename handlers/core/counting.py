@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import regex
 from twitter_text import parse_tweet  # type: ignore[import-untyped]
@@ -101,9 +102,25 @@ def count(counting: Counting, text: str, *, url_weight: int | None = None) -> in
     """The length of ``text`` counted by ``counting``.
 
     ``url_weight`` overrides the per-URL weight where URLs count specially (X, Mastodon); others ignore it.
+    A card counts the same texts again and again (each target, the draft card, the approval card, the submit
+    check): texts of a post's size are counted once per process (X's parser takes about a millisecond a text).
     """
     if url_weight is not None and url_weight < 0:
         raise ValueError("url_weight must not be negative")
+    if len(text) <= CACHED_LENGTH:
+        return _count_cached(counting, text, url_weight)
+    return _count(counting, text, url_weight)
+
+
+CACHED_LENGTH = 4_000  # longer texts (a thread joined, a long LinkedIn post) are rare: counted each time
+
+
+@lru_cache(maxsize=1024)
+def _count_cached(counting: Counting, text: str, url_weight: int | None) -> int:
+    return _count(counting, text, url_weight)
+
+
+def _count(counting: Counting, text: str, url_weight: int | None) -> int:
     if counting == Counting.X_WEIGHTED:
         return _count_x(text, url_weight)
     if counting == Counting.URLS_FIXED:
