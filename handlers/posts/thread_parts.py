@@ -68,6 +68,8 @@ def check_steps(ctx: Context, session: Session, post: Post, ws: Workspace) -> No
                 f"(and X, Bluesky, Mastodon and Threads as a reply) can. Nothing changed. Post it without a comment, "
                 f"or drop {'that account' if len(refused) == 1 else 'those accounts'} with /targets {post.id or ''} "
                 "<accounts…> first.")
+    if not post.parts and not post.comment:
+        return  # no later part, no comment: nothing to check here (the card checks the post itself)
     bad = [f"  {one.account.name} {step.name}: {step.check.line()}" for one in render_targets(ctx, session, post, ws)
            for step in one.steps if step.check is not None and not step.check.ok]
     if bad:
