@@ -6,6 +6,7 @@ including notices it sent on its own. The clock is a FakeClock: tests move it, n
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -198,11 +199,18 @@ def db_url(tmp_path: Path) -> str:
     return fresh_postgres(url) if url else f"sqlite:///{tmp_path / 'herald.db'}"
 
 
-@pytest.fixture
-async def team(db_url: str, clock: FakeClock) -> AsyncIterator[Team]:
-    herald = make_herald(db_url, clock)
+@contextlib.asynccontextmanager
+async def running_team(db_url: str, clock: FakeClock, **settings: Any) -> AsyncIterator[Team]:
+    """A started Herald (with `settings`, e.g. HERALD_PUBLIC_URL) and its team, stopped afterwards."""
+    herald = make_herald(db_url, clock, **settings)
     await herald.start()
     try:
         yield Team(herald, clock, db_url)
     finally:
         await herald.stop()
+
+
+@pytest.fixture
+async def team(db_url: str, clock: FakeClock) -> AsyncIterator[Team]:
+    async with running_team(db_url, clock) as team:
+        yield team

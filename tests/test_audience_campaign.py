@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from handlers.engagement.metrics import poll_metrics
 from storage.models import Account, Audience, Delivery, SandboxPost, ShortLink
-from tests.conftest import FakeClock, Team, make_herald
+from tests.conftest import FakeClock, Team, running_team
 from tests.test_audience_reports import click, engaged, readings
 
 PUBLIC = "https://go.fizz.example"
@@ -32,12 +32,8 @@ LANDING = {"south": "https://fizz.example/es/tiendas", "north": "https://fizz.ex
 
 @pytest.fixture
 async def team(db_url: str, clock: FakeClock) -> AsyncIterator[Team]:
-    herald = make_herald(db_url, clock, HERALD_PUBLIC_URL=PUBLIC)
-    await herald.start()
-    try:
-        yield Team(herald, clock, db_url)
-    finally:
-        await herald.stop()
+    async with running_team(db_url, clock, HERALD_PUBLIC_URL=PUBLIC) as team:
+        yield team
 
 
 def utc(*parts: int) -> datetime:

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import select
 
 from storage.models import Account, Audience, ShortLink
-from tests.conftest import FakeClock, Team, make_herald, refused
+from tests.conftest import FakeClock, Team, refused, running_team
 from tests.fakes.mastodon_api import FakeMastodon
 from tests.fakes.x_api import FakeX
 from tests.test_utm import Fakes, connect
@@ -291,12 +291,8 @@ async def test_retry_by_account_or_by_audience(team: Team) -> None:
 
 @pytest.fixture
 async def short_team(db_url: str, clock: FakeClock) -> AsyncIterator[Team]:
-    herald = make_herald(db_url, clock, HERALD_PUBLIC_URL=PUBLIC)
-    await herald.start()
-    try:
-        yield Team(herald, clock, db_url)
-    finally:
-        await herald.stop()
+    async with running_team(db_url, clock, HERALD_PUBLIC_URL=PUBLIC) as team:
+        yield team
 
 
 async def test_short_links_are_made_per_audience(short_team: Team) -> None:

@@ -31,7 +31,7 @@ from handlers.engagement.exports import COLUMNS
 from handlers.engagement.metrics import poll_metrics
 from handlers.engagement.reports import CHART_METRICS
 from storage.models import Account, Audience, Delivery, DeliveryState, MetricSnapshot, SandboxPost, ShortLink
-from tests.conftest import FakeClock, Team, make_herald, refused
+from tests.conftest import FakeClock, Team, refused, running_team
 from tests.test_digests import Recorder
 
 PUBLIC = "https://go.acme.com"
@@ -45,12 +45,8 @@ ACCOUNTS = ("acme-es like=x", "acme-de like=x", "acme-fr like=bluesky")
 @pytest.fixture
 async def team(db_url: str, clock: FakeClock) -> AsyncIterator[Team]:
     """A Herald with a public address, so posts' links go out as Herald's short links."""
-    herald = make_herald(db_url, clock, HERALD_PUBLIC_URL=PUBLIC)
-    await herald.start()
-    try:
-        yield Team(herald, clock, db_url)
-    finally:
-        await herald.stop()
+    async with running_team(db_url, clock, HERALD_PUBLIC_URL=PUBLIC) as team:
+        yield team
 
 
 class RecordingCharts:
