@@ -211,6 +211,14 @@ async def test_post_numbers_and_account_names_autocomplete(world: World) -> None
     assert [c["value"] for c in choices] == ["brand"]
     choices = await w.fake.autocomplete(w.alice, w.team, "targets", "accounts", "all br")  # the last of several
     assert [c["value"] for c in choices] == ["all brand"]
+    # the workspace's audiences come with the accounts, found by their name or by audience:
+    await w.fake.slash(w.alice, w.team, "audience", args="add south accounts=brand tz=Europe/Madrid lang=es")
+    w.front._options.clear()  # the choices are kept 30 s; the test doesn't wait for that
+    choices = await w.fake.autocomplete(w.alice, w.team, "targets", "accounts", "brand sou")
+    assert [c["value"] for c in choices] == ["brand audience:south"]
+    assert choices[0]["name"].startswith("audience:south — brand (Sandbox) · Europe/Madrid"), choices
+    assert [c["value"] for c in await w.fake.autocomplete(w.alice, w.team, "targets", "accounts", "audience:")] == [
+        "audience:south"]
     assert not {o["name"]: o for o in next(c for c in w.fake.commands[w.guild] if c["name"] == "draft")["options"]}[
         "text"].get("autocomplete")  # /draft's words are the post itself
 

@@ -195,6 +195,8 @@ class HeraldClient(discord.Client):
             await self.front.modal_submitted(interaction)
 
 
+AUDIENCE = "audience:"  # how a target names an audience (handlers/posts/drafts.py)
+
 # the channels whose messages Herald can edit by id (a notice that replaces an earlier one)
 EDITABLE = (discord.TextChannel, discord.Thread, discord.DMChannel, discord.VoiceChannel, discord.StageChannel,
             discord.PartialMessageable)
@@ -611,7 +613,8 @@ class DiscordFront:
         partial = partial.strip().lstrip("#").lower()
         found = await self.options(interaction, option.complete)
         return [app_commands.Choice(name=_clip(label, 100), value=_clip(f"{before} {value}".strip(), 100))
-                for value, label in found if value.lower().startswith(partial)][:25]
+                for value, label in found
+                if value.lower().startswith(partial) or value.lower().removeprefix(AUDIENCE).startswith(partial)][:25]
 
     async def options(self, interaction: discord.Interaction[Any], kind: str) -> list[tuple[str, str]]:
         """(value, label) of recent posts or of the accounts, read from /posts or /accounts as the asker."""
@@ -620,22 +623,29 @@ class DiscordFront:
         cached = self._options.get(key)
         if cached is not None and now - cached[0] < OPTIONS_TTL:
             return cached[1]
-        command = "posts" if kind == "post" else "accounts"
+        # accounts come with the workspace's audiences (targets take audience:<name> too)
+        commands = ("posts",) if kind == "post" else ("accounts", "audience")
+        actor, chat = self.actor_of(interaction.user, interaction), self.chat_of(interaction)
         try:  # Discord waits 3 s for choices and autocomplete can't be deferred
-            reply = await asyncio.wait_for(self.handle(Command(
-                command, self.actor_of(interaction.user, interaction), self.chat_of(interaction))), 2.5)
+            replies = await asyncio.wait_for(asyncio.gather(
+                *(self.handle(Command(command, actor, chat)) for command in commands)), 2.5)
         except TimeoutError:
             return cached[1] if cached is not None else []
         for stale in [k for k, (at, _v) in self._options.items() if now - at > OPTIONS_TTL]:
             del self._options[stale]
         found: list[tuple[str, str]] = []
-        if not reply.error:
+        for command, reply in zip(commands, replies, strict=True):
+            if reply.error:
+                continue
             pattern = r"^\s*#(\d+) (.*)$" if kind == "post" else r"^\s+([A-Za-z0-9][\w.\-]*): (.*)$"
             for line in reply.text.splitlines():
                 match = re.match(pattern, line)
-                if match:
-                    label = f"#{match[1]} {match[2]}" if kind == "post" else f"{match[1]} — {match[2]}"
-                    found.append((match[1], label))
+                if match and kind == "post":
+                    found.append((match[1], f"#{match[1]} {match[2]}"))
+                elif match and command == "audience":
+                    found.append((AUDIENCE + match[1], f"{AUDIENCE}{match[1]} — {match[2]}"))
+                elif match:
+                    found.append((match[1], f"{match[1]} — {match[2]}"))
         self._options[key] = (now, found)
         return found
 
