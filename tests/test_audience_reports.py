@@ -498,16 +498,21 @@ async def test_an_account_that_reaches_two_audiences_counts_in_each_with_its_own
 async def test_a_removed_audience_keeps_its_row_for_the_posts_that_reached_it(team: Team) -> None:
     audiences, first, second = await two_posts(team)
     before = (await team.say("bob", "/report week by audience")).splitlines()
+    single = (await team.say("bob", "/report audience south week")).splitlines()
+    out = await team.say("alice", "/audience remove south")
+    assert "south" in out and not out.startswith("✋"), out
     with team.herald.db.session() as session:
         south = session.get(Audience, audiences["south"])
-        assert south is not None
-        south.removed_at = team.clock.now()
-        session.commit()
+        assert south is not None and south.removed_at is not None and south.name == f"south~{south.id}"
     after = (await team.say("bob", "/report week by audience")).splitlines()
     [row] = [line for line in before if line.startswith("south | ")]
     assert row.replace("south | ", "south (removed) | ", 1) in after
-    await refused(team, "bob", "/report audience south week", "There's no audience 'south'. Audiences here: north.")
-    await refused(team, "bob", "/besttime audience south", "There's no audience 'south'. Audiences here: north.")
+    # its own report and best times still answer for the past, by the name the team knew
+    again = (await team.say("bob", "/report audience south week")).splitlines()
+    assert again[0] == single[0].replace("audience south (", "audience south (removed) (", 1), again[0]
+    assert again[1:] == single[1:]
+    assert "Not enough history yet for audience south:" in await team.say("bob", "/besttime audience south")
+    await refused(team, "bob", "/report audience east week", "There's no audience 'east'. Audiences here: north.")
 
 
 async def test_besttime_clicks_of_an_audience_ranks_the_hours_its_people_clicked_in_its_zone(team: Team) -> None:

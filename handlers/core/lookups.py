@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from handlers.core.chat import ChatRef
 from handlers.core.context import Context
@@ -109,13 +109,19 @@ def target_named(pairs: list[tuple[Delivery, Account]], name: str) -> tuple[Deli
     return next(((d, a) for d, a in pairs if a.name.lower() == name.lower()), None)
 
 
-def get_audience(session: Session, workspace_id: int, name: str) -> Audience:
+def get_audience(session: Session, workspace_id: int, name: str, *, removed_too: bool = False) -> Audience:
     """The workspace's audience called `name` (any case; 'audience:' in front is allowed), or a refusal that
-    lists the audiences there are."""
+    lists the audiences there are. `removed_too` (reports of the past) also finds a removed one by the name the
+    team knew it by, the latest removed first."""
     wanted = name.strip().lower().removeprefix("audience:")
     audience = session.exec(
         select(Audience).where(Audience.workspace_id == workspace_id).where(Audience.name == wanted)
         .where(Audience.removed_at == None)).first()  # noqa: E711 - SQL IS NULL
+    if audience is None and removed_too and REMOVED_MARK not in wanted:
+        audience = session.exec(
+            select(Audience).where(Audience.workspace_id == workspace_id)
+            .where(col(Audience.name).startswith(wanted + REMOVED_MARK, autoescape=True))
+            .where(Audience.removed_at != None).order_by(col(Audience.removed_at).desc())).first()  # noqa: E711
     if audience is None:
         names = session.exec(select(Audience.name).where(Audience.workspace_id == workspace_id)
                              .where(Audience.removed_at == None)  # noqa: E711

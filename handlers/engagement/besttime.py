@@ -39,7 +39,7 @@ from sqlmodel import col
 from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.errors import UserError
-from handlers.core.lookups import account_rules, get_audience, get_workspace
+from handlers.core.lookups import account_rules, audience_name, get_audience, get_workspace
 from handlers.core.ports import Networks, PostingWindow
 from handlers.engagement.metrics import engagements
 from storage.models import (
@@ -357,7 +357,7 @@ def audience_besttime(req: Request, ws_id: int, name: str, *, by_clicks: bool = 
         raise UserError("Which audience? Usage: /besttime audience <name>, e.g. /besttime audience south")
     with req.ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
-        audience = get_audience(session, ws_id, name)
+        audience = get_audience(session, ws_id, name, removed_too=True)
         now = req.ctx.clock.now()
         past = (click_history(session, ws, None, now, audience=audience) if by_clicks
                 else history(session, ws, None, now, audience=audience))
@@ -365,11 +365,11 @@ def audience_besttime(req: Request, ws_id: int, name: str, *, by_clicks: bool = 
     if by_clicks:
         if not past.enough:
             raise UserError(
-                f"Not enough clicks history yet for audience {audience.name}: {past.posts} "
+                f"Not enough clicks history yet for audience {audience_name(audience)}: {past.posts} "
                 f"post{'s' if past.posts != 1 else ''} reached it with short links at least a day old in the last "
-                f"{HISTORY.days // 7} weeks; Herald needs {MIN_POSTS}. /besttime audience {audience.name} ranks "
+                f"{HISTORY.days // 7} weeks; Herald needs {MIN_POSTS}. /besttime audience {audience_name(audience)} ranks "
                 "its hours by engagement.")
-        lines = [f"⏰ Best times to post to audience {audience.name} for clicks, from its own deliveries' short "
+        lines = [f"⏰ Best times to post to audience {audience_name(audience)} for clicks, from its own deliveries' short "
                  f"links, in its zone ({tz}):"]
         lines += [f"  {n}. {slot.label()} · {score_text(slot, past)}" for n, slot in enumerate(past.slots[:TOP], 1)]
         lines.append(f"Based on {past.posts} posts over {past.weeks} week{'s' if past.weeks != 1 else ''}: the "
@@ -378,14 +378,14 @@ def audience_besttime(req: Request, ws_id: int, name: str, *, by_clicks: bool = 
         return Reply("\n".join(lines))
     if not past.enough:
         raise UserError(
-            f"Not enough history yet for audience {audience.name}: {past.posts} post{'s' if past.posts != 1 else ''} "
+            f"Not enough history yet for audience {audience_name(audience)}: {past.posts} post{'s' if past.posts != 1 else ''} "
             f"reached it with numbers 24 hours after publishing in the last {HISTORY.days // 7} weeks; Herald needs "
             f"{MIN_POSTS} to suggest its own times. /besttime shows the workspace's times meanwhile.")
-    lines = [f"⏰ Best times to post to audience {audience.name}, from its own deliveries' numbers, in its zone ({tz}):"]
+    lines = [f"⏰ Best times to post to audience {audience_name(audience)}, from its own deliveries' numbers, in its zone ({tz}):"]
     lines += [f"  {n}. {slot.label()} · {score_text(slot, past)}" for n, slot in enumerate(past.slots[:TOP], 1)]
     how = ("engagement rate = engagements ÷ views" if past.by_rate else
            "engagements = likes + comments + shares + quotes + saves + clicks (not every post has views, so no rate)")
     lines.append(f"Based on {past.posts} posts over {past.weeks} week{'s' if past.weeks != 1 else ''}: each "
-                 f"delivery to {audience.name}'s accounts, by its numbers 24 hours after publishing, at its time in "
+                 f"delivery to {audience_name(audience)}'s accounts, by its numbers 24 hours after publishing, at its time in "
                  f"{tz}; {how}.")
     return Reply("\n".join(lines))

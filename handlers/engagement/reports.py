@@ -771,7 +771,7 @@ async def audience_report(req: Request, ws_id: int, rest: str) -> Reply:
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
         tz = ws.timezone
-        audience = get_audience(session, ws_id, name)
+        audience = get_audience(session, ws_id, name, removed_too=True)
         period = parse_period(period_text, now, tz, req.spec.usage)
         numbers = period_numbers(session, ws_id, period.window, period.previous, now)
         mine = PeriodNumbers(now=[s for s in numbers.now if s.audience_id == audience.id],
@@ -780,10 +780,12 @@ async def audience_report(req: Request, ws_id: int, rest: str) -> Reply:
         accounts = [a.name for a in audience_accounts(session, audience.id or 0)]
         clicks = audience_click_lines(session, ws_id, audience.id or 0, mine.now,
                                       period.window.end + numbers.lag + timedelta(microseconds=1))
-    title = (f"📈 Report for audience {audience.name} ({audience.timezone}, {audience.language}), {period.name} "
+    removed = " (removed)" if audience.removed_at else ""
+    title = (f"📈 Report for audience {audience_name(audience)}{removed} ({audience.timezone}, {audience.language}), "
+             f"{period.name} "
              f"({span_text(period.window.start, period.window.end, tz)})")
     reached = f"Reached through {', '.join(accounts)}." if accounts else "No account reaches it now."
     body = period_lines(mine, tz, period.before, period.previous, per_audience=False) + clicks
-    image = await period_chart(ctx, mine, f"Audience {audience.name}: engagements per network, {period.name} vs "
+    image = await period_chart(ctx, mine, f"Audience {audience_name(audience)}: engagements per network, {period.name} vs "
                                f"{period.before}", period.name, period.before)
     return Reply("\n".join([title, reached, *body]), image=image)
