@@ -19,7 +19,7 @@ import holidays
 from sqlmodel import Session
 
 from handlers.core.errors import UserError
-from handlers.core.lookups import post_targets
+from handlers.core.lookups import audience_name, delivery_audience, post_targets
 from handlers.core.when import MAX_AHEAD, WhenError, format_when, wall_in_zone, wall_words
 from storage.models import Account, Audience, Delivery, Post, Workspace
 
@@ -97,7 +97,7 @@ class Group:
 
     @property
     def name(self) -> str:
-        return self.audience.name if self.audience is not None else ""
+        return audience_name(self.audience) if self.audience is not None else ""
 
     @property
     def who(self) -> str:
@@ -111,7 +111,7 @@ def audience_groups(session: Session, post: Post, ws: Workspace, example: str) -
     for delivery, account in post_targets(session, post):
         group = groups.get(delivery.audience_id)
         if group is None:
-            audience = session.get(Audience, delivery.audience_id) if delivery.audience_id is not None else None
+            audience = delivery_audience(session, delivery)
             group = groups[delivery.audience_id] = Group(audience, audience.timezone if audience else ws.timezone, [])
         group.pairs.append((delivery, account))
     if all(group.audience is None for group in groups.values()):
@@ -236,8 +236,8 @@ def delivery_times(session: Session, post: Post) -> list[tuple[str, str, datetim
         if delivery.due_at is not None:
             groups.setdefault((delivery.audience_id, delivery.due_at), []).append(delivery)
     rows = []
-    for (audience_id, at), deliveries in groups.items():
-        audience = session.get(Audience, audience_id) if audience_id is not None else None
-        rows.append((audience.name if audience else "", audience.timezone if audience else
+    for (_audience, at), deliveries in groups.items():
+        audience = delivery_audience(session, deliveries[0])  # all of the group reach it
+        rows.append((audience_name(audience) if audience else "", audience.timezone if audience else
                      (post.due_tz or "UTC"), at, deliveries))
     return sorted(rows, key=lambda row: (row[2], row[0]))

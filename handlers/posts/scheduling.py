@@ -12,9 +12,8 @@ from handlers.core.access import EDITORS
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.commands import Param, Request, command
-from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import delivery_audience, get_workspace, post_targets
+from handlers.core.lookups import audience_name, delivery_audience, get_workspace, post_targets
 from handlers.core.notices import tell_team
 from handlers.core.ports import Networks
 from handlers.core.when import When, WhenError, format_when, parse_wall, parse_when, show_time, split_local
@@ -44,7 +43,7 @@ from handlers.posts.rules import (
     refuse_series_post,
     require_publishable,
 )
-from storage.models import Account, Audience, Delivery, DeliveryState, Post, PostState, Workspace, move_post
+from storage.models import Account, Delivery, DeliveryState, Post, PostState, Workspace, move_post
 
 SLOT_SEARCH_DAYS = 14
 SCHEDULABLE = (*UNAPPROVED, PostState.APPROVED, PostState.SCHEDULED, PostState.EXPIRED)
@@ -310,11 +309,9 @@ async def unschedule(req: Request) -> Reply:
     with req.post_command() as (session, post, ws):
         state = PostState(post.state)
         if state == PostState.PUBLISHING and post.due_local:
-            stopped = stop_waiting(ctx, session, post, ws, UNSCHEDULED,
-                                   f"taken off the schedule by {req.actor_name} before its own time")
-            if not stopped:
-                raise UserError(f"#{post.id} is already going out everywhere; nothing waits for its time.")
-            audit(session, ctx, ws_id, post.id, req.actor_name, "unschedule", ", ".join(stopped))
+            stopped = stop_waiting(req, session, post, ws, UNSCHEDULED,
+                                   f"taken off the schedule by {req.actor_name} before its own time",
+                                   "unschedule", "nothing waits for its time")
             reply = Reply(f"#{post_id} is already out for some audiences; the ones still waiting won't go by "
                           f"themselves now ({', '.join(stopped)}). /retry {post_id} sends them now.")
         else:
@@ -331,10 +328,13 @@ async def unschedule(req: Request) -> Reply:
     return reply
 
 
-def stop_waiting(ctx: Context, session: Session, post: Post, ws: Workspace, kind: str, why: str) -> list[str]:
+def stop_waiting(req: Request, session: Session, post: Post, ws: Workspace, kind: str, why: str, action: str,
+                 nothing: str) -> list[str]:
     """A post going out at each audience's own time (publishing already for some): its deliveries not yet sent
     and not in flight stop (failed, with `kind` and `why`), each by a conditional move from pending, and the post
-    runs now so publishing settles it and tells the team. The audiences (or accounts) stopped."""
+    runs now so publishing settles it and tells the team; audited as `action`. The audiences (or accounts)
+    stopped; UserError saying `nothing` when none was left to stop."""
+    ctx = req.ctx
     now = ctx.clock.now()
     stopped = []
     for delivery, account in post_targets(session, post):
@@ -349,10 +349,12 @@ def stop_waiting(ctx: Context, session: Session, post: Post, ws: Workspace, kind
                     last_error=f"{why} ({show_time(delivery.due_at or now, ws.timezone)})")
         )
         if moved.rowcount == 1:
-            audience = session.get(Audience, delivery.audience_id) if delivery.audience_id else None
-            stopped.append(f"{audience.name}: {account.name}" if audience else account.name)
-    if stopped:
-        ctx.scheduler.arm(post.id or 0, now)  # settled by publishing (run_due), which tells the team
+            audience = delivery_audience(session, delivery)
+            stopped.append(f"{audience_name(audience)}: {account.name}" if audience else account.name)
+    if not stopped:
+        raise UserError(f"#{post.id} is already going out everywhere; {nothing}.")
+    audit(session, ctx, ws.id or 0, post.id, req.actor_name, action, ", ".join(stopped))
+    ctx.scheduler.arm(post.id or 0, now)  # settled by publishing (run_due), which tells the team
     return stopped
 
 
@@ -365,10 +367,8 @@ async def cancel(req: Request) -> Reply:
     post_id, _ = req.post_and_rest()
     with req.post_command() as (session, post, ws):
         if PostState(post.state) == PostState.PUBLISHING and post.due_local:
-            stopped = stop_waiting(ctx, session, post, ws, CANCELLED, f"cancelled by {req.actor_name}")
-            if not stopped:
-                raise UserError(f"#{post.id} is already going out everywhere; nothing is left to cancel.")
-            audit(session, ctx, ws_id, post.id, req.actor_name, "cancel", ", ".join(stopped))
+            stopped = stop_waiting(req, session, post, ws, CANCELLED, f"cancelled by {req.actor_name}", "cancel",
+                                   "nothing is left to cancel")
             reply = Reply(f"#{post_id} is already out for some audiences; the rest won't go: {', '.join(stopped)}. "
                           f"(/retry {post_id} would send them after all.)")
         else:

@@ -30,6 +30,7 @@ from handlers.core.context import Context
 from handlers.core.crisis import crisis_hold, crisis_words
 from handlers.core.lookups import (
     account_view,
+    audience_name,
     delivery_audience,
     get_workspace,
     post_targets,
@@ -53,7 +54,6 @@ from handlers.posts.render import render
 from handlers.workspace.health import DEAD, fresh_view, held_reason, mark_dead
 from storage.crypto import SecretBoxError
 from storage.models import (
-    Audience,
     Crisis,
     Delivery,
     DeliveryState,
@@ -193,8 +193,8 @@ def pending_jobs(ctx: Context, session: Session, post: Post, ws: Workspace, now:
         if delivery.not_before is not None and now - delivery.not_before > ctx.grace:
             move_delivery(delivery, DeliveryState.FAILED)
             delivery.error_kind = HELD
-            audience = session.get(Audience, delivery.audience_id) if delivery.audience_id else None
-            own = (f" for {audience.name} ({show_time(delivery.not_before, audience.timezone)})"
+            audience = delivery_audience(session, delivery)
+            own = (f" for {audience_name(audience)} ({show_time(delivery.not_before, audience.timezone)})"
                    if audience is not None and delivery.due_at is not None else "")
             delivery.last_error = (
                 f"it was meant to go out {show_time(delivery.not_before, post.due_tz or 'UTC')}{own} and couldn't "
@@ -263,11 +263,11 @@ def hold_own_times(ctx: Context, session: Session, post: Post, ws: Workspace, cr
         if (DeliveryState(delivery.state) != DeliveryState.PENDING or delivery.attempts or delivery.due_at is None
                 or delivery.not_before is None or delivery.not_before > now):
             continue
-        audience = session.get(Audience, delivery.audience_id) if delivery.audience_id else None
+        audience = delivery_audience(session, delivery)
         tz = audience.timezone if audience is not None else (post.due_tz or ws.timezone)
         move_delivery(delivery, DeliveryState.FAILED)
         delivery.error_kind = HELD
-        delivery.last_error = (f"due {show_time(delivery.due_at, tz)}{' for ' + audience.name if audience else ''}, "
+        delivery.last_error = (f"due {show_time(delivery.due_at, tz)}{' for ' + audience_name(audience) if audience else ''}, "
                                f"while {crisis_words(crisis, ws.timezone)}, so it's held")
         held = True
     return held

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.context import Context
-from handlers.core.lookups import delivery_audience, get_workspace, post_targets, target_label
+from handlers.core.lookups import audience_name, delivery_audience, get_workspace, post_targets, target_label
 from handlers.core.notices import claim_once, tell_team
 from handlers.core.ports import ErrorKind
 from handlers.core.when import show_time
@@ -86,7 +86,7 @@ def delivery_line(post: Post, delivery: Delivery, account: Account, tz: str, aud
     if state == DeliveryState.FAILED:
         fix = FIXES.get(delivery.error_kind or "", "/retry {post}").format(
             post=post.id, account=account.name, network=account.network,
-            whom=f"audience:{audience.name}" if audience is not None else account.name)  # whose text to fix
+            whom=f"audience:{audience_name(audience)}" if audience is not None else account.name)  # whose text to fix
         return f"  ✗ {who}: {delivery.last_error} → {fix}"
     if state == DeliveryState.PENDING and delivery.not_before is not None:
         return f"  ⏳ {who}: {delivery.last_error}; retrying by itself at {show_time(delivery.not_before, tz)}"
@@ -110,16 +110,14 @@ def waiting_words(states: list[DeliveryState], own_times: int = 0) -> str:
     pending = states.count(DeliveryState.PENDING) - own_times
     failed = states.count(DeliveryState.FAILED)
     unknown = states.count(DeliveryState.UNCONFIRMED)
-    if own_times and not pending and not failed and not unknown:
-        return "the rest go out at their audience's own time."
+    waiting = (f"{own_times} wait{'s' if own_times == 1 else ''} for {'its' if own_times == 1 else 'their'} "
+               "audience's own time") if own_times else ""
+    retrying = f"{pending} {'retries by itself' if pending == 1 else 'retry by themselves'}" if pending else ""
     if not failed and not unknown:
-        return "the rest retry by themselves." if not own_times else (
-            f"{own_times} wait{'s' if own_times == 1 else ''} for {'its' if own_times == 1 else 'their'} "
-            f"audience's own time and {pending} {'retries by itself' if pending == 1 else 'retry by themselves'}.")
-    parts = [f"{own_times} wait{'s' if own_times == 1 else ''} for {'its' if own_times == 1 else 'their'} "
-             "audience's own time"] if own_times else []
-    if pending:
-        parts.append(f"{pending} {'retries by itself' if pending == 1 else 'retry by themselves'}")
+        if not own_times:
+            return "the rest retry by themselves."
+        return f"{waiting} and {retrying}." if pending else "the rest go out at their audience's own time."
+    parts = [part for part in (waiting, retrying) if part]
     if failed:
         parts.append(f"{failed} failed")
     if unknown:
