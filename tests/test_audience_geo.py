@@ -118,3 +118,30 @@ def png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (64, 48), (230, 90, 40)).save(out, "PNG")
     return out.getvalue()
+
+
+async def test_a_linkedin_page_keeps_the_post_to_the_country_and_a_member_reaches_everyone(team: Team) -> None:
+    """LinkedIn targets organization pages' posts (distribution.targetEntities with the country's geo URN, found
+    with the Geo Typeahead), not a member's: the card says which, and the page's post carries Spain's URN."""
+    from tests.fakes.linkedin_api import FakeLinkedIn
+
+    async with FakeLinkedIn() as linkedin:
+        await team.say("alice", "/setup Acme")
+        for name, author in (("acme-li", " author=urn:li:organization:2414183"), ("ana-li", "")):
+            out = await team.say("alice", f"/connect linkedin name={name} base_url={linkedin.url} "
+                                          f"access_token=li-token{author}")
+            assert out.startswith(f"Connected {name} ("), out
+        await team.say("alice", "/role bob approver")
+        team.add_audience("south", ("acme-li", "ana-li"), "Europe/Madrid", "es", country="ES")
+        post_id = post_number(await team.say("alice", f"/draft {SPANISH} to=audience:south"))
+        card = await team.say("alice", f"/submit {post_id}")
+        assert "🌍 ES: only people in ES see it on acme-li (LinkedIn country targeting)" in card, card
+        assert ("🌍 ES: reaches all followers of ana-li (LinkedIn limits only organization pages' posts to a "
+                "country)") in card, card
+        await team.say("bob", f"/approve {post_id}")
+        out = await team.say("alice", f"/publish {post_id}")
+        assert f"📣 #{post_id} is published on all 2 account(s):" in out, out
+        sent = {s.json["author"]: s.json for s in linkedin.requests("POST", "/rest/posts")}
+        assert sent["urn:li:organization:2414183"]["distribution"]["targetEntities"] == [
+            {"geoLocations": ["urn:li:geo:105646813"]}]
+        assert sent["urn:li:person:abc123"]["distribution"]["targetEntities"] == []

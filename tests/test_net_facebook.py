@@ -321,8 +321,8 @@ async def test_the_fake_graph_refuses_targeting_that_is_not_json(server):
     assert not server.posts
 
 
-def test_only_facebook_declares_country_targeting():
+def test_facebook_and_linkedin_pages_declare_country_targeting():
     from tests.networks import every_network
 
-    flagged = [p.key for p in every_network().profiles() if p.country_targeting]
-    assert flagged == ["facebook"]
+    flagged = sorted(p.key for p in every_network().profiles() if p.country_targeting)
+    assert flagged == ["facebook", "linkedin"]

@@ -243,3 +243,48 @@ async def test_refresh_answer_without_a_token_is_transient(net, server, clock):
     with pytest.raises(PublishError) as err:
         await net.refresh(acct)
     assert err.value.kind == ErrorKind.TRANSIENT and "answered the token refresh without a token" in err.value.reason
+
+
+# -- country targeting (an audience's country) ---------------------------------------------------------------
+
+
+async def test_an_organization_post_is_targeted_to_its_audience_country(net, server):
+    """The country's geo URN comes from the Geo Typeahead (the element named exactly as the country: 'Spain', not
+    'Spain, Minnesota'), is asked for once per country, and goes in distribution.targetEntities."""
+    await net.publish(account(server), outgoing("Rebajas de primavera", country="es"))
+    await net.publish(account(server), outgoing("Rebajas de verano", country="ES"))
+    (lookup,) = server.requests("GET", "/rest/geoTypeahead")
+    assert lookup.query["q"] == "search" and lookup.query["query"] == "Spain"
+    assert lookup.header("linkedin-version") == "202610"
+    for sent in server.requests("POST", "/rest/posts"):
+        assert sent.json["distribution"]["targetEntities"] == [{"geoLocations": ["urn:li:geo:105646813"]}]
+    await net.publish(account(server), outgoing("Spring sale", country="US"))
+    assert server.requests("POST", "/rest/posts")[-1].json["distribution"]["targetEntities"] == [
+        {"geoLocations": ["urn:li:geo:103644278"]}]  # 'United' alone would also name the UK and the Emirates
+
+
+async def test_a_member_post_and_a_post_without_country_carry_no_target(net, server):
+    member = account(server, author="urn:li:person:abc123")
+    await net.publish(member, outgoing("Rebajas de primavera", country="ES"))
+    await net.publish(account(server), outgoing("Spring sale, everywhere"))
+    assert [s.json["distribution"]["targetEntities"] for s in server.requests("POST", "/rest/posts")] == [[], []]
+    assert not server.requests("GET", "/rest/geoTypeahead")
+
+
+async def test_targeting_refusals_send_nothing_and_say_why(net, server):
+    # a country LinkedIn's typeahead doesn't name: refused before any post is sent
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing("Salg", country="DK"))
+    assert err.value.kind == ErrorKind.REJECTED and "no location named Denmark" in err.value.reason
+    # a target audience under LinkedIn's 300-follower minimum: LinkedIn's words reach the team
+    server.followers_in["urn:li:geo:103819153"] = 120
+    with pytest.raises(PublishError) as err:
+        await net.publish(account(server), outgoing("Sommersalg", country="NO"))
+    assert err.value.kind == ErrorKind.REJECTED and "too small" in err.value.reason
+    assert not server.posts
+
+
+def test_linkedin_targets_organization_pages_only():
+    profile = LinkedInNetwork.profile
+    assert profile.keeps_to_country({"author": ORG})
+    assert not profile.keeps_to_country({"author": "urn:li:person:abc123"}) and not profile.keeps_to_country({})

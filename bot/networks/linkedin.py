@@ -13,6 +13,15 @@
   LinkedIn silently cuts the post at the first one; URLs and #hashtags are left as they are.
 - LinkedIn has no idempotency key: a send whose answer is lost is UNKNOWN_OUTCOME. Uploaded image
   URNs are kept in `resume` so a retry doesn't upload them again.
+- Country targeting (a delivery whose audience has a country, `Outgoing.country`, on an organization page):
+  the post's `distribution.targetEntities` is `[{"geoLocations": ["urn:li:geo:<id>"]}]`, the country's geo URN
+  found once per country with the Geo Typeahead API (`GET /rest/geoTypeahead?q=search&query=<English name>`,
+  the element whose displayText is the country's name). LinkedIn targets organization posts only, and refuses a
+  target audience under 300 followers (the refusal reaches the team as LinkedIn words it). A member's post
+  reaches all followers, and the card says so. Sources: Posts API, "distribution.targetEntities" (organization
+  posts' target audience: geoLocations, seniorities, industries, …),
+  https://learn.microsoft.com/en-us/linkedin/marketing/community-management/shares/posts-api; Geo Typeahead,
+  https://learn.microsoft.com/en-us/linkedin/shared/references/v2/standardized-data/locations/geo-typeahead.
 - Rate limits are daily (per app and per member, reset at midnight UTC) and a 429 carries no reset
   header: Herald waits an hour (`RETRY_AFTER_429`) rather than guess.
 - Metrics: organization posts via `/rest/organizationalEntityShareStatistics`; member posts via
@@ -32,6 +41,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+import pycountry
 
 from bot.networks.common import (
     bearer,
@@ -45,6 +55,7 @@ from bot.networks.http import HttpNetwork
 from handlers.core.counting import TextRules
 from handlers.core.ports import (
     AccountView,
+    Clock,
     Comment,
     ConnectSpec,
     ErrorKind,
@@ -111,6 +122,10 @@ class LinkedInNetwork(HttpNetwork):
         # LinkedIn refuses a post identical to a recent one (422 "duplicate") and publishes no window
         duplicate_window=timedelta(days=90),
         first_comment=True,
+        # an organization page's post carries its audience's country as the post's target audience
+        # (distribution.targetEntities geoLocations); LinkedIn targets no member's post
+        country_targeting=True,
+        country_targeting_only=("author", "urn:li:organization:", "organization pages"),
     )
     no_replies = None  # a nested comment through the Comments API
     reply_limits = ()  # comments aren't counted with the posts (LinkedIn's daily call limits still apply)
@@ -129,6 +144,10 @@ class LinkedInNetwork(HttpNetwork):
             "/connect linkedin name=acme-li access_token=AQX… author=urn:li:organization:2414183"
         ),
     )
+
+    def __init__(self, client: httpx.AsyncClient, clock: Clock) -> None:
+        super().__init__(client, clock)
+        self._geo: dict[tuple[str, str], str] = {}  # (API base, country) → geo URN
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -164,6 +183,31 @@ class LinkedInNetwork(HttpNetwork):
         if not author:
             raise PublishError(ErrorKind.REJECTED, "this LinkedIn account has no author; reconnect it")
         return author
+
+    async def geo_urn(self, account: AccountView, country: str) -> str:
+        """The geo URN of a country (ISO 3166-1 alpha-2), from LinkedIn's Geo Typeahead: the element whose
+        displayText is one of the country's English names; remembered per country (geo ids don't change)."""
+        code = country.upper()
+        known = (self.base(account), code)
+        if known in self._geo:
+            return self._geo[known]
+        found = pycountry.countries.get(alpha_2=code)
+        if found is None:
+            raise PublishError(ErrorKind.REJECTED, f"'{country}' isn't a country code LinkedIn can target; "
+                               "fix the audience's country=")
+        names = [str(getattr(found, attr)) for attr in ("common_name", "name", "official_name")
+                 if getattr(found, attr, None)]
+        answer = await self.call("GET", f"{self.base(account)}/rest/geoTypeahead", headers=self.headers(account),
+                                 params={"q": "search", "query": names[0],
+                                         "locale": "(language:en,country:US)"})
+        wanted = {n.casefold() for n in names}
+        for element in answer.get("elements") or []:
+            if str(element.get("displayText") or "").casefold() in wanted and element.get("entity"):
+                self._geo[known] = str(element["entity"])
+                return self._geo[known]
+        offered = ", ".join(str(e.get("displayText")) for e in (answer.get("elements") or [])[:5]) or "nothing"
+        raise PublishError(ErrorKind.REJECTED, f"LinkedIn has no location named {names[0]} to target (it "
+                           f"offered {offered}); nothing was sent")
 
     # -- connect ---------------------------------------------------------------------------
 
@@ -252,6 +296,8 @@ class LinkedInNetwork(HttpNetwork):
             body["content"] = {"multiImage": {"images": [{"id": u} for u in urns]}}
         elif post.link:
             body["content"] = {"article": {"source": post.link, "title": article_title(post.text, post.link)}}
+        if post.country and self.profile.keeps_to_country(account.settings):
+            body["distribution"]["targetEntities"] = [{"geoLocations": [await self.geo_urn(account, post.country)]}]
         resume = {"image_urns": urns} if urns else {}
         await self.hold_back(account)
         try:

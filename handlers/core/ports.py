@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum, StrEnum
@@ -264,8 +265,21 @@ class NetworkProfile:
     # with `threads` posts it as a reply when the team asks (/comment <post> replies on)
     first_comment: bool = False
     # the connector keeps an organic post to the country of its delivery's audience (`Outgoing.country`): Facebook
-    # Page posts' `targeting`; elsewhere a post with an audience reaches all the account's followers
+    # Page posts' `targeting`, LinkedIn organization posts' target audience; elsewhere a post with an audience
+    # reaches all the account's followers
     country_targeting: bool = False
+    # when only some accounts of the network can: (settings key, value prefix, who can) — LinkedIn targets
+    # organization pages' posts (author urn:li:organization:…), not a member's
+    country_targeting_only: tuple[str, str, str] | None = None
+
+    def keeps_to_country(self, settings: Mapping[str, Any]) -> bool:
+        """Whether a post of the account with these settings is kept to its audience's country."""
+        if not self.country_targeting:
+            return False
+        if self.country_targeting_only is None:
+            return True
+        key, prefix, _who = self.country_targeting_only
+        return str(settings.get(key) or "").startswith(prefix)
 
 
 class Network(Protocol):

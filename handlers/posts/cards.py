@@ -151,24 +151,17 @@ def without_links(text: str) -> str:
     return " ".join(URL_RE.sub(" ", text).split())
 
 
-# Networks whose own API could keep an organic post to a country but whose connector doesn't pass it (LinkedIn
-# organization posts' target audience, with geo URNs): the card says so. A connector that does declares
-# `country_targeting` on its profile (Facebook Page posts' `targeting`).
-GEO_NOT_PASSED = {"linkedin": "organization posts"}
-
-
 def geo_line(ctx: Context, one: Rendered, country: str) -> str:
     """Whether the account's post stays in the audience's country: kept there when the account's network restricts
-    by country (its profile's `country_targeting`), else it reaches all the account's followers, and the card
-    says why."""
+    by country for this account (its profile's `keeps_to_country`), else it reaches all the account's followers,
+    and the card says why."""
     label = ctx.networks.label(one.account.network)
     profile = ctx.networks.profile(one.account.network)
-    if profile is not None and profile.country_targeting:
+    if profile is not None and profile.keeps_to_country(one.account.settings or {}):
         return f"🌍 {country}: only people in {country} see it on {one.account.name} ({label} country targeting)"
     line = f"🌍 {country}: reaches all followers of {one.account.name}"
-    if one.account.network in GEO_NOT_PASSED:
-        return line + (f" ({label} can limit {GEO_NOT_PASSED[one.account.network]} to a country, "
-                       "but Herald doesn't pass it yet)")
+    if profile is not None and profile.country_targeting and profile.country_targeting_only is not None:
+        return line + f" ({label} limits only {profile.country_targeting_only[2]}' posts to a country)"
     return line + f" ({label} can't limit an organic post to a country)"
 
 

@@ -1,4 +1,5 @@
-"""A fake LinkedIn REST API (Posts, Images, share statistics, social actions and comments, OAuth) on 127.0.0.1."""
+"""A fake LinkedIn REST API on 127.0.0.1: Posts (with target audiences), Geo Typeahead, Images, share statistics,
+social actions and comments, OAuth."""
 
 from __future__ import annotations
 
@@ -9,6 +10,19 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from tests.fakes.loopback import LoopbackServer
+
+# A few of LinkedIn's geo URNs (the ids LinkedIn's own Geo Typeahead answers for these names)
+GEOS = {
+    "urn:li:geo:105646813": "Spain",
+    "urn:li:geo:103819153": "Norway",
+    "urn:li:geo:103644278": "United States",
+    "urn:li:geo:101165590": "United Kingdom",
+    "urn:li:geo:104305776": "United Arab Emirates",
+    "urn:li:geo:105015875": "France",
+    "urn:li:geo:101282230": "Germany",
+    "urn:li:geo:102221843": "Spain, Minnesota, United States",
+}
+TARGET_MINIMUM = 300  # LinkedIn refuses a target audience smaller than this many followers
 
 
 class FakeLinkedIn(LoopbackServer):
@@ -29,6 +43,9 @@ class FakeLinkedIn(LoopbackServer):
         self.route("POST", "/rest/images", self.init_image)
         self.route("PUT", "/dms-uploads/{n}", self.upload)
         self.route("POST", "/rest/posts", self.create_post)
+        self.route("GET", "/rest/geoTypeahead", self.geo_typeahead)
+        # the page's followers per geo URN (a target audience under TARGET_MINIMUM is refused)
+        self.followers_in: dict[str, int] = {urn: 5000 for urn in GEOS}
         self.route("GET", "/rest/organizationalEntityShareStatistics", self.share_stats)
         self.route("GET", "/rest/socialMetadata/{urn}", self.social_metadata)
         self.route("GET", "/rest/socialActions/{urn}/comments", self.list_comments)
@@ -108,6 +125,9 @@ class FakeLinkedIn(LoopbackServer):
             if ref and self.images.get(ref["id"]) is None:
                 return web.json_response({"status": 422, "message": f"image {ref['id']} was not uploaded"},
                                          status=422)
+        refused = self.check_targeting(body)
+        if refused:
+            return refused
         for urn, post in self.posts.items():
             if post["commentary"] == body["commentary"] and post["author"] == body["author"]:
                 return web.json_response({"status": 422, "code": "DUPLICATE_POST",
@@ -115,6 +135,35 @@ class FakeLinkedIn(LoopbackServer):
         urn = f"urn:li:share:{7000000000000000000 + len(self.posts) + 1}"
         self.posts[urn] = body
         return web.Response(status=201, headers={"x-restli-id": urn})
+
+    def check_targeting(self, body: dict[str, Any]) -> web.Response | None:
+        """distribution.targetEntities as LinkedIn reads it: organization posts only, known geo URNs, and a target
+        audience of at least TARGET_MINIMUM followers."""
+        targets = (body.get("distribution") or {}).get("targetEntities") or []
+        if not targets:
+            return None
+        if not str(body["author"]).startswith("urn:li:organization:"):
+            return web.json_response({"status": 422, "message": "Target audience is only supported for "
+                                      "organization posts"}, status=422)
+        for target in targets:
+            geos = target.get("geoLocations") or []
+            unknown = [g for g in geos if g not in GEOS]
+            if unknown or not isinstance(geos, list):
+                return web.json_response({"status": 400, "message": f"Invalid geo urn(s) {unknown}"}, status=400)
+            if sum(self.followers_in.get(g, 0) for g in geos) < TARGET_MINIMUM:
+                return web.json_response({"status": 400, "message": "The targeted audience is too small: at "
+                                          f"least {TARGET_MINIMUM} members are required"}, status=400)
+        return None
+
+    async def geo_typeahead(self, request: web.Request) -> web.Response:
+        bad = self.denied(request) or self.versioned(request)
+        if bad:
+            return bad
+        query = request.query.get("query", "").casefold()
+        if request.query.get("q") != "search" or not query:
+            return web.json_response({"status": 400, "message": "q=search and query are required"}, status=400)
+        found = [{"displayText": name, "entity": urn} for urn, name in GEOS.items() if query in name.casefold()]
+        return web.json_response({"elements": found, "paging": {"start": 0, "count": 10}})
 
     async def share_stats(self, request: web.Request) -> web.Response:
         bad = self.denied(request) or self.versioned(request)
