@@ -262,7 +262,7 @@ async def test_during_a_crisis_no_path_publishes_without_an_approval_given_after
     assert await run(team, crisis_clock) == ""  # once
     # the retry that waited through the crisis is two hours late: not sent by surprise, the team decides
     out = await team.tick(seconds=1)
-    assert f"/retry {waiting} sends it now" in out, out
+    assert f"/held publish {waiting} sends it now" in out, out
     out = await team.say("alice", f"/retry {waiting}")
     assert f"📣 #{waiting} is published" in out, out
 

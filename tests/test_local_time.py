@@ -203,19 +203,50 @@ async def test_pause_holds_a_waiting_delivery_and_resume_lets_it_go_within_the_g
     assert team.post(post_id).state == "published"
 
 
-async def test_a_delivery_past_the_grace_period_is_held_and_announced(team: Team) -> None:
+async def held_past_grace(team: Team) -> tuple[int, str]:
+    """A post out at each audience's 9:00 with Herald paused across us-east's: Madrid and Oslo went, us-east's
+    delivery is 30 minutes past its time at /resume (the grace period is 15). The post and /resume's answer."""
     post_id = await audience_team(team)
     await team.say("alice", f"/schedule {post_id} tue 9:00 local")
     await tick_to(team, utc(2026, 11, 24, 8))
     await team.say("alice", "/pause")
     await tick_to(team, utc(2026, 11, 24, 14, 30))
-    out = await team.say("alice", "/resume")
+    return post_id, await team.say("alice", "/resume")
+
+
+async def test_a_delivery_past_the_grace_period_is_held_and_announced(team: Team) -> None:
+    post_id, out = await held_past_grace(team)
     assert sorted(sent_to(team)) == ["es", "no"]
     said = "\n".join(team.transcript[-1:]) + out
     assert ("✗ us · us-east (sandbox): it was meant to go out Tue 24 Nov 2026 15:00 CET (Europe/Paris) for us-east "
             "(Tue 24 Nov 2026 09:00 EST (America/New_York)) and couldn't within the 15-minute grace period") in said
-    assert f"/retry {post_id} sends it now" in said
+    assert f"/held publish {post_id} sends it now · /held drop {post_id} drops it" in said
     assert team.post(post_id).state == "partially_published"
+    # /held lists the held delivery with its audience's own time; /held publish sends it, like /retry
+    out = await team.say("alice", "/held")
+    assert ("⚠️ 1 held delivery(ies), past the grace period after downtime; the rest of each post went or goes on "
+            "(times in each audience's zone, else Europe/Paris):") in out, out
+    assert f"  #{post_id} · us · us-east · due Tue 24 Nov 2026 09:00 EST (America/New_York) · " in out, out
+    out = await team.say("alice", f"/held publish {post_id}")
+    assert out.startswith("📣 1 held post(s) are going out now."), out
+    assert sorted(sent_to(team)) == ["es", "no", "us"]
+    assert team.post(post_id).state == "published"
+    assert (await team.say("alice", "/held")).startswith("No posts are held.")
+
+
+async def test_held_drop_drops_a_held_delivery_and_the_rest_stays_out(team: Team) -> None:
+    post_id, _ = await held_past_grace(team)
+    out = await team.say("alice", "/held drop 999")
+    assert out.startswith("✋ #999 isn't held (there's no such post in this workspace)."), out
+    out = await team.say("alice", f"/held drop {post_id}")
+    assert out == (f"🗑 Held deliveries dropped; they won't publish: #{post_id} for us · us-east. (/retry would send "
+                   "them after all.)"), out
+    (us,) = [d for d in team.deliveries(post_id) if d.account_id == account_id(team, "us")]
+    assert (us.state, us.error_kind, us.last_error) == ("failed", "cancelled", "held, then dropped by alice")
+    assert (await team.say("alice", "/held")).startswith("No posts are held.")
+    await team.tick(minutes=30)
+    assert sorted(sent_to(team)) == ["es", "no"]  # nothing more went out
+    # /retry still sends it after all, as for a cancelled audience
     await team.say("alice", f"/retry {post_id}")
     assert sorted(sent_to(team)) == ["es", "no", "us"]
 
@@ -232,12 +263,15 @@ async def test_crisis_mode_holds_a_waiting_delivery(team: Team) -> None:
     assert sorted(sent_to(team)) == ["es", "no"]  # approved before the crisis: held, and the team told
     assert ("✗ us · us-east (sandbox): due Tue 24 Nov 2026 09:00 EST (America/New_York) for us-east, while crisis "
             "mode is on (since Tue 24 Nov 2026 09:00 CET (Europe/Paris), started by alice: Reports of a data breach), "
-            f"so it's held → /retry {post_id} sends it now") in said
+            f"so it's held → /held publish {post_id} sends it now · /held drop {post_id} drops it") in said
     assert [d.state for d in team.deliveries(post_id) if d.account_id == account_id(team, "us")] == ["failed"]
     out = await team.say("alice", f"/retry {post_id}")
     assert out.startswith("✋") and "crisis mode is on" in out  # nothing goes out without a new approval
+    out = await team.say("alice", f"/held publish {post_id}")
+    assert out.startswith("✋ None of them can go out now; they stay held:") and "crisis mode is on" in out, out
+    assert f"  #{post_id} · us · us-east · due Tue 24 Nov 2026 09:00 EST" in await team.say("alice", "/held")
     await team.say("alice", "/crisis end")
-    await team.say("alice", f"/retry {post_id}")
+    await team.say("alice", f"/held publish {post_id}")
     assert sorted(sent_to(team)) == ["es", "no", "us"]
 
 

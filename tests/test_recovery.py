@@ -233,8 +233,9 @@ async def test_a_delivery_waiting_out_a_rate_limit_is_held_after_a_long_pause(te
     await team.tick(hours=6)
     out = await team.say("bob", "/resume")
     assert "✗ blog (recording): it was meant to go out" in out and "grace period" in out
-    assert f"/retry {post_id} sends it now" in out
+    assert f"/held publish {post_id} sends it now" in out
     assert network.count("blog") == 1
+    assert f"  #{post_id} · blog · due " in await team.say("alice", "/held")
     out = await team.say("alice", f"/retry {post_id}")
     assert f"#{post_id} is published on all 2 account(s)" in out
     assert network.count("blog") == 2

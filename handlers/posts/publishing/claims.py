@@ -16,7 +16,7 @@ from handlers.core.errors import UserError
 from handlers.core.ports import IN_FLIGHT, ErrorKind, Published
 from handlers.core.words import state_label
 from handlers.engagement.metrics import first_metrics_at
-from handlers.posts.rules import UNAPPROVED, require_publishable
+from handlers.posts.rules import UNAPPROVED, approvals_at_revision, require_publishable
 from storage.models import (
     POST_TRANSITIONS,
     Delivery,
@@ -230,3 +230,33 @@ def claim_to_publish_now(ctx: Context, session: Session, post: Post, ws: Workspa
     audit(session, ctx, ws.id or 0, post.id, actor, "publish now",
           "without approval, as the policy allows" if unapproved else "")
     ctx.scheduler.disarm(post.id or 0)
+
+
+def reopen_deliveries(ctx: Context, session: Session, post: Post, ws: Workspace, again: list[Delivery], *,
+                      lift: str | None = None) -> None:
+    """Send these failed (or unconfirmed) deliveries again: /retry, and /held publish of deliveries held at their
+    own time. A post changed since it went out needs a new approval first. A settled post is claimed first, and
+    each delivery moves back only from the state read, so two of these at once (on two workers) can't both reset a
+    delivery the other has already claimed and sent again; a post still publishing is claimed already, and the
+    deliveries' conditional moves are the claim. `lift` drops resume keys with that prefix from an unconfirmed
+    delivery the team checked (the connector's safety markers). UserError when it can't."""
+    state = PostState(post.state)
+    if (ws.approvals_needed > 0 and post.sent_revision is not None and post.revision != post.sent_revision
+            and len(approvals_at_revision(session, post)) < ws.approvals_needed):
+        raise UserError(
+            f"#{post.id} changed since it went out (now revision {post.revision}), so the new version needs "
+            f"approval first: approvers, /approve {post.id}. Then /retry {post.id}."
+        )
+    if state != PostState.PUBLISHING and not claim_post(session, post, state, ctx.clock.now()):
+        raise UserError(f"#{post.id} is already being retried or published.")
+    for delivery in again:
+        was = DeliveryState(delivery.state)
+        values: dict[str, Any] = {"state": DeliveryState.PENDING.value, "not_before": None, "auto_attempts": 0}
+        if lift is not None and was == DeliveryState.UNCONFIRMED:
+            values["resume"] = {k: v for k, v in (delivery.resume or {}).items() if not k.startswith(lift)}
+        moved = session.exec(  # type: ignore[call-overload]
+            update(Delivery).where(col(Delivery.id) == delivery.id).where(col(Delivery.state) == was.value)
+            .values(**values)
+        )
+        if moved.rowcount != 1:
+            raise UserError(f"#{post.id} is already being retried or published.")

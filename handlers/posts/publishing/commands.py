@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from sqlalchemy import func, update
-from sqlmodel import Session, col, select
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from handlers.core.access import CREW, EDITORS
 from handlers.core.audit import audit
@@ -28,12 +27,12 @@ from handlers.core.ports import GUARD
 from handlers.core.when import format_when
 from handlers.core.words import state_label
 from handlers.engagement.metrics import first_metrics_at
-from handlers.posts.publishing.claims import claim_post, claim_to_publish_now
+from handlers.posts.publishing.claims import claim_to_publish_now, reopen_deliveries
 from handlers.posts.publishing.due import sweep
 from handlers.posts.publishing.send import send_pending, send_slot
 from handlers.posts.publishing.settle import settle
 from handlers.posts.publishing.threads import NO_ROOT, reopen_steps, send_steps, stuck_steps
-from handlers.posts.rules import approvals_at_revision, refuse_series_post
+from handlers.posts.rules import refuse_series_post
 from storage.models import Account, Delivery, DeliveryState, Post, PostState, move_delivery, move_post
 
 
@@ -181,29 +180,8 @@ async def retry(req: Request) -> Reply:
                     f"#{post.id} has no failed deliveries. Unconfirmed ones ({', '.join(unconfirmed) or 'none'}) "
                     f"may be live: check, then /retry {post.id} <account> or /confirm {post.id} <account> <link>."
                 )
-        if (ws.approvals_needed > 0 and post.sent_revision is not None and post.revision != post.sent_revision
-                and len(approvals_at_revision(session, post)) < ws.approvals_needed):
-            raise UserError(
-                f"#{post.id} changed since it went out (now revision {post.revision}), so the new version needs "
-                f"approval first: approvers, /approve {post.id}. Then /retry {post.id}."
-            )
-        # a settled post is claimed first, and each delivery moved back only from the state read: two /retry at
-        # once (on two workers) can't both reset a delivery the other one has already claimed and sent again. A
-        # post still publishing is claimed already; its deliveries' conditional moves are the claim.
-        if state != PostState.PUBLISHING and not claim_post(session, post, state, ctx.clock.now()):
-            raise UserError(f"#{post.id} is already being retried or published.")
-        for delivery in again:
-            was = DeliveryState(delivery.state)
-            values: dict[str, Any] = {"state": DeliveryState.PENDING.value, "not_before": None, "auto_attempts": 0}
-            if account_name is not None and was == DeliveryState.UNCONFIRMED:
-                # the team checked the account and found nothing: lift the connector's safety markers
-                values["resume"] = {k: v for k, v in (delivery.resume or {}).items() if not k.startswith(GUARD)}
-            moved = session.exec(  # type: ignore[call-overload]
-                update(Delivery).where(col(Delivery.id) == delivery.id).where(col(Delivery.state) == was.value)
-                .values(**values)
-            )
-            if moved.rowcount != 1:
-                raise UserError(f"#{post.id} is already being retried or published.")
+        # the team checked an unconfirmed account it named and found nothing: lift the connector's safety markers
+        reopen_deliveries(ctx, session, post, ws, again, lift=GUARD if account_name is not None else None)
         if not reopen_steps(session, steps):
             raise UserError(f"#{post.id} is already being retried or published.")
         what = [delivery_label(session, d, a) for d, a in pairs if d in again]

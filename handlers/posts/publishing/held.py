@@ -7,7 +7,10 @@ in one notice listing the posts it held (`announce_held`), however many there ar
 crash cut that notice off.
 
 `/held` lists a workspace's held posts; `/held publish` sends them all now and `/held drop`
-cancels them all; `/held publish 3 7` and `/held drop 3 7` do it for some. Publishing goes through
+cancels them all; `/held publish 3 7` and `/held drop 3 7` do it for some. A post going out at each audience's
+own time is held delivery by delivery (publishing/send.py: a delivery whose own time passed beyond the grace
+period, or came during crisis mode, fails as `held`): /held lists those deliveries too, `/held publish` sends
+them (like /retry of that audience) and `/held drop` drops them, and the rest of the post goes on. Publishing goes through
 the same checks and claim as /publish (pause, approvals, target checks; an account whose token is
 dead gets nothing and the team is told how to reconnect it).
 
@@ -30,18 +33,27 @@ from handlers.core.audit import audit
 from handlers.core.chat import Reply
 from handlers.core.commands import Request, command
 from handlers.core.context import Context
-from handlers.core.crisis import active_crisis
+from handlers.core.crisis import active_crisis, crisis_refusal
 from handlers.core.errors import UserError
-from handlers.core.lookups import get_workspace, parse_post_id, post_targets
+from handlers.core.lookups import (
+    delivery_audience,
+    delivery_label,
+    get_workspace,
+    parse_post_id,
+    post_targets,
+)
 from handlers.core.notices import claim_once, tell_team
 from handlers.core.when import show_time
 from handlers.core.words import short_text, state_label
-from handlers.posts.publishing.claims import claim_to_publish_now
+from handlers.posts.local_time import CANCELLED
+from handlers.posts.publishing.claims import claim_to_publish_now, reopen_deliveries
 from handlers.posts.publishing.send import send_pending
+from handlers.posts.publishing.settle import HELD
 from handlers.posts.publishing.threads import waiting_steps
 from handlers.posts.rules import UNAPPROVED, rearm
 from handlers.posts.scheduling import targets_by_post
 from storage.models import (
+    Account,
     Crisis,
     Delivery,
     DeliveryState,
@@ -69,6 +81,37 @@ def held_posts(session: Session, ws_id: int, ids: list[int] | None = None) -> li
     if ids is not None:
         query = query.where(col(Post.id).in_(ids))
     return list(session.exec(query.order_by(col(Post.due_at), col(Post.id))).all())
+
+
+# a post whose deliveries are held one by one is publishing, or settled as failed or partly published
+OWN_TIME_STATES = (PostState.PUBLISHING, PostState.FAILED, PostState.PARTIALLY_PUBLISHED)
+
+
+def held_deliveries(session: Session, ws_id: int, ids: list[int] | None = None) -> list[tuple[Post, Delivery, Account]]:
+    """The workspace's deliveries held at their own time (an audience's local time passed beyond the grace period,
+    or came during crisis mode), by post and due time (only posts `ids`, when given)."""
+    query = (
+        select(Post, Delivery, Account).where(col(Delivery.post_id) == col(Post.id))
+        .where(col(Delivery.account_id) == col(Account.id)).where(Post.workspace_id == ws_id)
+        .where(col(Post.state).in_([s.value for s in OWN_TIME_STATES]))
+        .where(Delivery.state == DeliveryState.FAILED.value).where(Delivery.error_kind == HELD)
+    )
+    if ids is not None:
+        query = query.where(col(Post.id).in_(ids))
+    rows = session.exec(query.order_by(col(Post.id), col(Delivery.due_at), col(Delivery.id))).all()
+    return [(post, delivery, account) for post, delivery, account in rows]
+
+
+def held_delivery_lines(session: Session, ws: Workspace, rows: list[tuple[Post, Delivery, Account]]) -> list[str]:
+    """One line per held delivery: post, audience and account, its own due time in the audience's zone, words."""
+    lines = []
+    for post, delivery, account in rows:
+        audience = delivery_audience(session, delivery)
+        due = delivery.due_at or post.due_at
+        zone = audience.timezone if audience is not None else ws.timezone
+        lines.append(f"  #{post.id} · {delivery_label(session, delivery, account)} · due "
+                     f"{show_time(due, zone) if due else 'now'} · {short_text(post.text, 40)}")
+    return lines
 
 
 def held_lines(session: Session, ws: Workspace, posts: list[Post]) -> list[str]:
@@ -182,24 +225,27 @@ def parse_held(req: Request) -> tuple[str, list[int] | None]:
     return action, list(dict.fromkeys(numbers)) or None
 
 
-def chosen_posts(session: Session, ws_id: int, ids: list[int] | None) -> list[Post]:
-    """The held posts a command is about; refuses numbers that aren't held posts of this workspace."""
+def chosen(session: Session, ws_id: int, ids: list[int] | None) -> tuple[list[Post], dict[int, list[Delivery]]]:
+    """The held posts and held deliveries (by post) a command is about; refuses numbers that are neither."""
     posts = held_posts(session, ws_id, ids)
+    deliveries: dict[int, list[Delivery]] = {}
+    for owner, delivery, _account in held_deliveries(session, ws_id, ids):
+        deliveries.setdefault(owner.id or 0, []).append(delivery)
     if ids is not None:
-        found = {p.id for p in posts}
+        found = {p.id for p in posts} | set(deliveries)
         missing = [i for i in ids if i not in found]
         if missing:
             wrong = []
             for post_id in missing:
-                post = session.get(Post, post_id)
+                other = session.get(Post, post_id)
                 wrong.append(f"#{post_id} isn't held" + (
-                    f" (it's {state_label(post)})" if post is not None and post.workspace_id == ws_id
+                    f" (it's {state_label(other)})" if other is not None and other.workspace_id == ws_id
                     else " (there's no such post in this workspace)"))
             raise UserError("; ".join(wrong) + ". /held lists the held posts. Nothing was changed.")
-    if not posts:
+    if not posts and not deliveries:
         raise UserError("No posts are held. (Posts whose time passes while Herald is down are held when they "
                         "are more than the grace period late.)")
-    return posts
+    return posts, deliveries
 
 
 @command(
@@ -210,8 +256,10 @@ def chosen_posts(session: Session, ws_id: int, ids: list[int] | None) -> list[Po
         "A post whose time passed while Herald was down (or paused) goes out at restart if it is within the\n"
         "grace period; an older one is held so it doesn't go out late by surprise. In crisis mode (/crisis) a post\n"
         "whose time comes is held the same way.\n"
-        "/held lists them; /held publish sends them all now (like /publish: approvals and pause apply);\n"
-        "/held drop cancels them all; /held publish 3 7 or /held drop 3 7 for some."
+        "A post going out at each audience's own time is held audience by audience: only the delivery whose time\n"
+        "passed waits, the rest goes out.\n"
+        "/held lists them; /held publish sends them all now (like /publish, or /retry for a held delivery:\n"
+        "approvals and pause apply); /held drop cancels them all; /held publish 3 7 or /held drop 3 7 for some."
     ),
     roles=EDITORS,
     group="Publishing",
@@ -227,14 +275,21 @@ async def held(req: Request) -> Reply:
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
         posts = held_posts(session, ws_id)
-        if not posts:
+        own = held_deliveries(session, ws_id)
+        if not posts and not own:
             return Reply("No posts are held. /queue shows what's coming up.")
         lines = held_lines(session, ws, posts)
-    head = f"⚠️ {len(posts)} held post(s), past the grace period after downtime (times in {ws.timezone}):"
-    if ws.crisis_id is not None:
-        head = (f"⚠️ {len(posts)} held post(s), held by crisis mode (/crisis) or after downtime (times in "
-                f"{ws.timezone}):")
-    return Reply("\n".join([head, *lines, commands_hint([p.id or 0 for p in posts])]))
+        own_lines = held_delivery_lines(session, ws, own)
+    why = "held by crisis mode (/crisis) or after downtime" if ws.crisis_id is not None else \
+        "past the grace period after downtime"
+    parts = []
+    if posts:
+        parts += [f"⚠️ {len(posts)} held post(s), {why} (times in {ws.timezone}):", *lines]
+    if own:
+        parts += [f"⚠️ {len(own)} held delivery(ies), {why}; the rest of each post went or goes on (times in "
+                  f"each audience's zone, else {ws.timezone}):", *own_lines]
+    numbers = list(dict.fromkeys([p.id or 0 for p in posts] + [p.id or 0 for p, _d, _a in own]))
+    return Reply("\n".join([*parts, commands_hint(numbers)]))
 
 
 async def publish_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply:
@@ -244,10 +299,31 @@ async def publish_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply
         ws = get_workspace(session, ws_id)
         if ws.paused:
             raise UserError(f"Publishing is paused ({ws.pause_reason or 'no reason given'}). /resume first.")
-        chosen = [p.id for p in chosen_posts(session, ws_id, ids) if p.id is not None]
+        posts, own = chosen(session, ws_id, ids)
+        whole = [p.id for p in posts if p.id is not None]
     claimed: list[int] = []
     refused: list[str] = []
-    for post_id in chosen:
+    for post_id, deliveries in own.items():
+        try:
+            with ctx.db.session() as session:  # like /retry of those audiences: the rest of the post goes on
+                post = session.get(Post, post_id)
+                if post is None:
+                    raise UserError(f"#{post_id} isn't held any more.")
+                ws = get_workspace(session, ws_id)
+                held_back = crisis_refusal(session, ws, post)
+                if held_back is not None:
+                    raise UserError(held_back)
+                again = [d for d in (session.get(Delivery, x.id) for x in deliveries) if d is not None
+                         and DeliveryState(d.state) == DeliveryState.FAILED and d.error_kind == HELD]
+                if not again:
+                    raise UserError(f"#{post_id} isn't held any more.")
+                what = ", ".join(delivery_label(session, d, a) for d, a in post_targets(session, post) if d in again)
+                reopen_deliveries(ctx, session, post, ws, again)
+                audit(session, ctx, ws_id, post_id, req.actor_name, "publish held", what)
+            claimed.append(post_id)
+        except (UserError, IllegalTransition) as exc:
+            refused.append(f"  ✋ {exc}")
+    for post_id in whole:
         try:
             with ctx.db.session() as session:  # each post on its own: one that can't go doesn't stop the rest
                 post = session.get(Post, post_id)
@@ -272,18 +348,40 @@ async def publish_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply
 
 
 async def drop_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply:
-    """Cancel the chosen held posts, all in one transaction."""
+    """Cancel the chosen held posts, and drop the chosen held deliveries (the rest of their posts goes on), all in
+    one transaction."""
     ctx = req.ctx
+    now = ctx.clock.now()
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
-        posts = chosen_posts(session, ws_id, ids)
+        posts, own = chosen(session, ws_id, ids)
         for post in posts:
             move_post(post, PostState.CANCELLED)
             post.held_note = None
             audit(session, ctx, ws_id, post.id, req.actor_name, "cancel", "held after downtime")
             rearm(ctx, post, ws)
         dropped = [f"#{p.id}" for p in posts]
-    reply = Reply(f"🗑 {len(dropped)} held post(s) cancelled; they won't publish: {', '.join(dropped)}.")
+        parts: list[str] = []
+        for post_id, deliveries in own.items():
+            labels = []
+            for delivery in deliveries:  # conditional: a delivery /held publish sent meanwhile stays sent
+                moved = session.exec(  # type: ignore[call-overload]
+                    update(Delivery).where(col(Delivery.id) == delivery.id)
+                    .where(col(Delivery.state) == DeliveryState.FAILED.value).where(col(Delivery.error_kind) == HELD)
+                    .values(error_kind=CANCELLED, updated_at=now,
+                            last_error=f"held, then dropped by {req.actor_name}")
+                )
+                account = session.get(Account, delivery.account_id)
+                if moved.rowcount == 1 and account is not None:
+                    labels.append(delivery_label(session, delivery, account))
+            if labels:
+                audit(session, ctx, ws_id, post_id, req.actor_name, "drop held", ", ".join(labels))
+                parts.append(f"#{post_id} for {', '.join(labels)}")
+    lines = [f"🗑 {len(dropped)} held post(s) cancelled; they won't publish: {', '.join(dropped)}."] if dropped else []
+    if parts:
+        lines.append(f"🗑 Held deliveries dropped; they won't publish: {'; '.join(parts)}. (/retry would send them "
+                     "after all.)")
+    reply = Reply("\n".join(lines) or "Nothing held was left to drop.")
     if not await refresh_crisis_card(ctx, ws_id):  # in crisis mode the pinned card says it
         await tell_team(ctx, ws_id, reply, skip=req.command.chat)
     return reply

@@ -50,7 +50,7 @@ HELD = "held"
 
 
 FIXES = {
-    HELD: "/retry {post} sends it now",
+    HELD: "/held publish {post} sends it now · /held drop {post} drops it",
     CANCELLED: "/retry {post} sends it after all",
     UNSCHEDULED: "/retry {post} sends it now",
     ErrorKind.REJECTED.value: "fix the text with /variant {post} {whom} <text>, then /retry {post}",
