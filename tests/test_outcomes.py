@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from sqlalchemy.exc import OperationalError
+from sqlmodel import select
 
 import handlers.posts.publishing.send as send
 from handlers.core.ports import CANT_TELL, ErrorKind, Outgoing, Published, PublishError
+from storage.models import Audience
 from tests.conftest import FakeClock, Team, capturing
 from tests.fakes.bluesky_api import FakeBluesky
 from tests.fakes.mastodon_api import FakeMastodon
@@ -307,3 +309,41 @@ async def test_a_lost_answer_matched_to_another_audiences_post_of_the_account_st
     assert states == [("sent", "r1"), ("unconfirmed", None)], (states, out)
     assert network.count("news") == 2  # never resent by itself
     assert "/confirm" in out, out
+
+
+async def test_confirm_names_the_audience_when_an_account_has_two_unconfirmed_deliveries(team: Team) -> None:
+    """One account reaching two audiences, both answers lost: /confirm with only the account can't tell which
+    post the team found and asks; `audience:<name>` after the account (or alone) picks one, and nothing else
+    changes."""
+    network = RecordingNetwork()
+    team.herald.networks.add(network)
+    await team.setup_workspace(accounts=())
+    await team.say("alice", "/connect recording name=news")
+    team.add_audience("south", ("news",), "Europe/Madrid", "es")
+    team.add_audience("north", ("news",), "Europe/Oslo", "nb")
+    network.behaviour["news"] = lost_answer
+    out = await team.say("alice", "/draft Summer sale today! to=audience:south,audience:north")
+    post_id = int(out.split("#", 1)[1].split(" ", 1)[0].rstrip(".:"))
+    await team.say("alice", f"/submit {post_id}")
+    await team.say("bob", f"/approve {post_id}")
+    await team.say("alice", f"/publish {post_id}")
+    assert sorted(d.state for d in team.deliveries(post_id)) == ["unconfirmed", "unconfirmed"]
+
+    out = await team.say("alice", f"/confirm {post_id} news r-south")
+    assert out.startswith(f"✋ #{post_id} has 2 unconfirmed deliveries for news (news · "), out
+    assert f"name one: /confirm {post_id} news audience:" in out, out
+    out = await team.say("alice", f"/confirm {post_id} news audience:west r-south")
+    assert out.startswith("✋") and "west" in out, out
+    assert sorted(d.state for d in team.deliveries(post_id)) == ["unconfirmed", "unconfirmed"]  # nothing changed
+
+    await team.say("alice", f"/confirm {post_id} news audience:south r-south")
+    with team.herald.db.session() as session:
+        names = {a.id: a.name for a in session.exec(select(Audience)).all()}
+    by_audience = {names[d.audience_id]: d for d in team.deliveries(post_id)}
+    assert (by_audience["south"].state, by_audience["south"].remote_id) == ("sent", "r-south")
+    assert by_audience["north"].state == "unconfirmed"
+    out = await team.say("alice", f"/confirm {post_id} audience:north r-north")
+    assert f"#{post_id} is published on all 2 account(s)" in out, out
+    assert sorted((d.state, d.remote_id) for d in team.deliveries(post_id)) == [("sent", "r-north"),
+                                                                                 ("sent", "r-south")]
+    assert network.count("news") == 2  # never resent

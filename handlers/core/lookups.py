@@ -104,11 +104,6 @@ def delivery_label(session: Session, delivery: Delivery, account: Account) -> st
     return target_label(account, delivery_audience(session, delivery))
 
 
-def target_named(pairs: list[tuple[Delivery, Account]], name: str) -> tuple[Delivery, Account] | None:
-    """The (delivery, account) of a post's target called `name` (any case), or None."""
-    return next(((d, a) for d, a in pairs if a.name.lower() == name.lower()), None)
-
-
 def get_audience(session: Session, workspace_id: int, name: str, *, removed_too: bool = False) -> Audience:
     """The workspace's audience called `name` (any case; 'audience:' in front is allowed), or a refusal that
     lists the audiences there are. `removed_too` (reports of the past) also finds a removed one by the name the

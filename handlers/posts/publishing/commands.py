@@ -20,7 +20,6 @@ from handlers.core.lookups import (
     get_audience,
     get_workspace,
     post_targets,
-    target_named,
 )
 from handlers.core.notices import tell_team
 from handlers.core.ports import GUARD
@@ -114,7 +113,7 @@ async def publish(req: Request) -> Reply:
 
 
 def retry_targets(session: Session, post: Post, pairs: list[tuple[Delivery, Account]],
-                  name: str) -> list[tuple[Delivery, Account]]:
+                  name: str, verb: str = "retry") -> list[tuple[Delivery, Account]]:
     """The deliveries /retry names: every one to an account (all the audiences it reaches), or every one to an
     audience (audience:<name>); refused when the post has none."""
     if name.lower().startswith("audience:"):
@@ -124,7 +123,7 @@ def retry_targets(session: Session, post: Post, pairs: list[tuple[Delivery, Acco
                   and audience.name == wanted]
         if not chosen:
             known = get_audience(session, post.workspace_id, wanted)  # refuses an unknown one, naming those there are
-            raise UserError(f"#{post.id} doesn't go to audience {known.name}. e.g. /retry {post.id} "
+            raise UserError(f"#{post.id} doesn't go to audience {known.name}. e.g. /{verb} {post.id} "
                             f"{pairs[0][1].name if pairs else 'acme-x'}")
         return chosen
     chosen = [(d, a) for d, a in pairs if a.name.lower() == name.lower()]
@@ -193,9 +192,24 @@ async def retry(req: Request) -> Reply:
     return result
 
 
+def confirm_targets(session: Session, post: Post, pairs: list[tuple[Delivery, Account]], account_name: str,
+                    audience_word: str) -> list[tuple[Delivery, Account]]:
+    """The post's deliveries /confirm names: to an account, to an audience (audience:<name>), or to an account
+    for one audience; refused when the post has none."""
+    chosen = pairs
+    if audience_word:
+        chosen = retry_targets(session, post, chosen, audience_word, "confirm")
+    if account_name:
+        chosen = [(d, a) for d, a in chosen if a.name.lower() == account_name.lower()]
+        if not chosen:
+            tail = f" for {audience_word}" if audience_word else ""
+            raise UserError(f"#{post.id} wasn't sent to an account called {account_name}{tail}.")
+    return chosen
+
+
 @command(
     "confirm",
-    usage="/confirm <post> <account> [link]", example="/confirm 12 acme-x https://x.com/acme/status/1",
+    usage="/confirm <post> <account> [audience:<name>] [link]", example="/confirm 12 acme-x https://x.com/acme/status/1",
     summary="mark an unconfirmed delivery as live after you found it on the network",
     roles=EDITORS,
     group="Publishing",
@@ -205,18 +219,34 @@ async def confirm(req: Request) -> Reply:
     ctx = req.ctx
     ws_id = req.need_workspace()
     post_id, rest = req.post_and_rest()
-    account_name, _, link = rest.partition(" ")
-    if not account_name:
+    words = rest.split(" ")
+    account_name, link = words[0], " ".join(words[1:])
+    audience_word = ""
+    if account_name.lower().startswith("audience:"):
+        audience_word, account_name = account_name, ""
+    elif link.lower().startswith("audience:"):
+        audience_word, _, link = link.partition(" ")
+    if not account_name and not audience_word:
         raise UserError(f"Which account? Usage: {req.spec.usage}")
     with req.post_command() as (session, post, _ws):
-        pairs = post_targets(session, post)
-        # an account that reaches two audiences of the post: its unconfirmed delivery, else its first
-        chosen = next(((d, a) for d, a in pairs if a.name.lower() == account_name.lower()
-                       and DeliveryState(d.state) == DeliveryState.UNCONFIRMED), target_named(pairs, account_name))
-        adding_link = chosen is not None and DeliveryState(chosen[0].state) == DeliveryState.SENT \
-            and chosen[0].remote_id is None and bool(link.strip())
-        if chosen is None or (DeliveryState(chosen[0].state) != DeliveryState.UNCONFIRMED and not adding_link):
-            raise UserError(f"#{post.id} has no unconfirmed delivery to {account_name}.")
+        pairs = confirm_targets(session, post, post_targets(session, post), account_name, audience_word)
+        whom = " ".join(w for w in (account_name, audience_word) if w)
+        unconfirmed = [(d, a) for d, a in pairs if DeliveryState(d.state) == DeliveryState.UNCONFIRMED]
+        if len(unconfirmed) > 1:  # an account that reaches two audiences of the post, or an audience on two accounts
+            labels = [delivery_label(session, d, a) for d, a in unconfirmed]
+            first = unconfirmed[0]
+            audience = delivery_audience(session, first[0])
+            example = f"{first[1].name} audience:{audience.name}" if audience is not None and account_name \
+                else first[1].name
+            raise UserError(f"#{post.id} has {len(unconfirmed)} unconfirmed deliveries for {whom} "
+                            f"({', '.join(labels)}); name one: /confirm {post.id} {example} <link>.")
+        missing_link = [(d, a) for d, a in pairs if DeliveryState(d.state) == DeliveryState.SENT
+                        and d.remote_id is None]
+        chosen = unconfirmed[0] if unconfirmed else (missing_link[0] if len(missing_link) == 1 and link.strip()
+                                                     else None)
+        adding_link = chosen is not None and not unconfirmed
+        if chosen is None:
+            raise UserError(f"#{post.id} has no unconfirmed delivery to {whom}.")
         delivery, account = chosen
         given = link.strip()
         is_url = "://" in given
