@@ -43,16 +43,19 @@ GROUP_HOMES = {
 }
 
 
-def chat_workspace(session: Session, cmd: Command) -> int | None:
-    """The workspace of a chat: its own link, else a linked chat of the same server (Discord guild)."""
+def chat_workspace(session: Session, cmd: Command) -> tuple[int | None, bool]:
+    """The workspace of a chat: its own link, else a linked chat of the same server (Discord guild); and whether
+    this very chat is linked."""
     link = chat_link(session, cmd.chat)
-    if link is None and cmd.chat.space:
+    if link is not None:
+        return link.workspace_id, True
+    if cmd.chat.space:
         link = session.exec(
             select(ChatLink).where(ChatLink.platform == cmd.chat.platform).where(ChatLink.space == cmd.chat.space)
             .order_by(ChatLink.id)  # type: ignore[arg-type]
         ).first()
-    if link is not None:
-        return link.workspace_id
+        if link is not None:
+            return link.workspace_id, False
     if cmd.chat.private:  # a private chat with Herald works in the one workspace where the person is a member
         spaces = sorted(set(session.exec(
             select(Member.workspace_id).where(Member.platform == cmd.actor.platform)
@@ -65,8 +68,8 @@ def chat_workspace(session: Session, cmd: Command) -> int | None:
                 "private chat is for. Ask an admin of the one you mean for /link in its chat, and send "
                 "/link <code> here."
             )
-        return spaces[0] if spaces else None
-    return None
+        return (spaces[0] if spaces else None), False
+    return None, False
 
 
 def member_role(session: Session, workspace_id: int, actor: Actor) -> tuple[Role | None, int | None]:
@@ -122,11 +125,10 @@ class Caller:
 def resolve(ctx: Context, cmd: Command) -> Caller:
     """The workspace of the chat and the caller's role in it (chat admins default to admin)."""
     with ctx.db.session() as session:
-        workspace_id = chat_workspace(session, cmd)
+        workspace_id, linked = chat_workspace(session, cmd)
         if workspace_id is None:
             return Caller(None, Role.VIEWER)
         ws = get_workspace(session, workspace_id)
-        linked = chat_link(session, cmd.chat) is not None
         role, named = member_role(session, workspace_id, cmd.actor)
         if role is not None:
             return Caller(workspace_id, role, named, own_role=True, readers=ws.readers, linked=linked)

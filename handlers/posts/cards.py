@@ -6,6 +6,7 @@ checked them (submit, approve, schedule) passes them in, so one press checks eac
 
 from __future__ import annotations
 
+from sqlalchemy import literal, union_all
 from sqlmodel import Session, col, func, select
 
 from handlers.core.chat import Button, Reply
@@ -79,14 +80,20 @@ def post_body(ctx: Context, session: Session, post: Post, ws: Workspace,
 
 
 def series_lines(session: Session, post: Post) -> list[str]:
-    """Where the post stands in a recurring series (/repeat): its post, or one of its dates."""
-    series = session.exec(select(Series).where(Series.template_post_id == post.id)).first()
-    if series is not None:
-        running = series.state == SeriesState.ACTIVE.value
+    """Where the post stands in a recurring series (/repeat): its post, or one of its dates (one round trip: the
+    two indexed look-ups in one UNION ALL, the series whose post it is first)."""
+    own = select(Series.template_post_id, Series.state, literal(0).label("rank")).where(
+        Series.template_post_id == post.id)
+    date_of = select(Series.template_post_id, Series.state, literal(1).label("rank")).join(
+        Occurrence, col(Occurrence.series_id) == col(Series.id)).where(Occurrence.post_id == post.id)
+    found = session.exec(union_all(own, date_of).order_by("rank").limit(1)).first()  # type: ignore[call-overload]
+    if found is None:
+        return []
+    template, state, rank = found
+    if rank == 0:
+        running = state == SeriesState.ACTIVE.value
         return [f"🔁 The post of a {'recurring' if running else 'finished'} series: /repeat {post.id} shows its dates"]
-    template = session.exec(select(Series.template_post_id).join(Occurrence, col(Occurrence.series_id) == col(Series.id))
-                            .where(Occurrence.post_id == post.id)).first()
-    return [f"🔁 One date of the series of #{template} (/repeat {template})"] if template is not None else []
+    return [f"🔁 One date of the series of #{template} (/repeat {template})"]
 
 
 def variant_lines(post: Post, rendered: list[Rendered]) -> list[str]:

@@ -95,12 +95,13 @@ def resolve_accounts(session: Session, ws_id: int, names: list[str]) -> list[Acc
     return chosen
 
 
-def resolve_targets(session: Session, ws_id: int, names: list[str], example: str) -> tuple[list[Account],
-                                                                                           list[Audience]]:
-    """The accounts and audiences a list of names picks: audience:<name> is an audience, and so is a plain name
-    after it that names one (audience:south,north); any other name is an account (or all of them: all). An
-    unknown audience, or one no account reaches, is refused with `example`."""
+def resolve_targets(session: Session, ws_id: int, names: list[str],
+                    example: str) -> tuple[list[Account], list[Audience], dict[int, list[Account]]]:
+    """The accounts and audiences (with the accounts that reach each) a list of names picks: audience:<name> is an
+    audience, and so is a plain name after it that names one (audience:south,north); any other name is an account
+    (or all of them: all). An unknown audience, or one no account reaches, is refused with `example`."""
     audiences: list[Audience] = []
+    reach: dict[int, list[Account]] = {}  # audience id → the accounts that reach it
     account_names: list[str] = []
     after_audience = False
     for name in names:
@@ -122,13 +123,15 @@ def resolve_targets(session: Session, ws_id: int, names: list[str], example: str
         except UserError as exc:
             raise UserError(f"{exc} Nothing changed. Audiences are written like this: {example}") from None
         assert audience.id is not None
-        if not audience_accounts(session, audience.id):
+        if audience.id in reach:
+            continue
+        reach[audience.id] = audience_accounts(session, audience.id)
+        audiences.append(audience)
+        if not reach[audience.id]:
             raise UserError(f"No account reaches audience {audience.name} yet, so a post can't go to it. Nothing "
                             f"changed. Give it accounts first (/audience), or name accounts: {example}")
-        if audience not in audiences:
-            audiences.append(audience)
     accounts = resolve_accounts(session, ws_id, account_names) if account_names else []
-    return accounts, audiences
+    return accounts, audiences, reach
 
 
 @command(
@@ -168,10 +171,10 @@ async def draft(req: Request) -> Reply:
     now = ctx.clock.now()
     with ctx.db.session() as session:
         ws = get_workspace(session, ws_id)
-        accounts, audiences = resolve_targets(session, ws_id, options["to"].split(","),
-                                              "to=audience:south,north") if "to" in options else (list(
+        accounts, audiences, reach = resolve_targets(session, ws_id, options["to"].split(","),
+                                                     "to=audience:south,north") if "to" in options else (list(
             session.exec(select(Account).where(Account.workspace_id == ws_id).order_by(Account.name)).all()
-        ), [])
+        ), [], {})
         post = Post(
             workspace_id=ws_id, author_platform=cmd.actor.platform, author_user_id=cmd.actor.user_id,
             author_name=cmd.actor.name, text=text, link=options.get("link"), campaign=options.get("campaign"),
@@ -186,7 +189,7 @@ async def draft(req: Request) -> Reply:
             post.media = store_media(session, ws_id, cmd.media, cmd.actor.name)
         session.add(post)
         session.flush()
-        set_targets(session, post, accounts, audiences)
+        set_targets(session, post, accounts, audiences, reach=reach, new=True)
         session.flush()
         check_steps(ctx, session, post, ws)
         audit(session, ctx, ws_id, post.id, cmd.actor.name, "draft", short_text(text))
@@ -332,8 +335,8 @@ async def targets(req: Request) -> Reply:
     with ctx.db.session() as session:
         post = editable_post(session, ws_id, post_id, "retargeted")
         ws = get_workspace(session, ws_id)
-        accounts, audiences = resolve_targets(session, ws_id, names, f"/targets {post_id} audience:south acme-x")
-        set_targets(session, post, accounts, audiences)
+        accounts, audiences, reach = resolve_targets(session, ws_id, names, f"/targets {post_id} audience:south acme-x")
+        set_targets(session, post, accounts, audiences, reach=reach)
         session.flush()
         placed = place_new_targets(session, post, ws, ctx.clock.now())
         what = "targets set to " + ", ".join(target_label(a, delivery_audience(session, d))

@@ -4,7 +4,7 @@ an edit of a series' post (/repeat) reaches the series' future occurrences that 
 from __future__ import annotations
 
 import secrets as pysecrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlmodel import Session, col, select
 
@@ -67,21 +67,25 @@ def content_changed(ctx: Context, session: Session, post: Post, ws: Workspace, a
 Target = tuple[int, int | None]  # a delivery's key: (account id, audience id or None)
 
 
-def set_targets(session: Session, post: Post, accounts: list[Account], audiences: Sequence[Audience] = ()) -> None:
+def set_targets(session: Session, post: Post, accounts: list[Account], audiences: Sequence[Audience] = (), *,
+                reach: Mapping[int, list[Account]] | None = None, new: bool = False) -> None:
     """Make the post's deliveries match `accounts` (no audience) and `audiences` (each of an audience's accounts,
-    for that audience): add new ones, drop the others."""
+    for that audience: from `reach` by audience id when the caller read them, else read here): add new ones, drop
+    the others. A `new` post has none yet."""
     wanted: list[Target] = [(a.id or 0, None) for a in accounts]
     for audience in audiences:
         assert audience.id is not None
-        wanted += [(a.id or 0, audience.id) for a in audience_accounts(session, audience.id)]
-    set_target_keys(session, post, wanted)
+        found = reach[audience.id] if reach is not None and audience.id in reach \
+            else audience_accounts(session, audience.id)
+        wanted += [(a.id or 0, audience.id) for a in found]
+    set_target_keys(session, post, wanted, new=new)
 
 
-def set_target_keys(session: Session, post: Post, wanted: list[Target]) -> None:
+def set_target_keys(session: Session, post: Post, wanted: list[Target], *, new: bool = False) -> None:
     """Make the post's deliveries match `wanted`, one per (account, audience): a delivery kept keeps its state
-    and key, so nothing already sent goes twice."""
+    and key, so nothing already sent goes twice. A `new` post has no deliveries to read."""
     assert post.id is not None
-    current = {(d.account_id, d.audience_id): d for d, _a in post_targets(session, post)}
+    current = {} if new else {(d.account_id, d.audience_id): d for d, _a in post_targets(session, post)}
     for target, delivery in current.items():
         if target not in wanted:
             session.delete(delivery)
