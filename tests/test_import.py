@@ -28,7 +28,17 @@ from handlers.core.errors import UserError
 from handlers.core.ports import FetchError
 from handlers.posts.imports import ranges
 from handlers.posts.plan_file import MAX_ROWS, PlanRow, column_letter, decode, read_table
-from storage.models import AuditEvent, Delivery, ImportState, Media, PlanImport, Post
+from storage.models import (
+    Account,
+    Audience,
+    AudienceAccount,
+    AuditEvent,
+    Delivery,
+    ImportState,
+    Media,
+    PlanImport,
+    Post,
+)
 from tests.conftest import FakeClock, Team, make_herald, refused
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.loopback import LoopbackServer
@@ -532,3 +542,44 @@ def test_a_row_is_validated_by_its_model() -> None:
                    {"text": "x" * 20_001}):
         with pytest.raises(ValueError):
             PlanRow.model_validate(values)
+
+
+async def test_a_row_for_audiences_makes_a_delivery_per_audience_account_with_its_landing_page(
+        acme: Team, tmp_path: Path) -> None:
+    """The accounts column takes audiences as /draft's to= does: each audience's accounts get that audience's
+    version (its landing page, checked in the dry run), an unknown audience or a local time is an error of that
+    row and column, and an audience removed between the dry run and confirm stops the import."""
+    acme.add_audience("south", ("brand-x",), "Europe/Madrid", "es", link="https://shop.example/es")
+    acme.add_audience("north", ("brand-x", "brand-bsky"), "Europe/Oslo", "nb")
+    rows = [["Rebajas de invierno hoy", "2026-12-02 09:00", "", "audience:south,north", "", "", "", ""],
+            ["Winter sale", "2026-12-03 09:00", "", "brand-bsky audience:south", "", "", "", ""],
+            ["Unknown", "2026-12-03 09:00", "", "audience:west", "", "", "", ""],
+            ["Local", "tue 9:00 local", "", "audience:south", "", "", "", ""]]
+    out = await acme.say("alice", f"/import {write(tmp_path, 'audiences.csv', plan_csv(rows))}")
+    assert "Row 2 → draft · Wed 2 Dec 2026 09:00 CET (Europe/Paris) · to audience south, audience north" in out, out
+    assert "Row 3 → draft · Thu 3 Dec 2026 09:00 CET (Europe/Paris) · to brand-bsky, audience south" in out, out
+    assert "✗ Row 4, column D (accounts): There's no audience 'west'. Audiences here: north, south." in out, out
+    assert "✗ Row 5, column B (time): a row can't go out at each audience's own time yet" in out, out
+    out = await acme.say("alice", "/import confirm")
+    assert out.startswith("✅ Imported audiences.csv: 2 posts (#1–#2)."), out
+    with acme.herald.db.session() as session:
+        names = {a.id: a.name for a in session.exec(select(Account)).all()}
+        audiences = {a.id: a.name for a in session.exec(select(Audience)).all()}
+    first, second = (sorted((names[d.account_id], audiences.get(d.audience_id or 0)) for d in acme.deliveries(p))
+                     for p in (1, 2))
+    assert first == [("brand-bsky", "north"), ("brand-x", "north"), ("brand-x", "south")]
+    assert second == [("brand-bsky", None), ("brand-x", "south")]
+    preview = await acme.say("alice", "/preview 1")
+    assert "shop.example/es" in preview, preview  # south's landing page on its delivery
+
+    # removed between the dry run and confirm: nothing is created
+    again = [["Segunda ola de rebajas", "2026-12-04 09:00", "", "audience:south", "", "", "", ""]]
+    await acme.say("alice", f"/import {write(tmp_path, 'again.csv', plan_csv(again))}")
+    with acme.herald.db.session() as session:
+        for link in session.exec(select(AudienceAccount)).all():
+            session.delete(link)
+        session.commit()
+    out = await acme.say("alice", "/import confirm")
+    assert out.startswith("✋ Nothing was created: since the dry run of again.csv,") and \
+        "no account reaches audience south any more" in out, out
+    assert len(posts(acme)) == 2

@@ -34,12 +34,12 @@ from handlers.core.chat import Attachment, MediaIn, Reply
 from handlers.core.commands import Param, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import account_rules, get_workspace
+from handlers.core.lookups import account_rules, audience_accounts, get_workspace
 from handlers.core.notices import tell_team
 from handlers.core.ports import FetchError
 from handlers.core.when import WhenError, parse_timezone, parse_when, show_time
 from handlers.core.words import short_text
-from handlers.posts.drafts import set_targets
+from handlers.posts.drafts import resolve_targets, set_targets
 from handlers.posts.media import MAX_IMAGE_BYTES, MAX_ITEMS, sniff, store_media
 from handlers.posts.plan_file import (
     MAX_ROWS,
@@ -51,11 +51,12 @@ from handlers.posts.plan_file import (
     example_hint,
     read_table,
 )
-from handlers.posts.render import render, variant_key
+from handlers.posts.render import AUDIENCE_PREFIX, render, variant_key
 from handlers.posts.rules import approved_now, rearm
 from handlers.posts.thread_parts import split_parts
 from storage.models import (
     Account,
+    Audience,
     ImportState,
     Media,
     PlanImport,
@@ -229,6 +230,10 @@ class Checker:
                 error("zone", str(exc))
                 failed.add("zone")
         due_at, due_tz = None, None
+        if row.time and row.time.split()[-1].lower() == "local":
+            error("time", "a row can't go out at each audience's own time yet: give one time (and zone) or none, "
+                          "then after /import confirm: /schedule <post> tue 9:00 local")
+            failed.add("time")
         if row.time and "time" not in failed and "zone" not in failed:
             try:
                 when = parse_when(row.time, now=self.now, default_tz=zone, language=self.ws.language)
@@ -239,7 +244,7 @@ class Checker:
             except WhenError as exc:
                 error("time", str(exc))
 
-        targets = self.targets(row.accounts, error) if "accounts" not in failed else None
+        picked = self.targets(row.accounts, error) if "accounts" not in failed else None
 
         media: list[int] = []
         urls: list[str] = []
@@ -253,52 +258,59 @@ class Checker:
         variants = {self.variant_keys[name]: text for name, text in row.variants.items()}
         if not row.text and not variants and not media and not urls and "text" not in failed:
             error("text", "the post has no text")
-        elif targets is not None and not failed & {"text", "variants", "link", "image"}:
-            used = {k for a in targets for k in (a.name, account_rules(a), a.network)}  # as render.variant_key
+        elif picked is not None and not failed & {"text", "variants", "link", "image"}:
+            used = {k for a in picked.accounts for k in (a.name, account_rules(a), a.network)}  # as render.variant_key
             for name in row.variants:
                 key = self.variant_keys[name]
                 if key not in used:
                     error(name, f"none of this row's accounts is {key}, so this text would go nowhere")
-            self.check_limits(row, variants, len(media) + len(urls), targets, error)
+            self.check_limits(row, variants, len(media) + len(urls), picked, error)
 
         if out.errors:
             return out
-        assert targets is not None
+        assert picked is not None
         submit = row.submit
         out.plan = {
             "row": number, "text": row.text, "variants": variants, "link": row.link or None,
-            "campaign": row.campaign or None, "accounts": [a.id for a in targets], "media": media, "fetch": urls,
+            "campaign": row.campaign or None, "accounts": [a.id for a in picked.direct],
+            "audiences": [a.id for a in picked.audiences], "media": media, "fetch": urls,
             "due_at": due_at.isoformat() if due_at else None, "due_tz": due_tz, "submit": submit,
         }
         when_text = show_time(due_at, due_tz or zone) if due_at else "no time yet"
         what = "submitted for approval" if (self.submit_all if submit is None else submit) else "draft"
-        out.becomes = (f"Row {number} → {what} · {when_text} · to {', '.join(a.name for a in targets)} · "
+        out.becomes = (f"Row {number} → {what} · {when_text} · to {picked.label()} · "
                        f"“{short_text(row.text or next(iter(variants.values()), ''), 40)}”")
         return out
 
-    def targets(self, written: str, error: Complain) -> list[Account] | None:
+    def targets(self, written: str, error: Complain) -> Targets | None:
+        """The row's accounts and audiences, written as /draft's to= (acme-x, audience:south,north, all)."""
         names = written.replace(",", " ").split()
         if not names or [n.lower() for n in names] == ["all"]:
             if not self.accounts:
                 error("accounts", "no accounts are connected yet (/connect sandbox name=brand connects one)")
                 return None
-            return list(self.accounts)
+            return Targets(list(self.accounts), [], {})
+        if any(n.lower().startswith(AUDIENCE_PREFIX) for n in names):
+            try:
+                direct, audiences, reach = resolve_targets(self.session, self.ws.id or 0, names,
+                                                           "audience:south acme-x")
+            except UserError as exc:
+                error("accounts", str(exc).replace(" Nothing changed.", ""))
+                return None
+            return Targets(sorted(direct, key=lambda a: a.name), audiences, reach)
         by_name = {a.name.lower(): a for a in self.accounts}
         unknown = [n for n in names if n.lower() not in by_name]
         if unknown:
             known = ", ".join(a.name for a in self.accounts) or "none yet"
             error("accounts", f"no account called {', '.join(unknown)} (accounts: {known})")
             return None
-        chosen: list[Account] = []
-        for name in names:
-            if by_name[name.lower()] not in chosen:
-                chosen.append(by_name[name.lower()])
-        return sorted(chosen, key=lambda a: a.name)
+        chosen = {by_name[name.lower()].id: by_name[name.lower()] for name in names}
+        return Targets(sorted(chosen.values(), key=lambda a: a.name), [], {})
 
-    def check_limits(self, row: PlanRow, variants: dict[str, str], files: int, targets: list[Account],
+    def check_limits(self, row: PlanRow, variants: dict[str, str], files: int, picked: Targets,
                      error: Complain) -> None:
-        """Each target's text as it would go out, checked by its network's own counting (posts/render.py), and each
-        part of a thread (`---` lines in the text) as well."""
+        """Each target's text as it would go out (an audience's with its landing page and tags), checked by its
+        network's own counting (posts/render.py), and each part of a thread (`---` lines in the text) as well."""
         try:
             parts = split_parts(row.text)
         except UserError as exc:
@@ -308,15 +320,38 @@ class Checker:
                     text=parts[0], parts=parts[1:], link=row.link or None, campaign=row.campaign or None,
                     variants=variants, media=[0] * files)  # a post not stored: render counts its files, never reads them
         column_of = {key: name for name, key in self.variant_keys.items()}
-        for account in targets:
-            rendered = render(self.ctx, post, account, self.ws)
+        for account, audience in picked.pairs():
+            rendered = render(self.ctx, post, account, self.ws, audience=audience)
+            whom = f"{account.name} · {audience.name}" if audience is not None else account.name
             if rendered.check is not None and not rendered.check.ok:
                 key = variant_key(post, account)
                 column = column_of.get(key, "text") if key else "text"
-                error(column, f"for {account.name}, {rendered.check.line()}")
+                error(column, f"for {whom}, {rendered.check.line()}")
             for step in rendered.steps:
                 if step.check is not None and not step.check.ok:
-                    error("text", f"for {account.name}, {step.name}: {step.check.line()}")
+                    error("text", f"for {whom}, {step.name}: {step.check.line()}")
+
+
+@dataclass
+class Targets:
+    """A row's targets: accounts on their own (`direct`) and audiences, each with the accounts that reach it."""
+
+    direct: list[Account]
+    audiences: list[Audience]
+    reach: dict[int, list[Account]]
+
+    def pairs(self) -> list[tuple[Account, Audience | None]]:
+        return [(a, None) for a in self.direct] + [(a, audience) for audience in self.audiences
+                                                   for a in self.reach[audience.id or 0]]
+
+    @property
+    def accounts(self) -> list[Account]:
+        """Every account the row reaches, once, by name."""
+        seen = {a.id: a for a, _audience in self.pairs()}
+        return sorted(seen.values(), key=lambda a: a.name)
+
+    def label(self) -> str:
+        return ", ".join([a.name for a in self.direct] + [f"audience {a.name}" for a in self.audiences])
 
 
 def approval_time_problem(ws: Workspace, at: datetime, now: datetime) -> str | None:
@@ -371,7 +406,8 @@ def report_file(filename: str, checks: list[RowCheck]) -> Attachment:
     example="/import (with plan.csv attached)",
     summary="plan many posts from a spreadsheet (CSV): a dry run first, then /import confirm creates them",
     details=(
-        "Attach a CSV file (in the console: /import /path/to/plan.csv). Columns: text, time, zone, accounts, "
+        "Attach a CSV file (in the console: /import /path/to/plan.csv). Columns: text, time, zone, accounts (names, "
+        "all, or audience:<name> like /draft's to=), "
         "link, campaign, image (https://… addresses, or #12 to reuse post #12's pictures), submit (yes/no), and text_<network> for a "
         "network's own text (text_x, text_linkedin). Herald answers with what each row becomes and every error "
         "with its row and column; nothing is created until /import confirm. /import submit sends the rows for "
@@ -514,6 +550,12 @@ def recheck(session: Session, ws: Workspace, plan: dict[str, Any], accounts: dic
     """What changed since the dry run that stops this row (an account removed, its time passed), or None."""
     if any(a not in accounts for a in plan["accounts"]):
         return f"Row {plan['row']}: one of its accounts was removed since the dry run"
+    for audience_id in plan.get("audiences", []):
+        audience = session.get(Audience, audience_id)
+        if audience is None or audience.removed_at is not None:
+            return f"Row {plan['row']}: one of its audiences was removed since the dry run"
+        if not audience_accounts(session, audience_id):
+            return f"Row {plan['row']}: no account reaches audience {audience.name} any more"
     if plan["media"] and len(session.exec(select(Media.id).where(col(Media.id).in_(plan["media"]))).all()) \
             != len(set(plan["media"])):
         return f"Row {plan['row']}: its pictures are no longer kept"
@@ -617,7 +659,8 @@ def create_posts(req: Request, ws_id: int, seen_id: int | None, fetched: dict[st
             session.add(post)
             session.flush()
             assert post.id is not None
-            set_targets(session, post, [accounts[a] for a in plan["accounts"]])
+            audiences = [a for a in (session.get(Audience, i) for i in plan.get("audiences", [])) if a is not None]
+            set_targets(session, post, [accounts[a] for a in plan["accounts"]], audiences, new=True)
             audit(session, ctx, ws_id, post.id, req.actor_name, "import", f"row {plan['row']} of {waiting.filename}")
             if plan["submit"] if plan["submit"] is not None else waiting.submit:
                 move_post(post, PostState.IN_REVIEW)
