@@ -547,21 +547,27 @@ def test_a_row_is_validated_by_its_model() -> None:
 async def test_a_row_for_audiences_makes_a_delivery_per_audience_account_with_its_landing_page(
         acme: Team, tmp_path: Path) -> None:
     """The accounts column takes audiences as /draft's to= does: each audience's accounts get that audience's
-    version (its landing page, checked in the dry run), an unknown audience or a local time is an error of that
-    row and column, and an audience removed between the dry run and confirm stops the import."""
+    version (its landing page, checked in the dry run); `tue 9:00 local` gives each audience its own 9:00 as
+    /schedule does; an unknown audience, or 'local' without audiences, is an error of that row and column, and an
+    audience left without accounts between the dry run and confirm stops the import."""
     acme.add_audience("south", ("brand-x",), "Europe/Madrid", "es", link="https://shop.example/es")
-    acme.add_audience("north", ("brand-x", "brand-bsky"), "Europe/Oslo", "nb")
+    acme.add_audience("north", ("brand-x", "brand-bsky"), "America/New_York", "en")
     rows = [["Rebajas de invierno hoy", "2026-12-02 09:00", "", "audience:south,north", "", "", "", ""],
             ["Winter sale", "2026-12-03 09:00", "", "brand-bsky audience:south", "", "", "", ""],
             ["Unknown", "2026-12-03 09:00", "", "audience:west", "", "", "", ""],
-            ["Local", "tue 9:00 local", "", "audience:south", "", "", "", ""]]
+            ["Local", "tue 9:00 local", "", "audience:south,north", "", "", "", ""],
+            ["No audience", "tue 9:00 local", "", "brand-x", "", "", "", ""],
+            ["Nine nowhere", "2026-03-08 02:30 local", "", "audience:north", "", "", "", ""]]
     out = await acme.say("alice", f"/import {write(tmp_path, 'audiences.csv', plan_csv(rows))}")
     assert "Row 2 → draft · Wed 2 Dec 2026 09:00 CET (Europe/Paris) · to audience south, audience north" in out, out
     assert "Row 3 → draft · Thu 3 Dec 2026 09:00 CET (Europe/Paris) · to brand-bsky, audience south" in out, out
     assert "✗ Row 4, column D (accounts): There's no audience 'west'. Audiences here: north, south." in out, out
-    assert "✗ Row 5, column B (time): a row can't go out at each audience's own time yet" in out, out
+    assert ("Row 5 → draft · 09:00 in each audience's own zone, from Tue 24 Nov 2026 09:00 CET (Europe/Paris) · "
+            "to audience south, audience north") in out, out
+    assert "✗ Row 6, column B (time): 'local' needs audiences in the accounts column" in out, out
+    assert "✗ Row 7, column B (time): For audience north (America/New_York): " in out, out  # 02:30 doesn't exist
     out = await acme.say("alice", "/import confirm")
-    assert out.startswith("✅ Imported audiences.csv: 2 posts (#1–#2)."), out
+    assert out.startswith("✅ Imported audiences.csv: 3 posts (#1–#3)."), out
     with acme.herald.db.session() as session:
         names = {a.id: a.name for a in session.exec(select(Account)).all()}
         audiences = {a.id: a.name for a in session.exec(select(Audience)).all()}
@@ -571,8 +577,13 @@ async def test_a_row_for_audiences_makes_a_delivery_per_audience_account_with_it
     assert second == [("brand-bsky", None), ("brand-x", "south")]
     preview = await acme.say("alice", "/preview 1")
     assert "shop.example/es" in preview, preview  # south's landing page on its delivery
+    # the local row: 09:00 in Madrid (08:00 UTC) and in New York (14:00 UTC), the post armed at the earliest
+    own = sorted((audiences[d.audience_id or 0], d.due_at) for d in acme.deliveries(3))
+    assert own == [("north", datetime(2026, 11, 24, 14, 0, tzinfo=UTC))] * 2 + [
+        ("south", datetime(2026, 11, 24, 8, 0, tzinfo=UTC))], own
+    assert acme.post(3).due_at == datetime(2026, 11, 24, 8, 0, tzinfo=UTC) and acme.post(3).due_local
 
-    # removed between the dry run and confirm: nothing is created
+    # an audience left without accounts between the dry run and confirm: nothing is created
     again = [["Segunda ola de rebajas", "2026-12-04 09:00", "", "audience:south", "", "", "", ""]]
     await acme.say("alice", f"/import {write(tmp_path, 'again.csv', plan_csv(again))}")
     with acme.herald.db.session() as session:
@@ -582,4 +593,4 @@ async def test_a_row_for_audiences_makes_a_delivery_per_audience_account_with_it
     out = await acme.say("alice", "/import confirm")
     assert out.startswith("✋ Nothing was created: since the dry run of again.csv,") and \
         "no account reaches audience south any more" in out, out
-    assert len(posts(acme)) == 2
+    assert len(posts(acme)) == 3

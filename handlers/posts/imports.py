@@ -37,9 +37,18 @@ from handlers.core.errors import UserError
 from handlers.core.lookups import account_rules, audience_accounts, get_workspace
 from handlers.core.notices import tell_team
 from handlers.core.ports import FetchError
-from handlers.core.when import WhenError, parse_timezone, parse_when, show_time
+from handlers.core.when import WhenError, parse_timezone, parse_wall, parse_when, show_time, split_local
 from handlers.core.words import short_text
 from handlers.posts.drafts import resolve_targets, set_targets
+from handlers.posts.local_time import (
+    LOCAL_FORMAT,
+    Group,
+    LocalPlan,
+    apply_plan,
+    plan_groups,
+    plan_local,
+    split_options,
+)
 from handlers.posts.media import MAX_IMAGE_BYTES, MAX_ITEMS, sniff, store_media
 from handlers.posts.plan_file import (
     MAX_ROWS,
@@ -230,11 +239,14 @@ class Checker:
                 error("zone", str(exc))
                 failed.add("zone")
         due_at, due_tz = None, None
-        if row.time and row.time.split()[-1].lower() == "local":
-            error("time", "a row can't go out at each audience's own time yet: give one time (and zone) or none, "
-                          "then after /import confirm: /schedule <post> tue 9:00 local")
+        phrase, skip_holidays = split_options(row.time)
+        phrase, local = split_local(phrase)
+        if skip_holidays and not local:
+            error("time", "skip=holidays goes with a time in each audience's zone, e.g. tue 9:00 local skip=holidays")
             failed.add("time")
-        if row.time and "time" not in failed and "zone" not in failed:
+        elif local:
+            failed.add("local")  # checked below, once the row's audiences are known
+        if row.time and not failed & {"time", "zone", "local"}:
             try:
                 when = parse_when(row.time, now=self.now, default_tz=zone, language=self.ws.language)
                 due_at, due_tz = when.at, when.tz
@@ -245,6 +257,11 @@ class Checker:
                 error("time", str(exc))
 
         picked = self.targets(row.accounts, error) if "accounts" not in failed else None
+        local_plan: LocalPlan | None = None
+        if "local" in failed and picked is not None:
+            local_plan = self.local_times(phrase, skip_holidays, picked, error)
+            if local_plan is not None:
+                due_at, due_tz = local_plan.earliest, self.ws.timezone
 
         media: list[int] = []
         urls: list[str] = []
@@ -275,8 +292,12 @@ class Checker:
             "campaign": row.campaign or None, "accounts": [a.id for a in picked.direct],
             "audiences": [a.id for a in picked.audiences], "media": media, "fetch": urls,
             "due_at": due_at.isoformat() if due_at else None, "due_tz": due_tz, "submit": submit,
+            "local": {"wall": local_plan.wall.strftime(LOCAL_FORMAT), "skip_holidays": skip_holidays}
+            if local_plan is not None else None,
         }
         when_text = show_time(due_at, due_tz or zone) if due_at else "no time yet"
+        if local_plan is not None:
+            when_text = f"{local_plan.label} in each audience's own zone, from {when_text}"
         what = "submitted for approval" if (self.submit_all if submit is None else submit) else "draft"
         out.becomes = (f"Row {number} → {what} · {when_text} · to {picked.label()} · "
                        f"“{short_text(row.text or next(iter(variants.values()), ''), 40)}”")
@@ -306,6 +327,31 @@ class Checker:
             return None
         chosen = {by_name[name.lower()].id: by_name[name.lower()] for name in names}
         return Targets(sorted(chosen.values(), key=lambda a: a.name), [], {})
+
+    def local_times(self, phrase: str, skip_holidays: bool, picked: Targets, error: Complain) -> LocalPlan | None:
+        """A row's `tue 9:00 local`: the time in each of its audiences' zones (its accounts without an audience:
+        the workspace's), refused like /schedule refuses it (no audience, a time a zone skips or has passed)."""
+        if not picked.audiences:
+            error("time", "'local' needs audiences in the accounts column (audience:south) to take their zones from")
+            return None
+        try:
+            wall = parse_wall(phrase, now=self.now, default_tz=self.ws.timezone, language=self.ws.language)
+        except WhenError as exc:
+            error("time", str(exc))
+            return None
+        groups: dict[int | None, Group] = {a.id: Group(a, a.timezone, []) for a in picked.audiences}
+        if picked.direct:
+            groups[None] = Group(None, self.ws.timezone, [])
+        try:
+            plan = plan_groups(groups, wall, self.now, skip_holidays=skip_holidays, example="tue 9:00 local")
+        except UserError as exc:
+            error("time", str(exc).replace(" Nothing was changed.", ""))
+            return None
+        problem = approval_time_problem(self.ws, plan.earliest, self.now)
+        if problem:
+            error("time", problem)
+            return None
+        return plan
 
     def check_limits(self, row: PlanRow, variants: dict[str, str], files: int, picked: Targets,
                      error: Complain) -> None:
@@ -661,6 +707,13 @@ def create_posts(req: Request, ws_id: int, seen_id: int | None, fetched: dict[st
             assert post.id is not None
             audiences = [a for a in (session.get(Audience, i) for i in plan.get("audiences", [])) if a is not None]
             set_targets(session, post, [accounts[a] for a in plan["accounts"]], audiences, new=True)
+            if plan.get("local"):  # each audience's own time, placed as /schedule … local places it
+                session.flush()
+                wall = datetime.strptime(plan["local"]["wall"], LOCAL_FORMAT)
+                placed = plan_local(session, post, ws, wall, now, skip_holidays=plan["local"]["skip_holidays"],
+                                    example=f"tue {wall:%H:%M} local")
+                apply_plan(session, post, placed)
+                post.due_at, post.due_tz = placed.earliest, ws.timezone
             audit(session, ctx, ws_id, post.id, req.actor_name, "import", f"row {plan['row']} of {waiting.filename}")
             if plan["submit"] if plan["submit"] is not None else waiting.submit:
                 move_post(post, PostState.IN_REVIEW)

@@ -138,6 +138,13 @@ def plan_local(session: Session, post: Post, ws: Workspace, wall: datetime, now:
     """Each delivery's own time for `wall` in its audience's zone; UserError (nothing changed) when a zone
     skips that time, a time is already past or too far ahead, or the post has no audiences."""
     groups = audience_groups(session, post, ws, f"/schedule {post.id} {wall:%Y-%m-%d %H:%M} {ws.timezone}")
+    return plan_groups(groups, wall, now, skip_holidays=skip_holidays, example=example)
+
+
+def plan_groups(groups: dict[int | None, Group], wall: datetime, now: datetime, *, skip_holidays: bool,
+                example: str) -> LocalPlan:
+    """`plan_local` for groups already known (an /import row's audiences before its post exists: groups without
+    deliveries give the times alone)."""
     plans: dict[int | None, AudienceTime] = {}
     for audience_id, group in groups.items():
         audience, name, tz, who = group.audience, group.name, group.tz, group.who
