@@ -594,3 +594,16 @@ async def test_a_row_for_audiences_makes_a_delivery_per_audience_account_with_it
     assert out.startswith("✋ Nothing was created: since the dry run of again.csv,") and \
         "no account reaches audience south any more" in out, out
     assert len(posts(acme)) == 3
+
+
+async def test_a_comment_column_gives_the_post_its_first_comment(acme: Team, tmp_path: Path) -> None:
+    header = ["text", "time", "accounts", "comment"]
+    rows = [["Spring sale starts today", "2026-12-02 09:00", "brand-x", "Sizes and shops: https://shop.example/s"],
+            ["No comment", "2026-12-02 10:00", "brand-x", ""],
+            ["Bad comment", "2026-12-02 11:00", "brand-x", "bell \x07 here"]]
+    out = await acme.say("alice", f"/import {write(tmp_path, 'comments.csv', plan_csv(rows, header))}")
+    assert "✗ Row 4, column D (comment): it holds a control character (U+0007), which can't be published" in out, out
+    out = await acme.say("alice", "/import confirm")
+    assert out.startswith("✅ Imported comments.csv: 2 posts (#1–#2)."), out
+    assert [p.comment for p in posts(acme)] == ["Sizes and shops: https://shop.example/s", None]
+    assert "Sizes and shops" in await acme.say("alice", "/preview 1")

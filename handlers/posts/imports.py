@@ -289,7 +289,7 @@ class Checker:
         submit = row.submit
         out.plan = {
             "row": number, "text": row.text, "variants": variants, "link": row.link or None,
-            "campaign": row.campaign or None, "accounts": [a.id for a in picked.direct],
+            "campaign": row.campaign or None, "comment": row.comment or None, "accounts": [a.id for a in picked.direct],
             "audiences": [a.id for a in picked.audiences], "media": media, "fetch": urls,
             "due_at": due_at.isoformat() if due_at else None, "due_tz": due_tz, "submit": submit,
             "local": {"wall": local_plan.wall.strftime(LOCAL_FORMAT), "skip_holidays": skip_holidays}
@@ -364,7 +364,7 @@ class Checker:
             return
         post = Post(workspace_id=self.ws.id or 0, author_platform="", author_user_id="", author_name="",
                     text=parts[0], parts=parts[1:], link=row.link or None, campaign=row.campaign or None,
-                    variants=variants, media=[0] * files)  # a post not stored: render counts its files, never reads them
+                    variants=variants, media=[0] * files, comment=row.comment or None)  # a post not stored: render counts its files, never reads them
         column_of = {key: name for name, key in self.variant_keys.items()}
         for account, audience in picked.pairs():
             rendered = render(self.ctx, post, account, self.ws, audience=audience)
@@ -454,7 +454,8 @@ def report_file(filename: str, checks: list[RowCheck]) -> Attachment:
     details=(
         "Attach a CSV file (in the console: /import /path/to/plan.csv). Columns: text, time, zone, accounts (names, "
         "all, or audience:<name> like /draft's to=), "
-        "link, campaign, image (https://… addresses, or #12 to reuse post #12's pictures), submit (yes/no), and text_<network> for a "
+        "link, campaign, image (https://… addresses, or #12 to reuse post #12's pictures), comment (the first comment), "
+        "submit (yes/no), and text_<network> for a "
         "network's own text (text_x, text_linkedin). Herald answers with what each row becomes and every error "
         "with its row and column; nothing is created until /import confirm. /import submit sends the rows for "
         f"approval (a row's submit column wins). At most {MAX_ROWS:,} rows per file; the same file is imported once."
@@ -697,6 +698,7 @@ def create_posts(req: Request, ws_id: int, seen_id: int | None, fetched: dict[st
             post = Post(
                 workspace_id=ws_id, author_platform=actor.platform, author_user_id=actor.user_id,
                 author_name=req.actor_name, text=parts[0], parts=parts[1:], link=plan["link"], campaign=plan["campaign"],
+                comment=plan.get("comment"),
                 variants=plan["variants"], media=[*plan["media"], *(stored[u] for u in plan.get("fetch", []))],
                 editor_platform=actor.platform,
                 editor_user_id=actor.user_id, created_at=now, updated_at=now,

@@ -28,7 +28,7 @@ from handlers.posts.drafts import CAMPAIGN_RE, MAX_TEXT, URL_RE
 from storage.models import Account
 
 MAX_ROWS = 1_000
-COLUMNS = ("text", "time", "zone", "accounts", "link", "campaign", "image", "submit")
+COLUMNS = ("text", "time", "zone", "accounts", "link", "campaign", "image", "comment", "submit")
 ALIASES = {"account": "accounts", "media": "image", "picture": "image", "when": "time", "timezone": "zone",
            "tz": "zone", "url": "link"}
 VARIANT_PREFIX = "text_"
@@ -78,6 +78,7 @@ class PlanRow(BaseModel):
     link: str = ""
     campaign: str = ""
     image: str = ""
+    comment: str = ""  # the first comment, posted right after the post (like /draft's comment= line)
     submit: bool | None = None
     variants: dict[str, Annotated[str, AfterValidator(_post_text)]] = {}  # column name (text_x) → text
 
@@ -90,6 +91,11 @@ class PlanRow(BaseModel):
     @classmethod
     def _text(cls, value: str) -> str:
         return _post_text(value)
+
+    @field_validator("comment")
+    @classmethod
+    def _comment(cls, value: str) -> str:
+        return _post_text(_readable(value)) if value else value
 
     @field_validator("variants")
     @classmethod
