@@ -325,3 +325,30 @@ async def test_a_wording_with_a_short_link_is_the_same_wording_whatever_its_code
         assert (run.wording, post.text) == (2, "Three tips for a winter garden" + link)
     finally:
         await herald.stop()
+
+
+async def test_a_thread_with_a_first_comment_goes_again_whole(team: Team) -> None:
+    """A library post that is a thread with a first comment is reposted with every part and the comment, not its
+    first part alone; another wording replaces the first part only."""
+    await team.setup_workspace()
+    await team.say("alice", "/slots brand-bsky 10:00")
+    out = await team.say("alice", f"/draft {ORIGINAL}\n---\nStep two: mulch the beds\ncomment=The full guide is on "
+                                  "our site to=brand-bsky")
+    post_id = int(out.split("#", 1)[1].split(" ", 1)[0].rstrip(".:"))
+    await team.say("alice", f"/submit {post_id}")
+    await team.say("bob", f"/approve {post_id}")
+    await team.say("alice", f"/publish {post_id}")
+    assert team.post(post_id).state == "published"
+    await team.say("alice", f"/evergreen add {post_id}")
+    await team.say("alice", f"/evergreen vary {post_id} {OTHER}")
+    for _day in range(61):
+        team.clock.advance(hours=23)
+        await fill_evergreen(team.herald.ctx)
+        await approve_waiting_reposts(team)
+        await team.tick(hours=1)
+    reposts = [post for _run, post in runs(team)]
+    assert [p.text for p in reposts] == [OTHER, ORIGINAL], reposts  # the other wording first, then the original
+    assert all(p.parts == ["Step two: mulch the beds"] and p.comment == "The full guide is on our site"
+               for p in reposts)
+    texts = [p.text for p in team.sandbox_posts()]
+    assert texts.count("Step two: mulch the beds") == 3 and texts.count("The full guide is on our site") == 3, texts

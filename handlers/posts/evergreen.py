@@ -79,10 +79,12 @@ def wordings(item: EvergreenItem, source: Post, account: Account) -> list[str]:
 
 
 def repost(source: Post, text: str) -> Post:
-    """A repost of `source` saying `text` (not saved): its link, campaign and media, no variants."""
+    """A repost of `source` saying `text` (not saved): its link, campaign, media, a thread's later parts and its first
+    comment; no variants (`text` is already the account's own wording, `wordings`)."""
     return Post(workspace_id=source.workspace_id, author_platform=source.author_platform,
                 author_user_id=source.author_user_id, author_name=source.author_name, text=text, link=source.link,
-                campaign=source.campaign, media=list(source.media), variants={})
+                campaign=source.campaign, media=list(source.media), variants={}, parts=list(source.parts),
+                comment=source.comment)
 
 
 @dataclass(frozen=True)
