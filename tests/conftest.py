@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,13 +54,17 @@ class Team:
     async def tick(self, **kwargs: float) -> str:
         """Move the clock and run the sweep, as the scheduler would; returns what Herald printed."""
         self.clock.advance(**kwargs)
+        return "\n".join(await self.printed(sweep(self.herald.ctx)))
+
+    async def printed(self, job: Awaitable[object]) -> list[str]:
+        """Run a job (the sweep, a periodic task) and return each message Herald printed meanwhile."""
         captured: list[str] = []
         self.herald.console.captured = captured
         try:
-            await sweep(self.herald.ctx)
+            await job
         finally:
             self.herald.console.captured = None
-        return "\n".join(captured)
+        return captured
 
     def post(self, post_id: int) -> Post:
         with self.herald.db.session() as session:

@@ -19,6 +19,7 @@ from sqlmodel import select
 from bot.analytics import HttpAnalytics
 from handlers import dispatch
 from handlers.core.chat import Actor, ChatRef, Command
+from handlers.engagement.digests import send_digests
 from handlers.engagement.traffic import read_traffic
 from storage.models import AnalyticsSource, PostTraffic
 from tests.conftest import FakeClock, Team, refused
@@ -175,6 +176,13 @@ async def test_campaign_report_and_stats_show_clicks_visits_and_conversions(
     report = await team.say("bob", "/report campaign spring")
     assert "Clicks → visits → conversions: 3 → 4 → 2 (50.0% of visits converted) (Plausible, goal 'Signup'" in report
     assert f"  #{first}: 3 → 3 → 1" in report and f"  #{second}: 0 → 1 → 1" in report
+    # the period report and the digest say it for the period's posts too
+    week = await team.say("bob", "/report week")
+    assert "Clicks → visits → conversions: 3 → 4 → 2 (50.0% of visits converted) (Plausible, goal 'Signup'" in week, week
+    await team.say("alice", "/digest daily 22:00")
+    clock.advance(hours=14)
+    (digest,) = [c for c in await team.printed(send_digests(team.herald.ctx)) if c.startswith("🗞 Daily digest")]
+    assert "Clicks → visits → conversions: 3 → 4 → 2 (50.0% of visits converted) (Plausible, goal 'Signup'" in digest
     with team.herald.db.session() as session:
         assert sorted((t.post_id, t.account, t.visits, t.conversions) for t in session.exec(select(PostTraffic))) == [
             (first, "", 1, 0), (first, "acme-masto", 1, 1), (first, "acme-x", 1, 0), (second, "acme-masto", 1, 1)]

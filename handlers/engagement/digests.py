@@ -37,6 +37,7 @@ from handlers.core.notices import claim_once, tell_team
 from handlers.core.when import show_time
 from handlers.engagement.clicks import period_click_lines
 from handlers.engagement.reports import Window, period_chart, period_lines, period_numbers, span_text
+from handlers.engagement.traffic import funnel_lines
 from storage.models import ChatLink, SentOnce, Workspace
 
 log = logging.getLogger("herald.digests")
@@ -196,6 +197,7 @@ async def build_digest(ctx: Context, workspace_id: int, setting: Setting, day: d
         window, previous = setting.period(day, tz)
         numbers = period_numbers(session, workspace_id, window, previous)
         clicks = period_click_lines(session, workspace_id, window.start, window.end, (previous.start, previous.end))
+        clicks += funnel_lines(session, workspace_id, sorted({s.post_id for s in numbers.now}), tz, now)
     kind = "Daily" if setting.cadence == DAILY else "Weekly"
     noun = "day" if setting.cadence == DAILY else "week"
     lines = [f"🗞 {kind} digest for {name}: {span_text(window.start, window.end, tz)}"]

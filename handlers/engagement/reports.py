@@ -539,6 +539,8 @@ async def report(req: Request) -> Reply:
             microseconds=1 if period.window.through else 0), tz=tz)
         clicks = period_click_lines(session, ws_id, period.window.start, period.window.end + timedelta(
             microseconds=1 if period.window.through else 0), (period.previous.start, period.previous.end))
+        # the site's visits and conversions from the period's posts, when the workspace reads site analytics
+        clicks += funnel_lines(session, ws_id, sorted({s.post_id for s in numbers.now}), tz, now)
     title = f"📈 Report for {period.name} ({span_text(period.window.start, period.window.end, tz)})"
     body = period_lines(numbers, tz, period.before, period.previous) + clicks
     if shared.shares or shared.second:
