@@ -276,6 +276,9 @@ async def test_targeting_refusals_send_nothing_and_say_why(net, server):
     with pytest.raises(PublishError) as err:
         await net.publish(account(server), outgoing("Salg", country="DK"))
     assert err.value.kind == ErrorKind.REJECTED and "no location named Denmark" in err.value.reason
+    with pytest.raises(PublishError):  # with a picture: refused before the upload, not after it
+        await net.publish(account(server), outgoing("Salg", country="DK", media=(MediaFile("a.png", "image/png", png()),)))
+    assert not server.requests("POST", "/rest/images")
     # a target audience under LinkedIn's 300-follower minimum: LinkedIn's words reach the team
     server.followers_in["urn:li:geo:103819153"] = 120
     with pytest.raises(PublishError) as err:

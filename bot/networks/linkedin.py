@@ -271,6 +271,9 @@ class LinkedInNetwork(HttpNetwork):
         if len(images) > 20:
             raise PublishError(ErrorKind.REJECTED, "LinkedIn takes at most 20 images in a post")
         author = self.author(account)
+        # the country's geo URN first: a country LinkedIn can't target stops the post before any upload
+        geo = await self.geo_urn(account, post.country) \
+            if post.country and self.profile.keeps_to_country(account.settings) else None
         urns: list[str] = list(post.resume.get("image_urns") or [])
         if len(urns) != len(images):
             urns = []
@@ -296,8 +299,8 @@ class LinkedInNetwork(HttpNetwork):
             body["content"] = {"multiImage": {"images": [{"id": u} for u in urns]}}
         elif post.link:
             body["content"] = {"article": {"source": post.link, "title": article_title(post.text, post.link)}}
-        if post.country and self.profile.keeps_to_country(account.settings):
-            body["distribution"]["targetEntities"] = [{"geoLocations": [await self.geo_urn(account, post.country)]}]
+        if geo is not None:
+            body["distribution"]["targetEntities"] = [{"geoLocations": [geo]}]
         resume = {"image_urns": urns} if urns else {}
         await self.hold_back(account)
         try:
