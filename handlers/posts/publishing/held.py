@@ -107,7 +107,7 @@ def held_delivery_lines(session: Session, ws: Workspace, rows: list[tuple[Post, 
     lines = []
     for post, delivery, account in rows:
         audience = delivery_audience(session, delivery)
-        due = delivery.due_at or post.due_at
+        due = delivery.due_at or delivery.not_before or post.due_at  # its own time, or the retry that waited
         zone = audience.timezone if audience is not None else ws.timezone
         lines.append(f"  #{post.id} · {delivery_label(session, delivery, account)} · due "
                      f"{show_time(due, zone) if due else 'now'} · {short_text(post.text, 40)}")
