@@ -236,8 +236,7 @@ async def confirm(req: Request) -> Reply:
             labels = [delivery_label(session, d, a) for d, a in unconfirmed]
             first = unconfirmed[0]
             audience = delivery_audience(session, first[0])
-            example = f"{first[1].name} audience:{audience.name}" if audience is not None and account_name \
-                else first[1].name
+            example = f"{first[1].name} audience:{audience.name}" if audience is not None else first[1].name
             raise UserError(f"#{post.id} has {len(unconfirmed)} unconfirmed deliveries for {whom} "
                             f"({', '.join(labels)}); name one: /confirm {post.id} {example} <link>.")
         missing_link = [(d, a) for d, a in pairs if DeliveryState(d.state) == DeliveryState.SENT
