@@ -225,12 +225,13 @@ def parse_held(req: Request) -> tuple[str, list[int] | None]:
     return action, list(dict.fromkeys(numbers)) or None
 
 
-def chosen(session: Session, ws_id: int, ids: list[int] | None) -> tuple[list[Post], dict[int, list[Delivery]]]:
+def chosen(session: Session, ws_id: int,
+           ids: list[int] | None) -> tuple[list[Post], dict[int, list[tuple[Delivery, Account]]]]:
     """The held posts and held deliveries (by post) a command is about; refuses numbers that are neither."""
     posts = held_posts(session, ws_id, ids)
-    deliveries: dict[int, list[Delivery]] = {}
-    for owner, delivery, _account in held_deliveries(session, ws_id, ids):
-        deliveries.setdefault(owner.id or 0, []).append(delivery)
+    deliveries: dict[int, list[tuple[Delivery, Account]]] = {}
+    for owner, delivery, account in held_deliveries(session, ws_id, ids):
+        deliveries.setdefault(owner.id or 0, []).append((delivery, account))
     if ids is not None:
         found = {p.id for p in posts} | set(deliveries)
         missing = [i for i in ids if i not in found]
@@ -303,22 +304,19 @@ async def publish_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply
         whole = [p.id for p in posts if p.id is not None]
     claimed: list[int] = []
     refused: list[str] = []
-    for post_id, deliveries in own.items():
+    for post_id in own:
         try:
             with ctx.db.session() as session:  # like /retry of those audiences: the rest of the post goes on
-                post = session.get(Post, post_id)
-                if post is None:
+                rows = held_deliveries(session, ws_id, [post_id])  # read again: what is still held now
+                if not rows:
                     raise UserError(f"#{post_id} isn't held any more.")
+                owner = rows[0][0]
                 ws = get_workspace(session, ws_id)
-                held_back = crisis_refusal(session, ws, post)
+                held_back = crisis_refusal(session, ws, owner)
                 if held_back is not None:
                     raise UserError(held_back)
-                again = [d for d in (session.get(Delivery, x.id) for x in deliveries) if d is not None
-                         and DeliveryState(d.state) == DeliveryState.FAILED and d.error_kind == HELD]
-                if not again:
-                    raise UserError(f"#{post_id} isn't held any more.")
-                what = ", ".join(delivery_label(session, d, a) for d, a in post_targets(session, post) if d in again)
-                reopen_deliveries(ctx, session, post, ws, again)
+                what = ", ".join(delivery_label(session, d, a) for _p, d, a in rows)
+                reopen_deliveries(ctx, session, owner, ws, [d for _p, d, _a in rows])
                 audit(session, ctx, ws_id, post_id, req.actor_name, "publish held", what)
             claimed.append(post_id)
         except (UserError, IllegalTransition) as exc:
@@ -364,15 +362,14 @@ async def drop_held(req: Request, ws_id: int, ids: list[int] | None) -> Reply:
         parts: list[str] = []
         for post_id, deliveries in own.items():
             labels = []
-            for delivery in deliveries:  # conditional: a delivery /held publish sent meanwhile stays sent
+            for delivery, account in deliveries:  # conditional: a delivery /held publish sent meanwhile stays sent
                 moved = session.exec(  # type: ignore[call-overload]
                     update(Delivery).where(col(Delivery.id) == delivery.id)
                     .where(col(Delivery.state) == DeliveryState.FAILED.value).where(col(Delivery.error_kind) == HELD)
                     .values(error_kind=CANCELLED, updated_at=now,
                             last_error=f"held, then dropped by {req.actor_name}")
                 )
-                account = session.get(Account, delivery.account_id)
-                if moved.rowcount == 1 and account is not None:
+                if moved.rowcount == 1:
                     labels.append(delivery_label(session, delivery, account))
             if labels:
                 audit(session, ctx, ws_id, post_id, req.actor_name, "drop held", ", ".join(labels))
