@@ -34,7 +34,7 @@ from handlers.core.chat import Attachment, MediaIn, Reply
 from handlers.core.commands import Param, Request, command
 from handlers.core.context import Context
 from handlers.core.errors import UserError
-from handlers.core.lookups import account_rules, audience_accounts, get_workspace
+from handlers.core.lookups import account_rules, audience_accounts, get_workspace, target_label
 from handlers.core.notices import tell_team
 from handlers.core.ports import FetchError
 from handlers.core.when import WhenError, parse_timezone, parse_wall, parse_when, show_time, split_local
@@ -368,7 +368,7 @@ class Checker:
         column_of = {key: name for name, key in self.variant_keys.items()}
         for account, audience in picked.pairs():
             rendered = render(self.ctx, post, account, self.ws, audience=audience)
-            whom = f"{account.name} · {audience.name}" if audience is not None else account.name
+            whom = target_label(account, audience)
             if rendered.check is not None and not rendered.check.ok:
                 key = variant_key(post, account)
                 column = column_of.get(key, "text") if key else "text"

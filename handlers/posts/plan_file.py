@@ -87,15 +87,10 @@ class PlanRow(BaseModel):
     def _plain(cls, value: str) -> str:
         return _readable(value)
 
-    @field_validator("text")
+    @field_validator("text", "comment")
     @classmethod
     def _text(cls, value: str) -> str:
         return _post_text(value)
-
-    @field_validator("comment")
-    @classmethod
-    def _comment(cls, value: str) -> str:
-        return _post_text(_readable(value)) if value else value
 
     @field_validator("variants")
     @classmethod
