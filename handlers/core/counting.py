@@ -67,9 +67,8 @@ def graphemes(text: str) -> list[str]:
 
 
 def _count_x(text: str, url_weight: int | None) -> int:
-    options = dict(_twitter_config["defaults"])
-    if url_weight is not None:
-        options["transformed_url_length"] = url_weight
+    defaults = _twitter_config["defaults"]
+    weight = int(defaults["transformed_url_length"] if url_weight is None else url_weight)
     if text.isascii():
         # every ASCII character weighs 1 in twitter-text's ranges and no emoji is ASCII, so its count is the
         # characters with each link (found by twitter-text's own extractor) counted as transformed_url_length;
@@ -77,8 +76,8 @@ def _count_x(text: str, url_weight: int | None) -> int:
         # (tests/test_limits.py compares the two on every printable character and 2,000 random texts)
         normalized = convert_line_ending(text)
         found = extract_urls_with_indices(normalized)
-        return len(normalized) - sum(len(u["url"]) for u in found) + len(found) * int(options["transformed_url_length"])
-    return int(parse_tweet(text, options).weightedLength)
+        return len(normalized) - sum(len(u["url"]) for u in found) + len(found) * weight
+    return int(parse_tweet(text, {**defaults, "transformed_url_length": weight}).weightedLength)
 
 
 def _count_urls_fixed(text: str, url_weight: int | None) -> int:
