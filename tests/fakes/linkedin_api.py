@@ -147,8 +147,8 @@ class FakeLinkedIn(LoopbackServer):
                                       "organization posts"}, status=422)
         for target in targets:
             geos = target.get("geoLocations") or []
-            unknown = [g for g in geos if g not in GEOS]
-            if unknown or not isinstance(geos, list):
+            unknown = [g for g in geos if g not in GEOS] if isinstance(geos, list) else [geos]
+            if unknown:
                 return web.json_response({"status": 400, "message": f"Invalid geo urn(s) {unknown}"}, status=400)
             if sum(self.followers_in.get(g, 0) for g in geos) < TARGET_MINIMUM:
                 return web.json_response({"status": 400, "message": "The targeted audience is too small: at "
